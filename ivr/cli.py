@@ -1,0 +1,129 @@
+"""The `ivr` command: run the service, check a rules file, manage the database."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ivr.config import EMBEDDED_REDIS, ConfigError, Settings
+from ivr.rules.check import load_bundle
+from ivr.rules.loader import RulesError
+
+
+def _check(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    rules_file = Path(args.file) if args.file else settings.routing_rules
+    prompts_dir = Path(args.prompts) if args.prompts else settings.voice_prompts
+    try:
+        bundle = load_bundle(rules_file, prompts_dir)
+    except RulesError as exc:
+        for problem in exc.problems:
+            print(problem)
+        return 1
+    rules = bundle.rules
+    print(
+        f"{rules_file}: ok ({len(rules.languages)} languages, {len(rules.menus)} menus, "
+        f"{len(rules.queues)} queues, {len(rules.teams)} teams)"
+    )
+    return 0
+
+
+def _upgrade(args: argparse.Namespace) -> int:
+    from ivr.db import Database
+
+    settings = Settings.from_env()
+    database = Database(settings.database_url)
+    database.upgrade()
+    print(f"database at revision {database.current_revision()}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    if args.dev:
+        os.environ["IVR_DEV_MODE"] = "1"
+    settings = Settings.from_env()
+    workers = args.workers
+    if settings.redis_url == EMBEDDED_REDIS and workers != 1:
+        print("REDIS_URL is not set: the embedded Redis works in one process only, using 1 worker")
+        workers = 1
+    try:
+        settings.validate()
+        if not args.no_migrate:
+            _upgrade(args)
+        from ivr import create_app
+
+        app = create_app(settings)
+    except (ConfigError, RulesError) as exc:
+        print(f"cannot start: {exc}", file=sys.stderr)
+        return 1
+    if settings.redis_url == EMBEDDED_REDIS:
+        print("Queue state is in-process (embedded Redis): run one process only, or set REDIS_URL.")
+    _run_gunicorn(app, f"{args.host}:{args.port}", workers, args.threads)
+    return 0
+
+
+def _run_gunicorn(app: Any, bind: str, workers: int, threads: int) -> None:
+    from gunicorn.app.base import BaseApplication
+
+    class Server(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            self.cfg.set("bind", bind)
+            self.cfg.set("workers", workers)
+            self.cfg.set("threads", threads)
+            self.cfg.set("accesslog", "-")
+            # Twilio gives up on a webhook after 15 s; never keep a worker longer than that.
+            self.cfg.set("timeout", 20)
+
+        def load(self) -> Any:
+            return app
+
+    Server().run()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ivr", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    check = commands.add_parser("check", help="validate a rules file and its voice prompts")
+    check.add_argument(
+        "file", nargs="?", help="rules file (default: $ROUTING_RULES or routing_rules.yaml)"
+    )
+    check.add_argument(
+        "--prompts", help="voice prompt folder (default: $VOICE_PROMPTS or voice_prompts)"
+    )
+    check.set_defaults(run=_check)
+
+    serve = commands.add_parser("serve", help="run the service (gunicorn)")
+    serve.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "5000")))
+    serve.add_argument("--workers", type=int, default=1, help="processes (needs a real REDIS_URL)")
+    serve.add_argument("--threads", type=int, default=8, help="threads per process")
+    serve.add_argument("--dev", action="store_true", help="development mode: no signature checks")
+    serve.add_argument(
+        "--no-migrate", action="store_true", help="do not upgrade the database first"
+    )
+    serve.set_defaults(run=_serve)
+
+    db = commands.add_parser("db", help="database schema")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    upgrade = db_commands.add_parser("upgrade", help="create or upgrade the schema (Alembic)")
+    upgrade.set_defaults(run=_upgrade)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    args = build_parser().parse_args(argv)
+    result: int = args.run(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

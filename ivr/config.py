@@ -1,0 +1,77 @@
+"""Settings, read once from the environment into a frozen object."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ivr.clock import parse_instant
+
+DEFAULT_DATABASE_URL = "sqlite:///instance/ivr.sqlite3"
+EMBEDDED_REDIS = "embedded://"
+"""`REDIS_URL` value (and default) for an in-process Redis substitute: one process only."""
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str = EMBEDDED_REDIS
+    twilio_auth_token: str | None = None
+    twilio_account_sid: str | None = None
+    routing_rules: Path = Path("routing_rules.yaml")
+    voice_prompts: Path = Path("voice_prompts")
+    public_base_url: str | None = None
+    clock_start: datetime | None = None
+    dev_mode: bool = False
+    rules_reload_seconds: float = 2.0
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from environment variables (see README, "Settings")."""
+        env = os.environ if env is None else env
+        clock_start = None
+        if env.get("IVR_CLOCK"):
+            try:
+                clock_start = parse_instant(env["IVR_CLOCK"])
+            except ValueError as exc:
+                raise ConfigError(
+                    f"IVR_CLOCK must be an ISO-8601 instant with an offset, got {env['IVR_CLOCK']!r}"
+                ) from exc
+        base = env.get("PUBLIC_BASE_URL", "").strip().rstrip("/") or None
+        if base and not base.startswith(("http://", "https://")):
+            raise ConfigError(f"PUBLIC_BASE_URL must start with http:// or https://, got {base!r}")
+        return cls(
+            database_url=env.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
+            redis_url=env.get("REDIS_URL") or EMBEDDED_REDIS,
+            twilio_auth_token=env.get("TWILIO_AUTH_TOKEN") or None,
+            twilio_account_sid=env.get("TWILIO_ACCOUNT_SID") or None,
+            routing_rules=Path(env.get("ROUTING_RULES") or "routing_rules.yaml"),
+            voice_prompts=Path(env.get("VOICE_PROMPTS") or "voice_prompts"),
+            public_base_url=base,
+            clock_start=clock_start,
+            dev_mode=_flag(env.get("IVR_DEV_MODE")),
+        )
+
+    def validate(self) -> None:
+        """Refuse settings that would run an unprotected line by accident."""
+        if not self.twilio_auth_token and not self.dev_mode:
+            raise ConfigError(
+                "TWILIO_AUTH_TOKEN is not set. Set it, or set IVR_DEV_MODE=1 to run without "
+                "signature checks on a development machine."
+            )
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return replace(self, **changes)

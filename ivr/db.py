@@ -1,0 +1,180 @@
+"""The one module that owns the database: declarative base, engine, sessions and migrations.
+
+Every timestamp column is `UTCDateTime`: callers hand it aware datetimes, it stores UTC and reads
+back aware UTC datetimes on every backend. The schema belongs to Alembic (`ivr/migrations`, shipped
+inside the package); `Database.upgrade()` brings a database to the newest revision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import URL, DateTime, Engine, MetaData, create_engine, event, make_url, text
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+# Deterministic constraint names, so migrations can refer to (and drop) constraints by name on
+# every backend.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# Without a bound, an unreachable PostgreSQL host can stall a request (or a health check) for as
+# long as the OS TCP timeout; a URL's own ?connect_timeout= wins.
+_PG_CONNECT_TIMEOUT_SECONDS = 10
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware timestamp stored in UTC; naive datetimes are refused."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Refuse naive datetimes and convert aware ones to UTC."""
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r}: pass an aware datetime (in UTC)")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any | None, dialect: Dialect) -> datetime | None:
+        """Return an aware UTC datetime whatever the backend handed back."""
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a datetime from the database, got {value!r}")
+        # SQLite keeps no offset; what it holds was written as UTC by process_bind_param.
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base for every table of the application."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime()}
+
+
+def normalise_url(url: str | URL) -> URL:
+    """Parse a database URL, pointing plain PostgreSQL URLs at the psycopg 3 driver."""
+    parsed = make_url(url)
+    if parsed.drivername in {"postgres", "postgresql"}:
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+class Database:
+    """An engine, a session factory and the schema migrations for one database URL."""
+
+    def __init__(self, url: str) -> None:
+        self.url = normalise_url(url)
+        backend = self.url.get_backend_name()
+        connect_args: dict[str, Any] = {}
+        if backend == "sqlite":
+            _create_sqlite_parent(self.url)
+            # Flask serves requests on worker threads; sessions never share a connection
+            # between threads at the same time, the pool hands each its own.
+            connect_args["check_same_thread"] = False
+        elif backend == "postgresql" and "connect_timeout" not in self.url.query:
+            connect_args["connect_timeout"] = _PG_CONNECT_TIMEOUT_SECONDS
+        self.engine: Engine = create_engine(self.url, pool_pre_ping=True, connect_args=connect_args)
+        if backend == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_on_connect)
+            event.listen(self.engine, "begin", _sqlite_on_begin)
+        self.sessions: sessionmaker[Session] = sessionmaker(self.engine, expire_on_commit=False)
+
+    def __repr__(self) -> str:
+        return f"Database({self.url.render_as_string(hide_password=True)!r})"
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session that commits when the block succeeds and rolls back when it raises."""
+        with self.sessions() as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    def ping(self) -> bool:
+        """True when the database answers a trivial query; never raises."""
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except Exception:
+            return False
+        return True
+
+    def upgrade(self, revision: str = "head") -> None:
+        """Migrate the schema to `revision` (by default the newest) in one transaction."""
+        config = self.alembic_config()
+        with self.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+
+    def current_revision(self) -> str | None:
+        """The Alembic revision the database is at, or None before the first migration."""
+        with self.engine.connect() as connection:
+            return _current_revision(connection)
+
+    def head_revision(self) -> str | None:
+        """The newest revision shipped with the code."""
+        return ScriptDirectory.from_config(self.alembic_config()).get_current_head()
+
+    def alembic_config(self) -> Config:
+        """An Alembic configuration for the migrations shipped inside the package."""
+        config = Config()
+        # Config values go through ConfigParser interpolation, where "%" is special.
+        config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+        return config
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+
+def _current_revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def _create_sqlite_parent(url: URL) -> None:
+    database = url.database or ""
+    if database in {"", ":memory:"} or database.startswith("file:"):
+        return
+    Path(database).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # sqlite3's legacy transaction handling emits BEGIN only before DML, which breaks SAVEPOINTs
+    # and repeatable reads; take over BEGIN ourselves (see _sqlite_on_begin).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA foreign_keys=ON")
+    finally:
+        cursor.close()
+
+
+def _sqlite_on_begin(connection: Connection) -> None:
+    # IMMEDIATE takes the write lock up front: concurrent writers then wait for each other (up to
+    # the busy timeout) instead of failing with "database is locked" when a read lock cannot be
+    # upgraded mid-transaction.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")

@@ -1,0 +1,150 @@
+"""Voice prompt catalogs: one YAML file per language in `voice_prompts/`, plus optional recordings.
+
+A catalog says which Twilio voice speaks the language and holds the text of every prompt id. A recorded
+file `voice_prompts/audio/<language>/<prompt id>.mp3` (or `.wav`) replaces the text of a prompt that
+has no `{placeholders}`: the caller hears the recording instead of the synthetic voice.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ivr.rules.loader import Problem, RulesError, Source, read_yaml
+
+AUDIO_SUFFIXES = (".mp3", ".wav")
+
+SYSTEM_PROMPTS = frozenset(
+    {
+        "language_option",
+        "press_key",
+        "menu_keys",
+        "not_an_option",
+        "no_input",
+        "fallback_notice",
+        "please_hold",
+        "queue_position",
+        "queue_next",
+        "hold_thanks",
+        "team_closed",
+        "team_closed_no_opening",
+        "offer_voicemail",
+        "offer_callback",
+        "offer_back",
+        "voicemail_instructions",
+        "voicemail_saved",
+        "voicemail_empty",
+        "callback_confirmed",
+        "callback_no_number",
+        "ticket_reference",
+        "goodbye",
+        "technical_problem",
+    }
+)
+"""Prompt ids the service itself speaks; every catalog must have them."""
+
+GLOBAL_PLACEHOLDERS = frozenset({"brand", "email", "website"})
+
+
+def placeholders(text: str) -> frozenset[str]:
+    """The `{names}` a prompt text expects."""
+    return frozenset(name for _, name, _, _ in string.Formatter().parse(text) if name)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The prompts of one language and how Twilio should speak them."""
+
+    language: str
+    name: str
+    say_language: str
+    voice: str
+    locale: str
+    texts: Mapping[str, str]
+    audio: Mapping[str, str] = field(default_factory=dict)
+    """prompt id -> file name under voice_prompts/audio/<language>/"""
+
+
+@dataclass(frozen=True)
+class Prompts:
+    """All catalogs, keyed by language code (zh-CN, en-US, ...)."""
+
+    catalogs: Mapping[str, Catalog]
+    audio_root: Path
+
+    def catalog(self, language: str) -> Catalog:
+        return self.catalogs[language]
+
+
+def _read_catalog(path: Path, audio_root: Path) -> tuple[Catalog, Source]:
+    source = read_yaml(path)
+    data = source.data
+    problems: list[Problem] = []
+    if not isinstance(data, dict):
+        raise RulesError([source.problem((), "a prompt catalog must be a mapping")])
+    for required in ("language", "name", "say_language", "voice", "locale", "prompts"):
+        if required not in data:
+            problems.append(source.problem((), f"missing required setting {required!r}"))
+    texts = data.get("prompts")
+    if "prompts" in data and not isinstance(texts, dict):
+        problems.append(source.problem(("prompts",), "'prompts' must map prompt ids to texts"))
+    if problems:
+        raise RulesError(problems)
+    assert isinstance(texts, dict)
+    for prompt_id, text in texts.items():
+        if not isinstance(text, str) or not text.strip():
+            problems.append(source.problem(("prompts", prompt_id), "a prompt needs a text"))
+            continue
+        try:
+            placeholders(text)
+        except ValueError as exc:
+            problems.append(source.problem(("prompts", prompt_id), f"bad placeholder: {exc}"))
+    if path.stem != data["language"]:
+        problems.append(
+            source.problem(
+                ("language",), f"file {path.name} declares language {data['language']!r}"
+            )
+        )
+    if problems:
+        raise RulesError(problems)
+    audio_dir = audio_root / str(data["language"])
+    audio = {}
+    if audio_dir.is_dir():
+        for file in sorted(audio_dir.iterdir()):
+            if file.suffix in AUDIO_SUFFIXES and file.stem in texts:
+                audio[file.stem] = file.name
+    catalog = Catalog(
+        language=str(data["language"]),
+        name=str(data["name"]),
+        say_language=str(data["say_language"]),
+        voice=str(data["voice"]),
+        locale=str(data["locale"]),
+        texts={str(k): str(v) for k, v in texts.items()},
+        audio=audio,
+    )
+    return catalog, source
+
+
+def load_prompts(
+    directory: Path | str, languages: tuple[str, ...]
+) -> tuple[Prompts, dict[str, Source]]:
+    """Load the catalog of each language; a missing or malformed catalog is a `RulesError`."""
+    directory = Path(directory)
+    audio_root = directory / "audio"
+    catalogs: dict[str, Catalog] = {}
+    sources: dict[str, Source] = {}
+    problems: list[Problem] = []
+    for language in languages:
+        path = directory / f"{language}.yaml"
+        if not path.exists():
+            problems.append(Problem(str(path), 1, 1, f"no prompt catalog for language {language}"))
+            continue
+        try:
+            catalogs[language], sources[language] = _read_catalog(path, audio_root)
+        except RulesError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise RulesError(problems)
+    return Prompts(catalogs=catalogs, audio_root=audio_root), sources

@@ -1,0 +1,182 @@
+"""Checks that span the whole rules file and the prompt catalogs, and the one entry point that loads both.
+
+`load_bundle` is what `ivr check`, the service and the tests use: it either returns rules the call flow
+can run on without surprises, or raises `RulesError` listing every problem with file, line and column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from ivr.prompts import GLOBAL_PLACEHOLDERS, SYSTEM_PROMPTS, Prompts, load_prompts, placeholders
+from ivr.rules.loader import Location, Problem, RulesError, Source, load_rules
+from ivr.rules.schema import Rules, Target
+
+SYSTEM_PLACEHOLDERS: dict[str, frozenset[str]] = {
+    "language_option": frozenset({"key"}),
+    "press_key": frozenset({"label", "key"}),
+    "queue_position": frozenset({"position"}),
+    "team_closed": frozenset({"when", "city"}),
+    "callback_confirmed": frozenset({"number"}),
+    "ticket_reference": frozenset({"reference"}),
+}
+"""Placeholders the service fills in for its own prompts; each must appear in every translation."""
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """Rules plus the prompt catalogs they speak with: everything the call flow needs."""
+
+    rules: Rules
+    prompts: Prompts
+
+
+def _targets(rules: Rules) -> Iterator[tuple[Location, Target]]:
+    yield ("defaults", "fallback"), rules.defaults.fallback
+    for menu_id, menu in rules.menus.items():
+        if menu.fallback:
+            yield ("menus", menu_id, "fallback"), menu.fallback
+        for key, option in menu.options.items():
+            yield ("menus", menu_id, "options", key), option
+
+
+def _prompt_references(rules: Rules) -> Iterator[tuple[Location, str]]:
+    for index, prompt in enumerate(rules.greeting):
+        yield ("greeting", index), prompt
+    for index, announcement in enumerate(rules.announcements):
+        yield ("announcements", index, "prompt"), announcement.prompt
+    for menu_id, menu in rules.menus.items():
+        if menu.intro:
+            yield ("menus", menu_id, "intro"), menu.intro
+        for key, option in menu.options.items():
+            yield ("menus", menu_id, "options", key, "label"), option.label
+    for loc, target in _targets(rules):
+        if target.say:
+            yield (*loc, "say"), target.say
+
+
+def _reachable_menus(rules: Rules) -> set[str]:
+    seen: set[str] = set()
+    todo = [rules.main_menu]
+    if rules.defaults.fallback.menu:
+        todo.append(rules.defaults.fallback.menu)
+    while todo:
+        menu_id = todo.pop()
+        if menu_id in seen or menu_id not in rules.menus:
+            continue
+        seen.add(menu_id)
+        menu = rules.menus[menu_id]
+        todo += [o.menu for o in menu.options.values() if o.menu]
+        if menu.fallback and menu.fallback.menu:
+            todo.append(menu.fallback.menu)
+    return seen
+
+
+def check_references(rules: Rules, source: Source) -> list[Problem]:
+    """Every name used in the rules points at something that exists."""
+    problems: list[Problem] = []
+    codes = set(rules.language_codes)
+
+    def need(condition: bool, loc: Location, message: str) -> None:
+        if not condition:
+            problems.append(source.problem(loc, message))
+
+    need(
+        rules.defaults.language in codes,
+        ("defaults", "language"),
+        f"default language {rules.defaults.language!r} is not in 'languages'",
+    )
+    for prefix, code in rules.country_languages.items():
+        need(
+            code in codes, ("country_languages", prefix), f"language {code!r} is not in 'languages'"
+        )
+    need(
+        rules.operator_queue in rules.queues,
+        ("operator_queue",),
+        f"operator queue {rules.operator_queue!r} is not defined under 'queues'",
+    )
+    need(
+        rules.main_menu in rules.menus,
+        ("main_menu",),
+        f"main menu {rules.main_menu!r} is not defined under 'menus'",
+    )
+    for loc, target in _targets(rules):
+        if target.menu:
+            need(target.menu in rules.menus, (*loc, "menu"), f"menu {target.menu!r} is not defined")
+        if target.queue:
+            need(
+                target.queue in rules.queues,
+                (*loc, "queue"),
+                f"queue {target.queue!r} is not defined",
+            )
+        if target.voicemail and not rules.after_hours.voicemail:
+            need(False, (*loc, "voicemail"), "voicemail is switched off in 'after_hours'")
+    for queue_id, queue in rules.queues.items():
+        teams = [queue.team] if isinstance(queue.team, str) else list(queue.team.values())
+        for team in teams:
+            need(team in rules.teams, ("queues", queue_id, "team"), f"team {team!r} is not defined")
+        if isinstance(queue.team, dict):
+            for language in queue.team:
+                need(
+                    language in codes or language == "default",
+                    ("queues", queue_id, "team", language),
+                    f"{language!r} is neither a language in 'languages' nor 'default'",
+                )
+            missing = [c for c in rules.language_codes if c not in queue.team]
+            need(
+                "default" in queue.team or not missing,
+                ("queues", queue_id, "team"),
+                f"no team for {', '.join(missing)}: add them or a 'default'",
+            )
+    reachable = _reachable_menus(rules)
+    for menu_id in rules.menus:
+        need(
+            menu_id in reachable,
+            ("menus", menu_id),
+            f"menu {menu_id!r} cannot be reached from {rules.main_menu!r}",
+        )
+    return problems
+
+
+def check_prompts(
+    rules: Rules, source: Source, prompts: Prompts, prompt_sources: dict[str, Source]
+) -> list[Problem]:
+    """Every prompt the caller may hear exists in every language, with the placeholders it needs."""
+    problems: list[Problem] = []
+    used = list(_prompt_references(rules))
+    for language, catalog in prompts.catalogs.items():
+        catalog_source = prompt_sources[language]
+        for loc, prompt_id in used:
+            if prompt_id not in catalog.texts:
+                problems.append(
+                    source.problem(
+                        loc, f"prompt {prompt_id!r} is missing from {catalog_source.file}"
+                    )
+                )
+        for prompt_id in sorted(SYSTEM_PROMPTS - set(catalog.texts)):
+            problems.append(catalog_source.problem(("prompts",), f"missing prompt {prompt_id!r}"))
+        for prompt_id, text in catalog.texts.items():
+            needed = SYSTEM_PLACEHOLDERS.get(prompt_id, frozenset())
+            found = placeholders(text)
+            where: Location = ("prompts", prompt_id)
+            for name in sorted(found - needed - GLOBAL_PLACEHOLDERS):
+                problems.append(catalog_source.problem(where, f"unknown placeholder {{{name}}}"))
+            for name in sorted(needed - found):
+                problems.append(catalog_source.problem(where, f"must contain {{{name}}}"))
+    return problems
+
+
+def load_bundle(rules_path: Path | str, prompts_dir: Path | str) -> Bundle:
+    """Load and fully check the rules and their prompts; raise `RulesError` listing every problem."""
+    rules, source = load_rules(rules_path)
+    problems = check_references(rules, source)
+    try:
+        prompts, prompt_sources = load_prompts(prompts_dir, rules.language_codes)
+    except RulesError as exc:
+        raise RulesError(problems + exc.problems) from exc
+    problems += check_prompts(rules, source, prompts, prompt_sources)
+    if problems:
+        raise RulesError(sorted(problems, key=lambda p: (p.file, p.line, p.column)))
+    return Bundle(rules=rules, prompts=prompts)

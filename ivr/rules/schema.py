@@ -1,0 +1,319 @@
+"""Typed, frozen model of `routing_rules.yaml`.
+
+The YAML is parsed once (see `loader.py`) into these objects; the rest of the code only ever sees them.
+Field-level shape checks live here; checks that span several sections (a menu naming a queue that does
+not exist, a prompt missing from a catalog) live in `check.py`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+import pytz
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+MENU_KEYS = frozenset("123456789")
+"""Keys an admin may assign. `0` (operator), `*` (repeat) and `#` (back) are reserved everywhere."""
+
+_RANGE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+
+def _menu_key(value: str) -> str:
+    if value not in MENU_KEYS:
+        raise ValueError(f"menu key must be one of 1-9 (0, * and # are reserved), not {value!r}")
+    return value
+
+
+MenuKey = Annotated[str, AfterValidator(_menu_key)]
+PromptId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$")]
+
+
+class Target(Frozen):
+    """Where a choice leads: exactly one of a sub-menu, a queue, a spoken answer or voicemail."""
+
+    menu: Name | None = None
+    queue: Name | None = None
+    say: PromptId | None = None
+    voicemail: bool = False
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Target:
+        chosen = [n for n in ("menu", "queue", "say") if getattr(self, n) is not None]
+        if self.voicemail:
+            chosen.append("voicemail")
+        if len(chosen) != 1:
+            raise ValueError(
+                "needs exactly one of 'menu', 'queue', 'say' or 'voicemail: true'"
+                + (f", got {', '.join(chosen)}" if chosen else "")
+            )
+        return self
+
+
+class Option(Target):
+    """One key of a menu: the label spoken for it, and the issue recorded on the ticket."""
+
+    label: PromptId
+    issue: Name | None = None
+    priority: int | None = Field(default=None, ge=0, le=100)
+
+    @property
+    def issue_name(self) -> str:
+        return self.issue or self.label
+
+
+class Menu(Frozen):
+    intro: PromptId | None = None
+    options: dict[MenuKey, Option]
+    max_tries: int | None = Field(default=None, ge=1, le=10)
+    fallback: Target | None = None
+
+    @field_validator("options")
+    @classmethod
+    def _not_empty(cls, options: dict[str, Option]) -> dict[str, Option]:
+        if not options:
+            raise ValueError("a menu needs at least one option")
+        return options
+
+
+class LanguageChoice(Frozen):
+    key: MenuKey
+    code: str
+
+
+class Defaults(Frozen):
+    language: str
+    max_tries: int = Field(default=3, ge=1, le=10)
+    gather_timeout: int = Field(default=6, ge=1, le=30, description="seconds of silence = no input")
+    fallback: Target
+
+
+class Announcement(Frozen):
+    """A service notice (outage, maintenance) played after the greeting between `start` and `end`."""
+
+    prompt: PromptId
+    start: datetime
+    end: datetime
+
+    @field_validator("start", "end")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("needs a time zone offset, for example 2026-12-01T02:00:00+00:00")
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Announcement:
+        if self.end <= self.start:
+            raise ValueError("'end' must be after 'start'")
+        return self
+
+    def active(self, now: datetime) -> bool:
+        return self.start <= now < self.end
+
+
+class TimeRange(Frozen):
+    """Opening time within one local day, in minutes since midnight; `end` may be 1440 (24:00)."""
+
+    start: int = Field(ge=0, le=1440)
+    end: int = Field(ge=0, le=1440)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TimeRange:
+        if self.end <= self.start:
+            raise ValueError("a time range must end after it starts")
+        return self
+
+    @classmethod
+    def parse(cls, text: str) -> TimeRange:
+        match = _RANGE.match(text)
+        if not match:
+            raise ValueError(f"expected a range like '08:00-20:00', got {text!r}")
+        h1, m1, h2, m2 = (int(g) for g in match.groups())
+        if h1 > 24 or h2 > 24 or m1 > 59 or m2 > 59 or (h1 == 24 and m1) or (h2 == 24 and m2):
+            raise ValueError(f"not a valid time in {text!r}")
+        return cls(start=h1 * 60 + m1, end=h2 * 60 + m2)
+
+
+def _ranges(value: Any) -> tuple[TimeRange, ...]:
+    """'closed', '08:00-20:00' or a list of such ranges -> sorted ranges."""
+    if value is None or value == "closed":
+        return ()
+    items = value if isinstance(value, list) else [value]
+    ranges = []
+    for item in items:
+        if isinstance(item, TimeRange):
+            ranges.append(item)
+        elif isinstance(item, str):
+            ranges.append(TimeRange.parse(item))
+        else:
+            raise ValueError(f"expected 'HH:MM-HH:MM' or 'closed', got {item!r}")
+    return tuple(sorted(ranges, key=lambda r: r.start))
+
+
+def _weekday_span(key: str) -> list[int]:
+    key = key.strip().lower()
+    if key == "daily":
+        return list(range(7))
+    first, _, last = key.partition("-")
+    if first not in WEEKDAYS or (last and last not in WEEKDAYS):
+        raise ValueError(f"unknown day {key!r}: use mon..sun, a span like mon-fri, or daily")
+    start = WEEKDAYS.index(first)
+    end = WEEKDAYS.index(last) if last else start
+    if end < start:
+        raise ValueError(f"day span {key!r} runs backwards")
+    return list(range(start, end + 1))
+
+
+class HolidayCalendar(Frozen):
+    """Public holidays from the `holidays` package; the team is closed on them unless overridden."""
+
+    country: str
+    subdivision: str | None = None
+
+    @model_validator(mode="after")
+    def _known(self) -> HolidayCalendar:
+        import holidays
+
+        try:
+            holidays.country_holidays(self.country, subdiv=self.subdivision, years=2026)
+        except NotImplementedError as exc:
+            raise ValueError(f"unknown holiday country {self.country!r}") from exc
+        except Exception as exc:  # holidays raises various errors for a bad subdivision
+            raise ValueError(str(exc)) from exc
+        return self
+
+
+class DateOverride(Frozen):
+    """Hours for one calendar date (local to the team), replacing the weekly hours and holidays."""
+
+    date: date
+    hours: tuple[TimeRange, ...] = ()
+    note: str | None = None
+
+    @field_validator("hours", mode="before")
+    @classmethod
+    def _parse_hours(cls, value: Any) -> tuple[TimeRange, ...]:
+        return _ranges(value)
+
+
+class Team(Frozen):
+    timezone: str
+    weekly: dict[int, tuple[TimeRange, ...]] = Field(
+        description="weekday (0 = Monday) -> opening ranges; parsed from keys like 'mon-fri'"
+    )
+    holidays: HolidayCalendar | None = None
+    overrides: tuple[DateOverride, ...] = ()
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        if value not in pytz.all_timezones_set:
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name like Europe/Berlin)")
+        return value
+
+    @field_validator("weekly", mode="before")
+    @classmethod
+    def _parse_weekly(cls, value: Any) -> dict[int, tuple[TimeRange, ...]]:
+        if value == "always":
+            return {day: (TimeRange(start=0, end=1440),) for day in range(7)}
+        if not isinstance(value, dict):
+            raise ValueError("expected a mapping like {mon-fri: '08:00-20:00'} or 'always'")
+        weekly: dict[int, tuple[TimeRange, ...]] = {}
+        for key, hours in value.items():
+            for day in _weekday_span(str(key)):
+                if day in weekly:
+                    raise ValueError(f"{WEEKDAYS[day]} is given twice")
+                weekly[day] = _ranges(hours)
+        return weekly
+
+    @field_validator("overrides")
+    @classmethod
+    def _unique_dates(cls, value: tuple[DateOverride, ...]) -> tuple[DateOverride, ...]:
+        seen: set[date] = set()
+        for override in value:
+            if override.date in seen:
+                raise ValueError(f"date {override.date} is overridden twice")
+            seen.add(override.date)
+        return value
+
+
+class Queue(Frozen):
+    """A hold queue. Callers wait per language; `team` gives whose hours apply (per language if a map)."""
+
+    team: Name | dict[str, Name]
+    priority: int = Field(default=0, ge=0, le=100)
+    hold_music: str | None = None
+    announce_every: int = Field(default=30, ge=10, le=600, description="seconds between updates")
+
+    def team_for(self, language: str) -> str:
+        if isinstance(self.team, str):
+            return self.team
+        return self.team.get(language) or self.team["default"]
+
+
+class AfterHours(Frozen):
+    voicemail: bool = True
+    callback: bool = True
+    max_recording_seconds: int = Field(default=120, ge=10, le=600)
+
+
+class Rules(Frozen):
+    version: Literal[1]
+    brand: str
+    support_email: str
+    website: str
+    defaults: Defaults
+    greeting: tuple[PromptId, ...]
+    announcements: tuple[Announcement, ...] = ()
+    languages: tuple[LanguageChoice, ...]
+    country_languages: dict[str, str] = {}
+    operator_queue: Name
+    main_menu: Name = "main"
+    menus: dict[Name, Menu]
+    teams: dict[Name, Team]
+    queues: dict[Name, Queue]
+    after_hours: AfterHours = AfterHours()
+
+    @field_validator("languages")
+    @classmethod
+    def _distinct_languages(cls, value: tuple[LanguageChoice, ...]) -> tuple[LanguageChoice, ...]:
+        keys = [choice.key for choice in value]
+        codes = [choice.code for choice in value]
+        if len(set(keys)) != len(keys):
+            raise ValueError("two languages share a key")
+        if len(set(codes)) != len(codes):
+            raise ValueError("a language is listed twice")
+        if not value:
+            raise ValueError("at least one language is needed")
+        return value
+
+    @field_validator("country_languages")
+    @classmethod
+    def _calling_codes(cls, value: dict[str, str]) -> dict[str, str]:
+        for prefix in value:
+            if not re.fullmatch(r"\+\d{1,4}", prefix):
+                raise ValueError(f"{prefix!r} is not a calling code like '+49'")
+        return value
+
+    @property
+    def language_codes(self) -> tuple[str, ...]:
+        return tuple(choice.code for choice in self.languages)
+
+    def language_for_key(self, key: str) -> str | None:
+        return next((c.code for c in self.languages if c.key == key), None)
+
+    def language_for_caller(self, number: str) -> str | None:
+        """The language suggested by the caller's country calling code (longest prefix wins)."""
+        matches = [p for p in self.country_languages if number.startswith(p)]
+        return self.country_languages[max(matches, key=len)] if matches else None
+
+    def active_announcements(self, now: datetime) -> tuple[Announcement, ...]:
+        return tuple(a for a in self.announcements if a.active(now))

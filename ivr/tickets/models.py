@@ -1,0 +1,82 @@
+"""Tables for call tickets. The schema itself is created by the Alembic migrations."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, CheckConstraint, String
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from ivr.db import Base
+from ivr.tickets.changes import Outcome
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class OutcomeType(TypeDecorator[Outcome]):
+    """An `Outcome` stored as its plain string value."""
+
+    impl = String(20)
+    cache_ok = True
+
+    def process_bind_param(self, value: Outcome | None, dialect: Dialect) -> str | None:
+        """Store the enum's value (and reject strings that are not outcomes)."""
+        return None if value is None else Outcome(value).value
+
+    def process_result_value(self, value: Any | None, dialect: Dialect) -> Outcome | None:
+        """Read the value back as an `Outcome`."""
+        return None if value is None else Outcome(value)
+
+
+class Ticket(Base):
+    """One ticket per call: who called, what they chose, and how the call ended."""
+
+    __tablename__ = "tickets"
+    __table_args__ = (CheckConstraint("satisfaction BETWEEN 1 AND 5", name="satisfaction_range"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_sid: Mapped[str] = mapped_column(String(64), unique=True)
+    reference: Mapped[str] = mapped_column(String(12), unique=True)
+    caller: Mapped[str | None] = mapped_column(String(32))
+    called: Mapped[str | None] = mapped_column(String(32))
+    language: Mapped[str | None] = mapped_column(String(16))
+    # Reassign rather than mutate: SQLAlchemy does not see in-place changes to a JSON value.
+    menu_path: Mapped[list[str]] = mapped_column(JSON, default=list)
+    issue: Mapped[str | None] = mapped_column(String(64))
+    queue: Mapped[str | None] = mapped_column(String(64))
+    team: Mapped[str | None] = mapped_column(String(64))
+    priority: Mapped[int | None]
+    arrived_at: Mapped[datetime] = mapped_column(index=True)
+    queued_at: Mapped[datetime | None]
+    answered_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    outcome: Mapped[Outcome | None] = mapped_column(OutcomeType(), index=True)
+    call_status: Mapped[str | None] = mapped_column(String(20))
+    wait_seconds: Mapped[int | None]
+    duration_seconds: Mapped[int | None]
+    agent: Mapped[str | None] = mapped_column(String(128))
+    recording_url: Mapped[str | None] = mapped_column(String(500))
+    recording_duration: Mapped[int | None]
+    callback_number: Mapped[str | None] = mapped_column(String(32))
+    satisfaction: Mapped[int | None]
+    # Bookkeeping of the row itself, hence the real clock rather than the call flow's `now`.
+    created_at: Mapped[datetime] = mapped_column(default=_utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=_utcnow, onupdate=_utcnow)
+
+    def __repr__(self) -> str:
+        return f"Ticket(call_sid={self.call_sid!r}, reference={self.reference!r})"
+
+
+class ProcessedWebhook(Base):
+    """A Twilio webhook whose changes were applied, keyed by its `I-Twilio-Idempotency-Token`."""
+
+    __tablename__ = "processed_webhooks"
+
+    token: Mapped[str] = mapped_column(String(128), primary_key=True)
+    call_sid: Mapped[str] = mapped_column(String(64))
+    processed_at: Mapped[datetime] = mapped_column(index=True)

@@ -1,0 +1,87 @@
+"""Render flow decisions as TwiML with the `twilio` library.
+
+Webhook URLs in the TwiML are relative (`/voice/input?...`): Twilio resolves them against the URL it
+just requested, so they stay right behind any proxy or public host name.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from twilio.twiml.voice_response import Gather as TwiGather
+from twilio.twiml.voice_response import VoiceResponse
+
+from ivr.flow import Action, CallState, Decision, GoTo, Hangup, Music, Pause, Record, Say, Speech
+from ivr.flow import Gather as FlowGather
+from ivr.prompts import Prompts
+
+STEP_PATHS = {
+    "language": "/voice/input",
+    "menu": "/voice/input",
+    "closed": "/voice/input",
+    "hold": "/voice/hold",
+    "voicemail": "/voice/recording",
+}
+
+
+def state_url(state: CallState) -> str:
+    """The webhook that continues the call at `state`."""
+    return f"{STEP_PATHS[state.step]}?{urlencode(state.to_params())}"
+
+
+def audio_url(language: str, file_name: str) -> str:
+    return f"/voice/audio/{language}/{file_name}"
+
+
+def _speak(parent: VoiceResponse | TwiGather, item: Speech, prompts: Prompts) -> None:
+    if isinstance(item, Say):
+        if item.audio:
+            parent.play(audio_url(item.language, item.audio))
+            return
+        catalog = prompts.catalog(item.language)
+        parent.say(item.text, voice=catalog.voice, language=catalog.say_language)
+    elif isinstance(item, Pause):
+        parent.pause(length=item.seconds)
+    elif isinstance(item, Music):
+        parent.play(item.url)
+
+
+def _render_action(response: VoiceResponse, action: Action, prompts: Prompts) -> None:
+    if isinstance(action, FlowGather):
+        url = state_url(action.then)
+        gather = response.gather(
+            input="dtmf",
+            num_digits=1,
+            timeout=action.timeout,
+            finish_on_key="",  # so that # reaches us as a key ("go back")
+            action=url,
+            method="POST",
+        )
+        for item in action.speech:
+            _speak(gather, item, prompts)
+        # A Gather that hears nothing falls through to the next verb: tell the flow about the silence.
+        response.redirect(url, method="POST")
+    elif isinstance(action, GoTo):
+        response.redirect(state_url(action.state), method="POST")
+    elif isinstance(action, Record):
+        response.record(
+            action=state_url(action.then),
+            method="POST",
+            max_length=action.max_seconds,
+            finish_on_key="#",
+            play_beep=True,
+            timeout=5,
+            trim="trim-silence",
+        )
+    elif isinstance(action, Hangup):
+        response.hangup()
+    else:
+        _speak(response, action, prompts)
+
+
+def render(decision: Decision, prompts: Prompts) -> str:
+    """The TwiML document for a decision."""
+    response = VoiceResponse()
+    for action in decision.actions:
+        _render_action(response, action, prompts)
+    return str(response)

@@ -1,0 +1,164 @@
+"""Shared fixtures.
+
+Tests use real PostgreSQL and Redis when `TEST_DATABASE_URL` / `TEST_REDIS_URL` are set (CI sets
+both, see `.ci/run`) and SQLite / fakeredis otherwise; the test code is the same for both. When a URL
+is set but its service is unreachable, the tests fail; they never skip.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import fakeredis
+import pytest
+import redis
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import MetaData, Table
+
+from ivr.clock import FrozenClock
+from ivr.config import Settings
+from ivr.db import Database, normalise_url
+
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL")
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> redis.Redis:
+    """One Redis connection for the session: the real server when configured, else fakeredis."""
+    if TEST_REDIS_URL:
+        client = redis.Redis.from_url(TEST_REDIS_URL)
+        client.ping()  # unreachable on CI -> error, not skip
+        return client
+    return fakeredis.FakeRedis(server=fakeredis.FakeServer())
+
+
+@pytest.fixture
+def redis_client(redis_server: redis.Redis) -> Iterator[redis.Redis]:
+    """A clean Redis database around each test."""
+    redis_server.flushdb()
+    yield redis_server
+    redis_server.flushdb()
+
+
+# --- database fixtures ---
+# The schema is migrated once per session (on PostgreSQL after dropping everything left from an
+# earlier run); `database` then empties every table before and after each test. With
+# TEST_DATABASE_URL unset the tests run on a SQLite file in a temporary directory.
+
+
+_EMPTY_SCHEMA = "ivr_empty_schema"
+
+
+def _recreate_pg_schema(database: Database, schema: str) -> None:
+    with database.engine.begin() as connection:
+        connection.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+
+
+@pytest.fixture(scope="session")
+def migrated_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
+    """One database for the whole session, migrated to the newest revision."""
+    if TEST_DATABASE_URL:
+        database = Database(TEST_DATABASE_URL)
+        _recreate_pg_schema(database, "public")  # unreachable on CI -> error, not skip
+    else:
+        path = tmp_path_factory.mktemp("database") / "ivr.sqlite3"
+        database = Database(f"sqlite:///{path}")
+    database.upgrade()
+    yield database
+    database.dispose()
+
+
+@pytest.fixture(scope="session")
+def _database_tables(migrated_database: Database) -> list[Table]:
+    # Reflected rather than taken from Base.metadata, so tables whose models a test module never
+    # imported are emptied too; children first for foreign keys.
+    metadata = MetaData()
+    metadata.reflect(migrated_database.engine)
+    return [t for t in reversed(metadata.sorted_tables) if t.name != "alembic_version"]
+
+
+def _delete_all_rows(database: Database, tables: list[Table]) -> None:
+    with database.engine.begin() as connection:
+        for table in tables:
+            connection.execute(table.delete())
+
+
+@pytest.fixture
+def database(migrated_database: Database, _database_tables: list[Table]) -> Iterator[Database]:
+    """The migrated database with every table empty around the test."""
+    _delete_all_rows(migrated_database, _database_tables)
+    yield migrated_database
+    _delete_all_rows(migrated_database, _database_tables)
+
+
+@pytest.fixture
+def empty_database(tmp_path: Path) -> Iterator[Database]:
+    """A database without any schema yet, for tests of the migrations themselves."""
+    if not TEST_DATABASE_URL:
+        database = Database(f"sqlite:///{tmp_path}/empty.sqlite3")
+        yield database
+        database.dispose()
+        return
+    admin = Database(TEST_DATABASE_URL)
+    _recreate_pg_schema(admin, _EMPTY_SCHEMA)
+    # A schema of its own (first on the search path) keeps it apart from `migrated_database`.
+    url = normalise_url(TEST_DATABASE_URL).update_query_dict(
+        {"options": f"-csearch_path={_EMPTY_SCHEMA}"}
+    )
+    database = Database(url.render_as_string(hide_password=False))
+    try:
+        yield database
+    finally:
+        database.dispose()
+        with admin.engine.begin() as connection:
+            connection.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{_EMPTY_SCHEMA}" CASCADE')
+        admin.dispose()
+
+
+# --- app fixtures ---------------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+MONDAY_AFTERNOON = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
+"""Monday 10:00 in New York, 16:00 in Berlin, 23:00 in Shanghai."""
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock(MONDAY_AFTERNOON)
+
+
+@pytest.fixture
+def app_factory(
+    database: Database, redis_client: redis.Redis, clock: FrozenClock
+) -> Callable[..., Flask]:
+    """Builds apps on the test database, Redis and clock; keyword arguments override settings."""
+    from ivr import create_app
+    from tests.support import AUTH_TOKEN
+
+    def build(**overrides: Any) -> Flask:
+        settings = Settings(
+            database_url="unused://",
+            twilio_auth_token=AUTH_TOKEN,
+            routing_rules=ROOT / "routing_rules.yaml",
+            voice_prompts=ROOT / "voice_prompts",
+        ).with_overrides(**overrides)
+        return create_app(settings, clock, database=database, redis_client=redis_client)
+
+    return build
+
+
+@pytest.fixture
+def app(app_factory: Callable[..., Flask]) -> Flask:
+    return app_factory()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()

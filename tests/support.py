@@ -1,0 +1,120 @@
+"""A tiny Twilio stand-in for webhook tests: signs requests and follows the TwiML it gets back."""
+
+from __future__ import annotations
+
+import itertools
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask.testing import FlaskClient
+from twilio.request_validator import RequestValidator
+from werkzeug.test import TestResponse
+
+AUTH_TOKEN = "test-auth-token-0123456789abcdef"
+BASE_URL = "http://localhost"
+_sids = itertools.count(1)
+
+
+def new_call_sid() -> str:
+    return f"CA{next(_sids):032x}"
+
+
+def signed_post(
+    client: FlaskClient,
+    path: str,
+    form: dict[str, str],
+    *,
+    token: str = AUTH_TOKEN,
+    base_url: str = BASE_URL,
+    headers: dict[str, str] | None = None,
+) -> TestResponse:
+    """POST `form` to `path` as Twilio would, signed for the URL `base_url + path`."""
+    signature = RequestValidator(token).compute_signature(base_url + path, form)
+    return client.post(
+        path, data=form, headers={"X-Twilio-Signature": signature, **(headers or {})}
+    )
+
+
+def parse(response: TestResponse) -> ET.Element:
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.mimetype == "text/xml"
+    root = ET.fromstring(response.get_data())
+    assert root.tag == "Response"
+    return root
+
+
+def spoken(element: ET.Element) -> list[str]:
+    """Texts of every <Say> in document order, including those inside <Gather>."""
+    return [say.text or "" for say in element.iter("Say")]
+
+
+@dataclass
+class Phone:
+    """One call, walked through the webhooks the way Twilio would (enough for these tests)."""
+
+    client: FlaskClient
+    caller: str = "+14155550100"
+    called: str = "+18005550199"
+    sid: str = field(default_factory=new_call_sid)
+    twiml: ET.Element | None = None
+    heard: list[str] = field(default_factory=list)
+
+    def form(self, **extra: str) -> dict[str, str]:
+        return {
+            "CallSid": self.sid,
+            "AccountSid": "AC" + "0" * 32,
+            "From": self.caller,
+            "To": self.called,
+            "CallStatus": "in-progress",
+            "Direction": "inbound",
+            **extra,
+        }
+
+    def _post(self, url: str, **extra: str) -> ET.Element:
+        self.twiml = parse(signed_post(self.client, url, self.form(**extra)))
+        self.heard += spoken(self.twiml)
+        return self.twiml
+
+    def dial(self) -> ET.Element:
+        return self._post("/voice/incoming", CallStatus="ringing")
+
+    def _gather(self) -> ET.Element:
+        assert self.twiml is not None
+        gather = self.twiml.find("Gather")
+        assert gather is not None, "the caller is not at a menu"
+        return gather
+
+    def press(self, key: str) -> ET.Element:
+        return self._post(self._gather().attrib["action"], Digits=key)
+
+    def wait_silently(self) -> ET.Element:
+        """Let the Gather time out: Twilio follows the <Redirect> after it."""
+        self._gather()
+        return self.follow()
+
+    def follow(self) -> ET.Element:
+        assert self.twiml is not None
+        redirect = self.twiml.find("Redirect")
+        assert redirect is not None, "no <Redirect> to follow"
+        return self._post(redirect.text or "")
+
+    def record(self, url: str, seconds: int) -> ET.Element:
+        assert self.twiml is not None
+        record = self.twiml.find("Record")
+        assert record is not None, "not recording"
+        return self._post(
+            record.attrib["action"], RecordingUrl=url, RecordingDuration=str(seconds), Digits="#"
+        )
+
+    def hang_up(self, status: str = "completed", duration: int = 42) -> Any:
+        response = signed_post(
+            self.client,
+            "/voice/status",
+            self.form(CallStatus=status, CallDuration=str(duration)),
+        )
+        assert response.status_code in (200, 204), response.get_data(as_text=True)
+        return response
+
+    def last_heard(self) -> str:
+        return " ".join(spoken(self.twiml)) if self.twiml is not None else ""

@@ -1,0 +1,381 @@
+"""The pure call flow, driven by tables of (where the caller is, what they press) -> what happens."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from ivr.flow import (
+    Caller,
+    CallState,
+    Decision,
+    Flow,
+    Gather,
+    GoTo,
+    Hangup,
+    Music,
+    Pause,
+    QueueRequest,
+    Record,
+    Say,
+)
+from ivr.rules.check import Bundle, load_bundle
+from ivr.tickets.changes import Outcome
+
+ROOT = Path(__file__).resolve().parents[1]
+MONDAY_AFTERNOON = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)  # New York 10:00, Berlin 16:00
+SATURDAY = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)
+MAINTENANCE = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
+
+US_CALLER = Caller("+14155550100", "4821093")
+GERMAN_CALLER = Caller("+4930123456", "4821093")
+UNKNOWN_CALLER = Caller("+99955501", "4821093")
+ANONYMOUS = Caller(None, "4821093")
+
+
+@pytest.fixture(scope="module")
+def bundle() -> Bundle:
+    return load_bundle(ROOT / "routing_rules.yaml", ROOT / "voice_prompts")
+
+
+def flow_at(bundle: Bundle, now: datetime = MONDAY_AFTERNOON) -> Flow:
+    return Flow(bundle, now)
+
+
+def heard(decision: Decision) -> list[str]:
+    """Every prompt id the caller hears, in order, including inside menus."""
+    ids: list[str] = []
+    for action in decision.actions:
+        if isinstance(action, Say):
+            ids.append(action.prompt)
+        elif isinstance(action, Gather):
+            ids += [s.prompt for s in action.speech if isinstance(s, Say)]
+    return ids
+
+
+def texts(decision: Decision) -> str:
+    parts = []
+    for action in decision.actions:
+        speech = action.speech if isinstance(action, Gather) else (action,)
+        parts += [s.text for s in speech if isinstance(s, Say)]
+    return " ".join(parts)
+
+
+def listening_at(decision: Decision) -> CallState | None:
+    """The state the next key will be sent to (the last menu of the decision)."""
+    gathers = [a for a in decision.actions if isinstance(a, Gather)]
+    return gathers[-1].then if gathers else None
+
+
+def menu(language: str, menu_id: str, tries: int = 0) -> CallState:
+    return CallState("menu", language, menu_id, tries=tries)
+
+
+# --- answering and the language menu -------------------------------------------------------------
+
+
+def test_answer_greets_warns_and_offers_each_language_in_its_own_voice(bundle: Bundle) -> None:
+    decision = flow_at(bundle).answer(US_CALLER)
+    gather = decision.actions[0]
+    assert isinstance(gather, Gather)
+    assert heard(decision)[:2] == ["greeting", "anti_fraud"]
+    options = [s for s in gather.speech if isinstance(s, Say) and s.prompt == "language_option"]
+    assert [s.language for s in options] == ["zh-CN", "en-US", "fr-FR", "de-DE"]
+    assert "中文" in options[0].text and "1" in options[0].text
+    assert "Deutsch" in options[3].text and "4" in options[3].text
+    assert "never ask for your password" in texts(decision)
+    assert gather.then == CallState("language")
+
+
+def test_greeting_is_in_the_language_of_the_callers_country(bundle: Bundle) -> None:
+    decision = flow_at(bundle).answer(GERMAN_CALLER)
+    first = decision.actions[0]
+    assert isinstance(first, Gather)
+    greeting = first.speech[0]
+    assert isinstance(greeting, Say) and greeting.language == "de-DE"
+
+
+def test_service_announcement_plays_only_inside_its_window(bundle: Bundle) -> None:
+    assert "announcement_maintenance" in heard(flow_at(bundle, MAINTENANCE).answer(US_CALLER))
+    assert "announcement_maintenance" not in heard(flow_at(bundle).answer(US_CALLER))
+
+
+@pytest.mark.parametrize(
+    ("caller", "state", "digits", "language", "then", "hears"),
+    [
+        (US_CALLER, CallState("language"), "2", "en-US", menu("en-US", "main"), ["main_intro"]),
+        (US_CALLER, CallState("language"), "1", "zh-CN", menu("zh-CN", "main"), ["greeting"]),
+        (GERMAN_CALLER, CallState("language"), None, "de-DE", menu("de-DE", "main"), []),
+        (
+            UNKNOWN_CALLER,
+            CallState("language"),
+            None,
+            None,
+            CallState("language", tries=1),
+            ["no_input"],
+        ),
+        (
+            UNKNOWN_CALLER,
+            CallState("language"),
+            "9",
+            None,
+            CallState("language", tries=1),
+            ["not_an_option"],
+        ),
+        (
+            UNKNOWN_CALLER,
+            CallState("language"),
+            "abc",
+            None,
+            CallState("language", tries=1),
+            ["not_an_option"],
+        ),
+        (
+            UNKNOWN_CALLER,
+            CallState("language", tries=2),
+            None,
+            "en-US",
+            menu("en-US", "main"),
+            ["no_input", "main_intro"],
+        ),
+        (US_CALLER, CallState("language", tries=1), "*", None, CallState("language", tries=1), []),
+        (US_CALLER, CallState("language"), "#", None, CallState("language"), []),
+        (US_CALLER, None, "3", "fr-FR", menu("fr-FR", "main"), ["greeting", "anti_fraud"]),
+    ],
+)
+def test_language_menu(
+    bundle: Bundle,
+    caller: Caller,
+    state: CallState | None,
+    digits: str | None,
+    language: str | None,
+    then: CallState,
+    hears: list[str],
+) -> None:
+    decision = flow_at(bundle).on_input(state, digits, caller)
+    assert listening_at(decision) == then
+    assert decision.ticket.language == language
+    spoken = heard(decision)
+    for prompt in hears:
+        assert prompt in spoken
+
+
+def test_a_caller_who_picks_another_language_hears_the_safety_notice_in_it(bundle: Bundle) -> None:
+    decision = flow_at(bundle).on_input(CallState("language"), "3", US_CALLER)
+    notice = [
+        s for s in decision.actions[0].speech if isinstance(s, Say) and s.prompt == "anti_fraud"
+    ]  # type: ignore[union-attr]
+    assert notice and notice[0].language == "fr-FR"
+
+
+# --- issue menus -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("state", "digits", "then", "step"),
+    [
+        (menu("en-US", "main"), "1", menu("en-US", "account"), "main:1"),
+        (menu("en-US", "main"), "2", menu("en-US", "funds"), "main:2"),
+        (menu("en-US", "account", tries=1), "*", menu("en-US", "account", tries=1), None),
+        (menu("en-US", "account"), "#", menu("en-US", "main"), None),
+        (menu("en-US", "main"), "#", CallState("language"), None),
+        (menu("en-US", "main"), "7", menu("en-US", "main", tries=1), None),
+        (menu("en-US", "main"), None, menu("en-US", "main", tries=1), None),
+        (menu("de-DE", "no_such_menu"), "1", menu("de-DE", "account"), "main:1"),
+        (CallState("menu", "xx-XX", "main"), "1", CallState("language"), None),
+    ],
+)
+def test_menu_keys(
+    bundle: Bundle, state: CallState, digits: str | None, then: CallState, step: str | None
+) -> None:
+    decision = flow_at(bundle).on_input(state, digits, US_CALLER)
+    assert listening_at(decision) == then
+    assert decision.ticket.menu_step == step
+
+
+def test_menu_options_are_read_with_their_keys_and_the_help_keys(bundle: Bundle) -> None:
+    decision = flow_at(bundle).on_input(CallState("language"), "2", US_CALLER)
+    text = texts(decision)
+    assert "For account and login, press 1." in text
+    assert "For a security emergency" in text
+    assert "press star" in text and "press pound" in text and "press 0" in text
+
+
+def test_wrong_keys_lead_to_the_fallback_queue_instead_of_a_hang_up(bundle: Bundle) -> None:
+    flow = flow_at(bundle)
+    decision = flow.on_input(menu("en-US", "main", tries=2), "8", US_CALLER)
+    assert heard(decision)[:3] == ["not_an_option", "fallback_notice", "please_hold"]
+    assert decision.join == QueueRequest("general", "en-US", 10)
+    assert not any(isinstance(a, Hangup) for a in decision.actions)
+
+
+def test_security_menu_gives_up_sooner_and_falls_back_to_the_security_desk(bundle: Bundle) -> None:
+    decision = flow_at(bundle).on_input(menu("en-US", "security", tries=1), None, US_CALLER)
+    assert decision.join == QueueRequest("security", "en-US", 90)
+
+
+def test_zero_reaches_the_operator_queue_from_any_menu(bundle: Bundle) -> None:
+    decision = flow_at(bundle).on_input(menu("fr-FR", "funds"), "0", US_CALLER)
+    assert decision.join == QueueRequest("general", "fr-FR", 10)
+    assert decision.ticket.issue == "operator"
+
+
+def test_self_service_answer_then_the_same_menu_again(bundle: Bundle) -> None:
+    decision = flow_at(bundle).on_input(menu("en-US", "self_service"), "2", US_CALLER)
+    assert heard(decision)[0] == "answer_email"
+    assert "support@bitp.example" in texts(decision)
+    assert listening_at(decision) == menu("en-US", "self_service")
+    assert decision.ticket.outcome is Outcome.SELF_SERVED
+    assert decision.ticket.issue == "faq_email"
+
+
+# --- queues and business hours ---------------------------------------------------------------
+
+
+def test_open_team_puts_the_caller_on_hold_with_the_options_priority(bundle: Bundle) -> None:
+    decision = flow_at(bundle).on_input(menu("en-US", "security"), "2", US_CALLER)
+    assert decision.join == QueueRequest("security", "en-US", 100)
+    assert decision.ticket.queue == "security"
+    assert decision.ticket.issue == "suspicious_withdrawal"
+    assert decision.ticket.queued and decision.ticket.outcome is Outcome.QUEUED
+    assert isinstance(decision.actions[-1], GoTo)
+    assert decision.actions[-1].state.step == "hold"
+
+
+def test_language_decides_the_team_whose_hours_apply(bundle: Bundle) -> None:
+    # Monday 15:00 UTC: 23:00 in Shanghai (closed), 16:00 in Berlin (open).
+    chinese = flow_at(bundle).on_input(menu("zh-CN", "funds"), "1", US_CALLER)
+    german = flow_at(bundle).on_input(menu("de-DE", "funds"), "1", US_CALLER)
+    assert chinese.join is None and chinese.ticket.team == "asia"
+    assert german.join == QueueRequest("funds", "de-DE", 30) and german.ticket.team == "europe"
+
+
+def test_closed_team_says_when_it_opens_and_offers_voicemail_and_callback(bundle: Bundle) -> None:
+    decision = flow_at(bundle, SATURDAY).on_input(menu("en-US", "funds"), "1", US_CALLER)
+    assert decision.join is None
+    assert decision.ticket.outcome is Outcome.CLOSED_HOURS
+    text = texts(decision)
+    assert "We open again on Monday, November 30" in text and "New York time" in text
+    assert heard(decision)[1:] == ["offer_voicemail", "offer_callback", "offer_back"]
+    assert listening_at(decision) == CallState("closed", "en-US", "funds", "funds", 30)
+
+
+def test_security_desk_is_open_around_the_clock(bundle: Bundle) -> None:
+    decision = flow_at(bundle, SATURDAY).on_input(menu("zh-CN", "security"), "1", US_CALLER)
+    assert decision.join == QueueRequest("security", "zh-CN", 100)
+
+
+CLOSED = CallState("closed", "en-US", "funds", "funds", 30)
+
+
+def test_after_hours_voicemail_records_then_reads_back_the_ticket(bundle: Bundle) -> None:
+    flow = flow_at(bundle, SATURDAY)
+    decision = flow.on_input(CLOSED, "1", US_CALLER)
+    record = next(a for a in decision.actions if isinstance(a, Record))
+    assert record.then.step == "voicemail" and record.max_seconds == 120
+    saved = flow.recorded(record.then, "https://api.twilio.com/rec/RE1", 14, US_CALLER)
+    assert decision.ticket.outcome is None
+    assert saved.ticket.outcome is Outcome.VOICEMAIL
+    assert saved.ticket.recording_url == "https://api.twilio.com/rec/RE1"
+    assert "4 8 2 1 0 9 3" in texts(saved)
+    assert isinstance(saved.actions[-1], Hangup)
+
+
+def test_an_empty_recording_goes_back_instead_of_hanging_up(bundle: Bundle) -> None:
+    state = CallState("voicemail", "en-US", "funds", "funds", 30)
+    decision = flow_at(bundle, SATURDAY).recorded(state, None, 0, US_CALLER)
+    assert heard(decision) == ["voicemail_empty"]
+    assert decision.actions[-1] == GoTo(CLOSED)
+
+
+def test_after_hours_callback_is_logged_with_the_callers_number(bundle: Bundle) -> None:
+    decision = flow_at(bundle, SATURDAY).on_input(CLOSED, "2", US_CALLER)
+    assert decision.ticket.outcome is Outcome.CALLBACK
+    assert decision.ticket.callback_number == "+14155550100"
+    assert "4 8 2 1 0 9 3" in texts(decision)
+    assert isinstance(decision.actions[-1], Hangup)
+
+
+def test_callback_without_a_number_offers_voicemail_instead(bundle: Bundle) -> None:
+    decision = flow_at(bundle, SATURDAY).on_input(CLOSED, "2", ANONYMOUS)
+    assert any(isinstance(a, Record) for a in decision.actions)
+    assert decision.ticket.outcome is None
+
+
+@pytest.mark.parametrize(
+    ("digits", "then"),
+    [
+        ("#", menu("en-US", "funds")),
+        ("*", CLOSED),
+        ("5", CallState("closed", "en-US", "funds", "funds", 30, tries=1)),
+    ],
+)
+def test_after_hours_keys(bundle: Bundle, digits: str, then: CallState) -> None:
+    decision = flow_at(bundle, SATURDAY).on_input(CLOSED, digits, US_CALLER)
+    assert listening_at(decision) == then
+
+
+def test_silence_after_hours_ends_in_voicemail_not_a_hang_up(bundle: Bundle) -> None:
+    state = CallState("closed", "en-US", "funds", "funds", 30, tries=2)
+    decision = flow_at(bundle, SATURDAY).on_input(state, None, US_CALLER)
+    assert any(isinstance(a, Record) for a in decision.actions)
+
+
+# --- holding -----------------------------------------------------------------------------------
+
+HOLD = CallState("hold", "en-US", "funds", "funds", 30)
+
+
+def test_hold_round_tells_the_position_then_plays_music(bundle: Bundle) -> None:
+    decision = flow_at(bundle).hold(HOLD, 3)
+    assert texts(decision) == "You are number 3 in line."
+    assert isinstance(decision.actions[1], Music)
+    assert decision.actions[-1] == GoTo(CallState("hold", "en-US", "funds", "funds", 30, tries=1))
+
+
+def test_later_rounds_thank_the_caller_and_first_in_line_hears_next(bundle: Bundle) -> None:
+    decision = flow_at(bundle).hold(CallState("hold", "de-DE", "funds", "funds", 30, tries=4), 1)
+    assert heard(decision) == ["hold_thanks", "queue_next"]
+
+
+def test_queue_without_music_pauses_for_its_update_interval(bundle: Bundle) -> None:
+    decision = flow_at(bundle).hold(CallState("hold", "en-US", "security", "security", 90), 2)
+    assert Pause(20) in decision.actions
+
+
+def test_unknown_position_is_not_announced(bundle: Bundle) -> None:
+    assert heard(flow_at(bundle).hold(HOLD, None)) == ["hold_thanks"]
+
+
+# --- state in URLs ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "state",
+    [CallState("language"), menu("zh-CN", "account", 2), CLOSED, HOLD],
+)
+def test_state_survives_the_round_trip_through_a_url(state: CallState) -> None:
+    assert CallState.from_params(state.to_params()) == state
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"step": "nowhere"},
+        {"step": "menu", "tries": "x"},
+        {"step": "menu", "menu": "<script>"},
+        {"step": "hold", "priority": "1000"},
+        {"step": "menu", "tries": "-1"},
+    ],
+)
+def test_tampered_state_is_rejected(params: dict[str, str]) -> None:
+    assert CallState.from_params(params) is None
+
+
+def test_apology_sends_the_caller_to_a_person(bundle: Bundle) -> None:
+    decision = flow_at(bundle).apology("fr-FR")
+    assert heard(decision)[0] == "technical_problem"
+    assert decision.join == QueueRequest("general", "fr-FR", 10)

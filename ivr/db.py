@@ -35,8 +35,8 @@ NAMING_CONVENTION = {
 }
 
 # Without a bound, an unreachable PostgreSQL host can stall a request (or a health check) for as
-# long as the OS TCP timeout; a URL's own ?connect_timeout= wins.
-_PG_CONNECT_TIMEOUT_SECONDS = 10
+# long as the OS TCP timeout, and Twilio gives a webhook 15 s; a URL's own ?connect_timeout= wins.
+_PG_CONNECT_TIMEOUT_SECONDS = 3
 
 
 class UTCDateTime(TypeDecorator[datetime]):

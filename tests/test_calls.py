@@ -1,0 +1,189 @@
+"""Whole calls, from `/voice/incoming` to the queue, a self-service answer and the after-hours branch,
+in each of the four languages, through the signed webhooks, with the tickets they leave behind."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import yaml
+from flask import Flask
+from flask.testing import FlaskClient
+
+from ivr import services
+from ivr.clock import FrozenClock
+from ivr.db import Database
+from ivr.tickets.models import Ticket
+from ivr.tickets.service import get_ticket
+from tests.support import Phone
+
+ROOT = Path(__file__).resolve().parents[1]
+SATURDAY_NOON_UTC = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+# language code, its key in the language menu, the voice Twilio should use, a caller from that country
+LANGUAGES = [
+    ("zh-CN", "1", "cmn-CN", "+8613800138000"),
+    ("en-US", "2", "en-US", "+14155550100"),
+    ("fr-FR", "3", "fr-FR", "+33612345678"),
+    ("de-DE", "4", "de-DE", "+4915112345678"),
+]
+
+
+def catalog(language: str) -> dict[str, str]:
+    data = yaml.safe_load((ROOT / "voice_prompts" / f"{language}.yaml").read_text(encoding="utf-8"))
+    texts: dict[str, str] = data["prompts"]
+    return texts
+
+
+def ticket_of(database: Database, sid: str) -> Ticket:
+    with database.session() as session:
+        ticket = get_ticket(session, sid)
+        assert ticket is not None
+        return ticket
+
+
+def says_in(phone: Phone, say_language: str) -> list[str]:
+    assert phone.twiml is not None
+    return [s.text or "" for s in phone.twiml.iter("Say") if s.attrib["language"] == say_language]
+
+
+@pytest.mark.parametrize(("language", "key", "say_language", "number"), LANGUAGES)
+def test_security_emergency_call_reaches_the_queue_and_hears_its_position(
+    client: FlaskClient,
+    app: Flask,
+    database: Database,
+    clock: FrozenClock,
+    language: str,
+    key: str,
+    say_language: str,
+    number: str,
+) -> None:
+    texts = catalog(language)
+    ahead = Phone(client, caller="+12025550123")  # someone already waiting for the security desk
+    ahead.dial()
+    ahead.press("2")
+    ahead.press("3")
+    ahead.press("3")  # "other security questions": priority 90
+    ahead.follow()
+
+    phone = Phone(client, caller=number)
+    phone.dial()
+    phone.press(key)
+    assert texts["main_intro"] in says_in(phone, say_language)
+    phone.press("3")  # security emergency
+    assert texts["security_intro"] in says_in(phone, say_language)
+    phone.press("2")  # a withdrawal I did not make: priority 100
+    assert says_in(phone, say_language) == [texts["please_hold"]]
+    phone.follow()
+    if language == "en-US":
+        # Higher priority goes ahead of the caller who was already waiting in English.
+        assert says_in(phone, say_language)[0] == texts["queue_next"]
+        ahead.follow()
+        assert texts["queue_position"].format(position=2) in says_in(ahead, "en-US")
+    else:
+        assert says_in(phone, say_language)[0] == texts["queue_next"]
+
+    clock.advance(45)
+    phone.hang_up()
+    ticket = ticket_of(database, phone.sid)
+    assert ticket.language == language
+    assert ticket.menu_path == [f"language:{key}", "main:3", "security:2"]
+    assert ticket.issue == "suspicious_withdrawal"
+    assert (ticket.queue, ticket.team, ticket.priority) == ("security", "security_desk", 100)
+    assert ticket.outcome == "abandoned" and ticket.wait_seconds == 45
+    with app.app_context():
+        assert services().queue.place(phone.sid) is None
+
+
+@pytest.mark.parametrize(("language", "key", "say_language", "number"), LANGUAGES)
+def test_self_service_answer_then_back_to_the_menu(
+    client: FlaskClient,
+    database: Database,
+    language: str,
+    key: str,
+    say_language: str,
+    number: str,
+) -> None:
+    texts = catalog(language)
+    phone = Phone(client, caller=number)
+    phone.dial()
+    phone.press(key)
+    phone.press("6")  # quick answers
+    phone.press("2")  # email support
+    spoken = says_in(phone, say_language)
+    assert spoken[0] == texts["answer_email"].format(email="support@bitp.example")
+    phone.press("#")  # back to the main menu
+    assert texts["main_intro"] in says_in(phone, say_language)
+    phone.hang_up()
+    ticket = ticket_of(database, phone.sid)
+    assert ticket.outcome == "self_served" and ticket.issue == "faq_email"
+    assert ticket.menu_path == [f"language:{key}", "main:6", "self_service:2"]
+
+
+@pytest.mark.parametrize(("language", "key", "say_language", "number"), LANGUAGES)
+def test_after_hours_voicemail_is_kept_with_the_ticket_number_read_back(
+    client: FlaskClient,
+    database: Database,
+    clock: FrozenClock,
+    language: str,
+    key: str,
+    say_language: str,
+    number: str,
+) -> None:
+    clock.set(SATURDAY_NOON_UTC)
+    texts = catalog(language)
+    phone = Phone(client, caller=number)
+    phone.dial()
+    phone.press(key)
+    phone.press("2")  # deposits and withdrawals
+    phone.press("2")  # a withdrawal
+    closed = says_in(phone, say_language)
+    assert closed[0].startswith(texts["team_closed"].split("{")[0])
+    assert closed[1:] == [texts["offer_voicemail"], texts["offer_callback"], texts["offer_back"]]
+    phone.press("1")
+    assert says_in(phone, say_language)[0] == texts["voicemail_instructions"]
+    phone.record("https://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/RE1", 23)
+    ticket = ticket_of(database, phone.sid)
+    spoken_reference = " ".join(ticket.reference)
+    assert texts["ticket_reference"].format(reference=spoken_reference) in says_in(
+        phone, say_language
+    )
+    assert phone.twiml is not None and phone.twiml.find("Hangup") is not None
+    phone.hang_up()
+    ticket = ticket_of(database, phone.sid)
+    assert ticket.outcome == "voicemail"
+    assert ticket.recording_duration == 23 and ticket.recording_url is not None
+    assert ticket.issue == "withdrawal" and ticket.queue == "funds"
+
+
+def test_after_hours_callback_request_keeps_the_callers_number(
+    client: FlaskClient, database: Database, clock: FrozenClock
+) -> None:
+    clock.set(SATURDAY_NOON_UTC)
+    phone = Phone(client, caller="+4915112345678")
+    phone.dial()
+    phone.press("4")
+    phone.press("1")
+    phone.press("1")
+    phone.press("2")
+    assert any("4 9 1 5 1 1 2 3 4 5 6 7 8" in text for text in phone.heard)
+    phone.hang_up()
+    ticket = ticket_of(database, phone.sid)
+    assert ticket.outcome == "callback" and ticket.callback_number == "+4915112345678"
+
+
+def test_a_caller_who_never_presses_anything_is_not_dropped(
+    client: FlaskClient, database: Database
+) -> None:
+    phone = Phone(client, caller="+99955501")  # no country language known
+    phone.dial()
+    for _ in range(3):
+        phone.wait_silently()  # language menu: 3 silences, then the default language
+    for _ in range(3):
+        phone.wait_silently()  # main menu: 3 silences, then the fallback queue
+    assert "Let us find someone who can help you." in phone.heard
+    phone.follow()
+    assert "You are next in line." in phone.last_heard()
+    ticket = ticket_of(database, phone.sid)
+    assert ticket.queue == "general" and ticket.outcome == "queued"

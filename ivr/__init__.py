@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask, Response, current_app
 from redis import Redis
 
 from ivr.clock import Clock, OffsetClock, SystemClock
@@ -68,6 +68,13 @@ def create_app(
         logging.getLogger(__name__).warning(
             "IVR_DEV_MODE: Twilio signatures are NOT checked; never expose this to the internet"
         )
+
+        @app.after_request
+        def warn_unsigned(response: Response) -> Response:
+            response.headers["X-IVR-Warning"] = (
+                "development mode: Twilio signatures are not checked"
+            )
+            return response
 
     from ivr import health, webhooks
 

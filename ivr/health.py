@@ -15,6 +15,7 @@ bp = Blueprint("health", __name__)
 def healthz() -> tuple[Response, int]:
     """200 when the database and Redis answer; the rules section says which version is live."""
     s = services()
+    s.rules.get()  # picks up an edit (good or broken) even when no call has come in since
     rules = s.rules.status()
     database = s.db.ping()
     redis = s.queue.ping()

@@ -98,9 +98,19 @@ def _read_catalog(path: Path, audio_root: Path) -> tuple[Catalog, Source]:
             problems.append(source.problem(("prompts", prompt_id), "a prompt needs a text"))
             continue
         try:
-            placeholders(text)
+            fields = [name for _, name, _, _ in string.Formatter().parse(text) if name is not None]
         except ValueError as exc:
             problems.append(source.problem(("prompts", prompt_id), f"bad placeholder: {exc}"))
+            continue
+        for name in fields:
+            if not name.isidentifier():
+                problems.append(
+                    source.problem(
+                        ("prompts", prompt_id),
+                        f"placeholder {{{name}}} must be a name like {{brand}}; "
+                        "write {{ and }} for literal braces",
+                    )
+                )
     if path.stem != data["language"]:
         problems.append(
             source.problem(

@@ -57,13 +57,6 @@ def authenticate() -> Response | None:
     return None
 
 
-@bp.after_request
-def warn_unsigned(response: Response) -> Response:
-    if not services().settings.twilio_auth_token:
-        response.headers["X-IVR-Warning"] = "development mode: Twilio signatures are not checked"
-    return response
-
-
 @bp.errorhandler(Exception)
 def apologise(error: Exception) -> Response:
     """Bad requests get their 4xx; a failure of ours still gives the caller a way to a person."""

@@ -77,16 +77,20 @@ class LiveRules:
                 bundle = load_bundle(self._rules_path, self._prompts_dir)
             except RulesError as exc:
                 self._problems = tuple(exc.problems)
-                for problem in exc.problems:
-                    log.error(
-                        "rules not reloaded, still serving the last good version: %s", problem
-                    )
-                return False
-            self._bundle = bundle
-            self._loaded_at = self._clock.now()
-            self._problems = ()
-            log.info("rules reloaded from %s", self._rules_path)
-            return True
+            except (
+                Exception
+            ) as exc:  # whatever went wrong, the line stays up on the last good rules
+                log.exception("rules could not be loaded")
+                self._problems = (Problem(str(self._rules_path), 1, 1, f"cannot load: {exc}"),)
+            else:
+                self._bundle = bundle
+                self._loaded_at = self._clock.now()
+                self._problems = ()
+                log.info("rules reloaded from %s", self._rules_path)
+                return True
+            for problem in self._problems:
+                log.error("rules not reloaded, still serving the last good version: %s", problem)
+            return False
 
     def status(self) -> RulesStatus:
         return RulesStatus(str(self._rules_path), self._loaded_at, self._problems)

@@ -7,7 +7,7 @@ errors carry a path (`loc`), which we map back to that position.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,23 +47,36 @@ class Source:
     file: str
     data: Any
     positions: dict[Location, tuple[int, int]]
+    """Where each value stands."""
+    key_positions: dict[Location, tuple[int, int]] = field(default_factory=dict)
+    """Where the key of each mapping entry stands (for problems about the key itself)."""
 
-    def position(self, loc: Location) -> tuple[int, int]:
+    def position(self, loc: Location, at_key: bool = False) -> tuple[int, int]:
         """Position of the deepest part of `loc` that exists in the file."""
+        if at_key and tuple(loc) in self.key_positions:
+            return self.key_positions[tuple(loc)]
         for end in range(len(loc), -1, -1):
             found = self.positions.get(tuple(loc[:end]))
             if found:
                 return found
         return (1, 1)
 
-    def problem(self, loc: Location, message: str) -> Problem:
-        line, column = self.position(loc)
+    def problem(self, loc: Location, message: str, at_key: bool = False) -> Problem:
+        line, column = self.position(loc, at_key)
         return Problem(self.file, line, column, message)
+
+
+class _BadValue(Exception):
+    """A scalar YAML cannot turn into a value (an impossible date, an unknown tag)."""
 
 
 def _scalar(node: yaml.Node) -> Any:
     """The Python value of a scalar node, by YAML's safe rules (so `2026-12-01` is a date)."""
-    return yaml.constructor.SafeConstructor().construct_object(node)
+    try:
+        return yaml.constructor.SafeConstructor().construct_object(node)
+    except (ValueError, OverflowError, yaml.YAMLError) as exc:
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise _BadValue(f"{node.value!r} is not a valid value: {problem}") from exc
 
 
 def _mark(node: yaml.Node) -> tuple[int, int]:
@@ -74,6 +87,7 @@ def _construct(
     node: yaml.Node,
     loc: Location,
     positions: dict[Location, tuple[int, int]],
+    key_positions: dict[Location, tuple[int, int]],
     problems: list[Problem],
     file: str,
 ) -> Any:
@@ -81,21 +95,29 @@ def _construct(
     if isinstance(node, yaml.MappingNode):
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = _scalar(key_node)
-            if isinstance(key, int | float | bool):
-                key = str(key_node.value)  # `1:` is a menu key "1", not the number one
+            line, column = _mark(key_node)
+            if not isinstance(key_node, yaml.ScalarNode):
+                problems.append(Problem(file, line, column, "a key must be a plain word or number"))
+                continue
+            key = key_node.value  # keys stay text: `1:` is menu key "1", `2026-12-24:` a name
             if key in result:
-                line, column = _mark(key_node)
                 problems.append(Problem(file, line, column, f"duplicate key {key!r}"))
-            result[key] = _construct(value_node, (*loc, key), positions, problems, file)
+            key_positions[(*loc, key)] = (line, column)
+            result[key] = _construct(
+                value_node, (*loc, key), positions, key_positions, problems, file
+            )
             positions[(*loc, key)] = _mark(value_node)
         return result
     if isinstance(node, yaml.SequenceNode):
         return [
-            _construct(item, (*loc, index), positions, problems, file)
+            _construct(item, (*loc, index), positions, key_positions, problems, file)
             for index, item in enumerate(node.value)
         ]
-    return _scalar(node)
+    try:
+        return _scalar(node)
+    except _BadValue as exc:
+        problems.append(Problem(file, *_mark(node), str(exc)))
+        return None
 
 
 def read_yaml(path: Path | str) -> Source:
@@ -114,11 +136,12 @@ def read_yaml(path: Path | str) -> Source:
     if root is None:
         raise RulesError([Problem(file, 1, 1, "the file is empty")])
     positions: dict[Location, tuple[int, int]] = {}
+    key_positions: dict[Location, tuple[int, int]] = {}
     problems: list[Problem] = []
-    data = _construct(root, (), positions, problems, file)
+    data = _construct(root, (), positions, key_positions, problems, file)
     if problems:
         raise RulesError(problems)
-    return Source(file, data, positions)
+    return Source(file, data, positions, key_positions)
 
 
 def _describe(error: Any) -> str:
@@ -153,7 +176,10 @@ def parse_rules(source: Source) -> Rules:
                 continue
             seen.add((loc, message))
             where = ".".join(str(p) for p in loc)
-            problems.append(source.problem(loc, f"{where}: {message}" if where else message))
+            # Problems with a key itself (a typo, a reserved menu key) point at the key.
+            about_key = error["type"] == "extra_forbidden" or "[key]" in error["loc"]
+            text = f"{where}: {message}" if where else message
+            problems.append(source.problem(loc, text, at_key=about_key))
         raise RulesError(problems) from exc
 
 

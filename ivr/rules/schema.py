@@ -22,7 +22,10 @@ _RANGE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 
 
 class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+    # Numbers become text where text is expected, so `pin: 1234` works as well as `pin: "1234"`.
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", str_strip_whitespace=True, coerce_numbers_to_str=True
+    )
 
 
 def _menu_key(value: str) -> str:
@@ -252,11 +255,61 @@ class Queue(Frozen):
     priority: int = Field(default=0, ge=0, le=100)
     hold_music: str | None = None
     announce_every: int = Field(default=30, ge=10, le=600, description="seconds between updates")
+    announce_position: bool = True
+    announce_position_limit: int | None = Field(default=None, ge=1)
+    """Above this position, say "many callers are ahead of you" instead of the number (Asterisk's
+    announce-position-limit)."""
+    announce_wait: bool = True
+    comfort: tuple[PromptId, ...] = ()
+    """Messages spoken in turn, one per hold round, after the position."""
+    max_length: int | None = Field(default=None, ge=1)
+    """Callers beyond this many are offered a callback or voicemail instead of joining."""
+    max_wait: int | None = Field(default=None, ge=30, description="seconds")
+    """A caller who waited this long (or is told a longer estimate) is offered callback or voicemail."""
+    default_handle_time: int = Field(default=300, ge=10, le=7200, description="seconds")
+    """Assumed length of one conversation until the queue has answered calls to learn from."""
+    service_level: int = Field(default=60, ge=1, description="seconds")
+    """Target answer time; the share of calls answered within it is the queue's service level."""
 
     def team_for(self, language: str) -> str:
         if isinstance(self.team, str):
             return self.team
         return self.team.get(language) or self.team["default"]
+
+
+class Agent(Frozen):
+    """A person who takes calls: the languages they speak, the queues they serve, how to reach them."""
+
+    name: str
+    extension: Annotated[str, Field(pattern=r"^\d{2,6}$")]
+    """Digits the agent types on the agent line to log in (with their PIN)."""
+    pin: Annotated[str, Field(pattern=r"^\d{4,8}$")]
+    languages: tuple[str, ...] = Field(min_length=1)
+    queues: tuple[Name, ...] = Field(min_length=1)
+    phone: Annotated[str, Field(pattern=r"^\+[1-9]\d{6,15}$")] | None = None
+    client: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,120}$")] | None = None
+    """Twilio Client identity (a web or app softphone) instead of a phone number."""
+
+    @model_validator(mode="after")
+    def _reachable(self) -> Agent:
+        if (self.phone is None) == (self.client is None):
+            raise ValueError("an agent needs exactly one of 'phone' or 'client'")
+        return self
+
+
+class HoldKeys(Frozen):
+    """Keys a caller may press while holding (None switches the option off)."""
+
+    position: MenuKey | None = "1"
+    callback: MenuKey | None = "2"
+    voicemail: MenuKey | None = "3"
+
+    @model_validator(mode="after")
+    def _distinct(self) -> HoldKeys:
+        keys = [k for k in (self.position, self.callback, self.voicemail) if k]
+        if len(set(keys)) != len(keys):
+            raise ValueError("two hold options share a key")
+        return self
 
 
 class AfterHours(Frozen):
@@ -281,6 +334,10 @@ class Rules(Frozen):
     teams: dict[Name, Team]
     queues: dict[Name, Queue]
     after_hours: AfterHours = AfterHours()
+    agents: dict[Name, Agent] = {}
+    hold_keys: HoldKeys = HoldKeys()
+    satisfaction_survey: bool = True
+    """After the agent hangs up, ask the caller for a score from 1 to 5."""
 
     @field_validator("languages")
     @classmethod
@@ -317,3 +374,17 @@ class Rules(Frozen):
 
     def active_announcements(self, now: datetime) -> tuple[Announcement, ...]:
         return tuple(a for a in self.announcements if a.active(now))
+
+    def agent_by_extension(self, extension: str) -> tuple[str, Agent] | None:
+        return next(((i, a) for i, a in self.agents.items() if a.extension == extension), None)
+
+    def lines_of(self, agent: Agent) -> tuple[tuple[str, str], ...]:
+        """The (queue, language) lines an agent can take callers from."""
+        return tuple((q, lang) for q in agent.queues for lang in agent.languages)
+
+    def agents_serving(self, queue: str, language: str) -> tuple[str, ...]:
+        return tuple(
+            agent_id
+            for agent_id, agent in self.agents.items()
+            if queue in agent.queues and language in agent.languages
+        )

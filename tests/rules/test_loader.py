@@ -1,0 +1,320 @@
+"""Reading `routing_rules.yaml`: every mistake an admin can make is reported as `FILE:LINE:COL: message`.
+
+Broken files are the shipped rules with one edit. In the replacement text, `‸` marks where the admin
+must be pointed; it is removed before the file is written, so expected lines and columns come from the
+edited text itself, not from numbers that go stale when the example file changes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ivr.rules.loader import Problem, RulesError, load_rules, read_yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+RULES = ROOT / "routing_rules.yaml"
+HERE = "‸"
+"""Marks, in replacement text, the position a problem must point at."""
+
+
+def write_rules(tmp_path: Path, *edits: tuple[str, str]) -> tuple[Path, list[tuple[int, int]]]:
+    """The shipped rules with `edits` applied, in tmp_path; returns the file and each ‸'s position."""
+    text = RULES.read_text(encoding="utf-8")
+    for old, new in edits:
+        assert text.count(old) == 1, f"{old!r} must occur exactly once in routing_rules.yaml"
+        text = text.replace(old, new)
+    spots: list[tuple[int, int]] = []
+    while HERE in text:
+        index = text.index(HERE)
+        spots.append((text.count("\n", 0, index) + 1, index - text.rfind("\n", 0, index)))
+        text = text[:index] + text[index + len(HERE) :]
+    path = tmp_path / "routing_rules.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path, spots
+
+
+def problems_of(path: Path) -> list[str]:
+    """The lines `ivr check` would print for `path`, as far as the loader goes."""
+    with pytest.raises(RulesError) as raised:
+        load_rules(path)
+    assert str(raised.value) == "\n".join(str(p) for p in raised.value.problems)
+    return [str(problem) for problem in raised.value.problems]
+
+
+def test_a_problem_prints_as_file_line_column_message() -> None:
+    assert str(Problem("rules.yaml", 79, 42, "queue 'x' is not defined")) == (
+        "rules.yaml:79:42: queue 'x' is not defined"
+    )
+
+
+def test_the_shipped_rules_load() -> None:
+    rules, source = load_rules(RULES)
+    assert rules.brand == "BitP"
+    assert rules.language_codes == ("zh-CN", "en-US", "fr-FR", "de-DE")
+    assert source.file == str(RULES)
+
+
+def test_read_yaml_knows_where_each_value_stands(tmp_path: Path) -> None:
+    path, spots = write_rules(
+        tmp_path,
+        ("  asia:\n    timezone: Asia/Shanghai", "  asia:\n    ‸timezone: ‸Asia/Shanghai"),
+    )
+    team, zone = spots
+    source = read_yaml(path)
+    assert source.data["teams"]["asia"]["timezone"] == "Asia/Shanghai"
+    assert source.position(("teams", "asia", "timezone")) == zone
+    # A setting that is not there is placed at the nearest enclosing value that is.
+    assert source.position(("teams", "asia", "no_such_setting")) == team
+    assert source.problem(("teams", "asia", "timezone"), "x") == Problem(str(path), *zone, "x")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        pytest.param(
+            "brand: BitP\n",
+            "brand: BitP‸: Exchange\n",
+            "YAML syntax: mapping values are not allowed here",
+            id="yaml-syntax",
+        ),
+        pytest.param(
+            "  account:\n    intro: prepare_account\n",
+            "  ‸main:\n    intro: prepare_account\n",
+            "duplicate key 'main'",
+            id="duplicate-key-at-the-second-one",
+        ),
+        pytest.param(
+            '"1": {label: opt_login, queue: account, issue: login}',
+            '"1": ‸{queue: account, issue: login}',
+            "menus.account.options.1.label: missing required setting 'label'",
+            id="missing-setting",
+        ),
+        pytest.param(
+            "version: 1\nbrand: BitP\n",
+            "‸version: 1\n",
+            "brand: missing required setting 'brand'",
+            id="missing-top-level-setting",
+        ),
+        pytest.param(
+            "    max_tries: 2 ",
+            "    max_tries: ‸0 ",
+            "menus.security.max_tries: Input should be greater than or equal to 1",
+            id="max-tries-0",
+        ),
+        pytest.param(
+            "issue: account_compromised, priority: 100}",
+            "issue: account_compromised, priority: ‸101}",
+            "menus.security.options.1.priority: Input should be less than or equal to 100",
+            id="priority-101",
+        ),
+        pytest.param(
+            "  gather_timeout: 6 ",
+            "  gather_timeout: ‸six ",
+            "defaults.gather_timeout: Input should be a valid integer, "
+            "unable to parse string as an integer",
+            id="not-a-number",
+        ),
+        pytest.param(
+            '"4": {label: opt_complaint, queue: supervisors, issue: complaint}',
+            '"4": ‸{label: opt_complaint, queue: supervisors, say: answer_hours, issue: complaint}',
+            "menus.main.options.4: needs exactly one of 'menu', 'queue', 'say' or 'voicemail: true'"
+            ", got queue, say",
+            id="two-destinations",
+        ),
+        pytest.param(
+            "    start: 2026-12-01T01:00:00+00:00",
+            "    start: ‸2026-12-01T01:00:00",
+            "announcements.0.start: needs a time zone offset, for example 2026-12-01T02:00:00+00:00",
+            id="naive-announcement-start",
+        ),
+        pytest.param(
+            "  - prompt: announcement_maintenance\n"
+            "    start: 2026-12-01T01:00:00+00:00\n"
+            "    end: 2026-12-01T05:00:00+00:00",
+            "  - ‸prompt: announcement_maintenance\n"
+            "    start: 2026-12-01T01:00:00+00:00\n"
+            "    end: 2026-11-30T05:00:00+00:00",
+            "announcements.0: 'end' must be after 'start'",
+            id="announcement-ends-before-it-starts",
+        ),
+        pytest.param(
+            "timezone: Asia/Shanghai",
+            "timezone: ‸Asia/Shanghia",
+            "teams.asia.timezone: unknown time zone 'Asia/Shanghia' "
+            "(use an IANA name like Europe/Berlin)",
+            id="unknown-time-zone",
+        ),
+        pytest.param(
+            'weekly: {mon-fri: "08:00-20:00"}\n    holidays: {country: CN}',
+            'weekly: ‸{mon-fry: "08:00-20:00"}\n    holidays: {country: CN}',
+            "teams.asia.weekly: unknown day 'mon-fry': use mon..sun, a span like mon-fri, or daily",
+            id="bad-day-span",
+        ),
+        pytest.param(
+            'weekly: {mon-fri: "08:00-20:00"}\n    holidays: {country: CN}',
+            'weekly: ‸{mon-fri: "25:00-26:00"}\n    holidays: {country: CN}',
+            "teams.asia.weekly: not a valid time in '25:00-26:00'",
+            id="bad-time-range",
+        ),
+        pytest.param(
+            "holidays: {country: CN}",
+            "holidays: ‸{country: XX}",
+            "teams.asia.holidays: unknown holiday country 'XX'",
+            id="unknown-holiday-country",
+        ),
+    ],
+)
+def test_a_mistake_is_reported_where_it_is(
+    tmp_path: Path, old: str, new: str, message: str
+) -> None:
+    path, [(line, column)] = write_rules(tmp_path, (old, new))
+    assert problems_of(path) == [f"{path}:{line}:{column}: {message}"]
+
+
+def test_a_misspelt_setting_is_unknown_and_the_real_one_missing(tmp_path: Path) -> None:
+    path, [(line, column)] = write_rules(
+        tmp_path, ('"1": {label: opt_login,', '"1": ‸{labl: opt_login,')
+    )
+    problems = problems_of(path)
+    assert (
+        f"{path}:{line}:{column}: menus.account.options.1.label: missing required setting 'label'"
+        in problems
+    )
+    unknown = [
+        p for p in problems if p.endswith(": menus.account.options.1.labl: unknown setting 'labl'")
+    ]
+    assert len(unknown) == 1 and unknown[0].startswith(f"{path}:{line}:")
+    assert len(problems) == 2
+
+
+# Mistakes in a *key* (a misspelt setting, a reserved menu key). `‸` marks the key itself.
+KEY_MISTAKES = [
+    pytest.param(
+        '      "6": {label: opt_self_service',
+        '      ‸"0": {label: opt_self_service',
+        "menus.main.options.0: menu key must be one of 1-9 (0, * and # are reserved), not '0'",
+        id="menu-key-0",
+    ),
+    pytest.param(
+        '      "6": {label: opt_self_service',
+        '      ‸"*": {label: opt_self_service',
+        "menus.main.options.*: menu key must be one of 1-9 (0, * and # are reserved), not '*'",
+        id="menu-key-star",
+    ),
+    pytest.param(
+        '"1": {label: opt_login,',
+        '"1": {‸labl: opt_login,',
+        "menus.account.options.1.labl: unknown setting 'labl'",
+        id="unknown-setting-in-a-flow-mapping",
+    ),
+    pytest.param(
+        "brand: BitP",
+        "‸brnd: BitP",
+        "brnd: unknown setting 'brnd'",
+        id="unknown-top-level-setting",
+    ),
+]
+BLOCK_KEY_MISTAKE = pytest.param(
+    "  account:\n    intro: prepare_account\n    options:",
+    "  account:\n    intro: prepare_account\n    ‸optons:",
+    "menus.account.optons: unknown setting 'optons'",
+    id="unknown-setting-over-a-block",
+)
+
+
+@pytest.mark.parametrize(("old", "new", "message"), KEY_MISTAKES)
+def test_a_mistake_in_a_key_is_reported_on_its_line(
+    tmp_path: Path, old: str, new: str, message: str
+) -> None:
+    path, [(line, _)] = write_rules(tmp_path, (old, new))
+    reported = [p for p in problems_of(path) if p.endswith(f": {message}")]
+    assert len(reported) == 1 and reported[0].startswith(f"{path}:{line}:")
+
+
+@pytest.mark.parametrize(("old", "new", "message"), [*KEY_MISTAKES, BLOCK_KEY_MISTAKE])
+def test_a_mistake_in_a_key_points_at_the_key(
+    tmp_path: Path, old: str, new: str, message: str
+) -> None:
+    path, [(line, column)] = write_rules(tmp_path, (old, new))
+    assert f"{path}:{line}:{column}: {message}" in problems_of(path)
+
+
+def test_every_problem_in_a_file_is_reported_not_just_the_first(tmp_path: Path) -> None:
+    path, spots = write_rules(
+        tmp_path,
+        ("    max_tries: 2 ", "    max_tries: ‸0 "),
+        ('priority: 100}\n      "2"', 'priority: ‸101}\n      "2"'),
+        ("timezone: Asia/Shanghai", "timezone: ‸Asia/Shanghia"),
+    )
+    messages = [
+        "menus.security.max_tries: Input should be greater than or equal to 1",
+        "menus.security.options.1.priority: Input should be less than or equal to 100",
+        "teams.asia.timezone: unknown time zone 'Asia/Shanghia' (use an IANA name like Europe/Berlin)",
+    ]
+    expected = [
+        f"{path}:{line}:{column}: {m}" for (line, column), m in zip(spots, messages, strict=True)
+    ]
+    assert sorted(problems_of(path)) == sorted(expected)
+
+
+def test_every_duplicate_key_is_reported(tmp_path: Path) -> None:
+    path, spots = write_rules(
+        tmp_path,
+        ("  account:\n    intro: prepare_account\n", "  ‸main:\n    intro: prepare_account\n"),
+        ('      "2": {label: opt_withdrawal', '      ‸"1": {label: opt_withdrawal'),
+    )
+    (main_line, main_column), (key_line, key_column) = spots
+    assert problems_of(path) == [
+        f"{path}:{main_line}:{main_column}: duplicate key 'main'",
+        f"{path}:{key_line}:{key_column}: duplicate key '1'",
+    ]
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# nothing here yet\n"])
+def test_an_empty_file_is_reported(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "routing_rules.yaml"
+    path.write_text(text, encoding="utf-8")
+    assert problems_of(path) == [f"{path}:1:1: the file is empty"]
+
+
+def test_a_missing_file_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "no_such_rules.yaml"
+    assert problems_of(path) == [f"{path}:1:1: cannot read file: No such file or directory"]
+
+
+def test_an_unquoted_number_key_is_the_menu_key(tmp_path: Path) -> None:
+    path, _ = write_rules(
+        tmp_path,
+        (
+            '      "1": {label: opt_account, menu: account}',
+            "      1: {label: opt_account, menu: account}",
+        ),
+        ('  "+49": de-DE', "  +49: de-DE"),
+    )
+    rules, _ = load_rules(path)
+    options = rules.menus["main"].options
+    assert list(options) == ["1", "2", "3", "4", "5", "6"]
+    assert options["1"].menu == "account"
+    assert rules.language_for_caller("+4930123456") == "de-DE"
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        pytest.param("{date: 2026-12-24,", "{date: ‸2026-02-30,", id="override-on-february-30"),
+        pytest.param(
+            "start: 2026-12-01T01:00:00+00:00",
+            "start: ‸2026-13-01T01:00:00+00:00",
+            id="announcement-in-month-13",
+        ),
+    ],
+)
+def test_an_impossible_date_is_reported_where_it_is(tmp_path: Path, old: str, new: str) -> None:
+    path, [(line, column)] = write_rules(tmp_path, (old, new))
+    with pytest.raises(RulesError) as raised:
+        load_rules(path)
+    assert [(p.file, p.line, p.column) for p in raised.value.problems] == [
+        (str(path), line, column)
+    ]

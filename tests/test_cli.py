@@ -1,0 +1,199 @@
+"""The `ivr` command as admins and deploy scripts use it: what it prints and its exit code."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect
+
+from ivr.cli import main
+from ivr.db import Database
+from ivr.rules.loader import load_rules
+
+ROOT = Path(__file__).resolve().parents[1]
+RULES = ROOT / "routing_rules.yaml"
+PROMPTS = ROOT / "voice_prompts"
+IVR = Path(sys.executable).with_name("ivr")
+"""The console script installed next to this Python."""
+PROBLEM_LINE = re.compile(r"^[^:]+:\d+:\d+: .+$")
+HERE = "‸"
+"""Marks, in replacement text, the position a problem must point at."""
+
+
+def ok_summary() -> str:
+    """What `ivr check` says after the file name when the shipped rules are valid."""
+    rules, _ = load_rules(RULES)
+    return (
+        f"ok ({len(rules.languages)} languages, {len(rules.menus)} menus, "
+        f"{len(rules.queues)} queues, {len(rules.teams)} teams)"
+    )
+
+
+TWO_REFERENCE_MISTAKES = [
+    ("  language: en-US ", "  language: ‸en-GB "),
+    ("queue: supervisors, issue: complaint", "queue: ‸supervisor, issue: complaint"),
+]
+TWO_REFERENCE_MESSAGES = [
+    "default language 'en-GB' is not in 'languages'",
+    "queue 'supervisor' is not defined",
+]
+
+
+def write_rules(path: Path, *edits: tuple[str, str]) -> list[tuple[int, int]]:
+    """The shipped rules with `edits` applied, written to `path`; returns each ‸'s position."""
+    text = RULES.read_text(encoding="utf-8")
+    for old, new in edits:
+        assert text.count(old) == 1, f"{old!r} must occur exactly once in routing_rules.yaml"
+        text = text.replace(old, new)
+    spots: list[tuple[int, int]] = []
+    while HERE in text:
+        index = text.index(HERE)
+        spots.append((text.count("\n", 0, index) + 1, index - text.rfind("\n", 0, index)))
+        text = text[:index] + text[index + len(HERE) :]
+    path.write_text(text, encoding="utf-8")
+    return spots
+
+
+def run_ivr(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run the installed `ivr` script, with `env` on top of a copy of this process's environment."""
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in {"ROUTING_RULES", "VOICE_PROMPTS", "DATABASE_URL"}
+    }
+    environment.update(env)
+    return subprocess.run(
+        [str(IVR), *args],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+# --- ivr check, in process ------------------------------------------------------------------------
+
+
+def test_check_of_the_shipped_rules_says_ok(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", str(RULES), "--prompts", str(PROMPTS)]) == 0
+    assert capsys.readouterr().out == f"{RULES}: {ok_summary()}\n"
+
+
+@pytest.mark.parametrize(
+    ("edits", "messages"),
+    [
+        pytest.param(TWO_REFERENCE_MISTAKES, TWO_REFERENCE_MESSAGES, id="references"),
+        pytest.param(
+            [
+                ("    max_tries: 2 ", "    max_tries: ‸0 "),
+                ("timezone: Asia/Shanghai", "timezone: ‸Asia/Shanghia"),
+            ],
+            [
+                "menus.security.max_tries: Input should be greater than or equal to 1",
+                "teams.asia.timezone: unknown time zone 'Asia/Shanghia' "
+                "(use an IANA name like Europe/Berlin)",
+            ],
+            id="settings",
+        ),
+    ],
+)
+def test_check_of_a_broken_file_prints_one_line_per_problem(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    edits: list[tuple[str, str]],
+    messages: list[str],
+) -> None:
+    rules = tmp_path / "routing_rules.yaml"
+    spots = write_rules(rules, *edits)
+    assert main(["check", str(rules), "--prompts", str(PROMPTS)]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        f"{rules}:{line}:{column}: {message}"
+        for (line, column), message in zip(spots, messages, strict=True)
+    ]
+
+
+def test_check_of_a_prompt_folder_missing_a_catalog_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prompts = tmp_path / "voice_prompts"
+    shutil.copytree(PROMPTS, prompts)
+    (prompts / "fr-FR.yaml").unlink()
+    assert main(["check", str(RULES), "--prompts", str(prompts)]) == 1
+    assert capsys.readouterr().out == (
+        f"{prompts}/fr-FR.yaml:1:1: no prompt catalog for language fr-FR\n"
+    )
+
+
+def test_check_without_arguments_checks_the_configured_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(ROOT)
+    monkeypatch.delenv("ROUTING_RULES", raising=False)
+    monkeypatch.delenv("VOICE_PROMPTS", raising=False)
+    assert main(["check"]) == 0
+    assert capsys.readouterr().out == f"routing_rules.yaml: {ok_summary()}\n"
+
+    broken = tmp_path / "routing_rules.yaml"
+    [(line, column), _] = write_rules(broken, *TWO_REFERENCE_MISTAKES)
+    monkeypatch.setenv("ROUTING_RULES", str(broken))
+    assert main(["check"]) == 1
+    assert capsys.readouterr().out.splitlines()[0] == (
+        f"{broken}:{line}:{column}: {TWO_REFERENCE_MESSAGES[0]}"
+    )
+
+
+def test_check_of_an_impossible_date_prints_where_it_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rules = tmp_path / "routing_rules.yaml"
+    [(line, column)] = write_rules(rules, ("{date: 2026-12-24,", "{date: ‸2026-02-30,"))
+    assert main(["check", str(rules), "--prompts", str(PROMPTS)]) == 1
+    [printed] = capsys.readouterr().out.splitlines()
+    assert printed.startswith(f"{rules}:{line}:{column}: ")
+
+
+# --- the installed console script -----------------------------------------------------------------
+
+
+def test_ivr_check_command_on_the_shipped_rules() -> None:
+    result = run_ivr("check", "routing_rules.yaml", cwd=ROOT)
+    assert (result.returncode, result.stdout, result.stderr) == (
+        0,
+        f"routing_rules.yaml: {ok_summary()}\n",
+        "",
+    )
+
+
+def test_ivr_check_command_on_a_broken_file(tmp_path: Path) -> None:
+    write_rules(tmp_path / "routing_rules.yaml", *TWO_REFERENCE_MISTAKES)
+    result = run_ivr("check", "routing_rules.yaml", "--prompts", str(PROMPTS), cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr == ""
+    lines = result.stdout.splitlines()
+    assert len(lines) == len(TWO_REFERENCE_MESSAGES)
+    for line in lines:
+        assert PROBLEM_LINE.match(line), line
+
+
+def test_ivr_db_upgrade_creates_the_schema(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/x.sqlite3"
+    database = Database(url)
+    try:
+        head = database.head_revision()
+        for _ in range(2):  # a second upgrade finds nothing to do
+            result = run_ivr("db", "upgrade", cwd=tmp_path, DATABASE_URL=url)
+            assert (result.returncode, result.stdout) == (0, f"database at revision {head}\n")
+        assert database.current_revision() == head
+        with database.engine.connect() as connection:
+            tables = set(inspect(connection).get_table_names())
+        assert {"tickets", "processed_webhooks", "alembic_version"} <= tables
+    finally:
+        database.dispose()

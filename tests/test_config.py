@@ -1,0 +1,259 @@
+"""Settings from the environment, the start-up refusal without a token, development mode, the clocks."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import redis
+from flask import Flask
+from flask.testing import FlaskClient
+
+from ivr import create_app
+from ivr.clock import FrozenClock, OffsetClock
+from ivr.config import ConfigError, Settings
+from ivr.db import Database
+from tests.support import Phone, signed_post
+
+ROOT = Path(__file__).resolve().parents[1]
+WARNING = "X-IVR-Warning"
+
+
+def test_defaults() -> None:
+    settings = Settings.from_env({})
+    assert settings == Settings()
+    assert settings.database_url == "sqlite:///instance/ivr.sqlite3"
+    assert settings.redis_url == "embedded://"
+    assert settings.twilio_auth_token is None
+    assert settings.twilio_account_sid is None
+    assert settings.routing_rules == Path("routing_rules.yaml")
+    assert settings.voice_prompts == Path("voice_prompts")
+    assert settings.public_base_url is None
+    assert settings.clock_start is None
+    assert settings.dev_mode is False
+
+
+@pytest.mark.parametrize(
+    ("env", "attribute", "expected"),
+    [
+        (
+            {"DATABASE_URL": "postgresql://ivr@db.internal/ivr"},
+            "database_url",
+            "postgresql://ivr@db.internal/ivr",
+        ),
+        ({"DATABASE_URL": ""}, "database_url", "sqlite:///instance/ivr.sqlite3"),
+        ({"REDIS_URL": "redis://127.0.0.1:6379/0"}, "redis_url", "redis://127.0.0.1:6379/0"),
+        ({"REDIS_URL": ""}, "redis_url", "embedded://"),
+        ({"TWILIO_AUTH_TOKEN": "s3cret"}, "twilio_auth_token", "s3cret"),
+        ({"TWILIO_AUTH_TOKEN": ""}, "twilio_auth_token", None),
+        ({"TWILIO_ACCOUNT_SID": "AC" + "1" * 32}, "twilio_account_sid", "AC" + "1" * 32),
+        ({"ROUTING_RULES": "/etc/ivr/rules.yaml"}, "routing_rules", Path("/etc/ivr/rules.yaml")),
+        ({"VOICE_PROMPTS": "/srv/prompts"}, "voice_prompts", Path("/srv/prompts")),
+        (
+            {"PUBLIC_BASE_URL": "https://support.example.com/ivr/"},
+            "public_base_url",
+            "https://support.example.com/ivr",
+        ),
+        (
+            {"PUBLIC_BASE_URL": " http://127.0.0.1:8000 "},
+            "public_base_url",
+            "http://127.0.0.1:8000",
+        ),
+        ({"PUBLIC_BASE_URL": ""}, "public_base_url", None),
+        (
+            {"IVR_CLOCK": "2026-12-25T09:00:00+01:00"},
+            "clock_start",
+            datetime(2026, 12, 25, 8, 0, tzinfo=UTC),
+        ),
+        (
+            {"IVR_CLOCK": "2026-12-25T08:00:00Z"},
+            "clock_start",
+            datetime(2026, 12, 25, 8, 0, tzinfo=UTC),
+        ),
+        ({"IVR_CLOCK": ""}, "clock_start", None),
+    ],
+)
+def test_each_variable_is_read(env: dict[str, str], attribute: str, expected: object) -> None:
+    value = getattr(Settings.from_env(env), attribute)
+    assert value == expected
+    if isinstance(value, datetime):
+        assert value.tzinfo == UTC  # aware and in UTC, as the rest of the code expects
+
+
+@pytest.mark.parametrize(
+    ("value", "dev_mode"),
+    [
+        ("1", True),
+        ("true", True),
+        ("TRUE", True),
+        ("yes", True),
+        ("on", True),
+        (" On ", True),
+        ("0", False),
+        ("false", False),
+        ("no", False),
+        ("off", False),
+        ("", False),
+        ("2", False),
+    ],
+)
+def test_dev_mode_flag(value: str, dev_mode: bool) -> None:
+    assert Settings.from_env({"IVR_DEV_MODE": value}).dev_mode is dev_mode
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"IVR_CLOCK": "next tuesday"}, "IVR_CLOCK"),
+        ({"IVR_CLOCK": "2026-12-25T09:00:00"}, "IVR_CLOCK"),  # no offset: which 09:00?
+        ({"IVR_CLOCK": "2026-13-25T09:00:00+01:00"}, "IVR_CLOCK"),
+        ({"PUBLIC_BASE_URL": "support.example.com"}, "PUBLIC_BASE_URL"),
+        ({"PUBLIC_BASE_URL": "ftp://support.example.com"}, "PUBLIC_BASE_URL"),
+    ],
+)
+def test_a_malformed_setting_names_its_variable(env: dict[str, str], variable: str) -> None:
+    with pytest.raises(ConfigError, match=f"^{variable} "):
+        Settings.from_env(env)
+
+
+@pytest.mark.parametrize(
+    ("token", "dev_mode", "refused"),
+    [
+        (None, False, True),
+        (None, True, False),
+        ("s3cret", False, False),
+        ("s3cret", True, False),
+    ],
+)
+def test_validate_refuses_to_run_without_a_token_outside_dev_mode(
+    token: str | None, dev_mode: bool, refused: bool
+) -> None:
+    settings = Settings(twilio_auth_token=token, dev_mode=dev_mode)
+    if refused:
+        with pytest.raises(ConfigError, match="TWILIO_AUTH_TOKEN"):
+            settings.validate()
+    else:
+        settings.validate()
+
+
+def test_the_app_does_not_start_without_a_token_outside_dev_mode(
+    app_factory: Callable[..., Flask],
+) -> None:
+    with pytest.raises(ConfigError, match="TWILIO_AUTH_TOKEN"):
+        app_factory(twilio_auth_token=None)
+
+
+# --- development mode -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def dev_client(app_factory: Callable[..., Flask]) -> FlaskClient:
+    return app_factory(twilio_auth_token=None, dev_mode=True).test_client()
+
+
+REQUESTS = [
+    pytest.param(
+        "POST",
+        "/voice/incoming",
+        {"CallSid": "CA1", "From": "+14155550100"},
+        200,
+        id="incoming-call",
+    ),
+    pytest.param(
+        "POST",
+        "/voice/input?step=language&tries=0",
+        {"CallSid": "CA1", "Digits": "2"},
+        200,
+        id="keypress",
+    ),
+    pytest.param(
+        "POST",
+        "/voice/status",
+        {"CallSid": "CA1", "CallStatus": "completed"},
+        204,
+        id="status-callback",
+    ),
+    pytest.param("POST", "/voice/incoming", {}, 400, id="bad-request"),
+    pytest.param(
+        "GET",
+        "/healthz",
+        {},
+        200,
+        id="healthz",
+    ),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "form", "status"), REQUESTS)
+def test_dev_mode_serves_unsigned_requests_but_every_response_warns(
+    dev_client: FlaskClient, method: str, path: str, form: dict[str, str], status: int
+) -> None:
+    response = dev_client.open(path, method=method, data=form)
+    assert response.status_code == status
+    assert "signatures are not checked" in response.headers.get(WARNING, "")
+
+
+def test_dev_mode_callers_hear_the_greeting(dev_client: FlaskClient) -> None:
+    response = dev_client.post("/voice/incoming", data={"CallSid": "CA1", "From": "+14155550100"})
+    assert "Welcome to BitP customer support." in response.get_data(as_text=True)
+
+
+def test_with_a_token_responses_carry_no_warning(client: FlaskClient) -> None:
+    phone = Phone(client)
+    response = signed_post(client, "/voice/incoming", phone.form())
+    assert response.status_code == 200
+    assert WARNING not in response.headers
+    assert client.post("/voice/incoming", data=phone.form()).status_code == 403
+
+
+# --- clocks ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "start",
+    [
+        datetime(2026, 12, 25, 9, 0, tzinfo=timezone(timedelta(hours=1))),
+        datetime(2020, 2, 29, 23, 59, tzinfo=UTC),
+    ],
+)
+def test_offset_clock_starts_at_the_chosen_instant_and_runs(start: datetime) -> None:
+    clock = OffsetClock(start)
+    first = clock.now()
+    assert first.tzinfo == UTC
+    assert timedelta(0) <= first - start < timedelta(seconds=5)
+    time.sleep(0.01)
+    assert clock.now() > first
+
+
+def test_the_app_uses_ivr_clock(database: Database, redis_client: redis.Redis) -> None:
+    settings = Settings.from_env(
+        {
+            "IVR_CLOCK": "2026-12-25T09:00:00+01:00",
+            "TWILIO_AUTH_TOKEN": "s3cret",
+            "ROUTING_RULES": str(ROOT / "routing_rules.yaml"),
+            "VOICE_PROMPTS": str(ROOT / "voice_prompts"),
+        }
+    )
+    app = create_app(settings, database=database, redis_client=redis_client)
+    now = datetime.fromisoformat(app.test_client().get("/healthz").get_json()["time"])
+    assert timedelta(0) <= now - datetime(2026, 12, 25, 8, 0, tzinfo=UTC) < timedelta(seconds=5)
+
+
+@pytest.mark.parametrize("make", [FrozenClock, OffsetClock])
+def test_clocks_refuse_a_naive_datetime(make: Callable[[datetime], object]) -> None:
+    with pytest.raises(ValueError, match="aware"):
+        make(datetime(2026, 12, 25, 9, 0))
+
+
+def test_frozen_clock_stands_still_until_moved() -> None:
+    clock = FrozenClock(datetime(2026, 12, 25, 9, 0, tzinfo=timezone(timedelta(hours=1))))
+    assert clock.now() == datetime(2026, 12, 25, 8, 0, tzinfo=UTC)
+    assert clock.now().tzinfo == UTC
+    clock.advance(90)
+    assert clock.now() == datetime(2026, 12, 25, 8, 1, 30, tzinfo=UTC)
+    with pytest.raises(ValueError, match="aware"):
+        clock.set(datetime(2026, 12, 25, 9, 0))
+    assert clock.now() == datetime(2026, 12, 25, 8, 1, 30, tzinfo=UTC)

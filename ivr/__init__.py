@@ -8,12 +8,15 @@ from typing import Any
 
 from flask import Flask, Response, current_app
 from redis import Redis
+from twilio.http import HttpClient
 
 from ivr.clock import Clock, OffsetClock, SystemClock
 from ivr.config import Settings
 from ivr.db import Database
 from ivr.queue import CallQueue, connect
 from ivr.rules.live import LiveRules
+from ivr.switchboard import Switchboard
+from ivr.telephony import Telephony, telephony_for
 
 MAX_BODY_BYTES = 64 * 1024
 """Twilio's webhook bodies are a few kB; anything much larger is refused with 413."""
@@ -28,6 +31,8 @@ class Services:
     rules: LiveRules
     db: Database
     queue: CallQueue
+    telephony: Telephony
+    switchboard: Switchboard
 
 
 def services() -> Services:
@@ -42,11 +47,13 @@ def create_app(
     *,
     database: Database | None = None,
     redis_client: Redis | None = None,
+    twilio_http_client: HttpClient | None = None,
     **overrides: Any,
 ) -> Flask:
     """Build the app; raises `ConfigError` or `RulesError` when it could not serve calls correctly.
 
-    `database` and `redis_client` replace the ones the settings describe (tests, the simulator).
+    `database`, `redis_client` and `twilio_http_client` replace the ones the settings describe
+    (tests, the simulator).
     """
     settings = (settings or Settings.from_env()).with_overrides(**overrides)
     settings.validate()
@@ -55,14 +62,24 @@ def create_app(
 
     app = Flask(__name__, instance_relative_config=False)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    db = database or Database(settings.database_url)
+    queue = CallQueue(redis_client or connect(settings.redis_url), clock)
+    telephony = telephony_for(
+        settings.twilio_account_sid,
+        settings.twilio_auth_token,
+        settings.public_base_url,
+        twilio_http_client,
+    )
     app.extensions["ivr"] = Services(
         settings=settings,
         clock=clock,
         rules=LiveRules(
             settings.routing_rules, settings.voice_prompts, clock, settings.rules_reload_seconds
         ),
-        db=database or Database(settings.database_url),
-        queue=CallQueue(redis_client or connect(settings.redis_url), clock),
+        db=db,
+        queue=queue,
+        telephony=telephony,
+        switchboard=Switchboard(queue, db, telephony, clock),
     )
     if settings.dev_mode and not settings.twilio_auth_token:
         logging.getLogger(__name__).warning(
@@ -76,8 +93,10 @@ def create_app(
             )
             return response
 
-    from ivr import health, webhooks
+    from ivr import agents, health, webhooks
 
     app.register_blueprint(webhooks.bp)
+    app.register_blueprint(agents.line_bp)
+    app.register_blueprint(agents.api_bp)
     app.register_blueprint(health.bp)
     return app

@@ -16,16 +16,29 @@ from typing import Literal
 
 from ivr import hours
 from ivr.rules.check import Bundle
-from ivr.rules.schema import Menu, Option, Rules, Target
-from ivr.tickets.changes import Outcome, TicketChange, format_reference
+from ivr.rules.schema import Menu, Option, Queue, Rules, Target
+from ivr.tickets.changes import EventRecord, Outcome, QueueEvent, TicketChange, format_reference
+from ivr.waits import say_minutes, spoken_minutes
 
-Step = Literal["language", "menu", "closed", "hold", "voicemail"]
-STEPS: tuple[Step, ...] = ("language", "menu", "closed", "hold", "voicemail")
+Step = Literal[
+    "language", "menu", "closed", "hold", "voicemail", "agent", "whisper", "survey", "agent_line"
+]
+STEPS: tuple[Step, ...] = (
+    "language",
+    "menu",
+    "closed",
+    "hold",
+    "voicemail",
+    "agent",
+    "whisper",
+    "survey",
+    "agent_line",
+)
 
 OPERATOR, REPEAT, BACK = "0", "*", "#"
 OFFER_VOICEMAIL, OFFER_CALLBACK = "1", "2"
 _PHONE = re.compile(r"^\+?[1-9]\d{6,15}$")
-_NAME = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 @dataclass(frozen=True)
@@ -39,10 +52,17 @@ class CallState:
     priority: int | None = None
     tries: int = 0
     """Failed attempts in this menu; in `hold`, how many updates the caller has heard."""
+    agent: str | None = None
+    """In `agent`, `whisper` and `survey`: the agent the caller was connected to; on the agent line:
+    the agent who typed their extension."""
+    origin: str | None = None
+    """On a callback we placed: the CallSid of the original call, whose ticket and place this is."""
+    stage: str | None = None
+    """On the agent line: extension, pin or options."""
 
     def to_params(self) -> dict[str, str]:
         params = {"step": self.step, "tries": str(self.tries)}
-        for name in ("language", "menu", "queue", "priority"):
+        for name in ("language", "menu", "queue", "priority", "agent", "origin", "stage"):
             value = getattr(self, name)
             if value is not None:
                 params[name] = str(value)
@@ -55,7 +75,7 @@ class CallState:
         if step not in STEPS:
             return None
         values: dict[str, str | None] = {}
-        for name in ("language", "menu", "queue"):
+        for name in ("language", "menu", "queue", "agent", "origin", "stage"):
             value = params.get(name) or None
             if value is not None and not _NAME.match(value):
                 return None
@@ -100,6 +120,8 @@ class Gather:
     speech: tuple[Speech, ...]
     then: CallState
     timeout: int
+    several_digits: bool = False
+    """Collect digits until # (extensions, PINs) instead of a single key."""
 
 
 @dataclass(frozen=True)
@@ -122,7 +144,21 @@ class Hangup:
     pass
 
 
-Action = Say | Pause | Music | Gather | GoTo | Record | Hangup
+@dataclass(frozen=True)
+class Dial:
+    """Connect the caller to an agent's phone or Twilio Client; the outcome goes to `then`.
+
+    The agent first hears the `whisper` webhook (who is calling), which is also how we learn that
+    the agent answered."""
+
+    phone: str | None
+    client: str | None
+    then: CallState
+    whisper: CallState
+    timeout: int = 20
+
+
+Action = Say | Pause | Music | Gather | GoTo | Record | Hangup | Dial
 
 
 @dataclass(frozen=True)
@@ -137,6 +173,25 @@ class Decision:
     actions: tuple[Action, ...]
     ticket: TicketChange = field(default_factory=TicketChange)
     join: QueueRequest | None = None
+    leave: bool = False
+    """Take the caller out of their queue (they chose voicemail, or the queue could not take them)."""
+    callback_number: str | None = None
+    """Keep the caller's place and call this number back when it comes up."""
+
+
+@dataclass(frozen=True)
+class HoldInfo:
+    """What the queue knows about a holding caller, gathered by the view for `Flow.hold`."""
+
+    position: int | None
+    """1 = next; None when the queue cannot be reached right now."""
+    waited_seconds: int = 0
+    estimated_wait: int | None = None
+    """Seconds; None when unknown or nobody is logged in (see `waits.estimate_wait`)."""
+    agents_logged_in: int | None = None
+    """Agents logged in for the caller's queue and language; None when unknown."""
+    can_call_back: bool = False
+    """Whether the service can place a callback (Twilio REST credentials are configured)."""
 
 
 @dataclass(frozen=True)
@@ -164,7 +219,7 @@ class Flow:
 
     # --- speech -------------------------------------------------------------------------------
 
-    def say(self, prompt: str, language: str, **params: str) -> Say:
+    def say(self, prompt: str, language: str, /, **params: str) -> Say:
         catalog = self.prompts.catalog(language)
         values = {
             "brand": self.rules.brand,
@@ -356,28 +411,203 @@ class Flow:
                 replace(change, outcome=Outcome.CLOSED_HOURS),
             )
         hold = CallState("hold", language, menu_id, queue_id, priority)
+        enter = EventRecord(
+            QueueEvent.ENTERQUEUE, queue_id, language, data={"priority": str(priority)}
+        )
         return Decision(
             (self.say("please_hold", language), GoTo(hold)),
-            replace(change, queued=True, outcome=Outcome.QUEUED),
+            replace(change, queued=True, outcome=Outcome.QUEUED, events=(enter,)),
             QueueRequest(queue_id, language, priority),
         )
 
-    def hold(self, state: CallState, position: int | None) -> Decision:
-        """One round of holding: where the caller stands (if known), then music until the next update."""
+    def hold(self, state: CallState, info: HoldInfo) -> Decision:
+        """One round of holding: updates on the caller's place and wait, options, then music."""
         language, queue_id = state.language, state.queue
         assert language is not None and queue_id is not None
         queue = self.rules.queues[queue_id]
-        speech: list[Action] = []
-        if state.tries > 0 or position is None:
-            speech.append(self.say("hold_thanks", language))
-        if position is None:
-            pass  # the queue is unreachable right now; say nothing rather than something wrong
-        elif position <= 1:
-            speech.append(self.say("queue_next", language))
-        else:
-            speech.append(self.say("queue_position", language, position=str(position)))
+        first = state.tries == 0
+        if first and queue.max_length and info.position and info.position > queue.max_length:
+            return self._overflow(state, "queue_full", QueueEvent.EXITFULL, info)
+        speech: list[Speech] = []
+        if not first:
+            speech.append(self._comfort(queue.comfort, state.tries, language))
+        if info.agents_logged_in == 0:
+            speech.append(self.say("no_agents", language))
+        speech += self._where_you_stand(queue, info, language)
+        too_long = queue.max_wait is not None and (
+            info.waited_seconds >= queue.max_wait
+            or info.waited_seconds + (info.estimated_wait or 0) > queue.max_wait
+        )
+        if too_long:
+            speech.append(self.say("wait_too_long", language))
+        if first or too_long or info.agents_logged_in == 0 or state.tries % 3 == 0:
+            speech += self._hold_options(info, language)
         speech.append(Music(queue.hold_music) if queue.hold_music else Pause(queue.announce_every))
-        return Decision((*speech, GoTo(replace(state, tries=state.tries + 1))))
+        # Listening through the music lets a key interrupt it; silence goes on to the next round.
+        return Decision((Gather(tuple(speech), replace(state, tries=state.tries + 1), 1),))
+
+    def _comfort(self, comfort: tuple[str, ...], round_: int, language: str) -> Say:
+        if not comfort:
+            return self.say("hold_thanks", language)
+        return self.say(comfort[(round_ - 1) % len(comfort)], language)
+
+    def _where_you_stand(self, queue: Queue, info: HoldInfo, language: str) -> list[Speech]:
+        speech: list[Speech] = []
+        position = info.position
+        if position is None:
+            return speech  # the queue is unreachable right now: say nothing rather than something wrong
+        if queue.announce_position:
+            if position <= 1:
+                speech.append(self.say("queue_next", language))
+            elif queue.announce_position_limit and position > queue.announce_position_limit:
+                speech.append(self.say("many_ahead", language))
+            else:
+                speech.append(self.say("queue_position", language, position=str(position)))
+        if queue.announce_wait and info.estimated_wait:
+            minutes = spoken_minutes(info.estimated_wait)
+            wait = say_minutes(minutes, self.prompts.catalog(language).locale)
+            speech.append(self.say("queue_wait", language, wait=wait))
+        return speech
+
+    def _hold_options(self, info: HoldInfo, language: str) -> list[Speech]:
+        keys = self.rules.hold_keys
+        options: list[Speech] = []
+        if keys.position:
+            options.append(self.say("hold_option_position", language, key=keys.position))
+        if keys.callback and info.can_call_back:
+            options.append(self.say("hold_option_callback", language, key=keys.callback))
+        if keys.voicemail and self.rules.after_hours.voicemail:
+            options.append(self.say("hold_option_voicemail", language, key=keys.voicemail))
+        return options
+
+    def _overflow(
+        self, state: CallState, reason: str, event: QueueEvent, info: HoldInfo
+    ) -> Decision:
+        """The queue cannot take the caller: leave it and offer voicemail or a callback request."""
+        language, queue_id = state.language, state.queue
+        assert language is not None and queue_id is not None
+        offer = replace(state, step="closed", tries=0)
+        record = EventRecord(event, queue_id, language, position=info.position)
+        return Decision(
+            (self.say(reason, language), self._closed_gather(offer, None, first=False)),
+            TicketChange(events=(record,)),
+            leave=True,
+        )
+
+    def on_hold_key(
+        self, state: CallState, digits: str | None, info: HoldInfo, caller: Caller
+    ) -> Decision:
+        """A key pressed while holding: position again, a callback that keeps the place, or voicemail."""
+        language, queue_id = state.language, state.queue
+        assert language is not None and queue_id is not None
+        keys = self.rules.hold_keys
+        key = _clean(digits)
+        if key is None:
+            return self.hold(state, info)
+        if key in (keys.position, REPEAT, OPERATOR):
+            return self.hold(replace(state, tries=0), info)
+        if key == keys.callback:
+            if not (info.can_call_back and _callable(caller.number)):
+                again = self.hold(state, info)
+                unavailable = self.say("callback_unavailable", language)
+                return replace(again, actions=(unavailable, *again.actions))
+            assert caller.number is not None
+            number = " ".join(caller.number.lstrip("+"))
+            record = EventRecord(
+                QueueEvent.CALLBACK,
+                queue_id,
+                language,
+                position=info.position,
+                wait_seconds=info.waited_seconds,
+                data={"key": key},
+            )
+            return Decision(
+                (
+                    self.say("callback_kept", language, number=number),
+                    *caller.read_back(self, language),
+                    self.say("goodbye", language),
+                    Hangup(),
+                ),
+                TicketChange(
+                    outcome=Outcome.CALLBACK, callback_number=caller.number, events=(record,)
+                ),
+                callback_number=caller.number,
+            )
+        if key == keys.voicemail and self.rules.after_hours.voicemail:
+            record = EventRecord(
+                QueueEvent.EXITWITHKEY,
+                queue_id,
+                language,
+                position=info.position,
+                wait_seconds=info.waited_seconds,
+                data={"key": key, "to": "voicemail"},
+            )
+            decision = self._voicemail(state)
+            return replace(decision, ticket=TicketChange(events=(record,)), leave=True)
+        again = self.hold(state, info)
+        return replace(again, actions=(self.say("not_an_option", language), *again.actions))
+
+    # --- the agent ------------------------------------------------------------------------------
+
+    def connect(self, state: CallState, agent_id: str) -> Decision:
+        """The caller's turn has come: ring the agent (who first hears who is calling)."""
+        language = state.language
+        assert language is not None
+        agent = self.rules.agents[agent_id]
+        then = replace(state, step="agent", agent=agent_id, tries=0)
+        return Decision(
+            (
+                self.say("connecting", language),
+                Dial(agent.phone, agent.client, then, replace(then, step="whisper")),
+            ),
+            TicketChange(agent=agent_id),
+        )
+
+    def whisper(self, state: CallState, reference: str) -> Decision:
+        """What the agent hears on answering, before the caller is put through."""
+        agent = self.rules.agents.get(state.agent or "")
+        language = agent.languages[0] if agent else self.rules.defaults.language
+        caller_language = self.prompts.catalog(state.language or language).name
+        return Decision(
+            (
+                self.say(
+                    "agent_whisper",
+                    language,
+                    queue=state.queue or "",
+                    language=caller_language,
+                    reference=format_reference(reference),
+                ),
+            )
+        )
+
+    def after_agent(self, state: CallState, answered: bool) -> Decision:
+        """The `<Dial>` to the agent ended: survey after a conversation, back in line if unanswered."""
+        language = state.language
+        assert language is not None
+        if not answered:
+            hold = replace(state, step="hold", agent=None, tries=1)
+            return Decision((self.say("agent_unavailable", language), GoTo(hold)))
+        if not self.rules.satisfaction_survey:
+            return Decision((self.say("goodbye", language), Hangup()))
+        return Decision((self._survey(replace(state, step="survey", tries=0)),))
+
+    def _survey(self, state: CallState) -> Gather:
+        assert state.language is not None
+        return Gather((self.say("survey_question", state.language),), state, self._timeout)
+
+    def _on_survey(self, state: CallState, digits: str | None) -> Decision:
+        language = state.language
+        assert language is not None
+        if digits and digits in "12345":
+            return Decision(
+                (self.say("survey_thanks", language), self.say("goodbye", language), Hangup()),
+                TicketChange(satisfaction=int(digits)),
+            )
+        tries = state.tries + 1
+        if tries >= self.rules.defaults.max_tries:
+            return Decision((self.say("goodbye", language), Hangup()))
+        problem = self.say("no_input" if digits is None else "not_an_option", language)
+        return Decision((problem, self._survey(replace(state, tries=tries))))
 
     def _closed_gather(self, state: CallState, next_open: datetime | None, first: bool) -> Gather:
         language = state.language
@@ -412,8 +642,10 @@ class Flow:
         if digits == OPERATOR and queue_id != self.rules.operator_queue:
             return self._operator(language, state.menu)
         if digits in (REPEAT, OPERATOR):
+            # Closed hours say when the team opens; a full or unstaffed queue just repeats the offer.
             status = hours.status(self._team(queue_id, language), self.now)
-            return Decision((self._closed_gather(state, status.next_open, first=True),))
+            first = not status.is_open
+            return Decision((self._closed_gather(state, status.next_open, first=first),))
         tries = state.tries + 1
         problem = self.say("no_input" if digits is None else "not_an_option", language)
         if tries < self.rules.defaults.max_tries:
@@ -506,6 +738,8 @@ class Flow:
             return self._on_menu(state, digits, caller)
         if state.step == "closed":
             return self._on_closed(state, digits, caller)
+        if state.step == "survey":
+            return self._on_survey(state, digits)
         if state.step == "hold" and state.queue in self.rules.queues:
             return Decision((GoTo(state),))
         return Decision((self._menu_gather(state.language, self.rules.main_menu, 0),))

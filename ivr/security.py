@@ -7,28 +7,45 @@ rebuild the public URL from `PUBLIC_BASE_URL` when it is configured, else from t
 
 from __future__ import annotations
 
-from flask import Request
+import logging
+
+from flask import Request, Response, request
 from twilio.request_validator import RequestValidator
 
 SIGNATURE_HEADER = "X-Twilio-Signature"
+log = logging.getLogger(__name__)
 
 
-def public_url(request: Request, base_url: str | None) -> str:
+def public_url(incoming: Request, base_url: str | None) -> str:
     """The URL Twilio requested, as Twilio saw it."""
-    query = request.query_string.decode("latin-1")
-    path = request.path + (f"?{query}" if query else "")
+    query = incoming.query_string.decode("latin-1")
+    path = incoming.path + (f"?{query}" if query else "")
     if base_url:
         return base_url.rstrip("/") + path
-    proto = request.headers.get("X-Forwarded-Proto", request.scheme).split(",")[0].strip()
-    host = request.headers.get("X-Forwarded-Host", request.host).split(",")[0].strip()
+    proto = incoming.headers.get("X-Forwarded-Proto", incoming.scheme).split(",")[0].strip()
+    host = incoming.headers.get("X-Forwarded-Host", incoming.host).split(",")[0].strip()
     return f"{proto}://{host}{path}"
 
 
-def is_signed(request: Request, auth_token: str, base_url: str | None) -> bool:
+def is_signed(incoming: Request, auth_token: str, base_url: str | None) -> bool:
     """True when the request carries a valid Twilio signature for its public URL."""
-    signature = request.headers.get(SIGNATURE_HEADER, "")
+    signature = incoming.headers.get(SIGNATURE_HEADER, "")
     if not signature:
         return False
-    params = request.form if request.method == "POST" else {}
+    params = incoming.form if incoming.method == "POST" else {}
     validator = RequestValidator(auth_token)
-    return bool(validator.validate(public_url(request, base_url), params, signature))
+    return bool(validator.validate(public_url(incoming, base_url), params, signature))
+
+
+def refuse_unsigned() -> Response | None:
+    """A `before_request` hook: 403 for requests not signed by Twilio; in development mode, a warning."""
+    from ivr import services  # the app's services, not imported at module level to avoid a cycle
+
+    settings = services().settings
+    if not settings.twilio_auth_token:
+        log.warning("IVR_DEV_MODE: accepted %s without checking its signature", request.path)
+        return None
+    if not is_signed(request, settings.twilio_auth_token, settings.public_base_url):
+        log.warning("refused %s: missing or invalid X-Twilio-Signature", request.path)
+        return Response("invalid or missing X-Twilio-Signature\n", 403, mimetype="text/plain")
+    return None

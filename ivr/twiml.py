@@ -11,7 +11,19 @@ from urllib.parse import urlencode
 from twilio.twiml.voice_response import Gather as TwiGather
 from twilio.twiml.voice_response import VoiceResponse
 
-from ivr.flow import Action, CallState, Decision, GoTo, Hangup, Music, Pause, Record, Say, Speech
+from ivr.flow import (
+    Action,
+    CallState,
+    Decision,
+    Dial,
+    GoTo,
+    Hangup,
+    Music,
+    Pause,
+    Record,
+    Say,
+    Speech,
+)
 from ivr.flow import Gather as FlowGather
 from ivr.prompts import Prompts
 
@@ -19,8 +31,12 @@ STEP_PATHS = {
     "language": "/voice/input",
     "menu": "/voice/input",
     "closed": "/voice/input",
+    "survey": "/voice/input",
     "hold": "/voice/hold",
     "voicemail": "/voice/recording",
+    "agent": "/voice/agent",
+    "whisper": "/voice/whisper",
+    "agent_line": "/agent/voice",
 }
 
 
@@ -49,13 +65,12 @@ def _speak(parent: VoiceResponse | TwiGather, item: Speech, prompts: Prompts) ->
 def _render_action(response: VoiceResponse, action: Action, prompts: Prompts) -> None:
     if isinstance(action, FlowGather):
         url = state_url(action.then)
+        if action.several_digits:
+            keys: dict[str, object] = {"finish_on_key": "#"}
+        else:
+            keys = {"num_digits": 1, "finish_on_key": ""}  # so that # reaches us ("go back")
         gather = response.gather(
-            input="dtmf",
-            num_digits=1,
-            timeout=action.timeout,
-            finish_on_key="",  # so that # reaches us as a key ("go back")
-            action=url,
-            method="POST",
+            input="dtmf", timeout=action.timeout, action=url, method="POST", **keys
         )
         for item in action.speech:
             _speak(gather, item, prompts)
@@ -75,6 +90,18 @@ def _render_action(response: VoiceResponse, action: Action, prompts: Prompts) ->
         )
     elif isinstance(action, Hangup):
         response.hangup()
+    elif isinstance(action, Dial):
+        dial = response.dial(
+            action=state_url(action.then),
+            method="POST",
+            timeout=action.timeout,
+            answer_on_bridge=True,  # the caller hears hold music, not ringing, until the agent answers
+        )
+        whisper = state_url(action.whisper)
+        if action.phone:
+            dial.number(action.phone, url=whisper, method="POST")
+        elif action.client:
+            dial.client(action.client, url=whisper, method="POST")
     else:
         _speak(response, action, prompts)
 

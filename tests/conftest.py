@@ -142,14 +142,20 @@ def app_factory(
     from ivr import create_app
     from tests.support import AUTH_TOKEN
 
-    def build(**overrides: Any) -> Flask:
+    def build(twilio_http_client: Any = None, **overrides: Any) -> Flask:
         settings = Settings(
             database_url="unused://",
             twilio_auth_token=AUTH_TOKEN,
             routing_rules=ROOT / "routing_rules.yaml",
             voice_prompts=ROOT / "voice_prompts",
         ).with_overrides(**overrides)
-        return create_app(settings, clock, database=database, redis_client=redis_client)
+        return create_app(
+            settings,
+            clock,
+            database=database,
+            redis_client=redis_client,
+            twilio_http_client=twilio_http_client,
+        )
 
     return build
 

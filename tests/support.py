@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import itertools
+import json
+import logging
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask.testing import FlaskClient
+from twilio.http import HttpClient
+from twilio.http.response import Response as TwilioResponse
 from twilio.request_validator import RequestValidator
 from werkzeug.test import TestResponse
 
@@ -49,6 +55,63 @@ def spoken(element: ET.Element) -> list[str]:
     return [say.text or "" for say in element.iter("Say")]
 
 
+@dataclass(frozen=True)
+class RestRequest:
+    method: str
+    url: str
+    data: dict[str, str]
+
+    @property
+    def path(self) -> str:
+        """The webhook path (with query) of a `Url` parameter, as our app sees it."""
+        parts = urlsplit(self.data["Url"])
+        return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+class FakeTwilioRest(HttpClient):  # type: ignore[misc]
+    """Twilio's REST API at the `twilio` library's HTTP client interface: answers like Twilio for
+    the calls we make (create a call, update a call) and records every request."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.getLogger("fake-twilio-rest"), is_async=False)
+        self.requests: list[RestRequest] = []
+        self.fail = False
+
+    def request(
+        self,
+        method: str,
+        uri: str,
+        params: dict[str, object] | None = None,
+        data: dict[str, object] | None = None,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,
+        allow_redirects: bool = False,
+    ) -> TwilioResponse:
+        form = {str(k): str(v) for k, v in (data or {}).items()}
+        self.requests.append(RestRequest(method, uri, form))
+        if self.fail:
+            return TwilioResponse(500, json.dumps({"code": 20500, "message": "internal error"}))
+        if method == "POST" and uri.endswith("/Calls.json"):
+            body = {
+                "sid": new_call_sid(),
+                "status": "queued",
+                "to": form["To"],
+                "from": form["From"],
+            }
+            return TwilioResponse(201, json.dumps(body))
+        match = re.search(r"/Calls/(CA[0-9a-f]+)\.json$", uri)
+        if method == "POST" and match:
+            return TwilioResponse(200, json.dumps({"sid": match[1], "status": "in-progress"}))
+        return TwilioResponse(404, json.dumps({"code": 20404, "message": "not found"}))
+
+    def redirects(self) -> list[RestRequest]:
+        return [r for r in self.requests if re.search(r"/Calls/CA[0-9a-f]+\.json$", r.url)]
+
+    def placed_calls(self) -> list[RestRequest]:
+        return [r for r in self.requests if r.url.endswith("/Calls.json")]
+
+
 @dataclass
 class Phone:
     """One call, walked through the webhooks the way Twilio would (enough for these tests)."""
@@ -59,6 +122,7 @@ class Phone:
     sid: str = field(default_factory=new_call_sid)
     twiml: ET.Element | None = None
     heard: list[str] = field(default_factory=list)
+    base_url: str = BASE_URL
 
     def form(self, **extra: str) -> dict[str, str]:
         return {
@@ -72,9 +136,14 @@ class Phone:
         }
 
     def _post(self, url: str, **extra: str) -> ET.Element:
-        self.twiml = parse(signed_post(self.client, url, self.form(**extra)))
+        form = self.form(**extra)
+        self.twiml = parse(signed_post(self.client, url, form, base_url=self.base_url))
         self.heard += spoken(self.twiml)
         return self.twiml
+
+    def redirected_to(self, path: str) -> ET.Element:
+        """Twilio moved the call to `path` (a REST update of the live call)."""
+        return self._post(path)
 
     def dial(self) -> ET.Element:
         return self._post("/voice/incoming", CallStatus="ringing")
@@ -112,6 +181,7 @@ class Phone:
             self.client,
             "/voice/status",
             self.form(CallStatus=status, CallDuration=str(duration)),
+            base_url=self.base_url,
         )
         assert response.status_code in (200, 204), response.get_data(as_text=True)
         return response

@@ -35,10 +35,10 @@ def test_upgrade_of_an_empty_database_reaches_head(empty_database: Database) -> 
     empty_database.upgrade()
     empty_database.upgrade()  # already at head: nothing to do
 
-    assert empty_database.current_revision() == empty_database.head_revision() == "0001"
+    assert empty_database.current_revision() == empty_database.head_revision() == "0002"
     with empty_database.engine.connect() as connection:
         tables = set(inspect(connection).get_table_names())
-    assert {"tickets", "processed_webhooks", "alembic_version"} <= tables
+    assert {"tickets", "processed_webhooks", "queue_events", "alembic_version"} <= tables
 
 
 def test_migrations_match_the_models(empty_database: Database) -> None:

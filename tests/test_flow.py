@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,10 +12,12 @@ from ivr.flow import (
     Caller,
     CallState,
     Decision,
+    Dial,
     Flow,
     Gather,
     GoTo,
     Hangup,
+    HoldInfo,
     Music,
     Pause,
     QueueRequest,
@@ -22,7 +25,7 @@ from ivr.flow import (
     Say,
 )
 from ivr.rules.check import Bundle, load_bundle
-from ivr.tickets.changes import Outcome
+from ivr.tickets.changes import Outcome, QueueEvent
 
 ROOT = Path(__file__).resolve().parents[1]
 MONDAY_AFTERNOON = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)  # New York 10:00, Berlin 16:00
@@ -326,27 +329,197 @@ def test_silence_after_hours_ends_in_voicemail_not_a_hang_up(bundle: Bundle) -> 
 # --- holding -----------------------------------------------------------------------------------
 
 HOLD = CallState("hold", "en-US", "funds", "funds", 30)
+STAFFED = HoldInfo(
+    position=3, waited_seconds=60, estimated_wait=400, agents_logged_in=2, can_call_back=True
+)
 
 
-def test_hold_round_tells_the_position_then_plays_music(bundle: Bundle) -> None:
-    decision = flow_at(bundle).hold(HOLD, 3)
-    assert texts(decision) == "You are number 3 in line."
-    assert isinstance(decision.actions[1], Music)
-    assert decision.actions[-1] == GoTo(CallState("hold", "en-US", "funds", "funds", 30, tries=1))
+def hold_gather(decision: Decision) -> Gather:
+    [gather] = [a for a in decision.actions if isinstance(a, Gather)]
+    return gather
 
 
-def test_later_rounds_thank_the_caller_and_first_in_line_hears_next(bundle: Bundle) -> None:
-    decision = flow_at(bundle).hold(CallState("hold", "de-DE", "funds", "funds", 30, tries=4), 1)
-    assert heard(decision) == ["hold_thanks", "queue_next"]
+def test_hold_round_tells_position_and_wait_offers_keys_then_plays_music(bundle: Bundle) -> None:
+    decision = flow_at(bundle).hold(HOLD, STAFFED)
+    gather = hold_gather(decision)
+    assert heard(decision) == [
+        "queue_position",
+        "queue_wait",
+        "hold_option_position",
+        "hold_option_callback",
+        "hold_option_voicemail",
+    ]
+    text = texts(decision)
+    assert "You are number 3 in line." in text
+    assert "Your estimated wait is about 7 minutes." in text
+    assert "without losing your place, press 2" in text
+    assert isinstance(gather.speech[-1], Music)
+    assert gather.then == replace(HOLD, tries=1) and gather.timeout == 1
+
+
+@pytest.mark.parametrize(
+    ("language", "minutes"),
+    [("zh-CN", "7分钟"), ("fr-FR", "7 minutes"), ("de-DE", "7 Minuten")],
+)
+def test_the_wait_is_spoken_naturally_in_each_language(
+    bundle: Bundle, language: str, minutes: str
+) -> None:
+    decision = flow_at(bundle).hold(replace(HOLD, language=language), STAFFED)
+    assert minutes in texts(decision)
+
+
+def test_later_rounds_rotate_comfort_messages_and_first_in_line_hears_next(bundle: Bundle) -> None:
+    flow = flow_at(bundle)
+    general = CallState("hold", "en-US", "main", "general", 10)
+    info = replace(STAFFED, position=1, estimated_wait=0)
+    comforts = [heard(flow.hold(replace(general, tries=n), info))[0] for n in (1, 2, 3, 4)]
+    assert comforts == [
+        "hold_comfort_prepare",
+        "hold_comfort_safety",
+        "hold_comfort_email",
+        "hold_comfort_prepare",
+    ]
+    assert "queue_next" in heard(flow.hold(replace(general, tries=1), info))
+    assert "queue_wait" not in heard(flow.hold(replace(general, tries=1), info))
+
+
+def test_options_are_repeated_every_third_round_not_every_round(bundle: Bundle) -> None:
+    flow = flow_at(bundle)
+    assert "hold_option_position" not in heard(flow.hold(replace(HOLD, tries=1), STAFFED))
+    assert "hold_option_position" in heard(flow.hold(replace(HOLD, tries=3), STAFFED))
+
+
+def test_positions_above_the_limit_are_not_counted_out(bundle: Bundle) -> None:
+    general = CallState("hold", "en-US", "main", "general", 10)
+    decision = flow_at(bundle).hold(general, replace(STAFFED, position=21))
+    assert "many_ahead" in heard(decision) and "queue_position" not in heard(decision)
 
 
 def test_queue_without_music_pauses_for_its_update_interval(bundle: Bundle) -> None:
-    decision = flow_at(bundle).hold(CallState("hold", "en-US", "security", "security", 90), 2)
-    assert Pause(20) in decision.actions
+    security = CallState("hold", "en-US", "security", "security", 90)
+    gather = hold_gather(flow_at(bundle).hold(security, STAFFED))
+    assert gather.speech[-1] == Pause(20)
 
 
 def test_unknown_position_is_not_announced(bundle: Bundle) -> None:
-    assert heard(flow_at(bundle).hold(HOLD, None)) == ["hold_thanks"]
+    decision = flow_at(bundle).hold(replace(HOLD, tries=1), HoldInfo(position=None))
+    assert heard(decision) == ["hold_thanks"]
+
+
+def test_no_agent_logged_in_is_said_and_options_offered_every_round(bundle: Bundle) -> None:
+    info = HoldInfo(position=1, agents_logged_in=0, can_call_back=True)
+    decision = flow_at(bundle).hold(replace(HOLD, tries=1), info)
+    assert heard(decision)[1:3] == ["no_agents", "queue_next"]
+    assert "hold_option_callback" in heard(decision)
+
+
+def test_without_rest_credentials_no_callback_is_offered(bundle: Bundle) -> None:
+    decision = flow_at(bundle).hold(HOLD, replace(STAFFED, can_call_back=False))
+    assert "hold_option_callback" not in heard(decision)
+
+
+def test_a_full_queue_turns_the_newcomer_to_voicemail_or_callback(bundle: Bundle) -> None:
+    general = CallState("hold", "en-US", "main", "general", 10)
+    decision = flow_at(bundle).hold(general, replace(STAFFED, position=51))
+    assert decision.leave
+    assert heard(decision) == ["queue_full", "offer_voicemail", "offer_callback", "offer_back"]
+    assert listening_at(decision) == replace(general, step="closed")
+    assert [e.event for e in decision.ticket.events] == [QueueEvent.EXITFULL]
+
+
+def test_a_long_wait_is_apologised_for_with_the_way_out(bundle: Bundle) -> None:
+    general = CallState("hold", "en-US", "main", "general", 10, tries=7)
+    decision = flow_at(bundle).hold(general, replace(STAFFED, waited_seconds=1300))
+    assert "wait_too_long" in heard(decision) and "hold_option_callback" in heard(decision)
+    assert not decision.leave
+
+
+@pytest.mark.parametrize("key", ["1", "*", "0"])
+def test_position_key_repeats_the_update(bundle: Bundle, key: str) -> None:
+    decision = flow_at(bundle).on_hold_key(replace(HOLD, tries=5), key, STAFFED, US_CALLER)
+    assert heard(decision)[0] == "queue_position"
+
+
+def test_callback_key_keeps_the_place_and_hangs_up(bundle: Bundle) -> None:
+    decision = flow_at(bundle).on_hold_key(HOLD, "2", STAFFED, US_CALLER)
+    assert decision.callback_number == "+14155550100" and not decision.leave
+    assert decision.ticket.outcome is Outcome.CALLBACK
+    assert [e.event for e in decision.ticket.events] == [QueueEvent.CALLBACK]
+    assert "You keep your place in line" in texts(decision)
+    assert "4 8 2 1 0 9 3" in texts(decision)
+    assert isinstance(decision.actions[-1], Hangup)
+
+
+@pytest.mark.parametrize(
+    ("info", "caller"),
+    [(replace(STAFFED, can_call_back=False), US_CALLER), (STAFFED, ANONYMOUS)],
+)
+def test_callback_key_when_no_callback_is_possible_keeps_holding(
+    bundle: Bundle, info: HoldInfo, caller: Caller
+) -> None:
+    decision = flow_at(bundle).on_hold_key(HOLD, "2", info, caller)
+    assert heard(decision)[0] == "callback_unavailable"
+    assert decision.callback_number is None and listening_at(decision) is not None
+
+
+def test_voicemail_key_leaves_the_queue_and_records(bundle: Bundle) -> None:
+    decision = flow_at(bundle).on_hold_key(HOLD, "3", STAFFED, US_CALLER)
+    assert decision.leave
+    assert any(isinstance(a, Record) for a in decision.actions)
+    [event] = decision.ticket.events
+    assert event.event is QueueEvent.EXITWITHKEY and event.data["to"] == "voicemail"
+
+
+def test_other_keys_while_holding_are_answered_and_holding_goes_on(bundle: Bundle) -> None:
+    decision = flow_at(bundle).on_hold_key(HOLD, "7", STAFFED, US_CALLER)
+    assert heard(decision)[0] == "not_an_option" and not decision.leave
+
+
+# --- the agent ---------------------------------------------------------------------------------
+
+
+def test_connect_rings_the_agent_who_first_hears_who_is_calling(bundle: Bundle) -> None:
+    flow = flow_at(bundle)
+    decision = flow.connect(HOLD, "anna")
+    dial = decision.actions[-1]
+    assert isinstance(dial, Dial) and dial.phone == "+4930000000104" and dial.client is None
+    assert dial.then == replace(HOLD, step="agent", agent="anna")
+    assert dial.whisper.step == "whisper"
+    assert decision.ticket.agent == "anna"
+    whisper = flow.whisper(dial.whisper, "4821093")
+    [said] = whisper.actions
+    assert isinstance(said, Say) and said.language == "de-DE"  # Anna's first language
+    assert "funds" in said.text and "English" in said.text and "4 8 2 1 0 9 3" in said.text
+
+
+def test_a_client_agent_is_dialled_by_identity(bundle: Bundle) -> None:
+    dial = flow_at(bundle).connect(HOLD, "emma").actions[-1]
+    assert isinstance(dial, Dial) and dial.client == "emma" and dial.phone is None
+
+
+def test_after_the_conversation_the_caller_is_asked_for_a_score(bundle: Bundle) -> None:
+    state = replace(HOLD, step="agent", agent="emma")
+    decision = flow_at(bundle).after_agent(state, answered=True)
+    assert heard(decision) == ["survey_question"]
+    assert listening_at(decision) == replace(state, step="survey")
+
+
+def test_an_unanswered_agent_sends_the_caller_back_to_hold(bundle: Bundle) -> None:
+    state = replace(HOLD, step="agent", agent="emma")
+    decision = flow_at(bundle).after_agent(state, answered=False)
+    assert heard(decision) == ["agent_unavailable"]
+    assert decision.actions[-1] == GoTo(replace(HOLD, tries=1))
+
+
+@pytest.mark.parametrize(("digits", "score"), [("5", 5), ("1", 1), ("9", None), (None, None)])
+def test_survey_keys(bundle: Bundle, digits: str | None, score: int | None) -> None:
+    state = replace(HOLD, step="survey", agent="emma")
+    decision = flow_at(bundle).on_input(state, digits, US_CALLER)
+    assert decision.ticket.satisfaction == score
+    if score:
+        assert isinstance(decision.actions[-1], Hangup)
+    else:
+        assert listening_at(decision) == replace(state, tries=1)
 
 
 # --- state in URLs ------------------------------------------------------------------------------

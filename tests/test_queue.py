@@ -297,7 +297,7 @@ def test_ping_is_false_when_redis_is_unreachable(clock: FrozenClock) -> None:
     assert line.ping() is False
 
 
-def _second_instance_client(client: redis.Redis) -> redis.Redis:
+def second_instance_client(client: redis.Redis) -> redis.Redis:
     """Another connection to the same data, as a second app instance would have."""
     url = os.environ.get("TEST_REDIS_URL")
     if url:
@@ -313,7 +313,7 @@ def test_two_instances_joining_at_once_get_distinct_places(
 ) -> None:
     instances = [
         CallQueue(redis_client, clock),
-        CallQueue(_second_instance_client(redis_client), clock),
+        CallQueue(second_instance_client(redis_client), clock),
     ]
     sizes: list[list[int]] = [[], []]
     errors: list[BaseException] = []

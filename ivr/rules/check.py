@@ -21,6 +21,12 @@ SYSTEM_PLACEHOLDERS: dict[str, frozenset[str]] = {
     "team_closed": frozenset({"when", "city"}),
     "callback_confirmed": frozenset({"number"}),
     "ticket_reference": frozenset({"reference"}),
+    "queue_wait": frozenset({"wait"}),
+    "hold_option_position": frozenset({"key"}),
+    "hold_option_callback": frozenset({"key"}),
+    "hold_option_voicemail": frozenset({"key"}),
+    "callback_kept": frozenset({"number"}),
+    "agent_whisper": frozenset({"queue", "language", "reference"}),
 }
 """Placeholders the service fills in for its own prompts; each must appear in every translation."""
 
@@ -47,6 +53,9 @@ def _prompt_references(rules: Rules) -> Iterator[tuple[Location, str]]:
         yield ("greeting", index), prompt
     for index, announcement in enumerate(rules.announcements):
         yield ("announcements", index, "prompt"), announcement.prompt
+    for queue_id, queue in rules.queues.items():
+        for index, prompt in enumerate(queue.comfort):
+            yield ("queues", queue_id, "comfort", index), prompt
     for menu_id, menu in rules.menus.items():
         if menu.intro:
             yield ("menus", menu_id, "intro"), menu.intro
@@ -130,6 +139,26 @@ def check_references(rules: Rules, source: Source) -> list[Problem]:
                 ("queues", queue_id, "team"),
                 f"no team for {', '.join(missing)}: add them or a 'default'",
             )
+    extensions: dict[str, str] = {}
+    for agent_id, agent in rules.agents.items():
+        for index, language in enumerate(agent.languages):
+            need(
+                language in codes,
+                ("agents", agent_id, "languages", index),
+                f"language {language!r} is not in 'languages'",
+            )
+        for index, queue_id in enumerate(agent.queues):
+            need(
+                queue_id in rules.queues,
+                ("agents", agent_id, "queues", index),
+                f"queue {queue_id!r} is not defined",
+            )
+        need(
+            agent.extension not in extensions,
+            ("agents", agent_id, "extension"),
+            f"extension {agent.extension} is also {extensions.get(agent.extension)!r}'s",
+        )
+        extensions.setdefault(agent.extension, agent_id)
     reachable = _reachable_menus(rules)
     for menu_id in rules.menus:
         need(

@@ -5,7 +5,8 @@ The call-flow engine imports this module, so it must stay free of SQLAlchemy.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 
 
@@ -24,6 +25,72 @@ class Outcome(StrEnum):
 FINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
 """Twilio `CallStatus` values that end a call."""
 
+SATISFACTION_RANGE = range(1, 6)
+"""Scores a caller can give in the satisfaction survey (the tickets table checks the same range)."""
+
+
+class QueueEvent(StrEnum):
+    """What happened in a hold queue, named like the events of Asterisk's queue_log."""
+
+    ENTERQUEUE = "ENTERQUEUE"  # caller joined a queue
+    CONNECT = "CONNECT"  # caller connected to an agent (wait_seconds = time in queue)
+    RINGNOANSWER = "RINGNOANSWER"  # an agent was rung, did not answer; the caller waits on
+    COMPLETECALLER = "COMPLETECALLER"  # conversation ended by the caller (talk_seconds)
+    COMPLETEAGENT = "COMPLETEAGENT"  # conversation ended by the agent (talk_seconds)
+    ABANDON = "ABANDON"  # caller hung up while waiting (position, wait_seconds)
+    EXITWITHKEY = "EXITWITHKEY"  # caller left by pressing a key (data: key, to: callback|voicemail)
+    EXITWITHTIMEOUT = "EXITWITHTIMEOUT"  # waited past max wait; offered callback/voicemail
+    EXITFULL = "EXITFULL"  # queue was full when the caller arrived (never entered)
+    EXITEMPTY = "EXITEMPTY"  # no agent logged in for the queue when the caller arrived
+    CALLBACK = "CALLBACK"  # caller asked to be called back, keeping their place
+    CALLBACKDIAL = "CALLBACKDIAL"  # the service called the caller back (their place came up)
+    AGENTLOGIN = "AGENTLOGIN"
+    AGENTLOGOFF = "AGENTLOGOFF"
+
+
+class _FrozenData(Mapping[str, str]):
+    """A private, read-only copy of an event's data that hashes, so an `EventRecord` stays frozen."""
+
+    def __init__(self, items: Mapping[str, str]) -> None:
+        self._items = dict(items)
+
+    def __getitem__(self, key: str) -> str:
+        return self._items[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self._items.items()))
+
+    def __repr__(self) -> str:
+        return repr(self._items)
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """One queue event to log (the flow and the views create these)."""
+
+    event: QueueEvent
+    queue: str | None = None  # None: the queue on the call's ticket, if any
+    language: str | None = None  # None: the language on the call's ticket, if any
+    agent: str | None = None
+    position: int | None = None
+    wait_seconds: int | None = None
+    talk_seconds: int | None = None
+    data: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # A plain string becomes the enum, so an unknown event fails here and not in the database.
+        object.__setattr__(self, "event", QueueEvent(self.event))
+        # Frozen only goes one level deep: copy the data so the caller's dict can change later
+        # without changing (or unhashing) a record that is already part of a decision.
+        if not isinstance(self.data, _FrozenData):
+            object.__setattr__(self, "data", _FrozenData(self.data))
+
 
 @dataclass(frozen=True)
 class TicketChange:
@@ -35,16 +102,34 @@ class TicketChange:
     queue: str | None = None
     team: str | None = None
     priority: int | None = None
-    outcome: Outcome | None = None
+    outcome: Outcome | None = None  # ANSWERED also sets answered_at = now (only the first time)
     queued: bool = False  # sets queued_at = now (only the first time)
     callback_number: str | None = None
     recording_url: str | None = None
     recording_duration: int | None = None
+    agent: str | None = None
+    # 1..5; anything else raises ValueError on construction rather than failing in the database.
+    satisfaction: int | None = None
+    events: tuple[EventRecord, ...] = ()  # logged with the change, under the same token
+
+    def __post_init__(self) -> None:
+        if self.satisfaction is not None and (
+            isinstance(self.satisfaction, bool) or self.satisfaction not in SATISFACTION_RANGE
+        ):
+            raise ValueError(f"satisfaction must be 1 to 5, not {self.satisfaction!r}")
+        # A list would make the change unhashable and mutable behind the frozen dataclass' back.
+        object.__setattr__(self, "events", tuple(self.events))
 
     def is_empty(self) -> bool:
         """True when the change would record nothing."""
-        return not self.queued and all(
-            getattr(self, f.name) is None for f in fields(self) if f.name != "queued"
+        return (
+            not self.queued
+            and not self.events
+            and all(
+                getattr(self, f.name) is None
+                for f in fields(self)
+                if f.name not in {"queued", "events"}
+            )
         )
 
 

@@ -1,17 +1,17 @@
-"""Tables for call tickets. The schema itself is created by the Alembic migrations."""
+"""Tables for call tickets and queue events. The schema itself is created by the Alembic migrations."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, String
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from ivr.db import Base
-from ivr.tickets.changes import Outcome
+from ivr.tickets.changes import Outcome, QueueEvent
 
 
 def _utcnow() -> datetime:
@@ -31,6 +31,21 @@ class OutcomeType(TypeDecorator[Outcome]):
     def process_result_value(self, value: Any | None, dialect: Dialect) -> Outcome | None:
         """Read the value back as an `Outcome`."""
         return None if value is None else Outcome(value)
+
+
+class QueueEventType(TypeDecorator[QueueEvent]):
+    """A `QueueEvent` stored as its plain string value."""
+
+    impl = String(20)
+    cache_ok = True
+
+    def process_bind_param(self, value: QueueEvent | None, dialect: Dialect) -> str | None:
+        """Store the enum's value (and reject strings that are not queue events)."""
+        return None if value is None else QueueEvent(value).value
+
+    def process_result_value(self, value: Any | None, dialect: Dialect) -> QueueEvent | None:
+        """Read the value back as a `QueueEvent`."""
+        return None if value is None else QueueEvent(value)
 
 
 class Ticket(Base):
@@ -80,3 +95,35 @@ class ProcessedWebhook(Base):
     token: Mapped[str] = mapped_column(String(128), primary_key=True)
     call_sid: Mapped[str] = mapped_column(String(64))
     processed_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class QueueEventRow(Base):
+    """One queue event of a call (or of an agent), like a line of Asterisk's queue_log."""
+
+    __tablename__ = "queue_events"
+    __table_args__ = (
+        # The reports: one queue over a time range, or one kind of event over a time range.
+        Index("ix_queue_events_queue_at", "queue", "at"),
+        Index("ix_queue_events_event_at", "event", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Not a foreign key: agent events have no call, and a call's events may come before its ticket.
+    call_sid: Mapped[str] = mapped_column(String(64), index=True)
+    # Indexed so that deleting old tickets does not scan the whole event log to null the links.
+    ticket_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tickets.id", ondelete="SET NULL"), index=True
+    )
+    event: Mapped[QueueEvent] = mapped_column(QueueEventType())
+    at: Mapped[datetime]
+    queue: Mapped[str | None] = mapped_column(String(64))
+    language: Mapped[str | None] = mapped_column(String(16))
+    agent: Mapped[str | None] = mapped_column(String(128))
+    position: Mapped[int | None]
+    wait_seconds: Mapped[int | None]
+    talk_seconds: Mapped[int | None]
+    # Reassign rather than mutate: SQLAlchemy does not see in-place changes to a JSON value.
+    data: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+
+    def __repr__(self) -> str:
+        return f"QueueEventRow(call_sid={self.call_sid!r}, event={self.event!r}, at={self.at!r})"

@@ -9,7 +9,7 @@ same call apply their changes one after the other instead of overwriting each ot
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 
@@ -17,12 +17,14 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ivr.tickets.changes import Outcome, TicketChange
-from ivr.tickets.models import ProcessedWebhook, Ticket
+from ivr.tickets.changes import EventRecord, Outcome, QueueEvent, TicketChange
+from ivr.tickets.models import ProcessedWebhook, QueueEventRow, Ticket
 
 REFERENCE_DIGITS = 7
 # A collision among 9 million references is rare; several in a row means something else is wrong.
 _CREATE_ATTEMPTS = 5
+# Events about an agent, not a caller: the queue and language of a ticket say nothing about them.
+_AGENT_EVENTS = frozenset({QueueEvent.AGENTLOGIN, QueueEvent.AGENTLOGOFF})
 
 
 @contextmanager
@@ -64,7 +66,7 @@ def apply_change(
     caller: str | None = None,
     called: str | None = None,
 ) -> Ticket:
-    """Record what one webhook learned; a webhook retried with the same token applies once."""
+    """Record what one webhook learned and log its events; a retried webhook applies once."""
     with _unit_of_work(session):
         ticket = _lock_or_create(session, call_sid, caller=caller, called=called, now=now)
         if change.is_empty():
@@ -72,6 +74,7 @@ def apply_change(
         if token is not None and not _claim_token(session, token, call_sid, now):
             return ticket
         _apply(ticket, change, now)
+        _insert_events(session, call_sid, ticket, change.events, now)
         return ticket
 
 
@@ -229,3 +232,42 @@ def _apply(ticket: Ticket, change: TicketChange, now: datetime) -> None:
         ticket.recording_url = change.recording_url
     if change.recording_duration is not None:
         ticket.recording_duration = change.recording_duration
+    if change.agent is not None:
+        ticket.agent = change.agent
+    if change.satisfaction is not None:
+        ticket.satisfaction = change.satisfaction
+
+
+def _insert_events(
+    session: Session,
+    call_sid: str,
+    ticket: Ticket | None,
+    records: Sequence[EventRecord],
+    now: datetime,
+) -> None:
+    if not records:
+        return
+    rows: list[dict[str, object]] = []
+    for record in records:
+        queue, language = record.queue, record.language
+        # A call's event that does not name its queue or language is about the one the call is in
+        # (a status callback knows the call, not the queue); the reports group by these columns.
+        if ticket is not None and record.event not in _AGENT_EVENTS:
+            queue = ticket.queue if queue is None else queue
+            language = ticket.language if language is None else language
+        rows.append(
+            {
+                "call_sid": call_sid,
+                "ticket_id": None if ticket is None else ticket.id,
+                "event": record.event,
+                "at": now,
+                "queue": queue,
+                "language": language,
+                "agent": record.agent,
+                "position": record.position,
+                "wait_seconds": record.wait_seconds,
+                "talk_seconds": record.talk_seconds,
+                "data": dict(record.data),
+            }
+        )
+    session.execute(insert(QueueEventRow), rows)

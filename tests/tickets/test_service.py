@@ -14,7 +14,8 @@ from sqlalchemy import event, func, select
 
 from ivr.db import Database
 from ivr.tickets import changes, service
-from ivr.tickets.changes import Outcome, TicketChange, format_reference
+from ivr.tickets.changes import EventRecord, Outcome, QueueEvent, TicketChange, format_reference
+from ivr.tickets.events import events_of
 from ivr.tickets.models import ProcessedWebhook, Ticket
 from ivr.tickets.service import (
     apply_change,
@@ -265,6 +266,53 @@ def test_change_sets_fields_and_queued_at_only_once(database: Database) -> None:
     assert (ticket.caller, ticket.called) == ("+4930123", "+4980000")
 
 
+def test_change_records_agent_and_satisfaction(database: Database) -> None:
+    with database.sessions() as session:
+        apply_change(session, "CA1", TicketChange(outcome=Outcome.ANSWERED, agent="alice"), now=NOW)
+        apply_change(session, "CA1", TicketChange(satisfaction=4), now=_later(300), token="t")
+        apply_change(session, "CA1", TicketChange(satisfaction=1), now=_later(301), token="t")
+
+    ticket = _fresh(database, "CA1")
+    assert ticket.agent == "alice"
+    assert ticket.satisfaction == 4
+    assert ticket.answered_at == NOW
+
+
+@pytest.mark.parametrize("score", [0, 6, -1, True])
+def test_satisfaction_outside_one_to_five_is_refused(score: int) -> None:
+    with pytest.raises(ValueError, match="satisfaction"):
+        TicketChange(satisfaction=score)
+
+
+def test_satisfaction_bounds_are_accepted(database: Database) -> None:
+    with database.sessions() as session:
+        apply_change(session, "CA1", TicketChange(satisfaction=1), now=NOW)
+        apply_change(session, "CA2", TicketChange(satisfaction=5), now=NOW)
+
+    assert (_fresh(database, "CA1").satisfaction, _fresh(database, "CA2").satisfaction) == (1, 5)
+
+
+def test_change_events_are_logged_with_the_queue_the_change_sets(database: Database) -> None:
+    change = TicketChange(
+        queue="funds",
+        language="fr-FR",
+        queued=True,
+        events=[EventRecord(QueueEvent.ENTERQUEUE, position=2)],  # type: ignore[arg-type]
+    )
+    with database.sessions() as session:
+        ticket = apply_change(session, "CA1", change, now=NOW, token="t")
+        (row,) = events_of(session, "CA1")
+
+    assert change.events == (EventRecord(QueueEvent.ENTERQUEUE, position=2),)
+    assert (row.event, row.queue, row.language, row.position) == (
+        QueueEvent.ENTERQUEUE,
+        "funds",
+        "fr-FR",
+        2,
+    )
+    assert row.ticket_id == ticket.id
+
+
 def test_empty_change_records_no_token(database: Database) -> None:
     with database.sessions() as session:
         ticket = apply_change(session, "CA1", TicketChange(), now=NOW, token="t1")
@@ -451,6 +499,12 @@ def test_ticket_change_is_empty() -> None:
     assert not TicketChange(queued=True).is_empty()
     assert not TicketChange(menu_step="lang:1").is_empty()
     assert not TicketChange(priority=0).is_empty()
+
+
+def test_ticket_change_with_agent_satisfaction_or_events_is_not_empty() -> None:
+    assert not TicketChange(agent="alice").is_empty()
+    assert not TicketChange(satisfaction=3).is_empty()
+    assert not TicketChange(events=(EventRecord(QueueEvent.CONNECT),)).is_empty()
 
 
 def test_changes_module_stays_free_of_the_database() -> None:

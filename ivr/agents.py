@@ -1,0 +1,119 @@
+"""Agents logging in and out: on the agent phone line (Twilio webhook) or through an HTTP API.
+
+The API authenticates each request with HTTP Basic auth: the agent id as user name, the PIN as
+password (`curl -u emma:7310 -XPOST https://HOST/api/agents/emma/login`). Serve it over HTTPS only.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from flask import Blueprint, Response, abort, jsonify, request
+from redis.exceptions import RedisError
+
+from ivr import services
+from ivr.agent_line import AgentAction, AgentLine, AgentStatus
+from ivr.flow import CallState
+from ivr.rules.schema import Agent, Rules
+from ivr.security import refuse_unsigned
+from ivr.tickets.changes import EventRecord, QueueEvent
+from ivr.twiml import render
+from ivr.webhooks import current_flow, parse_call, twiml
+
+line_bp = Blueprint("agent_line", __name__, url_prefix="/agent")
+api_bp = Blueprint("agent_api", __name__, url_prefix="/api")
+line_bp.before_request(refuse_unsigned)
+
+
+def change_status(
+    agent_id: str, agent: Agent, rules: Rules, action: AgentAction, sid: str
+) -> AgentStatus:
+    """Log an agent in or out in the queue, log the event, and serve waiting callers."""
+    s = services()
+    if action == "login":
+        status = s.queue.agent_available(agent_id, rules.lines_of(agent))
+        event = QueueEvent.AGENTLOGIN
+    else:
+        status = s.queue.agent_offline(agent_id)
+        event = QueueEvent.AGENTLOGOFF
+    s.switchboard.log(sid, EventRecord(event, agent=agent_id, data={"status": status}))
+    if status == "available" and s.switchboard.dispatch():
+        status = s.queue.agent_status(agent_id)  # a waiting caller may have been handed over
+    return status
+
+
+@line_bp.post("/voice")
+def agent_line() -> Response:
+    """The agent line's Voice URL (a second Twilio number): extension, PIN, log in or out."""
+    call = parse_call()
+    flow = current_flow()
+    line = AgentLine(flow)
+    state = CallState.from_params(request.args)
+    if state is None or state.step != "agent_line":
+        return twiml(render(line.answer(), flow.prompts))
+    status: AgentStatus | None = None
+    if state.agent in flow.rules.agents:
+        status = services().queue.agent_status(state.agent)
+    result = line.on_input(state, request.form.get("Digits"), status)
+    decision = result.decision
+    if result.action and state.agent:
+        agent = flow.rules.agents[state.agent]
+        new_status = change_status(state.agent, agent, flow.rules, result.action, call.sid)
+        decision = line.confirm(result.action, new_status)
+    return twiml(render(decision, flow.prompts))
+
+
+def _authenticated(agent_id: str) -> tuple[Agent, Rules]:
+    rules = services().rules.get().rules
+    agent = rules.agents.get(agent_id)
+    auth = request.authorization
+    if agent is None:
+        abort(404, description=f"no agent {agent_id!r}")
+    if (
+        auth is None
+        or auth.username != agent_id
+        or not secrets.compare_digest(auth.password or "", agent.pin)
+    ):
+        abort(401, description="give the agent id and PIN with HTTP Basic auth")
+    return agent, rules
+
+
+def _describe(agent_id: str, agent: Agent, status: AgentStatus) -> dict[str, Any]:
+    return {
+        "agent": agent_id,
+        "name": agent.name,
+        "status": status,
+        "call": services().queue.agent_call(agent_id),
+        "languages": list(agent.languages),
+        "queues": list(agent.queues),
+    }
+
+
+@api_bp.get("/agents/<agent_id>")
+def agent_state(agent_id: str) -> Response:
+    """The agent's status and current call."""
+    agent, _ = _authenticated(agent_id)
+    return jsonify(_describe(agent_id, agent, services().queue.agent_status(agent_id)))
+
+
+@api_bp.post("/agents/<agent_id>/<any(login, logout):action>")
+def agent_login(agent_id: str, action: AgentAction) -> Response:
+    """Log in (ready for calls) or out; an agent on a call changes when the call ends."""
+    agent, rules = _authenticated(agent_id)
+    status = change_status(agent_id, agent, rules, action, "")
+    return jsonify(_describe(agent_id, agent, status))
+
+
+@api_bp.errorhandler(RedisError)
+def queue_down(error: RedisError) -> tuple[Response, int]:
+    return jsonify({"error": "the queue store is unavailable, try again"}), 503
+
+
+@api_bp.errorhandler(401)
+@api_bp.errorhandler(404)
+def api_error(error: Any) -> tuple[Response, int]:
+    response = jsonify({"error": error.description})
+    if error.code == 401:
+        response.headers["WWW-Authenticate"] = 'Basic realm="ivr agents"'
+    return response, error.code

@@ -1,0 +1,176 @@
+"""Queue events (Asterisk queue_log style): logging them, a call's history, and per-queue statistics.
+
+Events that come with a ticket change are logged by `service.apply_change`; `log_events` is for the
+others (queue dispatch, agent login/logout, status callbacks). Either way an event is linked to the
+call's ticket when there is one (none is created for it) and takes its queue and language from that
+ticket when it names none. Like the service, every function here is one unit of work on the session
+it is given and commits before returning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, case, func, literal, select
+from sqlalchemy.orm import Session
+
+from ivr.tickets.changes import EventRecord, QueueEvent
+from ivr.tickets.models import QueueEventRow, Ticket
+
+# The service's transaction and idempotency helpers: events share them (and its token table), and
+# service imports nothing from here, so there is no cycle.
+from ivr.tickets.service import _claim_token, _insert_events, _unit_of_work
+
+NO_CALL = ""
+"""The call_sid of events that belong to no call: agent login/logout, however the agent logged in."""
+# Not the agent line call's sid: agents may log in from a console without calling, and that call's
+# own ticket is not a customer call, so linking agent events to it would only mislead the reports.
+
+DEFAULT_SERVICE_LEVEL_SECONDS = 60
+"""Answer-time target of a queue that `queue_stats` is given no target for."""
+
+_EVENTS_TOKEN_SUFFIX = ":events"
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    """What one queue did over a time range; rates are None when their denominator is zero."""
+
+    queue: str
+    offered: int  # ENTERQUEUE
+    answered: int  # CONNECT
+    abandoned: int  # ABANDON
+    callbacks: int  # CALLBACK
+    exited: int  # EXITWITHKEY + EXITWITHTIMEOUT
+    refused: int  # EXITFULL + EXITEMPTY: never entered, so not part of `offered`
+    average_wait_seconds: float | None  # of CONNECT wait_seconds
+    longest_wait_seconds: int | None  # of CONNECT wait_seconds
+    average_talk_seconds: float | None  # of COMPLETECALLER / COMPLETEAGENT talk_seconds
+    abandon_rate: float | None  # abandoned / offered
+    service_level: float | None  # CONNECTs within the queue's target / (answered + abandoned)
+
+
+def log_events(
+    session: Session,
+    call_sid: str,
+    records: Sequence[EventRecord],
+    *,
+    now: datetime,
+    token: str | None = None,
+) -> None:
+    """Log events that come without a ticket change; a webhook retried with the same token logs once."""
+    if not records:
+        return
+    with _unit_of_work(session):
+        # A distinct token: the same webhook may also apply a ticket change under its own token.
+        if token is not None and not _claim_token(
+            session, token + _EVENTS_TOKEN_SUFFIX, call_sid, now
+        ):
+            return
+        ticket = None
+        if call_sid != NO_CALL:
+            ticket = session.scalars(
+                select(Ticket).where(Ticket.call_sid == call_sid)
+            ).one_or_none()
+        _insert_events(session, call_sid, ticket, records, now)
+
+
+def events_of(session: Session, call_sid: str) -> list[QueueEventRow]:
+    """The events of a call, oldest first (events logged together keep their order)."""
+    query = (
+        select(QueueEventRow)
+        .where(QueueEventRow.call_sid == call_sid)
+        .order_by(QueueEventRow.at, QueueEventRow.id)
+    )
+    with _unit_of_work(session):
+        return list(session.scalars(query))
+
+
+def queue_stats(
+    session: Session,
+    *,
+    since: datetime,
+    until: datetime,
+    service_level: Mapping[str, int] | int = DEFAULT_SERVICE_LEVEL_SECONDS,
+    queue: str | None = None,
+) -> list[QueueStats]:
+    """Per-queue statistics of events in [since, until), by queue name; targets in seconds."""
+    # A queue gets a row when it has any event in the range (even only an agent's login); events
+    # without a queue have no row to go to. Queues missing from a `service_level` mapping get
+    # DEFAULT_SERVICE_LEVEL_SECONDS, so a queue added to the rules still gets a figure.
+    e = QueueEventRow
+    connect = e.event == QueueEvent.CONNECT
+    target = _target(service_level)
+    query = (
+        select(
+            e.queue,
+            _count(e.event == QueueEvent.ENTERQUEUE).label("offered"),
+            _count(connect).label("answered"),
+            _count(e.event == QueueEvent.ABANDON).label("abandoned"),
+            _count(e.event == QueueEvent.CALLBACK).label("callbacks"),
+            _count(e.event.in_([QueueEvent.EXITWITHKEY, QueueEvent.EXITWITHTIMEOUT])).label(
+                "exited"
+            ),
+            _count(e.event.in_([QueueEvent.EXITFULL, QueueEvent.EXITEMPTY])).label("refused"),
+            func.avg(case((connect, e.wait_seconds))).label("average_wait"),
+            func.max(case((connect, e.wait_seconds))).label("longest_wait"),
+            func.avg(
+                case(
+                    (
+                        e.event.in_([QueueEvent.COMPLETECALLER, QueueEvent.COMPLETEAGENT]),
+                        e.talk_seconds,
+                    )
+                )
+            ).label("average_talk"),
+            _count(connect & (e.wait_seconds <= target)).label("within_target"),
+        )
+        .where(e.queue.is_not(None), e.at >= since, e.at < until)
+        .group_by(e.queue)
+        .order_by(e.queue)
+    )
+    if queue is not None:
+        query = query.where(e.queue == queue)
+    with _unit_of_work(session):
+        rows = session.execute(query).all()
+    return [
+        QueueStats(
+            queue=row.queue,
+            offered=row.offered,
+            answered=row.answered,
+            abandoned=row.abandoned,
+            callbacks=row.callbacks,
+            exited=row.exited,
+            refused=row.refused,
+            average_wait_seconds=_float(row.average_wait),
+            longest_wait_seconds=row.longest_wait,
+            average_talk_seconds=_float(row.average_talk),
+            abandon_rate=_ratio(row.abandoned, row.offered),
+            service_level=_ratio(row.within_target, row.answered + row.abandoned),
+        )
+        for row in rows
+    ]
+
+
+def _count(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    # COUNT of a CASE without ELSE counts the matching rows; portable where FILTER is not.
+    return func.count(case((condition, 1)))
+
+
+def _target(service_level: Mapping[str, int] | int) -> ColumnElement[int]:
+    if isinstance(service_level, int):
+        return literal(service_level)
+    if not service_level:
+        return literal(DEFAULT_SERVICE_LEVEL_SECONDS)
+    return case(dict(service_level), value=QueueEventRow.queue, else_=DEFAULT_SERVICE_LEVEL_SECONDS)
+
+
+def _float(value: Any) -> float | None:
+    # PostgreSQL's AVG of integers is a Decimal, SQLite's a float.
+    return None if value is None else float(value)
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return part / whole if whole else None

@@ -1,0 +1,694 @@
+"""Agents taking callers from the shared lines: claims, dispatch, callbacks, hang-ups, history.
+
+Same fixtures as tests/test_queue.py: fakeredis, or the real Redis when TEST_REDIS_URL is set.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import redis
+
+from ivr.clock import FrozenClock
+from ivr.queue import (
+    HISTORY_LENGTH,
+    KEY_PREFIX,
+    Assignment,
+    CallQueue,
+    agent_key,
+    available_agents_key,
+    entry_key,
+    queue_key,
+    stats_key,
+    waiting_queues_key,
+)
+from tests.test_queue import second_instance_client
+
+START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+FUNDS_EN = ("funds", "en-US")
+FUNDS_DE = ("funds", "de-DE")
+HEARTBEAT = 120
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock(START)
+
+
+@pytest.fixture
+def line(redis_client: redis.Redis, clock: FrozenClock) -> CallQueue:
+    return CallQueue(redis_client, clock, heartbeat_seconds=HEARTBEAT)
+
+
+def wait_in(
+    line: CallQueue,
+    clock: FrozenClock,
+    call_sids: list[str],
+    where: tuple[str, str] = FUNDS_EN,
+    priority: int = 50,
+) -> None:
+    for sid in call_sids:
+        line.join(sid, where[0], where[1], priority)
+        clock.advance(1)
+
+
+def positions(line: CallQueue, *call_sids: str) -> list[int | None]:
+    places = [line.place(sid) for sid in call_sids]
+    return [p.position if p else None for p in places]
+
+
+def claimed(assignment: Assignment | None) -> str | None:
+    return assignment.call_sid if assignment else None
+
+
+def text_keys(client: redis.Redis) -> set[str]:
+    return {k.decode() if isinstance(k, bytes) else k for k in client.keys("*")}
+
+
+# --- claiming --------------------------------------------------------------------------------------
+
+
+def test_agent_gets_the_highest_priority_caller_across_its_lines(
+    line: CallQueue, clock: FrozenClock
+) -> None:
+    line.join("CAEN-LOW", *FUNDS_EN, 10)
+    clock.advance(1)
+    line.join("CAEN-MID", *FUNDS_EN, 50)
+    clock.advance(1)
+    line.join("CADE-HIGH", *FUNDS_DE, 90)
+    line.agent_available("AGMAX", [FUNDS_EN, FUNDS_DE])
+
+    assert claimed(line.claim_next("AGMAX")) == "CADE-HIGH"
+    line.finish_call("AGMAX", "CADE-HIGH")
+    assert claimed(line.claim_next("AGMAX")) == "CAEN-MID"
+    line.finish_call("AGMAX", "CAEN-MID")
+    assert claimed(line.claim_next("AGMAX")) == "CAEN-LOW"
+
+
+def test_among_equal_priority_the_longest_waiting_caller_across_lines_goes_first(
+    line: CallQueue, clock: FrozenClock
+) -> None:
+    line.join("CADE-FIRST", *FUNDS_DE, 50)
+    clock.advance(0.001)
+    line.join("CAEN-SECOND", *FUNDS_EN, 50)
+    clock.advance(0.001)
+    line.join("CADE-THIRD", *FUNDS_DE, 50)
+    line.agent_available("AGMAX", [FUNDS_EN, FUNDS_DE])
+    line.agent_available("AGEVA", [FUNDS_EN, FUNDS_DE])
+    line.agent_available("AGTOM", [FUNDS_EN, FUNDS_DE])
+
+    assert [claimed(line.claim_next(a)) for a in ("AGMAX", "AGEVA", "AGTOM")] == [
+        "CADE-FIRST",
+        "CAEN-SECOND",
+        "CADE-THIRD",
+    ]
+
+
+def test_a_caller_in_a_line_the_agent_does_not_serve_is_never_claimed(
+    line: CallQueue, clock: FrozenClock
+) -> None:
+    line.join("CASUPPORT", "support", "en-US", 100)
+    line.join("CAFRENCH", "funds", "fr-FR", 100)
+    line.agent_available("AGMAX", [FUNDS_EN, FUNDS_DE])
+
+    assert line.claim_next("AGMAX") is None
+    assert line.dispatch() == []
+    assert line.agent_status("AGMAX") == "available"
+    assert positions(line, "CASUPPORT", "CAFRENCH") == [1, 1]
+
+
+def test_claiming_moves_everyone_behind_up_and_names_the_agent(
+    line: CallQueue, clock: FrozenClock
+) -> None:
+    wait_in(line, clock, ["CA1", "CA2", "CA3", "CA4"])
+    line.agent_available("AGMAX", [FUNDS_EN])
+    clock.advance(30)
+
+    got = line.claim_next("AGMAX")
+
+    assert got == Assignment(
+        call_sid="CA1",
+        agent="AGMAX",
+        queue="funds",
+        language="en-US",
+        priority=50,
+        enqueued_at=START,
+        assigned_at=START + timedelta(seconds=34),
+        callback_number=None,
+    )
+    assert positions(line, "CA1", "CA2", "CA3", "CA4") == [None, 1, 2, 3]
+    assert line.size(*FUNDS_EN) == 3
+    assert line.assignment("CA1") == got
+    assert line.assignment("CA2") is None
+    assert line.agent_status("AGMAX") == "busy"
+    assert line.agent_call("AGMAX") == "CA1"
+    # Busy: neither a second claim nor a dispatch gives it another caller.
+    assert line.claim_next("AGMAX") is None
+    assert line.dispatch() == []
+    assert positions(line, "CA2") == [1]
+
+
+def test_an_agent_that_is_not_logged_in_claims_nobody(line: CallQueue, clock: FrozenClock) -> None:
+    wait_in(line, clock, ["CA1"])
+
+    assert line.agent_status("AGNEVER") == "offline"
+    assert line.claim_next("AGNEVER") is None
+    line.agent_available("AGMAX", [FUNDS_EN])
+    assert line.agent_offline("AGMAX") == "offline"
+    assert line.claim_next("AGMAX") is None
+    assert positions(line, "CA1") == [1]
+
+
+def test_ghosts_at_the_head_are_skipped_when_claiming(
+    line: CallQueue, clock: FrozenClock, redis_client: redis.Redis
+) -> None:
+    wait_in(line, clock, ["CAGHOST", "CAALIVE"])
+    redis_client.delete(entry_key("CAGHOST"))  # its heartbeat lapsed
+    line.agent_available("AGMAX", [FUNDS_EN])
+
+    assert claimed(line.claim_next("AGMAX")) == "CAALIVE"
+    assert redis_client.zcard(queue_key(*FUNDS_EN)) == 0
+
+
+def test_an_assigned_caller_has_no_place_and_a_late_join_keeps_the_assignment(
+    line: CallQueue, clock: FrozenClock
+) -> None:
+    wait_in(line, clock, ["CA1", "CA2"])
+    line.agent_available("AGMAX", [FUNDS_EN])
+    line.claim_next("AGMAX")
+
+    assert line.place("CA1") is None
+    # The hold webhook raced the claim and queues the caller again: it stays with its agent.
+    again = line.join("CA1", *FUNDS_EN, 50)
+    assert (again.position, again.enqueued_at) == (0, START)
+    assert claimed(line.assignment("CA1")) == "CA1"
+    assert line.place("CA1") is None
+    assert positions(line, "CA2") == [1]
+    assert line.size(*FUNDS_EN) == 1
+    # The hold loop keeps heartbeating while the agent is rung.
+    assert line.heartbeat("CA1") is True
+
+
+def test_an_assigned_call_put_back_in_its_line_by_hand_does_not_count(
+    line: CallQueue, clock: FrozenClock, redis_client: redis.Redis
+) -> None:
+    wait_in(line, clock, ["CA1", "CA2"])
+    line.agent_available("AGMAX", [FUNDS_EN])
+    line.claim_next("AGMAX")
+    redis_client.zadd(queue_key(*FUNDS_EN), {"CA1": 0})
+
+    assert positions(line, "CA2") == [1]
+    line.agent_available("AGEVA", [FUNDS_EN])
+    assert claimed(line.claim_next("AGEVA")) == "CA2"
+    assert line.agent_call("AGMAX") == "CA1"
+
+
+# --- dispatch ---------------------------------------------------------------------------------------
+
+
+def test_dispatch_pairs_the_longest_idle_agent_with_the_best_caller(
+    line: CallQueue, clock: FrozenClock
+) -> None:
+    for agent in ("AGOLD", "AGMID", "AGNEW"):
+        line.agent_available(agent, [FUNDS_EN])
+        clock.advance(10)
+    wait_in(line, clock, ["CA1", "CA2", "CA3", "CA4", "CA5"])
+
+    pairs = [(a.agent, a.call_sid) for a in line.dispatch()]
+
+    assert pairs == [("AGOLD", "CA1"), ("AGMID", "CA2"), ("AGNEW", "CA3")]
+    assert positions(line, "CA4", "CA5") == [1, 2]
+    assert line.dispatch() == []
+
+
+def test_logging_in_again_keeps_the_agents_turn(line: CallQueue, clock: FrozenClock) -> None:
+    line.agent_available("AGOLD", [FUNDS_EN])
+    clock.advance(10)
+    line.agent_available("AGNEW", [FUNDS_EN])
+    clock.advance(10)
+    # A second click on "ready" (with another line added) must not send it to the back.
+    assert line.agent_available("AGOLD", [FUNDS_EN, FUNDS_DE]) == "available"
+    wait_in(line, clock, ["CA1"])
+
+    assert [(a.agent, a.call_sid) for a in line.dispatch()] == [("AGOLD", "CA1")]
+
+
+def test_an_agent_freed_by_a_call_goes_behind_agents_idle_for_longer(
+    line: CallQueue, clock: FrozenClock
+) -> None:
+    line.agent_available("AGMAX", [FUNDS_EN])
+    wait_in(line, clock, ["CA1"])
+    line.dispatch()
+    line.agent_available("AGEVA", [FUNDS_EN])
+    clock.advance(5)
+    line.connected("CA1")
+    line.finish_call("AGMAX", "CA1")
+    wait_in(line, clock, ["CA2"])
+
+    assert [(a.agent, a.call_sid) for a in line.dispatch()] == [("AGEVA", "CA2")]
+
+
+def test_a_forgotten_login_expires_and_is_not_dispatched(
+    line: CallQueue, clock: FrozenClock, redis_client: redis.Redis
+) -> None:
+    line.agent_available("AGGONE", [FUNDS_EN])
+    wait_in(line, clock, ["CA1"])
+    redis_client.delete(agent_key("AGGONE"))  # as its 24 h TTL lapsing
+
+    assert line.dispatch() == []
+    assert line.agent_status("AGGONE") == "offline"
+    assert redis_client.zcard(available_agents_key()) == 0
+    assert positions(line, "CA1") == [1]
+
+
+def test_two_instances_dispatching_at_once_never_share_a_caller_or_an_agent(
+    redis_client: redis.Redis, clock: FrozenClock
+) -> None:
+    instances = [
+        CallQueue(redis_client, clock),
+        CallQueue(second_instance_client(redis_client), clock),
+    ]
+    sids = [f"CA{i:03d}" for i in range(100)]
+    for i, sid in enumerate(sids):
+        instances[i % 2].join(sid, *FUNDS_EN, 50)
+        clock.advance(0.001)
+    results: list[list[Assignment]] = [[], []]
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def run(n: int) -> None:
+        try:
+            while not stop.is_set():
+                results[n].extend(instances[n].dispatch())
+        except BaseException as exc:  # surface thread failures in the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(2)]
+    for t in threads:
+        t.start()
+    agents = [f"AG{i}" for i in range(10)]
+    for i, agent in enumerate(agents):
+        instances[i % 2].agent_available(agent, [FUNDS_EN])
+        time.sleep(0.005)
+    deadline = time.monotonic() + 20
+    while len(results[0]) + len(results[1]) < len(agents) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.1)  # room for a wrong extra claim to show up
+    stop.set()
+    for t in threads:
+        t.join(timeout=30)
+
+    assert errors == []
+    assignments = results[0] + results[1]
+    assert len(assignments) == min(len(agents), len(sids))
+    assert len({a.call_sid for a in assignments}) == len(assignments)
+    assert sorted(a.agent for a in assignments) == sorted(agents)
+    # Each claim took the head of the line: the ten who waited longest, and nobody else.
+    assert {a.call_sid for a in assignments} == set(sids[:10])
+    for a in assignments:
+        assert instances[0].agent_call(a.agent) == a.call_sid
+        assert instances[1].assignment(a.call_sid) == a
+    assert instances[0].size(*FUNDS_EN) == 90
+    assert positions(instances[1], sids[10], sids[99]) == [1, 90]
+
+
+def claim_at_once(instances: list[CallQueue], agent: str) -> list[Assignment | None]:
+    """Both instances claim for the same agent at the same moment."""
+    got: list[Assignment | None] = [None, None]
+    start = threading.Barrier(2)
+
+    def run(n: int) -> None:
+        start.wait()
+        got[n] = instances[n].claim_next(agent)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=10)
+    return got
+
+
+def test_one_agent_claimed_from_two_instances_at_once_gets_one_caller(
+    redis_client: redis.Redis, clock: FrozenClock
+) -> None:
+    instances = [
+        CallQueue(redis_client, clock),
+        CallQueue(second_instance_client(redis_client), clock),
+    ]
+    wait_in(instances[0], clock, [f"CA{i:02d}" for i in range(40)])
+    for round_ in range(20):
+        agent = f"AG{round_}"
+        instances[0].agent_available(agent, [FUNDS_EN])
+        got = claim_at_once(instances, agent)
+        assert len([a for a in got if a is not None]) == 1
+        assert instances[1].agent_call(agent) == next(a.call_sid for a in got if a is not None)
+    assert instances[1].size(*FUNDS_EN) == 20
+
+
+# --- callbacks --------------------------------------------------------------------------------------
+
+
+def test_a_caller_who_asks_for_a_callback_keeps_the_place_after_hanging_up(
+    line: CallQueue, clock: FrozenClock, redis_client: redis.Redis
+) -> None:
+    wait_in(line, clock, ["CAA", "CAB", "CAC"])
+
+    kept = line.request_callback("CAB", "+4930123456")
+    assert kept is not None
+    assert (kept.position, kept.size) == (2, 3)
+    hung_up = line.hang_up("CAB")
+
+    assert hung_up.kept_for_callback is True
+    assert (hung_up.left, hung_up.freed_agent) == (None, None)
+    # B still counts for the others and keeps its own place well past a heartbeat.
+    assert positions(line, "CAA", "CAB", "CAC") == [1, 2, 3]
+    assert line.size(*FUNDS_EN) == 3
+    assert redis_client.ttl(entry_key("CAB")) > HEARTBEAT
+    # A hold round that raced the request must not shrink the kept place back to a heartbeat.
+    assert line.heartbeat("CAB") is True
+    assert redis_client.ttl(entry_key("CAB")) > HEARTBEAT
+
+    line.agent_available("AGMAX", [FUNDS_EN])
+    assert claimed(line.claim_next("AGMAX")) == "CAA"
+    line.connected("CAA")
+    line.finish_call("AGMAX", "CAA")
+    callback = line.claim_next("AGMAX")
+
+    assert callback is not None
+    assert (callback.call_sid, callback.callback_number) == ("CAB", "+4930123456")
+    assert callback.enqueued_at == START + timedelta(seconds=1)
+    assert redis_client.ttl(entry_key("CAB")) > HEARTBEAT
+    assert positions(line, "CAC") == [1]
+
+
+def test_callback_only_for_a_waiting_caller(line: CallQueue, clock: FrozenClock) -> None:
+    wait_in(line, clock, ["CA1"])
+    line.agent_available("AGMAX", [FUNDS_EN])
+    line.claim_next("AGMAX")
+
+    assert line.request_callback("CANEVER", "+4930123456") is None
+    assert line.request_callback("CA1", "+4930123456") is None
+    with pytest.raises(ValueError):
+        line.request_callback("CA1", "")
+
+
+def test_leave_removes_a_place_kept_for_a_callback(line: CallQueue, clock: FrozenClock) -> None:
+    wait_in(line, clock, ["CA1", "CA2"])
+    line.request_callback("CA1", "+4930123456")
+
+    left = line.leave("CA1")
+
+    assert left is not None and left.position == 1
+    assert positions(line, "CA1", "CA2") == [None, 1]
+
+
+# --- hang-ups, returns, finishing -------------------------------------------------------------------
+
+
+def test_hang_up_of_a_waiting_caller_leaves_the_line(line: CallQueue, clock: FrozenClock) -> None:
+    wait_in(line, clock, ["CA1", "CA2", "CA3"])
+
+    hung_up = line.hang_up("CA2")
+
+    assert hung_up.left is not None
+    assert (hung_up.left.position, hung_up.left.size) == (2, 3)
+    assert (hung_up.kept_for_callback, hung_up.freed_agent) == (False, None)
+    assert positions(line, "CA1", "CA2", "CA3") == [1, None, 2]
+    assert line.hang_up("CA2").left is None
+    assert line.hang_up("CANEVER").left is None
+
+
+def test_hang_up_before_being_connected_frees_the_agent_for_the_next_caller(
+    line: CallQueue, clock: FrozenClock
+) -> None:
+    wait_in(line, clock, ["CA1", "CA2"])
+    line.agent_available("AGMAX", [FUNDS_EN])
+    line.claim_next("AGMAX")
+
+    hung_up = line.hang_up("CA1")
+
+    assert (hung_up.left, hung_up.kept_for_callback, hung_up.freed_agent) == (None, False, "AGMAX")
+    assert line.assignment("CA1") is None
+    assert line.agent_status("AGMAX") == "available"
+    assert claimed(line.claim_next("AGMAX")) == "CA2"
+    # A duplicate status callback changes nothing.
+    assert line.hang_up("CA1").freed_agent is None
+    assert line.agent_call("AGMAX") == "CA2"
+
+
+def test_leave_before_being_connected_frees_the_agent_too(
+    line: CallQueue, clock: FrozenClock
+) -> None:
+    wait_in(line, clock, ["CA1"])
+    line.agent_available("AGMAX", [FUNDS_EN])
+    line.claim_next("AGMAX")
+
+    assert line.leave("CA1") is None
+
+    assert line.agent_status("AGMAX") == "available"
+    assert line.assignment("CA1") is None
+
+
+def test_hang_up_after_logout_sends_the_freed_agent_offline(
+    line: CallQueue, clock: FrozenClock
+) -> None:
+    wait_in(line, clock, ["CA1", "CA2"])
+    line.agent_available("AGMAX", [FUNDS_EN])
+    line.claim_next("AGMAX")
+    assert line.agent_offline("AGMAX") == "busy"
+
+    assert line.hang_up("CA1").freed_agent == "AGMAX"
+
+    assert line.agent_status("AGMAX") == "offline"
+    assert line.dispatch() == []
+
+
+def test_an_agent_whose_caller_vanished_unconnected_is_released(
+    line: CallQueue, clock: FrozenClock, redis_client: redis.Redis
+) -> None:
+    wait_in(line, clock, ["CA1", "CA2"])
+    line.agent_available("AGMAX", [FUNDS_EN])
+    line.claim_next("AGMAX")
+    # The caller hung up, the status callback was lost and the heartbeat lapsed.
+    redis_client.delete(entry_key("CA1"))
+
+    assert line.agent_status("AGMAX") == "available"
+    assert line.agent_call("AGMAX") is None
+    assert [a.call_sid for a in line.dispatch()] == ["CA2"]
+
+
+def test_after_hanging_up_once_connected_the_agent_stays_on_the_call(
+    line: CallQueue, clock: FrozenClock
+) -> None:
+    wait_in(line, clock, ["CA1"])
+    line.agent_available("AGMAX", [FUNDS_EN])
+    got = line.claim_next("AGMAX")
+
+    assert line.connected("CA1") == got
+    assert line.connected("CA1") is None
+    assert line.assignment("CA1") is None
+    assert line.place("CA1") is None
+    # The caller's hang-up ends the conversation, but the agent is freed by finish_call.
+    assert line.hang_up("CA1").freed_agent is None
+    assert line.agent_status("AGMAX") == "busy"
+    assert line.agent_call("AGMAX") == "CA1"
+    assert line.finish_call("AGMAX", "CA1") == "available"
+
+
+def test_return_to_queue_puts_the_caller_first_of_its_priority_and_the_agent_offline(
+    line: CallQueue, clock: FrozenClock
+) -> None:
+    wait_in(line, clock, ["CA1", "CA2", "CA3"])
+    line.agent_available("AGMAX", [FUNDS_EN])
+    line.claim_next("AGMAX")
+    wait_in(line, clock, ["CALATE"])
+    line.join("CAVIP", *FUNDS_EN, 90)
+
+    back = line.return_to_queue("CA1")
+
+    assert back is not None
+    assert (back.position, back.size, back.enqueued_at) == (2, 5, START)
+    assert positions(line, "CAVIP", "CA1", "CA2", "CA3", "CALATE") == [1, 2, 3, 4, 5]
+    assert line.assignment("CA1") is None
+    assert line.agent_status("AGMAX") == "offline"
+    assert line.claim_next("AGMAX") is None
+    assert line.return_to_queue("CA1") is None
+    assert line.return_to_queue("CANEVER") is None
+    line.agent_available("AGEVA", [FUNDS_EN])
+    assert [a.call_sid for a in line.dispatch()] == ["CAVIP"]
+    line.agent_available("AGTOM", [FUNDS_EN])
+    again = line.dispatch()
+    assert [(a.call_sid, a.enqueued_at) for a in again] == [("CA1", START)]
+
+
+def test_finish_call_is_idempotent_and_ignores_stale_webhooks(
+    line: CallQueue, clock: FrozenClock
+) -> None:
+    wait_in(line, clock, ["CA1", "CA2"])
+    line.agent_available("AGMAX", [FUNDS_EN])
+    line.claim_next("AGMAX")
+    line.connected("CA1")
+
+    assert line.finish_call("AGMAX", "CA1") == "available"
+    assert line.finish_call("AGMAX", "CA1") == "available"
+    assert claimed(line.claim_next("AGMAX")) == "CA2"
+    # A late duplicate for the first call must not free it from the second.
+    assert line.finish_call("AGMAX", "CA1") == "busy"
+    assert line.agent_call("AGMAX") == "CA2"
+    assert line.finish_call("AGEVA", "CA2") == "offline"
+    assert line.agent_call("AGMAX") == "CA2"
+
+
+def test_a_duplicate_finish_does_not_cost_the_agent_its_turn(
+    line: CallQueue, clock: FrozenClock
+) -> None:
+    wait_in(line, clock, ["CA1"])
+    line.agent_available("AGMAX", [FUNDS_EN])
+    line.claim_next("AGMAX")
+    line.connected("CA1")
+    line.finish_call("AGMAX", "CA1")
+    clock.advance(10)
+    line.agent_available("AGEVA", [FUNDS_EN])
+    clock.advance(10)
+    line.finish_call("AGMAX", "CA1")
+    wait_in(line, clock, ["CA2"])
+
+    assert [a.agent for a in line.dispatch()] == ["AGMAX"]
+
+
+def test_an_agent_that_logs_out_during_a_call_goes_offline_when_it_ends(
+    line: CallQueue, clock: FrozenClock
+) -> None:
+    wait_in(line, clock, ["CA1", "CA2"])
+    line.agent_available("AGMAX", [FUNDS_EN])
+    line.claim_next("AGMAX")
+    line.connected("CA1")
+
+    assert line.agent_offline("AGMAX") == "busy"
+    assert line.agent_status("AGMAX") == "busy"
+    assert line.finish_call("AGMAX", "CA1") == "offline"
+    assert line.agent_status("AGMAX") == "offline"
+    assert line.dispatch() == []
+    assert positions(line, "CA2") == [1]
+
+
+def test_ready_again_during_a_call_withdraws_the_logout_and_updates_the_lines(
+    line: CallQueue, clock: FrozenClock
+) -> None:
+    wait_in(line, clock, ["CA1"])
+    line.join("CADE", *FUNDS_DE, 50)
+    line.agent_available("AGMAX", [FUNDS_EN])
+    line.claim_next("AGMAX")
+    line.agent_offline("AGMAX")
+
+    assert line.agent_available("AGMAX", [FUNDS_DE]) == "busy"
+    assert line.agent_call("AGMAX") == "CA1"
+    assert line.finish_call("AGMAX", "CA1") == "available"
+    assert claimed(line.claim_next("AGMAX")) == "CADE"
+
+
+def test_agent_statuses_in_one_call(line: CallQueue, clock: FrozenClock) -> None:
+    wait_in(line, clock, ["CA1"])
+    line.agent_available("AGBUSY", [FUNDS_EN])
+    line.claim_next("AGBUSY")
+    line.agent_available("AGFREE", [FUNDS_DE])
+    line.agent_available("AGOUT", [FUNDS_EN])
+    line.agent_offline("AGOUT")
+
+    assert line.agent_statuses(["AGBUSY", "AGFREE", "AGOUT", "AGNEVER"]) == {
+        "AGBUSY": "busy",
+        "AGFREE": "available",
+        "AGOUT": "offline",
+        "AGNEVER": "offline",
+    }
+    assert line.agent_statuses([]) == {}
+    assert line.agent_call("AGFREE") is None
+
+
+def test_an_empty_agent_id_or_a_bad_line_is_rejected(line: CallQueue) -> None:
+    with pytest.raises(ValueError):
+        line.agent_available("", [FUNDS_EN])
+    with pytest.raises(ValueError):
+        line.claim_next("")
+    with pytest.raises(ValueError):
+        line.agent_available("AGMAX", [("fu:nds", "en-US")])
+    assert line.agent_status("AGMAX") == "offline"
+
+
+# --- history and load -------------------------------------------------------------------------------
+
+
+def test_history_keeps_the_newest_durations(line: CallQueue, redis_client: redis.Redis) -> None:
+    for seconds in range(60):
+        line.record_answered(*FUNDS_EN, seconds)
+        line.record_talk(*FUNDS_EN, 1000 + seconds)
+    line.record_talk(*FUNDS_DE, 7)
+
+    load = line.line_load(*FUNDS_EN, [])
+
+    assert load.recent_wait_seconds == tuple(range(59, 59 - HISTORY_LENGTH, -1))
+    assert load.recent_talk_seconds == tuple(range(1059, 1059 - HISTORY_LENGTH, -1))
+    assert line.line_load(*FUNDS_DE, []).recent_talk_seconds == (7,)
+    assert line.line_load(*FUNDS_DE, []).recent_wait_seconds == ()
+    for key in (stats_key(*FUNDS_EN, "wait"), stats_key(*FUNDS_EN, "talk")):
+        assert 6 * 24 * 3600 < redis_client.ttl(key) <= 7 * 24 * 3600
+    with pytest.raises(ValueError):
+        line.record_answered(*FUNDS_EN, -1)
+
+
+def test_line_load_counts_waiting_callers_and_the_given_agents(
+    line: CallQueue, clock: FrozenClock, redis_client: redis.Redis
+) -> None:
+    wait_in(line, clock, ["CA1", "CAGHOST", "CA3", "CA4"])
+    line.join("CADE", *FUNDS_DE, 50)
+    redis_client.delete(entry_key("CAGHOST"))
+    line.request_callback("CA4", "+4930123456")
+    line.agent_available("AGBUSY", [FUNDS_EN])
+    line.claim_next("AGBUSY")
+    line.agent_available("AGFREE", [FUNDS_EN])
+    line.agent_available("AGOUT", [FUNDS_EN])
+    line.agent_offline("AGOUT")
+    line.agent_available("AGELSEWHERE", [FUNDS_DE])
+
+    load = line.line_load(*FUNDS_EN, ["AGBUSY", "AGFREE", "AGOUT", "AGNEVER", "AGFREE"])
+
+    # CA1 is with an agent, the ghost is pruned; the callback caller still counts.
+    assert load.waiting == 2
+    assert (load.agents_available, load.agents_busy) == (1, 1)
+    assert (load.recent_wait_seconds, load.recent_talk_seconds) == ((), ())
+
+
+# --- keys -------------------------------------------------------------------------------------------
+
+
+def test_every_per_call_and_agent_key_expires(
+    line: CallQueue, clock: FrozenClock, redis_client: redis.Redis
+) -> None:
+    wait_in(line, clock, ["CA1", "CA2", "CA3", "CA4"])
+    line.request_callback("CA3", "+4930123456")
+    line.agent_available("AGTALK", [FUNDS_EN])
+    line.agent_available("AGRING", [FUNDS_EN])
+    line.agent_available("AGIDLE", [FUNDS_DE])
+    line.agent_available("AGOUT", [FUNDS_EN])
+    line.agent_offline("AGOUT")
+    line.dispatch()
+    line.connected("CA1")
+    line.record_answered(*FUNDS_EN, 30)
+    line.record_talk(*FUNDS_EN, 300)
+
+    keys = text_keys(redis_client)
+    shared = {queue_key(*FUNDS_EN), waiting_queues_key(), available_agents_key()}
+    per_call = {entry_key(sid) for sid in ("CA2", "CA3", "CA4")}
+    agents = {agent_key(a) for a in ("AGTALK", "AGRING", "AGIDLE", "AGOUT")}
+    stats = {stats_key(*FUNDS_EN, "wait"), stats_key(*FUNDS_EN, "talk")}
+    assert keys == shared | per_call | agents | stats
+    assert all(k.startswith(KEY_PREFIX) for k in keys)
+    for key in per_call | agents | stats:
+        assert redis_client.ttl(key) > 0, key
+    for key in shared:
+        assert redis_client.ttl(key) == -1, key
+    assert 23 * 3600 < redis_client.ttl(agent_key("AGOUT")) <= 24 * 3600

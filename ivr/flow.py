@@ -434,10 +434,7 @@ class Flow:
         if info.agents_logged_in == 0:
             speech.append(self.say("no_agents", language))
         speech += self._where_you_stand(queue, info, language)
-        too_long = queue.max_wait is not None and (
-            info.waited_seconds >= queue.max_wait
-            or info.waited_seconds + (info.estimated_wait or 0) > queue.max_wait
-        )
+        too_long = _too_long(queue, info)
         if too_long:
             speech.append(self.say("wait_too_long", language))
         if first or too_long or info.agents_logged_in == 0 or state.tries % 3 == 0:
@@ -534,8 +531,15 @@ class Flow:
                 callback_number=caller.number,
             )
         if key == keys.voicemail and self.rules.after_hours.voicemail:
+            # Named like Asterisk: why the caller gave up matters more than the key they used.
+            if info.agents_logged_in == 0:
+                event = QueueEvent.EXITEMPTY
+            elif _too_long(self.rules.queues[queue_id], info):
+                event = QueueEvent.EXITWITHTIMEOUT
+            else:
+                event = QueueEvent.EXITWITHKEY
             record = EventRecord(
-                QueueEvent.EXITWITHKEY,
+                event,
                 queue_id,
                 language,
                 position=info.position,
@@ -767,6 +771,13 @@ def _clean(digits: str | None) -> str | None:
     if digits is None or digits == "":
         return None
     return digits if len(digits) == 1 and digits in "0123456789*#" else "?"
+
+
+def _too_long(queue: Queue, info: HoldInfo) -> bool:
+    """The caller waited past the queue's `max_wait`, or is told a wait that would take them past it."""
+    if queue.max_wait is None:
+        return False
+    return info.waited_seconds + (info.estimated_wait or 0) >= queue.max_wait
 
 
 def _callable(number: str | None) -> bool:

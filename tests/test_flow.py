@@ -470,6 +470,21 @@ def test_voicemail_key_leaves_the_queue_and_records(bundle: Bundle) -> None:
     assert event.event is QueueEvent.EXITWITHKEY and event.data["to"] == "voicemail"
 
 
+@pytest.mark.parametrize(
+    ("info", "event"),
+    [
+        (replace(STAFFED, waited_seconds=1250), QueueEvent.EXITWITHTIMEOUT),
+        (replace(STAFFED, agents_logged_in=0, estimated_wait=None), QueueEvent.EXITEMPTY),
+    ],
+)
+def test_leaving_after_the_max_wait_or_with_nobody_logged_in_is_logged_as_such(
+    bundle: Bundle, info: HoldInfo, event: QueueEvent
+) -> None:
+    general = CallState("hold", "en-US", "main", "general", 10, tries=9)
+    decision = flow_at(bundle).on_hold_key(general, "3", info, US_CALLER)
+    assert [e.event for e in decision.ticket.events] == [event]
+
+
 def test_other_keys_while_holding_are_answered_and_holding_goes_on(bundle: Bundle) -> None:
     decision = flow_at(bundle).on_hold_key(HOLD, "7", STAFFED, US_CALLER)
     assert heard(decision)[0] == "not_an_option" and not decision.leave

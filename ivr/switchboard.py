@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
+from datetime import datetime
 from urllib.parse import urlencode
 
 from redis.exceptions import RedisError
@@ -109,7 +110,7 @@ class Switchboard:
         except RedisError:
             log.exception("queue unavailable while %s holds", call_sid)
             return HoldInfo(position=None, can_call_back=False)
-        waited = max(0, round((self.clock.now() - place.enqueued_at).total_seconds()))
+        waited = self._seconds_since(place.enqueued_at)
         estimate = estimate_wait(
             place.position,
             load.agents_available,
@@ -134,7 +135,7 @@ class Switchboard:
             return None
         if assignment is None:
             return None
-        wait = max(0, round((self.clock.now() - assignment.enqueued_at).total_seconds()))
+        wait = self._seconds_since(assignment.enqueued_at)
         try:
             self.queue.record_answered(assignment.queue, assignment.language, wait)
         except RedisError:
@@ -188,7 +189,7 @@ class Switchboard:
             return None
         if result.left is not None:
             place = result.left
-            waited = max(0, round((self.clock.now() - place.enqueued_at).total_seconds()))
+            waited = self._seconds_since(place.enqueued_at)
             record = EventRecord(
                 QueueEvent.ABANDON,
                 place.queue,
@@ -209,6 +210,9 @@ class Switchboard:
                 self.dispatch()
         except RedisError:
             log.exception("cannot free agent %s", agent)
+
+    def _seconds_since(self, instant: datetime) -> int:
+        return max(0, round((self.clock.now() - instant).total_seconds()))
 
     # --- tickets ------------------------------------------------------------------------------
 

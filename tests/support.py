@@ -1,21 +1,40 @@
-"""A tiny Twilio stand-in for webhook tests: signs requests and follows the TwiML it gets back."""
+"""Helpers shared by the tests.
+
+A tiny Twilio stand-in for webhook tests that signs requests and follows the TwiML it gets back; the
+tickets a call leaves behind; and copies of the shipped rules and prompt catalogs with edits, where `‸`
+in replacement text marks the position a problem must point at.
+"""
 
 from __future__ import annotations
 
 import itertools
 import json
 import logging
+import os
 import re
+import shutil
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import yaml
 from flask.testing import FlaskClient
 from twilio.http import HttpClient
 from twilio.http.response import Response as TwilioResponse
 from twilio.request_validator import RequestValidator
 from werkzeug.test import TestResponse
+
+from ivr.db import Database
+from ivr.tickets.models import Ticket
+from ivr.tickets.service import get_ticket
+
+ROOT = Path(__file__).resolve().parents[1]
+RULES = ROOT / "routing_rules.yaml"
+PROMPTS = ROOT / "voice_prompts"
+HERE = "‸"
+"""Marks, in replacement text, the position a problem must point at."""
 
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 BASE_URL = "http://localhost"
@@ -188,3 +207,63 @@ class Phone:
 
     def last_heard(self) -> str:
         return " ".join(spoken(self.twiml)) if self.twiml is not None else ""
+
+
+def ticket_of(database: Database, sid: str) -> Ticket:
+    with database.session() as session:
+        ticket = get_ticket(session, sid)
+        assert ticket is not None, f"no ticket for {sid}"
+        return ticket
+
+
+def prompt_texts(language: str) -> dict[str, str]:
+    """The texts of the shipped prompt catalog for `language`, by prompt name."""
+    data = yaml.safe_load((PROMPTS / f"{language}.yaml").read_text(encoding="utf-8"))
+    texts: dict[str, str] = data["prompts"]
+    return texts
+
+
+# --- edited copies of the shipped rules and catalogs ----------------------------------------------
+
+
+def copy_project(tmp_path: Path) -> tuple[Path, Path]:
+    """A copy of the shipped rules file and prompt folder: (rules file, prompt folder)."""
+    rules = tmp_path / RULES.name
+    shutil.copy(RULES, rules)
+    prompts = tmp_path / PROMPTS.name
+    shutil.copytree(PROMPTS, prompts)
+    return rules, prompts
+
+
+def apply_edits(
+    text: str, *edits: tuple[str, str], where: str = "the text"
+) -> tuple[str, list[tuple[int, int]]]:
+    """`text` with each (old, new) replacement made and every ‸ removed, and the (line, column) each
+    ‸ stood at, in text order. Each `old` must occur exactly once (in `where`)."""
+    for old, new in edits:
+        assert text.count(old) == 1, f"{old!r} must occur exactly once in {where}"
+        text = text.replace(old, new)
+    spots: list[tuple[int, int]] = []
+    while HERE in text:
+        index = text.index(HERE)
+        spots.append((text.count("\n", 0, index) + 1, index - text.rfind("\n", 0, index)))
+        text = text[:index] + text[index + len(HERE) :]
+    return text, spots
+
+
+def edit(path: Path, *edits: tuple[str, str]) -> list[tuple[int, int]]:
+    """Apply `edits` to `path` and move its mtime forward, so that the change is seen even on file
+    systems with coarse timestamps; returns the (line, column) of each ‸, in file order."""
+    before = path.stat().st_mtime_ns
+    text, spots = apply_edits(path.read_text(encoding="utf-8"), *edits, where=path.name)
+    path.write_text(text, encoding="utf-8")
+    later = max(before, path.stat().st_mtime_ns) + 5_000_000_000
+    os.utime(path, ns=(later, later))
+    return spots
+
+
+def write_rules(folder: Path, *edits: tuple[str, str]) -> tuple[Path, list[tuple[int, int]]]:
+    """The shipped rules with `edits` applied, written to `folder`: (that file, each ‸'s position)."""
+    path = folder / RULES.name
+    shutil.copy(RULES, path)
+    return path, edit(path, *edits)

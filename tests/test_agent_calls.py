@@ -6,10 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-import yaml
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -17,12 +15,9 @@ from ivr import services
 from ivr.clock import FrozenClock
 from ivr.db import Database
 from ivr.tickets.events import events_of, queue_stats
-from ivr.tickets.models import Ticket
-from ivr.tickets.service import get_ticket
 from tests.conftest import MONDAY_AFTERNOON
-from tests.support import FakeTwilioRest, Phone, new_call_sid, signed_post
+from tests.support import FakeTwilioRest, Phone, new_call_sid, prompt_texts, signed_post, ticket_of
 
-ROOT = Path(__file__).resolve().parents[1]
 PUBLIC = "https://ivr.example.com"
 
 
@@ -41,19 +36,6 @@ def app(app_factory: Callable[..., Flask], rest: FakeTwilioRest) -> Flask:
 
 def phone(client: FlaskClient, caller: str = "+14155550100") -> Phone:
     return Phone(client, caller=caller, base_url=PUBLIC)
-
-
-def texts(language: str) -> dict[str, str]:
-    data = yaml.safe_load((ROOT / "voice_prompts" / f"{language}.yaml").read_text("utf-8"))
-    catalog: dict[str, str] = data["prompts"]
-    return catalog
-
-
-def ticket_of(database: Database, sid: str) -> Ticket:
-    with database.session() as session:
-        ticket = get_ticket(session, sid)
-        assert ticket is not None
-        return ticket
 
 
 def log_in(client: FlaskClient, agent: str, pin: str) -> dict[str, object]:
@@ -116,7 +98,7 @@ def test_a_call_from_the_menu_through_holding_to_an_agent_and_a_score(
     pin: str,
     target: tuple[str, str],
 ) -> None:
-    words = texts(language)
+    words = prompt_texts(language)
     call = phone(client, caller)
     queue_for_funds(call, key)
     assert words["no_agents"] in call.heard  # nobody logged in yet
@@ -197,7 +179,7 @@ def test_an_agent_who_does_not_answer_is_logged_out_and_the_caller_keeps_the_fro
     dial = call.twiml.find("Dial")
     assert dial is not None
     call._post(dial.attrib["action"], DialCallStatus="no-answer", CallStatus="in-progress")
-    assert texts("en-US")["agent_unavailable"] in call.heard
+    assert prompt_texts("en-US")["agent_unavailable"] in call.heard
     call.follow()
     assert "You are next in line." in call.heard[-5:]
     with client.application.app_context():

@@ -4,21 +4,16 @@ in each of the four languages, through the signed webhooks, with the tickets the
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
-import yaml
 from flask import Flask
 from flask.testing import FlaskClient
 
 from ivr import services
 from ivr.clock import FrozenClock
 from ivr.db import Database
-from ivr.tickets.models import Ticket
-from ivr.tickets.service import get_ticket
-from tests.support import Phone
+from tests.support import Phone, prompt_texts, ticket_of
 
-ROOT = Path(__file__).resolve().parents[1]
 SATURDAY_NOON_UTC = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 # language code, its key in the language menu, the voice Twilio should use, a caller from that country
@@ -28,19 +23,6 @@ LANGUAGES = [
     ("fr-FR", "3", "fr-FR", "+33612345678"),
     ("de-DE", "4", "de-DE", "+4915112345678"),
 ]
-
-
-def catalog(language: str) -> dict[str, str]:
-    data = yaml.safe_load((ROOT / "voice_prompts" / f"{language}.yaml").read_text(encoding="utf-8"))
-    texts: dict[str, str] = data["prompts"]
-    return texts
-
-
-def ticket_of(database: Database, sid: str) -> Ticket:
-    with database.session() as session:
-        ticket = get_ticket(session, sid)
-        assert ticket is not None
-        return ticket
 
 
 def says_in(phone: Phone, say_language: str) -> list[str]:
@@ -59,7 +41,7 @@ def test_security_emergency_call_reaches_the_queue_and_hears_its_position(
     say_language: str,
     number: str,
 ) -> None:
-    texts = catalog(language)
+    texts = prompt_texts(language)
     ahead = Phone(client, caller="+12025550123")  # someone already waiting for the security desk
     ahead.dial()
     ahead.press("2")
@@ -104,7 +86,7 @@ def test_self_service_answer_then_back_to_the_menu(
     say_language: str,
     number: str,
 ) -> None:
-    texts = catalog(language)
+    texts = prompt_texts(language)
     phone = Phone(client, caller=number)
     phone.dial()
     phone.press(key)
@@ -131,7 +113,7 @@ def test_after_hours_voicemail_is_kept_with_the_ticket_number_read_back(
     number: str,
 ) -> None:
     clock.set(SATURDAY_NOON_UTC)
-    texts = catalog(language)
+    texts = prompt_texts(language)
     phone = Phone(client, caller=number)
     phone.dial()
     phone.press(key)

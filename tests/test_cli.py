@@ -15,15 +15,11 @@ from sqlalchemy import inspect
 from ivr.cli import main
 from ivr.db import Database
 from ivr.rules.loader import load_rules
+from tests.support import PROMPTS, ROOT, RULES, write_rules
 
-ROOT = Path(__file__).resolve().parents[1]
-RULES = ROOT / "routing_rules.yaml"
-PROMPTS = ROOT / "voice_prompts"
 IVR = Path(sys.executable).with_name("ivr")
 """The console script installed next to this Python."""
 PROBLEM_LINE = re.compile(r"^[^:]+:\d+:\d+: .+$")
-HERE = "‸"
-"""Marks, in replacement text, the position a problem must point at."""
 
 
 def ok_summary() -> str:
@@ -43,21 +39,6 @@ TWO_REFERENCE_MESSAGES = [
     "default language 'en-GB' is not in 'languages'",
     "queue 'supervisor' is not defined",
 ]
-
-
-def write_rules(path: Path, *edits: tuple[str, str]) -> list[tuple[int, int]]:
-    """The shipped rules with `edits` applied, written to `path`; returns each ‸'s position."""
-    text = RULES.read_text(encoding="utf-8")
-    for old, new in edits:
-        assert text.count(old) == 1, f"{old!r} must occur exactly once in routing_rules.yaml"
-        text = text.replace(old, new)
-    spots: list[tuple[int, int]] = []
-    while HERE in text:
-        index = text.index(HERE)
-        spots.append((text.count("\n", 0, index) + 1, index - text.rfind("\n", 0, index)))
-        text = text[:index] + text[index + len(HERE) :]
-    path.write_text(text, encoding="utf-8")
-    return spots
 
 
 def run_ivr(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
@@ -111,8 +92,7 @@ def test_check_of_a_broken_file_prints_one_line_per_problem(
     edits: list[tuple[str, str]],
     messages: list[str],
 ) -> None:
-    rules = tmp_path / "routing_rules.yaml"
-    spots = write_rules(rules, *edits)
+    rules, spots = write_rules(tmp_path, *edits)
     assert main(["check", str(rules), "--prompts", str(PROMPTS)]) == 1
     assert capsys.readouterr().out.splitlines() == [
         f"{rules}:{line}:{column}: {message}"
@@ -141,8 +121,7 @@ def test_check_without_arguments_checks_the_configured_files(
     assert main(["check"]) == 0
     assert capsys.readouterr().out == f"routing_rules.yaml: {ok_summary()}\n"
 
-    broken = tmp_path / "routing_rules.yaml"
-    [(line, column), _] = write_rules(broken, *TWO_REFERENCE_MISTAKES)
+    broken, [(line, column), _] = write_rules(tmp_path, *TWO_REFERENCE_MISTAKES)
     monkeypatch.setenv("ROUTING_RULES", str(broken))
     assert main(["check"]) == 1
     assert capsys.readouterr().out.splitlines()[0] == (
@@ -153,8 +132,7 @@ def test_check_without_arguments_checks_the_configured_files(
 def test_check_of_an_impossible_date_prints_where_it_is(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    rules = tmp_path / "routing_rules.yaml"
-    [(line, column)] = write_rules(rules, ("{date: 2026-12-24,", "{date: ‸2026-02-30,"))
+    rules, [(line, column)] = write_rules(tmp_path, ("{date: 2026-12-24,", "{date: ‸2026-02-30,"))
     assert main(["check", str(rules), "--prompts", str(PROMPTS)]) == 1
     [printed] = capsys.readouterr().out.splitlines()
     assert printed.startswith(f"{rules}:{line}:{column}: ")
@@ -173,7 +151,7 @@ def test_ivr_check_command_on_the_shipped_rules() -> None:
 
 
 def test_ivr_check_command_on_a_broken_file(tmp_path: Path) -> None:
-    write_rules(tmp_path / "routing_rules.yaml", *TWO_REFERENCE_MISTAKES)
+    write_rules(tmp_path, *TWO_REFERENCE_MISTAKES)
     result = run_ivr("check", "routing_rules.yaml", "--prompts", str(PROMPTS), cwd=tmp_path)
     assert result.returncode == 1
     assert result.stderr == ""

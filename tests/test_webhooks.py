@@ -14,15 +14,7 @@ from ivr import services
 from ivr.clock import FrozenClock
 from ivr.db import Database
 from ivr.tickets.models import Ticket
-from ivr.tickets.service import get_ticket
-from tests.support import AUTH_TOKEN, Phone, new_call_sid, parse, signed_post, spoken
-
-
-def ticket_of(database: Database, sid: str) -> Ticket:
-    with database.session() as session:
-        ticket = get_ticket(session, sid)
-        assert ticket is not None, f"no ticket for {sid}"
-        return ticket
+from tests.support import AUTH_TOKEN, Phone, new_call_sid, parse, signed_post, spoken, ticket_of
 
 
 def ticket_count(database: Database) -> int:

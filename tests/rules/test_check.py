@@ -6,7 +6,6 @@ marks where the admin must be pointed and is removed before the file is written.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -14,34 +13,7 @@ import pytest
 from ivr.prompts import load_prompts
 from ivr.rules.check import Bundle, check_prompts, check_references, load_bundle
 from ivr.rules.loader import Problem, RulesError, load_rules
-
-ROOT = Path(__file__).resolve().parents[2]
-HERE = "‸"
-"""Marks, in replacement text, the position a problem must point at."""
-
-
-def copy_project(tmp_path: Path) -> tuple[Path, Path]:
-    """A copy of the shipped rules file and prompt folder: (rules file, prompt folder)."""
-    rules = tmp_path / "routing_rules.yaml"
-    shutil.copy(ROOT / "routing_rules.yaml", rules)
-    prompts = tmp_path / "voice_prompts"
-    shutil.copytree(ROOT / "voice_prompts", prompts)
-    return rules, prompts
-
-
-def edit(path: Path, *edits: tuple[str, str]) -> list[tuple[int, int]]:
-    """Apply `edits` to `path`; returns the (line, column) of each ‸, in file order."""
-    text = path.read_text(encoding="utf-8")
-    for old, new in edits:
-        assert text.count(old) == 1, f"{old!r} must occur exactly once in {path.name}"
-        text = text.replace(old, new)
-    spots: list[tuple[int, int]] = []
-    while HERE in text:
-        index = text.index(HERE)
-        spots.append((text.count("\n", 0, index) + 1, index - text.rfind("\n", 0, index)))
-        text = text[:index] + text[index + len(HERE) :]
-    path.write_text(text, encoding="utf-8")
-    return spots
+from tests.support import ROOT, copy_project, edit
 
 
 def bundle_problems(rules: Path, prompts: Path) -> list[str]:

@@ -6,8 +6,6 @@ explicitly after every edit, so a change is seen even on file systems with coars
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,11 +16,7 @@ from flask import Flask
 from ivr.clock import FrozenClock
 from ivr.rules.live import LiveRules
 from ivr.rules.loader import RulesError
-from tests.support import Phone
-
-ROOT = Path(__file__).resolve().parents[2]
-HERE = "‸"
-"""Marks, in replacement text, the position a problem must point at."""
+from tests.support import HERE, Phone, copy_project, edit
 
 BROKEN_RULES = [
     ("brand: BitP", "brand: BitQ"),  # would be heard if the broken version went live
@@ -31,33 +25,6 @@ BROKEN_RULES = [
 BROKEN_RULES_MESSAGE = (
     "teams.asia.timezone: unknown time zone 'Asia/Shanghia' (use an IANA name like Europe/Berlin)"
 )
-
-
-def copy_project(tmp_path: Path) -> tuple[Path, Path]:
-    """A copy of the shipped rules file and prompt folder: (rules file, prompt folder)."""
-    rules = tmp_path / "routing_rules.yaml"
-    shutil.copy(ROOT / "routing_rules.yaml", rules)
-    prompts = tmp_path / "voice_prompts"
-    shutil.copytree(ROOT / "voice_prompts", prompts)
-    return rules, prompts
-
-
-def edit(path: Path, *edits: tuple[str, str]) -> list[tuple[int, int]]:
-    """Apply `edits` to `path` and move its mtime forward; returns the (line, column) of each ‸."""
-    before = path.stat().st_mtime_ns
-    text = path.read_text(encoding="utf-8")
-    for old, new in edits:
-        assert text.count(old) == 1, f"{old!r} must occur exactly once in {path.name}"
-        text = text.replace(old, new)
-    spots: list[tuple[int, int]] = []
-    while HERE in text:
-        index = text.index(HERE)
-        spots.append((text.count("\n", 0, index) + 1, index - text.rfind("\n", 0, index)))
-        text = text[:index] + text[index + len(HERE) :]
-    path.write_text(text, encoding="utf-8")
-    later = max(before, path.stat().st_mtime_ns) + 5_000_000_000
-    os.utime(path, ns=(later, later))
-    return spots
 
 
 def undo(path: Path, *edits: tuple[str, str]) -> None:

@@ -12,27 +12,7 @@ from pathlib import Path
 import pytest
 
 from ivr.rules.loader import Problem, RulesError, load_rules, read_yaml
-
-ROOT = Path(__file__).resolve().parents[2]
-RULES = ROOT / "routing_rules.yaml"
-HERE = "‸"
-"""Marks, in replacement text, the position a problem must point at."""
-
-
-def write_rules(tmp_path: Path, *edits: tuple[str, str]) -> tuple[Path, list[tuple[int, int]]]:
-    """The shipped rules with `edits` applied, in tmp_path; returns the file and each ‸'s position."""
-    text = RULES.read_text(encoding="utf-8")
-    for old, new in edits:
-        assert text.count(old) == 1, f"{old!r} must occur exactly once in routing_rules.yaml"
-        text = text.replace(old, new)
-    spots: list[tuple[int, int]] = []
-    while HERE in text:
-        index = text.index(HERE)
-        spots.append((text.count("\n", 0, index) + 1, index - text.rfind("\n", 0, index)))
-        text = text[:index] + text[index + len(HERE) :]
-    path = tmp_path / "routing_rules.yaml"
-    path.write_text(text, encoding="utf-8")
-    return path, spots
+from tests.support import RULES, write_rules
 
 
 def problems_of(path: Path) -> list[str]:

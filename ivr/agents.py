@@ -38,8 +38,8 @@ def change_status(
         status = s.queue.agent_offline(agent_id)
         event = QueueEvent.AGENTLOGOFF
     s.switchboard.log(sid, EventRecord(event, agent=agent_id, data={"status": status}))
-    if status == "available" and s.switchboard.dispatch():
-        status = s.queue.agent_status(agent_id)  # a waiting caller may have been handed over
+    if status == "available":
+        s.switchboard.dispatch()  # a waiting caller may be handed over at once
     return status
 
 
@@ -101,8 +101,8 @@ def agent_state(agent_id: str) -> Response:
 def agent_login(agent_id: str, action: AgentAction) -> Response:
     """Log in (ready for calls) or out; an agent on a call changes when the call ends."""
     agent, rules = _authenticated(agent_id)
-    status = change_status(agent_id, agent, rules, action, "")
-    return jsonify(_describe(agent_id, agent, status))
+    change_status(agent_id, agent, rules, action, "")
+    return jsonify(_describe(agent_id, agent, services().queue.agent_status(agent_id)))
 
 
 @api_bp.errorhandler(RedisError)

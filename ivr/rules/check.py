@@ -159,6 +159,14 @@ def check_references(rules: Rules, source: Source) -> list[Problem]:
             f"extension {agent.extension} is also {extensions.get(agent.extension)!r}'s",
         )
         extensions.setdefault(agent.extension, agent_id)
+    if rules.agents:  # without any agents yet, every line is unserved on purpose
+        for queue_id in rules.queues:
+            unserved = [c for c in rules.language_codes if not rules.agents_serving(queue_id, c)]
+            need(
+                not unserved,
+                ("queues", queue_id),
+                f"no agent serves queue {queue_id!r} in {', '.join(unserved)}",
+            )
     reachable = _reachable_menus(rules)
     for menu_id in rules.menus:
         need(

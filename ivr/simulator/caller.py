@@ -1,0 +1,128 @@
+"""What the simulated caller does: keys to press, pauses, speech for a voicemail, hanging up.
+
+A script is a comma-separated list, taken in order at each menu (`<Gather>`) or recording:
+
+    2        press 2 (several characters: "104#" presses them in turn)
+    w10      stay silent for 10 seconds, then go on with the next item
+    t        press nothing at this menu: let it time out
+    r12      at a recording, speak for 12 seconds (at a menu: skipped)
+    h        hang up now;  h30: hang up 30 seconds from now, whatever is happening
+
+When the script runs out the caller stays on the line, silent, until the call ends or the simulator's
+time limit for one call.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Press:
+    digits: str
+
+
+@dataclass(frozen=True)
+class Wait:
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Silence:
+    """Let this menu time out."""
+
+
+@dataclass(frozen=True)
+class Speak:
+    seconds: int
+
+
+@dataclass(frozen=True)
+class HangUp:
+    after: float = 0.0
+
+
+Step = Press | Wait | Silence | Speak | HangUp
+
+_TOKEN = re.compile(
+    r"""^(?: (?P<keys>[0-9*#]+)
+           | w(?P<wait>\d+(?:\.\d+)?)
+           | (?P<t>t)
+           | r(?P<speak>\d+)
+           | h(?P<hang>\d+(?:\.\d+)?)? )$""",
+    re.VERBOSE,
+)
+
+
+class ScriptError(ValueError):
+    """A caller script item that is not one of the forms above."""
+
+
+def parse_script(text: str) -> list[Step]:
+    """'2,w10,1,t,r5,h30' -> the steps it names; raises ScriptError naming the bad item."""
+    steps: list[Step] = []
+    for raw in text.split(","):
+        item = raw.strip()
+        if not item:
+            continue
+        match = _TOKEN.match(item)
+        if not match:
+            raise ScriptError(
+                f"{item!r} is not a key (0-9 * #), a wait (w10), a time-out (t), "
+                "speech (r12) or a hang-up (h, h30)"
+            )
+        if match["keys"]:
+            steps.append(Press(match["keys"]))
+        elif match["wait"]:
+            steps.append(Wait(float(match["wait"])))
+        elif match["t"]:
+            steps.append(Silence())
+        elif match["speak"]:
+            steps.append(Speak(int(match["speak"])))
+        else:
+            steps.append(HangUp(float(match["hang"] or 0)))
+    return steps
+
+
+class Caller(Protocol):
+    def next_step(self, at: str, heard: list[str]) -> Step | None:
+        """The caller's next step at a menu (`at="menu"`) or recording (`"record"`); None: silent."""
+        ...
+
+
+class ScriptedCaller:
+    """Follows a script (see the module docstring)."""
+
+    def __init__(self, steps: list[Step]) -> None:
+        self.steps = list(steps)
+
+    def next_step(self, at: str, heard: list[str]) -> Step | None:
+        while self.steps:
+            step = self.steps.pop(0)
+            if at == "menu" and isinstance(step, Speak):
+                continue  # speech is for recordings; at a menu it means nothing
+            return step
+        return None
+
+
+class InteractiveCaller:
+    """Asks a person at the terminal what to do at each menu and recording."""
+
+    def __init__(self, ask: Callable[[str], str] | None = None) -> None:
+        self._ask = ask
+
+    def next_step(self, at: str, heard: list[str]) -> Step | None:
+        prompt = "keys (or t, w10, h) > " if at == "menu" else "seconds to speak (or h) > "
+        while True:
+            answer = (self._ask or input)(prompt).strip()
+            if at == "record" and answer.isdigit():
+                answer = f"r{answer}"
+            try:
+                steps = parse_script(answer or "t")
+            except ScriptError as exc:
+                print(exc)
+                continue
+            return steps[0] if steps else None

@@ -1,0 +1,231 @@
+"""`ivr simulate`: place simulated calls and print what the caller hears and does."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import random
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytz
+
+from ivr.config import Settings
+from ivr.rules.check import load_bundle
+from ivr.rules.loader import RulesError
+from ivr.simulator.caller import (
+    Caller,
+    InteractiveCaller,
+    ScriptedCaller,
+    ScriptError,
+    parse_script,
+)
+from ivr.simulator.engine import AgentBehaviour, SimulatedCall, SimulationError, Simulator
+from ivr.simulator.report import printer, ticket_fields, ticket_line, ticket_record
+from ivr.simulator.session import CatalogMatcher, OverHttp, in_process
+
+
+def parse_when(text: str) -> datetime:
+    """'2026-12-25T09:00+01:00', '2026-12-25T09:00Z', or '2026-12-25 09:00 Europe/Berlin'."""
+    text = text.strip()
+    zone = None
+    if (" " in text and "/" in text.rsplit(" ", 1)[1]) or text.rsplit(" ", 1)[-1] == "UTC":
+        text, zone_name = text.rsplit(" ", 1)
+        try:
+            zone = pytz.timezone(zone_name)
+        except pytz.UnknownTimeZoneError as exc:
+            raise ValueError(f"unknown time zone {zone_name!r}") from exc
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "T"))
+    if moment.tzinfo is None:
+        moment = zone.localize(moment) if zone else moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def add_parser(commands: Any) -> None:
+    simulate = commands.add_parser(
+        "simulate",
+        help="place simulated calls (a Twilio stand-in) and print what the caller hears",
+        description=__doc__,
+    )
+    simulate.add_argument("--from", dest="number", default="+14155550100", help="caller's number")
+    simulate.add_argument("--to", default="+18005550199", help="the support number called")
+    simulate.add_argument("--keys", default="", help='caller script, e.g. "2,w10,1,t,r12,h30"')
+    simulate.add_argument("--interactive", action="store_true", help="type keys as prompts come")
+    simulate.add_argument("--hangup-after", type=float, help="hang up after this many seconds")
+    simulate.add_argument("--hangup-at", help="hang up on hearing a prompt containing this text")
+    simulate.add_argument("--at", help="in-process: the date and time of the call")
+    simulate.add_argument(
+        "--url", help="call a running server instead (signs with TWILIO_AUTH_TOKEN)"
+    )
+    simulate.add_argument("--json", action="store_true", help="machine-readable records")
+    simulate.add_argument("--verbose", action="store_true", help="also print each webhook request")
+    simulate.add_argument("--rules", help="rules file (default: $ROUTING_RULES)")
+    simulate.add_argument("--prompts", help="prompt folder (default: $VOICE_PROMPTS)")
+    simulate.add_argument("--agents", default="", help="agents logged in, e.g. emma,anna")
+    simulate.add_argument("--agent-answers-after", type=float, default=5.0)
+    simulate.add_argument(
+        "--agent-talks", type=float, default=60.0, help="seconds per conversation"
+    )
+    simulate.add_argument("--agent-no-answer", action="store_true", help="agents never pick up")
+    simulate.add_argument("--play-seconds", type=float, default=30.0, help="length of one <Play>")
+    simulate.add_argument("--calls", type=int, default=1, help="many calls at once (a summary)")
+    simulate.add_argument("--spread", type=float, default=10.0, help="seconds between arrivals")
+    simulate.add_argument("--seed", type=int, default=1, help="random seed for --calls")
+    simulate.add_argument("--scenario", nargs="+", metavar="FILE", help="run scenario files")
+    simulate.add_argument("--explore", action="store_true", help="walk every menu path")
+    simulate.set_defaults(run=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        if args.scenario:
+            from ivr.simulator.scenario import run_scenario_files
+
+            return run_scenario_files([Path(f) for f in args.scenario], _paths(args), sys.stdout)
+        if args.explore:
+            from ivr.simulator.explore import explore_command
+
+            explored: int = explore_command(args, _paths(args), sys.stdout)
+            return explored
+        if args.calls > 1:
+            return _many(args)
+        return _one(args)
+    except (ScriptError, SimulationError, RulesError, ValueError) as exc:
+        print(f"ivr simulate: {exc}", file=sys.stderr)
+        return 2
+
+
+def _paths(args: argparse.Namespace) -> tuple[Path, Path]:
+    settings = Settings.from_env()
+    rules = Path(args.rules) if args.rules else settings.routing_rules
+    prompts = Path(args.prompts) if args.prompts else settings.voice_prompts
+    return rules, prompts
+
+
+def _behaviour(args: argparse.Namespace) -> AgentBehaviour:
+    return AgentBehaviour(
+        answers=not args.agent_no_answer,
+        answer_after=args.agent_answers_after,
+        talk_seconds=args.agent_talks,
+    )
+
+
+@contextmanager
+def _simulator(args: argparse.Namespace, quiet: bool = False) -> Iterator[tuple[Simulator, Any]]:
+    """A simulator in-process (with the app, for tickets) or against `--url` (app is None)."""
+    emit = None if quiet else printer(sys.stdout, args.json, args.verbose)
+    rules, prompts = _paths(args)
+    if args.url:
+        token = os.environ.get("TWILIO_AUTH_TOKEN")
+        if not token:
+            raise ValueError("--url needs TWILIO_AUTH_TOKEN, the server's token, to sign requests")
+        matcher = None
+        with contextlib.suppress(RulesError):  # without local rules, prompts are not recognised
+            matcher = CatalogMatcher(load_bundle(rules, prompts))
+        simulator = Simulator(
+            OverHttp(args.url, token),
+            datetime.now(UTC),
+            matcher=matcher,
+            agent=_behaviour(args),
+            play_seconds=args.play_seconds,
+            on_record=emit,
+        )
+        yield simulator, None
+        return
+    at = parse_when(args.at) if args.at else datetime.now(UTC)
+    agents = tuple(a.strip() for a in args.agents.split(",") if a.strip())
+    with in_process(
+        at,
+        rules,
+        prompts,
+        agents=agents,
+        agent=_behaviour(args),
+        play_seconds=args.play_seconds,
+        on_record=emit,
+    ) as session:
+        yield session.simulator, session.app
+
+
+def ticket_of(app: Any, call_sid: str) -> dict[str, Any] | None:
+    """The ticket the in-process app wrote for a call, as plain values."""
+    if app is None:
+        return None
+    from ivr import services
+    from ivr.tickets.service import get_ticket
+
+    with app.app_context(), services().db.session() as session:
+        ticket = get_ticket(session, call_sid)
+        return ticket_fields(ticket) if ticket else None
+
+
+def _one(args: argparse.Namespace) -> int:
+    caller: Caller = (
+        InteractiveCaller() if args.interactive else ScriptedCaller(parse_script(args.keys))
+    )
+    with _simulator(args) as (simulator, app):
+        call = simulator.place_call(
+            args.number,
+            args.to,
+            caller,
+            hangup_at_text=args.hangup_at,
+            hangup_after=args.hangup_after,
+        )
+        simulator.run()
+        fields = ticket_of(app, call.sid)
+    if fields:
+        print(ticket_record(call.sid, fields) if args.json else ticket_line(fields))
+    elif app is None and not args.json:
+        print("ticket: not visible over --url (see the server's database)")
+    return 1 if call.errors else 0
+
+
+def _many(args: argparse.Namespace) -> int:
+    """N calls with a spread of keys and hang-up times; prints a summary."""
+    rng = random.Random(args.seed)
+    scripts = [s for s in args.keys.split("|") if s.strip()] or ["2,2,2", "2,6,1", "2,0", "1,3,1"]
+    calls: list[SimulatedCall] = []
+    with _simulator(args, quiet=not args.verbose) as (simulator, app):
+        for index in range(args.calls):
+            caller = ScriptedCaller(parse_script(rng.choice(scripts)))
+            number = f"+1415555{index:04d}"
+            patience = args.hangup_after or rng.uniform(60, 900)
+            calls.append(
+                simulator.place_call(
+                    number, args.to, caller, at=index * args.spread, hangup_after=patience
+                )
+            )
+        simulator.run()
+        outcomes: Counter[str] = Counter()
+        for call in calls:
+            fields = ticket_of(app, call.sid)
+            if fields:
+                outcomes[fields["outcome"] or "none"] += 1
+            else:
+                outcomes["agent reached" if call.reached_agent else "no agent reached"] += 1
+    errors = [e for call in calls for e in call.errors]
+    positions = sorted({p for call in calls for p in call.positions})
+    summary = {
+        "calls": len(calls),
+        "outcomes": dict(outcomes),
+        "answered": sum(1 for c in calls if c.reached_agent),
+        "positions_heard": positions,
+        "errors": errors,
+    }
+    if args.json:
+        import json
+
+        print(json.dumps({"kind": "summary", **summary}, ensure_ascii=False))
+    else:
+        print(f"{len(calls)} calls: " + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))
+        print(f"reached an agent: {summary['answered']}")
+        print(f"positions heard: {', '.join(map(str, positions)) or '-'}")
+        print(f"errors: {len(errors)}")
+        for error in errors[:20]:
+            print(f"  {error}")
+    return 1 if errors else 0

@@ -1,0 +1,750 @@
+"""The call simulator's engine: a TwiML interpreter that behaves like Twilio, in virtual time.
+
+Each simulated call is a generator that yields how many seconds it waits (a prompt being spoken, a
+menu's time-out, hold music, a conversation); a `Simulator` runs any number of calls in one virtual
+timeline, in time order, and sets the app's clock to it in in-process mode. A REST request from the
+app (move a call, place a callback) reaches the simulator through `SimulatedRest`, the `twilio`
+library's HTTP client interface, and wakes the call it concerns at once, as Twilio would.
+
+What each verb does follows Twilio's documented behaviour; where a response is one Twilio would
+refuse (not TwiML, a wrong verb or attribute, too large, too slow, an HTTP error), the call ends with
+an error record saying why.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import json
+import logging
+import re
+import secrets
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit
+
+from twilio.http import HttpClient
+from twilio.http.response import Response as TwilioResponse
+
+from ivr.clock import FrozenClock
+from ivr.simulator.caller import Caller, HangUp, Press, ScriptedCaller, Silence, Speak, Wait
+from ivr.simulator.twiml import TwimlError, Verb, parse_twiml
+
+TWILIO_TIMEOUT_SECONDS = 15.0
+DEFAULT_PLAY_SECONDS = 30.0
+Next = tuple[str, str, dict[str, str]]
+"""Where the call goes next: (absolute URL, method, extra form fields)."""
+END: Next = ("", "", {})  # the call is over
+
+
+class SimulationError(Exception):
+    """Twilio would have ended the call here; the message says why."""
+
+
+class _Redirected(Exception):
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+
+class _HungUp(Exception):
+    """The caller hung up."""
+
+
+class _Left(Exception):
+    """<Leave> in a queue's wait music."""
+
+
+@dataclass(frozen=True)
+class Record:
+    """One thing that happened on a call, for the transcript."""
+
+    at: float
+    """Seconds since the call started."""
+    call: str
+    kind: str
+    text: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> str:
+        return json.dumps(
+            {
+                "at": round(self.at, 1),
+                "call": self.call,
+                "kind": self.kind,
+                "text": self.text,
+                **self.data,
+            },
+            ensure_ascii=False,
+        )
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    content_type: str | None
+    body: bytes
+    seconds: float
+
+
+class Transport(Protocol):
+    base_url: str
+
+    def send(self, method: str, url: str, params: dict[str, str]) -> Reply:
+        """Make one signed webhook request, as Twilio would."""
+        ...
+
+
+@dataclass(frozen=True)
+class AgentBehaviour:
+    """How simulated agents behave when a `<Dial>` rings them."""
+
+    answers: bool = True
+    answer_after: float = 5.0
+    talk_seconds: float = 60.0
+
+
+class PromptMatcher(Protocol):
+    def identify(self, text: str) -> tuple[str, dict[str, str]] | None:
+        """Which prompt id (and placeholder values) a spoken text came from."""
+        ...
+
+
+def speaking_seconds(text: str) -> float:
+    """About how long a text-to-speech voice takes: 2.5 words a second, 4 CJK characters a second."""
+    cjk = len(re.findall(r"[\u3000-\u9fff\uff00-\uffef]", text))
+    words = len(re.findall(r"[^\s\u3000-\u9fff\uff00-\uffef]+", text))
+    return max(1.0, words / 2.5 + cjk / 4.0)
+
+
+class SimulatedCall:
+    """One call, following the TwiML it gets like Twilio does."""
+
+    def __init__(
+        self,
+        sim: Simulator,
+        sid: str,
+        number: str,
+        called: str,
+        caller: Caller,
+        start_url: str,
+        status_url: str | None,
+        direction: str = "inbound",
+        hangup_at_text: str | None = None,
+    ) -> None:
+        self.sim = sim
+        self.sid = sid
+        self.number = number
+        self.called = called
+        self.caller = caller
+        self.start_url = start_url
+        self.status_url = status_url
+        self.direction = direction
+        self.hangup_at_text = hangup_at_text
+        self.started = sim.t
+        self.deadline = sim.t + sim.limit_seconds
+        self.redirect_to: str | None = None
+        self.records: list[Record] = []
+        self.heard: list[str] = []
+        self.errors: list[str] = []
+        self.queues: list[str] = []
+        self.positions: list[int] = []
+        self.reached_agent = False
+        self.ended = False
+        self.status = "in-progress"
+        self._answered = False
+
+    # --- bookkeeping ------------------------------------------------------------------------------
+
+    def log(self, kind: str, text: str, **data: Any) -> None:
+        record = Record(self.sim.t - self.started, self.sid, kind, text, data)
+        self.records.append(record)
+        self.sim.emit(record)
+
+    def _params(self, **extra: str) -> dict[str, str]:
+        inbound = self.direction == "inbound"
+        params = {
+            "AccountSid": self.sim.account_sid,
+            "ApiVersion": "2010-04-01",
+            "CallSid": self.sid,
+            "CallStatus": "in-progress" if self._answered else "ringing",
+            "Direction": self.direction,
+            "From": self.number if inbound else self.called,
+            "To": self.called if inbound else self.number,
+            "Caller": self.number if inbound else self.called,
+            "Called": self.called if inbound else self.number,
+        }
+        params.update(extra)
+        return params
+
+    def _sleep(self, seconds: float) -> Generator[float, None, None]:
+        """Let `seconds` of call time pass; a hang-up or a REST redirect interrupts it."""
+        end = self.sim.t + max(0.0, seconds)
+        while True:
+            if self.redirect_to is not None:
+                url, self.redirect_to = self.redirect_to, None
+                raise _Redirected(url)
+            if self.sim.t >= self.deadline:
+                raise _HungUp()
+            if self.sim.t >= end:
+                return
+            yield min(end, self.deadline) - self.sim.t
+
+    # --- requests ---------------------------------------------------------------------------------
+
+    def fetch(self, url: str, method: str, extra: dict[str, str]) -> tuple[Verb, ...]:
+        """Request a webhook and parse its TwiML; anything Twilio would refuse raises."""
+        params = self._params(**extra)
+        self._answered = True
+        reply = self.sim.request(method, url, params)
+        self.log("request", f"{method} {_path(url)}", params={k: v for k, v in extra.items()})
+        path = _path(url)
+        if reply.seconds > TWILIO_TIMEOUT_SECONDS:
+            raise SimulationError(f"{path} took {reply.seconds:.1f} s; Twilio gives up after 15 s")
+        if reply.status >= 400:
+            first = reply.body.decode("utf-8", "replace").strip().splitlines()[:1]
+            raise SimulationError(f"{path} answered HTTP {reply.status}: {' '.join(first)}")
+        if reply.status >= 300:
+            raise SimulationError(
+                f"{path} answered HTTP {reply.status}; Twilio drops Digits on a 3xx"
+            )
+        try:
+            verbs = parse_twiml(reply.body, reply.content_type)
+        except TwimlError as exc:
+            raise SimulationError(f"{path}: {exc}") from exc
+        self._note_queue(url)
+        return verbs
+
+    def _note_queue(self, url: str) -> None:
+        query = dict(parse_qsl(urlsplit(url).query))
+        queue = query.get("queue")
+        if urlsplit(url).path.endswith("/hold") and queue and queue not in self.queues:
+            self.queues.append(queue)
+            self.log("queue", f"joins queue {queue}", queue=queue)
+
+    def post_quietly(self, url: str, method: str, extra: dict[str, str]) -> None:
+        """A request whose TwiML Twilio ignores (the caller is gone)."""
+        try:
+            self.fetch(url, method, extra)
+        except SimulationError as exc:
+            self.fail(str(exc))
+
+    def fail(self, message: str) -> None:
+        self.errors.append(message)
+        self.log("error", message)
+
+    # --- the call ---------------------------------------------------------------------------------
+
+    def run(self) -> Generator[float, None, None]:
+        """Follow the call from its first webhook to its end, then send the status callback."""
+        where: Next = (self.start_url, "POST", {})
+        try:
+            while where is not END:
+                try:
+                    verbs = self.fetch(*where)
+                    where = yield from self._document(verbs, where[0])
+                except _Redirected as redirect:
+                    self.log("redirect", f"moved by the REST API to {_path(redirect.url)}")
+                    where = (redirect.url, "POST", {})
+        except _HungUp:
+            self.log("hangup", "the caller hangs up")
+        except SimulationError as exc:
+            self.fail(str(exc))
+            self.status = "failed"
+        finally:
+            self.ended = True
+            self.sim.leave_twilio_queues(self.sid)
+        if self.status_url:
+            self._status_callback(self.status_url)
+
+    def _status_callback(self, url: str) -> None:
+        """Twilio tells the number's status callback that the call ended; it ignores the body."""
+        status = "completed" if self.status == "in-progress" else self.status
+        duration = str(round(self.sim.t - self.started))
+        reply = self.sim.request(
+            "POST", url, self._params(CallStatus=status, CallDuration=duration)
+        )
+        self.log("status", f"status callback: {status} after {duration} s", status=status)
+        if reply.status >= 400:
+            self.fail(f"status callback {_path(url)} answered HTTP {reply.status}")
+
+    def _document(self, verbs: tuple[Verb, ...], url: str) -> Generator[float, None, Next]:
+        for index, verb in enumerate(verbs):
+            if verb.name == "Reject" and index == 0 and self.direction == "inbound":
+                reason = verb.attr("reason", "rejected")
+                self.status = "busy" if reason == "busy" else "no-answer"
+                self.log("hangup", f"call rejected ({reason})")
+                return END
+            where = yield from self._verb(verb, url)
+            if where is not None:
+                return where
+        self.log("hangup", "end of the TwiML document: Twilio hangs up")
+        return END
+
+    def _verb(self, verb: Verb, url: str) -> Generator[float, None, Next | None]:
+        name = verb.name
+        if name in ("Say", "Play", "Pause"):
+            yield from self._speech(verb)
+            return None
+        if name == "Gather":
+            return (yield from self._gather(verb, url))
+        if name == "Redirect":
+            return (urljoin(url, verb.text), verb.attr("method", "POST") or "POST", {})
+        if name == "Record":
+            return (yield from self._record(verb, url))
+        if name == "Dial":
+            return (yield from self._dial(verb, url))
+        if name == "Enqueue":
+            return (yield from self._enqueue(verb, url))
+        if name in ("Hangup", "Reject"):
+            self.log("hangup", "the service hangs up")
+            return END
+        if name == "Leave":
+            raise _Left()
+        raise SimulationError(f"<{name}> is valid TwiML but not simulated")
+
+    # --- speech -------------------------------------------------------------------------------------
+
+    def _speech(self, verb: Verb) -> Generator[float, None, None]:
+        loops = verb.int_attr("loop", 1)
+        if verb.name == "Pause":
+            pause = verb.int_attr("length", 1)
+            self.log("pause", f"silence for {pause} s", seconds=pause)
+            yield from self._sleep(pause)
+        elif verb.name == "Play":
+            music = self.sim.play_seconds * (loops or 1_000)  # loop="0" plays until interrupted
+            self.log("play", verb.text or f"digits {verb.attr('digits')}", url=verb.text)
+            yield from self._sleep(music)
+        else:
+            text = " ".join(verb.text.split())
+            language = verb.attr("language", "en-US") or "en-US"
+            voice = verb.attr("voice", "man") or "man"
+            data: dict[str, Any] = {"language": language, "voice": voice}
+            found = self.sim.matcher.identify(text) if self.sim.matcher else None
+            if found:
+                data["prompt"], params = found
+                self._note_position(found[0], params)
+            self.heard.append(text)
+            self.log("say", text, **data)
+            if self.hangup_at_text and self.hangup_at_text in text:
+                raise _HungUp()
+            yield from self._sleep(speaking_seconds(text) * max(1, loops))
+
+    def _note_position(self, prompt: str, params: dict[str, str]) -> None:
+        position = {"queue_next": "1"}.get(prompt) or params.get("position")
+        if prompt in ("queue_next", "queue_position") and position and position.isdigit():
+            self.positions.append(int(position))
+            self.log("position", f"hears position {position}", position=int(position))
+
+    # --- menus ----------------------------------------------------------------------------------------
+
+    def _gather(self, verb: Verb, url: str) -> Generator[float, None, Next | None]:
+        for child in verb.children:
+            yield from self._speech(child)
+        action = urljoin(url, verb.attr("action") or url)
+        method = verb.attr("method", "POST") or "POST"
+        finish = verb.attr("finishOnKey", "#") or ""
+        wanted = verb.int_attr("numDigits", 0)
+        timeout = verb.int_attr("timeout", 5)
+        on_empty = verb.attr("actionOnEmptyResult", "false") == "true"
+        digits, finished_on = "", ""
+        while True:
+            step = self.caller.next_step("menu", self.heard)
+            if isinstance(step, HangUp):
+                self.deadline = self.sim.t + step.after
+                if step.after <= 0:
+                    raise _HungUp()
+                continue
+            if isinstance(step, Wait) and step.seconds < timeout:
+                self.log("wait", f"waits {step.seconds:g} s", seconds=step.seconds)
+                yield from self._sleep(step.seconds)
+                continue
+            if isinstance(step, Press):
+                for key in step.digits:
+                    self.log("press", f"presses {key}", key=key)
+                    if finish and key in finish:
+                        finished_on = key
+                        break
+                    digits += key
+                    if wanted and len(digits) >= wanted:
+                        break
+                else:
+                    # No finishing key and not enough digits: Twilio waits out the time-out.
+                    yield from self._sleep(timeout)
+                break
+            seconds = step.seconds if isinstance(step, Wait) else timeout
+            self.log("silence", f"presses nothing; the menu times out after {timeout} s")
+            yield from self._sleep(seconds)
+            break
+        if digits or finished_on or on_empty:
+            return (action, method, {"Digits": digits, "FinishedOnKey": finished_on})
+        return None  # Twilio goes on with the verb after the <Gather>
+
+    def _record(self, verb: Verb, url: str) -> Generator[float, None, Next | None]:
+        action = urljoin(url, verb.attr("action") or url)
+        method = verb.attr("method", "POST") or "POST"
+        longest = verb.int_attr("maxLength", 3600)
+        timeout = verb.int_attr("timeout", 5)
+        finish = verb.attr("finishOnKey", "1234567890*#") or ""
+        self.log("record", f"recording starts (at most {longest} s)")
+        step = self.caller.next_step("record", self.heard)
+        while isinstance(step, Wait | Press | Silence):
+            step = self.caller.next_step("record", self.heard)
+        if isinstance(step, HangUp):
+            self.deadline = self.sim.t + step.after
+        if not isinstance(step, Speak) or step.seconds <= 0:
+            yield from self._sleep(timeout)
+            self.log("record", "nothing was said: no recording, Twilio goes on to the next verb")
+            return None
+        seconds = min(step.seconds, longest)
+        yield from self._sleep(seconds)
+        key = "#" if "#" in finish else ""
+        self.log(
+            "record", f"speaks for {seconds} s, then presses {key or 'nothing'}", seconds=seconds
+        )
+        recording = f"RE{secrets.token_hex(16)}"
+        return (
+            action,
+            method,
+            {
+                "RecordingUrl": f"https://api.twilio.com/2010-04-01/Accounts/{self.sim.account_sid}"
+                f"/Recordings/{recording}",
+                "RecordingSid": recording,
+                "RecordingDuration": str(seconds),
+                "Digits": key or "hangup",
+            },
+        )
+
+    # --- agents ---------------------------------------------------------------------------------------
+
+    def _dial(self, verb: Verb, url: str) -> Generator[float, None, Next | None]:
+        action = verb.attr("action")
+        method = verb.attr("method", "POST") or "POST"
+        timeout = verb.int_attr("timeout", 30)
+        noun = verb.children[0] if verb.children else Verb("Number", {}, verb.text, ())
+        identity = next((c.text for c in noun.children if c.name == "Identity"), "")
+        target = noun.text or identity or "(no one)"
+        agent = self.sim.agent
+        self.log("dial", f"rings {noun.name.lower()} {target}", target=target, noun=noun.name)
+        answers = agent.answers and agent.answer_after < timeout
+        status, talked, dial_sid = "no-answer", 0, self.sim.new_sid()
+        try:
+            yield from self._sleep(agent.answer_after if answers else timeout)
+            if answers and noun.attr("url"):
+                answers = self._whisper(urljoin(url, noun.attr("url") or ""), noun, dial_sid)
+            if answers:
+                status = "completed"
+                self.reached_agent = True
+                self.log("agent", f"{target} answers; caller and agent talk", target=target)
+                started = self.sim.t
+                try:
+                    yield from self._sleep(agent.talk_seconds)
+                finally:
+                    talked = round(self.sim.t - started)
+                self.log("agent", f"{target} hangs up after {talked} s", seconds=talked)
+            else:
+                self.log("agent", f"{target} does not answer within {timeout} s")
+        except _HungUp:
+            if action:
+                extra = _dial_result(status, dial_sid, talked, caller_gone=True)
+                self.post_quietly(urljoin(url, action), method, extra)
+            raise
+        if not action:
+            return None
+        return (urljoin(url, action), method, _dial_result(status, dial_sid, talked, False))
+
+    def _whisper(self, url: str, noun: Verb, dial_sid: str) -> bool:
+        """The agent's leg runs the noun's `url` TwiML before being connected; False if it hangs up."""
+        params = self._params(
+            CallSid=dial_sid, ParentCallSid=self.sid, Direction="outbound-dial", To=noun.text
+        )
+        reply = self.sim.request(noun.attr("method", "POST") or "POST", url, params)
+        if reply.status >= 400:
+            raise SimulationError(f"{_path(url)} (agent's whisper) answered HTTP {reply.status}")
+        try:
+            verbs = parse_twiml(reply.body, reply.content_type)
+        except TwimlError as exc:
+            raise SimulationError(f"{_path(url)} (agent's whisper): {exc}") from exc
+        for verb in verbs:
+            if verb.name == "Say":
+                self.log("whisper", f"agent hears: {verb.text}", language=verb.attr("language"))
+            elif verb.name in ("Hangup", "Reject"):
+                self.log("whisper", "the agent's leg is hung up before connecting")
+                return False
+        return True
+
+    def _enqueue(self, verb: Verb, url: str) -> Generator[float, None, Next | None]:
+        name = verb.text or "default"
+        action = verb.attr("action")
+        method = verb.attr("method", "POST") or "POST"
+        wait_url = verb.attr("waitUrl")
+        line = self.sim.twilio_queue(name)
+        line.append(self.sid)
+        queue_sid = "QU" + hex(abs(hash(name)))[2:].rjust(32, "0")[:32]
+        entered = self.sim.t
+        self.log("queue", f"joins Twilio queue {name} at position {len(line)}", queue=name)
+        result = "hangup"
+        try:
+            while True:
+                if (
+                    self.sim.dequeue_after is not None
+                    and self.sim.t - entered >= self.sim.dequeue_after
+                ):
+                    result = "bridged"
+                    self.log("agent", f"an agent takes the call from queue {name}")
+                    yield from self._sleep(self.sim.agent.talk_seconds)
+                    break
+                if not wait_url:
+                    yield from self._sleep(self.sim.play_seconds)
+                    continue
+                waited = round(self.sim.t - entered)
+                position = line.index(self.sid) + 1
+                self.log("position", f"hears position {position}", position=position)
+                self.positions.append(position)
+                verbs = self.fetch(
+                    urljoin(url, wait_url),
+                    verb.attr("waitUrlMethod", "POST") or "POST",
+                    {
+                        "QueueSid": queue_sid,
+                        "QueuePosition": str(position),
+                        "QueueTime": str(waited),
+                        "AvgQueueTime": str(waited),
+                        "CurrentQueueSize": str(len(line)),
+                    },
+                )
+                where = yield from self._document_in_queue(verbs, urljoin(url, wait_url))
+                if where is not None:
+                    result = "redirected"
+                    return where
+        except _Left:
+            result = "leave"
+            self.log("queue", f"leaves Twilio queue {name}")
+        except _HungUp:
+            if action:
+                extra = {
+                    "QueueResult": "hangup",
+                    "QueueSid": queue_sid,
+                    "QueueTime": str(round(self.sim.t - entered)),
+                }
+                self.post_quietly(urljoin(url, action), method, extra)
+            raise
+        finally:
+            if self.sid in line:
+                line.remove(self.sid)
+        if not action:
+            return None
+        extra = {
+            "QueueResult": result,
+            "QueueSid": queue_sid,
+            "QueueTime": str(round(self.sim.t - entered)),
+        }
+        return (urljoin(url, action), method, extra)
+
+    def _document_in_queue(
+        self, verbs: tuple[Verb, ...], url: str
+    ) -> Generator[float, None, Next | None]:
+        allowed = {"Say", "Play", "Pause", "Gather", "Redirect", "Leave", "Hangup"}
+        for verb in verbs:
+            if verb.name not in allowed:
+                raise SimulationError(f"<{verb.name}> is not allowed in an <Enqueue> waitUrl")
+            where = yield from self._verb(verb, url)
+            if where is END:
+                raise _HungUp()
+            if where is not None:
+                return where
+        return None
+
+
+def _dial_result(status: str, sid: str, talked: int, caller_gone: bool) -> dict[str, str]:
+    return {
+        "DialCallStatus": status,
+        "DialCallSid": sid,
+        "DialCallDuration": str(talked),
+        "CallStatus": "completed" if caller_gone else "in-progress",
+    }
+
+
+def _path(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+class Simulator:
+    """Runs simulated calls in one virtual timeline (in time order), like a tiny Twilio."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        start: datetime,
+        *,
+        clock: FrozenClock | None = None,
+        matcher: PromptMatcher | None = None,
+        agent: AgentBehaviour | None = None,
+        play_seconds: float = DEFAULT_PLAY_SECONDS,
+        limit_seconds: float = 1800.0,
+        dequeue_after: float | None = None,
+        on_record: Callable[[Record], None] | None = None,
+    ) -> None:
+        self.transport = transport
+        self.start = start
+        self.clock = clock
+        self.matcher = matcher
+        self.agent = agent or AgentBehaviour()
+        self.play_seconds = play_seconds
+        self.limit_seconds = limit_seconds
+        self.dequeue_after = dequeue_after
+        self.account_sid = "AC" + "5" * 32
+        self.t = 0.0
+        self.calls: dict[str, SimulatedCall] = {}
+        self._on_record = on_record
+        self._heap: list[tuple[float, int, str]] = []
+        self._runners: dict[str, Generator[float, None, None]] = {}
+        self._due: dict[str, int] = {}
+        """The heap entry each call resumes at; any other entry for it is stale."""
+        self._seq = itertools.count()
+        self._sids = itertools.count(1)
+        self._twilio_queues: dict[str, list[str]] = {}
+
+    def new_sid(self) -> str:
+        return f"CA{secrets.token_hex(12)}{next(self._sids):08x}"
+
+    def emit(self, record: Record) -> None:
+        if self._on_record:
+            self._on_record(record)
+
+    def now(self) -> datetime:
+        return self.start + timedelta(seconds=self.t)
+
+    def request(self, method: str, url: str, params: dict[str, str]) -> Reply:
+        if self.clock is not None:
+            self.clock.set(self.now())
+        if method == "GET":
+            url = url + ("&" if "?" in url else "?") + urlencode(params)
+            return self.transport.send("GET", url, {})
+        return self.transport.send(method, url, params)
+
+    def absolute(self, path: str) -> str:
+        return urljoin(self.transport.base_url + "/", path.lstrip("/"))
+
+    def place_call(
+        self,
+        number: str,
+        called: str,
+        caller: Caller,
+        *,
+        at: float = 0.0,
+        start_path: str = "/voice/incoming",
+        status_path: str | None = "/voice/status",
+        hangup_at_text: str | None = None,
+        hangup_after: float | None = None,
+    ) -> SimulatedCall:
+        """An inbound call from `number` to `called`, arriving `at` seconds into the simulation;
+        the caller hangs up `hangup_after` seconds after dialling, if the call lasts that long."""
+        call = SimulatedCall(
+            self,
+            self.new_sid(),
+            number,
+            called,
+            caller,
+            self.absolute(start_path),
+            self.absolute(status_path) if status_path else None,
+            hangup_at_text=hangup_at_text,
+        )
+        call.started = at
+        call.deadline = at + (self.limit_seconds if hangup_after is None else hangup_after)
+        self._schedule(call, at)
+        return call
+
+    def place_outbound(self, to: str, from_: str, url: str, status_url: str | None) -> str:
+        """A call the app asked Twilio to place (a callback); the simulated callee answers."""
+        call = SimulatedCall(
+            self, self.new_sid(), to, from_, ScriptedCaller([]), url, status_url, "outbound-api"
+        )
+        call.log("outbound", f"the service calls {to} back", to=to)
+        self._schedule(call, self.t)
+        return call.sid
+
+    def _schedule(self, call: SimulatedCall, at: float) -> None:
+        self.calls[call.sid] = call
+        self._runners[call.sid] = call.run()
+        self._push(call.sid, at)
+
+    def redirect(self, sid: str, url: str) -> bool:
+        """The REST API moved a live call: it leaves what it is doing and fetches `url` now."""
+        call = self.calls.get(sid)
+        if call is None or call.ended:
+            return False
+        call.redirect_to = url
+        self._push(sid, self.t)
+        return True
+
+    def twilio_queue(self, name: str) -> list[str]:
+        return self._twilio_queues.setdefault(name, [])
+
+    def leave_twilio_queues(self, sid: str) -> None:
+        for line in self._twilio_queues.values():
+            if sid in line:
+                line.remove(sid)
+
+    def run(self) -> None:
+        """Run every call to its end, in time order."""
+        while self._heap:
+            when, seq, sid = heapq.heappop(self._heap)
+            runner = self._runners.get(sid)
+            if runner is None or seq != self._due[sid]:
+                continue  # finished, or superseded because a REST redirect woke the call earlier
+            self.t = max(self.t, when)
+            try:
+                delay = next(
+                    runner
+                )  # the call reads the time itself; it only says how long it waits
+            except StopIteration:
+                del self._runners[sid]
+                continue
+            self._push(sid, self.t + delay)
+
+    def _push(self, sid: str, when: float) -> None:
+        seq = next(self._seq)
+        self._due[sid] = seq
+        heapq.heappush(self._heap, (when, seq, sid))
+
+
+class SimulatedRest(HttpClient):  # type: ignore[misc]
+    """Twilio's REST API for the app under test, at the `twilio` library's HTTP client interface:
+    a call update moves the simulated call, a call create places a simulated outbound call."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.getLogger(__name__), is_async=False)
+        self.simulator: Simulator | None = None
+        self.requests: list[tuple[str, str, dict[str, str]]] = []
+
+    def request(
+        self,
+        method: str,
+        uri: str,
+        params: dict[str, object] | None = None,
+        data: dict[str, object] | None = None,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,
+        allow_redirects: bool = False,
+    ) -> TwilioResponse:
+        form = {str(k): str(v) for k, v in (data or {}).items()}
+        self.requests.append((method, uri, form))
+        sim = self.simulator
+        not_found = TwilioResponse(404, json.dumps({"code": 20404, "message": "not found"}))
+        if sim is None or method != "POST":
+            return not_found
+        if uri.endswith("/Calls.json"):
+            sid = sim.place_outbound(
+                form["To"], form["From"], form["Url"], form.get("StatusCallback")
+            )
+            body = {"sid": sid, "status": "queued", "to": form["To"], "from": form["From"]}
+            return TwilioResponse(201, json.dumps(body))
+        match = re.search(r"/Calls/(CA\w+)\.json$", uri)
+        if match and "Url" in form and sim.redirect(match[1], form["Url"]):
+            return TwilioResponse(200, json.dumps({"sid": match[1], "status": "in-progress"}))
+        return TwilioResponse(
+            404, json.dumps({"code": 21220, "message": "Call is not in-progress. Cannot redirect."})
+        )

@@ -1,0 +1,702 @@
+"""`ivr simulate --explore`: call every reachable menu path in-process and report what is wrong.
+
+The walk is breadth first over *menu states*. A state is where a `<Gather>` sends the caller's key:
+the app keeps where the caller is in the query string of that action URL (step, language, menu,
+queue ...), so a state is the URL without `tries`, which makes a menu and its retries one state.
+From each state every key 1-9, 0, *, # and silence (`t`) is tried, each in a fresh call that replays
+the keys leading there plus that key, and hangs up at the next menu. A wrong key or silence that only
+makes the menu repeat is pressed again (up to `MAX_REPEATS` in a row) until the menu's fallback acts.
+A path stops when the call leaves the menus (a queue, an agent, a voicemail, a callback request) or
+ends. Every call starts at the same virtual instant, so business hours do not drift during the walk.
+The app takes milliseconds a request and a walk makes hundreds of calls, so by default the walk spares
+it the requests whose answers it already knows (see `explore`).
+
+Problems: dead ends (the service hangs up on a caller who reached nothing), loops with no way out,
+speech in another language than the caller chose (or empty, or with an unfilled `{placeholder}`),
+anything Twilio would refuse, and menus of the rules no path reaches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit
+
+from ivr.simulator.caller import HangUp, ScriptedCaller, Speak, Step, parse_script
+from ivr.simulator.cli import parse_when, ticket_of
+from ivr.simulator.engine import Reply, SimulatedCall, Transport
+from ivr.simulator.session import InProcessSession, in_process
+from ivr.simulator.twiml import TwimlError, Verb, parse_twiml
+
+KEYS: tuple[str, ...] = (*"1234567890", "*", "#", "t")
+"""What the caller tries at each menu, in order; `t` is silence until the menu times out."""
+MAX_DEPTH = 12
+MAX_CALLS = 3000
+MAX_REPEATS = 10
+"""Wrong keys or silences in a row followed, to see what a menu's fallback does."""
+VOICEMAIL_SECONDS = 10
+DEFAULT_NUMBER = "+14155550100"
+DEFAULT_CALLED = "+18005550199"
+
+EXIT = "<exit>"
+"""Edge target: the caller reached a queue, an agent, a voicemail recording or a callback request."""
+END = "<end>"
+"""Edge target: the service ended the call with the caller having reached none of those."""
+ERROR = "<error>"
+"""Edge target: the call failed (Twilio would refuse a response, or a webhook failed)."""
+UNKNOWN = "<unknown>"
+"""Edge target: not known where it leads (a limit of the walk or of the simulator cut it short)."""
+SENTINELS = frozenset({EXIT, END, ERROR, UNKNOWN})
+
+REACHED_OUTCOMES = frozenset({"voicemail", "callback", "answered", "queued"})
+_SERVICE_HANGUPS = ("the service hangs up", "end of the TwiML document", "call rejected")
+_PLACEHOLDER = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}")
+_AUDIO_LANGUAGE = re.compile(r"/voice/audio/([^/]+)/")
+_MACRO_LANGUAGES = {"cmn": "zh"}
+"""Twilio names Mandarin voices cmn-CN; the catalogs call the language zh-CN."""
+
+LABELS = {
+    "dead_end": "dead end",
+    "no_way_out": "loop with no way out",
+    "wrong_language": "wrong language",
+    "empty_say": "empty <Say>",
+    "placeholder": "unfilled placeholder",
+    "twilio_error": "Twilio error",
+    "unreached_menu": "menu never reached",
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong, with the keys that show it (None for problems of the rules as a whole)."""
+
+    kind: str
+    path: tuple[str, ...] | None
+    message: str
+    details: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    """For --json: the same facts as fields (state, language, prompts ...)."""
+
+    @property
+    def keys(self) -> str:
+        return format_path(self.path or ())
+
+    def line(self) -> str:
+        label = LABELS.get(self.kind, self.kind)
+        if self.path is None:
+            return f"{label}: {self.message}"
+        return f"{label} at {self.keys}: {self.message}"
+
+    def as_json(self) -> str:
+        data: dict[str, Any] = {"kind": self.kind}
+        if self.path is not None:
+            data["path"] = list(self.path)
+            data["keys"] = self.keys
+        data["message"] = self.message
+        return json.dumps({**data, **self.details}, ensure_ascii=False)
+
+
+@dataclass
+class MenuGraph:
+    """The menu states the walk found, where each key led, and the first key path to each state."""
+
+    paths: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    edges: dict[str, dict[str, str]] = field(default_factory=dict)
+    """state -> key -> the state it led to, or EXIT, END, ERROR or UNKNOWN; only expanded states."""
+    menus: set[str] = field(default_factory=set)
+    """Menu ids seen as `menu=` in any URL of the walk."""
+
+
+@dataclass
+class ExploreReport:
+    problems: list[Problem]
+    graph: MenuGraph
+    calls: int
+    requests: int
+    """Webhook requests the app answered (fewer than the calls made: see `explore`'s `fast`)."""
+    seconds: float
+    complete: bool
+    """False when the depth or call limit stopped the walk before every path was followed."""
+
+    @property
+    def states(self) -> int:
+        return len(self.graph.paths)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "kind": "summary",
+            "states": self.states,
+            "calls": self.calls,
+            "requests": self.requests,
+            "problems": len(self.problems),
+            "seconds": round(self.seconds, 2),
+            "menus_visited": sorted(self.graph.menus),
+            "complete": self.complete,
+        }
+
+    def summary_line(self) -> str:
+        found = f"{len(self.problems)} problem{'s' if len(self.problems) != 1 else ''}"
+        line = (
+            f"explored {self.states} menu states in {self.calls} calls ({self.seconds:.1f} s): "
+            f"{found if self.problems else 'no problems'}"
+        )
+        if not self.complete:
+            line += " (the walk stopped at its depth or call limit: some paths were not followed)"
+        return line
+
+
+def format_path(path: Iterable[str]) -> str:
+    return " > ".join(path) or "(no keys)"
+
+
+def state_of(url: str) -> str:
+    """A menu state: the Gather's action URL without `tries`, parameters sorted."""
+    parts = urlsplit(url)
+    query = sorted((k, v) for k, v in parse_qsl(parts.query) if k != "tries")
+    return parts.path + (f"?{urlencode(query)}" if query else "")
+
+
+def _query(url: str) -> dict[str, str]:
+    return dict(parse_qsl(urlsplit(url).query))
+
+
+def _tries(url: str) -> int:
+    value = _query(url).get("tries", "0")
+    return int(value) if value.isdigit() else 0
+
+
+def describe(state: str) -> str:
+    """A state as a person would name it: 'menu account (fr-FR)'."""
+    params = _query(state)
+    step, language = params.get("step", "?"), params.get("language")
+    suffix = f" ({language})" if language else ""
+    if step == "language":
+        return "the language menu"
+    if step == "menu":
+        return f"menu {params.get('menu', '?')}{suffix}"
+    if step == "closed":
+        where = f" from menu {params['menu']}" if params.get("menu") else ""
+        return f"the after-hours offer of queue {params.get('queue', '?')}{where}{suffix}"
+    return f"{step} {params.get('queue') or params.get('menu') or ''}".rstrip() + suffix
+
+
+def _base_language(tag: str) -> str:
+    primary = tag.split("-")[0].lower()
+    return _MACRO_LANGUAGES.get(primary, primary)
+
+
+# --- the graph ------------------------------------------------------------------------------------
+
+
+def loops_without_exit(graph: MenuGraph) -> list[Problem]:
+    """Sets of states the caller can circle in but never leave for a queue, agent, voicemail or callback."""
+    successors = {
+        s: {t for t in keys.values() if t not in SENTINELS} for s, keys in graph.edges.items()
+    }
+    # A state not expanded (a limit cut the walk) might lead anywhere: count it as a way out.
+    hopeful = {s for s, keys in graph.edges.items() if {EXIT, UNKNOWN} & set(keys.values())} | {
+        s for s in graph.paths if s not in graph.edges
+    }
+    predecessors: dict[str, set[str]] = {}
+    for source, targets in successors.items():
+        for target in targets:
+            predecessors.setdefault(target, set()).add(source)
+    can_exit, todo = set(hopeful), list(hopeful)
+    while todo:
+        for source in predecessors.get(todo.pop(), ()):
+            if source not in can_exit:
+                can_exit.add(source)
+                todo.append(source)
+    trapped = [s for s in graph.paths if s in graph.edges and s not in can_exit]
+    reach = {s: _reachable(s, successors, set(trapped)) for s in trapped}
+    problems, reported = [], set[frozenset[str]]()
+    for state in trapped:
+        component = frozenset(t for t in reach[state] if state in reach[t])
+        if state not in reach[state] or component in reported:
+            continue  # not on a cycle: it only leads into dead ends or into a loop reported itself
+        reported.add(component)
+        names = [describe(s) for s in trapped if s in component]
+        shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+        message = (
+            f"{shown}: no key sequence from here reaches a queue, an agent, a voicemail or a "
+            "callback request"
+        )
+        problems.append(Problem("no_way_out", graph.paths[state], message, {"states": names}))
+    return problems
+
+
+def _reachable(start: str, successors: Mapping[str, set[str]], within: set[str]) -> set[str]:
+    """States reachable from `start` in one key or more, staying inside `within`."""
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        for target in successors.get(todo.pop(), ()):
+            if target in within and target not in seen:
+                seen.add(target)
+                todo.append(target)
+    return seen
+
+
+def unreached_menus(graph: MenuGraph, menus: Iterable[str], complete: bool = True) -> list[Problem]:
+    """Menus defined in the rules whose id appears in no URL of the walk."""
+    why = "" if complete else " (the walk stopped at its depth or call limit: it may be further)"
+    return [
+        Problem(
+            "unreached_menu",
+            None,
+            f"menu {menu!r} is defined in the rules but no key path reaches it{why}",
+            {"menu": menu},
+        )
+        for menu in menus
+        if menu not in graph.menus
+    ]
+
+
+# --- one explored call ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Document:
+    url: str
+    pressed: int
+    """Keys the caller had used when this was fetched: it belongs to the path up to there."""
+    reply: Reply
+
+
+class _Recorder:
+    """Stands between the simulator and the app, keeping the TwiML the explored call fetched."""
+
+    def __init__(self, inner: Transport, fast: bool) -> None:
+        self.inner = inner
+        self.base_url = inner.base_url
+        self.fast = fast
+        self.sid = ""
+        self.call: SimulatedCall | None = None
+        self.caller: _PathCaller | None = None
+        self.documents: list[_Document] = []
+        self.sent = 0
+        self._answers: dict[tuple[str, str, tuple[tuple[str, str], ...]], Reply] = {}
+        self._holds: set[str] = set()
+        self._parsed: dict[bytes, tuple[Verb, ...] | None] = {}
+
+    def watch(self, call: SimulatedCall, caller: _PathCaller) -> None:
+        self.sid, self.call, self.caller, self.documents = call.sid, call, caller, []
+
+    def send(self, method: str, url: str, params: dict[str, str]) -> Reply:
+        call, caller = self.call, self.caller
+        sid = params.get("CallSid") or _query(url).get("CallSid")
+        if sid != self.sid or call is None or caller is None:
+            self.sent += 1
+            return self.inner.send(method, url, params)
+        # Before its last key a call repeats requests an earlier call of the walk made at the same
+        # virtual instant with the same keys; the app's answer to them was the same TwiML.
+        request = (method, url, tuple(sorted((k, v) for k, v in params.items() if k != "CallSid")))
+        reply = self._answers.get(request) if self.fast and caller.replaying else None
+        if reply is None:
+            self.sent += 1
+            reply = self.inner.send(method, url, params)
+            self._answers[request] = reply
+        self.documents.append(_Document(url, caller.pressed, reply))
+        if urlsplit(url).path.endswith("/hold"):
+            hold = state_of(url)
+            if self.fast and hold in self._holds:
+                # An earlier call went on from this place in line to the agent and the survey;
+                # this caller has shown the way out and leaves (the status callback frees the line).
+                call.deadline = call.sim.t
+            self._holds.add(hold)
+        return reply
+
+    def verbs(self, document: _Document) -> tuple[Verb, ...] | None:
+        """The document's TwiML, or None when it is none (a status callback) or Twilio refuses it."""
+        reply = document.reply
+        if reply.status != 200:
+            return None
+        if reply.body not in self._parsed:
+            try:
+                self._parsed[reply.body] = parse_twiml(reply.body, reply.content_type)
+            except TwimlError:
+                self._parsed[reply.body] = None  # the engine reports it as the call's error
+        return self._parsed[reply.body]
+
+    def gather_action(self) -> str:
+        """Where the `<Gather>` the call is at sends its key ("" when the document has none)."""
+        if not self.documents:
+            return ""
+        document = self.documents[-1]
+        for verb in self.verbs(document) or ():
+            if verb.name == "Gather":
+                return urljoin(document.url, verb.attr("action") or document.url)
+        return ""
+
+
+class _PathCaller(ScriptedCaller):
+    """Presses the keys of a path, then hangs up at the next menu; speaks into any recording."""
+
+    def __init__(self, path: tuple[str, ...], recorder: _Recorder) -> None:
+        super().__init__(parse_script(",".join(path)))
+        self.recorder = recorder
+        self.menus: list[str] = []
+        """The Gather action URL at each menu the caller reached, in order."""
+        self.pressed = 0
+        self.recorded = False
+        self.call: SimulatedCall | None = None
+        self._length = len(path)
+
+    @property
+    def replaying(self) -> bool:
+        """Whether the caller is still pressing the keys that lead to the explored state."""
+        return self.pressed < self._length
+
+    def next_step(self, at: str, heard: list[str]) -> Step | None:
+        if at == "record":
+            self.recorded = True
+            return Speak(VOICEMAIL_SECONDS)
+        self.menus.append(self.recorder.gather_action())
+        step = super().next_step(at, heard)
+        if step is None:
+            call = self.call
+            if self.recorder.fast and call and not (call.queues or call.reached_agent):
+                # Nothing to free for a caller leaving a menu: spare the app the status callback.
+                call.status_url = None
+            return HangUp()
+        self.pressed += 1
+        return step
+
+
+@dataclass(frozen=True)
+class _Result:
+    """Where the last key of a path led."""
+
+    path: tuple[str, ...]
+    target: str
+    """The next state, or EXIT, END, ERROR or UNKNOWN."""
+    at: str
+    """The full action URL where the last key was pressed ("" for the first call)."""
+    then: str = ""
+    """The full action URL of the next menu, if the call reached one."""
+    response: bytes = b""
+    """The app's answer to the last key, to tell wrong keys that behave alike."""
+
+
+# --- the walk -------------------------------------------------------------------------------------
+
+
+class _Walker:
+    """Walks the menus of one in-process app breadth first and collects what is wrong."""
+
+    def __init__(
+        self,
+        session: InProcessSession,
+        number: str,
+        called: str,
+        max_depth: int,
+        max_calls: int,
+        fast: bool,
+    ) -> None:
+        self.session = session
+        self.number, self.called = number, called
+        self.max_depth, self.max_calls = max_depth, max_calls
+        self.recorder = _Recorder(session.simulator.transport, fast)
+        # The engine names the prompt of every <Say>; the walk needs that only for its messages.
+        self.matcher = session.simulator.matcher
+        session.simulator.matcher = None if fast else self.matcher
+        session.simulator.transport = self.recorder
+        self.graph = MenuGraph()
+        self.calls = 0
+        self.complete = True
+        self._checked: set[tuple[bytes, str | None]] = set()
+        self._chains: dict[tuple[str, bytes], _Result] = {}
+        self._dead_ends: dict[str, Problem] = {}
+        self._errors: dict[str, Problem] = {}
+        self._speech: dict[tuple[str, str], Problem] = {}
+        self._wrong: dict[tuple[str, str], tuple[tuple[str, ...], list[str], str]] = {}
+
+    # --- walking ---
+
+    def walk(self) -> None:
+        first = self._call(())
+        if first.target in SENTINELS:
+            return
+        todo = deque([first.target])
+        self.graph.paths[first.target] = ()
+        while todo:
+            state = todo.popleft()
+            path = self.graph.paths[state]
+            if len(path) >= self.max_depth:
+                self.complete = False
+                continue
+            edges: dict[str, str] = {}
+            for key in KEYS:
+                if self.calls >= self.max_calls:
+                    self.complete = False
+                    return
+                result = self._try(state, path, key)
+                edges[key] = result.target
+                target = result.target
+                if target in SENTINELS:
+                    continue
+                if target not in self.graph.paths:
+                    self.graph.paths[target] = result.path
+                    todo.append(target)
+                elif target not in self.graph.edges and len(result.path) < len(
+                    self.graph.paths[target]
+                ):
+                    # Reached more directly than first found (0 rather than 7 > 7 > 7): shorter
+                    # replays, and the path a problem there is reported with reads better.
+                    self.graph.paths[target] = result.path
+            self.graph.edges[state] = edges
+
+    def _try(self, state: str, path: tuple[str, ...], key: str) -> _Result:
+        """Press `key` at `state`; if the menu only repeats, press it again until something else happens."""
+        result = self._call((*path, key))
+        if not self._is_retry(result, state):
+            return result
+        # Keys the app answers alike (7, 8 and 9 where only 1-3 are options) repeat alike too.
+        chain = (state, result.response)
+        if chain in self._chains:
+            return self._chains[chain]
+        repeats = 1
+        while self._is_retry(result, state) and repeats < MAX_REPEATS:
+            if self.calls >= self.max_calls:
+                self.complete = False
+                break
+            result = self._call((*result.path, key))
+            repeats += 1
+        self._chains[chain] = result
+        return result
+
+    @staticmethod
+    def _is_retry(result: _Result, state: str) -> bool:
+        return result.target == state and _tries(result.then) > _tries(result.at)
+
+    def _call(self, path: tuple[str, ...]) -> _Result:
+        """A fresh call pressing `path`; where its last key led, and any problems on the way."""
+        self.calls += 1
+        simulator = self.session.simulator
+        simulator.t = 0.0  # each call starts at the explored instant: hours must not drift
+        caller = _PathCaller(path, self.recorder)
+        call = simulator.place_call(self.number, self.called, caller)
+        caller.call = call
+        self.recorder.watch(call, caller)
+        simulator.run()
+        simulator.calls.pop(call.sid, None)  # thousands of transcripts are not needed afterwards
+        documents = self.recorder.documents
+        for document in documents:
+            self._note_menus(document)
+            self._check_speech(document, path[: document.pressed])
+        self._note_errors(call, path)
+        count = len(path)
+        at = caller.menus[count - 1] if 0 < count <= len(caller.menus) else ""
+        response = next((d.reply.body for d in documents if d.pressed >= count), b"")
+        then = caller.menus[count] if len(caller.menus) > count else None
+        if self._reached(call, caller, ended=then is None):
+            return _Result(path, EXIT, at, then or "", response)
+        if then is not None:
+            return _Result(path, state_of(then) if then else UNKNOWN, at, then, response)
+        if call.errors:
+            return _Result(path, ERROR, at, "", response)
+        ending = next((r.text for r in reversed(call.records) if r.kind == "hangup"), "")
+        if not ending.startswith(_SERVICE_HANGUPS):
+            return _Result(path, UNKNOWN, at, "", response)
+        self._dead_end(path, at, call, ending)
+        return _Result(path, END, at, "", response)
+
+    def _reached(self, call: SimulatedCall, caller: _PathCaller, ended: bool) -> bool:
+        """Whether the caller reached a queue, an agent, a voicemail or a callback request."""
+        if call.queues or call.reached_agent or any(r.kind == "dial" for r in call.records):
+            return True
+        if not ended and not caller.recorded:
+            return False  # a voicemail or a callback request ends the call: no need to look
+        ticket = ticket_of(self.session.app, call.sid)
+        return bool(ticket and ticket["outcome"] in REACHED_OUTCOMES)
+
+    # --- problems ---
+
+    def _dead_end(self, path: tuple[str, ...], at: str, call: SimulatedCall, ending: str) -> None:
+        where = state_of(at) if at else ""
+        place = f"in {describe(where)}, " if where else ""
+        last = f' after "{call.heard[-1]}"' if call.heard else ""
+        message = (
+            f"{place}{ending}{last} without the caller reaching a queue, an agent, a voicemail "
+            "or a callback request"
+        )
+        details = {"state": describe(where) if where else None, "ending": ending}
+        problem = Problem("dead_end", path, message, details)
+        known = self._dead_ends.get(where)
+        # One report per state; the shortest path, and silence rather than a wrong key, reads best.
+        if known is None or _rank(path) < _rank(known.path or ()):
+            self._dead_ends[where] = problem
+
+    def _note_errors(self, call: SimulatedCall, path: tuple[str, ...]) -> None:
+        steps = 0
+        for record in call.records:
+            if record.kind in ("press", "silence"):
+                steps += 1
+            elif record.kind == "error":
+                key = re.sub(r"tries=\d+", "tries=N", record.text)
+                if key not in self._errors:
+                    self._errors[key] = Problem("twilio_error", path[:steps], record.text)
+
+    def _note_menus(self, document: _Document) -> None:
+        menu = _query(document.url).get("menu")
+        if menu:
+            self.graph.menus.add(menu)
+
+    def _check_speech(self, document: _Document, path: tuple[str, ...]) -> None:
+        """Speech in the caller's language, never empty, with every placeholder filled."""
+        verbs = self.recorder.verbs(document)
+        # The same TwiML says the same wherever it comes; only a document without links takes
+        # the caller's language from its own URL.
+        seen = (document.reply.body, _query(document.url).get("language"))
+        if verbs is None or seen in self._checked:
+            return
+        self._checked.add(seen)
+        urls = [urljoin(document.url, u) for u in _urls(verbs)]
+        for url in urls:
+            menu = _query(url).get("menu")
+            if menu:
+                self.graph.menus.add(menu)
+        language = _chosen_language(document.url, urls)
+        where = describe(state_of(urls[0])) if urls else document.url
+        for verb in _spoken(verbs):
+            if verb.name == "Play":
+                found = _AUDIO_LANGUAGE.search(verb.text)
+                if language and found and found[1] != language:
+                    self._wrong_language(language, found[1], verb.text, path)
+                continue
+            text = " ".join(verb.text.split())
+            if not text:
+                problem = Problem("empty_say", path, f"an empty <Say> in {where}", {"state": where})
+                self._speech.setdefault(("empty_say", where), problem)
+            elif placeholder := _PLACEHOLDER.search(text):
+                message = f'"{text}" still has {placeholder[0]} in {where}'
+                details = {"text": text, "placeholder": placeholder[0], "state": where}
+                problem = Problem("placeholder", path, message, details)
+                self._speech.setdefault(("placeholder", text), problem)
+            heard = verb.attr("language") or "en-US"
+            if language and text and _base_language(heard) != _base_language(language):
+                self._wrong_language(language, heard, text, path)
+
+    def _wrong_language(self, chosen: str, heard: str, text: str, path: tuple[str, ...]) -> None:
+        found = self.matcher.identify(text) if self.matcher else None
+        prompt = found[0] if found else text
+        _, prompts, _ = self._wrong.setdefault((chosen, heard), (path, [], text))
+        if prompt not in prompts:
+            prompts.append(prompt)
+
+    def problems(self) -> list[Problem]:
+        wrong = []
+        for (chosen, heard), (path, prompts, example) in self._wrong.items():
+            shown = ", ".join(prompts[:5]) + (
+                f" and {len(prompts) - 5} more" if len(prompts) > 5 else ""
+            )
+            message = (
+                f"after choosing {chosen} the caller hears {heard}: {shown} "
+                f'(for example "{example}")'
+            )
+            details = {"language": chosen, "heard": heard, "prompts": prompts}
+            wrong.append(Problem("wrong_language", path, message, details))
+        return [*self._errors.values(), *self._dead_ends.values(), *wrong, *self._speech.values()]
+
+
+def _rank(path: tuple[str, ...]) -> tuple[int, bool]:
+    return len(path), not (path and path[-1] == "t")
+
+
+def _urls(verbs: Iterable[Verb]) -> Iterator[str]:
+    """The webhook URLs a document can send the call to, in document order."""
+    for verb in verbs:
+        if verb.name in ("Gather", "Record", "Dial", "Enqueue") and verb.attr("action"):
+            yield verb.attr("action") or ""
+        elif verb.name == "Redirect" and verb.text:
+            yield verb.text
+
+
+def _spoken(verbs: Iterable[Verb]) -> Iterator[Verb]:
+    """`<Say>` and `<Play>`, also those inside a `<Gather>`."""
+    for verb in verbs:
+        if verb.name in ("Say", "Play"):
+            yield verb
+        elif verb.name == "Gather":
+            yield from _spoken(verb.children)
+
+
+def _chosen_language(url: str, urls: list[str]) -> str | None:
+    """The caller's language for a document: the one its links carry on, else its own URL's.
+
+    A document whose links carry no language is the language menu (each option in its own voice)."""
+    if urls:
+        return next((q["language"] for q in map(_query, urls) if q.get("language")), None)
+    return _query(url).get("language")
+
+
+# --- entry points ---------------------------------------------------------------------------------
+
+
+def explore(
+    rules: Path,
+    prompts: Path,
+    at: datetime,
+    agents: tuple[str, ...] = (),
+    *,
+    number: str = DEFAULT_NUMBER,
+    called: str = DEFAULT_CALLED,
+    max_depth: int = MAX_DEPTH,
+    max_calls: int = MAX_CALLS,
+    fast: bool = True,
+) -> ExploreReport:
+    """Walk every menu path reachable at `at` in-process and report the problems found.
+
+    `fast` spares the app requests whose answers the walk already knows: the keys before a call's
+    last get the TwiML the app gave the same requests earlier in the walk (same URL, keys and
+    instant), a caller leaving a menu sends no status callback, and a caller reaching a place in line
+    an earlier call went on from to the agent leaves. Without, every call runs like a real one."""
+    from ivr import services
+
+    started = time.perf_counter()
+    with in_process(at, rules, prompts, agents=agents) as session:
+        menus = list(services().rules.get().rules.menus)
+        walker = _Walker(session, number, called, max_depth, max_calls, fast)
+        walker.walk()
+    graph = walker.graph
+    problems = [
+        *walker.problems(),
+        *loops_without_exit(graph),
+        *unreached_menus(graph, menus, walker.complete),
+    ]
+    seconds = time.perf_counter() - started
+    return ExploreReport(
+        problems, graph, walker.calls, walker.recorder.sent, seconds, walker.complete
+    )
+
+
+def explore_command(args: argparse.Namespace, paths: tuple[Path, Path], out: TextIO) -> int:
+    """`ivr simulate --explore`: one line (or JSON object) per problem, then a summary; 1 if any."""
+    if getattr(args, "url", None):
+        raise ValueError("--explore calls the app in-process; leave out --url")
+    at = parse_when(args.at) if args.at else datetime.now(UTC)
+    agents = tuple(a.strip() for a in (args.agents or "").split(",") if a.strip())
+    report = explore(
+        paths[0],
+        paths[1],
+        at,
+        agents,
+        number=getattr(args, "number", None) or DEFAULT_NUMBER,
+        called=getattr(args, "to", None) or DEFAULT_CALLED,
+    )
+    for problem in report.problems:
+        print(problem.as_json() if args.json else problem.line(), file=out)
+    if args.json:
+        print(json.dumps(report.summary(), ensure_ascii=False), file=out)
+    else:
+        visited = sorted(report.graph.menus)
+        print(f"menus visited: {', '.join(visited) or '-'}", file=out)
+        print(report.summary_line(), file=out)
+    return 1 if report.problems else 0

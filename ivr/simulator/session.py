@@ -1,0 +1,207 @@
+"""Where simulated calls go: into the app in this process (default), or to a running server (`--url`).
+
+In-process, the simulator builds the app on a throw-away SQLite database and in-process Redis, with
+its own clock (set to `--at` and moved by the simulation) and its own stand-in for Twilio's REST API,
+so QA can call "on Christmas morning" without touching any real data. Over HTTP, requests are signed
+with `TWILIO_AUTH_TOKEN` exactly as Twilio signs them.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import urlencode, urlsplit
+
+from flask import Flask
+from twilio.request_validator import RequestValidator
+
+from ivr.clock import FrozenClock
+from ivr.config import Settings
+from ivr.db import Database
+from ivr.queue import connect
+from ivr.rules.check import Bundle
+from ivr.simulator.engine import (
+    AgentBehaviour,
+    Record,
+    Reply,
+    SimulatedRest,
+    SimulationError,
+    Simulator,
+)
+
+SIMULATED_BASE_URL = "http://ivr.simulator"
+SIMULATED_TOKEN = "simulator-auth-token"
+SIMULATED_ACCOUNT = "AC" + "5" * 32
+DEFAULT_AGENT = AgentBehaviour()
+
+
+def sign(token: str, url: str, params: dict[str, str]) -> str:
+    """The `X-Twilio-Signature` Twilio would send for this request."""
+    return str(RequestValidator(token).compute_signature(url, params))
+
+
+class InProcess:
+    """Requests go straight into a Flask app (its test client), signed like Twilio's."""
+
+    def __init__(self, app: Flask, token: str, base_url: str = SIMULATED_BASE_URL) -> None:
+        self.client = app.test_client()
+        self.token = token
+        self.base_url = base_url
+
+    def send(self, method: str, url: str, params: dict[str, str]) -> Reply:
+        parts = urlsplit(url)
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        headers = {"X-Twilio-Signature": sign(self.token, url, params)}
+        started = time.monotonic()
+        response = self.client.open(path, method=method, data=params or None, headers=headers)
+        return Reply(
+            response.status_code, response.content_type, response.data, time.monotonic() - started
+        )
+
+
+class OverHttp:
+    """Requests go to a running server, signed with its Twilio auth token."""
+
+    def __init__(self, base_url: str, token: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+
+    def send(self, method: str, url: str, params: dict[str, str]) -> Reply:
+        body = urlencode(params).encode() if method == "POST" else None
+        request = urllib.request.Request(url, data=body, method=method)
+        request.add_header("X-Twilio-Signature", sign(self.token, url, params))
+        request.add_header("Content-Type", "application/x-www-form-urlencoded")
+        request.add_header("User-Agent", "TwilioProxy/1.1 (ivr simulate)")
+        started = time.monotonic()
+        try:
+            with urllib.request.urlopen(request, timeout=20) as response:
+                data = response.read()
+                return Reply(
+                    response.status,
+                    response.headers.get("Content-Type"),
+                    data,
+                    time.monotonic() - started,
+                )
+        except urllib.error.HTTPError as exc:
+            return Reply(
+                exc.code, exc.headers.get("Content-Type"), exc.read(), time.monotonic() - started
+            )
+        except (urllib.error.URLError, TimeoutError, OSError) as exc:
+            raise SimulationError(f"cannot reach {url}: {exc}") from exc
+
+
+class CatalogMatcher:
+    """Recognises which prompt a spoken text came from, in any language, with its placeholders."""
+
+    def __init__(self, bundle: Bundle) -> None:
+        rules = bundle.rules
+        known = {"brand": rules.brand, "email": rules.support_email, "website": rules.website}
+        weighted: list[tuple[int, re.Pattern[str], str]] = []
+        for catalog in bundle.prompts.catalogs.values():
+            for prompt, text in catalog.texts.items():
+                literal = len(re.sub(r"\{[a-z_]+\}", "", text))
+                weighted.append((literal, _template(text, known), prompt))
+        # Most literal text first: "For English, press {key}." is a language option, not an
+        # instance of the generic "For {label}, press {key}.".
+        weighted.sort(key=lambda item: -item[0])
+        self._patterns = [(pattern, prompt) for _, pattern, prompt in weighted]
+
+    def identify(self, text: str) -> tuple[str, dict[str, str]] | None:
+        for pattern, prompt in self._patterns:
+            match = pattern.fullmatch(text)
+            if match:
+                return prompt, match.groupdict()
+        return None
+
+
+def _template(text: str, known: dict[str, str]) -> re.Pattern[str]:
+    parts = re.split(r"(\{[a-z_]+\})", " ".join(text.split()))
+    pattern = ""
+    for part in parts:
+        name = part[1:-1] if part.startswith("{") else None
+        if name in known:
+            pattern += re.escape(known[name])
+        elif name:
+            pattern += f"(?P<{name}>.+?)" if f"(?P<{name}>" not in pattern else ".+?"
+        else:
+            pattern += re.escape(part)
+    return re.compile(pattern, re.DOTALL)
+
+
+@dataclass
+class InProcessSession:
+    """An app built for simulation, and the simulator driving it."""
+
+    app: Flask
+    simulator: Simulator
+    clock: FrozenClock
+
+
+@contextmanager
+def in_process(
+    at: datetime,
+    rules: Path,
+    prompts: Path,
+    *,
+    agents: tuple[str, ...] = (),
+    agent: AgentBehaviour = DEFAULT_AGENT,
+    play_seconds: float = 30.0,
+    on_record: Callable[[Record], None] | None = None,
+    rest: bool = True,
+) -> Iterator[InProcessSession]:
+    """The app on a throw-away database, with simulated agents logged in, and a simulator for it."""
+    from ivr import create_app, services
+
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # the throw-away schema is not news
+    folder = Path(tempfile.mkdtemp(prefix="ivr-simulate-"))
+    database = Database(f"sqlite:///{folder}/simulation.sqlite3")
+    try:
+        database.upgrade()
+        clock = FrozenClock(at)
+        twilio = SimulatedRest()
+        settings = Settings(
+            database_url=str(database.url),
+            twilio_auth_token=SIMULATED_TOKEN,
+            twilio_account_sid=SIMULATED_ACCOUNT if rest else None,
+            routing_rules=rules,
+            voice_prompts=prompts,
+            public_base_url=SIMULATED_BASE_URL,
+        )
+        app = create_app(
+            settings,
+            clock,
+            database=database,
+            redis_client=connect("embedded://"),
+            twilio_http_client=twilio,
+        )
+        with app.app_context():
+            bundle = services().rules.get()
+            simulator = Simulator(
+                InProcess(app, SIMULATED_TOKEN),
+                at,
+                clock=clock,
+                matcher=CatalogMatcher(bundle),
+                agent=agent,
+                play_seconds=play_seconds,
+                on_record=on_record,
+            )
+            twilio.simulator = simulator
+            for agent_id in agents:
+                if agent_id not in bundle.rules.agents:
+                    raise SimulationError(f"no agent {agent_id!r} in the rules")
+                lines = bundle.rules.lines_of(bundle.rules.agents[agent_id])
+                services().queue.agent_available(agent_id, lines)
+            yield InProcessSession(app, simulator, clock)
+    finally:
+        database.dispose()
+        shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,184 @@
+"""`ivr simulate` as QA uses it: one call, JSON records, many calls, a running server, bad input."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+
+import pytest
+from werkzeug.serving import make_server
+
+from ivr.cli import main
+from ivr.simulator.caller import HangUp, Press, ScriptError, Silence, Speak, Wait, parse_script
+from ivr.simulator.cli import parse_when
+from tests.support import AUTH_TOKEN, PROMPTS, RULES
+
+MONDAY_NEW_YORK = "2026-11-23 10:00 America/New_York"
+
+
+def simulate(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, list[str]]:
+    code = main(["simulate", "--rules", str(RULES), "--prompts", str(PROMPTS), *args])
+    return code, capsys.readouterr().out.splitlines()
+
+
+def test_one_call_prints_what_the_caller_hears_and_does_then_the_ticket(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, lines = simulate(capsys, "--at", MONDAY_NEW_YORK, "--keys", "2,6,1,w2,h")
+    assert code == 0
+    assert any(
+        'hears     en-US Polly.Joanna: "Welcome to BitP customer support."' in line
+        for line in lines
+    )
+    assert any("presses   presses 2" in line for line in lines)
+    assert any("Our phone support is open Monday to Friday" in line for line in lines)
+    assert any("hang-up   the caller hangs up" in line for line in lines)
+    assert lines[-1].startswith("ticket ") and "outcome self_served" in lines[-1]
+    assert "path language:2 > main:6 > self_service:1" in lines[-1]
+
+
+def test_json_records_carry_the_same_facts(capsys: pytest.CaptureFixture[str]) -> None:
+    code, lines = simulate(
+        capsys, "--at", MONDAY_NEW_YORK, "--keys", "2,2,2,w1,4", "--agents", "emma", "--json"
+    )
+    assert code == 0
+    records = [json.loads(line) for line in lines]
+    kinds = {r["kind"] for r in records}
+    assert {"say", "press", "queue", "dial", "agent", "status", "ticket"} <= kinds
+    first = next(r for r in records if r["kind"] == "say")
+    assert first["language"] == "en-US" and first["voice"] == "Polly.Joanna"
+    assert first["prompt"] == "greeting"
+    ticket = records[-1]
+    assert (ticket["outcome"], ticket["agent"], ticket["satisfaction"]) == ("answered", "emma", 4)
+
+
+def test_christmas_morning_in_berlin_hears_the_team_is_closed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, lines = simulate(
+        capsys,
+        "--at",
+        "2026-12-25 09:00 Europe/Berlin",
+        "--from",
+        "+4930123456",
+        "--keys",
+        "4,2,2,1,r8",
+    )
+    assert code == 0
+    assert any(
+        "Montag, 28. Dezember um 08:00" in line for line in lines
+    )  # 25th and 26th are holidays
+    assert "outcome voicemail" in lines[-1]
+
+
+def test_many_calls_print_a_summary(capsys: pytest.CaptureFixture[str]) -> None:
+    code, lines = simulate(
+        capsys,
+        "--at",
+        MONDAY_NEW_YORK,
+        "--calls",
+        "12",
+        "--agents",
+        "emma,li_wei",
+        "--keys",
+        "2,2,2|2,0|2,6,1",
+        "--agent-talks",
+        "120",
+    )
+    assert code == 0
+    text = "\n".join(lines)
+    assert text.startswith("12 calls: ")
+    assert "reached an agent: " in text and "errors: 0" in text
+    positions = next(line for line in lines if line.startswith("positions heard: "))
+    assert "1" in positions.split(": ")[1].split(", ")
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> Iterator[str]:
+    """The real app behind a real HTTP server on a free local port."""
+    from ivr import create_app
+    from ivr.config import Settings
+
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path}/server.sqlite3",
+        twilio_auth_token=AUTH_TOKEN,
+        routing_rules=RULES,
+        voice_prompts=PROMPTS,
+    )
+    app = create_app(settings)
+    from ivr import services
+
+    with app.app_context():
+        services().db.upgrade()
+    httpd = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_port}"
+    httpd.shutdown()
+
+
+def test_url_mode_signs_requests_the_server_accepts(
+    server: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+    code, lines = simulate(capsys, "--url", server, "--keys", "2,6,2,h")
+    assert code == 0
+    assert any("support@bitp.example" in line for line in lines)
+    assert "not visible over --url" in lines[-1]
+
+
+def test_url_mode_with_the_wrong_token_is_refused_and_says_so(
+    server: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", "not-the-token")
+    code, lines = simulate(capsys, "--url", server, "--keys", "2")
+    assert code == 1
+    assert any("ERROR" in line and "HTTP 403" in line for line in lines)
+
+
+def test_a_bad_caller_script_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["simulate", "--keys", "2,x9"])
+    assert code == 2
+    assert "'x9' is not a key" in capsys.readouterr().err
+
+
+def test_interactive_mode_asks_at_each_menu(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answers = iter(["2", "6", "3", "h"])
+    monkeypatch.setattr("builtins.input", lambda prompt: next(answers))
+    code, lines = simulate(capsys, "--at", MONDAY_NEW_YORK, "--interactive")
+    assert code == 0
+    assert any("Before you contact us, please have ready" in line for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("script", "steps"),
+    [
+        ("2, w10 ,1", [Press("2"), Wait(10), Press("1")]),
+        ("t,r12,h30,h", [Silence(), Speak(12), HangUp(30), HangUp(0)]),
+        ("104#", [Press("104#")]),
+    ],
+)
+def test_caller_scripts(script: str, steps: list[object]) -> None:
+    assert parse_script(script) == steps
+
+
+@pytest.mark.parametrize("script", ["x", "w", "r", "2a", "h-1"])
+def test_bad_caller_scripts(script: str) -> None:
+    with pytest.raises(ScriptError):
+        parse_script(script)
+
+
+@pytest.mark.parametrize(
+    ("text", "iso"),
+    [
+        ("2026-12-25T09:00+01:00", "2026-12-25T08:00:00+00:00"),
+        ("2026-12-25T09:00Z", "2026-12-25T09:00:00+00:00"),
+        ("2026-12-25 09:00 Europe/Berlin", "2026-12-25T08:00:00+00:00"),
+        ("2026-07-01 19:59 Europe/Berlin", "2026-07-01T17:59:00+00:00"),
+    ],
+)
+def test_when_a_call_happens(text: str, iso: str) -> None:
+    assert parse_when(text).isoformat() == iso

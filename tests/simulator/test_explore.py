@@ -1,0 +1,271 @@
+"""`ivr simulate --explore`: the walk over the shipped rules, planted problems, and the graph checks."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from ivr.cli import main
+from ivr.rules.check import load_bundle
+from ivr.simulator import explore as explore_module
+from ivr.simulator.explore import (
+    END,
+    EXIT,
+    KEYS,
+    ExploreReport,
+    MenuGraph,
+    Problem,
+    describe,
+    explore,
+    loops_without_exit,
+    state_of,
+    unreached_menus,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+RULES = ROOT / "routing_rules.yaml"
+PROMPTS = ROOT / "voice_prompts"
+DEAD_END_RULES = Path(__file__).parent / "fixtures" / "dead_end_rules.yaml"
+AT = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
+"""Monday 16:00 in Berlin: europe, americas, supervisors and the security desk are open, asia not."""
+AT_TEXT = "2026-11-23 16:00 Europe/Berlin"
+AGENTS = ("li_wei", "emma", "lucas", "anna", "sec_desk")
+
+
+@pytest.fixture(scope="module")
+def shipped() -> ExploreReport:
+    return explore(RULES, PROMPTS, AT, AGENTS)
+
+
+@pytest.fixture(scope="module")
+def dead_end() -> ExploreReport:
+    return explore(DEAD_END_RULES, PROMPTS, AT, AGENTS)
+
+
+def kinds(report: ExploreReport, kind: str) -> dict[str, Problem]:
+    return {p.keys: p for p in report.problems if p.kind == kind}
+
+
+def copy_prompts(tmp_path: Path) -> Path:
+    prompts = tmp_path / "voice_prompts"
+    shutil.copytree(PROMPTS, prompts)
+    return prompts
+
+
+def edit(path: Path, pattern: str, replacement: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    edited = re.sub(pattern, replacement, text, count=1, flags=re.MULTILINE)
+    assert edited != text, f"{pattern!r} not found in {path}"
+    path.write_text(edited, encoding="utf-8")
+
+
+# --- the shipped rules ----------------------------------------------------------------------------
+
+
+def test_shipped_rules_have_no_problems(shipped: ExploreReport) -> None:
+    assert [p.line() for p in shipped.problems] == []
+    assert shipped.complete
+
+
+def test_walk_visits_every_menu_in_every_language(shipped: ExploreReport) -> None:
+    menus = load_bundle(RULES, PROMPTS).rules.menus
+    assert shipped.graph.menus == set(menus)
+    named = {describe(state) for state in shipped.graph.paths}
+    for language in ("zh-CN", "en-US", "fr-FR", "de-DE"):
+        assert {f"menu {menu} ({language})" for menu in menus} <= named
+    assert "the language menu" in named
+
+
+def test_every_key_is_tried_at_every_state(shipped: ExploreReport) -> None:
+    assert set(shipped.graph.edges) == set(shipped.graph.paths)
+    for edges in shipped.graph.edges.values():
+        assert tuple(edges) == KEYS
+
+
+def test_keys_lead_where_the_rules_say(shipped: ExploreReport) -> None:
+    paths = {describe(state): path for state, path in shipped.graph.paths.items()}
+    assert paths["menu main (en-US)"] == ("2",)
+    assert paths["menu account (fr-FR)"] == ("3", "1")
+    # Asia is closed at 23:00 in Shanghai: Chinese callers get the after-hours offer ...
+    assert paths["the after-hours offer of queue account from menu account (zh-CN)"] == (
+        "1",
+        "1",
+        "1",
+    )
+    # ... while the others join the queue and reach an agent.
+    english = state_of("/voice/input?step=menu&language=en-US&menu=account&tries=0")
+    assert shipped.graph.edges[english]["1"] == EXIT
+    assert shipped.graph.edges[english]["#"] == state_of(
+        "/voice/input?step=menu&language=en-US&menu=main&tries=0"
+    )
+
+
+def test_most_requests_are_answered_from_the_walk_itself(shipped: ExploreReport) -> None:
+    # Each call replays the keys before its last; the app answers about one request per call.
+    assert shipped.requests < 3 * shipped.calls
+
+
+# --- planted problems -----------------------------------------------------------------------------
+
+
+def test_dead_end_fixture_passes_ivr_check(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", str(DEAD_END_RULES), "--prompts", str(PROMPTS)]) == 0
+    assert "ok" in capsys.readouterr().out
+
+
+def test_planted_dead_end_is_reported_with_its_keys(dead_end: ExploreReport) -> None:
+    dead = kinds(dead_end, "dead_end")
+    problem = dead["2 > 4 > t > t > t"]  # English, "a complaint", then silence until hung up on
+    assert problem.path == ("2", "4", "t", "t", "t")
+    assert "queue supervisors from menu main (en-US)" in problem.message
+    assert "the service hangs up" in problem.message
+    assert problem.line().startswith("dead end at 2 > 4 > t > t > t: ")
+    # The same in every language; with after-hours voicemail off, asia's closed queues too.
+    assert {"1 > 4 > t > t > t", "3 > 4 > t > t > t", "4 > 4 > t > t > t"} <= set(dead)
+    assert {p.kind for p in dead_end.problems} == {"dead_end"}  # "#" always leads back out
+
+
+def test_wrong_language_is_reported(tmp_path: Path) -> None:
+    prompts = copy_prompts(tmp_path)
+    edit(prompts / "fr-FR.yaml", r"^say_language: fr-FR", "say_language: en-US")
+    load_bundle(RULES, prompts)  # still valid: only what Twilio is told to speak changed
+    report = explore(RULES, prompts, AT, AGENTS, max_depth=1)
+    wrong = kinds(report, "wrong_language")
+    assert list(wrong) == ["3"]
+    problem = wrong["3"]
+    assert problem.details["language"] == "fr-FR"
+    assert problem.details["heard"] == "en-US"
+    assert "main_intro" in problem.details["prompts"]
+    assert "after choosing fr-FR the caller hears en-US" in problem.message
+
+
+def test_unfilled_placeholder_and_refused_twiml_are_reported(tmp_path: Path) -> None:
+    prompts = copy_prompts(tmp_path)
+    # "{{account}}" passes `ivr check` (a literal brace) and is spoken as "{account}".
+    edit(prompts / "de-DE.yaml", r'^(  main_intro: ")', r"\1Halten Sie {{account}} bereit. ")
+    edit(prompts / "fr-FR.yaml", r'^(  opt_app: ")', r"\1" + "très long " * 7000)
+    load_bundle(RULES, prompts)
+    report = explore(RULES, prompts, AT, AGENTS, max_depth=1)
+    placeholder = kinds(report, "placeholder")["4"]
+    assert placeholder.details["placeholder"] == "{account}"
+    assert "menu main (de-DE)" in placeholder.message
+    error = kinds(report, "twilio_error")["3"]
+    assert "Twilio's limit is 65536" in error.message
+    assert "the walk stopped" in kinds(report, "unreached_menu")["(no keys)"].message
+
+
+def test_fast_walk_finds_what_a_full_one_finds() -> None:
+    fast = explore(DEAD_END_RULES, PROMPTS, AT, AGENTS, max_depth=2)
+    full = explore(DEAD_END_RULES, PROMPTS, AT, AGENTS, max_depth=2, fast=False)
+    assert fast.graph.paths == full.graph.paths
+    assert fast.graph.edges == full.graph.edges
+    assert fast.problems == full.problems
+    assert fast.requests < full.requests
+
+
+# --- the command ----------------------------------------------------------------------------------
+
+
+def explore_cli(*extra: str) -> list[str]:
+    return ["simulate", "--explore", "--at", AT_TEXT, "--agents", ",".join(AGENTS), *extra]
+
+
+def test_command_fails_on_the_planted_dead_end(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(explore_cli("--rules", str(DEAD_END_RULES), "--prompts", str(PROMPTS))) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("dead end at 2 > 4 > t > t > t: ") for line in lines)
+    assert re.fullmatch(r"explored \d+ menu states in \d+ calls \(.* s\): \d+ problems", lines[-1])
+
+
+def test_command_passes_on_the_shipped_rules(
+    shipped: ExploreReport, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The walk itself is the module's (tested above); here, what the command asks for and prints.
+    asked: list[tuple[object, ...]] = []
+
+    def walked(
+        rules: Path, prompts: Path, at: datetime, agents: tuple[str, ...], **_: object
+    ) -> ExploreReport:
+        asked.append((rules, prompts, at, agents))
+        return shipped
+
+    monkeypatch.setattr(explore_module, "explore", walked)
+    assert main(explore_cli("--rules", str(RULES), "--prompts", str(PROMPTS), "--json")) == 0
+    assert asked == [(RULES, PROMPTS, AT, AGENTS)]
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(records) == 1
+    summary = records[0]
+    assert summary["kind"] == "summary"
+    assert summary["problems"] == 0
+    assert summary["menus_visited"] == ["account", "funds", "main", "security", "self_service"]
+
+
+def test_command_refuses_url(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(explore_cli("--url", "http://127.0.0.1:5000")) == 2
+    assert "in-process" in capsys.readouterr().err
+
+
+# --- the graph checks -----------------------------------------------------------------------------
+
+LANGUAGE = "/voice/input?step=language"
+MAIN = "/voice/input?language=en-US&menu=main&step=menu"
+HELP = "/voice/input?language=en-US&menu=help&step=menu"
+FAQ = "/voice/input?language=en-US&menu=faq&step=menu"
+MORE = "/voice/input?language=en-US&menu=more&step=menu"
+
+
+def graph(edges: dict[str, dict[str, str]], menus: set[str] | None = None) -> MenuGraph:
+    paths: dict[str, tuple[str, ...]] = {s: (str(index),) for index, s in enumerate(edges)}
+    return MenuGraph(paths=paths, edges=edges, menus=menus or set())
+
+
+def test_menus_nothing_reaches_are_reported() -> None:
+    walked = graph({MAIN: {"1": EXIT}}, menus={"main", "help"})
+    problems = unreached_menus(walked, ["main", "help", "faq"])
+    assert [p.line() for p in problems] == [
+        "menu never reached: menu 'faq' is defined in the rules but no key path reaches it"
+    ]
+    assert json.loads(problems[0].as_json()) == {
+        "kind": "unreached_menu",
+        "message": problems[0].message,
+        "menu": "faq",
+    }
+
+
+def test_a_loop_without_a_way_out_is_reported_once() -> None:
+    walked = graph(
+        {
+            MAIN: {"1": HELP, "0": EXIT},
+            HELP: {"1": FAQ, "#": MAIN},  # back to main, which has a way out
+            FAQ: {"1": FAQ, "2": MORE, "t": END},
+            MORE: {"#": FAQ, "*": MORE},
+        }
+    )
+    problems = loops_without_exit(walked)
+    assert len(problems) == 1
+    assert problems[0].kind == "no_way_out"
+    assert problems[0].path == ("2",)
+    assert problems[0].details["states"] == ["menu faq (en-US)", "menu more (en-US)"]
+    assert problems[0].line().startswith("loop with no way out at 2: menu faq (en-US), menu more")
+
+
+def test_a_state_not_walked_might_lead_out() -> None:
+    # HELP was found but not expanded (a limit): no loop is claimed through it.
+    walked = graph({MAIN: {"1": HELP, "*": MAIN}})
+    walked.paths[HELP] = ("1",)
+    assert loops_without_exit(walked) == []
+    assert loops_without_exit(graph({MAIN: {"*": MAIN, "t": END}}))[0].path == ("0",)
+
+
+def test_states_ignore_tries_and_read_well() -> None:
+    assert state_of("/voice/input?step=menu&tries=2&language=fr-FR&menu=funds") == (
+        "/voice/input?language=fr-FR&menu=funds&step=menu"
+    )
+    assert describe(LANGUAGE) == "the language menu"
+    closed = "/voice/input?step=closed&language=zh-CN&menu=main&queue=tech&priority=10"
+    assert describe(closed) == "the after-hours offer of queue tech from menu main (zh-CN)"

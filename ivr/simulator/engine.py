@@ -606,6 +606,12 @@ class Simulator:
         self._sids = itertools.count(1)
         self._twilio_queues: dict[str, list[str]] = {}
 
+    def rewind(self) -> None:
+        """Start the next call at the simulation's first instant again (between finished calls)."""
+        if self._heap:
+            raise RuntimeError("cannot rewind while calls are still running")
+        self.t = 0.0
+
     def new_sid(self) -> str:
         return f"CA{secrets.token_hex(12)}{next(self._sids):08x}"
 

@@ -480,7 +480,7 @@ class _Walker:
         """A fresh call pressing `path`; where its last key led, and any problems on the way."""
         self.calls += 1
         simulator = self.session.simulator
-        simulator.t = 0.0  # each call starts at the explored instant: hours must not drift
+        simulator.rewind()  # each call starts at the explored instant: hours must not drift
         caller = _PathCaller(path, self.recorder)
         call = simulator.place_call(self.number, self.called, caller)
         caller.call = call

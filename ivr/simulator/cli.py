@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import random
 import sys
@@ -208,22 +209,27 @@ def _many(args: argparse.Namespace) -> int:
                 outcomes[fields["outcome"] or "none"] += 1
             else:
                 outcomes["agent reached" if call.reached_agent else "no agent reached"] += 1
-    errors = [e for call in calls for e in call.errors]
+        callbacks = [c for c in simulator.calls.values() if c.direction == "outbound-api"]
+    everyone = calls + callbacks
+    errors = [e for call in everyone for e in call.errors]
     positions = sorted({p for call in calls for p in call.positions})
     summary = {
         "calls": len(calls),
         "outcomes": dict(outcomes),
-        "answered": sum(1 for c in calls if c.reached_agent),
+        "answered_while_holding": sum(1 for c in calls if c.reached_agent),
+        "callbacks_placed": len(callbacks),
+        "answered_by_callback": sum(1 for c in callbacks if c.reached_agent),
         "positions_heard": positions,
         "errors": errors,
     }
     if args.json:
-        import json
-
         print(json.dumps({"kind": "summary", **summary}, ensure_ascii=False))
     else:
         print(f"{len(calls)} calls: " + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))
-        print(f"reached an agent: {summary['answered']}")
+        print(
+            f"reached an agent: {summary['answered_while_holding']} while holding, "
+            f"{summary['answered_by_callback']} of {len(callbacks)} called back"
+        )
         print(f"positions heard: {', '.join(map(str, positions)) or '-'}")
         print(f"errors: {len(errors)}")
         for error in errors[:20]:

@@ -182,3 +182,27 @@ def test_bad_caller_scripts(script: str) -> None:
 )
 def test_when_a_call_happens(text: str, iso: str) -> None:
     assert parse_when(text).isoformat() == iso
+
+
+def test_the_summary_agrees_with_the_tickets_including_callbacks(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, lines = simulate(
+        capsys,
+        "--at",
+        MONDAY_NEW_YORK,
+        "--calls",
+        "20",
+        "--agents",
+        "emma",
+        "--keys",
+        "2,2,2,2|2,2,2",
+        "--agent-talks",
+        "90",
+        "--json",
+    )
+    assert code == 0
+    summary = json.loads(lines[-1])
+    assert summary["callbacks_placed"] > 0  # some callers asked to be called back (hold key 2)
+    reached = summary["answered_while_holding"] + summary["answered_by_callback"]
+    assert reached == summary["outcomes"].get("answered", 0)

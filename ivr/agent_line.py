@@ -22,6 +22,8 @@ class LineDecision:
     decision: Decision
     action: AgentAction | None = None
     """What to do to the agent named in the state, if anything."""
+    pin_ok: bool | None = None
+    """Whether a PIN was typed for a known agent and was right (None: no PIN checked)."""
 
 
 class AgentLine:
@@ -42,9 +44,14 @@ class AgentLine:
         return self._ask("agent_enter_extension", state, (self._say("agent_line_welcome"),))
 
     def on_input(
-        self, state: CallState, digits: str | None, status: AgentStatus | None
+        self,
+        state: CallState,
+        digits: str | None,
+        status: AgentStatus | None,
+        locked: bool = False,
     ) -> LineDecision:
-        """Digits typed at a stage; `status` is the current status of the agent in `state`."""
+        """Digits typed at a stage; `status` is the current status of the agent in `state`;
+        `locked`: too many wrong PINs lately, so no PIN is accepted for that agent for now."""
         rules = self.flow.rules
         if state.stage == "extension":
             found = rules.agent_by_extension(digits or "")
@@ -53,17 +60,22 @@ class AgentLine:
             return LineDecision(self._ask("agent_enter_pin", pin))
         if state.stage == "pin":
             agent = rules.agents.get(state.agent or "")
-            if agent and digits and secrets.compare_digest(digits, agent.pin):
+            right = bool(
+                agent and digits and not locked and secrets.compare_digest(digits, agent.pin)
+            )
+            checked = None if agent is None else right
+            if right:
                 options = replace(state, stage="options", tries=0)
                 now = self._status_prompt(status)
                 gather = Gather((now, self._say("agent_line_options")), options, timeout=10)
-                return LineDecision(Decision((gather,)))
+                return LineDecision(Decision((gather,)), pin_ok=checked)
             tries = state.tries + 1
             if tries >= MAX_TRIES:
-                return LineDecision(self._goodbye(self._say("agent_login_failed")))
+                return LineDecision(self._goodbye(self._say("agent_login_failed")), pin_ok=checked)
             retry = replace(state, stage="extension", agent=None, tries=tries)
             return LineDecision(
-                self._ask("agent_enter_extension", retry, (self._say("agent_login_failed"),))
+                self._ask("agent_enter_extension", retry, (self._say("agent_login_failed"),)),
+                pin_ok=checked,
             )
         if state.stage == "options" and state.agent in rules.agents:
             if digits == "1":

@@ -21,6 +21,11 @@ from ivr.tickets.changes import EventRecord, QueueEvent
 from ivr.twiml import render
 from ivr.webhooks import current_flow, parse_call, twiml
 
+LOCKOUT_AFTER = 5
+LOCKOUT_SECONDS = 15 * 60
+"""After this many wrong PINs for one agent (API and agent line together), no PIN is accepted for
+that agent until the window has passed: guessing a 4-digit PIN takes years instead of minutes."""
+
 line_bp = Blueprint("agent_line", __name__, url_prefix="/agent")
 api_bp = Blueprint("agent_api", __name__, url_prefix="/api")
 line_bp.before_request(refuse_unsigned)
@@ -52,10 +57,15 @@ def agent_line() -> Response:
     state = CallState.from_params(request.args)
     if state is None or state.step != "agent_line":
         return twiml(render(line.answer(), flow.prompts))
+    queue = services().queue
     status: AgentStatus | None = None
+    locked = False
     if state.agent in flow.rules.agents:
-        status = services().queue.agent_status(state.agent)
-    result = line.on_input(state, request.form.get("Digits"), status)
+        status = queue.agent_status(state.agent)
+        locked = queue.login_failures(state.agent) >= LOCKOUT_AFTER
+    result = line.on_input(state, request.form.get("Digits"), status, locked)
+    if state.agent and result.pin_ok is not None:
+        _note_pin(state.agent, result.pin_ok)
     decision = result.decision
     if result.action and state.agent:
         agent = flow.rules.agents[state.agent]
@@ -70,13 +80,23 @@ def _authenticated(agent_id: str) -> tuple[Agent, Rules]:
     auth = request.authorization
     if agent is None:
         abort(404, description=f"no agent {agent_id!r}")
-    if (
-        auth is None
-        or auth.username != agent_id
-        or not secrets.compare_digest(auth.password or "", agent.pin)
-    ):
+    if services().queue.login_failures(agent_id) >= LOCKOUT_AFTER:
+        abort(429, description="too many wrong PINs: try again in 15 minutes")
+    if auth is None or auth.username != agent_id:
+        abort(401, description="give the agent id and PIN with HTTP Basic auth")
+    right = secrets.compare_digest(auth.password or "", agent.pin)
+    _note_pin(agent_id, right)
+    if not right:
         abort(401, description="give the agent id and PIN with HTTP Basic auth")
     return agent, rules
+
+
+def _note_pin(agent_id: str, right: bool) -> None:
+    queue = services().queue
+    if right:
+        queue.login_succeeded(agent_id)
+    else:
+        queue.login_failed(agent_id, LOCKOUT_SECONDS)
 
 
 def _describe(agent_id: str, agent: Agent, status: AgentStatus) -> dict[str, Any]:
@@ -112,6 +132,7 @@ def queue_down(error: RedisError) -> tuple[Response, int]:
 
 @api_bp.errorhandler(401)
 @api_bp.errorhandler(404)
+@api_bp.errorhandler(429)
 def api_error(error: Any) -> tuple[Response, int]:
     response = jsonify({"error": error.description})
     if error.code == 401:

@@ -114,6 +114,11 @@ def agent_key(agent_id: str) -> str:
     return f"{_AGENT_PREFIX}{agent_id}"
 
 
+def failed_logins_key(agent_id: str) -> str:
+    """Key of the counter of an agent's recent wrong PINs; expires with the lockout window."""
+    return f"{KEY_PREFIX}login-failures:{agent_id}"
+
+
 def available_agents_key() -> str:
     """Key of the ZSET of available agent ids, scored by idle-since ms (longest idle first)."""
     return f"{KEY_PREFIX}agents:available"
@@ -916,6 +921,23 @@ class CallQueue:
             args=[agent_id, self._now_ms(), self._agent_ttl_seconds, _ENTRY_PREFIX, _ENTRY_SUFFIX],
         )
         return _to_status(reply)
+
+    def login_failed(self, agent_id: str, window_seconds: int) -> int:
+        """Count a wrong PIN for an agent; the count of this window (atomic: INCR, then EXPIRE once)."""
+        key = failed_logins_key(agent_id)
+        pipe = self._client.pipeline()
+        pipe.incr(key)
+        pipe.expire(key, window_seconds, nx=True)
+        count, _ = pipe.execute()
+        return int(count)
+
+    def login_failures(self, agent_id: str) -> int:
+        """Wrong PINs for an agent in the current window."""
+        return int(self._client.get(failed_logins_key(agent_id)) or 0)
+
+    def login_succeeded(self, agent_id: str) -> None:
+        """Forget an agent's wrong PINs."""
+        self._client.delete(failed_logins_key(agent_id))
 
     def agent_status(self, agent_id: str) -> AgentStatus:
         """One agent's status; atomic (one script, releases an agent whose caller vanished)."""

@@ -308,3 +308,41 @@ def test_agent_api_logs_out_and_reports_the_status(client: FlaskClient) -> None:
     assert response.get_json()["status"] == "offline"
     state = client.get("/api/agents/lucas", auth=("lucas", "2964")).get_json()
     assert state["status"] == "offline" and state["languages"] == ["fr-FR", "en-US"]
+
+
+def test_repeated_wrong_pins_lock_the_agent_out_even_with_the_right_pin(
+    client: FlaskClient,
+) -> None:
+    for _ in range(5):
+        assert client.post("/api/agents/emma/login", auth=("emma", "0000")).status_code == 401
+    locked = client.post("/api/agents/emma/login", auth=("emma", "7310"))
+    assert locked.status_code == 429 and "15 minutes" in locked.get_json()["error"]
+    with client.application.app_context():
+        assert services().queue.agent_status("emma") == "offline"
+
+
+def test_a_right_pin_clears_earlier_mistakes(client: FlaskClient) -> None:
+    for _ in range(4):
+        client.post("/api/agents/emma/logout", auth=("emma", "0000"))
+    assert client.get("/api/agents/emma", auth=("emma", "7310")).status_code == 200
+    for _ in range(4):
+        client.post("/api/agents/emma/logout", auth=("emma", "0000"))
+    assert log_in(client, "emma", "7310")["status"] == "available"
+
+
+def test_wrong_pins_on_the_agent_line_count_towards_the_lockout(client: FlaskClient) -> None:
+    for _ in range(2):  # two calls to the agent line, three wrong PINs each
+        line = phone(client)
+        line._post("/agent/voice")
+        for _ in range(3):
+            line.press("104")
+            line.press("0000")
+    line = phone(client)
+    line._post("/agent/voice")
+    line.press("104")
+    line.press("5173")  # Anna's right PIN, but she is locked out for now
+    assert line.heard[-2:] == [
+        "Sorry, that extension and PIN do not match.",
+        "Please enter your extension, then press pound.",
+    ]
+    assert client.post("/api/agents/anna/login", auth=("anna", "5173")).status_code == 429

@@ -508,8 +508,6 @@ class Flow:
                 again = self.hold(state, info)
                 unavailable = self.say("callback_unavailable", language)
                 return replace(again, actions=(unavailable, *again.actions))
-            assert caller.number is not None
-            number = " ".join(caller.number.lstrip("+"))
             record = EventRecord(
                 QueueEvent.CALLBACK,
                 queue_id,
@@ -518,18 +516,8 @@ class Flow:
                 wait_seconds=info.waited_seconds,
                 data={"key": key},
             )
-            return Decision(
-                (
-                    self.say("callback_kept", language, number=number),
-                    *caller.read_back(self, language),
-                    self.say("goodbye", language),
-                    Hangup(),
-                ),
-                TicketChange(
-                    outcome=Outcome.CALLBACK, callback_number=caller.number, events=(record,)
-                ),
-                callback_number=caller.number,
-            )
+            decision = self._callback_promised("callback_kept", language, caller, (record,))
+            return replace(decision, callback_number=caller.number)
         if key == keys.voicemail and self.rules.after_hours.voicemail:
             # Named like Asterisk: why the caller gave up matters more than the key they used.
             if info.agents_logged_in == 0:
@@ -716,16 +704,22 @@ class Flow:
                     )
                 )
             )
+        return self._callback_promised("callback_confirmed", language, caller)
+
+    def _callback_promised(
+        self, prompt: str, language: str, caller: Caller, events: tuple[EventRecord, ...] = ()
+    ) -> Decision:
+        """Tell the caller we will call them back (number spelled out), read back the ticket, end."""
         assert caller.number is not None
         number = " ".join(caller.number.lstrip("+"))
         return Decision(
             (
-                self.say("callback_confirmed", language, number=number),
+                self.say(prompt, language, number=number),
                 *caller.read_back(self, language),
                 self.say("goodbye", language),
                 Hangup(),
             ),
-            TicketChange(outcome=Outcome.CALLBACK, callback_number=caller.number),
+            TicketChange(outcome=Outcome.CALLBACK, callback_number=caller.number, events=events),
         )
 
     # --- entry point for keys ---------------------------------------------------------------------

@@ -55,7 +55,7 @@ def apologise(error: Exception) -> Response:
         return Response(f"{error.description}\n", error.code or 400, mimetype="text/plain")
     log.exception("webhook %s failed; sending the caller to the operator queue", request.path)
     state = CallState.from_params(request.args)
-    flow = Flow(services().rules.get(), services().clock.now())
+    flow = current_flow()
     return twiml(render(flow.apology(state.language if state else None), flow.prompts))
 
 

@@ -1,0 +1,1 @@
+"""The benchmark: whole calls against the service under gunicorn, side by side with a floor app."""

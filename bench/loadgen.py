@@ -1,0 +1,362 @@
+"""The load generator: whole calls placed the way Twilio places them, over keep-alive HTTP/1.1.
+
+It shares the machine's two cores with the servers it measures, so it is deliberately small: one
+asyncio loop, a hand-written HTTP/1.1 client (one connection per call, reused between its webhooks),
+no XML beyond finding the next URL. Every request is signed like Twilio signs it and carries
+Twilio's form fields and an `I-Twilio-Idempotency-Token`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
+
+from twilio.request_validator import RequestValidator
+
+TWILIO_GIVES_UP_SECONDS = 15.0
+"""Twilio waits this long for a webhook; a slower answer is an error whatever it says."""
+
+ACCOUNT_SID = "AC" + "b" * 32
+CALLED_NUMBER = "+18005550100"
+EXPECTED_MENU_PATH = ["language:2", "main:2", "funds:1"]
+"""The ticket's menu path after the scripted call: English, funds, deposit."""
+
+KINDS = ("incoming", "language", "menu", "hold", "status")
+
+
+@dataclass(frozen=True)
+class Target:
+    """A server under test, reachable on 127.0.0.1:port, signing with `auth_token`."""
+
+    name: str
+    port: int
+    auth_token: str
+
+    @property
+    def base_url(self) -> str:
+        """What PUBLIC_BASE_URL is set to for this server: the URL Twilio signs."""
+        return f"http://127.0.0.1:{self.port}"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One webhook of the scripted call and how its answer leads to the next one."""
+
+    kind: str
+    digits: str | None
+    follow: str  # "gather": the <Gather>'s action; "redirect": the top-level <Redirect>
+    next_kind: str
+
+
+CALL_SCRIPT = (
+    Step("incoming", None, "gather", "language"),
+    Step("language", "2", "gather", "menu"),  # English
+    Step("menu", "2", "gather", "menu"),  # main menu: deposits, withdrawals
+    Step("menu", "1", "redirect", "hold"),  # funds menu: deposit -> "please hold"
+    Step("hold", None, "redirect", "hold"),  # hold round 1 times out: the Gather's Redirect
+    Step("hold", None, "redirect", "hold"),  # hold round 2
+    Step("hold", None, "redirect", "hold"),  # hold round 3; then the caller hangs up
+)
+"""incoming -> language -> menus -> queue -> 3 hold rounds; the status callback follows."""
+
+
+@dataclass
+class Sample:
+    """One request: its webhook kind, how long it took, when it ended, and what went wrong."""
+
+    kind: str
+    seconds: float
+    ended: float
+    error: str | None = None
+
+
+@dataclass
+class Phase:
+    """A load shape: `calls` concurrent calls, `pause` seconds between webhooks, for `seconds`."""
+
+    name: str
+    calls: int
+    pause: float
+    seconds: float
+
+
+@dataclass
+class PhaseRun:
+    """What one phase against one target produced."""
+
+    target: str
+    phase: Phase
+    started: float
+    samples: list[Sample] = field(default_factory=list)
+    call_sids: list[str] = field(default_factory=list)
+    cancelled_calls: int = 0
+    wall_seconds: float = 0.0
+
+
+class HttpError(Exception):
+    """The connection failed or the answer was not HTTP we understand."""
+
+
+class ClosedEarly(HttpError):
+    """The server closed the connection before answering (an idle keep-alive it timed out)."""
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection to 127.0.0.1:port, opened on first use."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        """POST `body` to `path`; retries once on a fresh connection if a reused one was closed."""
+        reused = self.writer is not None
+        try:
+            return await self._post(path, body, headers)
+        except (ClosedEarly, ConnectionResetError, BrokenPipeError):
+            self.close()
+            # gunicorn closes idle keep-alive connections; the request never reached the app.
+            if not reused:
+                raise
+        return await self._post(path, body, headers)
+
+    async def _post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        assert self.reader is not None
+        head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
+        head += "Content-Type: application/x-www-form-urlencoded\r\n"
+        head += f"Content-Length: {len(body)}\r\n"
+        head += "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        self.writer.write(head.encode("latin-1") + b"\r\n" + body)
+        status_line = await self.reader.readline()
+        if not status_line:
+            raise ClosedEarly("closed before the status line")
+        parts = status_line.split(None, 2)
+        if len(parts) < 2 or not parts[1].isdigit():
+            raise HttpError(f"bad status line {status_line[:80]!r}")
+        status = int(parts[1])
+        length: int | None = None
+        chunked = close = False
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b"\n", b""):
+                break
+            name, _, value = line.decode("latin-1").partition(":")
+            name, value = name.strip().lower(), value.strip().lower()
+            if name == "content-length":
+                length = int(value)
+            elif name == "transfer-encoding":
+                chunked = "chunked" in value
+            elif name == "connection":
+                close = value == "close"
+        if chunked:
+            payload = await self._read_chunked()
+        elif length is not None:
+            payload = await self.reader.readexactly(length)
+        elif status in (204, 304):
+            payload = b""
+        else:
+            payload, close = await self.reader.read(), True
+        if close:
+            self.close()
+        return status, payload
+
+    async def _read_chunked(self) -> bytes:
+        assert self.reader is not None
+        chunks: list[bytes] = []
+        while True:
+            size = int((await self.reader.readline()).split(b";")[0], 16)
+            if size == 0:
+                await self.reader.readline()
+                return b"".join(chunks)
+            chunks.append(await self.reader.readexactly(size))
+            await self.reader.readline()
+
+    def close(self) -> None:
+        """Close the connection (a later `post` opens a new one)."""
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
+def kind_of(path_and_query: str) -> str:
+    """The webhook kind a URL of the app stands for (the report's rows)."""
+    split = urlsplit(path_and_query)
+    if split.path == "/voice/input":
+        step = parse_qs(split.query).get("step", [""])[0]
+        return "language" if step == "language" else "menu"
+    return split.path.removeprefix("/voice/") or "other"
+
+
+def next_url(document: bytes, step: Step, current: str) -> str | None:
+    """The path and query the answer to `step` sends the caller to next, None if it does not."""
+    try:
+        root = ET.fromstring(document)
+    except ET.ParseError:
+        return None
+    if root.tag != "Response":
+        return None
+    if step.follow == "gather":
+        verb = root.find("Gather")
+        url = verb.get("action") if verb is not None else None
+    else:
+        verb = root.find("Redirect")
+        url = verb.text if verb is not None else None
+    if verb is None or not url or verb.get("method", "POST").upper() != "POST":
+        return None
+    # Twilio resolves relative URLs against the URL it requested; we keep path and query only, so
+    # that the floor, answering with the app's documents, is asked on its own port.
+    split = urlsplit(urljoin(f"http://twilio.invalid{current}", url.strip()))
+    target = split.path + (f"?{split.query}" if split.query else "")
+    return target if kind_of(target) == step.next_kind else None
+
+
+class Caller:
+    """Places whole calls against one target and records every request."""
+
+    def __init__(self, target: Target, record: Callable[[Sample], None]) -> None:
+        self.target = target
+        self.validator = RequestValidator(target.auth_token)
+        self.record = record
+
+    async def _webhook(
+        self, connection: Connection, path: str, form: dict[str, str], kind: str
+    ) -> tuple[Sample, bytes]:
+        body = urlencode(form).encode()
+        headers = {
+            "X-Twilio-Signature": self.validator.compute_signature(
+                self.target.base_url + path, form
+            ),
+            "I-Twilio-Idempotency-Token": uuid.uuid4().hex,
+            "User-Agent": "TwilioProxy/1.1",
+        }
+        started = time.monotonic()
+        try:
+            status, payload = await asyncio.wait_for(
+                connection.post(path, body, headers), TWILIO_GIVES_UP_SECONDS
+            )
+        except TimeoutError:
+            connection.close()
+            ended = time.monotonic()
+            return Sample(kind, ended - started, ended, "timeout"), b""
+        except (HttpError, OSError, ValueError, asyncio.IncompleteReadError) as exc:
+            connection.close()
+            ended = time.monotonic()
+            return Sample(kind, ended - started, ended, f"connection: {type(exc).__name__}"), b""
+        ended = time.monotonic()
+        error = None if 200 <= status < 300 else f"http {status}"
+        return Sample(kind, ended - started, ended, error), payload
+
+    async def call(
+        self,
+        call_sid: str,
+        caller_number: str,
+        pause: float,
+        rng: random.Random,
+        capture: dict[tuple[str, str | None], bytes] | None = None,
+    ) -> None:
+        """One whole call: the script's webhooks, pauses between them, then the status callback."""
+        connection = Connection(self.target.port)
+        base = {
+            "AccountSid": ACCOUNT_SID,
+            "ApiVersion": "2010-04-01",
+            "CallSid": call_sid,
+            "Direction": "inbound",
+            "From": caller_number,
+            "Caller": caller_number,
+            "To": CALLED_NUMBER,
+            "Called": CALLED_NUMBER,
+        }
+        started = time.monotonic()
+        path: str | None = "/voice/incoming"
+        try:
+            for step in CALL_SCRIPT:
+                assert path is not None
+                if step.kind != "incoming" and pause > 0:
+                    # Callers listen for varying times; a fixed pause would march them in lockstep.
+                    await asyncio.sleep(pause * rng.uniform(0.8, 1.2))
+                form = {
+                    **base,
+                    "CallStatus": "ringing" if step.kind == "incoming" else "in-progress",
+                }
+                if step.digits is not None:
+                    form["Digits"] = step.digits
+                sample, document = await self._webhook(connection, path, form, step.kind)
+                if capture is not None:
+                    capture[(path, step.digits)] = document
+                following = None if sample.error else next_url(document, step, path)
+                if sample.error is None and following is None:
+                    sample.error = "bad TwiML"
+                self.record(sample)
+                if sample.error:
+                    break  # Twilio apologises and hangs up; the status callback still comes
+                path = following
+            if pause > 0:
+                await asyncio.sleep(pause * rng.uniform(0.8, 1.2))
+            form = {**base, "CallStatus": "completed"}
+            form["CallDuration"] = str(max(1, round(time.monotonic() - started)))
+            sample, _ = await self._webhook(connection, "/voice/status", form, "status")
+            self.record(sample)
+        finally:
+            connection.close()
+
+
+def new_call_sid() -> str:
+    """A CallSid shaped like Twilio's: CA and 32 hex digits, unique per call."""
+    return "CA" + uuid.uuid4().hex
+
+
+async def run_phase(target: Target, phase: Phase, drain_seconds: float, seed: int = 1) -> PhaseRun:
+    """Keep `phase.calls` calls going for `phase.seconds`, then let the calls in progress end."""
+    run = PhaseRun(target.name, phase, time.monotonic())
+    caller = Caller(target, run.samples.append)
+    deadline = run.started + phase.seconds
+
+    async def line(index: int) -> None:
+        rng = random.Random(seed * 100_003 + index)
+        if phase.pause > 0:  # spread the first webhooks over one pause, not all at once
+            await asyncio.sleep(index * phase.pause / phase.calls)
+        number = 0
+        while time.monotonic() < deadline:
+            sid = new_call_sid()
+            run.call_sids.append(sid)
+            number += 1
+            await caller.call(sid, f"+1212{index:03d}{number % 10_000:04d}", phase.pause, rng)
+
+    tasks = [asyncio.create_task(line(i)) for i in range(phase.calls)]
+    _, pending = await asyncio.wait(tasks, timeout=phase.seconds + drain_seconds)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    run.cancelled_calls = len(pending)
+    run.wall_seconds = time.monotonic() - run.started
+    for task in tasks:
+        failure = None if task.cancelled() else task.exception()
+        if failure is not None:
+            raise failure  # a bug in the generator, not a result
+    return run
+
+
+async def capture_call(target: Target) -> dict[tuple[str, str | None], bytes]:
+    """One scripted call; returns the document answered to each (path and query, digits)."""
+    documents: dict[tuple[str, str | None], bytes] = {}
+    errors: list[Sample] = []
+
+    def record(sample: Sample) -> None:
+        if sample.error:
+            errors.append(sample)
+
+    await Caller(target, record).call(
+        new_call_sid(), "+12125550000", 0, random.Random(0), documents
+    )
+    if errors:
+        raise RuntimeError(f"the capture call failed: {errors}")
+    return documents

@@ -3,6 +3,9 @@
 PyYAML's composer gives us a node tree with positions; we turn it into plain Python data ourselves (so a
 duplicated key is an error instead of silently winning) and remember where each path came from. Pydantic
 errors carry a path (`loc`), which we map back to that position.
+
+The node tree comes from libyaml (PyYAML's C parser) when PyYAML was built with it: it gives the same
+nodes and positions some ten times faster than the pure-Python parser, which stays as the fallback.
 """
 
 from __future__ import annotations
@@ -66,58 +69,98 @@ class Source:
         return Problem(self.file, line, column, message)
 
 
-class _BadValue(Exception):
-    """A scalar YAML cannot turn into a value (an impossible date, an unknown tag)."""
+YamlLoader = type[yaml.SafeLoader] | type[yaml.CSafeLoader]
+
+PURE_LOADER: YamlLoader = yaml.SafeLoader
+FAST_LOADER: YamlLoader | None = (
+    getattr(yaml, "CSafeLoader", None) if yaml.__with_libyaml__ else None
+)
+"""libyaml's parser with the same safe resolver; None when PyYAML was built without libyaml."""
+
+YAML_LOADER: YamlLoader = FAST_LOADER or PURE_LOADER
+"""The loader that composes every file (tests set it to `PURE_LOADER` to check the fallback)."""
+
+_STR_TAG = "tag:yaml.org,2002:str"
 
 
-def _scalar(node: yaml.Node) -> Any:
-    """The Python value of a scalar node, by YAML's safe rules (so `2026-12-01` is a date)."""
-    try:
-        return yaml.constructor.SafeConstructor().construct_object(node)
-    except (ValueError, OverflowError, yaml.YAMLError) as exc:
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise _BadValue(f"{node.value!r} is not a valid value: {problem}") from exc
+class _Builder:
+    """Turns the node tree of one file into plain data, recording the position of every value."""
 
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.positions: dict[Location, tuple[int, int]] = {}
+        self.key_positions: dict[Location, tuple[int, int]] = {}
+        self.problems: list[Problem] = []
+        # One constructor for the whole file: creating one per scalar cost more than the parse.
+        self._constructor = yaml.constructor.SafeConstructor()
 
-def _mark(node: yaml.Node) -> tuple[int, int]:
-    return (node.start_mark.line + 1, node.start_mark.column + 1)
+    def build(self, node: yaml.Node, loc: Location) -> Any:
+        mark = node.start_mark
+        self.positions[loc] = (mark.line + 1, mark.column + 1)
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, loc)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*loc, index)) for index, item in enumerate(node.value)]
+        return self._scalar(node)
 
-
-def _construct(
-    node: yaml.Node,
-    loc: Location,
-    positions: dict[Location, tuple[int, int]],
-    key_positions: dict[Location, tuple[int, int]],
-    problems: list[Problem],
-    file: str,
-) -> Any:
-    positions[loc] = _mark(node)
-    if isinstance(node, yaml.MappingNode):
+    def _mapping(self, node: yaml.MappingNode, loc: Location) -> dict[Any, Any]:
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            line, column = _mark(key_node)
+            mark = key_node.start_mark
+            line, column = mark.line + 1, mark.column + 1
             if not isinstance(key_node, yaml.ScalarNode):
-                problems.append(Problem(file, line, column, "a key must be a plain word or number"))
+                self._problem(line, column, "a key must be a plain word or number")
                 continue
             key = key_node.value  # keys stay text: `1:` is menu key "1", `2026-12-24:` a name
             if key in result:
-                problems.append(Problem(file, line, column, f"duplicate key {key!r}"))
-            key_positions[(*loc, key)] = (line, column)
-            result[key] = _construct(
-                value_node, (*loc, key), positions, key_positions, problems, file
-            )
-            positions[(*loc, key)] = _mark(value_node)
+                self._problem(line, column, f"duplicate key {key!r}")
+            self.key_positions[(*loc, key)] = (line, column)
+            result[key] = self.build(value_node, (*loc, key))
         return result
-    if isinstance(node, yaml.SequenceNode):
-        return [
-            _construct(item, (*loc, index), positions, key_positions, problems, file)
-            for index, item in enumerate(node.value)
-        ]
+
+    def _scalar(self, node: yaml.Node) -> Any:
+        """The Python value of a scalar node, by YAML's safe rules (so `2026-12-01` is a date)."""
+        if node.tag == _STR_TAG:  # most scalars: the constructor would return the text as it is
+            return node.value
+        try:
+            return self._constructor.construct_object(node)
+        except (ValueError, OverflowError, yaml.YAMLError) as exc:
+            problem = getattr(exc, "problem", None) or str(exc)
+            mark = node.start_mark
+            self._problem(
+                mark.line + 1, mark.column + 1, f"{node.value!r} is not a valid value: {problem}"
+            )
+            return None
+
+    def _problem(self, line: int, column: int, message: str) -> None:
+        self.problems.append(Problem(self.file, line, column, message))
+
+
+def _compose(text: str, file: str) -> yaml.Node | None:
     try:
-        return _scalar(node)
-    except _BadValue as exc:
-        problems.append(Problem(file, *_mark(node), str(exc)))
-        return None
+        return yaml.compose(text, Loader=YAML_LOADER)
+    except yaml.YAMLError as exc:
+        error = exc
+    if YAML_LOADER is not PURE_LOADER:
+        # libyaml words some errors differently; a broken file is rare, so parse it again with the
+        # pure-Python parser to report the same message and position as where libyaml is missing.
+        try:
+            yaml.compose(text, Loader=PURE_LOADER)
+        except yaml.YAMLError as exc:
+            error = exc
+    raise RulesError([_syntax_problem(error, text, file)]) from error
+
+
+def _syntax_problem(error: yaml.YAMLError, text: str, file: str) -> Problem:
+    if isinstance(error, yaml.reader.ReaderError):  # a character YAML does not allow
+        before = text[: error.position]
+        line, column = before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1
+        character = error.character
+        code = f"#x{character:04x}" if isinstance(character, int) else repr(character)
+        return Problem(file, line, column, f"YAML syntax: character {code}: {error.reason}")
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    return Problem(file, line, column, f"YAML syntax: {getattr(error, 'problem', None) or error}")
 
 
 def read_yaml(path: Path | str) -> Source:
@@ -127,21 +170,14 @@ def read_yaml(path: Path | str) -> Source:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise RulesError([Problem(file, 1, 1, f"cannot read file: {exc.strerror}")]) from exc
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise RulesError([Problem(file, line, column, f"YAML syntax: {exc.problem}")]) from exc
+    root = _compose(text, file)
     if root is None:
         raise RulesError([Problem(file, 1, 1, "the file is empty")])
-    positions: dict[Location, tuple[int, int]] = {}
-    key_positions: dict[Location, tuple[int, int]] = {}
-    problems: list[Problem] = []
-    data = _construct(root, (), positions, key_positions, problems, file)
-    if problems:
-        raise RulesError(problems)
-    return Source(file, data, positions, key_positions)
+    builder = _Builder(file)
+    data = builder.build(root, ())
+    if builder.problems:
+        raise RulesError(builder.problems)
+    return Source(file, data, builder.positions, builder.key_positions)
 
 
 def _describe(error: Any) -> str:

@@ -8,11 +8,22 @@ not exist, a prompt missing from a catalog) live in `check.py`.
 from __future__ import annotations
 
 import re
+from collections import deque
+from collections.abc import Mapping
 from datetime import date, datetime
+from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
 import pytz
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MENU_KEYS = frozenset("123456789")
@@ -360,31 +371,79 @@ class Rules(Frozen):
                 raise ValueError(f"{prefix!r} is not a calling code like '+49'")
         return value
 
+    # Lookups the call flow makes on every request, computed once per loaded version (see
+    # `model_post_init`) so that a request costs the same with 10 menus or 1,000.
+    _language_codes: tuple[str, ...] = PrivateAttr(default=())
+    _language_by_key: dict[str, str] = PrivateAttr(default_factory=dict)
+    _country_prefixes: tuple[str, ...] = PrivateAttr(default=())
+    _parents: dict[str, str] = PrivateAttr(default_factory=dict)
+    _agent_by_extension: dict[str, tuple[str, Agent]] = PrivateAttr(default_factory=dict)
+    _agents_serving: dict[tuple[str, str], tuple[str, ...]] = PrivateAttr(default_factory=dict)
+
+    def model_post_init(self, context: Any, /) -> None:
+        """Precompute the per-request lookups (the model is frozen, so they never go stale)."""
+        self._language_codes = tuple(choice.code for choice in self.languages)
+        self._language_by_key = {}
+        for choice in self.languages:
+            self._language_by_key.setdefault(choice.key, choice.code)
+        # Longest first, so the first prefix that matches is the longest (+852 before +8).
+        self._country_prefixes = tuple(sorted(self.country_languages, key=len, reverse=True))
+        self._parents = _menu_parents(self.main_menu, self.menus)
+        self._agent_by_extension = {}
+        serving: dict[tuple[str, str], list[str]] = {}
+        for agent_id, agent in self.agents.items():
+            self._agent_by_extension.setdefault(agent.extension, (agent_id, agent))
+            for line in self.lines_of(agent):
+                if agent_id not in serving.setdefault(line, []):
+                    serving[line].append(agent_id)
+        self._agents_serving = {line: tuple(ids) for line, ids in serving.items()}
+
     @property
     def language_codes(self) -> tuple[str, ...]:
-        return tuple(choice.code for choice in self.languages)
+        return self._language_codes
 
     def language_for_key(self, key: str) -> str | None:
-        return next((c.code for c in self.languages if c.key == key), None)
+        return self._language_by_key.get(key)
 
     def language_for_caller(self, number: str) -> str | None:
         """The language suggested by the caller's country calling code (longest prefix wins)."""
-        matches = [p for p in self.country_languages if number.startswith(p)]
-        return self.country_languages[max(matches, key=len)] if matches else None
+        prefix = next((p for p in self._country_prefixes if number.startswith(p)), None)
+        return self.country_languages[prefix] if prefix is not None else None
 
     def active_announcements(self, now: datetime) -> tuple[Announcement, ...]:
         return tuple(a for a in self.announcements if a.active(now))
 
+    @property
+    def menu_parents(self) -> Mapping[str, str]:
+        """Menu id -> the menu one step closer to the main menu (what `#` goes back to)."""
+        return MappingProxyType(self._parents)
+
+    def parent_menu(self, menu_id: str) -> str | None:
+        """The menu `#` goes back to from `menu_id`; None for the main menu and unreachable menus."""
+        return self._parents.get(menu_id)
+
     def agent_by_extension(self, extension: str) -> tuple[str, Agent] | None:
-        return next(((i, a) for i, a in self.agents.items() if a.extension == extension), None)
+        return self._agent_by_extension.get(extension)
 
     def lines_of(self, agent: Agent) -> tuple[tuple[str, str], ...]:
         """The (queue, language) lines an agent can take callers from."""
         return tuple((q, lang) for q in agent.queues for lang in agent.languages)
 
     def agents_serving(self, queue: str, language: str) -> tuple[str, ...]:
-        return tuple(
-            agent_id
-            for agent_id, agent in self.agents.items()
-            if queue in agent.queues and language in agent.languages
-        )
+        """The agents who take callers of this queue in this language, in the order listed."""
+        return self._agents_serving.get((queue, language), ())
+
+
+def _menu_parents(main_menu: str, menus: Mapping[str, Menu]) -> dict[str, str]:
+    """Each menu's parent: breadth first from the main menu, the first menu found leading to it wins."""
+    parents: dict[str, str] = {}
+    todo = deque([main_menu])
+    while todo:
+        current = todo.popleft()
+        if current not in menus:  # an undefined menu is reported by `ivr check`, not here
+            continue
+        for option in menus[current].options.values():
+            if option.menu and option.menu not in parents and option.menu != main_menu:
+                parents[option.menu] = current
+                todo.append(option.menu)
+    return parents

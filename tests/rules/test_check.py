@@ -15,6 +15,9 @@ from ivr.rules.check import Bundle, check_prompts, check_references, load_bundle
 from ivr.rules.loader import Problem, RulesError, load_rules
 from tests.support import ROOT, copy_project, edit
 
+# Lines and columns must come out the same from both YAML parsers.
+pytestmark = pytest.mark.usefixtures("each_yaml_loader")
+
 
 def bundle_problems(rules: Path, prompts: Path) -> list[str]:
     """What `ivr check` prints for these files."""

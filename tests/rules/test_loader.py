@@ -14,6 +14,9 @@ import pytest
 from ivr.rules.loader import Problem, RulesError, load_rules, read_yaml
 from tests.support import RULES, write_rules
 
+# Lines and columns must come out the same from both YAML parsers.
+pytestmark = pytest.mark.usefixtures("each_yaml_loader")
+
 
 def problems_of(path: Path) -> list[str]:
     """The lines `ivr check` would print for `path`, as far as the loader goes."""
@@ -289,6 +292,12 @@ def test_an_unquoted_number_key_is_the_menu_key(tmp_path: Path) -> None:
             "start: ‸2026-13-01T01:00:00+00:00",
             id="announcement-in-month-13",
         ),
+        pytest.param(
+            # Columns count characters, not bytes: libyaml reads UTF-8 and must agree.
+            '{date: 2026-12-24, hours: "08:00-12:00", note: Christmas Eve}',
+            '{note: 平安夜 – Heiligabend, date: ‸2026-02-30, hours: "08:00-12:00"}',
+            id="after-chinese-text-on-the-same-line",
+        ),
     ],
 )
 def test_an_impossible_date_is_reported_where_it_is(tmp_path: Path, old: str, new: str) -> None:
@@ -297,4 +306,11 @@ def test_an_impossible_date_is_reported_where_it_is(tmp_path: Path, old: str, ne
         load_rules(path)
     assert [(p.file, p.line, p.column) for p in raised.value.problems] == [
         (str(path), line, column)
+    ]
+
+
+def test_a_character_yaml_does_not_allow_is_reported_where_it_is(tmp_path: Path) -> None:
+    path, [(line, column)] = write_rules(tmp_path, ("brand: BitP", "brand: Bit‸\x07P"))
+    assert problems_of(path) == [
+        f"{path}:{line}:{column}: YAML syntax: character #x0007: special characters are not allowed"
     ]

@@ -20,12 +20,14 @@ from ivr.queue import (
     CallQueue,
     agent_key,
     available_agents_key,
+    connection_key,
+    deadlines_key,
     entry_key,
     queue_key,
     stats_key,
     waiting_queues_key,
 )
-from tests.test_queue import second_instance_client
+from tests.test_queue import counted_client, outlive, second_instance_client
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 FUNDS_EN = ("funds", "en-US")
@@ -165,12 +167,28 @@ def test_an_agent_that_is_not_logged_in_claims_nobody(line: CallQueue, clock: Fr
 def test_ghosts_at_the_head_are_skipped_when_claiming(
     line: CallQueue, clock: FrozenClock, redis_client: redis.Redis
 ) -> None:
-    wait_in(line, clock, ["CAGHOST", "CAALIVE"])
-    redis_client.delete(entry_key("CAGHOST"))  # its heartbeat lapsed
+    wait_in(line, clock, ["CAGHOST", "CANOENTRY", "CAALIVE"])
+    outlive(line, clock, ["CANOENTRY", "CAALIVE"], HEARTBEAT)  # CAGHOST's heartbeat lapsed
+    redis_client.delete(entry_key("CANOENTRY"))  # an entry lost some other way
     line.agent_available("AGMAX", [FUNDS_EN])
 
     assert claimed(line.claim_next("AGMAX")) == "CAALIVE"
     assert redis_client.zcard(queue_key(*FUNDS_EN)) == 0
+    assert redis_client.zcard(deadlines_key()) == 1  # only CAALIVE's, now assigned
+
+
+def test_a_claim_behind_many_ghosts_is_bounded_and_the_next_one_gets_through(
+    line: CallQueue, clock: FrozenClock
+) -> None:
+    wait_in(line, clock, [f"CAGHOST{i:02d}" for i in range(40)])
+    wait_in(line, clock, ["CAALIVE"])
+    outlive(line, clock, ["CAALIVE"], HEARTBEAT)
+    line.agent_available("AGMAX", [FUNDS_EN])
+
+    # One claim drops at most 32 heads (a claim never walks the line) ...
+    assert line.claim_next("AGMAX") is None
+    # ... so the caller behind them is reached by the next one (or after the background sweep).
+    assert claimed(line.claim_next("AGMAX")) == "CAALIVE"
 
 
 def test_an_assigned_caller_has_no_place_and_a_late_join_keeps_the_assignment(
@@ -192,7 +210,7 @@ def test_an_assigned_caller_has_no_place_and_a_late_join_keeps_the_assignment(
     assert line.heartbeat("CA1") is True
 
 
-def test_an_assigned_call_put_back_in_its_line_by_hand_does_not_count(
+def test_an_assigned_call_put_back_in_its_line_by_hand_is_skipped_and_audited_away(
     line: CallQueue, clock: FrozenClock, redis_client: redis.Redis
 ) -> None:
     wait_in(line, clock, ["CA1", "CA2"])
@@ -200,7 +218,11 @@ def test_an_assigned_call_put_back_in_its_line_by_hand_does_not_count(
     line.claim_next("AGMAX")
     redis_client.zadd(queue_key(*FUNDS_EN), {"CA1": 0})
 
+    # Positions are ZRANK: the stray member counts until the audit removes it.
+    assert positions(line, "CA2") == [2]
+    assert line.audit("0", count=10) == "0"
     assert positions(line, "CA2") == [1]
+    redis_client.zadd(queue_key(*FUNDS_EN), {"CA1": 0})
     line.agent_available("AGEVA", [FUNDS_EN])
     assert claimed(line.claim_next("AGEVA")) == "CA2"
     assert line.agent_call("AGMAX") == "CA1"
@@ -222,6 +244,24 @@ def test_dispatch_pairs_the_longest_idle_agent_with_the_best_caller(
     assert pairs == [("AGOLD", "CA1"), ("AGMID", "CA2"), ("AGNEW", "CA3")]
     assert positions(line, "CA4", "CA5") == [1, 2]
     assert line.dispatch() == []
+
+
+def test_dispatch_is_one_round_trip(
+    line: CallQueue, clock: FrozenClock, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for agent in ("AG1", "AG2", "AG3"):
+        line.agent_available(agent, [FUNDS_EN])
+        clock.advance(1)
+    client, sent = counted_client(redis_client, monkeypatch)
+    counted = CallQueue(client, clock)
+    assert counted.dispatch() == []  # nobody waits yet; loads the script
+    wait_in(line, clock, ["CA1", "CA2"])
+    sent.clear()
+
+    pairs = [(a.agent, a.call_sid) for a in counted.dispatch()]
+
+    assert sent == ["EVALSHA"]
+    assert pairs == [("AG1", "CA1"), ("AG2", "CA2")]
 
 
 def test_logging_in_again_keeps_the_agents_turn(line: CallQueue, clock: FrozenClock) -> None:
@@ -474,15 +514,45 @@ def test_an_agent_whose_caller_vanished_unconnected_is_released(
     line.agent_available("AGMAX", [FUNDS_EN])
     line.claim_next("AGMAX")
     # The caller hung up, the status callback was lost and the heartbeat lapsed.
-    redis_client.delete(entry_key("CA1"))
+    outlive(line, clock, ["CA2"], HEARTBEAT)
 
+    assert line.assignment("CA1") is None
     assert line.agent_status("AGMAX") == "available"
     assert line.agent_call("AGMAX") is None
+    assert redis_client.exists(entry_key("CA1")) == 0
     assert [a.call_sid for a in line.dispatch()] == ["CA2"]
 
 
-def test_after_hanging_up_once_connected_the_agent_stays_on_the_call(
+def test_an_agent_whose_caller_lost_its_entry_is_released(
+    line: CallQueue, clock: FrozenClock, redis_client: redis.Redis
+) -> None:
+    wait_in(line, clock, ["CA1", "CA2"])
+    line.agent_available("AGMAX", [FUNDS_EN])
+    line.claim_next("AGMAX")
+    redis_client.delete(entry_key("CA1"))
+
+    assert line.agent_status("AGMAX") == "available"
+    assert [a.call_sid for a in line.dispatch()] == ["CA2"]
+
+
+def test_the_sweep_releases_the_agent_of_a_caller_who_vanished_unconnected(
     line: CallQueue, clock: FrozenClock
+) -> None:
+    wait_in(line, clock, ["CA1", "CA2"])
+    line.agent_available("AGMAX", [FUNDS_EN])
+    line.claim_next("AGMAX")
+    line.agent_offline("AGMAX")
+    outlive(line, clock, ["CA2"], HEARTBEAT)
+
+    [swept] = line.sweep(10)
+
+    assert (swept.call_sid, swept.left, swept.freed_agent) == ("CA1", None, "AGMAX")
+    assert line.agent_status("AGMAX") == "offline"  # it had logged out meanwhile
+    assert positions(line, "CA2") == [1]
+
+
+def test_a_caller_hanging_up_during_the_conversation_releases_the_agent(
+    line: CallQueue, clock: FrozenClock, redis_client: redis.Redis
 ) -> None:
     wait_in(line, clock, ["CA1"])
     line.agent_available("AGMAX", [FUNDS_EN])
@@ -492,11 +562,53 @@ def test_after_hanging_up_once_connected_the_agent_stays_on_the_call(
     assert line.connected("CA1") is None
     assert line.assignment("CA1") is None
     assert line.place("CA1") is None
-    # The caller's hang-up ends the conversation, but the agent is freed by finish_call.
-    assert line.hang_up("CA1").freed_agent is None
-    assert line.agent_status("AGMAX") == "busy"
     assert line.agent_call("AGMAX") == "CA1"
+    clock.advance(300)
+    # No database needed: the connection key says which agent took the call.
+    hung_up = line.hang_up("CA1")
+
+    assert (hung_up.released_agent, hung_up.freed_agent, hung_up.left) == ("AGMAX", None, None)
+    assert line.agent_status("AGMAX") == "available"
+    assert line.agent_call("AGMAX") is None
+    assert redis_client.exists(connection_key("CA1")) == 0
+    # The agent's own end of the call arrives afterwards: nothing more changes.
+    clock.advance(5)
+    line.agent_available("AGEVA", [FUNDS_EN])
     assert line.finish_call("AGMAX", "CA1") == "available"
+    assert line.hang_up("CA1").released_agent is None
+    wait_in(line, clock, ["CA2"])
+    # Released when the caller hung up, so it has been idle longer than AGEVA.
+    assert [(a.agent, a.call_sid) for a in line.dispatch()] == [("AGMAX", "CA2")]
+
+
+def test_a_caller_hanging_up_during_the_conversation_sends_a_logged_out_agent_offline(
+    line: CallQueue, clock: FrozenClock
+) -> None:
+    wait_in(line, clock, ["CA1", "CA2"])
+    line.agent_available("AGMAX", [FUNDS_EN])
+    line.claim_next("AGMAX")
+    line.connected("CA1")
+    line.agent_offline("AGMAX")
+
+    assert line.hang_up("CA1").released_agent == "AGMAX"
+    assert line.agent_status("AGMAX") == "offline"
+    assert line.finish_call("AGMAX", "CA1") == "offline"
+    assert line.dispatch() == []
+
+
+def test_a_hang_up_never_releases_an_agent_already_on_another_call(
+    line: CallQueue, clock: FrozenClock
+) -> None:
+    wait_in(line, clock, ["CA1", "CA2"])
+    line.agent_available("AGMAX", [FUNDS_EN])
+    line.claim_next("AGMAX")
+    line.connected("CA1")
+    line.finish_call("AGMAX", "CA1")
+    line.claim_next("AGMAX")
+
+    # A late status callback of the first call (its connection key was already dropped).
+    assert line.hang_up("CA1").released_agent is None
+    assert line.agent_call("AGMAX") == "CA2"
 
 
 def test_return_to_queue_puts_the_caller_first_of_its_priority_and_the_agent_offline(
@@ -645,7 +757,7 @@ def test_line_load_counts_waiting_callers_and_the_given_agents(
 ) -> None:
     wait_in(line, clock, ["CA1", "CAGHOST", "CA3", "CA4"])
     line.join("CADE", *FUNDS_DE, 50)
-    redis_client.delete(entry_key("CAGHOST"))
+    outlive(line, clock, ["CA1", "CA3", "CA4", "CADE"], HEARTBEAT)
     line.request_callback("CA4", "+4930123456")
     line.agent_available("AGBUSY", [FUNDS_EN])
     line.claim_next("AGBUSY")
@@ -656,7 +768,7 @@ def test_line_load_counts_waiting_callers_and_the_given_agents(
 
     load = line.line_load(*FUNDS_EN, ["AGBUSY", "AGFREE", "AGOUT", "AGNEVER", "AGFREE"])
 
-    # CA1 is with an agent, the ghost is pruned; the callback caller still counts.
+    # CA1 is with an agent, the ghost is swept; the callback caller still counts.
     assert load.waiting == 2
     assert (load.agents_available, load.agents_busy) == (1, 1)
     assert (load.recent_wait_seconds, load.recent_talk_seconds) == ((), ())
@@ -681,8 +793,8 @@ def test_every_per_call_and_agent_key_expires(
     line.record_talk(*FUNDS_EN, 300)
 
     keys = text_keys(redis_client)
-    shared = {queue_key(*FUNDS_EN), waiting_queues_key(), available_agents_key()}
-    per_call = {entry_key(sid) for sid in ("CA2", "CA3", "CA4")}
+    shared = {queue_key(*FUNDS_EN), waiting_queues_key(), available_agents_key(), deadlines_key()}
+    per_call = {entry_key(sid) for sid in ("CA2", "CA3", "CA4")} | {connection_key("CA1")}
     agents = {agent_key(a) for a in ("AGTALK", "AGRING", "AGIDLE", "AGOUT")}
     stats = {stats_key(*FUNDS_EN, "wait"), stats_key(*FUNDS_EN, "talk")}
     assert keys == shared | per_call | agents | stats
@@ -692,3 +804,4 @@ def test_every_per_call_and_agent_key_expires(
     for key in shared:
         assert redis_client.ttl(key) == -1, key
     assert 23 * 3600 < redis_client.ttl(agent_key("AGOUT")) <= 24 * 3600
+    assert 23 * 3600 < redis_client.ttl(connection_key("CA1")) <= 24 * 3600

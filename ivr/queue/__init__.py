@@ -1,0 +1,112 @@
+"""Callers waiting for an agent and the agents taking them, shared by every app instance through Redis.
+
+This package is the only code that talks to Redis (rq is the model): `keys` builds every key name,
+all under `KEY_PREFIX`; `scripts` holds the Lua scripts; every change to queue or agent state is one
+script (the call history lists: one MULTI), so that concurrent webhooks on different instances never
+see (or leave) a half-updated line. `callers`, `agents` and `history` are the parts of `CallQueue`.
+Every operation on the request path costs O(log n) in the length of a line: no script walks a line.
+
+Data model:
+
+* `queue_key(queue, language)` — ZSET of call SIDs. Score = (100 - priority) * 10**13 +
+  enqueued_ms, so higher priority sorts first and, within a priority, earlier arrival; callers
+  who arrive in the same millisecond are ordered by call SID. Scores stay below 2**53, so they
+  are exact as doubles (Redis and Lua both store doubles). Position = ZRANK + 1, size = ZCARD.
+* `entry_key(call_sid)` — HASH (queue, language, queue_key, priority, enqueued_ms) of a waiting
+  call. Once an agent claims the call it leaves the zset and the entry gains `agent` and
+  `assigned_ms` (until the two are connected, when the entry is dropped). A caller who asked
+  to be called back keeps their member and score, and the entry gains `callback` (the number),
+  `our_number` (the number they called, to call back from) and `reference` (the ticket).
+  Its TTL is only a safety net: the deadline plus `grace_seconds` (1 h), so that the sweep
+  still finds the entry of a call whose deadline passed.
+* `deadlines_key()` — ZSET: call SID -> heartbeat deadline (ms), for every waiting or assigned
+  call. A call is live while its deadline >= now (the app's clock). Joins, heartbeats and claims
+  move it to now + `heartbeat_seconds` with ZADD GT, so it never shortens the longer deadline of
+  a place kept for a callback (now + keep_seconds). A call whose status callback was lost stops
+  heartbeating and its deadline passes: it is a ghost until swept.
+* `connection_key(call_sid)` — STRING: the agent a call is talking to, from `connected` until the
+  caller's hang-up or the agent's `finish_call`; TTL `agent_ttl_seconds`. With it the hang-up
+  releases the agent without asking the database.
+* `waiting_queues_key()` — SET of every queue zset that ever had callers, for the audit and admin.
+* `agent_key(agent_id)` — HASH: `status` ("available", "busy" or "offline"; no hash = offline),
+  `idle_ms` while available, `call` and `call_state` ("assigned", then "connected") while busy,
+  `logout` when the agent logged out during a call, and one field `line:<queue key>` per line
+  served. TTL `agent_ttl_seconds`, refreshed on every change, so a forgotten login expires.
+* `available_agents_key()` — ZSET of available agent ids scored by idle-since ms (longest idle
+  first). The agent hash is the truth: a member whose hash says otherwise is dropped when seen.
+* `stats_key(queue, language, kind)` — LIST of the newest `HISTORY_LENGTH` wait or talk
+  durations in seconds, newest first, for the wait estimate; TTL 7 days, refreshed on write.
+* `failed_logins_key(agent_id)` — counter of wrong PINs, expiring with the lockout window.
+* `epoch_key()` — STRING set once (`claim_epoch`, no TTL): missing means this Redis is new or
+  lost its data, and whoever claims it rebuilds kept callbacks and logins from the database.
+
+Ghosts: `sweep(limit)` drops calls whose deadline passed, oldest deadline first
+(ZRANGEBYSCORE on the deadlines): a waiting one leaves its line, an assigned one releases its agent,
+its entry and deadline go. Every request-path script that reports a position or a size first sweeps
+at most 16; the app also sweeps in the background. Between sweeps a position may count a ghost or
+two. A claim drops heads that are not live (lapsed, no entry, naming another line, assigned), at
+most 32 per line; a busy agent whose assigned caller is gone is released by the next script that
+reads that agent. `audit(cursor, count)` is a bounded background pass (ZSCAN) that removes
+members with no entry, naming another line, or assigned.
+
+The scripts build other callers' entry keys and the agents' keys from prefixes passed in ARGV, so
+they suit a single Redis (or a replicated primary), not Redis Cluster.
+"""
+
+from __future__ import annotations
+
+from ivr.queue.agents import AgentOps
+from ivr.queue.base import REQUEST_SWEEP_LIMIT, AgentStatus, Assignment, Place
+from ivr.queue.callers import CallerOps, HangUp, HoldRound, Swept
+from ivr.queue.client import EMBEDDED_URL, connect
+from ivr.queue.history import HISTORY_LENGTH, HistoryOps, LineLoad
+from ivr.queue.keys import (
+    KEY_PREFIX,
+    HistoryKind,
+    agent_key,
+    available_agents_key,
+    connection_key,
+    deadlines_key,
+    entry_key,
+    epoch_key,
+    failed_logins_key,
+    queue_key,
+    stats_key,
+    waiting_queues_key,
+)
+
+
+class CallQueue(CallerOps, AgentOps, HistoryOps):
+    """Callers waiting for an agent, one line per queue and language, and the agents taking them.
+
+    `CallQueue(client, clock, heartbeat_seconds=120, agent_ttl_seconds=86400, grace_seconds=3600)`;
+    the methods are grouped by part: callers.py, agents.py, history.py (and base.py).
+    """
+
+
+__all__ = [
+    "EMBEDDED_URL",
+    "HISTORY_LENGTH",
+    "KEY_PREFIX",
+    "REQUEST_SWEEP_LIMIT",
+    "AgentStatus",
+    "Assignment",
+    "CallQueue",
+    "HangUp",
+    "HistoryKind",
+    "HoldRound",
+    "LineLoad",
+    "Place",
+    "Swept",
+    "agent_key",
+    "available_agents_key",
+    "connect",
+    "connection_key",
+    "deadlines_key",
+    "entry_key",
+    "epoch_key",
+    "failed_logins_key",
+    "queue_key",
+    "stats_key",
+    "waiting_queues_key",
+]

@@ -1,0 +1,396 @@
+"""Callers: joining a line, where they stand, heartbeats, hang-ups, callbacks, hold rounds, sweeps."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from ivr.queue.agents import to_assignments
+from ivr.queue.base import (
+    Assignment,
+    Place,
+    QueueBase,
+    check_call_sid,
+    check_enqueued_ms,
+    check_line,
+    check_priority,
+    text,
+    to_assignment,
+    to_place,
+)
+from ivr.queue.history import HISTORY_LENGTH, LineLoad, to_line_load, unique_agents
+from ivr.queue.keys import (
+    connection_key,
+    deadlines_key,
+    entry_key,
+    queue_key,
+    stats_key,
+    waiting_queues_key,
+)
+
+DEFAULT_CALLBACK_KEEP_SECONDS: Final = 24 * 3600
+_BULK_BATCH: Final = 5000
+
+
+@dataclass(frozen=True)
+class HangUp:
+    """What a caller's hang-up changed."""
+
+    left: Place | None
+    """Where they were, if they were waiting (now removed)."""
+    kept_for_callback: bool
+    """They asked for a callback: their place is kept."""
+    freed_agent: str | None
+    """They had been assigned but not yet connected: this agent is released (available again,
+    or offline if it logged out meanwhile)."""
+    released_agent: str | None = None
+    """They were talking to this agent, which is released as `finish_call` would release it
+    (a `finish_call` afterwards changes nothing)."""
+
+
+@dataclass(frozen=True)
+class HoldRound:
+    """What one round of holding found and changed (see `CallQueue.hold_round`)."""
+
+    place: Place | None
+    """Where the caller stands; None when they have been handed to an agent."""
+    assignment: Assignment | None
+    """The agent they have been handed to (this round or before), not yet connected."""
+    load: LineLoad
+    dispatched: tuple[Assignment, ...]
+    """Every assignment this round's dispatch made, this caller's included: deliver them."""
+    rejoined: bool
+    """The caller had no live place (Redis lost it, or the heartbeat lapsed) and joined again
+    at the arrival time given."""
+
+
+@dataclass(frozen=True)
+class Swept:
+    """A call the sweep removed because its deadline passed."""
+
+    call_sid: str
+    left: Place | None
+    """Where it was, if it was waiting (a place kept for a callback included)."""
+    freed_agent: str | None
+    """It had been assigned but not connected: this agent is released."""
+    callback_number: str | None
+    """It was waiting for a callback to this number, which will now not be placed."""
+
+
+class CallerOps(QueueBase):
+    """The caller part of `CallQueue`."""
+
+    def join(
+        self,
+        call_sid: str,
+        queue: str,
+        language: str,
+        priority: int,
+        *,
+        enqueued_ms: int | None = None,
+    ) -> Place:
+        """Queue a call; atomic (one script); a retry keeps the place, a move keeps the time.
+
+        A call without a live entry arrives at `enqueued_ms` when given (its original arrival,
+        carried in the webhook URL, so that after Redis lost its data it gets its place in the
+        order back; never later than now) and now otherwise. A call already handed to an agent
+        stays assigned and is not queued again: the place returned is in its original line
+        with position 0 (it is next; see `assignment`).
+        """
+        check_call_sid(call_sid)
+        check_line(queue, language)
+        check_priority(priority)
+        now = self._now_ms()
+        arrival = now if enqueued_ms is None else min(enqueued_ms, now)
+        check_enqueued_ms(arrival)
+        reply = self._run(
+            self._join,
+            [entry_key(call_sid), queue_key(queue, language)],
+            [call_sid, queue, language, priority, arrival],
+            now,
+        )
+        place = to_place(reply)
+        if place is None:
+            raise RuntimeError(f"join of {call_sid} returned no place")
+        return place
+
+    def place(self, call_sid: str) -> Place | None:
+        """Where the call stands, or None if not queued (unknown, lapsed, or handed to an agent:
+        ask `assignment` first); atomic (one script, sweeps first)."""
+        check_call_sid(call_sid)
+        return to_place(self._run(self._place, [entry_key(call_sid)], [call_sid]))
+
+    def heartbeat(self, call_sid: str) -> bool:
+        """Keep a waiting or assigned call alive for another heartbeat; False when it is unknown
+        or its deadline already passed (it is gone: join again).
+
+        Atomic (one script): ZADD GT on its deadline, never shortening the longer deadline of a
+        place kept for a callback, and the entry's TTL follows.
+        """
+        check_call_sid(call_sid)
+        return bool(self._run(self._heartbeat, [entry_key(call_sid)], [call_sid]))
+
+    def leave(self, call_sid: str) -> Place | None:
+        """Dequeue a call and return where it was, or None; atomic (one script), idempotent.
+
+        Removes a place kept for a callback too. A call handed to an agent but not connected
+        yet loses its assignment and the agent is released (returns None: it held no place).
+        A connected call is left alone. The status callback should call `hang_up`.
+        """
+        check_call_sid(call_sid)
+        return self._end(call_sid, hanging_up=False).left
+
+    def hang_up(self, call_sid: str) -> HangUp:
+        """The caller's call ended (status callback); atomic (one script), idempotent.
+
+        Waiting with a callback requested: everything is kept. Waiting otherwise: leaves its
+        line. Assigned but not connected: the entry is dropped and the agent released
+        (`freed_agent`). Connected: the agent still busy with this call is released
+        (`released_agent`), as `finish_call` would. Unknown: nothing.
+        """
+        check_call_sid(call_sid)
+        return self._end(call_sid, hanging_up=True)
+
+    def size(self, queue: str, language: str) -> int:
+        """Callers in one line; atomic (one script: sweeps first, then ZCARD)."""
+        check_line(queue, language)
+        return int(self._run(self._size, [queue_key(queue, language)], []))
+
+    def request_callback(
+        self,
+        call_sid: str,
+        number: str,
+        *,
+        our_number: str | None = None,
+        reference: str | None = None,
+        keep_seconds: int = DEFAULT_CALLBACK_KEEP_SECONDS,
+    ) -> Place | None:
+        """Keep a waiting caller's place for a callback to `number` instead of holding on.
+
+        The call keeps its member and score (others still count it); the entry stores the
+        number, `our_number` (the number the caller called: the callback is placed from it)
+        and `reference` (the ticket), and the deadline moves to now + `keep_seconds` (never
+        earlier: no heartbeat will come). None when the call is not queued (unknown, lapsed, or
+        already handed to an agent). Atomic (one script).
+        """
+        check_call_sid(call_sid)
+        if not number:
+            raise ValueError("number must not be empty")
+        if keep_seconds < 1:
+            raise ValueError("keep_seconds must be at least 1")
+        reply = self._run(
+            self._request_callback,
+            [entry_key(call_sid)],
+            [call_sid, number, our_number or "", reference or "", keep_seconds * 1000],
+        )
+        return to_place(reply)
+
+    def restore_callback(
+        self,
+        call_sid: str,
+        queue: str,
+        language: str,
+        priority: int,
+        enqueued_ms: int,
+        number: str,
+        *,
+        our_number: str | None,
+        reference: str | None,
+        keep_until_ms: int,
+    ) -> bool:
+        """Rebuild a place kept for a callback after Redis lost its data (from the database).
+
+        The call gets its entry, its original score and the deadline `keep_until_ms`. Nothing
+        happens (False) when the call already has a live entry or is talking to an agent, or
+        when `keep_until_ms` has passed. Atomic (one script).
+        """
+        check_call_sid(call_sid)
+        check_line(queue, language)
+        check_priority(priority)
+        check_enqueued_ms(enqueued_ms)
+        if not number:
+            raise ValueError("number must not be empty")
+        reply = self._run(
+            self._restore_callback,
+            [entry_key(call_sid), queue_key(queue, language), connection_key(call_sid)],
+            [
+                call_sid,
+                queue,
+                language,
+                priority,
+                enqueued_ms,
+                number,
+                our_number or "",
+                reference or "",
+                keep_until_ms,
+            ],
+        )
+        return bool(reply)
+
+    def hold_round(
+        self,
+        call_sid: str,
+        queue: str,
+        language: str,
+        priority: int,
+        enqueued_ms: int,
+        agent_ids: Sequence[str],
+    ) -> HoldRound:
+        """One round of holding, which writes; atomic (one script, one round trip).
+
+        In order: sweep (at most 16 expired calls); heartbeat this call, or, if it has no live
+        place (Redis lost it, or its heartbeat lapsed), join (queue, language) again at
+        `enqueued_ms` with `priority` (`rejoined`); dispatch (every available agent claims as
+        `dispatch` does); then this call's assignment or place, and the load of (queue,
+        language) among `agent_ids` as `line_load` gives it.
+        """
+        check_call_sid(call_sid)
+        check_line(queue, language)
+        check_priority(priority)
+        agents = unique_agents(agent_ids)
+        now = self._now_ms()
+        arrival = min(enqueued_ms, now)
+        check_enqueued_ms(arrival)
+        reply = self._run(
+            self._hold_round,
+            [
+                entry_key(call_sid),
+                queue_key(queue, language),
+                stats_key(queue, language, "wait"),
+                stats_key(queue, language, "talk"),
+            ],
+            [call_sid, queue, language, priority, arrival, HISTORY_LENGTH, *agents],
+            now,
+        )
+        if not isinstance(reply, list) or len(reply) != 5:
+            raise RuntimeError(f"unexpected reply from the hold round script: {reply!r}")
+        rejoined, place, assignment, dispatched, load = reply
+        return HoldRound(
+            place=to_place(place) if place else None,
+            assignment=to_assignment(assignment) if assignment else None,
+            load=to_line_load(load),
+            dispatched=tuple(to_assignments(dispatched)),
+            rejoined=bool(rejoined),
+        )
+
+    def sweep(self, limit: int = 1000) -> list[Swept]:
+        """Remove at most `limit` calls whose deadline passed, oldest deadline first; atomic
+        (one script). For the background timer; returns what was removed, for logging.
+
+        A waiting one leaves its line, an assigned-not-connected one releases its agent (as
+        `hang_up` does); its entry and deadline go.
+        """
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        reply = self._run(self._sweep, [], [limit])
+        if not isinstance(reply, list):
+            raise RuntimeError(f"unexpected reply from the sweep script: {reply!r}")
+        return [_to_swept(item) for item in reply]
+
+    def audit(self, cursor: str = "0", count: int = 100) -> str:
+        """Check one bounded chunk of the lines for left-over members; returns the next cursor.
+
+        Removes members that have no entry, whose entry names another line, or that are
+        assigned. Start with "0" and pass each returned cursor back; "0" again means a whole
+        pass over every line in `waiting_queues_key()` is done. Each step is one script over at
+        most about `count` members (ZSCAN COUNT) plus an SMEMBERS of the small line index: for
+        the background only, never on the request path.
+        """
+        if count < 1:
+            raise ValueError("count must be at least 1")
+        if cursor == "0":
+            line, scan = self._next_line(None), "0"
+        else:
+            scan, _, line_text = cursor.partition(" ")
+            line = line_text or None
+        if line is None:
+            return "0"
+        reply = self._run(self._audit, [line], [scan, count])
+        if not isinstance(reply, list) or len(reply) != 2:
+            raise RuntimeError(f"unexpected reply from the audit script: {reply!r}")
+        next_scan = text(reply[0])
+        if next_scan != "0":
+            return f"{next_scan} {line}"
+        following = self._next_line(line)
+        return "0" if following is None else f"0 {following}"
+
+    def write_waiting(
+        self, queue: str, language: str, priority: int, callers: Sequence[tuple[str, int]]
+    ) -> None:
+        """Write many new waiting callers of one line at once (benchmarks, tests): not atomic.
+
+        `callers` are (call SID, enqueued ms) of calls without an entry; each gets exactly the
+        keys and values `join` writes for such a call, now, in pipelined batches.
+        """
+        check_line(queue, language)
+        check_priority(priority)
+        now = self._now_ms()
+        line = queue_key(queue, language)
+        deadline = now + self._heartbeat_seconds * 1000
+        ttl_ms = self._heartbeat_seconds * 1000 + self._grace_seconds * 1000
+        for start in range(0, len(callers), _BULK_BATCH):
+            batch = callers[start : start + _BULK_BATCH]
+            with self._client.pipeline(transaction=False) as pipe:
+                for call_sid, enqueued_ms in batch:
+                    check_call_sid(call_sid)
+                    check_enqueued_ms(enqueued_ms)
+                    entry = entry_key(call_sid)
+                    pipe.hset(
+                        entry,
+                        mapping={
+                            "queue": queue,
+                            "language": language,
+                            "queue_key": line,
+                            "priority": priority,
+                            "enqueued_ms": enqueued_ms,
+                        },
+                    )
+                    pipe.pexpire(entry, ttl_ms)
+                pipe.zadd(deadlines_key(), {sid: deadline for sid, _ in batch}, gt=True)
+                pipe.zadd(line, {sid: (100 - priority) * 10**13 + ms for sid, ms in batch})
+                pipe.sadd(waiting_queues_key(), line)
+                pipe.execute()
+
+    def _end(self, call_sid: str, *, hanging_up: bool) -> HangUp:
+        reply = self._run(
+            self._hang_up,
+            [entry_key(call_sid), connection_key(call_sid)],
+            [call_sid, "1" if hanging_up else "0"],
+        )
+        if not isinstance(reply, list) or not reply:
+            raise RuntimeError(f"unexpected reply from the hang-up script: {reply!r}")
+        kind = text(reply[0])
+        if kind == "left":
+            return HangUp(left=to_place(reply[1:]), kept_for_callback=False, freed_agent=None)
+        if kind == "kept":
+            return HangUp(left=None, kept_for_callback=True, freed_agent=None)
+        if kind == "freed" and len(reply) == 2:
+            return HangUp(left=None, kept_for_callback=False, freed_agent=text(reply[1]))
+        if kind == "released" and len(reply) == 2:
+            return HangUp(
+                left=None, kept_for_callback=False, freed_agent=None, released_agent=text(reply[1])
+            )
+        if kind == "none":
+            return HangUp(left=None, kept_for_callback=False, freed_agent=None)
+        raise RuntimeError(f"unexpected reply from the hang-up script: {reply!r}")
+
+    def _next_line(self, after: str | None) -> str | None:
+        lines = sorted(text(k) for k in self._client.smembers(waiting_queues_key()))
+        later = [k for k in lines if after is None or k > after]
+        return later[0] if later else None
+
+
+def _to_swept(item: object) -> Swept:
+    if not isinstance(item, list) or len(item) != 9:
+        raise RuntimeError(f"unexpected item from the sweep script: {item!r}")
+    sid, queue, language, priority, position, size, enqueued_ms, agent, callback = item
+    left = None
+    if int(position) > 0:
+        left = to_place([queue, language, priority, position, size, enqueued_ms])
+    return Swept(
+        call_sid=text(sid),
+        left=left,
+        freed_agent=text(agent) or None,
+        callback_number=text(callback) or None,
+    )

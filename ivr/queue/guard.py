@@ -1,0 +1,94 @@
+"""A Redis client that answers within its deadline, and at once while Redis is known to be away.
+
+Every command has a short socket deadline (`client.connect`), but a webhook may issue several, and a
+frozen Redis would make each of them wait it out: a caller's webhook could pass Twilio's 15 s and every
+gunicorn thread would be stuck waiting. So after a command times out or cannot connect, the client
+fails every command at once for `COOLDOWN_SECONDS` (a circuit breaker), and then lets commands try
+again. Callers see an ordinary `redis.exceptions.ConnectionError` either way and carry on as they do
+when Redis is down: the journal spools, a caller on hold keeps their place in the URL.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import redis
+from redis.client import Pipeline
+from redis.exceptions import ConnectionError, TimeoutError
+
+COOLDOWN_SECONDS = 1.0
+
+
+class RedisAway(ConnectionError):
+    """Redis failed a moment ago: not asked again until the cooldown is over."""
+
+
+class Breaker:
+    """Opens on a failure, stays open for `cooldown` seconds, closes on the next success."""
+
+    def __init__(self, cooldown: float = COOLDOWN_SECONDS) -> None:
+        self.cooldown = cooldown
+        self._lock = threading.Lock()
+        self._open_until = 0.0
+        self._failures = 0
+
+    def check(self) -> None:
+        """Raise `RedisAway` while open."""
+        if time.monotonic() < self._open_until:
+            raise RedisAway("Redis did not answer a moment ago; not asking again yet")
+
+    def failed(self) -> None:
+        with self._lock:
+            self._failures += 1
+            self._open_until = time.monotonic() + self.cooldown
+
+    def succeeded(self) -> None:
+        if self._failures or self._open_until:
+            with self._lock:
+                self._failures = 0
+                self._open_until = 0.0
+
+    @property
+    def is_open(self) -> bool:
+        return time.monotonic() < self._open_until
+
+
+class GuardedRedis(redis.Redis):
+    """`redis.Redis` whose commands and pipelines go through a `Breaker`."""
+
+    breaker: Breaker
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        self.breaker.check()
+        try:
+            result = super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+        except (ConnectionError, TimeoutError):
+            self.breaker.failed()
+            raise
+        self.breaker.succeeded()
+        return result
+
+    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Pipeline:
+        pipe = GuardedPipeline(
+            self.connection_pool, self.response_callbacks, transaction, shard_hint
+        )
+        pipe.breaker = self.breaker
+        return pipe
+
+
+class GuardedPipeline(Pipeline):
+    """A pipeline whose `execute` goes through the client's `Breaker`."""
+
+    breaker: Breaker
+
+    def execute(self, raise_on_error: bool = True) -> list[Any]:
+        self.breaker.check()
+        try:
+            result: list[Any] = super().execute(raise_on_error)
+        except (ConnectionError, TimeoutError):
+            self.breaker.failed()
+            raise
+        self.breaker.succeeded()
+        return result

@@ -1,0 +1,90 @@
+"""Recent wait and talk durations of each line, and the load the wait estimate needs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from ivr.queue.base import QueueBase, check_agent, check_line, text
+from ivr.queue.keys import queue_key, stats_key
+
+HISTORY_LENGTH: Final = 50
+"""How many recent wait and talk durations each line keeps."""
+HISTORY_TTL_SECONDS: Final = 7 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class LineLoad:
+    """What the wait estimate of one line needs."""
+
+    waiting: int
+    """Callers in the line (ZCARD), callers waiting for a callback included."""
+    agents_available: int
+    """Among the agent ids passed in."""
+    agents_busy: int
+    """Among the agent ids passed in."""
+    recent_talk_seconds: tuple[int, ...]
+    """Newest first, at most `HISTORY_LENGTH`."""
+    recent_wait_seconds: tuple[int, ...]
+    """Newest first, at most `HISTORY_LENGTH`."""
+
+
+class HistoryOps(QueueBase):
+    """The history and load part of `CallQueue`."""
+
+    def record_answered(self, queue: str, language: str, wait_seconds: int) -> None:
+        """Remember how long an answered caller waited; atomic (MULTI), keeps the newest 50."""
+        self._record(stats_key(queue, language, "wait"), queue, language, wait_seconds)
+
+    def record_talk(self, queue: str, language: str, talk_seconds: int) -> None:
+        """Remember how long a conversation lasted; atomic (MULTI), keeps the newest 50."""
+        self._record(stats_key(queue, language, "talk"), queue, language, talk_seconds)
+
+    def line_load(self, queue: str, language: str, agent_ids: Sequence[str]) -> LineLoad:
+        """Callers, available and busy agents among `agent_ids`, and recent history of one line,
+        for the wait estimate; atomic (one script: sweeps first, settles stale agents)."""
+        check_line(queue, language)
+        agents = unique_agents(agent_ids)
+        reply = self._run(
+            self._line_load,
+            keys=[
+                queue_key(queue, language),
+                stats_key(queue, language, "wait"),
+                stats_key(queue, language, "talk"),
+            ],
+            args=[HISTORY_LENGTH, *agents],
+        )
+        return to_line_load(reply)
+
+    def _record(self, key: str, queue: str, language: str, seconds: int) -> None:
+        check_line(queue, language)
+        if seconds < 0:
+            raise ValueError(f"seconds must not be negative, got {seconds}")
+        with self._client.pipeline(transaction=True) as pipe:
+            pipe.lpush(key, seconds)
+            pipe.ltrim(key, 0, HISTORY_LENGTH - 1)
+            pipe.expire(key, HISTORY_TTL_SECONDS)
+            pipe.execute()
+
+
+def unique_agents(agent_ids: Sequence[str]) -> list[str]:
+    """The agent ids, checked, without repeats, in their first order."""
+    agents = list(dict.fromkeys(agent_ids))
+    for agent in agents:
+        check_agent(agent)
+    return agents
+
+
+def to_line_load(reply: object) -> LineLoad:
+    """A {waiting, available, busy, {waits}, {talks}} reply as a LineLoad."""
+    if not isinstance(reply, list) or len(reply) != 5:
+        raise RuntimeError(f"unexpected reply from a line load script: {reply!r}")
+    waiting, available, busy, waits, talks = reply
+    return LineLoad(
+        waiting=int(waiting),
+        agents_available=int(available),
+        agents_busy=int(busy),
+        recent_talk_seconds=tuple(int(text(t)) for t in talks),
+        recent_wait_seconds=tuple(int(text(w)) for w in waits),
+    )

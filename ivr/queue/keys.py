@@ -1,0 +1,69 @@
+"""Every Redis key name the queue uses, one function per key, all under `KEY_PREFIX`.
+
+The scripts build some of these names themselves (another caller's entry, an agent's hash) from the
+prefixes and suffixes below, which every script receives in its context arguments (see scripts.py).
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+KEY_PREFIX: Final = "ivr:"
+
+CALL_PREFIX: Final = f"{KEY_PREFIX}call:"
+"""Per-call keys are `CALL_PREFIX + call SID + suffix`."""
+ENTRY_SUFFIX: Final = ":entry"
+CONNECTION_SUFFIX: Final = ":agent"
+AGENT_PREFIX: Final = f"{KEY_PREFIX}agent:"
+
+HistoryKind = Literal["wait", "talk"]
+
+
+def queue_key(queue: str, language: str) -> str:
+    """ZSET of the calls waiting in `queue` for an agent speaking `language`, by priority and arrival."""
+    return f"{KEY_PREFIX}queue:{queue}:{language}"
+
+
+def entry_key(call_sid: str) -> str:
+    """HASH describing one waiting or assigned call; its TTL is a safety net past the deadline."""
+    return f"{CALL_PREFIX}{call_sid}{ENTRY_SUFFIX}"
+
+
+def connection_key(call_sid: str) -> str:
+    """STRING: the agent a call is talking to (from `connected` until the call ends); agent TTL."""
+    return f"{CALL_PREFIX}{call_sid}{CONNECTION_SUFFIX}"
+
+
+def deadlines_key() -> str:
+    """ZSET of waiting and assigned call SIDs scored by heartbeat deadline (ms since the epoch)."""
+    return f"{KEY_PREFIX}deadlines"
+
+
+def waiting_queues_key() -> str:
+    """SET of the queue keys that ever had callers (for the audit and admin)."""
+    return f"{KEY_PREFIX}queues"
+
+
+def agent_key(agent_id: str) -> str:
+    """HASH describing one agent (status, current call, lines); long TTL."""
+    return f"{AGENT_PREFIX}{agent_id}"
+
+
+def available_agents_key() -> str:
+    """ZSET of available agent ids, scored by idle-since ms (longest idle first)."""
+    return f"{KEY_PREFIX}agents:available"
+
+
+def failed_logins_key(agent_id: str) -> str:
+    """Counter of an agent's recent wrong PINs; expires with the lockout window."""
+    return f"{KEY_PREFIX}login-failures:{agent_id}"
+
+
+def stats_key(queue: str, language: str, kind: HistoryKind) -> str:
+    """LIST of recent wait or talk durations (seconds, newest first) of one line."""
+    return f"{KEY_PREFIX}stats:{queue}:{language}:{kind}"
+
+
+def epoch_key() -> str:
+    """STRING set once per Redis data set: missing means this Redis is new or lost its data."""
+    return f"{KEY_PREFIX}epoch"

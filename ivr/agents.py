@@ -12,12 +12,11 @@ from typing import Any
 from flask import Blueprint, Response, abort, jsonify, request
 from redis.exceptions import RedisError
 
-from ivr import services
 from ivr.agent_line import AgentAction, AgentLine, AgentStatus
 from ivr.flow import CallState
 from ivr.rules.schema import Agent, Rules
 from ivr.security import refuse_unsigned
-from ivr.tickets.changes import EventRecord, QueueEvent
+from ivr.services import services
 from ivr.twiml import render
 from ivr.webhooks import current_flow, parse_call, twiml
 
@@ -31,27 +30,16 @@ api_bp = Blueprint("agent_api", __name__, url_prefix="/api")
 line_bp.before_request(refuse_unsigned)
 
 
-def change_status(
-    agent_id: str, agent: Agent, rules: Rules, action: AgentAction, sid: str
-) -> AgentStatus:
-    """Log an agent in or out in the queue, log the event, and serve waiting callers."""
-    s = services()
-    if action == "login":
-        status = s.queue.agent_available(agent_id, rules.lines_of(agent))
-        event = QueueEvent.AGENTLOGIN
-    else:
-        status = s.queue.agent_offline(agent_id)
-        event = QueueEvent.AGENTLOGOFF
-    s.switchboard.log(sid, EventRecord(event, agent=agent_id, data={"status": status}))
-    if status == "available":
-        s.switchboard.dispatch()  # a waiting caller may be handed over at once
-    return status
+def change_status(agent_id: str, agent: Agent, rules: Rules, action: AgentAction) -> AgentStatus:
+    """Log an agent in or out (the switchboard logs the event and serves waiting callers)."""
+    lines = list(rules.lines_of(agent))
+    return services().switchboard.agent_status(agent_id, lines, login=action == "login")
 
 
 @line_bp.post("/voice")
 def agent_line() -> Response:
     """The agent line's Voice URL (a second Twilio number): extension, PIN, log in or out."""
-    call = parse_call()
+    parse_call(numbered=False)  # a valid CallSid, or 400; the agent line keeps no ticket
     flow = current_flow()
     line = AgentLine(flow)
     state = CallState.from_params(request.args)
@@ -69,7 +57,7 @@ def agent_line() -> Response:
     decision = result.decision
     if result.action and state.agent:
         agent = flow.rules.agents[state.agent]
-        new_status = change_status(state.agent, agent, flow.rules, result.action, call.sid)
+        new_status = change_status(state.agent, agent, flow.rules, result.action)
         decision = line.confirm(result.action, new_status)
     return twiml(render(decision, flow.prompts))
 
@@ -121,7 +109,7 @@ def agent_state(agent_id: str) -> Response:
 def agent_login(agent_id: str, action: AgentAction) -> Response:
     """Log in (ready for calls) or out; an agent on a call changes when the call ends."""
     agent, rules = _authenticated(agent_id)
-    change_status(agent_id, agent, rules, action, "")
+    change_status(agent_id, agent, rules, action)
     return jsonify(_describe(agent_id, agent, services().queue.agent_status(agent_id)))
 
 

@@ -1,4 +1,4 @@
-"""The `ivr` command: run the service, check a rules file, manage the database."""
+"""The `ivr` command: run the service and its ticket writer, check a rules file, manage the database."""
 
 from __future__ import annotations
 
@@ -43,24 +43,43 @@ def _upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def _schema_ready(settings: Settings, migrate: bool) -> str | None:
+    """Bring the schema to the code's (or check it); why the service must not start, if it must not."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from ivr.db import Database
+
+    database = Database(settings.database_url)
+    try:
+        if migrate:
+            database.upgrade()
+        return database.schema().problem()
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        return f"cannot reach the database to check its schema ({reason})"
+    finally:
+        database.dispose()
+
+
 def _serve(args: argparse.Namespace) -> int:
     if args.dev:
         os.environ["IVR_DEV_MODE"] = "1"
-    settings = Settings.from_env()
-    workers = args.workers
-    if settings.redis_url == EMBEDDED_REDIS and workers != 1:
-        print("REDIS_URL is not set: the embedded Redis works in one process only, using 1 worker")
-        workers = 1
     try:
+        settings = Settings.from_env()
         settings.validate()
-        if not args.no_migrate:
-            _upgrade(args)
+        problem = _schema_ready(settings, migrate=not args.no_migrate)
+        if problem:
+            raise ConfigError(problem)
         from ivr import create_app
 
         app = create_app(settings)
     except (ConfigError, RulesError) as exc:
         print(f"cannot start: {exc}", file=sys.stderr)
         return 1
+    workers = args.workers
+    if settings.redis_url == EMBEDDED_REDIS and workers != 1:
+        print("REDIS_URL is not set: the embedded Redis works in one process only, using 1 worker")
+        workers = 1
     if settings.redis_url == EMBEDDED_REDIS:
         print("Queue state is in-process (embedded Redis): run one process only, or set REDIS_URL.")
     _run_gunicorn(app, f"{args.host}:{args.port}", workers, args.threads)
@@ -70,6 +89,12 @@ def _serve(args: argparse.Namespace) -> int:
 def _run_gunicorn(app: Any, bind: str, workers: int, threads: int) -> None:
     from gunicorn.app.base import BaseApplication
 
+    def start_threads(worker: Any) -> None:
+        # In each worker, right after the fork: the writer and upkeep threads of this process.
+        from ivr.app import start_background
+
+        start_background(app)
+
     class Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
             self.cfg.set("bind", bind)
@@ -78,11 +103,53 @@ def _run_gunicorn(app: Any, bind: str, workers: int, threads: int) -> None:
             self.cfg.set("accesslog", "-")
             # Twilio gives up on a webhook after 15 s; never keep a worker longer than that.
             self.cfg.set("timeout", 20)
+            self.cfg.set("post_worker_init", start_threads)
 
         def load(self) -> Any:
             return app
 
     Server().run()
+
+
+def _worker(args: argparse.Namespace) -> int:
+    """`ivr worker`: write tickets from the journal (and keep the queues tidy) until stopped."""
+    import signal
+    import threading
+
+    from ivr.app import build_services
+    from ivr.clock import OffsetClock, SystemClock
+
+    try:
+        settings = Settings.from_env().with_overrides(writer="thread")
+        settings.validate()
+    except ConfigError as exc:
+        print(f"cannot start: {exc}", file=sys.stderr)
+        return 1
+    clock = OffsetClock(settings.clock_start) if settings.clock_start else SystemClock()
+    try:
+        s = build_services(settings, clock)
+    except RulesError as exc:
+        print(f"cannot start: {exc}", file=sys.stderr)
+        return 1
+    if args.drain:
+        from ivr.tickets.writer import StoreUnavailable
+
+        try:
+            written = s.writer.drain()
+        except StoreUnavailable as exc:
+            print(f"nothing written: {exc}", file=sys.stderr)
+            return 1
+        print(f"wrote {written} journal records")
+        return 0
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    assert s.background is not None
+    s.background.ensure_started()
+    logging.getLogger(__name__).info("ivr worker %s: writing tickets", s.writer.consumer)
+    stop.wait()
+    s.background.stop()
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,6 +176,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(run=_serve)
 
+    worker = commands.add_parser(
+        "worker", help="write tickets from the journal to the database (run one or more)"
+    )
+    worker.add_argument("--drain", action="store_true", help="write what is waiting now, then exit")
+    worker.set_defaults(run=_worker)
+
     from ivr.simulator.cli import add_parser as add_simulate
 
     add_simulate(commands)
@@ -124,6 +197,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # Alembic announces each of its plugins at INFO as it is imported: not news to an operator.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     result: int = args.run(args)
     return result

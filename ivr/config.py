@@ -7,13 +7,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ivr.clock import parse_instant
 
 DEFAULT_DATABASE_URL = "sqlite:///instance/ivr.sqlite3"
 EMBEDDED_REDIS = "embedded://"
 """`REDIS_URL` value (and default) for an in-process Redis substitute: one process only."""
+
+
+WriterMode = Literal["thread", "off", "inline"]
+WRITER_MODES: tuple[WriterMode, ...] = ("thread", "off", "inline")
+"""`IVR_WRITER`: "thread" writes tickets from a thread of each serving process (the default), "off"
+leaves it to `ivr worker` processes, "inline" writes after each request (tests and the simulator)."""
 
 
 class ConfigError(ValueError):
@@ -36,6 +42,10 @@ class Settings:
     clock_start: datetime | None = None
     dev_mode: bool = False
     rules_reload_seconds: float = 2.0
+    writer: WriterMode = "thread"
+    spool_dir: Path = Path("instance/journal")
+    background: bool = True
+    """Run the per-process threads (ticket writer, rules reload, spool and queue upkeep). Off for tests."""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -53,6 +63,11 @@ class Settings:
         base = env.get("PUBLIC_BASE_URL", "").strip().rstrip("/") or None
         if base and not base.startswith(("http://", "https://")):
             raise ConfigError(f"PUBLIC_BASE_URL must start with http:// or https://, got {base!r}")
+        writer = (env.get("IVR_WRITER") or "thread").strip().lower()
+        if writer not in WRITER_MODES:
+            raise ConfigError(
+                f"IVR_WRITER must be one of {', '.join(WRITER_MODES)}, got {writer!r}"
+            )
         return cls(
             database_url=env.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
             redis_url=env.get("REDIS_URL") or EMBEDDED_REDIS,
@@ -63,6 +78,8 @@ class Settings:
             public_base_url=base,
             clock_start=clock_start,
             dev_mode=_flag(env.get("IVR_DEV_MODE")),
+            writer=writer,
+            spool_dir=Path(env.get("IVR_SPOOL_DIR") or "instance/journal"),
         )
 
     def validate(self) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -18,6 +19,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import URL, DateTime, Engine, MetaData, create_engine, event, make_url, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -34,9 +36,22 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-# Without a bound, an unreachable PostgreSQL host can stall a request (or a health check) for as
-# long as the OS TCP timeout, and Twilio gives a webhook 15 s; a URL's own ?connect_timeout= wins.
-_PG_CONNECT_TIMEOUT_SECONDS = 3
+# Deadlines on everything PostgreSQL does for us (the writer, health checks, reference leases; no
+# webhook waits on it). A URL's own ?connect_timeout= wins; `options` are added to the URL's own.
+_PG_CONNECT_ARGS: dict[str, Any] = {
+    "connect_timeout": 2,  # libpq's smallest: an unreachable host answers no faster
+    # A peer that vanished without closing (a dead host, dropped packets) is noticed within ~20 s
+    # instead of the kernel's default two hours, so the pool does not keep handing out dead sockets.
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 3,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 10_000,  # ms: unacknowledged data for this long drops the connection
+}
+_PG_OPTIONS = (
+    "-c statement_timeout=10000 -c lock_timeout=5000 -c idle_in_transaction_session_timeout=60000"
+)
+_POOL_TIMEOUT_SECONDS = 3
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -80,6 +95,35 @@ def normalise_url(url: str | URL) -> URL:
     return parsed
 
 
+@dataclass(frozen=True)
+class SchemaState:
+    """The database's migration revision and the newest one the code ships."""
+
+    current: str | None
+    head: str | None
+
+    @property
+    def ready(self) -> bool:
+        return self.current == self.head
+
+    def problem(self) -> str | None:
+        """Why tickets cannot be written to this database, in words an operator can act on."""
+        if self.ready:
+            return None
+        where = f"at revision {self.current}" if self.current else "without any schema"
+        return f"the database is {where}, the code needs {self.head}: run `ivr db upgrade`"
+
+
+def insert_for(session: Session, table: Any) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT with the backend's ON CONFLICT clauses (PostgreSQL and SQLite both have them)."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"no upsert for the {dialect} backend")
+
+
 class Database:
     """An engine, a session factory and the schema migrations for one database URL."""
 
@@ -92,9 +136,18 @@ class Database:
             # Flask serves requests on worker threads; sessions never share a connection
             # between threads at the same time, the pool hands each its own.
             connect_args["check_same_thread"] = False
-        elif backend == "postgresql" and "connect_timeout" not in self.url.query:
-            connect_args["connect_timeout"] = _PG_CONNECT_TIMEOUT_SECONDS
-        self.engine: Engine = create_engine(self.url, pool_pre_ping=True, connect_args=connect_args)
+        elif backend == "postgresql":
+            connect_args.update(
+                {k: v for k, v in _PG_CONNECT_ARGS.items() if k not in self.url.query}
+            )
+            own = self.url.query.get("options", "")
+            connect_args["options"] = " ".join(filter(None, [own, _PG_OPTIONS]))  # type: ignore[list-item]
+        self.engine: Engine = create_engine(
+            self.url,
+            pool_pre_ping=True,
+            pool_timeout=_POOL_TIMEOUT_SECONDS,
+            connect_args=connect_args,
+        )
         if backend == "sqlite":
             event.listen(self.engine, "connect", _sqlite_on_connect)
             event.listen(self.engine, "begin", _sqlite_on_begin)
@@ -129,6 +182,10 @@ class Database:
         with self.engine.begin() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
+
+    def schema(self) -> SchemaState:
+        """Where the schema stands against the code's newest migration; raises when unreachable."""
+        return SchemaState(self.current_revision(), self.head_revision())
 
     def current_revision(self) -> str | None:
         """The Alembic revision the database is at, or None before the first migration."""

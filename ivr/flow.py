@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from ivr import hours
@@ -36,6 +36,9 @@ STEPS: tuple[Step, ...] = (
 )
 
 OPERATOR, REPEAT, BACK = "0", "*", "#"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_SINCE_MS = 10**13
+"""Arrival times in ms since the epoch stay below this (the queue's score needs it; year 2286)."""
 OFFER_VOICEMAIL, OFFER_CALLBACK = "1", "2"
 _PHONE = re.compile(r"^\+?[1-9]\d{6,15}$")
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -59,10 +62,13 @@ class CallState:
     """On a callback we placed: the CallSid of the original call, whose ticket and place this is."""
     stage: str | None = None
     """On the agent line: extension, pin or options."""
+    since: int | None = None
+    """From the queue on: when the caller joined it (ms since the epoch). Carried so that a caller
+    whom Redis lost (a restart without persistence) gets back their place in the order."""
 
     def to_params(self) -> dict[str, str]:
         params = {"step": self.step, "tries": str(self.tries)}
-        for name in ("language", "menu", "queue", "priority", "agent", "origin", "stage"):
+        for name in ("language", "menu", "queue", "priority", "agent", "origin", "stage", "since"):
             value = getattr(self, name)
             if value is not None:
                 params[name] = str(value)
@@ -83,11 +89,14 @@ class CallState:
         try:
             tries = int(params.get("tries") or 0)
             priority = int(params["priority"]) if params.get("priority") else None
+            since = int(params["since"]) if params.get("since") else None
         except ValueError:
             return None
         if not 0 <= tries <= 10_000 or not (priority is None or 0 <= priority <= 100):
             return None
-        return cls(step=step, tries=tries, priority=priority, **values)
+        if since is not None and not 0 <= since < MAX_SINCE_MS:
+            return None
+        return cls(step=step, tries=tries, priority=priority, since=since, **values)
 
 
 @dataclass(frozen=True)
@@ -166,6 +175,8 @@ class QueueRequest:
     queue: str
     language: str
     priority: int
+    since: int
+    """Arrival in the queue, ms since the epoch (kept if the caller already has a place)."""
 
 
 @dataclass(frozen=True)
@@ -312,19 +323,7 @@ class Flow:
 
     def parent_menu(self, menu_id: str) -> str | None:
         """The menu one step closer to the main menu (None for the main menu itself)."""
-        parents: dict[str, str] = {}
-        todo = [self.rules.main_menu]
-        while todo:
-            current = todo.pop(0)
-            for option in self.rules.menus[current].options.values():
-                if (
-                    option.menu
-                    and option.menu not in parents
-                    and option.menu != self.rules.main_menu
-                ):
-                    parents[option.menu] = current
-                    todo.append(option.menu)
-        return parents.get(menu_id)
+        return self.rules.parent_menu(menu_id)  # computed once per loaded version of the rules
 
     def _on_menu(self, state: CallState, digits: str | None, caller: Caller) -> Decision:
         language = state.language
@@ -410,14 +409,15 @@ class Flow:
                 (self._closed_gather(closed, status.next_open, first=True),),
                 replace(change, outcome=Outcome.CLOSED_HOURS),
             )
-        hold = CallState("hold", language, menu_id, queue_id, priority)
+        since = epoch_ms(self.now)
+        hold = CallState("hold", language, menu_id, queue_id, priority, since=since)
         enter = EventRecord(
             QueueEvent.ENTERQUEUE, queue_id, language, data={"priority": str(priority)}
         )
         return Decision(
             (self.say("please_hold", language), GoTo(hold)),
             replace(change, queued=True, outcome=Outcome.QUEUED, events=(enter,)),
-            QueueRequest(queue_id, language, priority),
+            QueueRequest(queue_id, language, priority, since),
         )
 
     def hold(self, state: CallState, info: HoldInfo) -> Decision:
@@ -758,6 +758,11 @@ class _Blank(dict[str, str]):
 
     def __missing__(self, key: str) -> str:
         return ""
+
+
+def epoch_ms(instant: datetime) -> int:
+    """Milliseconds since the Unix epoch of an aware instant."""
+    return (instant - _EPOCH) // timedelta(milliseconds=1)
 
 
 def _clean(digits: str | None) -> str | None:

@@ -12,6 +12,8 @@ import logging
 from flask import Request, Response, request
 from twilio.request_validator import RequestValidator
 
+from ivr.services import services
+
 SIGNATURE_HEADER = "X-Twilio-Signature"
 log = logging.getLogger(__name__)
 
@@ -39,8 +41,6 @@ def is_signed(incoming: Request, auth_token: str, base_url: str | None) -> bool:
 
 def refuse_unsigned() -> Response | None:
     """A `before_request` hook: 403 for requests not signed by Twilio; in development mode, a warning."""
-    from ivr import services  # the app's services, not imported at module level to avoid a cycle
-
     settings = services().settings
     if not settings.twilio_auth_token:
         log.warning("IVR_DEV_MODE: accepted %s without checking its signature", request.path)

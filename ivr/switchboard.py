@@ -1,7 +1,10 @@
-"""The steps of a call that touch the queue (Redis), the tickets (SQL) and Twilio's REST API together.
+"""Applies what the call flow decided: the ticket journal, the hold queue (Redis) and Twilio's REST API.
 
-The views call these; each step is best effort where a failure must not cost the caller their call
-(a Redis or database hiccup is logged and the hold loop tries again next round).
+The one place a decision takes effect (views are parse -> flow -> `apply` -> render; the agent line and
+the agent API use it too). Nothing here waits on the database: ticket facts go to the journal
+(`ivr.journal`), which a writer takes to the database later. A Redis failure is logged and the call goes
+on: the journal falls back to a local spool, and a caller on hold keeps their place in the URL state
+until the next round finds Redis again.
 """
 
 from __future__ import annotations
@@ -12,31 +15,167 @@ from datetime import datetime
 from urllib.parse import urlencode
 
 from redis.exceptions import RedisError
-from sqlalchemy.exc import SQLAlchemyError
 
 from ivr.clock import Clock
-from ivr.db import Database
-from ivr.flow import CallState, HoldInfo
-from ivr.queue import Assignment, CallQueue, HangUp
+from ivr.flow import CallState, Decision, HoldInfo, epoch_ms
+from ivr.journal import Journal
+from ivr.queue import AgentStatus, Assignment, CallQueue, HangUp
 from ivr.rules.schema import Rules
 from ivr.telephony import Telephony
-from ivr.tickets import events as ticket_events
-from ivr.tickets import service as tickets
 from ivr.tickets.changes import EventRecord, Outcome, QueueEvent, TicketChange
+from ivr.tickets.records import NO_CALL, CallEnd, JournalRecord, record_id
 from ivr.twiml import state_url
 from ivr.waits import estimate_wait
 
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Call:
+    """The fields every Twilio voice webhook carries, and the ticket it belongs to."""
+
+    sid: str
+    number: str | None
+    called: str | None
+    token: str | None
+    """Twilio's `I-Twilio-Idempotency-Token`: the same for every retry of one webhook."""
+    ticket_sid: str = ""
+    """Whose ticket and place this is: a callback we placed carries the original call's sid."""
+    reference: str | None = None
+    """The ticket reference: carried in the webhook URLs, or given out by this request."""
+    new_reference: bool = False
+    """The reference was given out by this request and must be journaled."""
+
+    @property
+    def owner(self) -> str:
+        return self.ticket_sid or self.sid
+
+    def carry(self) -> dict[str, str]:
+        """What every webhook URL of this call carries (see `twiml.render`)."""
+        return {"ref": self.reference} if self.reference else {}
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One round of holding: the agent whose turn it is, or where the caller stands."""
+
+    agent: str | None
+    info: HoldInfo
+
+
 @dataclass
 class Switchboard:
     queue: CallQueue
-    db: Database
+    journal: Journal
     telephony: Telephony
     clock: Clock
 
-    # --- connecting callers and agents ---------------------------------------------------------
+    # --- decisions ----------------------------------------------------------------------------
+
+    def apply(self, call: Call, decision: Decision, *, always: bool = False) -> None:
+        """Journal what the decision records, move the caller in the queue, serve waiting callers.
+
+        A record is journaled when the decision changes the ticket, when this request gave out the
+        ticket reference, or `always` (the first webhook of a call, which creates its ticket).
+        """
+        sid = call.owner
+        if always or call.new_reference or not decision.ticket.is_empty():
+            self._journal(call, decision.ticket)
+        try:
+            if decision.leave:
+                self.queue.leave(sid)
+            if decision.join:
+                join = decision.join
+                self.queue.join(
+                    sid, join.queue, join.language, join.priority, enqueued_ms=join.since
+                )
+            if decision.callback_number:
+                self.queue.request_callback(
+                    sid,
+                    decision.callback_number,
+                    our_number=call.called,
+                    reference=call.reference,
+                )
+        except RedisError:
+            log.exception("queue change for %s failed; the hold loop will retry", sid)
+        if decision.join or decision.callback_number:
+            self.dispatch()  # an agent may be free for this caller right now
+
+    def end(self, call: Call, status: str, duration: int | None) -> None:
+        """The call ended (Twilio's final status callback): leave the queue, close the ticket."""
+        sid = call.owner
+        events: list[EventRecord] = []
+        if sid != call.sid and status != "completed":
+            # The callback we placed was not answered: the agent waiting for it is freed below.
+            events.append(EventRecord(QueueEvent.CALLBACKDIAL, data={"result": status}))
+        gone = self._hang_up(sid)
+        if gone is not None and gone.left is not None:
+            place = gone.left
+            events.append(
+                EventRecord(
+                    QueueEvent.ABANDON,
+                    place.queue,
+                    place.language,
+                    position=place.position,
+                    wait_seconds=self._seconds_since(place.enqueued_at),
+                )
+            )
+        record = JournalRecord(
+            id=record_id(call.token, f"end:{sid}"),
+            call_sid=sid,
+            at=self.clock.now(),
+            reference=call.reference,
+            caller=call.number if sid == call.sid else None,
+            called=call.called if sid == call.sid else None,
+            change=TicketChange(events=tuple(events)),
+            end=CallEnd(status, duration),
+        )
+        self.journal.append(record)
+
+    # --- holding and connecting ----------------------------------------------------------------
+
+    def hold_round(self, call: Call, state: CallState, rules: Rules) -> Turn:
+        """One round of holding in one Redis round trip: whose turn it is, and where the caller stands.
+
+        Rejoins a caller whom Redis lost (with the arrival time and priority the URL carries) and
+        hands waiting callers to free agents on the way (writes; see `CallQueue.hold_round`)."""
+        assert state.queue is not None and state.language is not None
+        queue = rules.queues[state.queue]
+        priority = state.priority if state.priority is not None else queue.priority
+        since = state.since if state.since is not None else epoch_ms(self.clock.now())
+        agents = rules.agents_serving(state.queue, state.language)
+        try:
+            round_ = self.queue.hold_round(
+                call.owner, state.queue, state.language, priority, since, agents
+            )
+        except RedisError:
+            log.exception("queue unavailable while %s holds", call.owner)
+            return Turn(None, HoldInfo(position=None, can_call_back=False))
+        for assignment in round_.dispatched:
+            if assignment.call_sid != call.owner:
+                self._deliver(assignment)
+        if round_.assignment is not None:
+            return Turn(round_.assignment.agent, HoldInfo(position=0))
+        place, load = round_.place, round_.load
+        if place is None:
+            return Turn(None, HoldInfo(position=None, can_call_back=False))
+        estimate = estimate_wait(
+            place.position,
+            load.agents_available,
+            load.agents_busy,
+            load.recent_talk_seconds,
+            queue.default_handle_time,
+        )
+        return Turn(
+            None,
+            HoldInfo(
+                position=place.position,
+                waited_seconds=self._seconds_since(place.enqueued_at),
+                estimated_wait=estimate,
+                agents_logged_in=load.agents_available + load.agents_busy,
+                can_call_back=self.telephony.enabled,
+            ),
+        )
 
     def dispatch(self) -> list[Assignment]:
         """Hand waiting callers to free agents and move each to their agent (atomic in Redis)."""
@@ -50,18 +189,25 @@ class Switchboard:
         return assignments
 
     def _deliver(self, assignment: Assignment) -> None:
-        hold = CallState("hold", assignment.language, None, assignment.queue, assignment.priority)
+        hold = CallState(
+            "hold",
+            assignment.language,
+            None,
+            assignment.queue,
+            assignment.priority,
+            since=epoch_ms(assignment.enqueued_at),
+        )
+        carry = {"ref": assignment.reference} if assignment.reference else {}
         if assignment.callback_number is None:
             # Without REST credentials the caller's next hold round finds the assignment instead.
-            self.telephony.redirect(assignment.call_sid, state_url(hold))
+            self.telephony.redirect(assignment.call_sid, state_url(hold, carry))
             return
-        our_number = self._number_called(assignment.call_sid)
         sid = None
-        if our_number:
+        if assignment.our_number:
             sid = self.telephony.call(
                 assignment.callback_number,
-                our_number,
-                state_url(replace(hold, origin=assignment.call_sid)),
+                assignment.our_number,
+                state_url(replace(hold, origin=assignment.call_sid), carry),
                 "/voice/status?" + urlencode({"origin": assignment.call_sid}),
             )
         record = EventRecord(
@@ -75,63 +221,15 @@ class Switchboard:
         if sid is None:
             # The callback cannot be placed: free the agent; the ticket keeps the request and the
             # number, for a person to call back by hand.
-            self.hang_up(assignment.call_sid)
+            self._hang_up(assignment.call_sid)
 
-    def _number_called(self, call_sid: str) -> str | None:
-        try:
-            with self.db.session() as session:
-                ticket = tickets.get_ticket(session, call_sid)
-                return ticket.called if ticket else None
-        except SQLAlchemyError:
-            log.exception("cannot read the ticket of %s", call_sid)
-            return None
-
-    def assignment(self, call_sid: str) -> Assignment | None:
-        """The agent this caller has been handed to, if any."""
-        try:
-            return self.queue.assignment(call_sid)
-        except RedisError:
-            log.exception("cannot read the assignment of %s", call_sid)
-            return None
-
-    def hold_info(self, call_sid: str, state: CallState, rules: Rules) -> HoldInfo:
-        """Where a holding caller stands, rejoining the queue if Redis lost them."""
-        assert state.queue is not None and state.language is not None
-        queue = rules.queues[state.queue]
-        can_call_back = self.telephony.enabled
-        try:
-            place = self.queue.place(call_sid)
-            if place is None:
-                priority = state.priority if state.priority is not None else queue.priority
-                place = self.queue.join(call_sid, state.queue, state.language, priority)
-            self.queue.heartbeat(call_sid)
-            agents = rules.agents_serving(state.queue, state.language)
-            load = self.queue.line_load(state.queue, state.language, agents)
-        except RedisError:
-            log.exception("queue unavailable while %s holds", call_sid)
-            return HoldInfo(position=None, can_call_back=False)
-        waited = self._seconds_since(place.enqueued_at)
-        estimate = estimate_wait(
-            place.position,
-            load.agents_available,
-            load.agents_busy,
-            load.recent_talk_seconds,
-            queue.default_handle_time,
-        )
-        return HoldInfo(
-            position=place.position,
-            waited_seconds=waited,
-            estimated_wait=estimate,
-            agents_logged_in=load.agents_available + load.agents_busy,
-            can_call_back=can_call_back,
-        )
-
-    def answered(self, call_sid: str) -> Assignment | None:
+    def answered(self, call: Call) -> Assignment | None:
         """The agent picked up: the caller leaves the queue; record the wait."""
+        sid = call.owner
         try:
-            assignment = self.queue.connected(call_sid)
+            assignment = self.queue.connected(sid)
         except RedisError:
-            log.exception("cannot mark %s connected", call_sid)
+            log.exception("cannot mark %s connected", sid)
             return None
         if assignment is None:
             return None
@@ -139,7 +237,7 @@ class Switchboard:
         try:
             self.queue.record_answered(assignment.queue, assignment.language, wait)
         except RedisError:
-            log.exception("cannot record the wait of %s", call_sid)
+            log.exception("cannot record the wait of %s", sid)
         record = EventRecord(
             QueueEvent.CONNECT,
             assignment.queue,
@@ -147,19 +245,17 @@ class Switchboard:
             agent=assignment.agent,
             wait_seconds=wait,
         )
-        self.record(
-            call_sid,
-            TicketChange(outcome=Outcome.ANSWERED, agent=assignment.agent, events=(record,)),
-        )
+        change = TicketChange(outcome=Outcome.ANSWERED, agent=assignment.agent, events=(record,))
+        self._journal(call, change, purpose="answered")
         return assignment
 
     def conversation_ended(
-        self, call_sid: str, agent: str, state: CallState, talk_seconds: int, by_caller: bool
+        self, call: Call, agent: str, state: CallState, talk_seconds: int, by_caller: bool
     ) -> None:
         """The agent is free again; remember how long the conversation took."""
         assert state.queue is not None and state.language is not None
         try:
-            self.queue.finish_call(agent, call_sid)
+            self.queue.finish_call(agent, call.owner)
             self.queue.record_talk(state.queue, state.language, talk_seconds)
         except RedisError:
             log.exception("cannot free agent %s", agent)
@@ -167,67 +263,71 @@ class Switchboard:
         record = EventRecord(
             event, state.queue, state.language, agent=agent, talk_seconds=talk_seconds
         )
-        self.log(call_sid, record)
+        self._journal(call, TicketChange(events=(record,)), purpose="conversation")
         self.dispatch()
 
-    def not_answered(self, call_sid: str, agent: str, state: CallState) -> None:
+    def not_answered(self, call: Call, agent: str, state: CallState) -> None:
         """The agent did not pick up: the caller goes back to the front of the line."""
         try:
-            self.queue.return_to_queue(call_sid)
+            self.queue.return_to_queue(call.owner)
         except RedisError:
-            log.exception("cannot requeue %s; the next hold round rejoins it", call_sid)
+            log.exception("cannot requeue %s; the next hold round rejoins it", call.owner)
         record = EventRecord(QueueEvent.RINGNOANSWER, state.queue, state.language, agent=agent)
-        self.record(call_sid, TicketChange(outcome=Outcome.QUEUED, events=(record,)))
+        self._journal(
+            call, TicketChange(outcome=Outcome.QUEUED, events=(record,)), purpose="no-answer"
+        )
         self.dispatch()
 
-    def hang_up(self, call_sid: str) -> HangUp | None:
-        """The caller's call ended: leave the queue (unless a callback keeps the place)."""
+    def _hang_up(self, call_sid: str) -> HangUp | None:
         try:
             result = self.queue.hang_up(call_sid)
         except RedisError:
             log.exception("cannot take %s out of the queue; its heartbeat will expire", call_sid)
             return None
-        if result.left is not None:
-            place = result.left
-            waited = self._seconds_since(place.enqueued_at)
-            record = EventRecord(
-                QueueEvent.ABANDON,
-                place.queue,
-                place.language,
-                position=place.position,
-                wait_seconds=waited,
-            )
-            self.log(call_sid, record)
-        if result.freed_agent is not None:
+        if result.freed_agent is not None or result.released_agent is not None:
             self.dispatch()
         return result
 
-    def agent_done_with(self, agent: str, call_sid: str) -> None:
-        """Free an agent still marked busy with a call that has ended (a missed Dial action)."""
-        try:
-            if self.queue.agent_call(agent) == call_sid:
-                self.queue.finish_call(agent, call_sid)
-                self.dispatch()
-        except RedisError:
-            log.exception("cannot free agent %s", agent)
+    # --- agents ---------------------------------------------------------------------------------
+
+    def agent_status(self, agent_id: str, lines: list[tuple[str, str]], login: bool) -> AgentStatus:
+        """Log an agent in (to serve `lines`) or out; log the event; serve waiting callers."""
+        if login:
+            status = self.queue.agent_available(agent_id, lines)
+            event = QueueEvent.AGENTLOGIN
+        else:
+            status = self.queue.agent_offline(agent_id)
+            event = QueueEvent.AGENTLOGOFF
+        self.log(NO_CALL, EventRecord(event, agent=agent_id, data={"status": status}))
+        if status == "available":
+            self.dispatch()  # a waiting caller may be handed over at once
+        return status
+
+    # --- the journal ----------------------------------------------------------------------------
+
+    def log(self, call_sid: str, *records: EventRecord) -> None:
+        """Journal queue events that come without a ticket change."""
+        self.journal.append(
+            JournalRecord(
+                id=record_id(None, "events"),
+                call_sid=call_sid,
+                at=self.clock.now(),
+                change=TicketChange(events=records),
+            )
+        )
+
+    def _journal(self, call: Call, change: TicketChange, purpose: str = "decision") -> None:
+        record = JournalRecord(
+            id=record_id(call.token, f"{purpose}:{call.owner}"),
+            call_sid=call.owner,
+            at=self.clock.now(),
+            reference=call.reference,
+            # A callback we placed is not the caller's own call: its From is our number.
+            caller=call.number if call.owner == call.sid else None,
+            called=call.called if call.owner == call.sid else None,
+            change=change,
+        )
+        self.journal.append(record)
 
     def _seconds_since(self, instant: datetime) -> int:
         return max(0, round((self.clock.now() - instant).total_seconds()))
-
-    # --- tickets ------------------------------------------------------------------------------
-
-    def record(self, call_sid: str, change: TicketChange, token: str | None = None) -> None:
-        """Apply a change to the call's ticket; a database failure is logged, not raised."""
-        try:
-            with self.db.session() as session:
-                tickets.apply_change(session, call_sid, change, now=self.clock.now(), token=token)
-        except SQLAlchemyError:
-            log.exception("could not update the ticket of %s", call_sid)
-
-    def log(self, call_sid: str, *records: EventRecord) -> None:
-        """Log queue events (no ticket change); a database failure is logged, not raised."""
-        try:
-            with self.db.session() as session:
-                ticket_events.log_events(session, call_sid, records, now=self.clock.now())
-        except SQLAlchemyError:
-            log.exception("could not log %s for %s", [r.event for r in records], call_sid)

@@ -1,11 +1,14 @@
 """Render flow decisions as TwiML with the `twilio` library.
 
 Webhook URLs in the TwiML are relative (`/voice/input?...`): Twilio resolves them against the URL it
-just requested, so they stay right behind any proxy or public host name.
+just requested, so they stay right behind any proxy or public host name. Besides the flow's own state,
+every URL carries the call's context (`carry`: the ticket reference), so that later webhooks know it
+without asking a store.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from urllib.parse import urlencode
 
 from twilio.twiml.voice_response import Gather as TwiGather
@@ -40,9 +43,9 @@ STEP_PATHS = {
 }
 
 
-def state_url(state: CallState) -> str:
-    """The webhook that continues the call at `state`."""
-    return f"{STEP_PATHS[state.step]}?{urlencode(state.to_params())}"
+def state_url(state: CallState, carry: Mapping[str, str] | None = None) -> str:
+    """The webhook that continues the call at `state`, carrying the call's context."""
+    return f"{STEP_PATHS[state.step]}?{urlencode({**state.to_params(), **(carry or {})})}"
 
 
 def audio_url(language: str, file_name: str) -> str:
@@ -62,9 +65,11 @@ def _speak(parent: VoiceResponse | TwiGather, item: Speech, prompts: Prompts) ->
         parent.play(item.url)
 
 
-def _render_action(response: VoiceResponse, action: Action, prompts: Prompts) -> None:
+def _render_action(
+    response: VoiceResponse, action: Action, prompts: Prompts, carry: Mapping[str, str]
+) -> None:
     if isinstance(action, FlowGather):
-        url = state_url(action.then)
+        url = state_url(action.then, carry)
         if action.several_digits:
             keys: dict[str, object] = {"finish_on_key": "#"}
         else:
@@ -77,10 +82,10 @@ def _render_action(response: VoiceResponse, action: Action, prompts: Prompts) ->
         # A Gather that hears nothing falls through to the next verb: tell the flow about the silence.
         response.redirect(url, method="POST")
     elif isinstance(action, GoTo):
-        response.redirect(state_url(action.state), method="POST")
+        response.redirect(state_url(action.state, carry), method="POST")
     elif isinstance(action, Record):
         response.record(
-            action=state_url(action.then),
+            action=state_url(action.then, carry),
             method="POST",
             max_length=action.max_seconds,
             finish_on_key="#",
@@ -92,12 +97,12 @@ def _render_action(response: VoiceResponse, action: Action, prompts: Prompts) ->
         response.hangup()
     elif isinstance(action, Dial):
         dial = response.dial(
-            action=state_url(action.then),
+            action=state_url(action.then, carry),
             method="POST",
             timeout=action.timeout,
             answer_on_bridge=True,  # the caller hears hold music, not ringing, until the agent answers
         )
-        whisper = state_url(action.whisper)
+        whisper = state_url(action.whisper, carry)
         if action.phone:
             dial.number(action.phone, url=whisper, method="POST")
         elif action.client:
@@ -106,9 +111,9 @@ def _render_action(response: VoiceResponse, action: Action, prompts: Prompts) ->
         _speak(response, action, prompts)
 
 
-def render(decision: Decision, prompts: Prompts) -> str:
-    """The TwiML document for a decision."""
+def render(decision: Decision, prompts: Prompts, carry: Mapping[str, str] | None = None) -> str:
+    """The TwiML document for a decision; `carry` goes into every webhook URL in it."""
     response = VoiceResponse()
     for action in decision.actions:
-        _render_action(response, action, prompts)
+        _render_action(response, action, prompts, carry or {})
     return str(response)

@@ -1,45 +1,34 @@
-"""Twilio's voice webhooks: authenticate, parse, ask the flow, record, render. Nothing else.
+"""Twilio's voice webhooks: authenticate, parse, ask the flow, apply, render. Nothing else.
 
-A caller is never dropped because something on our side failed: if the database is down the call goes
-on and the ticket is written by the next webhook that can (or by the status callback); if Redis is down
-the hold loop keeps retrying to queue the caller; anything unexpected gets an apology and the operator
-queue instead of an HTTP 500.
+No webhook waits on the database: what a call's ticket should record goes to the journal, which a writer
+takes to the database (`ivr.tickets.writer`), so a database outage costs callers nothing. If Redis is
+down, the journal falls back to a local spool and a caller on hold keeps their place in the URL state;
+anything unexpected gets an apology and the operator queue instead of an HTTP 500.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import replace
 
 from flask import Blueprint, Response, abort, request, send_from_directory
-from redis.exceptions import RedisError
-from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
-from ivr import services
 from ivr.flow import Caller, CallState, Decision, Flow
 from ivr.security import refuse_unsigned
-from ivr.tickets import service as tickets
-from ivr.tickets.changes import FINAL_STATUSES, EventRecord, QueueEvent
+from ivr.services import services
+from ivr.switchboard import Call
+from ivr.tickets.changes import FINAL_STATUSES
 from ivr.twiml import render
 
 log = logging.getLogger(__name__)
 bp = Blueprint("voice", __name__, url_prefix="/voice")
 
 SID = re.compile(r"^[A-Za-z0-9]{2,64}$")
+REFERENCE = re.compile(r"^[1-9][0-9]{6,11}$")
 _AUDIO_FILE = re.compile(r"^[a-z][a-z0-9_]*\.(mp3|wav)$")
 IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"
-
-
-@dataclass(frozen=True)
-class Call:
-    """The fields every Twilio voice webhook carries."""
-
-    sid: str
-    number: str | None
-    called: str | None
-    token: str | None
 
 
 @bp.before_request
@@ -56,17 +45,36 @@ def apologise(error: Exception) -> Response:
     log.exception("webhook %s failed; sending the caller to the operator queue", request.path)
     state = CallState.from_params(request.args)
     flow = current_flow()
-    return twiml(render(flow.apology(state.language if state else None), flow.prompts))
+    carry = {"ref": request.args["ref"]} if REFERENCE.match(request.args.get("ref", "")) else {}
+    return twiml(render(flow.apology(state.language if state else None), flow.prompts, carry))
 
 
-def parse_call() -> Call:
-    """The call's fields, or a 400 when Twilio's `CallSid` is missing or malformed."""
+def parse_call(state: CallState | None = None, *, numbered: bool = True) -> Call:
+    """The call's fields and ticket, or a 400 when Twilio's `CallSid` is missing or malformed.
+
+    The ticket reference comes from the URL. With `numbered` (webhooks that answer the caller), a
+    call without one (its first webhook, or one this service has not seen) is given one here, from
+    the numbers this process holds: it is in every URL of the answer from then on."""
     sid = request.form.get("CallSid", "")
     if not SID.match(sid):
         abort(400, description="missing or malformed CallSid")
     number = request.form.get("From", "").strip()[:32] or None
     called = request.form.get("To", "").strip()[:32] or None
-    return Call(sid, number, called, request.headers.get(IDEMPOTENCY_HEADER) or None)
+    token = request.headers.get(IDEMPOTENCY_HEADER) or None
+    reference: str | None = request.args.get("ref", "")
+    given = REFERENCE.match(reference or "") is not None
+    if not given:
+        reference = services().references.take() if numbered else None
+    owner = state.origin if state and state.origin else sid
+    return Call(
+        sid,
+        number,
+        called,
+        token,
+        ticket_sid=owner,
+        reference=reference,
+        new_reference=reference is not None and not given,
+    )
 
 
 def twiml(body: str) -> Response:
@@ -77,112 +85,80 @@ def current_flow() -> Flow:
     return Flow(services().rules.get(), services().clock.now())
 
 
-def _ticket_sid(call: Call, state: CallState | None) -> str:
-    """Whose ticket and place this is: a callback we placed carries the original call's sid."""
-    return state.origin if state and state.origin else call.sid
+def _respond(call: Call, decision: Decision, flow: Flow, *, always: bool = False) -> Response:
+    """Apply what the flow decided, answer with TwiML."""
+    services().switchboard.apply(call, decision, always=always)
+    return twiml(render(decision, flow.prompts, call.carry()))
 
 
-def _reference(call: Call, sid: str | None = None) -> str:
-    """The call's ticket reference, creating the ticket if this is the first we hear of the call."""
-    s = services()
-    try:
-        with s.db.session() as session:
-            ticket = tickets.ensure_ticket(
-                session, sid or call.sid, caller=call.number, called=call.called, now=s.clock.now()
-            )
-            return ticket.reference
-    except SQLAlchemyError:
-        log.exception("could not write the ticket of %s; the call goes on", call.sid)
-        return ""
-
-
-def _respond(call: Call, decision: Decision, flow: Flow, sid: str | None = None) -> Response:
-    """Record what the flow decided, move the caller in the queue, answer with TwiML."""
-    s = services()
-    sid = sid or call.sid
-    if not decision.ticket.is_empty():
-        s.switchboard.record(sid, decision.ticket, call.token)
-    try:
-        if decision.leave:
-            s.queue.leave(sid)
-        if decision.join:
-            join = decision.join
-            s.queue.join(sid, join.queue, join.language, join.priority)
-        if decision.callback_number:
-            s.queue.request_callback(sid, decision.callback_number)
-    except RedisError:
-        log.exception("queue change for %s failed; the hold loop will retry", sid)
-    if decision.join or decision.callback_number:
-        s.switchboard.dispatch()  # an agent may be free for this caller right now
-    return twiml(render(decision, flow.prompts))
+def _caller(call: Call) -> Caller:
+    return Caller(call.number, call.reference or "")
 
 
 @bp.post("/incoming")
 def incoming() -> Response:
     """The number's Voice URL: a new call."""
     call = parse_call()
-    reference = _reference(call)
     flow = current_flow()
-    return _respond(call, flow.answer(Caller(call.number, reference)), flow)
+    return _respond(call, flow.answer(_caller(call)), flow, always=True)
 
 
 @bp.post("/input")
 def keypress() -> Response:
     """A key (or silence) in a menu, the after-hours offer or the satisfaction survey."""
-    call = parse_call()
     state = CallState.from_params(request.args)
-    sid = _ticket_sid(call, state)
-    caller = Caller(call.number, _reference(call, sid))
+    call = parse_call(state)
     flow = current_flow()
-    return _respond(call, flow.on_input(state, request.form.get("Digits"), caller), flow, sid)
+    return _respond(call, flow.on_input(state, request.form.get("Digits"), _caller(call)), flow)
 
 
 @bp.post("/hold")
 def hold() -> Response:
     """One round of holding (or a key pressed during it); connects the caller when it is their turn."""
-    call = parse_call()
     flow = current_flow()
     state = CallState.from_params(request.args)
+    call = parse_call(state)
     if state is None or state.step != "hold" or state.queue not in flow.rules.queues:
-        return _respond(call, flow.on_input(state, None, Caller(call.number, "")), flow)
-    sid = _ticket_sid(call, state)
+        return _respond(call, flow.on_input(state, None, _caller(call)), flow)
+    if state.language not in flow.rules.language_codes:
+        return _respond(call, flow.on_input(state, None, _caller(call)), flow)
     board = services().switchboard
-    board.dispatch()
-    assignment = board.assignment(sid)
-    if assignment is not None and assignment.agent in flow.rules.agents:
-        return _respond(call, flow.connect(state, assignment.agent), flow, sid)
-    if assignment is not None:  # the agent was removed from the rules meanwhile
-        board.not_answered(sid, assignment.agent, state)
-    info = board.hold_info(sid, state, flow.rules)
+    turn = board.hold_round(call, state, flow.rules)
+    if turn.agent is not None and turn.agent in flow.rules.agents:
+        return _respond(call, flow.connect(state, turn.agent), flow)
+    if turn.agent is not None:  # the agent was removed from the rules meanwhile
+        board.not_answered(call, turn.agent, state)
+        turn = board.hold_round(call, state, flow.rules)
     digits = request.form.get("Digits")
     if digits is None:
-        return _respond(call, flow.hold(state, info), flow, sid)
-    caller = Caller(call.number, _reference(call, sid))
-    return _respond(call, flow.on_hold_key(state, digits, info, caller), flow, sid)
+        return _respond(call, flow.hold(state, turn.info), flow)
+    return _respond(call, flow.on_hold_key(state, digits, turn.info, _caller(call)), flow)
 
 
 @bp.post("/whisper")
 def whisper() -> Response:
     """The agent answered: the caller leaves the queue, the agent hears who is calling."""
-    call = parse_call()  # the agent's leg
     flow = current_flow()
     state = CallState.from_params(request.args)
+    call = parse_call(state, numbered=False)  # the agent's leg
     parent = request.form.get("ParentCallSid", "")
-    sid = (state.origin if state else None) or (parent if SID.match(parent) else call.sid)
-    if state is None or services().switchboard.answered(sid) is None:
+    if not (state and state.origin) and SID.match(parent):
+        call = replace(call, ticket_sid=parent)
+    if state is None or services().switchboard.answered(call) is None:
         return twiml("<Response><Hangup/></Response>")  # the caller is gone: nobody to put through
-    return twiml(render(flow.whisper(state, _reference(call, sid)), flow.prompts))
+    return twiml(render(flow.whisper(state, call.reference or ""), flow.prompts))
 
 
 @bp.post("/agent")
 def agent_done() -> Response:
     """The `<Dial>` to the agent ended: free the agent, then the survey or back in line."""
-    call = parse_call()
     flow = current_flow()
     state = CallState.from_params(request.args)
+    call = parse_call(state)
     if state is None or state.step != "agent" or state.agent is None or state.queue is None:
-        return _respond(call, flow.on_input(state, None, Caller(call.number, "")), flow)
-    sid = _ticket_sid(call, state)
+        return _respond(call, flow.on_input(state, None, _caller(call)), flow)
+    if state.language not in flow.rules.language_codes:
+        return _respond(call, flow.on_input(state, None, _caller(call)), flow)
     board = services().switchboard
     answered = request.form.get("DialCallStatus") == "completed"
     if answered:
@@ -191,66 +167,50 @@ def agent_done() -> Response:
         except ValueError:
             talk = 0
         by_caller = request.form.get("CallStatus") == "completed"
-        board.conversation_ended(sid, state.agent, state, talk, by_caller)
+        board.conversation_ended(call, state.agent, state, talk, by_caller)
     else:
-        board.not_answered(sid, state.agent, state)
-    return _respond(call, flow.after_agent(state, answered), flow, sid)
+        board.not_answered(call, state.agent, state)
+    return _respond(call, flow.after_agent(state, answered), flow)
 
 
 @bp.post("/recording")
 def recording() -> Response:
     """A voicemail finished recording."""
-    call = parse_call()
     state = CallState.from_params(request.args)
-    sid = _ticket_sid(call, state)
-    caller = Caller(call.number, _reference(call, sid))
+    call = parse_call(state)
     flow = current_flow()
     if state is None or state.step != "voicemail" or state.language is None:
-        return _respond(call, flow.on_input(state, None, caller), flow, sid)
+        return _respond(call, flow.on_input(state, None, _caller(call)), flow)
     url = request.form.get("RecordingUrl", "").strip()[:500] or None
     try:
         seconds = int(request.form.get("RecordingDuration", "0"))
     except ValueError:
         seconds = 0
-    return _respond(call, flow.recorded(state, url, seconds, caller), flow, sid)
+    return _respond(call, flow.recorded(state, url, seconds, _caller(call)), flow)
 
 
 @bp.post("/status")
 def status() -> Response:
-    """Status callback: when a call ends, free its place (or keep it for a callback) and its agent."""
-    call = parse_call()
-    call_status = request.form.get("CallStatus", "").strip().lower()
+    """Status callback: the call ended; free its place (or keep it for a callback) and its agent.
+
+    Always accepted (204): Twilio does not retry a status callback, so what it carries goes to the
+    journal whatever the stores are doing."""
     origin = request.args.get("origin", "")
-    sid = origin if SID.match(origin) else call.sid
-    s = services()
+    state = CallState("language", origin=origin) if SID.match(origin) else None
+    call = parse_call(state, numbered=False)
+    call_status = request.form.get("CallStatus", "").strip().lower()
+    board = services().switchboard
     if call_status not in FINAL_STATUSES:
-        _reference(call)  # ringing / in-progress: make sure the call has its ticket
+        # ringing / in-progress: make sure the call has its ticket
+        board.apply(call, Decision(()), always=True)
         return Response(status=204)
-    if sid != call.sid and call_status != "completed":
-        # The callback we placed was not answered: the agent waiting for it is freed.
-        s.switchboard.log(sid, EventRecord(QueueEvent.CALLBACKDIAL, data={"result": call_status}))
-    s.switchboard.hang_up(sid)
     try:
-        duration = int(request.form.get("CallDuration", ""))
+        duration: int | None = int(request.form.get("CallDuration", ""))
     except ValueError:
         duration = None
-    try:
-        with s.db.session() as session:
-            ticket = tickets.close_ticket(
-                session,
-                sid,
-                call_status=call_status,
-                now=s.clock.now(),
-                duration=duration,
-                caller=call.number if sid == call.sid else None,
-                called=call.called,
-            )
-            agent = ticket.agent
-    except SQLAlchemyError:
-        log.exception("could not close the ticket of %s", sid)
-        return Response("ticket store unavailable, retry later\n", 503, mimetype="text/plain")
-    if agent:
-        s.switchboard.agent_done_with(agent, sid)
+    if duration is not None and not 0 <= duration <= 10**7:
+        duration = None  # nobody talks for four months: not a duration we can use
+    board.end(call, call_status, duration)
     return Response(status=204)
 
 

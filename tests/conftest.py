@@ -136,9 +136,12 @@ def clock() -> FrozenClock:
 
 @pytest.fixture
 def app_factory(
-    database: Database, redis_client: redis.Redis, clock: FrozenClock
+    database: Database, redis_client: redis.Redis, clock: FrozenClock, tmp_path: Path
 ) -> Callable[..., Flask]:
-    """Builds apps on the test database, Redis and clock; keyword arguments override settings."""
+    """Builds apps on the test database, Redis and clock; keyword arguments override settings.
+
+    The ticket writer runs after each request ("inline") and no background thread is started, so a
+    test reads the tickets a webhook journaled as soon as the webhook answered."""
     from ivr import create_app
     from tests.support import AUTH_TOKEN
 
@@ -148,6 +151,9 @@ def app_factory(
             twilio_auth_token=AUTH_TOKEN,
             routing_rules=ROOT / "routing_rules.yaml",
             voice_prompts=ROOT / "voice_prompts",
+            writer="inline",
+            background=False,
+            spool_dir=tmp_path / "spool",
         ).with_overrides(**overrides)
         return create_app(
             settings,

@@ -509,3 +509,83 @@ class RedisProcess:
         log = self.dir / "redis.log"
         lines = log.read_text(errors="replace").splitlines() if log.exists() else []
         return " | ".join(line.strip() for line in lines[-5:]) or "(empty)"
+
+
+class SqliteFaults:
+    """Database faults for runs on SQLite, which has no socket to put a proxy in front of.
+
+    `database` is a second `Database` on the same file whose connections fail (`refuse`) or hang
+    (`stall`) while told to, as a PostgreSQL server behind a `FaultProxy` would: pooled connections
+    are dropped on checkout and every new connection meets the fault."""
+
+    def __init__(self, url: str) -> None:
+        from sqlalchemy import event
+
+        from ivr.db import Database
+
+        self.database = Database(url)
+        self._mode = Mode.FORWARD
+        self._changed = threading.Condition()
+        event.listen(self.database.engine, "checkout", self._on_checkout)
+        event.listen(self.database.engine, "do_connect", self._on_connect)
+
+    def forward(self) -> None:
+        self._set(Mode.FORWARD)
+
+    def refuse(self) -> None:
+        self._set(Mode.REFUSE)
+
+    def stall(self) -> None:
+        self._set(Mode.STALL)
+
+    def close(self) -> None:
+        self.forward()
+        self.database.dispose()
+
+    def _set(self, mode: Mode) -> None:
+        with self._changed:
+            self._mode = mode
+            self._changed.notify_all()
+
+    def _on_checkout(self, *_args: object) -> None:
+        from sqlalchemy.exc import DisconnectionError
+
+        if self._mode is not Mode.FORWARD:
+            raise DisconnectionError("fault injected: the database went away")
+
+    def _on_connect(self, *_args: object) -> None:
+        import sqlite3
+
+        with self._changed:
+            # A stalled server answers nothing: wait (bounded) until the fault is lifted.
+            self._changed.wait_for(lambda: self._mode is not Mode.STALL, timeout=60)
+            if self._mode is Mode.REFUSE:
+                raise sqlite3.OperationalError("fault injected: connection refused")
+
+
+class PostgresFaults:
+    """Database faults on PostgreSQL: `database` reaches the server through a `FaultProxy`."""
+
+    def __init__(self, url: str) -> None:
+        from sqlalchemy import make_url
+
+        from ivr.db import Database
+
+        parsed = make_url(url)
+        self.proxy = FaultProxy((parsed.host or "127.0.0.1", parsed.port or 5432))
+        through = parsed.set(host="127.0.0.1", port=self.proxy.port)
+        self.database = Database(through.render_as_string(hide_password=False))
+
+    def forward(self) -> None:
+        self.proxy.forward()
+
+    def refuse(self) -> None:
+        self.proxy.refuse()
+
+    def stall(self) -> None:
+        self.proxy.stall()
+
+    def close(self) -> None:
+        self.proxy.forward()
+        self.database.dispose()
+        self.proxy.close()

@@ -15,6 +15,7 @@ import re
 import shutil
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,8 +28,10 @@ from twilio.request_validator import RequestValidator
 from werkzeug.test import TestResponse
 
 from ivr.db import Database
+from ivr.tickets.changes import TicketChange
 from ivr.tickets.models import Ticket
-from ivr.tickets.service import get_ticket
+from ivr.tickets.records import JournalRecord
+from ivr.tickets.service import apply_records, get_ticket
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = ROOT / "routing_rules.yaml"
@@ -267,3 +270,30 @@ def write_rules(folder: Path, *edits: tuple[str, str]) -> tuple[Path, list[tuple
     path = folder / RULES.name
     shutil.copy(RULES, path)
     return path, edit(path, *edits)
+
+
+# --- journal records -----------------------------------------------------------------------------
+
+_record_ids = itertools.count(1)
+_test_references = itertools.count(2_000_001)
+
+
+def journal_record(
+    call_sid: str, at: datetime, *, id: str | None = None, **fields: Any
+) -> JournalRecord:
+    """A journal record; `fields` are JournalRecord fields (reference, caller, called, end, seq) or
+    TicketChange fields."""
+    own = {k: fields.pop(k) for k in ("reference", "caller", "called", "end", "seq") if k in fields}
+    return JournalRecord(
+        id=id or f"test-{next(_record_ids)}",
+        call_sid=call_sid,
+        at=at,
+        change=TicketChange(**fields),
+        **own,
+    )
+
+
+def write_records(database: Database, *records: JournalRecord) -> None:
+    """Apply journal records to the database, as the ticket writer does."""
+    with database.sessions() as session:
+        apply_records(session, records, new_reference=lambda: str(next(_test_references)))

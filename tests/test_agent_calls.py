@@ -11,9 +11,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from ivr import services
 from ivr.clock import FrozenClock
 from ivr.db import Database
+from ivr.services import services
 from ivr.tickets.events import events_of, queue_stats
 from tests.conftest import MONDAY_AFTERNOON
 from tests.support import FakeTwilioRest, Phone, new_call_sid, prompt_texts, signed_post, ticket_of

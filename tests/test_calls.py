@@ -9,9 +9,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from ivr import services
 from ivr.clock import FrozenClock
 from ivr.db import Database
+from ivr.services import services
 from tests.support import Phone, prompt_texts, ticket_of
 
 SATURDAY_NOON_UTC = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)

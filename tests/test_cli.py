@@ -172,6 +172,6 @@ def test_ivr_db_upgrade_creates_the_schema(tmp_path: Path) -> None:
         assert database.current_revision() == head
         with database.engine.connect() as connection:
             tables = set(inspect(connection).get_table_names())
-        assert {"tickets", "processed_webhooks", "alembic_version"} <= tables
+        assert {"tickets", "ticket_changes", "alembic_version"} <= tables
     finally:
         database.dispose()

@@ -228,7 +228,9 @@ def test_offset_clock_starts_at_the_chosen_instant_and_runs(start: datetime) -> 
     assert clock.now() > first
 
 
-def test_the_app_uses_ivr_clock(database: Database, redis_client: redis.Redis) -> None:
+def test_the_app_uses_ivr_clock(
+    database: Database, redis_client: redis.Redis, tmp_path: Path
+) -> None:
     settings = Settings.from_env(
         {
             "IVR_CLOCK": "2026-12-25T09:00:00+01:00",
@@ -237,7 +239,13 @@ def test_the_app_uses_ivr_clock(database: Database, redis_client: redis.Redis) -
             "VOICE_PROMPTS": str(ROOT / "voice_prompts"),
         }
     )
-    app = create_app(settings, database=database, redis_client=redis_client)
+    app = create_app(
+        settings,
+        database=database,
+        redis_client=redis_client,
+        background=False,
+        spool_dir=tmp_path,
+    )
     now = datetime.fromisoformat(app.test_client().get("/healthz").get_json()["time"])
     assert timedelta(0) <= now - datetime(2026, 12, 25, 8, 0, tzinfo=UTC) < timedelta(seconds=5)
 

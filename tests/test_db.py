@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError, StatementError
 
 from ivr.db import Base, Database, normalise_url
 from ivr.tickets.models import Ticket
-from ivr.tickets.service import ensure_ticket
+from ivr.tickets.records import JournalRecord
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 
@@ -35,10 +35,28 @@ def test_upgrade_of_an_empty_database_reaches_head(empty_database: Database) -> 
     empty_database.upgrade()
     empty_database.upgrade()  # already at head: nothing to do
 
-    assert empty_database.current_revision() == empty_database.head_revision() == "0002"
+    assert empty_database.current_revision() == empty_database.head_revision() == "0003"
     with empty_database.engine.connect() as connection:
         tables = set(inspect(connection).get_table_names())
-    assert {"tickets", "processed_webhooks", "queue_events", "alembic_version"} <= tables
+    assert {
+        "tickets",
+        "ticket_changes",
+        "reference_blocks",
+        "queue_events",
+        "alembic_version",
+    } <= tables
+
+
+def test_the_schema_state_says_what_to_run(empty_database: Database) -> None:
+    assert empty_database.schema().problem() == (
+        "the database is without any schema, the code needs 0003: run `ivr db upgrade`"
+    )
+    empty_database.upgrade("0002")
+    assert empty_database.schema().problem() == (
+        "the database is at revision 0002, the code needs 0003: run `ivr db upgrade`"
+    )
+    empty_database.upgrade()
+    assert empty_database.schema().ready and empty_database.schema().problem() is None
 
 
 def test_migrations_match_the_models(empty_database: Database) -> None:
@@ -90,8 +108,9 @@ def test_naive_datetimes_are_refused(database: Database) -> None:
         session.rollback()
 
         assert isinstance(raised.value.orig, ValueError)
-        with pytest.raises(StatementError):
-            ensure_ticket(session, "CA2", now=naive)
+    # Nor can a naive time reach the journal the tickets are written from.
+    with pytest.raises(ValueError, match="aware"):
+        JournalRecord(id="r1", call_sid="CA2", at=naive)
 
 
 def test_aware_datetimes_are_stored_in_utc(database: Database) -> None:

@@ -23,6 +23,7 @@ from ivr.flow import (
     QueueRequest,
     Record,
     Say,
+    epoch_ms,
 )
 from ivr.rules.check import Bundle, load_bundle
 from ivr.tickets.changes import Outcome, QueueEvent
@@ -41,6 +42,13 @@ ANONYMOUS = Caller(None, "4821093")
 @pytest.fixture(scope="module")
 def bundle() -> Bundle:
     return load_bundle(ROOT / "routing_rules.yaml", ROOT / "voice_prompts")
+
+
+def queued(
+    queue: str, language: str, priority: int, at: datetime = MONDAY_AFTERNOON
+) -> QueueRequest:
+    """The queue request a caller makes at `at` (the arrival time travels with it)."""
+    return QueueRequest(queue, language, priority, epoch_ms(at))
 
 
 def flow_at(bundle: Bundle, now: datetime = MONDAY_AFTERNOON) -> Flow:
@@ -210,18 +218,18 @@ def test_wrong_keys_lead_to_the_fallback_queue_instead_of_a_hang_up(bundle: Bund
     flow = flow_at(bundle)
     decision = flow.on_input(menu("en-US", "main", tries=2), "8", US_CALLER)
     assert heard(decision)[:3] == ["not_an_option", "fallback_notice", "please_hold"]
-    assert decision.join == QueueRequest("general", "en-US", 10)
+    assert decision.join == queued("general", "en-US", 10)
     assert not any(isinstance(a, Hangup) for a in decision.actions)
 
 
 def test_security_menu_gives_up_sooner_and_falls_back_to_the_security_desk(bundle: Bundle) -> None:
     decision = flow_at(bundle).on_input(menu("en-US", "security", tries=1), None, US_CALLER)
-    assert decision.join == QueueRequest("security", "en-US", 90)
+    assert decision.join == queued("security", "en-US", 90)
 
 
 def test_zero_reaches_the_operator_queue_from_any_menu(bundle: Bundle) -> None:
     decision = flow_at(bundle).on_input(menu("fr-FR", "funds"), "0", US_CALLER)
-    assert decision.join == QueueRequest("general", "fr-FR", 10)
+    assert decision.join == queued("general", "fr-FR", 10)
     assert decision.ticket.issue == "operator"
 
 
@@ -239,12 +247,14 @@ def test_self_service_answer_then_the_same_menu_again(bundle: Bundle) -> None:
 
 def test_open_team_puts_the_caller_on_hold_with_the_options_priority(bundle: Bundle) -> None:
     decision = flow_at(bundle).on_input(menu("en-US", "security"), "2", US_CALLER)
-    assert decision.join == QueueRequest("security", "en-US", 100)
+    assert decision.join == queued("security", "en-US", 100)
     assert decision.ticket.queue == "security"
     assert decision.ticket.issue == "suspicious_withdrawal"
     assert decision.ticket.queued and decision.ticket.outcome is Outcome.QUEUED
     assert isinstance(decision.actions[-1], GoTo)
     assert decision.actions[-1].state.step == "hold"
+    # The hold URLs carry when the caller joined: Redis may lose it, the caller keeps it.
+    assert decision.actions[-1].state.since == epoch_ms(MONDAY_AFTERNOON) == 1_795_446_000_000
 
 
 def test_language_decides_the_team_whose_hours_apply(bundle: Bundle) -> None:
@@ -252,7 +262,7 @@ def test_language_decides_the_team_whose_hours_apply(bundle: Bundle) -> None:
     chinese = flow_at(bundle).on_input(menu("zh-CN", "funds"), "1", US_CALLER)
     german = flow_at(bundle).on_input(menu("de-DE", "funds"), "1", US_CALLER)
     assert chinese.join is None and chinese.ticket.team == "asia"
-    assert german.join == QueueRequest("funds", "de-DE", 30) and german.ticket.team == "europe"
+    assert german.join == queued("funds", "de-DE", 30) and german.ticket.team == "europe"
 
 
 def test_closed_team_says_when_it_opens_and_offers_voicemail_and_callback(bundle: Bundle) -> None:
@@ -267,7 +277,7 @@ def test_closed_team_says_when_it_opens_and_offers_voicemail_and_callback(bundle
 
 def test_security_desk_is_open_around_the_clock(bundle: Bundle) -> None:
     decision = flow_at(bundle, SATURDAY).on_input(menu("zh-CN", "security"), "1", US_CALLER)
-    assert decision.join == QueueRequest("security", "zh-CN", 100)
+    assert decision.join == queued("security", "zh-CN", 100, SATURDAY)
 
 
 CLOSED = CallState("closed", "en-US", "funds", "funds", 30)
@@ -566,4 +576,19 @@ def test_tampered_state_is_rejected(params: dict[str, str]) -> None:
 def test_apology_sends_the_caller_to_a_person(bundle: Bundle) -> None:
     decision = flow_at(bundle).apology("fr-FR")
     assert heard(decision)[0] == "technical_problem"
-    assert decision.join == QueueRequest("general", "fr-FR", 10)
+    assert decision.join == queued("general", "fr-FR", 10)
+
+
+@pytest.mark.parametrize("module", ["ivr.flow", "ivr.hours", "ivr.agent_line"])
+def test_the_pure_modules_load_no_web_framework_and_no_store(module: str) -> None:
+    import subprocess
+    import sys
+
+    probe = (
+        f"import sys, {module}; "
+        "print(sorted(m for m in ('flask', 'redis', 'sqlalchemy', 'werkzeug') if m in sys.modules))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.strip()
+    assert loaded == "[]"

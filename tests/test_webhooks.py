@@ -10,9 +10,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
-from ivr import services
 from ivr.clock import FrozenClock
 from ivr.db import Database
+from ivr.services import services
 from ivr.tickets.models import Ticket
 from tests.support import AUTH_TOKEN, Phone, new_call_sid, parse, signed_post, spoken, ticket_of
 

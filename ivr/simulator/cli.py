@@ -15,8 +15,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytz
-
 from ivr.config import Settings
 from ivr.rules.check import load_bundle
 from ivr.rules.loader import RulesError
@@ -28,24 +26,9 @@ from ivr.simulator.caller import (
     parse_script,
 )
 from ivr.simulator.engine import AgentBehaviour, SimulatedCall, SimulationError, Simulator
-from ivr.simulator.report import printer, ticket_fields, ticket_line, ticket_record
+from ivr.simulator.report import printer, ticket_line, ticket_record
 from ivr.simulator.session import CatalogMatcher, OverHttp, in_process
-
-
-def parse_when(text: str) -> datetime:
-    """'2026-12-25T09:00+01:00', '2026-12-25T09:00Z', or '2026-12-25 09:00 Europe/Berlin'."""
-    text = text.strip()
-    zone = None
-    if (" " in text and "/" in text.rsplit(" ", 1)[1]) or text.rsplit(" ", 1)[-1] == "UTC":
-        text, zone_name = text.rsplit(" ", 1)
-        try:
-            zone = pytz.timezone(zone_name)
-        except pytz.UnknownTimeZoneError as exc:
-            raise ValueError(f"unknown time zone {zone_name!r}") from exc
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "T"))
-    if moment.tzinfo is None:
-        moment = zone.localize(moment) if zone else moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+from ivr.simulator.shared import parse_when, ticket_of
 
 
 def add_parser(commands: Any) -> None:
@@ -151,18 +134,6 @@ def _simulator(args: argparse.Namespace, quiet: bool = False) -> Iterator[tuple[
         on_record=emit,
     ) as session:
         yield session.simulator, session.app
-
-
-def ticket_of(app: Any, call_sid: str) -> dict[str, Any] | None:
-    """The ticket the in-process app wrote for a call, as plain values."""
-    if app is None:
-        return None
-    from ivr import services
-    from ivr.tickets.service import get_ticket
-
-    with app.app_context(), services().db.session() as session:
-        ticket = get_ticket(session, call_sid)
-        return ticket_fields(ticket) if ticket else None
 
 
 def _one(args: argparse.Namespace) -> int:

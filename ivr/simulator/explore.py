@@ -31,9 +31,9 @@ from typing import Any, TextIO
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit
 
 from ivr.simulator.caller import HangUp, ScriptedCaller, Speak, Step, parse_script
-from ivr.simulator.cli import parse_when, ticket_of
 from ivr.simulator.engine import Reply, SimulatedCall, Transport
 from ivr.simulator.session import InProcessSession, in_process
+from ivr.simulator.shared import parse_when, ticket_of
 from ivr.simulator.twiml import TwimlError, Verb, parse_twiml
 
 KEYS: tuple[str, ...] = (*"1234567890", "*", "#", "t")
@@ -156,10 +156,14 @@ def format_path(path: Iterable[str]) -> str:
     return " > ".join(path) or "(no keys)"
 
 
+_NOT_STATE = frozenset({"tries", "ref", "since"})
+"""URL parameters that are about the call (its ticket, when it joined the queue), not the menu."""
+
+
 def state_of(url: str) -> str:
-    """A menu state: the Gather's action URL without `tries`, parameters sorted."""
+    """A menu state: the Gather's action URL without `tries` and the call's own context, sorted."""
     parts = urlsplit(url)
-    query = sorted((k, v) for k, v in parse_qsl(parts.query) if k != "tries")
+    query = sorted((k, v) for k, v in parse_qsl(parts.query) if k not in _NOT_STATE)
     return parts.path + (f"?{urlencode(query)}" if query else "")
 
 
@@ -658,7 +662,7 @@ def explore(
     last get the TwiML the app gave the same requests earlier in the walk (same URL, keys and
     instant), a caller leaving a menu sends no status callback, and a caller reaching a place in line
     an earlier call went on from to the agent leaves. Without, every call runs like a real one."""
-    from ivr import services
+    from ivr.services import services
 
     started = time.perf_counter()
     with in_process(at, rules, prompts, agents=agents) as session:

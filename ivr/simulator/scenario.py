@@ -57,7 +57,6 @@ import yaml
 from ivr.rules.check import Bundle, load_bundle
 from ivr.rules.loader import RulesError
 from ivr.simulator.caller import Press, ScriptedCaller, ScriptError, Step, parse_script
-from ivr.simulator.cli import parse_when, ticket_of
 from ivr.simulator.engine import (
     AgentBehaviour,
     PromptMatcher,
@@ -68,6 +67,7 @@ from ivr.simulator.engine import (
 )
 from ivr.simulator.report import ticket_fields
 from ivr.simulator.session import in_process
+from ivr.simulator.shared import parse_when, ticket_of
 
 DEFAULT_FROM = "+14155550100"
 DEFAULT_TO = "+18005550199"
@@ -599,7 +599,7 @@ class _ScenarioCaller(ScriptedCaller):
 
 def _agent_line_calls(simulator: Simulator, run: Run, after: float) -> dict[str, SimulatedCall]:
     """Each agent calls the agent line `after` seconds into the call and logs in, as a person would."""
-    from ivr import services
+    from ivr.services import services
 
     rules = services().rules.get().rules
     calls = {}

@@ -160,7 +160,8 @@ def in_process(
     rest: bool = True,
 ) -> Iterator[InProcessSession]:
     """The app on a throw-away database, with simulated agents logged in, and a simulator for it."""
-    from ivr import create_app, services
+    from ivr import create_app
+    from ivr.services import services
 
     logging.getLogger("alembic").setLevel(logging.WARNING)  # the throw-away schema is not news
     folder = Path(tempfile.mkdtemp(prefix="ivr-simulate-"))
@@ -176,6 +177,10 @@ def in_process(
             routing_rules=rules,
             voice_prompts=prompts,
             public_base_url=SIMULATED_BASE_URL,
+            # Tickets are written when the simulator reads them (`shared.ticket_of`).
+            writer="off",
+            background=False,
+            spool_dir=folder / "spool",
         )
         app = create_app(
             settings,

@@ -1,15 +1,14 @@
-"""Queue events (Asterisk queue_log style): logging them, a call's history, and per-queue statistics.
+"""Queue events (Asterisk queue_log style): a call's history and per-queue statistics.
 
-Events that come with a ticket change are logged by `service.apply_change`; `log_events` is for the
-others (queue dispatch, agent login/logout, status callbacks). Either way an event is linked to the
-call's ticket when there is one (none is created for it) and takes its queue and language from that
-ticket when it names none. Like the service, every function here is one unit of work on the session
-it is given and commits before returning.
+Events reach the table through the ticket journal: a webhook journals them with the call's other facts
+and the writer stores them (`service.apply_records`), linked to the call's ticket and taking its queue
+and language when they name none. Like the service, every function here is one unit of work on the
+session it is given and commits before returning.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,22 +16,14 @@ from typing import Any
 from sqlalchemy import ColumnElement, case, func, literal, select
 from sqlalchemy.orm import Session
 
-from ivr.tickets.changes import EventRecord, QueueEvent
-from ivr.tickets.models import QueueEventRow, Ticket
+from ivr.tickets.changes import QueueEvent
+from ivr.tickets.models import QueueEventRow
 
-# The service's transaction and idempotency helpers: events share them (and its token table), and
-# service imports nothing from here, so there is no cycle.
-from ivr.tickets.service import _claim_token, _insert_events, _unit_of_work
-
-NO_CALL = ""
-"""The call_sid of events that belong to no call: agent login/logout, however the agent logged in."""
-# Not the agent line call's sid: agents may log in from a console without calling, and that call's
-# own ticket is not a customer call, so linking agent events to it would only mislead the reports.
+# The service's transaction helper: service imports nothing from here, so there is no cycle.
+from ivr.tickets.service import _unit_of_work
 
 DEFAULT_SERVICE_LEVEL_SECONDS = 60
 """Answer-time target of a queue that `queue_stats` is given no target for."""
-
-_EVENTS_TOKEN_SUFFIX = ":events"
 
 
 @dataclass(frozen=True)
@@ -51,31 +42,6 @@ class QueueStats:
     average_talk_seconds: float | None  # of COMPLETECALLER / COMPLETEAGENT talk_seconds
     abandon_rate: float | None  # abandoned / offered
     service_level: float | None  # CONNECTs within the queue's target / (answered + abandoned)
-
-
-def log_events(
-    session: Session,
-    call_sid: str,
-    records: Sequence[EventRecord],
-    *,
-    now: datetime,
-    token: str | None = None,
-) -> None:
-    """Log events that come without a ticket change; a webhook retried with the same token logs once."""
-    if not records:
-        return
-    with _unit_of_work(session):
-        # A distinct token: the same webhook may also apply a ticket change under its own token.
-        if token is not None and not _claim_token(
-            session, token + _EVENTS_TOKEN_SUFFIX, call_sid, now
-        ):
-            return
-        ticket = None
-        if call_sid != NO_CALL:
-            ticket = session.scalars(
-                select(Ticket).where(Ticket.call_sid == call_sid)
-            ).one_or_none()
-        _insert_events(session, call_sid, ticket, records, now)
 
 
 def events_of(session: Session, call_sid: str) -> list[QueueEventRow]:

@@ -5,7 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -87,14 +96,31 @@ class Ticket(Base):
         return f"Ticket(call_sid={self.call_sid!r}, reference={self.reference!r})"
 
 
-class ProcessedWebhook(Base):
-    """A Twilio webhook whose changes were applied, keyed by its `I-Twilio-Idempotency-Token`."""
+class TicketChangeRow(Base):
+    """One journal record the writer applied: the facts a ticket is folded from, and its history."""
 
-    __tablename__ = "processed_webhooks"
+    __tablename__ = "ticket_changes"
+    __table_args__ = (Index("ix_ticket_changes_call_sid_at", "call_sid", "at"),)
 
-    token: Mapped[str] = mapped_column(String(128), primary_key=True)
+    # The record's own id: a record delivered twice (a retried webhook, a writer that died before
+    # acknowledging) is stored once.
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
     call_sid: Mapped[str] = mapped_column(String(64))
-    processed_at: Mapped[datetime] = mapped_column(index=True)
+    at: Mapped[datetime]
+    seq: Mapped[int] = mapped_column(BigInteger)
+    body: Mapped[str] = mapped_column(Text)
+    """The record as the journal carried it (JSON, see `ivr.tickets.records`)."""
+    written_at: Mapped[datetime] = mapped_column(default=_utcnow)
+
+
+class ReferenceBlock(Base):
+    """A block of ticket reference serial numbers leased by one process (see `tickets.references`)."""
+
+    __tablename__ = "reference_blocks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    leased_at: Mapped[datetime] = mapped_column(default=_utcnow)
+    leased_by: Mapped[str] = mapped_column(String(128))
 
 
 class QueueEventRow(Base):
@@ -105,6 +131,8 @@ class QueueEventRow(Base):
         # The reports: one queue over a time range, or one kind of event over a time range.
         Index("ix_queue_events_queue_at", "queue", "at"),
         Index("ix_queue_events_event_at", "event", "at"),
+        # An event comes from one journal record (and its place in it): applied once.
+        UniqueConstraint("change_id", "change_index"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -124,6 +152,8 @@ class QueueEventRow(Base):
     talk_seconds: Mapped[int | None]
     # Reassign rather than mutate: SQLAlchemy does not see in-place changes to a JSON value.
     data: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    change_id: Mapped[str | None] = mapped_column(String(64))
+    change_index: Mapped[int | None]
 
     def __repr__(self) -> str:
         return f"QueueEventRow(call_sid={self.call_sid!r}, event={self.event!r}, at={self.at!r})"

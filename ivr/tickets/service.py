@@ -1,30 +1,47 @@
-"""Ticket operations. Each function is one unit of work on the session it is given.
+"""Ticket operations on the database. Each function is one unit of work on the session it is given.
 
-Every function commits before returning (and rolls back if it raises), so callers pass a fresh
-`Database.sessions()` session or one from `Database.session()`, and get back objects that stay
-readable after the commit. Writers lock the call's ticket row first, so concurrent webhooks for the
-same call apply their changes one after the other instead of overwriting each other.
+Webhooks never call these: they journal what they learned (`ivr.journal`) and a writer applies the
+records here in batches (`apply_records`). Every function commits before returning (and rolls back if
+it raises), so callers pass a fresh `Database.sessions()` session or one from `Database.session()`, and
+get back objects that stay readable after the commit.
 """
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Iterator, Sequence
+import logging
+import os
+import socket
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 
-from sqlalchemy import delete, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from ivr.tickets.changes import EventRecord, Outcome, QueueEvent, TicketChange
-from ivr.tickets.models import ProcessedWebhook, QueueEventRow, Ticket
+from ivr.db import insert_for
+from ivr.tickets.changes import Outcome, QueueEvent
+from ivr.tickets.models import QueueEventRow, ReferenceBlock, Ticket, TicketChangeRow
+from ivr.tickets.projection import EventFields, TicketFields, agent_events, in_order, project
+from ivr.tickets.records import NO_CALL, BadRecord, JournalRecord
 
-REFERENCE_DIGITS = 7
-# A collision among 9 million references is rare; several in a row means something else is wrong.
+log = logging.getLogger(__name__)
+
+# A reference taken by another ticket (a database that still holds references of the old random
+# scheme) is replaced by a new one; several in a row means something else is wrong.
 _CREATE_ATTEMPTS = 5
-# Events about an agent, not a caller: the queue and language of a ticket say nothing about them.
-_AGENT_EVENTS = frozenset({QueueEvent.AGENTLOGIN, QueueEvent.AGENTLOGOFF})
+_TICKET_FIELDS = tuple(f.name for f in fields(TicketFields) if f.name != "call_sid")
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What one batch of journal records did."""
+
+    records: int
+    """Records in the batch that were new to the database (the others were applied before)."""
+    tickets: int
+    """Tickets created or brought up to date."""
 
 
 @contextmanager
@@ -37,72 +54,182 @@ def _unit_of_work(session: Session) -> Iterator[None]:
         raise
 
 
-def new_reference() -> str:
-    """A random reference the caller can note down: 7 digits, never starting with 0."""
-    low = 10 ** (REFERENCE_DIGITS - 1)
-    return str(low + secrets.randbelow(9 * low))
-
-
-def ensure_ticket(
+def apply_records(
     session: Session,
-    call_sid: str,
+    records: Sequence[JournalRecord],
     *,
-    caller: str | None = None,
-    called: str | None = None,
-    now: datetime,
-) -> Ticket:
-    """The call's ticket, created on first sight; exactly one per call even under races."""
+    new_reference: Callable[[], str],
+) -> Applied:
+    """Apply journal records to the tickets and the event log, in one transaction; idempotent.
+
+    Each record is stored once (by id); the ticket of every call the batch touches is then folded
+    again from all of that call's records (`projection.project`), under the ticket's row lock, so
+    several writers at once, records out of order and records delivered twice all end the same.
+    `new_reference` numbers a ticket whose webhooks could give it none.
+    """
+    unique = list({r.id: r for r in records}.values())
+    if not unique:
+        return Applied(0, 0)
     with _unit_of_work(session):
-        return _lock_or_create(session, call_sid, caller=caller, called=called, now=now)
+        new = _store_records(session, unique)
+        calls = sorted({r.call_sid for r in unique if r.call_sid != NO_CALL})
+        tickets = _lock_or_create(session, calls, new_reference)
+        # Read only now, under the row locks: a writer that held them before us has committed,
+        # so every record of these calls is visible and none is folded in behind our back.
+        history = _records_of(session, calls)
+        event_rows: list[dict[str, object]] = []
+        for sid in calls:
+            ticket_fields, events = project(sid, history[sid])
+            ticket = tickets[sid]
+            _update(session, ticket, ticket_fields)
+            event_rows += [_event_row(e, ticket.id) for e in events]
+        event_rows += [
+            _event_row(e, None) for e in agent_events(r for r in unique if r.call_sid == NO_CALL)
+        ]
+        _upsert_events(session, event_rows)
+        return Applied(new, len(calls))
 
 
-def apply_change(
-    session: Session,
-    call_sid: str,
-    change: TicketChange,
-    *,
-    now: datetime,
-    token: str | None = None,
-    caller: str | None = None,
-    called: str | None = None,
-) -> Ticket:
-    """Record what one webhook learned and log its events; a retried webhook applies once."""
+def _store_records(session: Session, records: Sequence[JournalRecord]) -> int:
+    rows = [
+        {"id": r.id, "call_sid": r.call_sid, "at": r.at, "seq": r.seq, "body": r.to_json()}
+        for r in records
+    ]
+    statement = insert_for(session, TicketChangeRow).on_conflict_do_nothing(index_elements=["id"])
+    stored = session.execute(statement.returning(TicketChangeRow.id), rows).scalars().all()
+    return len(stored)
+
+
+def _records_of(session: Session, calls: Sequence[str]) -> dict[str, list[JournalRecord]]:
+    found: dict[str, list[JournalRecord]] = defaultdict(list)
+    if not calls:
+        return found
+    bodies = session.scalars(
+        select(TicketChangeRow.body).where(TicketChangeRow.call_sid.in_(calls))
+    )
+    for body in bodies:
+        try:
+            record = JournalRecord.from_json(body)
+        except BadRecord:
+            log.exception("a stored journal record cannot be read any more; skipped")
+            continue
+        found[record.call_sid].append(record)
+    return found
+
+
+def _lock(session: Session, calls: Sequence[str]) -> dict[str, Ticket]:
+    query = (
+        select(Ticket)
+        .where(Ticket.call_sid.in_(calls))
+        .order_by(Ticket.call_sid)
+        .with_for_update()
+        # The session may hold an older copy; the locked row is the truth.
+        .execution_options(populate_existing=True)
+    )
+    return {t.call_sid: t for t in session.scalars(query)}
+
+
+def _lock_or_create(
+    session: Session, calls: Sequence[str], new_reference: Callable[[], str]
+) -> dict[str, Ticket]:
+    tickets = _lock(session, calls)
+    missing = [sid for sid in calls if sid not in tickets]
+    history = _records_of(session, missing)
+    for _ in range(_CREATE_ATTEMPTS):
+        missing = [sid for sid in calls if sid not in tickets]
+        if not missing:
+            return tickets
+        rows = []
+        for sid in missing:
+            first, _events = project(sid, history[sid])
+            rows.append(
+                {
+                    "call_sid": sid,
+                    "reference": first.reference or new_reference(),
+                    "arrived_at": first.arrived_at,
+                    "menu_path": [],
+                }
+            )
+        # A row another writer is creating waits for it, then is left alone; a reference already
+        # taken leaves the call without a row, and the next round gives it a new reference.
+        session.execute(insert_for(session, Ticket).on_conflict_do_nothing(), rows)
+        tickets.update(_lock(session, missing))
+        for sid in missing:
+            if sid not in tickets:
+                history[sid] = [_without_reference(r) for r in history[sid]]
+    raise RuntimeError(f"could not create tickets for {missing} in {_CREATE_ATTEMPTS} tries")
+
+
+def _without_reference(record: JournalRecord) -> JournalRecord:
+    return replace(record, reference=None)
+
+
+def _update(session: Session, ticket: Ticket, projected: TicketFields) -> None:
+    for name in _TICKET_FIELDS:
+        value = getattr(projected, name)
+        # A reference is only ever replaced by one nobody else holds.
+        if name == "reference" and (
+            value is None or value == ticket.reference or _reference_taken(session, value)
+        ):
+            continue
+        if getattr(ticket, name) != value:
+            setattr(ticket, name, value)
+
+
+def _reference_taken(session: Session, reference: str) -> bool:
+    return session.scalar(select(Ticket.id).where(Ticket.reference == reference)) is not None
+
+
+def _event_row(event: EventFields, ticket_id: int | None) -> dict[str, object]:
+    record = event.record
+    return {
+        "change_id": event.change_id,
+        "change_index": event.index,
+        "call_sid": event.call_sid,
+        "ticket_id": ticket_id,
+        "event": record.event,
+        "at": event.at,
+        "queue": event.queue,
+        "language": event.language,
+        "agent": record.agent,
+        "position": record.position,
+        "wait_seconds": record.wait_seconds,
+        "talk_seconds": record.talk_seconds,
+        "data": dict(record.data),
+    }
+
+
+def _upsert_events(session: Session, rows: list[dict[str, object]]) -> None:
+    if not rows:
+        return
+    statement = insert_for(session, QueueEventRow)
+    statement = statement.on_conflict_do_update(
+        index_elements=["change_id", "change_index"],
+        set_={
+            "ticket_id": statement.excluded.ticket_id,
+            "queue": statement.excluded.queue,
+            "language": statement.excluded.language,
+        },
+    )
+    session.execute(statement, rows)
+
+
+def lease_reference_block(session: Session, *, now: datetime) -> int:
+    """A new block of reference serial numbers for this process (`tickets.references`)."""
     with _unit_of_work(session):
-        ticket = _lock_or_create(session, call_sid, caller=caller, called=called, now=now)
-        if change.is_empty():
-            return ticket
-        if token is not None and not _claim_token(session, token, call_sid, now):
-            return ticket
-        _apply(ticket, change, now)
-        _insert_events(session, call_sid, ticket, change.events, now)
-        return ticket
+        holder = f"{socket.gethostname()}:{os.getpid()}"[:128]
+        statement = insert(ReferenceBlock).values(leased_at=now, leased_by=holder)
+        block: int = session.execute(statement.returning(ReferenceBlock.id)).scalar_one()
+        return block
 
 
-def close_ticket(
-    session: Session,
-    call_sid: str,
-    *,
-    call_status: str,
-    now: datetime,
-    duration: int | None,
-    caller: str | None = None,
-    called: str | None = None,
-) -> Ticket:
-    """Record the end of a call from Twilio's final status callback; safe to repeat."""
+def changes_of(session: Session, call_sid: str) -> list[JournalRecord]:
+    """Every journal record applied to a call's ticket, in the order they happened."""
     with _unit_of_work(session):
-        # A status callback for a call we never saw still gets a ticket: no call goes unrecorded.
-        ticket = _lock_or_create(session, call_sid, caller=caller, called=called, now=now)
-        ticket.call_status = call_status
-        if ticket.ended_at is None:
-            ticket.ended_at = now
-        if duration is not None:
-            ticket.duration_seconds = duration
-        if ticket.outcome in (None, Outcome.QUEUED):
-            ticket.outcome = Outcome.ABANDONED
-        if ticket.queued_at is not None:
-            waited_until = ticket.answered_at or ticket.ended_at
-            ticket.wait_seconds = max(0, round((waited_until - ticket.queued_at).total_seconds()))
-        return ticket
+        bodies = session.scalars(
+            select(TicketChangeRow.body).where(TicketChangeRow.call_sid == call_sid)
+        )
+        return in_order(JournalRecord.from_json(b) for b in bodies)
 
 
 def get_ticket(session: Session, call_sid: str) -> Ticket | None:
@@ -144,130 +271,88 @@ def list_tickets(
         return list(session.scalars(query))
 
 
-def prune_processed_webhooks(session: Session, *, before: datetime) -> int:
-    """Forget idempotency tokens processed before an instant; returns how many were removed."""
+@dataclass(frozen=True)
+class PendingCallback:
+    """A caller who asked, while holding, to be called back keeping their place, not yet called."""
+
+    call_sid: str
+    reference: str
+    queue: str
+    language: str
+    priority: int
+    queued_at: datetime
+    number: str
+    our_number: str | None
+    asked_at: datetime
+
+
+def pending_callbacks(session: Session, *, since: datetime) -> list[PendingCallback]:
+    """Callbacks asked for since `since` (from the hold queue) that nobody has placed yet."""
+    asked = (
+        select(QueueEventRow.call_sid, func.max(QueueEventRow.at).label("asked_at"))
+        .where(QueueEventRow.event == QueueEvent.CALLBACK, QueueEventRow.at >= since)
+        .group_by(QueueEventRow.call_sid)
+        .subquery()
+    )
+    dialled = select(QueueEventRow.call_sid).where(
+        QueueEventRow.event == QueueEvent.CALLBACKDIAL, QueueEventRow.at >= since
+    )
+    query = (
+        select(Ticket, asked.c.asked_at)
+        .join(asked, asked.c.call_sid == Ticket.call_sid)
+        .where(
+            Ticket.outcome == Outcome.CALLBACK,
+            Ticket.answered_at.is_(None),
+            Ticket.queued_at.is_not(None),
+            Ticket.callback_number.is_not(None),
+            Ticket.call_sid.not_in(dialled),
+        )
+        .order_by(Ticket.queued_at)
+    )
     with _unit_of_work(session):
-        result = session.connection().execute(
-            delete(ProcessedWebhook).where(ProcessedWebhook.processed_at < before)
-        )
-        return result.rowcount
-
-
-def _lock_or_create(
-    session: Session,
-    call_sid: str,
-    *,
-    caller: str | None,
-    called: str | None,
-    now: datetime,
-) -> Ticket:
-    for _ in range(_CREATE_ATTEMPTS):
-        ticket = session.scalars(
-            select(Ticket)
-            .where(Ticket.call_sid == call_sid)
-            .with_for_update()
-            # The session may hold an older copy; the locked row is the truth.
-            .execution_options(populate_existing=True)
-        ).one_or_none()
-        if ticket is not None:
-            if ticket.caller is None and caller:
-                ticket.caller = caller
-            if ticket.called is None and called:
-                ticket.called = called
-            return ticket
-        ticket = Ticket(
-            call_sid=call_sid,
-            reference=new_reference(),
-            caller=caller or None,
-            called=called or None,
-            menu_path=[],
-            arrived_at=now,
-        )
-        try:
-            with session.begin_nested():
-                session.add(ticket)
-        except IntegrityError:
-            # Either a concurrent request created this call's ticket first (the next select finds
-            # and locks it) or the random reference was taken (the next attempt draws another).
+        rows = session.execute(query).all()
+    found = []
+    for ticket, asked_at in rows:
+        if not (ticket.queue and ticket.language and ticket.queued_at and ticket.callback_number):
             continue
-        return ticket
-    raise RuntimeError(f"could not create a ticket for call {call_sid} in {_CREATE_ATTEMPTS} tries")
-
-
-def _claim_token(session: Session, token: str, call_sid: str, now: datetime) -> bool:
-    # Insert rather than look up first: of two identical retries racing, exactly one insert wins,
-    # and the claim commits or rolls back together with the change it guards.
-    try:
-        with session.begin_nested():
-            session.execute(
-                insert(ProcessedWebhook).values(token=token, call_sid=call_sid, processed_at=now)
+        found.append(
+            PendingCallback(
+                call_sid=ticket.call_sid,
+                reference=ticket.reference,
+                queue=ticket.queue,
+                language=ticket.language,
+                priority=ticket.priority if ticket.priority is not None else 0,
+                queued_at=ticket.queued_at,
+                number=ticket.callback_number,
+                our_number=ticket.called,
+                asked_at=asked_at,
             )
-    except IntegrityError:
-        return False
-    return True
-
-
-def _apply(ticket: Ticket, change: TicketChange, now: datetime) -> None:
-    if change.language is not None:
-        ticket.language = change.language
-    if change.menu_step is not None:
-        ticket.menu_path = [*ticket.menu_path, change.menu_step]
-    if change.issue is not None:
-        ticket.issue = change.issue
-    if change.queue is not None:
-        ticket.queue = change.queue
-    if change.team is not None:
-        ticket.team = change.team
-    if change.priority is not None:
-        ticket.priority = change.priority
-    if change.outcome is not None:
-        ticket.outcome = change.outcome
-        if change.outcome is Outcome.ANSWERED and ticket.answered_at is None:
-            ticket.answered_at = now
-    if change.queued and ticket.queued_at is None:
-        ticket.queued_at = now
-    if change.callback_number is not None:
-        ticket.callback_number = change.callback_number
-    if change.recording_url is not None:
-        ticket.recording_url = change.recording_url
-    if change.recording_duration is not None:
-        ticket.recording_duration = change.recording_duration
-    if change.agent is not None:
-        ticket.agent = change.agent
-    if change.satisfaction is not None:
-        ticket.satisfaction = change.satisfaction
-
-
-def _insert_events(
-    session: Session,
-    call_sid: str,
-    ticket: Ticket | None,
-    records: Sequence[EventRecord],
-    now: datetime,
-) -> None:
-    if not records:
-        return
-    rows: list[dict[str, object]] = []
-    for record in records:
-        queue, language = record.queue, record.language
-        # A call's event that does not name its queue or language is about the one the call is in
-        # (a status callback knows the call, not the queue); the reports group by these columns.
-        if ticket is not None and record.event not in _AGENT_EVENTS:
-            queue = ticket.queue if queue is None else queue
-            language = ticket.language if language is None else language
-        rows.append(
-            {
-                "call_sid": call_sid,
-                "ticket_id": None if ticket is None else ticket.id,
-                "event": record.event,
-                "at": now,
-                "queue": queue,
-                "language": language,
-                "agent": record.agent,
-                "position": record.position,
-                "wait_seconds": record.wait_seconds,
-                "talk_seconds": record.talk_seconds,
-                "data": dict(record.data),
-            }
         )
-    session.execute(insert(QueueEventRow), rows)
+    return found
+
+
+def logged_in_agents(session: Session, *, since: datetime) -> list[str]:
+    """Agents whose latest login or logout since `since` was a login."""
+    e = QueueEventRow
+    ranked = (
+        select(
+            e.agent,
+            e.event,
+            func.row_number()
+            .over(partition_by=e.agent, order_by=(e.at.desc(), e.id.desc()))
+            .label("newest"),
+        )
+        .where(
+            e.event.in_([QueueEvent.AGENTLOGIN, QueueEvent.AGENTLOGOFF]),
+            e.at >= since,
+            e.agent.is_not(None),
+        )
+        .subquery()
+    )
+    query = (
+        select(ranked.c.agent)
+        .where(ranked.c.newest == 1, ranked.c.event == QueueEvent.AGENTLOGIN.value)
+        .order_by(ranked.c.agent)
+    )
+    with _unit_of_work(session):
+        return [agent for agent in session.scalars(query) if agent]

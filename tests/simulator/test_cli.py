@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from werkzeug.serving import make_server
 
 from ivr.cli import main
 from ivr.simulator.caller import HangUp, Press, ScriptError, Silence, Speak, Wait, parse_script
-from ivr.simulator.cli import parse_when
+from ivr.simulator.shared import parse_when
 from tests.support import AUTH_TOKEN, PROMPTS, RULES
 
 MONDAY_NEW_YORK = "2026-11-23 10:00 America/New_York"
@@ -105,17 +106,21 @@ def server(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> Iterator[str]:
         twilio_auth_token=AUTH_TOKEN,
         routing_rules=RULES,
         voice_prompts=PROMPTS,
+        spool_dir=Path(str(tmp_path)) / "spool",
     )
     app = create_app(settings)
-    from ivr import services
+    from ivr.services import services
 
     with app.app_context():
         services().db.upgrade()
+        background = services().background
     httpd = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_port}"
     httpd.shutdown()
+    if background is not None:
+        background.stop()
 
 
 def test_url_mode_signs_requests_the_server_accepts(

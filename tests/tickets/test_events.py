@@ -1,10 +1,10 @@
-"""Queue events: logged once per webhook, a call's history in order, and per-queue statistics."""
+"""Queue events: logged once per journal record, a call's history in order, per-queue statistics."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from alembic import command
@@ -12,9 +12,10 @@ from sqlalchemy import delete, func, inspect, select
 
 from ivr.db import Database
 from ivr.tickets.changes import EventRecord, Outcome, QueueEvent, TicketChange
-from ivr.tickets.events import NO_CALL, QueueStats, events_of, log_events, queue_stats
-from ivr.tickets.models import ProcessedWebhook, QueueEventRow, Ticket
-from ivr.tickets.service import apply_change, ensure_ticket
+from ivr.tickets.events import QueueStats, events_of, queue_stats
+from ivr.tickets.models import QueueEventRow, Ticket
+from ivr.tickets.records import NO_CALL
+from tests.support import journal_record, write_records
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 DAY = datetime(2026, 3, 2, tzinfo=UTC)
@@ -25,7 +26,7 @@ def _later(seconds: float) -> datetime:
     return NOW + timedelta(seconds=seconds)
 
 
-def _count(database: Database, model: type[QueueEventRow] | type[ProcessedWebhook]) -> int:
+def _count(database: Database, model: type[QueueEventRow] | type[Ticket]) -> int:
     with database.sessions() as session:
         return session.scalar(select(func.count()).select_from(model)) or 0
 
@@ -35,19 +36,27 @@ def _history(database: Database, call_sid: str) -> list[QueueEventRow]:
         return events_of(session, call_sid)
 
 
+def _log(
+    database: Database, call_sid: str, at: datetime, *events: EventRecord, **change: Any
+) -> None:
+    write_records(database, journal_record(call_sid, at, events=events, **change))
+
+
 # --- logging ---------------------------------------------------------------------------------
 
 
-def test_a_retried_change_logs_its_events_once(database: Database) -> None:
-    change = TicketChange(
+def test_a_record_delivered_again_logs_its_events_once(database: Database) -> None:
+    record = journal_record(
+        "CA1",
+        NOW,
+        id="idem-1",
         queue="funds",
         queued=True,
         outcome=Outcome.QUEUED,
         events=(EventRecord(E.ENTERQUEUE, queue="funds", language="en-US", position=3),),
     )
     for _ in range(2):
-        with database.sessions() as session:
-            apply_change(session, "CA1", change, now=NOW, token="idem-1")
+        write_records(database, record)
 
     (row,) = _history(database, "CA1")
     assert (row.event, row.queue, row.language, row.position, row.at) == (
@@ -57,108 +66,47 @@ def test_a_retried_change_logs_its_events_once(database: Database) -> None:
         3,
         NOW,
     )
-    assert _count(database, ProcessedWebhook) == 1
 
 
-def test_a_change_of_events_only_is_not_empty_and_claims_its_token(database: Database) -> None:
-    change = TicketChange(events=(EventRecord(E.RINGNOANSWER, agent="alice"),))
-    with database.sessions() as session:
-        apply_change(session, "CA1", change, now=NOW, token="t1")
-        apply_change(session, "CA1", change, now=NOW, token="t1")
-
-    assert [row.event for row in _history(database, "CA1")] == [E.RINGNOANSWER]
-    assert _count(database, ProcessedWebhook) == 1
-
-
-def test_concurrent_retries_of_a_change_log_its_events_once(database: Database) -> None:
-    change = TicketChange(
-        outcome=Outcome.ANSWERED,
-        events=(EventRecord(E.CONNECT, queue="funds", agent="alice", wait_seconds=42),),
-    )
-    barrier = threading.Barrier(6)
-    errors: list[BaseException] = []
-
-    def retry() -> None:
-        try:
-            barrier.wait(timeout=10)
-            with database.sessions() as session:
-                apply_change(session, "CA1", change, now=NOW, token="same")
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=retry) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-
-    assert not errors
-    assert [row.event for row in _history(database, "CA1")] == [E.CONNECT]
-
-
-def test_a_change_without_a_token_logs_its_events_every_time(database: Database) -> None:
-    change = TicketChange(events=(EventRecord(E.RINGNOANSWER, agent="alice"),))
-    with database.sessions() as session:
-        apply_change(session, "CA1", change, now=NOW)
-        apply_change(session, "CA1", change, now=_later(20))
+def test_two_records_with_the_same_events_log_both(database: Database) -> None:
+    ring = EventRecord(E.RINGNOANSWER, agent="alice")
+    _log(database, "CA1", NOW, ring)
+    _log(database, "CA1", _later(20), ring)
 
     assert [row.at for row in _history(database, "CA1")] == [NOW, _later(20)]
 
 
-def test_log_events_is_idempotent_with_a_token(database: Database) -> None:
-    records = [EventRecord(E.ABANDON, queue="funds", position=2, wait_seconds=95)]
-    for _ in range(3):
-        with database.sessions() as session:
-            log_events(session, "CA1", records, now=NOW, token="status-1")
-    with database.sessions() as session:
-        log_events(session, "CA1", records, now=_later(1), token="status-2")
+def test_events_of_one_record_keep_their_order(database: Database) -> None:
+    _log(
+        database,
+        "CA1",
+        NOW,
+        EventRecord(E.EXITWITHKEY, data={"key": "2", "to": "callback"}),
+        EventRecord(E.CALLBACK),
+    )
 
-    assert [row.at for row in _history(database, "CA1")] == [NOW, _later(1)]
-
-
-def test_log_events_and_a_change_of_the_same_webhook_both_apply(database: Database) -> None:
-    # One webhook may update the ticket and log events separately under its one token.
-    with database.sessions() as session:
-        apply_change(session, "CA1", TicketChange(outcome=Outcome.ANSWERED), now=NOW, token="w")
-        log_events(session, "CA1", [EventRecord(E.CONNECT, queue="funds")], now=NOW, token="w")
-        log_events(session, "CA1", [EventRecord(E.CONNECT, queue="funds")], now=NOW, token="w")
-
-    assert [row.event for row in _history(database, "CA1")] == [E.CONNECT]
-    assert _count(database, ProcessedWebhook) == 2
-
-
-def test_log_events_without_records_claims_nothing(database: Database) -> None:
-    with database.sessions() as session:
-        log_events(session, "CA1", [], now=NOW, token="t")
-
-    assert _count(database, ProcessedWebhook) == 0
-    assert _count(database, QueueEventRow) == 0
+    assert [row.event for row in _history(database, "CA1")] == [E.EXITWITHKEY, E.CALLBACK]
 
 
 # --- a call's history ------------------------------------------------------------------------
 
 
 def test_events_of_a_call_in_order_linked_to_its_ticket(database: Database) -> None:
+    _log(
+        database,
+        "CA1",
+        NOW,
+        EventRecord(E.ENTERQUEUE, queue="funds", position=1),
+        EventRecord(E.CALLBACK, queue="funds", data={"number": "+4917012345"}),
+        queue="funds",
+        language="de-DE",
+        queued=True,
+    )
+    _log(database, "CA1", _later(300), EventRecord(E.CALLBACKDIAL))
+    _log(database, "CA1", _later(310), EventRecord(E.CONNECT, wait_seconds=310))
+    _log(database, "CA2", _later(5), EventRecord(E.ENTERQUEUE, queue="funds"))
     with database.sessions() as session:
-        apply_change(
-            session,
-            "CA1",
-            TicketChange(
-                queue="funds",
-                language="de-DE",
-                queued=True,
-                events=(
-                    EventRecord(E.ENTERQUEUE, queue="funds", position=1),
-                    EventRecord(E.CALLBACK, queue="funds", data={"number": "+4917012345"}),
-                ),
-            ),
-            now=NOW,
-            token="t1",
-        )
-        log_events(session, "CA1", [EventRecord(E.CALLBACKDIAL)], now=_later(300), token="t2")
-        log_events(session, "CA1", [EventRecord(E.CONNECT, wait_seconds=310)], now=_later(310))
-        log_events(session, "CA2", [EventRecord(E.ENTERQUEUE, queue="funds")], now=_later(5))
-        ticket_id = ensure_ticket(session, "CA1", now=NOW).id
+        ticket_id = session.scalar(select(Ticket.id).where(Ticket.call_sid == "CA1"))
 
     rows = _history(database, "CA1")
 
@@ -174,29 +122,12 @@ def test_events_of_a_call_in_order_linked_to_its_ticket(database: Database) -> N
     assert all(row.at.tzinfo is UTC for row in rows)
 
 
-def test_events_of_a_call_without_a_ticket_are_kept_unlinked(database: Database) -> None:
-    with database.sessions() as session:
-        log_events(session, "CA-unknown", [EventRecord(E.ABANDON, queue="funds")], now=NOW)
-
-    (row,) = _history(database, "CA-unknown")
-    assert row.ticket_id is None
-    assert row.queue == "funds"
-    with database.sessions() as session:
-        assert session.scalar(select(func.count()).select_from(Ticket)) == 0
-
-
 def test_agent_events_belong_to_no_call_and_take_nothing_from_a_ticket(
     database: Database,
 ) -> None:
-    with database.sessions() as session:
-        apply_change(session, "CA-line", TicketChange(queue="operator"), now=NOW)
-        log_events(
-            session,
-            NO_CALL,
-            [EventRecord(E.AGENTLOGIN, agent="alice", data={"extension": "101"})],
-            now=NOW,
-        )
-        log_events(session, "CA-line", [EventRecord(E.AGENTLOGOFF, agent="bob")], now=_later(9))
+    _log(database, "CA-line", NOW, queue="operator")
+    _log(database, NO_CALL, NOW, EventRecord(E.AGENTLOGIN, agent="alice", data={"ext": "101"}))
+    _log(database, "CA-line", _later(9), EventRecord(E.AGENTLOGOFF, agent="bob"))
 
     (login,) = _history(database, NO_CALL)
     assert (login.event, login.agent, login.ticket_id, login.queue) == (
@@ -211,9 +142,7 @@ def test_agent_events_belong_to_no_call_and_take_nothing_from_a_ticket(
 
 
 def test_deleting_a_ticket_keeps_its_events(database: Database) -> None:
-    change = TicketChange(events=(EventRecord(E.ENTERQUEUE, queue="funds"),))
-    with database.sessions() as session:
-        apply_change(session, "CA1", change, now=NOW)
+    _log(database, "CA1", NOW, EventRecord(E.ENTERQUEUE, queue="funds"))
     with database.session() as session:
         session.execute(delete(Ticket))
 
@@ -246,50 +175,54 @@ def _at(hour: int, minute: int = 0) -> datetime:
 
 
 def _script_day(database: Database) -> None:
-    """A day of two queues, logged call by call the way the webhooks would."""
+    """A day of two queues, journaled call by call the way the webhooks would."""
     funds_waits = [10, 20, 30, 70, 90, 200]
-    with database.sessions() as session:
-        for i in range(10):
-            call = f"CA-funds-{i}"
-            # Joining the queue updates the ticket; the later events (dispatch, status callbacks)
-            # do not name the queue and are counted under the ticket's.
-            joined = TicketChange(
-                queue="funds",
-                queued=True,
-                outcome=Outcome.QUEUED,
-                events=(EventRecord(E.ENTERQUEUE, queue="funds", position=i + 1),),
-            )
-            apply_change(session, call, joined, now=_at(9, i), token=f"join-{i}")
-            if i < 6:
-                ended = E.COMPLETECALLER if i % 2 else E.COMPLETEAGENT
-                talk = EventRecord(ended, agent="alice", talk_seconds=100 * (i + 1))
-                connect = EventRecord(E.CONNECT, agent="alice", wait_seconds=funds_waits[i])
-                log_events(session, call, [connect], now=_at(10, i))
-                log_events(session, call, [talk], now=_at(11, i))
-            elif i < 9:
-                abandon = EventRecord(E.ABANDON, position=1, wait_seconds=300)
-                log_events(session, call, [abandon], now=_at(10, i))
-            else:
-                key = EventRecord(E.EXITWITHKEY, data={"key": "1", "to": "callback"})
-                log_events(session, call, [key, EventRecord(E.CALLBACK)], now=_at(10, i))
-        log_events(session, "CA-full", [EventRecord(E.EXITFULL, queue="funds")], now=_at(12))
+    for i in range(10):
+        call = f"CA-funds-{i}"
+        # Joining the queue updates the ticket; the later events (dispatch, status callbacks)
+        # do not name the queue and are counted under the ticket's.
+        _log(
+            database,
+            call,
+            _at(9, i),
+            EventRecord(E.ENTERQUEUE, queue="funds", position=i + 1),
+            queue="funds",
+            queued=True,
+            outcome=Outcome.QUEUED,
+        )
+        if i < 6:
+            ended = E.COMPLETECALLER if i % 2 else E.COMPLETEAGENT
+            talk = EventRecord(ended, agent="alice", talk_seconds=100 * (i + 1))
+            connect = EventRecord(E.CONNECT, agent="alice", wait_seconds=funds_waits[i])
+            _log(database, call, _at(10, i), connect)
+            _log(database, call, _at(11, i), talk)
+        elif i < 9:
+            _log(database, call, _at(10, i), EventRecord(E.ABANDON, position=1, wait_seconds=300))
+        else:
+            key = EventRecord(E.EXITWITHKEY, data={"key": "1", "to": "callback"})
+            _log(database, call, _at(10, i), key, EventRecord(E.CALLBACK))
+    _log(database, "CA-full", _at(12), EventRecord(E.EXITFULL, queue="funds"))
 
-        for i, wait in enumerate([5, 45, 85]):
-            records = [
-                EventRecord(E.ENTERQUEUE, queue="security"),
-                EventRecord(E.CONNECT, queue="security", wait_seconds=wait),
-            ]
-            log_events(session, f"CA-sec-{i}", records, now=_at(14, i))
-        timeout = [
+    for i, wait in enumerate([5, 45, 85]):
+        _log(
+            database,
+            f"CA-sec-{i}",
+            _at(14, i),
             EventRecord(E.ENTERQUEUE, queue="security"),
-            EventRecord(E.EXITWITHTIMEOUT, queue="security", wait_seconds=600),
-        ]
-        log_events(session, "CA-sec-3", timeout, now=_at(15))
-        log_events(session, "CA-empty", [EventRecord(E.EXITEMPTY, queue="security")], now=_at(23))
-        log_events(session, NO_CALL, [EventRecord(E.AGENTLOGIN, agent="alice")], now=_at(8))
-        # The days before and after.
-        log_events(session, "CA-y", [EventRecord(E.ENTERQUEUE, queue="funds")], now=_at(-1))
-        log_events(session, "CA-t", [EventRecord(E.ABANDON, queue="funds")], now=_at(24))
+            EventRecord(E.CONNECT, queue="security", wait_seconds=wait),
+        )
+    _log(
+        database,
+        "CA-sec-3",
+        _at(15),
+        EventRecord(E.ENTERQUEUE, queue="security"),
+        EventRecord(E.EXITWITHTIMEOUT, queue="security", wait_seconds=600),
+    )
+    _log(database, "CA-empty", _at(23), EventRecord(E.EXITEMPTY, queue="security"))
+    _log(database, NO_CALL, _at(8), EventRecord(E.AGENTLOGIN, agent="alice"))
+    # The days before and after.
+    _log(database, "CA-y", _at(-1), EventRecord(E.ENTERQUEUE, queue="funds"))
+    _log(database, "CA-t", _at(24), EventRecord(E.ABANDON, queue="funds"))
 
 
 def _stats(
@@ -382,14 +315,13 @@ def test_queue_stats_without_answers_have_no_averages_or_levels(database: Databa
 
 def test_queue_stats_range_includes_since_and_excludes_until(database: Database) -> None:
     since, until = _at(9), _at(10)
-    with database.sessions() as session:
-        for call, at in [
-            ("CA-before", since - timedelta(microseconds=1)),
-            ("CA-first", since),
-            ("CA-last", until - timedelta(microseconds=1)),
-            ("CA-after", until),
-        ]:
-            log_events(session, call, [EventRecord(E.ENTERQUEUE, queue="funds")], now=at)
+    for call, at in [
+        ("CA-before", since - timedelta(microseconds=1)),
+        ("CA-first", since),
+        ("CA-last", until - timedelta(microseconds=1)),
+        ("CA-after", until),
+    ]:
+        _log(database, call, at, EventRecord(E.ENTERQUEUE, queue="funds"))
 
     assert _stats(database, since=since, until=until)["funds"].offered == 2
     assert _stats(database, since=until, until=_at(11))["funds"].offered == 1
@@ -405,7 +337,7 @@ def test_queue_stats_of_an_empty_range(database: Database) -> None:
 
 
 def test_migration_0002_downgrades_and_upgrades_again(empty_database: Database) -> None:
-    empty_database.upgrade()
+    empty_database.upgrade("0002")
 
     def tables() -> set[str]:
         with empty_database.engine.connect() as connection:
@@ -432,6 +364,27 @@ def test_migration_0002_downgrades_and_upgrades_again(empty_database: Database) 
     assert "tickets" in tables()
     assert empty_database.current_revision() == "0001"
 
-    empty_database.upgrade()
+    empty_database.upgrade("0002")
     assert "queue_events" in tables()
     assert empty_database.current_revision() == "0002"
+
+
+def test_migration_0003_downgrades_and_upgrades_again(empty_database: Database) -> None:
+    empty_database.upgrade()
+
+    def tables() -> set[str]:
+        with empty_database.engine.connect() as connection:
+            return set(inspect(connection).get_table_names())
+
+    assert {"ticket_changes", "reference_blocks"} <= tables()
+    assert "processed_webhooks" not in tables()
+    config = empty_database.alembic_config()
+    with empty_database.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0002")
+    assert not {"ticket_changes", "reference_blocks"} & tables()
+    assert "processed_webhooks" in tables()
+
+    empty_database.upgrade()
+    assert empty_database.current_revision() == "0003"
+    assert empty_database.schema().ready

@@ -1,8 +1,9 @@
-"""Tickets: one per call, each webhook applied once, calls closed right, on SQLite and Postgres."""
+"""Tickets written from journal records: one per call, each record applied once, on SQLite and Postgres."""
 
 from __future__ import annotations
 
 import ast
+import itertools
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
@@ -10,32 +11,53 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from ivr.db import Database
-from ivr.tickets import changes, service
+from ivr.tickets import changes, projection, records
 from ivr.tickets.changes import EventRecord, Outcome, QueueEvent, TicketChange, format_reference
 from ivr.tickets.events import events_of
-from ivr.tickets.models import ProcessedWebhook, Ticket
+from ivr.tickets.models import Ticket, TicketChangeRow
+from ivr.tickets.records import CallEnd, JournalRecord
 from ivr.tickets.service import (
-    apply_change,
-    close_ticket,
-    ensure_ticket,
+    apply_records,
+    changes_of,
     find_by_reference,
     get_ticket,
+    lease_reference_block,
     list_tickets,
-    prune_processed_webhooks,
 )
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 T = TypeVar("T")
+_ids = itertools.count(1)
+_references = itertools.count(3_000_001)
 
 
 def _later(seconds: float) -> datetime:
     return NOW + timedelta(seconds=seconds)
 
 
-def _count(database: Database, model: type[Ticket] | type[ProcessedWebhook]) -> int:
+def rec(
+    call_sid: str, at: datetime = NOW, *, id: str | None = None, **fields: Any
+) -> JournalRecord:
+    """A journal record: `fields` are JournalRecord fields or TicketChange fields."""
+    own = {k: fields.pop(k) for k in ("reference", "caller", "called", "end", "seq") if k in fields}
+    return JournalRecord(
+        id=id or f"r{next(_ids)}", call_sid=call_sid, at=at, change=TicketChange(**fields), **own
+    )
+
+
+def new_reference() -> str:
+    return str(next(_references))
+
+
+def apply(database: Database, *batch: JournalRecord) -> None:
+    with database.sessions() as session:
+        apply_records(session, batch, new_reference=new_reference)
+
+
+def _count(database: Database, model: type[Ticket] | type[TicketChangeRow]) -> int:
     with database.sessions() as session:
         return session.scalar(select(func.count()).select_from(model)) or 0
 
@@ -71,184 +93,139 @@ def _in_threads(count: int, work: Callable[[int], T]) -> list[T]:
     return [r for r in results if r is not None]
 
 
-# --- one ticket per call -------------------------------------------------------------------
+# --- one ticket per call, each record once --------------------------------------------------
 
 
-def test_repeated_webhook_keeps_one_ticket(database: Database) -> None:
-    with database.sessions() as session:
-        first = ensure_ticket(session, "CA1", caller="+4930123", called="+4980000", now=NOW)
-    with database.sessions() as session:
-        again = ensure_ticket(session, "CA1", caller="+4930123", called="+4980000", now=_later(5))
+def test_the_first_record_creates_the_ticket_with_the_reference_the_caller_was_given(
+    database: Database,
+) -> None:
+    apply(database, rec("CA1", reference="4821093", caller="+4930123", called="+4980000"))
 
-    assert (again.id, again.reference) == (first.id, first.reference)
-    assert again.arrived_at == NOW
-    assert again.menu_path == []
+    ticket = _fresh(database, "CA1")
+    assert ticket.reference == "4821093"
+    assert (ticket.caller, ticket.called) == ("+4930123", "+4980000")
+    assert ticket.arrived_at == NOW
+    assert ticket.menu_path == []
+
+
+def test_a_record_delivered_twice_is_applied_once(database: Database) -> None:
+    twice = rec("CA1", id="same", menu_step="lang:2", language="de-DE")
+    apply(database, twice)
+    apply(database, twice, twice)
+
+    ticket = _fresh(database, "CA1")
+    assert ticket.menu_path == ["lang:2"]
+    assert ticket.language == "de-DE"
     assert _count(database, Ticket) == 1
+    assert _count(database, TicketChangeRow) == 1
+
+
+def test_a_retried_webhook_with_other_values_keeps_the_first(database: Database) -> None:
+    apply(database, rec("CA1", id="token-x", satisfaction=4))
+    apply(database, rec("CA1", _later(1), id="token-x", satisfaction=1))
+
+    assert _fresh(database, "CA1").satisfaction == 4
+
+
+def test_records_of_one_call_apply_in_the_order_they_happened_whatever_order_they_arrive(
+    database: Database,
+) -> None:
+    first = rec("CA1", NOW, reference="4821093", menu_step="language:2", language="en-US")
+    second = rec("CA1", _later(5), menu_step="main:2")
+    third = rec("CA1", _later(9), menu_step="funds:1", queue="funds", outcome=Outcome.QUEUED)
+    apply(database, third)
+    apply(database, first)
+    apply(database, second)
+
+    ticket = _fresh(database, "CA1")
+    assert ticket.menu_path == ["language:2", "main:2", "funds:1"]
+    assert ticket.arrived_at == NOW
+    assert ticket.reference == "4821093"
 
 
 def test_missing_caller_and_called_are_filled_later_but_never_overwritten(
     database: Database,
 ) -> None:
-    with database.sessions() as session:
-        ensure_ticket(session, "CA1", caller=None, called=None, now=NOW)
-        ensure_ticket(session, "CA1", caller="+4930123", called="+4980000", now=NOW)
-        ensure_ticket(session, "CA1", caller="+1555", called="+1666", now=NOW)
+    apply(database, rec("CA1"))
+    apply(database, rec("CA1", _later(1), caller="+4930123", called="+4980000"))
+    apply(database, rec("CA1", _later(2), caller="+1555", called="+1666"))
 
     ticket = _fresh(database, "CA1")
     assert (ticket.caller, ticket.called) == ("+4930123", "+4980000")
 
 
-def test_concurrent_first_webhooks_create_one_ticket(database: Database) -> None:
-    def first_webhook(_: int) -> tuple[int, str]:
-        with database.sessions() as session:
-            ticket = ensure_ticket(session, "CA-race", caller="+4930123", now=NOW)
-            return ticket.id, ticket.reference
-
-    seen = set(_in_threads(8, first_webhook))
-
-    assert len(seen) == 1
-    assert _count(database, Ticket) == 1
-
-
-def test_a_request_racing_an_uncommitted_insert_gets_that_ticket(database: Database) -> None:
-    # The other request has inserted the call's ticket but not committed yet: ours must wait for
-    # it and then return its ticket, not fail and not create a second one.
-    holder = database.sessions()
-    holder.add(Ticket(call_sid="CA-race", reference="1234567", arrived_at=NOW, menu_path=[]))
-    holder.flush()
-    result: list[int] = []
-    errors: list[BaseException] = []
-    savepoint_rollbacks: list[str] = []
-
-    def on_rollback_savepoint(_connection: object, name: str, _context: object) -> None:
-        savepoint_rollbacks.append(name)
-
-    event.listen(database.engine, "rollback_savepoint", on_rollback_savepoint)
-
-    def racer() -> None:
-        try:
-            with database.sessions() as session:
-                result.append(ensure_ticket(session, "CA-race", now=_later(1)).id)
-        except BaseException as exc:
-            errors.append(exc)
-
-    thread = threading.Thread(target=racer)
-    thread.start()
-    try:
-        thread.join(timeout=0.5)
-        assert thread.is_alive(), "the racing request did not wait for the uncommitted ticket"
-        holder.commit()
-        held_id = holder.scalars(select(Ticket.id)).one()
-    finally:
-        holder.close()
-        thread.join(timeout=10)
-        event.remove(database.engine, "rollback_savepoint", on_rollback_savepoint)
-
-    assert not errors
-    assert result == [held_id]
-    assert _count(database, Ticket) == 1
-    if database.engine.dialect.name == "postgresql":
-        # It really raced: its own insert hit the unique constraint and was rolled back.
-        assert len(savepoint_rollbacks) == 1
-
-
-def test_reference_collision_draws_another_reference(
-    database: Database, monkeypatch: pytest.MonkeyPatch
+def test_a_call_whose_webhooks_had_no_reference_is_numbered_by_the_writer(
+    database: Database,
 ) -> None:
-    with database.sessions() as session:
-        taken = ensure_ticket(session, "CA1", now=NOW).reference
-    draws = iter([taken, "7654321"])
-    monkeypatch.setattr(service, "new_reference", lambda: next(draws))
+    apply(database, rec("CA1", menu_step="language:1"))
 
-    with database.sessions() as session:
-        ticket = ensure_ticket(session, "CA2", now=NOW)
-
-    assert ticket.reference == "7654321"
-    assert _count(database, Ticket) == 2
+    reference = _fresh(database, "CA1").reference
+    assert len(reference) == 7 and reference.isdigit()
 
 
-# --- webhook changes -----------------------------------------------------------------------
+def test_a_reference_taken_by_another_ticket_is_replaced(database: Database) -> None:
+    apply(database, rec("CA1", reference="1234567"))
+    apply(database, rec("CA2", reference="1234567"))
+
+    assert _fresh(database, "CA1").reference == "1234567"
+    second = _fresh(database, "CA2").reference
+    assert second != "1234567" and len(second) == 7
 
 
-def test_retried_webhook_applies_its_change_once(database: Database) -> None:
-    change = TicketChange(menu_step="lang:2", language="de-DE")
-    for _ in range(2):
+def test_concurrent_writers_create_one_ticket_and_lose_no_record(database: Database) -> None:
+    batches = [[rec("CA-race", _later(i), menu_step=f"step:{i}")] for i in range(6)]
+
+    def writer(i: int) -> int:
         with database.sessions() as session:
-            apply_change(session, "CA1", change, now=NOW, token="idem-1")
+            return apply_records(session, batches[i], new_reference=new_reference).records
+
+    assert sum(_in_threads(6, writer)) == 6
+    assert _count(database, Ticket) == 1
+    assert _fresh(database, "CA-race").menu_path == [f"step:{i}" for i in range(6)]
+
+
+def test_concurrent_writers_with_the_same_records_apply_them_once(database: Database) -> None:
+    same = [rec("CA1", id="r-a", menu_step="main:3"), rec("CA1", _later(1), id="r-b", queued=True)]
+
+    def writer(_: int) -> None:
+        with database.sessions() as session:
+            apply_records(session, same, new_reference=new_reference)
+
+    _in_threads(6, writer)
 
     ticket = _fresh(database, "CA1")
-    assert ticket.menu_path == ["lang:2"]
-    assert ticket.language == "de-DE"
-    assert _count(database, ProcessedWebhook) == 1
+    assert ticket.menu_path == ["main:3"]
+    assert ticket.queued_at == _later(1)
 
 
-def test_retry_in_the_same_session_applies_once(database: Database) -> None:
-    with database.sessions() as session:
-        apply_change(session, "CA1", TicketChange(menu_step="main:1"), now=NOW, token="t")
-        ticket = apply_change(session, "CA1", TicketChange(menu_step="main:1"), now=NOW, token="t")
-
-    assert ticket.menu_path == ["main:1"]
-
-
-def test_different_tokens_apply_both_changes(database: Database) -> None:
-    with database.sessions() as session:
-        apply_change(session, "CA1", TicketChange(menu_step="lang:2"), now=NOW, token="t1")
-        apply_change(session, "CA1", TicketChange(menu_step="main:1"), now=_later(3), token="t2")
-
-    assert _fresh(database, "CA1").menu_path == ["lang:2", "main:1"]
-
-
-def test_concurrent_identical_retries_apply_once(database: Database) -> None:
-    def retry(_: int) -> None:
-        with database.sessions() as session:
-            apply_change(session, "CA1", TicketChange(menu_step="main:3"), now=NOW, token="same")
-
-    _in_threads(6, retry)
-
-    assert _fresh(database, "CA1").menu_path == ["main:3"]
-    assert _count(database, ProcessedWebhook) == 1
-
-
-def test_concurrent_different_webhooks_lose_no_change(database: Database) -> None:
-    def webhook(i: int) -> None:
-        with database.sessions() as session:
-            change = TicketChange(menu_step=f"step:{i}")
-            apply_change(session, "CA1", change, now=NOW, token=f"tok-{i}")
-
-    _in_threads(6, webhook)
-
-    assert sorted(_fresh(database, "CA1").menu_path) == [f"step:{i}" for i in range(6)]
+# --- what a change records ---------------------------------------------------------------------
 
 
 def test_change_sets_fields_and_queued_at_only_once(database: Database) -> None:
-    with database.sessions() as session:
-        apply_change(
-            session,
+    apply(
+        database,
+        rec(
             "CA1",
-            TicketChange(
-                issue="withdrawal",
-                queue="payments",
-                team="tier1",
-                priority=2,
-                outcome=Outcome.QUEUED,
-                queued=True,
-            ),
-            now=_later(10),
+            _later(10),
+            issue="withdrawal",
+            queue="payments",
+            team="tier1",
+            priority=2,
+            outcome=Outcome.QUEUED,
+            queued=True,
             caller="+4930123",
             called="+4980000",
-        )
-        apply_change(session, "CA1", TicketChange(queued=True, priority=1), now=_later(50))
-        apply_change(
-            session,
+        ),
+        rec("CA1", _later(50), queued=True, priority=1),
+        rec(
             "CA1",
-            TicketChange(
-                outcome=Outcome.CALLBACK,
-                callback_number="+4917012345",
-                recording_url="https://api.twilio.com/rec/RE1",
-                recording_duration=14,
-            ),
-            now=_later(60),
-        )
+            _later(60),
+            outcome=Outcome.CALLBACK,
+            callback_number="+4917012345",
+            recording_url="https://api.twilio.com/rec/RE1",
+            recording_duration=14,
+        ),
+    )
 
     ticket = _fresh(database, "CA1")
     assert (ticket.issue, ticket.queue, ticket.team, ticket.priority) == (
@@ -266,15 +243,17 @@ def test_change_sets_fields_and_queued_at_only_once(database: Database) -> None:
     assert (ticket.caller, ticket.called) == ("+4930123", "+4980000")
 
 
-def test_change_records_agent_and_satisfaction(database: Database) -> None:
-    with database.sessions() as session:
-        apply_change(session, "CA1", TicketChange(outcome=Outcome.ANSWERED, agent="alice"), now=NOW)
-        apply_change(session, "CA1", TicketChange(satisfaction=4), now=_later(300), token="t")
-        apply_change(session, "CA1", TicketChange(satisfaction=1), now=_later(301), token="t")
+def test_answered_records_the_agent_and_the_first_answer(database: Database) -> None:
+    apply(
+        database,
+        rec("CA1", outcome=Outcome.ANSWERED, agent="alice"),
+        rec("CA1", _later(30), outcome=Outcome.ANSWERED),
+        rec("CA1", _later(300), satisfaction=5),
+    )
 
     ticket = _fresh(database, "CA1")
     assert ticket.agent == "alice"
-    assert ticket.satisfaction == 4
+    assert ticket.satisfaction == 5
     assert ticket.answered_at == NOW
 
 
@@ -285,64 +264,82 @@ def test_satisfaction_outside_one_to_five_is_refused(score: int) -> None:
 
 
 def test_satisfaction_bounds_are_accepted(database: Database) -> None:
-    with database.sessions() as session:
-        apply_change(session, "CA1", TicketChange(satisfaction=1), now=NOW)
-        apply_change(session, "CA2", TicketChange(satisfaction=5), now=NOW)
+    apply(database, rec("CA1", satisfaction=1), rec("CA2", satisfaction=5))
 
     assert (_fresh(database, "CA1").satisfaction, _fresh(database, "CA2").satisfaction) == (1, 5)
 
 
-def test_change_events_are_logged_with_the_queue_the_change_sets(database: Database) -> None:
-    change = TicketChange(
+def test_events_are_logged_once_with_the_queue_the_change_sets(database: Database) -> None:
+    record = rec(
+        "CA1",
         queue="funds",
         language="fr-FR",
         queued=True,
-        events=[EventRecord(QueueEvent.ENTERQUEUE, position=2)],  # type: ignore[arg-type]
+        events=(EventRecord(QueueEvent.ENTERQUEUE, position=2),),
     )
+    apply(database, record)
+    apply(database, record)
     with database.sessions() as session:
-        ticket = apply_change(session, "CA1", change, now=NOW, token="t")
         (row,) = events_of(session, "CA1")
 
-    assert change.events == (EventRecord(QueueEvent.ENTERQUEUE, position=2),)
     assert (row.event, row.queue, row.language, row.position) == (
         QueueEvent.ENTERQUEUE,
         "funds",
         "fr-FR",
         2,
     )
-    assert row.ticket_id == ticket.id
+    assert row.ticket_id == _fresh(database, "CA1").id
 
 
-def test_empty_change_records_no_token(database: Database) -> None:
+def test_an_event_that_arrived_before_the_queue_was_known_gets_it(database: Database) -> None:
+    # The hang-up's ABANDON names no queue; the record that set the queue reached the writer late.
+    apply(database, rec("CA1", _later(60), events=(EventRecord(QueueEvent.ABANDON, position=1),)))
+    apply(database, rec("CA1", _later(5), queue="security", language="de-DE", queued=True))
     with database.sessions() as session:
-        ticket = apply_change(session, "CA1", TicketChange(), now=NOW, token="t1")
+        (row,) = events_of(session, "CA1")
 
-    assert ticket.call_sid == "CA1"
-    assert _count(database, ProcessedWebhook) == 0
+    assert (row.queue, row.language) == ("security", "de-DE")
 
 
-def test_prune_forgets_old_tokens(database: Database) -> None:
+def test_agent_events_belong_to_no_call_and_create_no_ticket(database: Database) -> None:
+    login = EventRecord(QueueEvent.AGENTLOGIN, agent="emma", data={"status": "available"})
+    apply(database, rec(records.NO_CALL, events=(login,)))
+
     with database.sessions() as session:
-        apply_change(session, "CA1", TicketChange(menu_step="a"), now=NOW, token="old")
-        apply_change(session, "CA1", TicketChange(menu_step="b"), now=_later(7200), token="new")
-        removed = prune_processed_webhooks(session, before=_later(3600))
+        (row,) = events_of(session, records.NO_CALL)
+    assert (row.event, row.agent, row.ticket_id, row.data) == (
+        QueueEvent.AGENTLOGIN,
+        "emma",
+        None,
+        {"status": "available"},
+    )
+    assert _count(database, Ticket) == 0
 
-    assert removed == 1
+
+def test_a_calls_history_reads_back_in_order(database: Database) -> None:
+    apply(database, rec("CA1", _later(2), menu_step="b"), rec("CA1", _later(1), menu_step="a"))
+
     with database.sessions() as session:
-        assert session.scalars(select(ProcessedWebhook.token)).all() == ["new"]
+        history = changes_of(session, "CA1")
+    assert [r.change.menu_step for r in history] == ["a", "b"]
 
 
-# --- closing -------------------------------------------------------------------------------
+# --- the end of a call ---------------------------------------------------------------------
 
 
-def test_close_of_a_queued_call_is_abandoned_with_its_wait(database: Database) -> None:
-    with database.sessions() as session:
-        ensure_ticket(session, "CA1", now=NOW)
-        apply_change(
-            session, "CA1", TicketChange(outcome=Outcome.QUEUED, queued=True), now=_later(10)
-        )
-        ticket = close_ticket(session, "CA1", call_status="completed", now=_later(70), duration=70)
+def end(status: str = "completed", duration: int | None = 70) -> CallEnd:
+    return CallEnd(status, duration)
 
+
+def test_a_call_that_ends_while_queued_is_abandoned_with_its_wait(database: Database) -> None:
+    apply(
+        database,
+        rec("CA1"),
+        rec("CA1", _later(10), outcome=Outcome.QUEUED, queued=True),
+        rec("CA1", _later(70), end=end()),
+    )
+
+    ticket = _fresh(database, "CA1")
     assert ticket.outcome is Outcome.ABANDONED
     assert ticket.wait_seconds == 60
     assert ticket.ended_at == _later(70)
@@ -350,15 +347,13 @@ def test_close_of_a_queued_call_is_abandoned_with_its_wait(database: Database) -
     assert ticket.call_status == "completed"
 
 
-def test_close_of_an_answered_call_keeps_the_outcome_and_waits_until_answered(
-    database: Database,
-) -> None:
-    with database.sessions() as session:
-        apply_change(
-            session, "CA1", TicketChange(outcome=Outcome.QUEUED, queued=True), now=_later(10)
-        )
-        apply_change(session, "CA1", TicketChange(outcome=Outcome.ANSWERED), now=_later(40))
-        close_ticket(session, "CA1", call_status="completed", now=_later(300), duration=300)
+def test_an_answered_call_keeps_its_outcome_and_waited_until_answered(database: Database) -> None:
+    apply(
+        database,
+        rec("CA1", _later(10), outcome=Outcome.QUEUED, queued=True),
+        rec("CA1", _later(40), outcome=Outcome.ANSWERED),
+        rec("CA1", _later(300), end=end(duration=300)),
+    )
 
     ticket = _fresh(database, "CA1")
     assert ticket.outcome is Outcome.ANSWERED
@@ -366,51 +361,52 @@ def test_close_of_an_answered_call_keeps_the_outcome_and_waits_until_answered(
     assert ticket.wait_seconds == 30
 
 
-def test_close_without_any_outcome_is_abandoned_and_without_queue_has_no_wait(
+def test_the_end_arriving_before_the_queue_record_still_makes_it_abandoned(
     database: Database,
 ) -> None:
-    with database.sessions() as session:
-        ensure_ticket(session, "CA1", now=NOW)
-        ticket = close_ticket(session, "CA1", call_status="canceled", now=_later(4), duration=None)
+    apply(database, rec("CA1", _later(70), end=end()))
+    apply(database, rec("CA1", _later(10), outcome=Outcome.QUEUED, queued=True))
 
+    ticket = _fresh(database, "CA1")
+    assert ticket.outcome is Outcome.ABANDONED
+    assert ticket.wait_seconds == 60
+
+
+def test_an_end_without_any_outcome_is_abandoned_and_without_queue_has_no_wait(
+    database: Database,
+) -> None:
+    apply(database, rec("CA1"), rec("CA1", _later(4), end=end("canceled", None)))
+
+    ticket = _fresh(database, "CA1")
     assert ticket.outcome is Outcome.ABANDONED
     assert ticket.wait_seconds is None
     assert ticket.duration_seconds is None
 
 
-def test_close_keeps_a_self_served_outcome(database: Database) -> None:
-    with database.sessions() as session:
-        apply_change(session, "CA1", TicketChange(outcome=Outcome.SELF_SERVED), now=NOW)
-        ticket = close_ticket(session, "CA1", call_status="completed", now=_later(30), duration=30)
+def test_the_end_keeps_a_self_served_outcome(database: Database) -> None:
+    apply(database, rec("CA1", outcome=Outcome.SELF_SERVED), rec("CA1", _later(30), end=end()))
 
-    assert ticket.outcome is Outcome.SELF_SERVED
+    assert _fresh(database, "CA1").outcome is Outcome.SELF_SERVED
 
 
-def test_close_of_an_unknown_call_still_leaves_a_ticket(database: Database) -> None:
-    with database.sessions() as session:
-        close_ticket(
-            session,
-            "CA-unknown",
-            call_status="no-answer",
-            now=NOW,
-            duration=0,
-            caller="+4930123",
-            called="+4980000",
-        )
+def test_the_end_of_an_unknown_call_still_leaves_a_ticket(database: Database) -> None:
+    apply(database, rec("CA-unknown", end=end("no-answer", 0), caller="+4930123", called="+498"))
 
     ticket = _fresh(database, "CA-unknown")
     assert ticket.arrived_at == NOW
     assert ticket.ended_at == NOW
     assert ticket.call_status == "no-answer"
     assert ticket.outcome is Outcome.ABANDONED
-    assert (ticket.caller, ticket.called) == ("+4930123", "+4980000")
+    assert (ticket.caller, ticket.called) == ("+4930123", "+498")
 
 
-def test_closing_twice_keeps_the_first_end(database: Database) -> None:
-    with database.sessions() as session:
-        apply_change(session, "CA1", TicketChange(queued=True), now=_later(10))
-        close_ticket(session, "CA1", call_status="completed", now=_later(70), duration=70)
-        close_ticket(session, "CA1", call_status="completed", now=_later(95), duration=71)
+def test_ending_twice_keeps_the_first_end(database: Database) -> None:
+    apply(
+        database,
+        rec("CA1", _later(10), queued=True),
+        rec("CA1", _later(70), end=end(duration=70)),
+        rec("CA1", _later(95), end=end(duration=71)),
+    )
 
     ticket = _fresh(database, "CA1")
     assert ticket.ended_at == _later(70)
@@ -424,8 +420,7 @@ def test_closing_twice_keeps_the_first_end(database: Database) -> None:
 
 def test_datetimes_read_back_aware_in_utc(database: Database) -> None:
     berlin_winter = timezone(timedelta(hours=1))
-    with database.sessions() as session:
-        apply_change(session, "CA1", TicketChange(queued=True), now=NOW.astimezone(berlin_winter))
+    apply(database, rec("CA1", NOW.astimezone(berlin_winter), queued=True))
 
     ticket = _fresh(database, "CA1")
     for value in (ticket.arrived_at, ticket.queued_at, ticket.created_at, ticket.updated_at):
@@ -435,22 +430,19 @@ def test_datetimes_read_back_aware_in_utc(database: Database) -> None:
     assert ticket.arrived_at.hour == 9
 
 
-def test_references_are_seven_distinct_digits(database: Database) -> None:
-    with database.sessions() as session:
-        references = [ensure_ticket(session, f"CA{i}", now=NOW).reference for i in range(200)]
+def test_leased_blocks_never_repeat(database: Database) -> None:
+    def lease(_: int) -> int:
+        with database.sessions() as session:
+            return lease_reference_block(session, now=NOW)
 
-    assert len(set(references)) == 200
-    for reference in references:
-        assert len(reference) == 7
-        assert reference.isdigit()
-        assert reference[0] != "0"
+    blocks = _in_threads(6, lease)
+    assert len(set(blocks)) == 6
 
 
 def test_reference_is_spoken_digit_by_digit_and_found_in_that_form(database: Database) -> None:
+    apply(database, rec("CA1", reference="4821093"))
     with database.sessions() as session:
-        reference = ensure_ticket(session, "CA1", now=NOW).reference
-        spoken = format_reference(reference)
-        found = find_by_reference(session, spoken)
+        found = find_by_reference(session, format_reference("4821093"))
         missing = find_by_reference(session, "0000000")
 
     assert format_reference("4821093") == "4 8 2 1 0 9 3"
@@ -470,10 +462,13 @@ def test_list_tickets_newest_first_with_filters(database: Database) -> None:
         ("CA2", 120, "en-US", "security", Outcome.ABANDONED),
         ("CA3", 180, "en-US", None, Outcome.SELF_SERVED),
     ]
-    with database.sessions() as session:
-        for call_sid, offset, language, queue, outcome in calls:
-            change = TicketChange(language=language, queue=queue, outcome=outcome)
-            apply_change(session, call_sid, change, now=_later(offset))
+    apply(
+        database,
+        *(
+            rec(sid, _later(offset), language=language, queue=queue, outcome=outcome)
+            for sid, offset, language, queue, outcome in calls
+        ),
+    )
 
     def sids(**filters: Any) -> list[str]:
         with database.sessions() as session:
@@ -507,13 +502,14 @@ def test_ticket_change_with_agent_satisfaction_or_events_is_not_empty() -> None:
     assert not TicketChange(events=(EventRecord(QueueEvent.CONNECT),)).is_empty()
 
 
-def test_changes_module_stays_free_of_the_database() -> None:
+@pytest.mark.parametrize("module", [changes, records, projection])
+def test_what_the_flow_and_the_journal_share_stays_free_of_the_database(module: Any) -> None:
     imported: set[str] = set()
-    for node in ast.walk(ast.parse(Path(changes.__file__).read_text())):
+    for node in ast.walk(ast.parse(Path(module.__file__).read_text())):
         if isinstance(node, ast.Import):
             imported.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             imported.add(node.module or "")
 
-    assert not {n for n in imported if n.split(".")[0] in {"sqlalchemy", "alembic"}}
+    assert not {n for n in imported if n.split(".")[0] in {"sqlalchemy", "alembic", "redis"}}
     assert not {n for n in imported if n in {"ivr.db", "ivr.tickets.models"}}

@@ -1,0 +1,186 @@
+"""`create_app`: settings, clock, rules, stores and the journal, wired once into `app.extensions["ivr"]`."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from typing import Any
+
+from flask import Flask, Response
+from redis import Redis
+from sqlalchemy.exc import SQLAlchemyError
+from twilio.http import HttpClient
+
+from ivr.background import Background
+from ivr.clock import Clock, OffsetClock, SystemClock
+from ivr.config import Settings
+from ivr.db import Database
+from ivr.health import Health
+from ivr.journal import Journal
+from ivr.queue import CallQueue, connect
+from ivr.rules.live import LiveRules
+from ivr.services import Services
+from ivr.switchboard import Switchboard
+from ivr.telephony import telephony_for
+from ivr.tickets import service as tickets
+from ivr.tickets.references import BLOCK_SIZE, References
+from ivr.tickets.writer import TicketWriter
+
+MAX_BODY_BYTES = 64 * 1024
+"""Twilio's webhook bodies are a few kB; anything much larger is refused with 413."""
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: Settings | None = None,
+    clock: Clock | None = None,
+    *,
+    database: Database | None = None,
+    redis_client: Redis | None = None,
+    twilio_http_client: HttpClient | None = None,
+    **overrides: Any,
+) -> Flask:
+    """Build the app; raises `ConfigError` or `RulesError` when it could not serve calls correctly.
+
+    `database`, `redis_client` and `twilio_http_client` replace the ones the settings describe
+    (tests, the simulator). Nothing here waits on a store: a database that is down or behind is
+    reported by `/healthz` and waited for by the ticket writer.
+    """
+    settings = (settings or Settings.from_env()).with_overrides(**overrides)
+    settings.validate()
+    if clock is None:
+        clock = OffsetClock(settings.clock_start) if settings.clock_start else SystemClock()
+
+    app = Flask(__name__, instance_relative_config=False)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    s = build_services(settings, clock, database, redis_client, twilio_http_client)
+    app.extensions["ivr"] = s
+    if s.background is not None and settings.background:
+        app.before_request(s.background.ensure_started)
+    else:
+        _keep_references_at_hand(app, s)  # no thread will
+    if settings.writer == "inline":
+        _write_after_each_request(app, s)
+    if settings.dev_mode and not settings.twilio_auth_token:
+        logging.getLogger(__name__).warning(
+            "IVR_DEV_MODE: Twilio signatures are NOT checked; never expose this to the internet"
+        )
+
+        @app.after_request
+        def warn_unsigned(response: Response) -> Response:
+            response.headers["X-IVR-Warning"] = (
+                "development mode: Twilio signatures are not checked"
+            )
+            return response
+
+    from ivr import agents, health, webhooks
+
+    app.register_blueprint(webhooks.bp)
+    app.register_blueprint(agents.line_bp)
+    app.register_blueprint(agents.api_bp)
+    app.register_blueprint(health.bp)
+    return app
+
+
+def start_background(app: Flask, wait_seconds: float = 1.0) -> None:
+    """Start this process's threads now (not at its first request), and give the database up to
+    `wait_seconds` to lease the first reference numbers, so the first caller has one too.
+
+    Call it in the process that serves: gunicorn's worker after the fork (never with --preload)."""
+    s: Services = app.extensions["ivr"]
+    if s.background is None or not s.settings.background:
+        return
+    s.background.ensure_started()
+    deadline = time.monotonic() + wait_seconds
+    while not s.references.at_hand() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def build_services(
+    settings: Settings,
+    clock: Clock,
+    database: Database | None = None,
+    redis_client: Redis | None = None,
+    twilio_http_client: HttpClient | None = None,
+) -> Services:
+    """The clients of one process (the app's, or `ivr worker`'s)."""
+    db = database or Database(settings.database_url)
+    redis = redis_client or connect(settings.redis_url)
+    queue = CallQueue(redis, clock)
+    journal = Journal(redis, settings.spool_dir)
+
+    def lease_block() -> int:
+        with db.sessions() as session:
+            return tickets.lease_reference_block(session, now=clock.now())
+
+    references = References(lease_block)
+    writer = TicketWriter(
+        journal,
+        db,
+        References(lease_block),  # its own blocks: webhooks never take the ones a batch counts on
+        clock,
+        consumer=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}",
+    )
+    telephony = telephony_for(
+        settings.twilio_account_sid,
+        settings.twilio_auth_token,
+        settings.public_base_url,
+        twilio_http_client,
+    )
+    rules = LiveRules(
+        settings.routing_rules,
+        settings.voice_prompts,
+        clock,
+        settings.rules_reload_seconds,
+        background=settings.background,
+    )
+    s = Services(
+        settings=settings,
+        clock=clock,
+        rules=rules,
+        db=db,
+        queue=queue,
+        journal=journal,
+        references=references,
+        writer=writer,
+        telephony=telephony,
+        switchboard=Switchboard(queue, journal, telephony, clock),
+        health=Health(db, clock),
+    )
+    s.background = Background(s, writer=settings.writer == "thread")
+    return s
+
+
+def _keep_references_at_hand(app: Flask, s: Services) -> None:
+    """Without background threads (tests, the simulator): lease reference blocks now and after a
+    request that ran low, instead of in the `ivr-database` thread."""
+
+    def refill() -> None:
+        try:
+            s.references.refill()
+        except SQLAlchemyError:
+            log.warning("no ticket reference block could be leased; calls go on without one")
+
+    refill()
+
+    @app.after_request
+    def top_up(response: Response) -> Response:
+        if s.references.at_hand() < BLOCK_SIZE:
+            refill()
+        return response
+
+
+def _write_after_each_request(app: Flask, s: Services) -> None:
+    """Tests: tickets are written before the response leaves (never in production)."""
+
+    @app.after_request
+    def write_tickets(response: Response) -> Response:
+        try:
+            s.writer.drain()
+        except Exception:  # the database being away must not change what the caller gets
+            log.warning("inline ticket writer: not written yet", exc_info=True)
+        return response

@@ -1,0 +1,321 @@
+"""The ticket journal: where webhooks put what they learned, for a writer to turn into tickets.
+
+Why here and not the database: every webhook already talks to Redis, a stream append is one fast round
+trip, and a Redis stream with a consumer group is shared by every instance, so any writer on any host
+drains it, each entry goes to one writer at a time, and entries a dead writer took are claimed again
+(`RECLAIM_AFTER_MS`). With AOF (`appendfsync everysec`, see the README) Redis keeps the backlog across its
+own restarts while PostgreSQL is away.
+
+When Redis itself cannot be reached, a record goes to a local **spool**: one append-only file of JSON
+lines per process in `IVR_SPOOL_DIR`, written with a single `write()` before the webhook answers, so a
+process killed right after answering (even with SIGKILL) loses nothing: the bytes are the kernel's. A
+process holds an exclusive `flock` on its own file while it lives; any process that can take the lock
+of another's file knows its owner is gone and may drain it. Spooled records go to the stream when Redis
+answers again, or straight to the database when a writer runs in the same process.
+
+A record is applied once however often it is delivered (its id is the `ticket_changes` key), so
+at-least-once delivery everywhere is enough.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import redis
+from redis.exceptions import RedisError, ResponseError
+
+from ivr.tickets.records import BadRecord, JournalRecord
+
+log = logging.getLogger(__name__)
+
+STREAM_KEY: Final = "ivr:journal"
+"""One entry per record, deleted once a writer applied it: its length is the backlog."""
+REJECTED_KEY: Final = "ivr:journal:rejected"
+"""Entries no writer can apply (unreadable, or refused by the database), kept for an operator."""
+GROUP: Final = "ivr-writers"
+RECLAIM_AFTER_MS: Final = 30_000
+"""A delivered entry not acknowledged for this long is taken over by another writer."""
+_FIELD: Final = "r"
+_SPOOL_SUFFIX: Final = ".jsonl"
+_REJECTED_SPOOL: Final = "rejected.txt"
+
+Where = Literal["stream", "spool", "lost"]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A journal entry handed to a writer: its record, or why it cannot be read."""
+
+    source: str
+    """"stream" or the spool file's path."""
+    entry_id: str
+    """The stream entry id, or the line number in the spool file."""
+    line: str
+    record: JournalRecord | None
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """What is waiting to be written, for `/healthz`."""
+
+    stream: int | None
+    """Entries in the stream (None: Redis unreachable)."""
+    oldest_at: datetime | None
+    """When the oldest waiting stream entry was added."""
+    spool_files: int
+    spool_bytes: int
+    rejected: int | None
+
+
+class JournalStream:
+    """The Redis side of the journal: append, read as a consumer group member, acknowledge."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._client = client
+
+    def add(self, line: str) -> None:
+        """Append one record line; raises RedisError when Redis cannot take it."""
+        self._client.xadd(STREAM_KEY, {_FIELD: line})
+
+    def add_many(self, lines: list[str]) -> None:
+        """Append several record lines in one round trip (not atomic: a retry may repeat some)."""
+        with self._client.pipeline(transaction=False) as pipe:
+            for line in lines:
+                pipe.xadd(STREAM_KEY, {_FIELD: line})
+            pipe.execute()
+
+    def read(self, consumer: str, count: int) -> list[Delivery]:
+        """Entries for this consumer: its own unacknowledged ones (a batch that failed), those a dead
+        writer left unacknowledged, then new ones."""
+        try:
+            return self._read(consumer, count)
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            self._ensure_group()
+            return self._read(consumer, count)
+
+    def _read(self, consumer: str, count: int) -> list[Delivery]:
+        entries = self._group_read(consumer, "0", count)
+        if not entries:
+            stale: Any = self._client.xautoclaim(
+                STREAM_KEY, GROUP, consumer, RECLAIM_AFTER_MS, "0-0", count=count
+            )
+            entries = list(stale[1]) if stale else []
+        if not entries:
+            entries = self._group_read(consumer, ">", count)
+        return [_delivery("stream", _text(entry_id), fields) for entry_id, fields in entries]
+
+    def _group_read(self, consumer: str, start: str, count: int) -> list[Any]:
+        # start "0": this consumer's delivered-but-unacknowledged entries; ">": never delivered.
+        reply: Any = self._client.xreadgroup(GROUP, consumer, {STREAM_KEY: start}, count=count)
+        entries: list[Any] = []
+        for _stream, items in reply or ():
+            entries.extend(item for item in items if item[1])  # a deleted entry comes back empty
+        return entries
+
+    def _ensure_group(self) -> None:
+        try:
+            self._client.xgroup_create(STREAM_KEY, GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def ack(self, entry_ids: list[str]) -> None:
+        """Forget entries a writer applied; atomic (MULTI: XACK and XDEL)."""
+        if not entry_ids:
+            return
+        with self._client.pipeline(transaction=True) as pipe:
+            pipe.xack(STREAM_KEY, GROUP, *entry_ids)
+            pipe.xdel(STREAM_KEY, *entry_ids)
+            pipe.execute()
+
+    def reject(self, delivery: Delivery, reason: str) -> None:
+        """Set an entry aside for an operator and forget it; atomic (MULTI)."""
+        with self._client.pipeline(transaction=True) as pipe:
+            pipe.xadd(REJECTED_KEY, {_FIELD: delivery.line, "reason": reason})
+            pipe.xack(STREAM_KEY, GROUP, delivery.entry_id)
+            pipe.xdel(STREAM_KEY, delivery.entry_id)
+            pipe.execute()
+
+    def backlog(self) -> tuple[int, datetime | None, int]:
+        """(waiting entries, when the oldest was added, rejected entries); one round trip."""
+        with self._client.pipeline(transaction=False) as pipe:
+            pipe.xlen(STREAM_KEY)
+            pipe.xrange(STREAM_KEY, "-", "+", count=1)
+            pipe.xlen(REJECTED_KEY)
+            length, first, rejected = pipe.execute()
+        oldest = None
+        if first:
+            ms = int(_text(first[0][0]).split("-")[0])
+            oldest = datetime.fromtimestamp(ms / 1000, tz=UTC)
+        return int(length), oldest, int(rejected)
+
+
+class Spool:
+    """This process's append-only file of records, and the files dead processes left behind."""
+
+    def __init__(self, folder: Path | str) -> None:
+        self.folder = Path(folder)
+        self._lock = threading.Lock()
+        self._pid = -1
+        self._fd: int | None = None
+        self._path: Path | None = None
+
+    def write(self, line: str) -> None:
+        """Append one record line with a single write(); raises OSError when the disk refuses."""
+        data = (line.replace("\n", " ") + "\n").encode()
+        with self._lock:
+            fd = self._own_file()
+            written = os.write(fd, data)
+            if written != len(data):  # a full disk: keep what is whole, say what is not
+                raise OSError(f"short write to the journal spool ({written} of {len(data)} bytes)")
+
+    def _own_file(self) -> int:
+        if self._fd is None or self._pid != os.getpid():
+            # After a fork the parent's file (and its lock) is not ours: open our own.
+            self.folder.mkdir(parents=True, exist_ok=True)
+            name = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}{_SPOOL_SUFFIX}"
+            path = self.folder / name
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self._fd, self._path, self._pid = fd, path, os.getpid()
+        return self._fd
+
+    def seal(self) -> None:
+        """Close this process's file so that it can be drained; the next write opens a new one."""
+        with self._lock:
+            if self._fd is not None and self._pid == os.getpid():
+                os.close(self._fd)  # releases the lock: the file is now anybody's to drain
+            self._fd = self._path = None
+
+    def writable(self) -> bool:
+        """Whether records could be spooled now (the folder exists or can be made, and is writable)."""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            return False
+        return os.access(self.folder, os.W_OK)
+
+    def files(self) -> list[Path]:
+        """Spool files in the folder, oldest first (this process's open file included)."""
+        if not self.folder.is_dir():
+            return []
+        found = [p for p in self.folder.glob(f"*{_SPOOL_SUFFIX}") if p.is_file()]
+        return sorted(found, key=lambda p: p.stat().st_mtime)
+
+    def size(self) -> tuple[int, int]:
+        """(files, bytes) waiting in the folder."""
+        files = self.files()
+        return len(files), sum(p.stat().st_size for p in files if p.exists())
+
+    @contextmanager
+    def claim(self, path: Path) -> Iterator[list[Delivery] | None]:
+        """The records of a spool file nobody holds (None when its owner is alive or it is gone).
+
+        The caller applies them inside the block; `done(path)` removes the file afterwards."""
+        if self._path == path and self._pid == os.getpid():
+            yield None  # our own open file: `seal` it first
+            return
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            yield None
+            return
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield None  # its owner is alive and still writing to it
+                return
+            with os.fdopen(os.dup(fd), "rb") as file:
+                data = file.read()
+            lines = data.decode("utf-8", errors="replace").splitlines()
+            yield [
+                _delivery(str(path), str(number), {_FIELD: line})
+                for number, line in enumerate(lines, 1)
+                if line.strip()
+            ]
+        finally:
+            os.close(fd)
+
+    def done(self, path: Path) -> None:
+        """Remove a drained spool file (call inside `claim`)."""
+        path.unlink(missing_ok=True)
+
+    def reject(self, delivery: Delivery, reason: str) -> None:
+        """Keep an unreadable spool line for an operator."""
+        with (self.folder / _REJECTED_SPOOL).open("a", encoding="utf-8") as file:
+            file.write(f"{reason}\t{delivery.line}\n")
+
+
+class Journal:
+    """Append records (Redis stream, else the spool), and hand them to writers."""
+
+    def __init__(self, client: redis.Redis, spool_dir: Path | str) -> None:
+        self.stream = JournalStream(client)
+        self.spool = Spool(spool_dir)
+
+    def append(self, record: JournalRecord) -> Where:
+        """Keep a record before the webhook answers: in Redis, else on local disk, else in the log."""
+        line = record.to_json()
+        try:
+            self.stream.add(line)
+            return "stream"
+        except RedisError as exc:
+            log.warning("journal: Redis unavailable (%s); spooling record %s", exc, record.id)
+        try:
+            self.spool.write(line)
+            return "spool"
+        except OSError:
+            # Nowhere left to keep it: the log line is the last copy, in the format the journal reads.
+            log.critical("journal: could not keep record; JOURNAL-LOST %s", line, exc_info=True)
+            return "lost"
+
+    def forward_spool(self, limit_files: int = 10) -> int:
+        """Move spooled records into the stream (Redis is back); how many. Raises RedisError if not."""
+        self.spool.seal()
+        moved = 0
+        for path in self.spool.files()[:limit_files]:
+            with self.spool.claim(path) as deliveries:
+                if deliveries is None:
+                    continue
+                self.stream.add_many([d.line for d in deliveries])
+                self.spool.done(path)
+                moved += len(deliveries)
+        return moved
+
+    def backlog(self) -> Backlog:
+        """How much is waiting in the stream and the spool; never raises."""
+        files, size = self.spool.size()
+        try:
+            length, oldest, rejected = self.stream.backlog()
+        except RedisError:
+            return Backlog(None, None, files, size, None)
+        return Backlog(length, oldest, files, size, rejected)
+
+
+def _delivery(source: str, entry_id: str, fields: Mapping[Any, Any]) -> Delivery:
+    line = next((_text(fields[k]) for k in (_FIELD, _FIELD.encode()) if k in fields), "")
+    try:
+        return Delivery(source, entry_id, line, JournalRecord.from_json(line))
+    except BadRecord as exc:
+        return Delivery(source, entry_id, line, None, str(exc))
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return str(value)

@@ -1,0 +1,210 @@
+"""The ticket writer: takes journal records (the Redis stream and spool files) to the database in batches.
+
+It runs as a thread of `ivr serve` by default and as `ivr worker` in production; any number of writers
+may run at once (the consumer group hands each stream entry to one of them, a spool file is drained by
+whoever holds its lock, and applying a record twice is applying it once). While the database is down or
+its schema is behind, records wait in the journal and the writer retries with a growing pause; nothing
+is acknowledged before it is committed. A record no database will take (unreadable, or refused for its
+data) is set aside with the reason instead of blocking the ones behind it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from redis.exceptions import RedisError
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
+
+from ivr.clock import Clock
+from ivr.db import Database
+from ivr.journal import Delivery, Journal
+from ivr.tickets import service
+from ivr.tickets.references import References
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 500
+_IDLE_SECONDS = 0.1
+_MAX_BACKOFF_SECONDS = 5.0
+_SCHEMA_CHECK_SECONDS = 10.0
+
+
+class StoreUnavailable(Exception):
+    """The database cannot take the batch now (down, timing out, schema behind); try again later."""
+
+
+@dataclass
+class WriterStatus:
+    """What `/healthz` says about this process's writer."""
+
+    running: bool = False
+    last_batch_at: datetime | None = None
+    applied: int = 0
+    rejected: int = 0
+    problem: str | None = None
+    """Why the last attempt did not write (the database is down, the schema is behind)."""
+
+
+class TicketWriter:
+    """Drains the journal into tickets: `step` (one batch), `drain` (until empty), `run` (a loop)."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        db: Database,
+        references: References,
+        clock: Clock,
+        *,
+        consumer: str,
+        batch_size: int = BATCH_SIZE,
+    ) -> None:
+        self.journal = journal
+        self.db = db
+        self.references = references
+        self.clock = clock
+        self.consumer = consumer
+        self.batch_size = batch_size
+        self.status = WriterStatus()
+        self._schema_ok_until = 0.0
+        self._lock = threading.Lock()  # one batch at a time per writer (inline drains and the loop)
+
+    def step(self) -> int:
+        """Apply one batch (spool files first, then the stream); how many records it applied.
+
+        Raises `StoreUnavailable` when the database cannot take them now (they stay in the journal).
+        """
+        with self._lock:
+            self._check_schema()
+            done = self._drain_spool()
+            if done:
+                return done
+            try:
+                deliveries = self.journal.stream.read(self.consumer, self.batch_size)
+            except RedisError:
+                # Redis is away: what this process spooled meanwhile is drained straight from disk.
+                self.journal.spool.seal()
+                return 0
+            if not deliveries:
+                return 0
+            applied = self._apply(deliveries)
+            try:
+                self.journal.stream.ack([d.entry_id for d in deliveries if d.record is not None])
+            except RedisError:
+                # Written but not acknowledged: they come back and are applied once more, harmlessly.
+                log.warning("ticket writer: could not acknowledge %d journal entries", applied)
+            return applied
+
+    def drain(self, max_batches: int = 1000) -> int:
+        """Apply everything waiting now (bounded); how many records."""
+        total = 0
+        for _ in range(max_batches):
+            done = self.step()
+            if not done:
+                break
+            total += done
+        return total
+
+    def run(self, stop: threading.Event) -> None:
+        """Write until `stop` is set, pausing when idle and backing off while the database is away."""
+        self.status.running = True
+        backoff = _IDLE_SECONDS
+        try:
+            while not stop.is_set():
+                try:
+                    done = self.step()
+                    backoff = _IDLE_SECONDS
+                    if done:
+                        continue
+                except StoreUnavailable as exc:
+                    self.status.problem = str(exc)
+                    backoff = min(_MAX_BACKOFF_SECONDS, backoff * 2)
+                except Exception:  # the loop must outlive any one bad moment
+                    log.exception("ticket writer: unexpected failure; retrying")
+                    backoff = min(_MAX_BACKOFF_SECONDS, backoff * 2)
+                stop.wait(backoff)
+        finally:
+            self.status.running = False
+
+    # --- internals -----------------------------------------------------------------------------
+
+    def _check_schema(self) -> None:
+        if time.monotonic() < self._schema_ok_until:
+            return
+        try:
+            problem = self.db.schema().problem()
+        except SQLAlchemyError as exc:
+            raise StoreUnavailable(f"database unreachable: {_short(exc)}") from exc
+        if problem:
+            raise StoreUnavailable(problem)
+        self._schema_ok_until = time.monotonic() + _SCHEMA_CHECK_SECONDS
+
+    def _drain_spool(self) -> int:
+        spool = self.journal.spool
+        for path in spool.files():
+            with spool.claim(path) as deliveries:
+                if deliveries is None:
+                    continue
+                for start in range(0, len(deliveries), self.batch_size):
+                    self._apply(deliveries[start : start + self.batch_size])
+                spool.done(path)
+                return max(1, len(deliveries))  # an empty file left behind is progress too
+        return 0
+
+    def _apply(self, deliveries: list[Delivery]) -> int:
+        unreadable = [d for d in deliveries if d.record is None]
+        for delivery in unreadable:
+            self._reject(delivery, delivery.problem or "unreadable")
+        readable = [d for d in deliveries if d.record is not None]
+        if not readable:
+            return 0
+        try:
+            self._write(readable)
+        except (DataError, IntegrityError) as exc:
+            # Something in the batch is refused for its data: find it, write the rest.
+            log.warning("ticket writer: batch refused (%s); applying record by record", _short(exc))
+            for delivery in readable:
+                try:
+                    self._write([delivery])
+                except (DataError, IntegrityError) as single:
+                    self._reject(delivery, _short(single))
+        self.status.applied += len(readable)
+        self.status.last_batch_at = self.clock.now()
+        self.status.problem = None
+        return len(readable)
+
+    def _write(self, deliveries: list[Delivery]) -> None:
+        records = [d.record for d in deliveries if d.record is not None]
+        try:
+            # Every call of the batch may be new and unnumbered: have enough references at hand
+            # before the batch's transaction (leasing takes a transaction of its own).
+            self.references.refill(needed=len({r.call_sid for r in records}))
+            with self.db.sessions() as session:
+                service.apply_records(session, records, new_reference=self._new_reference)
+        except (DataError, IntegrityError):
+            raise
+        except SQLAlchemyError as exc:
+            self._schema_ok_until = 0.0  # look at the schema again before the next try
+            raise StoreUnavailable(f"database unavailable: {_short(exc)}") from exc
+
+    def _new_reference(self) -> str:
+        reference = self.references.take()
+        if reference is None:  # `_write` leased enough; another thread may have taken them
+            raise RuntimeError("no ticket reference at hand")
+        return reference
+
+    def _reject(self, delivery: Delivery, reason: str) -> None:
+        log.error("ticket writer: set aside journal entry %s: %s", delivery.entry_id, reason)
+        self.status.rejected += 1
+        if delivery.source == "stream":
+            self.journal.stream.reject(delivery, reason)
+        else:
+            self.journal.spool.reject(delivery, reason)
+
+
+def _short(error: BaseException) -> str:
+    text = str(getattr(error, "orig", None) or error)
+    return text.strip().splitlines()[0][:300] if text.strip() else type(error).__name__

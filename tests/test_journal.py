@@ -1,0 +1,211 @@
+"""The ticket journal: records reach Redis, or a local spool when Redis is away, and nothing is lost."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from datetime import UTC, datetime
+from pathlib import Path
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from ivr.journal import REJECTED_KEY, STREAM_KEY, Journal
+from ivr.tickets.records import JournalRecord
+from tests.faults import free_port, wait_until
+from tests.support import journal_record
+
+NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def unreachable_redis() -> redis.Redis:
+    """A client for a port nobody listens on: every command fails at once."""
+    return redis.Redis(port=free_port(), socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
+
+
+def test_a_record_goes_to_the_stream_and_a_writer_reads_it_once(
+    redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    journal = Journal(redis_client, tmp_path)
+    record = journal_record("CA1", NOW, menu_step="language:2")
+
+    assert journal.append(record) == "stream"
+    assert journal.backlog().stream == 1
+    (delivery,) = journal.stream.read("writer-a", 10)
+    assert delivery.record == record
+    # Until it is acknowledged it stays this writer's (a failed batch is read again) ...
+    assert [d.record for d in journal.stream.read("writer-a", 10)] == [record]
+    # ... and no other writer gets it meanwhile.
+    assert journal.stream.read("writer-b", 10) == []
+    journal.stream.ack([delivery.entry_id])
+    assert journal.stream.read("writer-a", 10) == []
+    assert journal.backlog().stream == 0
+
+
+def test_entries_a_dead_writer_took_are_claimed_by_another(
+    redis_client: redis.Redis, tmp_path: Path, monkeypatch: object
+) -> None:
+    import ivr.journal
+
+    journal = Journal(redis_client, tmp_path)
+    journal.append(journal_record("CA1", NOW))
+    assert len(journal.stream.read("dead-writer", 10)) == 1
+    assert journal.stream.read("live-writer", 10) == []
+
+    setattr(ivr.journal, "RECLAIM_AFTER_MS", 0)  # noqa: B010  (as if 30 s had passed)
+    try:
+        (claimed,) = journal.stream.read("live-writer", 10)
+    finally:
+        ivr.journal.RECLAIM_AFTER_MS = 30_000
+    assert claimed.record is not None and claimed.record.call_sid == "CA1"
+
+
+def test_when_redis_is_away_the_record_is_spooled_and_forwarded_when_it_is_back(
+    redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    away = Journal(unreachable_redis(), tmp_path)
+    records = [journal_record("CA1", NOW, menu_step=f"step:{i}") for i in range(3)]
+
+    assert [away.append(r) for r in records] == ["spool", "spool", "spool"]
+    assert away.backlog().stream is None  # Redis unknown
+    assert away.backlog().spool_files == 1
+
+    back = Journal(redis_client, tmp_path)
+    away.spool.seal()  # the spooling process is done with its file (or gone)
+    assert back.forward_spool() == 3
+    assert back.backlog().spool_files == 0
+    assert [d.record for d in back.stream.read("writer", 10)] == records
+
+
+def test_a_spool_file_whose_owner_is_alive_is_left_alone(tmp_path: Path) -> None:
+    owner = Journal(unreachable_redis(), tmp_path)
+    owner.append(journal_record("CA1", NOW))
+    (path,) = owner.spool.files()
+    other = Journal(unreachable_redis(), tmp_path)
+
+    with other.spool.claim(path) as deliveries:
+        assert deliveries is None  # the owner holds its lock
+    with owner.spool.claim(path) as deliveries:
+        assert deliveries is None  # the owner's own open file: seal it first
+
+    owner.spool.seal()
+    with other.spool.claim(path) as deliveries:
+        assert deliveries is not None and len(deliveries) == 1
+        # While one process drains a file, nobody else can take it.
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                locked_by_us = False
+            except BlockingIOError:
+                locked_by_us = True
+        finally:
+            os.close(fd)
+        assert locked_by_us
+        other.spool.done(path)
+    assert other.spool.files() == []
+
+
+def test_an_unreadable_spool_line_is_set_aside_with_the_reason(tmp_path: Path) -> None:
+    journal = Journal(unreachable_redis(), tmp_path)
+    good = journal_record("CA1", NOW)
+    path = tmp_path / "host-1-dead.jsonl"
+    path.write_text(good.to_json() + "\n" + '{"v": 1, "half a rec\n')
+
+    with journal.spool.claim(path) as deliveries:
+        assert deliveries is not None
+        assert [d.record for d in deliveries] == [good, None]
+        assert deliveries[1].problem
+        journal.spool.reject(deliveries[1], deliveries[1].problem or "")
+    assert "half a rec" in (tmp_path / "rejected.txt").read_text()
+
+
+def test_a_rejected_stream_entry_is_kept_for_an_operator(
+    redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    journal = Journal(redis_client, tmp_path)
+    redis_client.xadd(STREAM_KEY, {"r": "garbage"})
+    (delivery,) = journal.stream.read("writer", 10)
+    assert delivery.record is None
+    journal.stream.reject(delivery, delivery.problem or "?")
+
+    assert journal.backlog().stream == 0
+    assert journal.backlog().rejected == 1
+    ((_, fields),) = redis_client.xrange(REJECTED_KEY)
+    assert fields[b"r"] == b"garbage" and fields[b"reason"]
+
+
+def test_when_neither_redis_nor_the_disk_takes_a_record_it_is_logged_whole(
+    tmp_path: Path, caplog: object
+) -> None:
+    import logging
+
+    blocked = tmp_path / "file-not-folder"
+    blocked.write_text("")
+    journal = Journal(unreachable_redis(), blocked / "spool")
+    record = journal_record("CA1", NOW, menu_step="language:2")
+    with caplog.at_level(logging.CRITICAL, logger="ivr.journal"):  # type: ignore[attr-defined]
+        assert journal.append(record) == "lost"
+    # The log line carries the record in the journal's own format: it can still be replayed.
+    logged = caplog.text  # type: ignore[attr-defined]
+    assert "JOURNAL-LOST" in logged
+    line = logged.split("JOURNAL-LOST ", 1)[1].splitlines()[0]
+    assert JournalRecord.from_json(line) == record
+    assert not journal.spool.writable()
+
+
+def test_a_process_killed_right_after_answering_loses_no_spooled_record(tmp_path: Path) -> None:
+    # A child process spools records with Redis away and reports each one after `append`
+    # returned (the moment a webhook would answer); it is killed with SIGKILL mid-stream.
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from datetime import UTC, datetime
+        from redis import Redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+        from ivr.journal import Journal
+        from ivr.tickets.changes import TicketChange
+        from ivr.tickets.records import JournalRecord
+
+        now = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
+        dead = Redis(port={free_port()}, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
+        journal = Journal(dead, {str(tmp_path)!r})
+        for i in range(100000):
+            record = JournalRecord(id=f"r{{i}}", call_sid="CA1", at=now,
+                                   change=TicketChange(menu_step=f"step:{{i}}"))
+            assert journal.append(record) == "spool"
+            print(i, flush=True)
+        """
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdout is not None
+    answered = -1
+    try:
+        for line in child.stdout:
+            answered = int(line)
+            if answered >= 50:
+                break
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+        for line in child.stdout:  # what it answered before the kill landed
+            answered = int(line)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert answered >= 50
+
+    reader = Journal(unreachable_redis(), tmp_path)
+    (path,) = wait_until(reader.spool.files, timeout=5)
+    with reader.spool.claim(path) as deliveries:  # the dead child's lock is gone with it
+        assert deliveries is not None
+        steps = [d.record.change.menu_step for d in deliveries if d.record is not None]
+    assert steps[: answered + 1] == [f"step:{i}" for i in range(answered + 1)]

@@ -1,0 +1,94 @@
+"""Journal records survive the trip through JSON exactly, and a line that is not one says why."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from ivr.tickets.changes import EventRecord, Outcome, QueueEvent, TicketChange
+from ivr.tickets.records import BadRecord, CallEnd, JournalRecord, record_id
+
+AT = datetime(2026, 11, 23, 15, 0, 0, 123456, tzinfo=UTC)
+
+
+def test_a_full_record_reads_back_equal() -> None:
+    record = JournalRecord(
+        id="abc",
+        call_sid="CA1",
+        at=AT,
+        seq=17,
+        reference="4821093",
+        caller="+4930123456",
+        called="+18005550199",
+        change=TicketChange(
+            language="de-DE",
+            menu_step="main:3",
+            issue="account_compromised",
+            queue="security",
+            team="global",
+            priority=100,
+            outcome=Outcome.QUEUED,
+            queued=True,
+            callback_number="+4917012345",
+            recording_url="https://api.twilio.com/RE1",
+            recording_duration=12,
+            agent="anna",
+            satisfaction=5,
+            events=(
+                EventRecord(QueueEvent.ENTERQUEUE, "security", "de-DE", data={"priority": "100"}),
+                EventRecord(QueueEvent.ABANDON, position=3, wait_seconds=95),
+            ),
+        ),
+        end=CallEnd("completed", 301),
+    )
+
+    line = record.to_json()
+    assert "\n" not in line
+    assert JournalRecord.from_json(line) == record
+    assert JournalRecord.from_json(line.encode()) == record
+
+
+def test_an_empty_record_stays_small_and_reads_back() -> None:
+    record = JournalRecord(id="x", call_sid="CA1", at=AT, seq=1)
+    assert len(record.to_json()) < 100
+    assert JournalRecord.from_json(record.to_json()) == record
+
+
+def test_times_keep_their_instant_whatever_the_offset() -> None:
+    new_york = AT.astimezone(timezone(timedelta(hours=-5)))
+    record = JournalRecord(id="x", call_sid="CA1", at=new_york)
+    assert JournalRecord.from_json(record.to_json()).at == AT
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "",
+        "not json",
+        "[]",
+        '{"v": 2, "id": "x", "call": "CA1", "at": "2026-11-23T15:00:00+00:00", "seq": 1}',
+        '{"v": 1, "call": "CA1", "at": "2026-11-23T15:00:00+00:00", "seq": 1}',
+        '{"v": 1, "id": "x", "call": "CA1", "at": "yesterday", "seq": 1}',
+        '{"v": 1, "id": "x", "call": "CA1", "at": "2026-11-23T15:00:00", "seq": 1}',
+        '{"v": 1, "id": "x", "call": "CA1", "at": "2026-11-23T15:00:00+00:00", "seq": 1,'
+        ' "change": {"colour": "red"}}',
+        '{"v": 1, "id": "x", "call": "CA1", "at": "2026-11-23T15:00:00+00:00", "seq": 1,'
+        ' "change": {"satisfaction": 9}}',
+        '{"v": 1, "id": "x", "call": "CA1", "at": "2026-11-23T15:00:00+00:00", "seq": 1,'
+        ' "change": {"events": [{"event": "HANGUP"}]}}',
+    ],
+)
+def test_a_line_that_is_not_a_record_is_refused_with_a_reason(line: str) -> None:
+    with pytest.raises(BadRecord) as refused:
+        JournalRecord.from_json(line)
+    assert str(refused.value)
+
+
+def test_a_retried_webhook_gets_the_same_record_id_and_others_do_not() -> None:
+    assert record_id("token-1", "decision:CA1") == record_id("token-1", "decision:CA1")
+    assert record_id("token-1", "decision:CA1") != record_id("token-1", "end:CA1")
+    assert record_id("token-1", "decision:CA1") != record_id("token-2", "decision:CA1")
+    assert record_id(None, "decision:CA1") != record_id(None, "decision:CA1")
+    # However long Twilio's token, the id fits its column.
+    assert len(record_id("t" * 5000, "decision:CA1")) == 32

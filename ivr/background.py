@@ -3,8 +3,8 @@
 - `ivr-writer`: the ticket writer (`IVR_WRITER=thread`, the default; `off` leaves it to `ivr worker`).
 - `ivr-database`: probes the database for `/healthz`, keeps ticket reference blocks at hand, and
   rebuilds kept callbacks and agent logins in a Redis that lost its data (`ivr.recovery`).
-- `ivr-redis`: moves spooled journal records to Redis once it answers again, and sweeps callers whose
-  heartbeat lapsed out of the hold queues.
+- `ivr-journal`: ships the journal records this process spooled to the Redis stream, every 0.1 s.
+- `ivr-redis`: sweeps callers whose heartbeat lapsed out of the hold queues.
 
 Threads do not survive a fork, and gunicorn may build the app before forking its workers, so the threads
 start in the process that serves (the first request, or gunicorn's post-worker-init hook): `ensure_started`
@@ -16,16 +16,19 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 
 from redis.exceptions import RedisError
 
+from ivr.journal import SHIP_EVERY_SECONDS
 from ivr.services import Services
 
 log = logging.getLogger(__name__)
 
 DATABASE_EVERY_SECONDS = 2.0
 REDIS_EVERY_SECONDS = 1.0
+SHIP_RETRY_SECONDS = 1.0
 SWEEP_LIMIT = 1000
 
 
@@ -39,6 +42,7 @@ class Background:
         self._pid: int | None = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._ship_again_at = 0.0
 
     def running(self) -> bool:
         """Whether this process's threads are running."""
@@ -55,6 +59,7 @@ class Background:
             s = self._services
             loops: list[tuple[str, Callable[[], None]]] = [
                 ("ivr-database", lambda: self._every(DATABASE_EVERY_SECONDS, self._database_work)),
+                ("ivr-journal", lambda: self._every(SHIP_EVERY_SECONDS, self._ship)),
                 ("ivr-redis", lambda: self._every(REDIS_EVERY_SECONDS, self._redis_work)),
             ]
             if self._writer:
@@ -91,13 +96,18 @@ class Background:
 
         rebuild_if_lost(s)
 
-    def _redis_work(self) -> None:
+    def _ship(self) -> None:
         s = self._services
+        if time.monotonic() < self._ship_again_at or not s.journal.spool.files():
+            return
         try:
-            if s.journal.spool.files() and s.queue.ping():
-                moved = s.journal.forward_spool()
-                if moved:
-                    log.info("journal: moved %d spooled records to Redis", moved)
-            s.queue.sweep(SWEEP_LIMIT)
+            s.journal.forward_spool()
         except RedisError:
-            return  # still away; the spool keeps the records
+            # Away: the spool keeps the records; try again in a moment, not every round.
+            self._ship_again_at = time.monotonic() + SHIP_RETRY_SECONDS
+
+    def _redis_work(self) -> None:
+        try:
+            self._services.queue.sweep(SWEEP_LIMIT)
+        except RedisError:
+            return  # away; the next round sweeps

@@ -144,6 +144,9 @@ def _worker(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    if args.nice:
+        # Tickets can wait a moment; callers on the same host cannot: webhooks get the CPU first.
+        os.nice(args.nice)
     assert s.background is not None
     s.background.ensure_started()
     logging.getLogger(__name__).info("ivr worker %s: writing tickets", s.writer.consumer)
@@ -180,6 +183,12 @@ def build_parser() -> argparse.ArgumentParser:
         "worker", help="write tickets from the journal to the database (run one or more)"
     )
     worker.add_argument("--drain", action="store_true", help="write what is waiting now, then exit")
+    worker.add_argument(
+        "--nice",
+        type=int,
+        default=10,
+        help="lower the worker's CPU priority by this much (default 10; 0 keeps it)",
+    )
     worker.set_defaults(run=_worker)
 
     from ivr.simulator.cli import add_parser as add_simulate

@@ -18,7 +18,17 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import URL, DateTime, Engine, MetaData, create_engine, event, make_url, text
+from sqlalchemy import (
+    URL,
+    DateTime,
+    Engine,
+    MetaData,
+    create_engine,
+    event,
+    inspect,
+    make_url,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -152,6 +162,8 @@ class Database:
             event.listen(self.engine, "connect", _sqlite_on_connect)
             event.listen(self.engine, "begin", _sqlite_on_begin)
         self.sessions: sessionmaker[Session] = sessionmaker(self.engine, expire_on_commit=False)
+        self._head: str | None = None
+        self._head_read = False
 
     def __repr__(self) -> str:
         return f"Database({self.url.render_as_string(hide_password=True)!r})"
@@ -193,8 +205,11 @@ class Database:
             return _current_revision(connection)
 
     def head_revision(self) -> str | None:
-        """The newest revision shipped with the code."""
-        return ScriptDirectory.from_config(self.alembic_config()).get_current_head()
+        """The newest revision shipped with the code (read once: the code does not change)."""
+        if not self._head_read:
+            self._head = ScriptDirectory.from_config(self.alembic_config()).get_current_head()
+            self._head_read = True
+        return self._head
 
     def alembic_config(self) -> Config:
         """An Alembic configuration for the migrations shipped inside the package."""
@@ -209,7 +224,14 @@ class Database:
 
 
 def _current_revision(connection: Connection) -> str | None:
-    return MigrationContext.configure(connection).get_current_revision()
+    # What MigrationContext.get_current_revision() reads, without building Alembic's machinery
+    # every time the health probe asks (it is CPU the request threads would wait for).
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    versions = connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    if len(versions) > 1:  # branches: let Alembic say what that means
+        return MigrationContext.configure(connection).get_current_revision()
+    return versions[0] if versions else None
 
 
 def _create_sqlite_parent(url: URL) -> None:

@@ -89,6 +89,7 @@ def _wall_clock(timestamp: int, zone: pytz.BaseTzInfo) -> datetime:
     return datetime.fromtimestamp(timestamp, zone).replace(tzinfo=None)
 
 
+@lru_cache(maxsize=8192)  # pure, and asked for the same few days and hours by every caller
 def _local_instant(zone: pytz.BaseTzInfo, day: date, minute: int) -> datetime:
     """The instant a wall-clock time happens: first occurrence if repeated, gap end if skipped."""
     # Built by addition so that minute 1440 (24:00) becomes midnight of the next day.

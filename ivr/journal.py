@@ -1,20 +1,22 @@
 """The ticket journal: where webhooks put what they learned, for a writer to turn into tickets.
 
-Why here and not the database: every webhook already talks to Redis, a stream append is one fast round
-trip, and a Redis stream with a consumer group is shared by every instance, so any writer on any host
-drains it, each entry goes to one writer at a time, and entries a dead writer took are claimed again
-(`RECLAIM_AFTER_MS`). With AOF (`appendfsync everysec`, see the README) Redis keeps the backlog across its
-own restarts while PostgreSQL is away.
+A webhook appends its record to this process's **spool**: one append-only file of JSON lines per
+process in `IVR_SPOOL_DIR`, written with a single `write()` before the webhook answers. That takes
+microseconds and needs no store at all, and a process killed right after answering (even with SIGKILL)
+loses nothing: the bytes are the kernel's. A thread of the process (`ivr-journal`) ships the spool to a
+**Redis stream** every `SHIP_EVERY_SECONDS` (0.1 s), in one round trip for all the records of that moment.
 
-When Redis itself cannot be reached, a record goes to a local **spool**: one append-only file of JSON
-lines per process in `IVR_SPOOL_DIR`, written with a single `write()` before the webhook answers, so a
-process killed right after answering (even with SIGKILL) loses nothing: the bytes are the kernel's. A
-process holds an exclusive `flock` on its own file while it lives; any process that can take the lock
-of another's file knows its owner is gone and may drain it. Spooled records go to the stream when Redis
-answers again, or straight to the database when a writer runs in the same process.
+The stream is what writers read: shared by every instance, so any writer on any host drains it; its
+consumer group hands each entry to one writer at a time and gives entries a dead writer took to another
+(`RECLAIM_AFTER_MS`). With AOF (`appendfsync everysec`, see the README) Redis keeps the backlog across
+its own restarts while PostgreSQL is away. While Redis is unreachable the spool simply grows; a writer
+in the same process may write it straight to the database meanwhile.
 
-A record is applied once however often it is delivered (its id is the `ticket_changes` key), so
-at-least-once delivery everywhere is enough.
+A process holds an exclusive `flock` on its own spool file while it writes to it; any process that can
+take the lock of another's file knows it is sealed or its owner is gone, and may ship or drain it. A
+record is applied once however often it is delivered (its id is the `ticket_changes` key), so
+at-least-once delivery everywhere is enough. The one thing a record can be lost to is the machine itself
+dying in the moment between the webhook's answer and the next shipping round.
 """
 
 from __future__ import annotations
@@ -46,8 +48,11 @@ REJECTED_KEY: Final = "ivr:journal:rejected"
 GROUP: Final = "ivr-writers"
 RECLAIM_AFTER_MS: Final = 30_000
 """A delivered entry not acknowledged for this long is taken over by another writer."""
+SHIP_EVERY_SECONDS: Final = 0.1
+"""How often a process ships its spool to the stream (the longest a record waits on local disk)."""
 _FIELD: Final = "r"
 _SPOOL_SUFFIX: Final = ".jsonl"
+_OPENING_SUFFIX: Final = ".opening"
 _REJECTED_SPOOL: Final = "rejected.txt"
 
 Where = Literal["stream", "spool", "lost"]
@@ -96,20 +101,23 @@ class JournalStream:
                 pipe.xadd(STREAM_KEY, {_FIELD: line})
             pipe.execute()
 
-    def read(self, consumer: str, count: int) -> list[Delivery]:
-        """Entries for this consumer: its own unacknowledged ones (a batch that failed), those a dead
-        writer left unacknowledged, then new ones."""
+    def read(
+        self, consumer: str, count: int, *, own_pending: bool = True, reclaim: bool = True
+    ) -> list[Delivery]:
+        """Entries for this consumer: with `own_pending`, first its own unacknowledged ones (a batch
+        that failed); with `reclaim`, those a dead writer left unacknowledged; then new ones."""
         try:
-            return self._read(consumer, count)
+            return self._read(consumer, count, own_pending, reclaim)
         except ResponseError as exc:
-            if "NOGROUP" not in str(exc):
+            # No group yet (a new or emptied Redis); fakeredis words it as a missing key.
+            if "NOGROUP" not in str(exc) and "key to exist" not in str(exc):
                 raise
             self._ensure_group()
-            return self._read(consumer, count)
+            return self._read(consumer, count, own_pending, reclaim)
 
-    def _read(self, consumer: str, count: int) -> list[Delivery]:
-        entries = self._group_read(consumer, "0", count)
-        if not entries:
+    def _read(self, consumer: str, count: int, own_pending: bool, reclaim: bool) -> list[Delivery]:
+        entries = self._group_read(consumer, "0", count) if own_pending else []
+        if not entries and reclaim:
             stale: Any = self._client.xautoclaim(
                 STREAM_KEY, GROUP, consumer, RECLAIM_AFTER_MS, "0-0", count=count
             )
@@ -185,12 +193,19 @@ class Spool:
 
     def _own_file(self) -> int:
         if self._fd is None or self._pid != os.getpid():
-            # After a fork the parent's file (and its lock) is not ours: open our own.
+            if self._fd is not None:
+                # A forked child's copy of its parent's file: the parent still owns it (and its
+                # lock, which our copy would keep alive after the parent sealed the file).
+                os.close(self._fd)
             self.folder.mkdir(parents=True, exist_ok=True)
-            name = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}{_SPOOL_SUFFIX}"
-            path = self.folder / name
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            name = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            path = self.folder / f"{name}{_SPOOL_SUFFIX}"
+            opening = self.folder / f"{name}{_OPENING_SUFFIX}"
+            # Locked under a name nobody looks for, then renamed: another process must never see
+            # (and take, drain and delete) a spool file before its owner holds the lock on it.
+            fd = os.open(opening, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o600)
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.rename(opening, path)
             self._fd, self._path, self._pid = fd, path, os.getpid()
         return self._fd
 
@@ -240,6 +255,9 @@ class Spool:
             except BlockingIOError:
                 yield None  # its owner is alive and still writing to it
                 return
+            if not _still_named(path, fd):
+                yield None  # drained and removed by another process meanwhile
+                return
             with os.fdopen(os.dup(fd), "rb") as file:
                 data = file.read()
             lines = data.decode("utf-8", errors="replace").splitlines()
@@ -262,30 +280,31 @@ class Spool:
 
 
 class Journal:
-    """Append records (Redis stream, else the spool), and hand them to writers."""
+    """Append records (the local spool, shipped to the Redis stream), and hand them to writers."""
 
     def __init__(self, client: redis.Redis, spool_dir: Path | str) -> None:
         self.stream = JournalStream(client)
         self.spool = Spool(spool_dir)
 
     def append(self, record: JournalRecord) -> Where:
-        """Keep a record before the webhook answers: in Redis, else on local disk, else in the log."""
+        """Keep a record before the webhook answers: on local disk, else in Redis, else in the log."""
         line = record.to_json()
-        try:
-            self.stream.add(line)
-            return "stream"
-        except RedisError as exc:
-            log.warning("journal: Redis unavailable (%s); spooling record %s", exc, record.id)
         try:
             self.spool.write(line)
             return "spool"
-        except OSError:
+        except OSError as exc:
+            log.error("journal: cannot spool record %s (%s); sending it to Redis", record.id, exc)
+        try:
+            self.stream.add(line)
+            return "stream"
+        except RedisError:
             # Nowhere left to keep it: the log line is the last copy, in the format the journal reads.
             log.critical("journal: could not keep record; JOURNAL-LOST %s", line, exc_info=True)
             return "lost"
 
     def forward_spool(self, limit_files: int = 10) -> int:
-        """Move spooled records into the stream (Redis is back); how many. Raises RedisError if not."""
+        """Ship spooled records to the stream (this process's and any sealed or orphaned file);
+        how many. Raises RedisError when Redis cannot take them (they stay on disk)."""
         self.spool.seal()
         moved = 0
         for path in self.spool.files()[:limit_files]:
@@ -305,6 +324,13 @@ class Journal:
         except RedisError:
             return Backlog(None, None, files, size, None)
         return Backlog(length, oldest, files, size, rejected)
+
+
+def _still_named(path: Path, fd: int) -> bool:
+    try:
+        return os.stat(path).st_ino == os.fstat(fd).st_ino
+    except FileNotFoundError:
+        return False
 
 
 def _delivery(source: str, entry_id: str, fields: Mapping[Any, Any]) -> Delivery:

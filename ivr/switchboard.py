@@ -2,9 +2,9 @@
 
 The one place a decision takes effect (views are parse -> flow -> `apply` -> render; the agent line and
 the agent API use it too). Nothing here waits on the database: ticket facts go to the journal
-(`ivr.journal`), which a writer takes to the database later. A Redis failure is logged and the call goes
-on: the journal falls back to a local spool, and a caller on hold keeps their place in the URL state
-until the next round finds Redis again.
+(`ivr.journal`, a local spool shipped to Redis), which a writer takes to the database later. A Redis
+failure is logged and the call goes on: a caller on hold keeps their place in the URL state until the
+next round finds Redis again.
 """
 
 from __future__ import annotations
@@ -86,9 +86,12 @@ class Switchboard:
                 self.queue.leave(sid)
             if decision.join:
                 join = decision.join
-                self.queue.join(
+                # Joining and handing callers to free agents (this one too) in one round trip.
+                _, assignments = self.queue.enter(
                     sid, join.queue, join.language, join.priority, enqueued_ms=join.since
                 )
+                for assignment in assignments:
+                    self._deliver(assignment)
             if decision.callback_number:
                 self.queue.request_callback(
                     sid,
@@ -96,10 +99,9 @@ class Switchboard:
                     our_number=call.called,
                     reference=call.reference,
                 )
+                self.dispatch()  # an agent may be free for this caller right now
         except RedisError:
             log.exception("queue change for %s failed; the hold loop will retry", sid)
-        if decision.join or decision.callback_number:
-            self.dispatch()  # an agent may be free for this caller right now
 
     def end(self, call: Call, status: str, duration: int | None) -> None:
         """The call ended (Twilio's final status callback): leave the queue, close the ticket."""

@@ -112,8 +112,33 @@ def _render_action(
 
 
 def render(decision: Decision, prompts: Prompts, carry: Mapping[str, str] | None = None) -> str:
-    """The TwiML document for a decision; `carry` goes into every webhook URL in it."""
+    """The TwiML document for a decision; `carry` goes into every webhook URL in it.
+
+    Callers at the same place hear the same document but for their ticket reference, so documents
+    are built once per version of the prompts and their reference is filled in afterwards."""
+    reference = (carry or {}).get("ref")
+    if reference is not None and not reference.isdigit():
+        return _build(decision.actions, prompts, carry or {})  # not cacheable: build it as it is
+    key = (id(prompts), decision.actions, reference is not None)
+    cached = _documents.get(key)
+    if cached is None or cached[0] is not prompts:
+        slot = {"ref": _REFERENCE_SLOT} if reference is not None else {}
+        cached = (prompts, _build(decision.actions, prompts, slot))
+        if len(_documents) >= _CACHED_DOCUMENTS:
+            _documents.clear()  # a new version of the rules: start afresh
+        _documents[key] = cached
+    document = cached[1]
+    return document if reference is None else document.replace(_REFERENCE_SLOT, reference)
+
+
+def _build(actions: tuple[Action, ...], prompts: Prompts, carry: Mapping[str, str]) -> str:
     response = VoiceResponse()
-    for action in decision.actions:
-        _render_action(response, action, prompts, carry or {})
+    for action in actions:
+        _render_action(response, action, prompts, carry)
     return str(response)
+
+
+# Letters only: urlencode leaves it as it is, and no prompt or URL of ours contains it.
+_REFERENCE_SLOT = "IVRTICKETREFERENCESLOT"
+_CACHED_DOCUMENTS = 20_000
+_documents: dict[tuple[int, tuple[Action, ...], bool], tuple[Prompts, str]] = {}

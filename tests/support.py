@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import yaml
 from flask.testing import FlaskClient
@@ -210,6 +210,17 @@ class Phone:
 
     def last_heard(self) -> str:
         return " ".join(spoken(self.twiml)) if self.twiml is not None else ""
+
+
+def reference_in(twiml: ET.Element | None) -> str | None:
+    """The ticket reference the webhook URLs of a TwiML document carry, if any."""
+    for element in [] if twiml is None else twiml.iter():
+        for url in (element.attrib.get("action"), element.text):
+            if url and url.startswith("/voice/"):
+                found = parse_qs(urlsplit(url).query).get("ref")
+                if found:
+                    return found[0]
+    return None
 
 
 def ticket_of(database: Database, sid: str) -> Ticket:

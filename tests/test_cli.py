@@ -175,3 +175,96 @@ def test_ivr_db_upgrade_creates_the_schema(tmp_path: Path) -> None:
         assert {"tickets", "ticket_changes", "alembic_version"} <= tables
     finally:
         database.dispose()
+
+
+def test_ivr_serve_refuses_a_schema_behind_the_code_and_says_what_to_run(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/x.sqlite3"
+    database = Database(url)
+    try:
+        database.upgrade("0002")
+        result = run_ivr(
+            "serve", "--dev", "--no-migrate", "--port", "0", cwd=ROOT, DATABASE_URL=url
+        )
+    finally:
+        database.dispose()
+    assert result.returncode == 1
+    assert (
+        "cannot start: the database is at revision 0002, the code needs 0003: "
+        "run `ivr db upgrade`" in result.stderr
+    )
+
+
+def test_ivr_serve_refuses_a_database_it_cannot_reach(tmp_path: Path) -> None:
+    from tests.faults import free_port
+
+    url = f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere"
+    result = run_ivr("serve", "--dev", "--port", "0", cwd=ROOT, DATABASE_URL=url)
+    assert result.returncode == 1
+    assert "cannot start: cannot reach the database to check its schema" in result.stderr
+
+
+def test_ivr_worker_drain_writes_what_waits_in_the_spool(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from ivr.journal import Spool
+    from tests.support import journal_record
+
+    url = f"sqlite:///{tmp_path}/x.sqlite3"
+    database = Database(url)
+    try:
+        database.upgrade()
+        spool = Spool(tmp_path / "spool")
+        spool.write(journal_record("CA1", datetime(2026, 11, 23, tzinfo=UTC)).to_json())
+        spool.seal()
+        result = run_ivr(
+            "worker",
+            "--drain",
+            cwd=ROOT,
+            DATABASE_URL=url,
+            IVR_DEV_MODE="1",
+            IVR_SPOOL_DIR=str(tmp_path / "spool"),
+        )
+        assert (result.returncode, result.stdout) == (0, "wrote 1 journal records\n"), result.stderr
+        assert database.current_revision() == "0003"
+        with database.engine.connect() as connection:
+            tickets = connection.exec_driver_sql("SELECT call_sid FROM tickets").scalars().all()
+        assert tickets == ["CA1"]
+    finally:
+        database.dispose()
+
+
+def test_ivr_worker_writes_tickets_until_told_to_stop(tmp_path: Path) -> None:
+    import signal
+    import time
+    from datetime import UTC, datetime
+
+    from ivr.journal import Spool
+    from tests.support import journal_record
+
+    url = f"sqlite:///{tmp_path}/x.sqlite3"
+    database = Database(url)
+    database.upgrade()
+    environment = {
+        **{k: v for k, v in os.environ.items() if k not in {"ROUTING_RULES", "VOICE_PROMPTS"}},
+        "DATABASE_URL": url,
+        "IVR_DEV_MODE": "1",
+        "IVR_SPOOL_DIR": str(tmp_path / "spool"),
+    }
+    worker = subprocess.Popen([str(IVR), "worker"], cwd=ROOT, env=environment)
+    try:
+        spool = Spool(tmp_path / "spool")
+        spool.write(journal_record("CA1", datetime(2026, 11, 23, tzinfo=UTC)).to_json())
+        spool.seal()  # as a web process that went away leaves its file
+        deadline = time.monotonic() + 30
+        tickets: list[str] = []
+        while not tickets and time.monotonic() < deadline:
+            time.sleep(0.2)
+            with database.engine.connect() as connection:
+                tickets = connection.exec_driver_sql("SELECT call_sid FROM tickets").scalars().all()
+        assert tickets == ["CA1"]
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(15) == 0
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+        database.dispose()

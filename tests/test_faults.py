@@ -48,7 +48,7 @@ from tests.faults import (
     free_port,
     wait_until,
 )
-from tests.support import AUTH_TOKEN, FakeTwilioRest, Phone
+from tests.support import AUTH_TOKEN, FakeTwilioRest, Phone, reference_in
 
 T = TypeVar("T")
 DEADLINE = 2.0
@@ -110,14 +110,7 @@ class Line:
 
 def reference_heard(phone: Phone) -> str | None:
     """The ticket reference the caller's webhook URLs carry (read back to them if it comes to it)."""
-    assert phone.twiml is not None
-    for element in phone.twiml.iter():
-        for url in (element.attrib.get("action"), element.text):
-            if url and url.startswith("/voice/"):
-                found = parse_qs(urlsplit(url).query).get("ref")
-                if found:
-                    return found[0]
-    return None
+    return reference_in(phone.twiml)
 
 
 def complete(line: Line, phone: Phone, outcome: Outcome = Outcome.ABANDONED) -> bool:

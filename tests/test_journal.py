@@ -11,8 +11,10 @@ import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 import redis
 from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
 from redis.retry import Retry
 
 from ivr.journal import REJECTED_KEY, STREAM_KEY, Journal
@@ -29,14 +31,16 @@ def unreachable_redis() -> redis.Redis:
     return redis.Redis(port=free_port(), socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
 
 
-def test_a_record_goes_to_the_stream_and_a_writer_reads_it_once(
+def test_a_record_is_spooled_at_once_and_shipped_to_the_stream_for_writers(
     redis_client: redis.Redis, tmp_path: Path
 ) -> None:
     journal = Journal(redis_client, tmp_path)
     record = journal_record("CA1", NOW, menu_step="language:2")
 
-    assert journal.append(record) == "stream"
-    assert journal.backlog().stream == 1
+    assert journal.append(record) == "spool"  # no store was asked: the webhook answers now
+    assert journal.backlog().spool_files == 1
+    assert journal.forward_spool() == 1
+    assert (journal.backlog().stream, journal.backlog().spool_files) == (1, 0)
     (delivery,) = journal.stream.read("writer-a", 10)
     assert delivery.record == record
     # Until it is acknowledged it stays this writer's (a failed batch is read again) ...
@@ -48,6 +52,17 @@ def test_a_record_goes_to_the_stream_and_a_writer_reads_it_once(
     assert journal.backlog().stream == 0
 
 
+def test_when_the_disk_refuses_a_record_it_goes_to_redis(
+    redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    blocked = tmp_path / "file-not-folder"
+    blocked.write_text("")
+    journal = Journal(redis_client, blocked / "spool")
+
+    assert journal.append(journal_record("CA1", NOW)) == "stream"
+    assert journal.backlog().stream == 1
+
+
 def test_entries_a_dead_writer_took_are_claimed_by_another(
     redis_client: redis.Redis, tmp_path: Path, monkeypatch: object
 ) -> None:
@@ -55,6 +70,7 @@ def test_entries_a_dead_writer_took_are_claimed_by_another(
 
     journal = Journal(redis_client, tmp_path)
     journal.append(journal_record("CA1", NOW))
+    journal.forward_spool()
     assert len(journal.stream.read("dead-writer", 10)) == 1
     assert journal.stream.read("live-writer", 10) == []
 
@@ -66,18 +82,19 @@ def test_entries_a_dead_writer_took_are_claimed_by_another(
     assert claimed.record is not None and claimed.record.call_sid == "CA1"
 
 
-def test_when_redis_is_away_the_record_is_spooled_and_forwarded_when_it_is_back(
+def test_while_redis_is_away_records_stay_on_disk_and_are_shipped_when_it_is_back(
     redis_client: redis.Redis, tmp_path: Path
 ) -> None:
     away = Journal(unreachable_redis(), tmp_path)
     records = [journal_record("CA1", NOW, menu_step=f"step:{i}") for i in range(3)]
 
     assert [away.append(r) for r in records] == ["spool", "spool", "spool"]
+    with pytest.raises(RedisError):
+        away.forward_spool()
     assert away.backlog().stream is None  # Redis unknown
-    assert away.backlog().spool_files == 1
+    assert away.backlog().spool_files == 1  # nothing lost
 
-    back = Journal(redis_client, tmp_path)
-    away.spool.seal()  # the spooling process is done with its file (or gone)
+    back = Journal(redis_client, tmp_path)  # another process, once Redis answers
     assert back.forward_spool() == 3
     assert back.backlog().spool_files == 0
     assert [d.record for d in back.stream.read("writer", 10)] == records
@@ -110,6 +127,30 @@ def test_a_spool_file_whose_owner_is_alive_is_left_alone(tmp_path: Path) -> None
         assert locked_by_us
         other.spool.done(path)
     assert other.spool.files() == []
+
+
+def test_nobody_sees_a_new_spool_file_before_its_owner_holds_its_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another process scanning the folder at the moment a file is created must not take it:
+    # it would drain the empty file and delete it while its owner goes on writing into it.
+    owner = Journal(unreachable_redis(), tmp_path)
+    other = Journal(unreachable_redis(), tmp_path)
+    seen_while_locking: list[list[Path]] = []
+    real_flock = fcntl.flock
+
+    def flock_seen_by_others(fd: int, operation: int) -> None:
+        seen_while_locking.append(other.spool.files())
+        real_flock(fd, operation)
+
+    monkeypatch.setattr("ivr.journal.fcntl.flock", flock_seen_by_others)
+    owner.append(journal_record("CA1", NOW))
+    monkeypatch.setattr("ivr.journal.fcntl.flock", real_flock)
+
+    assert seen_while_locking == [[]]
+    (path,) = other.spool.files()
+    with other.spool.claim(path) as deliveries:
+        assert deliveries is None  # locked by its owner from the start
 
 
 def test_an_unreadable_spool_line_is_set_aside_with_the_reason(tmp_path: Path) -> None:

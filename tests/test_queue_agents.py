@@ -246,6 +246,24 @@ def test_dispatch_pairs_the_longest_idle_agent_with_the_best_caller(
     assert line.dispatch() == []
 
 
+def test_entering_hands_the_caller_to_a_free_agent_in_the_same_script(
+    line: CallQueue, clock: FrozenClock
+) -> None:
+    wait_in(line, clock, ["CA1"])
+    place, dispatched = line.enter("CA2", *FUNDS_EN, 50)
+    assert (place.position, dispatched) == (2, ())  # nobody free: both wait
+
+    line.agent_available("AG1", [FUNDS_EN])
+    line.dispatch()  # takes CA1
+    line.finish_call("AG1", "CA1")
+    clock.advance(1)
+    line.agent_available("AG2", [FUNDS_EN])
+    place, dispatched = line.enter("CA3", *FUNDS_EN, 50)
+    # AG1 (idle longest) takes CA2, who waited longer; AG2 takes the caller entering now.
+    assert [(a.agent, a.call_sid) for a in dispatched] == [("AG1", "CA2"), ("AG2", "CA3")]
+    assert place.queue == "funds"
+
+
 def test_dispatch_is_one_round_trip(
     line: CallQueue, clock: FrozenClock, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -107,6 +107,7 @@ class QueueBase:
         # when the server has lost its script cache (restart, SCRIPT FLUSH).
         register = client.register_script
         self._join: Script = register(scripts.JOIN)
+        self._enter: Script = register(scripts.ENTER)
         self._place: Script = register(scripts.PLACE)
         self._heartbeat: Script = register(scripts.HEARTBEAT)
         self._hang_up: Script = register(scripts.HANG_UP)

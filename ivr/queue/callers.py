@@ -115,6 +115,36 @@ class CallerOps(QueueBase):
             raise RuntimeError(f"join of {call_sid} returned no place")
         return place
 
+    def enter(
+        self,
+        call_sid: str,
+        queue: str,
+        language: str,
+        priority: int,
+        *,
+        enqueued_ms: int | None = None,
+    ) -> tuple[Place, tuple[Assignment, ...]]:
+        """`join`, then `dispatch`, in one script and one round trip: where the caller stands, and
+        the assignments the dispatch made (this caller's too, when an agent was free)."""
+        check_call_sid(call_sid)
+        check_line(queue, language)
+        check_priority(priority)
+        now = self._now_ms()
+        arrival = now if enqueued_ms is None else min(enqueued_ms, now)
+        check_enqueued_ms(arrival)
+        reply = self._run(
+            self._enter,
+            [entry_key(call_sid), queue_key(queue, language)],
+            [call_sid, queue, language, priority, arrival],
+            now,
+        )
+        if not isinstance(reply, list) or len(reply) != 2:
+            raise RuntimeError(f"unexpected reply from the enter script: {reply!r}")
+        place = to_place(reply[0])
+        if place is None:
+            raise RuntimeError(f"enter of {call_sid} returned no place")
+        return place, tuple(to_assignments(reply[1]))
+
     def place(self, call_sid: str) -> Place | None:
         """Where the call stands, or None if not queued (unknown, lapsed, or handed to an agent:
         ask `assignment` first); atomic (one script, sweeps first)."""

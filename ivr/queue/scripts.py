@@ -369,6 +369,25 @@ return join_line(ARGV[9], KEYS[5], ARGV[10], ARGV[11], ARGV[12], ARGV[13])
 )
 """Add a call to a line, keep its place on a retry, or move it to another line (join)."""
 
+ENTER: Final = _script(
+    """\
+-- KEYS[4] = entry hash of the joining call
+-- KEYS[5] = queue zset to join
+-- ARGV[9] = call SID
+-- ARGV[10] = queue name
+-- ARGV[11] = language
+-- ARGV[12] = priority (0..100)
+-- ARGV[13] = arrival, ms, for a call without a live entry (the original arrival, or now)
+-- Returns {place as join returns it, {assignment...} made by the dispatch that follows}.
+""",
+    """
+sweep(REQUEST_SWEEP)
+local place = join_line(ARGV[9], KEYS[5], ARGV[10], ARGV[11], ARGV[12], ARGV[13])
+return {place, dispatch()}
+""",
+)
+"""Join a line, then let free agents claim callers, this one included, in one go (enter)."""
+
 PLACE: Final = _script(
     """\
 -- KEYS[4] = entry hash of the call

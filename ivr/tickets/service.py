@@ -11,11 +11,11 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
@@ -54,65 +54,109 @@ def _unit_of_work(session: Session) -> Iterator[None]:
         raise
 
 
+class ParsedRecords:
+    """Journal records a writer has parsed already, by id (the newest `size`), so that folding a
+    call again does not parse its earlier records again."""
+
+    def __init__(self, size: int = 100_000) -> None:
+        self._size = size
+        self._records: OrderedDict[str, JournalRecord] = OrderedDict()
+
+    def get(self, record_id: str) -> JournalRecord | None:
+        return self._records.get(record_id)
+
+    def add(self, record: JournalRecord) -> None:
+        self._records[record.id] = record
+        self._records.move_to_end(record.id)
+        while len(self._records) > self._size:
+            self._records.popitem(last=False)
+
+
 def apply_records(
     session: Session,
     records: Sequence[JournalRecord],
     *,
     new_reference: Callable[[], str],
+    parsed: ParsedRecords | None = None,
 ) -> Applied:
     """Apply journal records to the tickets and the event log, in one transaction; idempotent.
 
     Each record is stored once (by id); the ticket of every call the batch touches is then folded
     again from all of that call's records (`projection.project`), under the ticket's row lock, so
     several writers at once, records out of order and records delivered twice all end the same.
-    `new_reference` numbers a ticket whose webhooks could give it none.
+    `new_reference` numbers a ticket whose webhooks could give it none; `parsed` spares a writer
+    parsing again the records it has seen.
     """
     unique = list({r.id: r for r in records}.values())
     if not unique:
         return Applied(0, 0)
+    parsed = parsed or ParsedRecords()
     with _unit_of_work(session):
-        new = _store_records(session, unique)
+        stored = _store_records(session, unique)
+        for record in unique:
+            if record.id in stored:  # what the database holds now; a repeat may differ from it
+                parsed.add(record)
         calls = sorted({r.call_sid for r in unique if r.call_sid != NO_CALL})
-        tickets = _lock_or_create(session, calls, new_reference)
+        tickets = _lock_or_create(session, calls, new_reference, parsed)
         # Read only now, under the row locks: a writer that held them before us has committed,
         # so every record of these calls is visible and none is folded in behind our back.
-        history = _records_of(session, calls)
+        history = _records_of(session, calls, parsed)
         event_rows: list[dict[str, object]] = []
         for sid in calls:
-            ticket_fields, events = project(sid, history[sid])
+            ordered = in_order(history[sid])
+            ticket_fields, events = project(sid, ordered)
             ticket = tickets[sid]
             _update(session, ticket, ticket_fields)
-            event_rows += [_event_row(e, ticket.id) for e in events]
-        event_rows += [
-            _event_row(e, None) for e in agent_events(r for r in unique if r.call_sid == NO_CALL)
-        ]
+            # Usually the new records are the call's latest, and only their events are new. A
+            # record that arrived out of order may name the queue of events logged before it.
+            fresh = {r.id for r in ordered if r.id in stored}
+            tail = {r.id for r in ordered[len(ordered) - len(fresh) :]} if fresh else set()
+            rewrite = fresh != tail
+            event_rows += [
+                _event_row(e, ticket.id) for e in events if rewrite or e.change_id in fresh
+            ]
+        agents = [r for r in unique if r.call_sid == NO_CALL and r.id in stored]
+        event_rows += [_event_row(e, None) for e in agent_events(agents)]
         _upsert_events(session, event_rows)
-        return Applied(new, len(calls))
+        return Applied(len(stored), len(calls))
 
 
-def _store_records(session: Session, records: Sequence[JournalRecord]) -> int:
+def _store_records(session: Session, records: Sequence[JournalRecord]) -> set[str]:
+    """Store the records not stored yet; the ids of those stored now."""
     rows = [
-        {"id": r.id, "call_sid": r.call_sid, "at": r.at, "seq": r.seq, "body": r.to_json()}
+        {
+            "id": r.id,
+            "call_sid": r.call_sid,
+            "at": r.at,
+            "seq": r.seq,
+            "body": r.to_json(),
+            "written_at": datetime.now(UTC),
+        }
         for r in records
     ]
-    statement = insert_for(session, TicketChangeRow).on_conflict_do_nothing(index_elements=["id"])
-    stored = session.execute(statement.returning(TicketChangeRow.id), rows).scalars().all()
-    return len(stored)
+    table = TicketChangeRow.__table__
+    statement = insert_for(session, table).on_conflict_do_nothing(index_elements=["id"])
+    return set(session.execute(statement.returning(table.c.id), rows).scalars())
 
 
-def _records_of(session: Session, calls: Sequence[str]) -> dict[str, list[JournalRecord]]:
+def _records_of(
+    session: Session, calls: Sequence[str], parsed: ParsedRecords
+) -> dict[str, list[JournalRecord]]:
     found: dict[str, list[JournalRecord]] = defaultdict(list)
     if not calls:
         return found
-    bodies = session.scalars(
-        select(TicketChangeRow.body).where(TicketChangeRow.call_sid.in_(calls))
+    rows = session.execute(
+        select(TicketChangeRow.id, TicketChangeRow.body).where(TicketChangeRow.call_sid.in_(calls))
     )
-    for body in bodies:
-        try:
-            record = JournalRecord.from_json(body)
-        except BadRecord:
-            log.exception("a stored journal record cannot be read any more; skipped")
-            continue
+    for record_id, body in rows:
+        record = parsed.get(record_id)
+        if record is None:
+            try:
+                record = JournalRecord.from_json(body)
+            except BadRecord:
+                log.exception("a stored journal record cannot be read any more; skipped")
+                continue
+            parsed.add(record)
         found[record.call_sid].append(record)
     return found
 
@@ -130,11 +174,14 @@ def _lock(session: Session, calls: Sequence[str]) -> dict[str, Ticket]:
 
 
 def _lock_or_create(
-    session: Session, calls: Sequence[str], new_reference: Callable[[], str]
+    session: Session,
+    calls: Sequence[str],
+    new_reference: Callable[[], str],
+    parsed: ParsedRecords,
 ) -> dict[str, Ticket]:
     tickets = _lock(session, calls)
     missing = [sid for sid in calls if sid not in tickets]
-    history = _records_of(session, missing)
+    history = _records_of(session, missing, parsed)
     for _ in range(_CREATE_ATTEMPTS):
         missing = [sid for sid in calls if sid not in tickets]
         if not missing:
@@ -202,7 +249,7 @@ def _event_row(event: EventFields, ticket_id: int | None) -> dict[str, object]:
 def _upsert_events(session: Session, rows: list[dict[str, object]]) -> None:
     if not rows:
         return
-    statement = insert_for(session, QueueEventRow)
+    statement = insert_for(session, QueueEventRow.__table__)
     statement = statement.on_conflict_do_update(
         index_elements=["change_id", "change_index"],
         set_={

@@ -28,7 +28,11 @@ from ivr.tickets.references import References
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 500
+LINGER_SECONDS = 0.5
+"""After a batch smaller than `BATCH_SIZE`, let the next one gather this long: a batch costs about
+the same for 5 records as for 50, so tickets land a fraction of a second later for far less work."""
 _IDLE_SECONDS = 0.1
+_RECLAIM_EVERY_SECONDS = 10.0
 _MAX_BACKOFF_SECONDS = 5.0
 _SCHEMA_CHECK_SECONDS = 10.0
 
@@ -70,6 +74,9 @@ class TicketWriter:
         self.batch_size = batch_size
         self.status = WriterStatus()
         self._schema_ok_until = 0.0
+        self._parsed = service.ParsedRecords()
+        self._own_pending = True  # at start, and after a failed batch: read our own first
+        self._next_reclaim = 0.0
         self._lock = threading.Lock()  # one batch at a time per writer (inline drains and the loop)
 
     def step(self) -> int:
@@ -78,28 +85,51 @@ class TicketWriter:
         Raises `StoreUnavailable` when the database cannot take them now (they stay in the journal).
         """
         with self._lock:
-            self._check_schema()
-            done = self._drain_spool()
-            if done:
-                return done
             try:
-                deliveries = self.journal.stream.read(self.consumer, self.batch_size)
-            except RedisError:
-                # Redis is away: what this process spooled meanwhile is drained straight from disk.
-                self.journal.spool.seal()
-                return 0
-            if not deliveries:
-                return 0
-            applied = self._apply(deliveries)
-            try:
-                self.journal.stream.ack([d.entry_id for d in deliveries if d.record is not None])
-            except RedisError:
-                # Written but not acknowledged: they come back and are applied once more, harmlessly.
-                log.warning("ticket writer: could not acknowledge %d journal entries", applied)
-            return applied
+                return self._step()
+            except StoreUnavailable as exc:
+                self.status.problem = str(exc)
+                raise
+
+    def _step(self) -> int:
+        self._check_schema()
+        done = self._drain_spool()
+        if done:
+            return done
+        reclaim = time.monotonic() >= self._next_reclaim
+        try:
+            deliveries = self.journal.stream.read(
+                self.consumer, self.batch_size, own_pending=self._own_pending, reclaim=reclaim
+            )
+        except RedisError:
+            # The read may have reached Redis and its answer not us: those entries are ours now
+            # (pending), so the next read starts with them.
+            self._own_pending = True
+            # Redis is away: what this process spooled meanwhile is drained straight from disk.
+            self.journal.spool.seal()
+            return 0
+        if reclaim:
+            self._next_reclaim = time.monotonic() + _RECLAIM_EVERY_SECONDS
+        if not deliveries:
+            self._own_pending = False
+            return 0
+        self._own_pending = True  # until this batch is acknowledged
+        applied = self._apply(deliveries)
+        try:
+            self.journal.stream.ack([d.entry_id for d in deliveries if d.record is not None])
+            self._own_pending = False
+        except RedisError:
+            # Written but not acknowledged: they come back and are applied once more, harmlessly.
+            log.warning(
+                "ticket writer: could not acknowledge %d journal entries",
+                applied,
+                exc_info=True,
+            )
+        return applied
 
     def drain(self, max_batches: int = 1000) -> int:
-        """Apply everything waiting now (bounded); how many records."""
+        """Apply everything waiting now (bounded), this process's own spool included; how many."""
+        self.journal.spool.seal()
         total = 0
         for _ in range(max_batches):
             done = self.step()
@@ -117,7 +147,10 @@ class TicketWriter:
                 try:
                     done = self.step()
                     backoff = _IDLE_SECONDS
+                    if done >= self.batch_size:
+                        continue  # more is waiting: go on at once
                     if done:
+                        stop.wait(LINGER_SECONDS)
                         continue
                 except StoreUnavailable as exc:
                     self.status.problem = str(exc)
@@ -183,7 +216,9 @@ class TicketWriter:
             # before the batch's transaction (leasing takes a transaction of its own).
             self.references.refill(needed=len({r.call_sid for r in records}))
             with self.db.sessions() as session:
-                service.apply_records(session, records, new_reference=self._new_reference)
+                service.apply_records(
+                    session, records, new_reference=self._new_reference, parsed=self._parsed
+                )
         except (DataError, IntegrityError):
             raise
         except SQLAlchemyError as exc:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.exc import IntegrityError
 
 from ivr.clock import FrozenClock
@@ -50,12 +51,18 @@ def journal(redis_client: redis.Redis, tmp_path: Path) -> Journal:
     return Journal(redis_client, tmp_path / "spool")
 
 
+def journaled(journal: Journal, *records: JournalRecord) -> None:
+    """Records as webhooks leave them: spooled, then shipped to the stream (`ivr-journal`)."""
+    for record in records:
+        journal.append(record)
+    journal.forward_spool()
+
+
 def test_drain_writes_every_waiting_record_and_empties_the_stream(
     journal: Journal, database: Database
 ) -> None:
     for sid in ("CA1", "CA2"):
-        for record in a_call(sid):
-            journal.append(record)
+        journaled(journal, *a_call(sid))
     writer = writer_for(journal, database)
 
     assert writer.drain() == 8
@@ -71,8 +78,7 @@ def test_drain_writes_every_waiting_record_and_empties_the_stream(
 def test_while_the_database_is_down_records_wait_and_are_written_when_it_is_back(
     journal: Journal, database: Database
 ) -> None:
-    for record in a_call("CA1"):
-        journal.append(record)
+    journaled(journal, *a_call("CA1"))
     writer = writer_for(journal, database)
     live = writer.db
     writer.db = Database(f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere")
@@ -90,8 +96,7 @@ def test_while_the_database_is_down_records_wait_and_are_written_when_it_is_back
 def test_a_batch_that_failed_midway_is_read_again_by_the_same_writer(
     journal: Journal, database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for record in a_call("CA1"):
-        journal.append(record)
+    journaled(journal, *a_call("CA1"))
     writer = writer_for(journal, database)
     real = service.apply_records
     calls: list[int] = []
@@ -114,7 +119,7 @@ def test_a_batch_that_failed_midway_is_read_again_by_the_same_writer(
 def test_nothing_is_written_while_the_schema_is_behind(
     journal: Journal, empty_database: Database, database: Database
 ) -> None:
-    journal.append(a_call("CA1")[0])
+    journaled(journal, a_call("CA1")[0])
     writer = writer_for(journal, empty_database)
 
     with pytest.raises(StoreUnavailable, match="run `ivr db upgrade`"):
@@ -156,8 +161,7 @@ def test_unreadable_and_refused_records_are_set_aside_and_the_rest_is_written(
     journal: Journal, database: Database, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     poison = journal_record("CA-poison", NOW, menu_step="x")
-    for record in [*a_call("CA1"), poison]:
-        journal.append(record)
+    journaled(journal, *a_call("CA1"), poison)
     redis_client.xadd("ivr:journal", {"r": "not a record"})
     real = service.apply_records
 
@@ -181,8 +185,7 @@ def test_several_writers_at_once_write_every_ticket_once(
 ) -> None:
     calls = [f"CA{i}" for i in range(30)]
     for i, sid in enumerate(calls):
-        for record in a_call(sid, start=i):
-            journal.append(record)
+        journaled(journal, *a_call(sid, start=i))
     writers = [writer_for(journal, database, f"writer-{i}") for i in range(3)]
     for writer in writers:
         writer.batch_size = 7
@@ -212,7 +215,7 @@ def test_several_writers_at_once_write_every_ticket_once(
 def test_the_writer_loop_backs_off_while_the_database_is_away_and_stops_when_told(
     journal: Journal, database: Database
 ) -> None:
-    journal.append(a_call("CA1")[0])
+    journaled(journal, a_call("CA1")[0])
     writer = writer_for(journal, Database(f"postgresql://postgres@127.0.0.1:{free_port()}/x"))
     stop = threading.Event()
     thread = threading.Thread(target=writer.run, args=(stop,))
@@ -229,3 +232,26 @@ def test_the_writer_loop_backs_off_while_the_database_is_away_and_stops_when_tol
         thread.join(10)
     assert not thread.is_alive() and not writer.status.running
     assert journal.backlog().stream == 1
+
+
+def test_entries_read_while_redis_stalled_are_read_again_by_the_same_writer(
+    journal: Journal, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Redis took the read (the entries are now this writer's, pending) but its answer never came.
+    journaled(journal, *a_call("CA1"))
+    writer = writer_for(journal, database)
+    writer.step()  # nothing pending yet: remembers that
+    journaled(journal, *a_call("CA2"))
+    real_read = journal.stream.read
+
+    def answer_lost(*args: object, **kwargs: object) -> object:
+        real_read(*args, **kwargs)  # type: ignore[arg-type]
+        raise RedisConnectionError("Timeout reading from socket")
+
+    monkeypatch.setattr(journal.stream, "read", answer_lost)
+    assert writer.step() == 0
+    monkeypatch.setattr(journal.stream, "read", real_read)
+
+    writer.drain()
+    assert ticket_of(database, "CA2").menu_path == ["language:2"]
+    assert journal.backlog().stream == 0

@@ -1,0 +1,118 @@
+"""`/healthz`: up while calls can be taken (saying what is degraded), 503 when they must not be."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import redis
+from flask import Flask
+
+from ivr.app import create_app
+from ivr.clock import FrozenClock
+from ivr.config import Settings
+from ivr.db import Database
+from ivr.health import Health
+from ivr.services import services
+from tests.conftest import MONDAY_AFTERNOON
+from tests.faults import free_port
+from tests.support import AUTH_TOKEN, PROMPTS, RULES, Phone
+from tests.test_journal import unreachable_redis
+
+
+def test_all_well(app: Flask) -> None:
+    body = app.test_client().get("/healthz").get_json()
+    assert (body["status"], body["database"], body["redis"]) == ("ok", "ok", "ok")
+    assert body["journal"]["spool_writable"] is True
+    assert body["references_at_hand"] > 0
+    assert body["rules"]["state"] == "ok"
+
+
+def test_what_waits_in_the_journal_is_shown(app: Flask) -> None:
+    with app.app_context():
+        services().writer.db = Database(f"postgresql://postgres@127.0.0.1:{free_port()}/x")
+    Phone(app.test_client()).dial()
+
+    body = app.test_client().get("/healthz").get_json()
+    assert body["journal"]["spool_files"] >= 1 and body["journal"]["spool_bytes"] > 0
+    assert "unreachable" in body["writer"]["problem"]
+
+
+def test_a_database_that_is_down_leaves_the_line_up_and_says_so(
+    app_factory: Callable[..., Flask],
+) -> None:
+    app = app_factory()
+    with app.app_context():
+        services().health = Health(
+            Database(f"postgresql://postgres@127.0.0.1:{free_port()}/x"), services().clock
+        )
+    response = app.test_client().get("/healthz")
+    body = response.get_json()
+    assert response.status_code == 200  # calls go on; tickets wait in the journal
+    assert body["status"] == "degraded"
+    assert body["database"].startswith("unreachable")
+
+
+def build(database: Database, tmp_path: Path, redis_client: redis.Redis) -> Flask:
+    return create_app(
+        Settings(
+            twilio_auth_token=AUTH_TOKEN,
+            routing_rules=RULES,
+            voice_prompts=PROMPTS,
+            writer="inline",
+            background=False,
+            spool_dir=tmp_path / "spool",
+        ),
+        FrozenClock(MONDAY_AFTERNOON),
+        database=database,
+        redis_client=redis_client,
+    )
+
+
+def test_redis_down_leaves_the_line_up_while_the_spool_can_keep_changes(
+    database: Database, tmp_path: Path
+) -> None:
+    app = build(database, tmp_path, unreachable_redis())
+    response = app.test_client().get("/healthz")
+    assert response.status_code == 200
+    assert response.get_json()["redis"] == "unreachable"
+
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")
+    with app.app_context():
+        services().journal.spool.folder = blocked / "spool"
+    response = app.test_client().get("/healthz")
+    assert response.status_code == 503  # nowhere to keep a ticket change: send calls elsewhere
+    assert response.get_json()["status"] == "unavailable"
+
+
+def test_a_schema_behind_the_code_takes_the_instance_out_with_what_to_run(
+    empty_database: Database, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    empty_database.upgrade("0002")
+    app = build(empty_database, tmp_path, redis_client)
+    response = app.test_client().get("/healthz")
+    body = response.get_json()
+    assert response.status_code == 503
+    assert body["database"] == (
+        "the database is at revision 0002, the code needs 0003: run `ivr db upgrade`"
+    )
+
+
+def test_a_probe_that_has_not_answered_for_long_is_not_trusted(
+    database: Database, clock: FrozenClock
+) -> None:
+    health = Health(database, clock)
+    assert health.latest().problem == "not checked yet"
+    assert health.probe().problem is None
+    clock.advance(10)
+    assert health.latest().problem is None
+    clock.advance(10)
+    stale = health.latest()
+    assert not stale.reachable and stale.problem == "no answer for 20 s"
+
+
+@pytest.mark.parametrize("path", ["/healthz"])
+def test_health_needs_no_signature(app: Flask, path: str) -> None:
+    assert app.test_client().get(path).status_code == 200

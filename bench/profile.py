@@ -54,6 +54,9 @@ def build_app(database_url: str, redis_url: str) -> Any:
         voice_prompts=servers.ROOT / "voice_prompts",
         public_base_url=BASE_URL,
         clock_start=parse_instant(CLOCK),
+        # As production's web workers: tickets are written by `ivr worker`, not in this process.
+        writer="off",
+        spool_dir=Path(tempfile.mkdtemp(prefix="ivr-profile-spool-")),
     )
     return create_app(settings)
 

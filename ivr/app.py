@@ -18,8 +18,7 @@ from twilio.http import HttpClient
 from ivr.background import Background
 from ivr.clock import Clock, OffsetClock, SystemClock
 from ivr.config import Settings
-from ivr.db import Database
-from ivr.health import Health
+from ivr.db import Database, DatabaseHealth
 from ivr.journal import Journal
 from ivr.queue import CallQueue, connect
 from ivr.rules.live import LiveRules
@@ -28,7 +27,7 @@ from ivr.switchboard import Switchboard
 from ivr.telephony import telephony_for
 from ivr.tickets import service as tickets
 from ivr.tickets.references import BLOCK_SIZE, References
-from ivr.tickets.writer import TicketWriter
+from ivr.writer import TicketWriter
 
 MAX_BODY_BYTES = 64 * 1024
 """Twilio's webhook bodies are a few kB; anything much larger is refused with 413."""
@@ -154,7 +153,7 @@ def build_services(
         writer=writer,
         telephony=telephony,
         switchboard=Switchboard(queue, journal, telephony, clock),
-        health=Health(db, clock),
+        health=DatabaseHealth(db, clock),
     )
     s.background = Background(s, writer=settings.writer == "thread")
     return s

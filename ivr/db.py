@@ -7,6 +7,7 @@ inside the package); `Database.upgrade()` brings a database to the newest revisi
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,8 +32,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
+
+from ivr.clock import Clock
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -257,3 +261,56 @@ def _sqlite_on_begin(connection: Connection) -> None:
     # the busy timeout) instead of failing with "database is locked" when a read lock cannot be
     # upgraded mid-transaction.
     connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+# --- health ---------------------------------------------------------------------------------------
+
+STALE_SECONDS = 15.0
+"""A probe older than this means the database has not answered the last one."""
+
+
+@dataclass(frozen=True)
+class DatabaseState:
+    """The last answer of the database, and what it means for tickets."""
+
+    reachable: bool
+    problem: str | None
+    """Why tickets are not being written there: unreachable, or the schema is behind."""
+    checked_at: datetime | None
+
+    @property
+    def schema_behind(self) -> bool:
+        return self.reachable and self.problem is not None
+
+
+class DatabaseHealth:
+    """Probes the database (ping and schema revision) and keeps the latest answer."""
+
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self._db = db
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._latest = DatabaseState(False, "not checked yet", None)
+
+    def probe(self) -> DatabaseState:
+        """Ask the database now (may take as long as its timeouts allow)."""
+        try:
+            problem = self._db.schema().problem()
+            state = DatabaseState(True, problem, self._clock.now())
+        except SQLAlchemyError as exc:
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+            text = reason[0][:200] if reason else type(exc).__name__
+            state = DatabaseState(False, f"unreachable: {text}", self._clock.now())
+        with self._lock:
+            self._latest = state
+        return state
+
+    def latest(self) -> DatabaseState:
+        """The last probe's answer; says so when it is too old to trust."""
+        with self._lock:
+            state = self._latest
+        if state.checked_at is not None:
+            age = (self._clock.now() - state.checked_at).total_seconds()
+            if age > STALE_SECONDS:
+                return DatabaseState(False, f"no answer for {round(age)} s", state.checked_at)
+        return state

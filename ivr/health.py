@@ -6,75 +6,20 @@ balancer because a shared store is down would drop the calls the journal exists 
 instance must not take calls: its database schema is not the one the code needs (tickets would never be
 written), or it has nowhere to keep ticket changes at all (Redis down and the spool not writable).
 
-The database is probed by a background thread (`Health.probe`); the endpoint reads its latest answer,
-so a frozen database cannot freeze the health check.
+The database is probed by a background thread (`db.DatabaseHealth.probe`); the endpoint reads its
+latest answer, so a frozen database cannot freeze the health check.
 """
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, jsonify
-from sqlalchemy.exc import SQLAlchemyError
 
-from ivr.clock import Clock
-from ivr.db import Database
 from ivr.services import services
 
 bp = Blueprint("health", __name__)
-
-STALE_SECONDS = 15.0
-"""A probe older than this means the database has not answered the last one."""
-
-
-@dataclass(frozen=True)
-class DatabaseState:
-    """The last answer of the database, and what it means for tickets."""
-
-    reachable: bool
-    problem: str | None
-    """Why tickets are not being written there: unreachable, or the schema is behind."""
-    checked_at: datetime | None
-
-    @property
-    def schema_behind(self) -> bool:
-        return self.reachable and self.problem is not None
-
-
-class Health:
-    """Probes the database (ping and schema revision) and keeps the latest answer."""
-
-    def __init__(self, db: Database, clock: Clock) -> None:
-        self._db = db
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._latest = DatabaseState(False, "not checked yet", None)
-
-    def probe(self) -> DatabaseState:
-        """Ask the database now (may take as long as its timeouts allow)."""
-        try:
-            problem = self._db.schema().problem()
-            state = DatabaseState(True, problem, self._clock.now())
-        except SQLAlchemyError as exc:
-            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-            text = reason[0][:200] if reason else type(exc).__name__
-            state = DatabaseState(False, f"unreachable: {text}", self._clock.now())
-        with self._lock:
-            self._latest = state
-        return state
-
-    def latest(self) -> DatabaseState:
-        """The last probe's answer; says so when it is too old to trust."""
-        with self._lock:
-            state = self._latest
-        if state.checked_at is not None:
-            age = (self._clock.now() - state.checked_at).total_seconds()
-            if age > STALE_SECONDS:
-                return DatabaseState(False, f"no answer for {round(age)} s", state.checked_at)
-        return state
 
 
 @bp.get("/healthz")

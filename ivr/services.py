@@ -7,23 +7,31 @@ imports the factory, and the pure modules (`ivr.flow`, `ivr.hours`) import nothi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from flask import current_app
 
 if TYPE_CHECKING:
-    from ivr.background import Background
     from ivr.clock import Clock
     from ivr.config import Settings
-    from ivr.db import Database
-    from ivr.health import Health
+    from ivr.db import Database, DatabaseHealth
     from ivr.journal import Journal
     from ivr.queue import CallQueue
     from ivr.rules.live import LiveRules
     from ivr.switchboard import Switchboard
     from ivr.telephony import Telephony
     from ivr.tickets.references import References
-    from ivr.tickets.writer import TicketWriter
+    from ivr.writer import TicketWriter
+
+
+class Threads(Protocol):
+    """The process's background threads (`ivr.background.Background`), as the services see them."""
+
+    def running(self) -> bool: ...
+
+    def ensure_started(self) -> None: ...
+
+    def stop(self, timeout: float = 5.0) -> None: ...
 
 
 @dataclass
@@ -40,8 +48,8 @@ class Services:
     writer: TicketWriter
     telephony: Telephony
     switchboard: Switchboard
-    health: Health
-    background: Background | None = None
+    health: DatabaseHealth
+    background: Threads | None = None
     """The process's threads; None until `create_app` (or `ivr worker`) made them."""
 
 

@@ -1,7 +1,7 @@
 """Twilio's voice webhooks: authenticate, parse, ask the flow, apply, render. Nothing else.
 
 No webhook waits on a store for its ticket: what the ticket should record goes to the journal (a local
-spool, shipped to Redis), which a writer takes to the database (`ivr.tickets.writer`), so a database
+spool, shipped to Redis), which a writer takes to the database (`ivr.writer`), so a database
 outage costs callers nothing. If Redis is down, a caller on hold keeps their place in the URL state;
 anything unexpected gets an apology and the operator queue instead of an HTTP 500.
 """

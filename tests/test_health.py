@@ -12,8 +12,7 @@ from flask import Flask
 from ivr.app import create_app
 from ivr.clock import FrozenClock
 from ivr.config import Settings
-from ivr.db import Database
-from ivr.health import Health
+from ivr.db import Database, DatabaseHealth
 from ivr.services import services
 from tests.conftest import MONDAY_AFTERNOON
 from tests.faults import free_port
@@ -44,7 +43,7 @@ def test_a_database_that_is_down_leaves_the_line_up_and_says_so(
 ) -> None:
     app = app_factory()
     with app.app_context():
-        services().health = Health(
+        services().health = DatabaseHealth(
             Database(f"postgresql://postgres@127.0.0.1:{free_port()}/x"), services().clock
         )
     response = app.test_client().get("/healthz")
@@ -103,7 +102,7 @@ def test_a_schema_behind_the_code_takes_the_instance_out_with_what_to_run(
 def test_a_probe_that_has_not_answered_for_long_is_not_trusted(
     database: Database, clock: FrozenClock
 ) -> None:
-    health = Health(database, clock)
+    health = DatabaseHealth(database, clock)
     assert health.latest().problem == "not checked yet"
     assert health.probe().problem is None
     clock.advance(10)

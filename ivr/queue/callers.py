@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
+
+from redis.commands.core import Script
 
 from ivr.queue.agents import to_assignments
 from ivr.queue.base import (
@@ -98,19 +100,9 @@ class CallerOps(QueueBase):
         stays assigned and is not queued again: the place returned is in its original line
         with position 0 (it is next; see `assignment`).
         """
-        check_call_sid(call_sid)
-        check_line(queue, language)
-        check_priority(priority)
-        now = self._now_ms()
-        arrival = now if enqueued_ms is None else min(enqueued_ms, now)
-        check_enqueued_ms(arrival)
-        reply = self._run(
-            self._join,
-            [entry_key(call_sid), queue_key(queue, language)],
-            [call_sid, queue, language, priority, arrival],
-            now,
+        place = to_place(
+            self._joining(self._join, call_sid, queue, language, priority, enqueued_ms)
         )
-        place = to_place(reply)
         if place is None:
             raise RuntimeError(f"join of {call_sid} returned no place")
         return place
@@ -126,24 +118,36 @@ class CallerOps(QueueBase):
     ) -> tuple[Place, tuple[Assignment, ...]]:
         """`join`, then `dispatch`, in one script and one round trip: where the caller stands, and
         the assignments the dispatch made (this caller's too, when an agent was free)."""
-        check_call_sid(call_sid)
-        check_line(queue, language)
-        check_priority(priority)
-        now = self._now_ms()
-        arrival = now if enqueued_ms is None else min(enqueued_ms, now)
-        check_enqueued_ms(arrival)
-        reply = self._run(
-            self._enter,
-            [entry_key(call_sid), queue_key(queue, language)],
-            [call_sid, queue, language, priority, arrival],
-            now,
-        )
+        reply = self._joining(self._enter, call_sid, queue, language, priority, enqueued_ms)
         if not isinstance(reply, list) or len(reply) != 2:
             raise RuntimeError(f"unexpected reply from the enter script: {reply!r}")
         place = to_place(reply[0])
         if place is None:
             raise RuntimeError(f"enter of {call_sid} returned no place")
         return place, tuple(to_assignments(reply[1]))
+
+    def _joining(
+        self,
+        script: Script,
+        call_sid: str,
+        queue: str,
+        language: str,
+        priority: int,
+        enqueued_ms: int | None,
+    ) -> Any:
+        """Run a script that joins a call to a line (`join`, `enter`), arguments checked."""
+        check_call_sid(call_sid)
+        check_line(queue, language)
+        check_priority(priority)
+        now = self._now_ms()
+        arrival = now if enqueued_ms is None else min(enqueued_ms, now)
+        check_enqueued_ms(arrival)
+        return self._run(
+            script,
+            [entry_key(call_sid), queue_key(queue, language)],
+            [call_sid, queue, language, priority, arrival],
+            now,
+        )
 
     def place(self, call_sid: str) -> Place | None:
         """Where the call stands, or None if not queued (unknown, lapsed, or handed to an agent:

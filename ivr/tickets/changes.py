@@ -133,6 +133,21 @@ class TicketChange:
         )
 
 
+LATEST_WINS = (
+    "issue",
+    "queue",
+    "team",
+    "priority",
+    "callback_number",
+    "recording_url",
+    "recording_duration",
+    "agent",
+    "satisfaction",
+)
+"""`TicketChange` fields a later change simply replaces (language and the menu path have rules of their
+own: the path grows; the outcome also stamps when a call was answered)."""
+
+
 def format_reference(reference: str) -> str:
     """A ticket reference spelled digit by digit for text-to-speech, e.g. "4 8 2 1 0 9 3"."""
     return " ".join(reference.replace(" ", ""))

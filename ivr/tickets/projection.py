@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from ivr.tickets.changes import EventRecord, Outcome, QueueEvent
+from ivr.tickets.changes import LATEST_WINS, EventRecord, Outcome, QueueEvent
 from ivr.tickets.records import JournalRecord
 
 AGENT_EVENTS = frozenset({QueueEvent.AGENTLOGIN, QueueEvent.AGENTLOGOFF})
@@ -116,17 +116,7 @@ def _apply(ticket: TicketFields, record: JournalRecord) -> None:
         ticket.language = change.language
     if change.menu_step is not None:
         ticket.menu_path = [*ticket.menu_path, change.menu_step]
-    for name in (
-        "issue",
-        "queue",
-        "team",
-        "priority",
-        "callback_number",
-        "recording_url",
-        "recording_duration",
-        "agent",
-        "satisfaction",
-    ):
+    for name in LATEST_WINS:
         value = getattr(change, name)
         if value is not None:
             setattr(ticket, name, value)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
-from ivr.tickets.changes import EventRecord, Outcome, QueueEvent, TicketChange
+from ivr.tickets.changes import LATEST_WINS, EventRecord, Outcome, QueueEvent, TicketChange
 
 FORMAT_VERSION = 1
 
@@ -111,19 +111,7 @@ def record_id(token: str | None, purpose: str) -> str:
     return uuid.uuid4().hex
 
 
-_SCALARS = (
-    "language",
-    "menu_step",
-    "issue",
-    "queue",
-    "team",
-    "priority",
-    "callback_number",
-    "recording_url",
-    "recording_duration",
-    "agent",
-    "satisfaction",
-)
+_SCALARS = ("language", "menu_step", *LATEST_WINS)
 
 
 def _change_body(change: TicketChange) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """The ticket journal: applied journal records, leased reference blocks, events keyed by their record.
 
-Webhooks no longer write tickets; a writer folds journal records into them (`ivr.tickets.writer`).
+Webhooks no longer write tickets; a writer folds journal records into them (`ivr.writer`).
 `processed_webhooks` goes: a record's own id now makes a retried webhook count once.
 
 Revision ID: 0003

@@ -18,7 +18,7 @@ from ivr.tickets import service
 from ivr.tickets.changes import Outcome
 from ivr.tickets.records import CallEnd, JournalRecord
 from ivr.tickets.references import References
-from ivr.tickets.writer import StoreUnavailable, TicketWriter
+from ivr.writer import StoreUnavailable, TicketWriter
 from tests.faults import free_port
 from tests.support import journal_record, ticket_of
 from tests.test_journal import unreachable_redis

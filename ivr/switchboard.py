@@ -122,17 +122,8 @@ class Switchboard:
                     wait_seconds=self._seconds_since(place.enqueued_at),
                 )
             )
-        record = JournalRecord(
-            id=record_id(call.token, f"end:{sid}"),
-            call_sid=sid,
-            at=self.clock.now(),
-            reference=call.reference,
-            caller=call.number if sid == call.sid else None,
-            called=call.called if sid == call.sid else None,
-            change=TicketChange(events=tuple(events)),
-            end=CallEnd(status, duration),
-        )
-        self.journal.append(record)
+        change = TicketChange(events=tuple(events))
+        self._journal(call, change, purpose="end", end=CallEnd(status, duration))
 
     # --- holding and connecting ----------------------------------------------------------------
 
@@ -318,7 +309,13 @@ class Switchboard:
             )
         )
 
-    def _journal(self, call: Call, change: TicketChange, purpose: str = "decision") -> None:
+    def _journal(
+        self,
+        call: Call,
+        change: TicketChange,
+        purpose: str = "decision",
+        end: CallEnd | None = None,
+    ) -> None:
         record = JournalRecord(
             id=record_id(call.token, f"{purpose}:{call.owner}"),
             call_sid=call.owner,
@@ -328,6 +325,7 @@ class Switchboard:
             caller=call.number if call.owner == call.sid else None,
             called=call.called if call.owner == call.sid else None,
             change=change,
+            end=end,
         )
         self.journal.append(record)
 

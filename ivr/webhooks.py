@@ -49,12 +49,13 @@ def apologise(error: Exception) -> Response:
     return twiml(render(flow.apology(state.language if state else None), flow.prompts, carry))
 
 
-def parse_call(state: CallState | None = None, *, numbered: bool = True) -> Call:
+def parse_call(origin: str | None = None, *, numbered: bool = True) -> Call:
     """The call's fields and ticket, or a 400 when Twilio's `CallSid` is missing or malformed.
 
-    The ticket reference comes from the URL. With `numbered` (webhooks that answer the caller), a
-    call without one (its first webhook, or one this service has not seen) is given one here, from
-    the numbers this process holds: it is in every URL of the answer from then on."""
+    `origin`: the original call's sid, on a callback we placed (its ticket and place are that
+    call's). The ticket reference comes from the URL. With `numbered` (webhooks that answer the
+    caller), a call without one (its first webhook, or one this service has not seen) is given one
+    here, from the numbers this process holds: it is in every URL of the answer from then on."""
     sid = request.form.get("CallSid", "")
     if not SID.match(sid):
         abort(400, description="missing or malformed CallSid")
@@ -65,7 +66,7 @@ def parse_call(state: CallState | None = None, *, numbered: bool = True) -> Call
     given = REFERENCE.match(reference or "") is not None
     if not given:
         reference = services().references.take() if numbered else None
-    owner = state.origin if state and state.origin else sid
+    owner = origin if origin and SID.match(origin) else sid
     return Call(
         sid,
         number,
@@ -75,6 +76,10 @@ def parse_call(state: CallState | None = None, *, numbered: bool = True) -> Call
         reference=reference,
         new_reference=reference is not None and not given,
     )
+
+
+def _origin(state: CallState | None) -> str | None:
+    return state.origin if state else None
 
 
 def twiml(body: str) -> Response:
@@ -107,7 +112,7 @@ def incoming() -> Response:
 def keypress() -> Response:
     """A key (or silence) in a menu, the after-hours offer or the satisfaction survey."""
     state = CallState.from_params(request.args)
-    call = parse_call(state)
+    call = parse_call(_origin(state))
     flow = current_flow()
     return _respond(call, flow.on_input(state, request.form.get("Digits"), _caller(call)), flow)
 
@@ -117,7 +122,7 @@ def hold() -> Response:
     """One round of holding (or a key pressed during it); connects the caller when it is their turn."""
     flow = current_flow()
     state = CallState.from_params(request.args)
-    call = parse_call(state)
+    call = parse_call(_origin(state))
     if state is None or state.step != "hold" or state.queue not in flow.rules.queues:
         return _respond(call, flow.on_input(state, None, _caller(call)), flow)
     if state.language not in flow.rules.language_codes:
@@ -140,7 +145,7 @@ def whisper() -> Response:
     """The agent answered: the caller leaves the queue, the agent hears who is calling."""
     flow = current_flow()
     state = CallState.from_params(request.args)
-    call = parse_call(state, numbered=False)  # the agent's leg
+    call = parse_call(_origin(state), numbered=False)  # the agent's leg
     parent = request.form.get("ParentCallSid", "")
     if not (state and state.origin) and SID.match(parent):
         call = replace(call, ticket_sid=parent)
@@ -154,7 +159,7 @@ def agent_done() -> Response:
     """The `<Dial>` to the agent ended: free the agent, then the survey or back in line."""
     flow = current_flow()
     state = CallState.from_params(request.args)
-    call = parse_call(state)
+    call = parse_call(_origin(state))
     if state is None or state.step != "agent" or state.agent is None or state.queue is None:
         return _respond(call, flow.on_input(state, None, _caller(call)), flow)
     if state.language not in flow.rules.language_codes:
@@ -177,7 +182,7 @@ def agent_done() -> Response:
 def recording() -> Response:
     """A voicemail finished recording."""
     state = CallState.from_params(request.args)
-    call = parse_call(state)
+    call = parse_call(_origin(state))
     flow = current_flow()
     if state is None or state.step != "voicemail" or state.language is None:
         return _respond(call, flow.on_input(state, None, _caller(call)), flow)
@@ -195,9 +200,7 @@ def status() -> Response:
 
     Always accepted (204): Twilio does not retry a status callback, so what it carries goes to the
     journal whatever the stores are doing."""
-    origin = request.args.get("origin", "")
-    state = CallState("language", origin=origin) if SID.match(origin) else None
-    call = parse_call(state, numbered=False)
+    call = parse_call(request.args.get("origin"), numbered=False)
     call_status = request.form.get("CallStatus", "").strip().lower()
     board = services().switchboard
     if call_status not in FINAL_STATUSES:

@@ -27,10 +27,10 @@ from ivr.tickets.service import (
     lease_reference_block,
     list_tickets,
 )
+from tests.support import journal_record
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 T = TypeVar("T")
-_ids = itertools.count(1)
 _references = itertools.count(3_000_001)
 
 
@@ -38,14 +38,9 @@ def _later(seconds: float) -> datetime:
     return NOW + timedelta(seconds=seconds)
 
 
-def rec(
-    call_sid: str, at: datetime = NOW, *, id: str | None = None, **fields: Any
-) -> JournalRecord:
-    """A journal record: `fields` are JournalRecord fields or TicketChange fields."""
-    own = {k: fields.pop(k) for k in ("reference", "caller", "called", "end", "seq") if k in fields}
-    return JournalRecord(
-        id=id or f"r{next(_ids)}", call_sid=call_sid, at=at, change=TicketChange(**fields), **own
-    )
+def rec(call_sid: str, at: datetime = NOW, **fields: Any) -> JournalRecord:
+    """A journal record of `call_sid` at `at` (NOW by default); see `support.journal_record`."""
+    return journal_record(call_sid, at, **fields)
 
 
 def new_reference() -> str:

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from redis.exceptions import RedisError
 
 from ivr.journal import SHIP_EVERY_SECONDS
+from ivr.recovery import rebuild_if_lost
 from ivr.services import Services
 
 log = logging.getLogger(__name__)
@@ -92,8 +93,6 @@ class Background:
         if state.problem is not None:
             return
         s.references.refill()
-        from ivr.recovery import rebuild_if_lost
-
         rebuild_if_lost(s)
 
     def _ship(self) -> None:

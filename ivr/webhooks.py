@@ -45,8 +45,15 @@ def apologise(error: Exception) -> Response:
     log.exception("webhook %s failed; sending the caller to the operator queue", request.path)
     state = CallState.from_params(request.args)
     flow = current_flow()
-    carry = {"ref": request.args["ref"]} if REFERENCE.match(request.args.get("ref", "")) else {}
+    reference = _reference_in_url()
+    carry = {"ref": reference} if reference else {}
     return twiml(render(flow.apology(state.language if state else None), flow.prompts, carry))
+
+
+def _reference_in_url() -> str | None:
+    """The ticket reference this webhook's URL carries, if it is one of ours."""
+    reference = request.args.get("ref", "")
+    return reference if REFERENCE.match(reference) else None
 
 
 def parse_call(origin: str | None = None, *, numbered: bool = True) -> Call:
@@ -62,10 +69,10 @@ def parse_call(origin: str | None = None, *, numbered: bool = True) -> Call:
     number = request.form.get("From", "").strip()[:32] or None
     called = request.form.get("To", "").strip()[:32] or None
     token = request.headers.get(IDEMPOTENCY_HEADER) or None
-    reference: str | None = request.args.get("ref", "")
-    given = REFERENCE.match(reference or "") is not None
-    if not given:
-        reference = services().references.take() if numbered else None
+    reference = _reference_in_url()
+    given = reference is not None
+    if not given and numbered:
+        reference = services().references.take()
     owner = origin if origin and SID.match(origin) else sid
     return Call(
         sid,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
 import sys
@@ -61,12 +62,28 @@ def _schema_ready(settings: Settings, migrate: bool) -> str | None:
         database.dispose()
 
 
+def is_loopback(host: str) -> bool:
+    """True for an address only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
 def _serve(args: argparse.Namespace) -> int:
     if args.dev:
         os.environ["IVR_DEV_MODE"] = "1"
     try:
         settings = Settings.from_env()
         settings.validate()
+        if settings.dev_mode and not is_loopback(args.host):
+            raise ConfigError(
+                f"development mode skips Twilio's signature check, so it serves this machine only: "
+                f"--host {args.host} is not a loopback address (use 127.0.0.1, or leave out --dev "
+                "and IVR_DEV_MODE)"
+            )
         problem = _schema_ready(settings, migrate=not args.no_migrate)
         if problem:
             raise ConfigError(problem)
@@ -173,7 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "5000")))
     serve.add_argument("--workers", type=int, default=1, help="processes (needs a real REDIS_URL)")
     serve.add_argument("--threads", type=int, default=8, help="threads per process")
-    serve.add_argument("--dev", action="store_true", help="development mode: no signature checks")
+    serve.add_argument(
+        "--dev",
+        action="store_true",
+        help="development mode: no Twilio signature checks; loopback --host only",
+    )
     serve.add_argument(
         "--no-migrate", action="store_true", help="do not upgrade the database first"
     )

@@ -22,6 +22,9 @@ WRITER_MODES: tuple[WriterMode, ...] = ("thread", "off", "inline")
 leaves it to `ivr worker` processes, "inline" writes after each request (tests and the simulator)."""
 
 
+MIN_SECRET_LENGTH = 32
+
+
 class ConfigError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
 
@@ -46,6 +49,12 @@ class Settings:
     spool_dir: Path = Path("instance/journal")
     background: bool = True
     """Run the per-process threads (ticket writer, rules reload, spool and queue upkeep). Off for tests."""
+    state_secrets: tuple[str, ...] = ()
+    """`IVR_SECRET`: the keys that seal the call state in webhook URLs (`ivr.signing`). The first seals,
+    every one is accepted (so a key can be rotated without dropping calls on hold). Required in
+    production; development mode makes one up for the process when none is set."""
+    agent_pins: Path = Path("instance/agent_pins.json")
+    """`IVR_AGENT_PINS`: the agents' PINs, as salted hashes (`ivr agents set-pin`). Never committed."""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -68,6 +77,13 @@ class Settings:
             raise ConfigError(
                 f"IVR_WRITER must be one of {', '.join(WRITER_MODES)}, got {writer!r}"
             )
+        secrets = tuple(k.strip() for k in (env.get("IVR_SECRET") or "").split(",") if k.strip())
+        short = [k for k in secrets if len(k) < MIN_SECRET_LENGTH]
+        if short:
+            raise ConfigError(
+                f"IVR_SECRET: each key must be at least {MIN_SECRET_LENGTH} characters "
+                '(make one with: python -c "import secrets; print(secrets.token_urlsafe(32))")'
+            )
         return cls(
             database_url=env.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
             redis_url=env.get("REDIS_URL") or EMBEDDED_REDIS,
@@ -80,6 +96,8 @@ class Settings:
             dev_mode=_flag(env.get("IVR_DEV_MODE")),
             writer=writer,
             spool_dir=Path(env.get("IVR_SPOOL_DIR") or "instance/journal"),
+            state_secrets=secrets,
+            agent_pins=Path(env.get("IVR_AGENT_PINS") or "instance/agent_pins.json"),
         )
 
     def validate(self) -> None:
@@ -88,6 +106,12 @@ class Settings:
             raise ConfigError(
                 "TWILIO_AUTH_TOKEN is not set. Set it, or set IVR_DEV_MODE=1 to run without "
                 "signature checks on a development machine."
+            )
+        if not self.state_secrets and not self.dev_mode:
+            raise ConfigError(
+                "IVR_SECRET is not set: it seals the call state in webhook URLs, so that nobody can "
+                "skip the menus or act for an agent. Make one with: "
+                'python -c "import secrets; print(secrets.token_urlsafe(32))"'
             )
 
     def with_overrides(self, **changes: Any) -> Settings:

@@ -143,7 +143,7 @@ def app_factory(
     The ticket writer runs after each request ("inline") and no background thread is started, so a
     test reads the tickets a webhook journaled as soon as the webhook answered."""
     from ivr import create_app
-    from tests.support import AUTH_TOKEN
+    from tests.support import AUTH_TOKEN, STATE_SECRET
 
     def build(twilio_http_client: Any = None, **overrides: Any) -> Flask:
         settings = Settings(
@@ -154,6 +154,8 @@ def app_factory(
             writer="inline",
             background=False,
             spool_dir=tmp_path / "spool",
+            state_secrets=(STATE_SECRET,),
+            agent_pins=tmp_path / "agent_pins.json",
         ).with_overrides(**overrides)
         return create_app(
             settings,

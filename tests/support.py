@@ -40,6 +40,8 @@ HERE = "‸"
 """Marks, in replacement text, the position a problem must point at."""
 
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
+STATE_SECRET = "test-state-secret-0123456789abcdefghijklmnop"
+"""The key that seals call state in the test apps' webhook URLs (`IVR_SECRET`)."""
 BASE_URL = "http://localhost"
 _sids = itertools.count(1)
 

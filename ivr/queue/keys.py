@@ -59,6 +59,19 @@ def failed_logins_key(agent_id: str) -> str:
     return f"{KEY_PREFIX}login-failures:{agent_id}"
 
 
+ENDED_SUFFIX: Final = ":ended"
+
+
+def ended_key(call_sid: str) -> str:
+    """STRING: the call's final status callback came (its status); no webhook puts it in a line again."""
+    return f"{CALL_PREFIX}{call_sid}{ENDED_SUFFIX}"
+
+
+def seen_key(request_key: str) -> str:
+    """STRING: a webhook request (by its fingerprint) that took effect once; a replay changes nothing."""
+    return f"{KEY_PREFIX}seen:{request_key}"
+
+
 def stats_key(queue: str, language: str, kind: HistoryKind) -> str:
     """LIST of recent wait or talk durations (seconds, newest first) of one line."""
     return f"{KEY_PREFIX}stats:{queue}:{language}:{kind}"

@@ -94,6 +94,7 @@ def main() -> None:
             DATABASE_URL=database_url,
             REDIS_URL=redis_server.url(0),
             TWILIO_AUTH_TOKEN=token,
+            IVR_SECRET=secrets.token_urlsafe(32),
             PUBLIC_BASE_URL=app.base_url,
             IVR_CLOCK=CLOCK,
             IVR_SPOOL_DIR=str(work / "spool"),

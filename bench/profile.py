@@ -19,6 +19,7 @@ import cProfile
 import pstats
 import random
 import re
+import secrets
 import tempfile
 import time
 import uuid
@@ -50,6 +51,7 @@ def build_app(database_url: str, redis_url: str) -> Any:
         database_url=database_url,
         redis_url=redis_url,
         twilio_auth_token=TOKEN,
+        state_secrets=(secrets.token_urlsafe(32),),
         routing_rules=servers.ROOT / "routing_rules.yaml",
         voice_prompts=servers.ROOT / "voice_prompts",
         public_base_url=BASE_URL,

@@ -294,6 +294,7 @@ class Bench:
             DATABASE_URL=database_url,
             REDIS_URL=self.redis.url(0),
             TWILIO_AUTH_TOKEN=self.token,
+            IVR_SECRET=secrets.token_urlsafe(32),
             PUBLIC_BASE_URL=app.base_url,
             IVR_CLOCK=CLOCK,
             IVR_SPOOL_DIR=str(self.work / "spool"),

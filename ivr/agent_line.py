@@ -1,12 +1,11 @@
 """The agent line: agents call it, type their extension and PIN, and log in or out.
 
-Pure like `flow.py`: it decides, the view (`agents.py`) applies the login or logout in Redis and asks
-`confirm` for what to say about the result.
+Pure like `flow.py`: it decides, the view (`agents.py`) checks a typed PIN (the PIN store, throttled
+per calling number), applies the login or logout in Redis and asks `confirm` for what to say about it.
 """
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -14,6 +13,10 @@ from ivr.flow import CallState, Decision, Flow, Gather, Hangup, Say
 
 AgentAction = Literal["login", "logout"]
 AgentStatus = Literal["offline", "available", "busy"]
+PinCheck = Literal["right", "wrong", "throttled", "unavailable"]
+"""What the view found for a typed PIN: right or wrong (also for an extension nobody has), not
+checked because too many wrong PINs came from that number lately, or not checked because the
+throttle could not be asked (Redis away): a PIN is never checked unthrottled."""
 MAX_TRIES = 3
 
 
@@ -22,8 +25,6 @@ class LineDecision:
     decision: Decision
     action: AgentAction | None = None
     """What to do to the agent named in the state, if anything."""
-    pin_ok: bool | None = None
-    """Whether a PIN was typed for a known agent and was right (None: no PIN checked)."""
 
 
 class AgentLine:
@@ -48,34 +49,32 @@ class AgentLine:
         state: CallState,
         digits: str | None,
         status: AgentStatus | None,
-        locked: bool = False,
+        pin: PinCheck | None = None,
     ) -> LineDecision:
-        """Digits typed at a stage; `status` is the current status of the agent in `state`;
-        `locked`: too many wrong PINs lately, so no PIN is accepted for that agent for now."""
+        """Digits typed at a stage; `status` is the current status of the agent in `state`; `pin`,
+        at the PIN stage, what the view found for the digits (None: nothing was typed)."""
         rules = self.flow.rules
         if state.stage == "extension":
             found = rules.agent_by_extension(digits or "")
             # Ask for the PIN whatever was typed, so the line does not reveal which extensions exist.
-            pin = replace(state, stage="pin", agent=found[0] if found else None)
-            return LineDecision(self._ask("agent_enter_pin", pin))
+            ask = replace(state, stage="pin", agent=found[0] if found else None)
+            return LineDecision(self._ask("agent_enter_pin", ask))
         if state.stage == "pin":
-            agent = rules.agents.get(state.agent or "")
-            right = bool(
-                agent and digits and not locked and secrets.compare_digest(digits, agent.pin)
-            )
-            checked = None if agent is None else right
-            if right:
+            if pin == "right" and state.agent in rules.agents:
                 options = replace(state, stage="options", tries=0)
                 now = self._status_prompt(status)
                 gather = Gather((now, self._say("agent_line_options")), options, timeout=10)
-                return LineDecision(Decision((gather,)), pin_ok=checked)
+                return LineDecision(Decision((gather,)))
+            if pin == "throttled":
+                return LineDecision(self._goodbye(self._say("agent_pin_throttled")))
+            if pin == "unavailable":
+                return LineDecision(self.unavailable())
             tries = state.tries + 1
             if tries >= MAX_TRIES:
-                return LineDecision(self._goodbye(self._say("agent_login_failed")), pin_ok=checked)
+                return LineDecision(self._goodbye(self._say("agent_login_failed")))
             retry = replace(state, stage="extension", agent=None, tries=tries)
             return LineDecision(
-                self._ask("agent_enter_extension", retry, (self._say("agent_login_failed"),)),
-                pin_ok=checked,
+                self._ask("agent_enter_extension", retry, (self._say("agent_login_failed"),))
             )
         if state.stage == "options" and state.agent in rules.agents:
             if digits == "1":
@@ -88,6 +87,10 @@ class AgentLine:
             gather = Gather((self._say("agent_line_options"),), options, timeout=10)
             return LineDecision(Decision((self._say("not_an_option"), gather)))
         return LineDecision(self.answer())
+
+    def unavailable(self) -> Decision:
+        """Logging in or out cannot be done now (the queue store is away)."""
+        return self._goodbye(self._say("agent_login_unavailable"))
 
     def confirm(self, action: AgentAction, status: AgentStatus) -> Decision:
         """What the agent hears after a login or logout left them in `status`."""

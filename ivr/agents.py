@@ -1,33 +1,59 @@
 """Agents logging in and out: on the agent phone line (Twilio webhook) or through an HTTP API.
 
 The API authenticates each request with HTTP Basic auth: the agent id as user name, the PIN as
-password (`curl -u emma:7310 -XPOST https://HOST/api/agents/emma/login`). Serve it over HTTPS only.
+password (`curl -u emma -XPOST https://HOST/api/agents/emma/login` asks for it). Serve it over HTTPS
+only. Both check the PIN against the PIN store (`ivr agents set-pin`), throttled per source: the
+calling number on the line, the client address on the API (`ivr.credentials`). Development mode skips
+Twilio's signature check only, never the PIN.
 """
 
 from __future__ import annotations
 
-import secrets
+import logging
+import math
 from typing import Any
 
 from flask import Blueprint, Response, abort, jsonify, request
 from redis.exceptions import RedisError
+from werkzeug.exceptions import TooManyRequests
 
-from ivr.agent_line import AgentAction, AgentLine, AgentStatus
-from ivr.flow import CallState
+from ivr.agent_line import AgentAction, AgentLine, AgentStatus, PinCheck
+from ivr.credentials import PIN_DELAYS, WINDOW_SECONDS, client_source, phone_source
 from ivr.rules.schema import Agent, Rules
 from ivr.security import refuse_unsigned
 from ivr.services import services
 from ivr.twiml import render
-from ivr.webhooks import current_flow, parse_call, twiml
+from ivr.webhooks import admitted, answer, arrive, current_flow, twiml
 
-LOCKOUT_AFTER = 5
-LOCKOUT_SECONDS = 15 * 60
-"""After this many wrong PINs for one agent (API and agent line together), no PIN is accepted for
-that agent until the window has passed: guessing a 4-digit PIN takes years instead of minutes."""
+ASK_FOR_PIN = "give the agent id and PIN with HTTP Basic auth"
 
 line_bp = Blueprint("agent_line", __name__, url_prefix="/agent")
 api_bp = Blueprint("agent_api", __name__, url_prefix="/api")
 line_bp.before_request(refuse_unsigned)
+log = logging.getLogger(__name__)
+
+
+def check_pin(source: str, agent_id: str | None, pin: str, rules: Rules) -> tuple[PinCheck, float]:
+    """Whether `pin` is the PIN of `agent_id` (None or unknown: wrong, and a try all the same), if
+    `source` may have a PIN checked now; with the seconds it must wait when it may not."""
+    s = services()
+    try:
+        wait = s.queue.start_pin_check(source, PIN_DELAYS, WINDOW_SECONDS)
+    except RedisError:
+        log.warning("no PIN checked for %s: the throttle (Redis) is unavailable", source)
+        return "unavailable", 0.0
+    if wait > 0:
+        log.warning("no PIN checked for %s: too many wrong PINs, next in %.0f s", source, wait)
+        return "throttled", wait
+    right = s.pins.verify(agent_id or "", pin) and agent_id in rules.agents
+    if not right:
+        log.warning("wrong PIN for agent %r from %s", agent_id, source)
+        return "wrong", 0.0
+    try:
+        s.queue.pin_right(source)
+    except RedisError:  # its count stays: the next check from there waits a little longer
+        log.warning("a right PIN from %s could not reset its count", source)
+    return "right", 0.0
 
 
 def change_status(agent_id: str, agent: Agent, rules: Rules, action: AgentAction) -> AgentStatus:
@@ -38,53 +64,61 @@ def change_status(agent_id: str, agent: Agent, rules: Rules, action: AgentAction
 
 @line_bp.post("/voice")
 def agent_line() -> Response:
-    """The agent line's Voice URL (a second Twilio number): extension, PIN, log in or out."""
-    parse_call(numbered=False)  # a valid CallSid, or 400; the agent line keeps no ticket
+    """The agent line's Voice URL (a second Twilio number): extension, PIN, log in or out.
+
+    Its URL state is sealed like every webhook's (a made-up `stage=options` starts the call over),
+    and a login or logout takes effect once: a replay of it hears the outcome and changes nothing."""
+    call, given = arrive(numbered=False)  # the agent line keeps no ticket
     flow = current_flow()
     line = AgentLine(flow)
-    state = CallState.from_params(request.args)
-    if state is None or state.step != "agent_line":
-        return twiml(render(line.answer(), flow.prompts))
-    queue = services().queue
+    state = admitted(flow, given, "agent_line")
+    if state is None:
+        return answer(call, line.answer(), flow)
+    digits = request.form.get("Digits")
+    pin: PinCheck | None = None
+    if state.stage == "pin" and digits:
+        pin, _ = check_pin(phone_source(call.number), state.agent, digits, flow.rules)
     status: AgentStatus | None = None
-    locked = False
-    if state.agent in flow.rules.agents:
-        status = queue.agent_status(state.agent)
-        locked = queue.login_failures(state.agent) >= LOCKOUT_AFTER
-    result = line.on_input(state, request.form.get("Digits"), status, locked)
-    if state.agent and result.pin_ok is not None:
-        _note_pin(state.agent, result.pin_ok)
+    if state.agent in flow.rules.agents and pin in (None, "right"):
+        status = services().queue.agent_status(state.agent)
+    result = line.on_input(state, digits, status, pin)
     decision = result.decision
     if result.action and state.agent:
         agent = flow.rules.agents[state.agent]
-        new_status = change_status(state.agent, agent, flow.rules, result.action)
+        if services().switchboard.first_time(call):
+            new_status = change_status(state.agent, agent, flow.rules, result.action)
+        else:  # Twilio's retry, or a replay: say how things stand, change nothing
+            new_status = services().queue.agent_status(state.agent)
         decision = line.confirm(result.action, new_status)
-    return twiml(render(decision, flow.prompts))
+    return answer(call, decision, flow)
+
+
+@line_bp.errorhandler(RedisError)
+def line_unavailable(error: RedisError) -> Response:
+    """The queue store is away: the agent hears that logging in cannot be done now."""
+    log.warning("agent line: the queue store is unavailable (%s)", error)
+    return twiml(render(AgentLine(current_flow()).unavailable(), current_flow().prompts))
 
 
 def _authenticated(agent_id: str) -> tuple[Agent, Rules]:
+    """The agent and the rules, when the request carries the agent's id and PIN; else the error."""
     rules = services().rules.get().rules
-    agent = rules.agents.get(agent_id)
     auth = request.authorization
-    if agent is None:
-        abort(404, description=f"no agent {agent_id!r}")
-    if services().queue.login_failures(agent_id) >= LOCKOUT_AFTER:
-        abort(429, description="too many wrong PINs: try again in 15 minutes")
-    if auth is None or auth.username != agent_id:
-        abort(401, description="give the agent id and PIN with HTTP Basic auth")
-    right = secrets.compare_digest(auth.password or "", agent.pin)
-    _note_pin(agent_id, right)
-    if not right:
-        abort(401, description="give the agent id and PIN with HTTP Basic auth")
-    return agent, rules
-
-
-def _note_pin(agent_id: str, right: bool) -> None:
-    queue = services().queue
-    if right:
-        queue.login_succeeded(agent_id)
-    else:
-        queue.login_failed(agent_id, LOCKOUT_SECONDS)
+    if auth is None or auth.username != agent_id or not auth.password:
+        abort(401, description=ASK_FOR_PIN)
+    # An agent id nobody has is a wrong PIN like any other: the API does not tell who exists.
+    found, wait = check_pin(client_source(request.remote_addr), agent_id, auth.password, rules)
+    if found == "throttled":
+        seconds = math.ceil(wait)
+        raise TooManyRequests(
+            f"too many wrong PINs from this address: try again in {seconds} seconds",
+            retry_after=seconds,
+        )
+    if found == "unavailable":
+        abort(503, description="PINs cannot be checked now (the queue store is away): try again")
+    if found != "right":
+        abort(401, description=ASK_FOR_PIN)
+    return rules.agents[agent_id], rules
 
 
 def _describe(agent_id: str, agent: Agent, status: AgentStatus) -> dict[str, Any]:
@@ -121,8 +155,11 @@ def queue_down(error: RedisError) -> tuple[Response, int]:
 @api_bp.errorhandler(401)
 @api_bp.errorhandler(404)
 @api_bp.errorhandler(429)
+@api_bp.errorhandler(503)
 def api_error(error: Any) -> tuple[Response, int]:
     response = jsonify({"error": error.description})
     if error.code == 401:
         response.headers["WWW-Authenticate"] = 'Basic realm="ivr agents"'
+    if getattr(error, "retry_after", None) is not None:
+        response.headers["Retry-After"] = str(error.retry_after)
     return response, error.code

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import secrets
 import socket
 import time
 import uuid
@@ -14,15 +15,18 @@ from flask import Flask, Response
 from redis import Redis
 from sqlalchemy.exc import SQLAlchemyError
 from twilio.http import HttpClient
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ivr.background import Background
 from ivr.clock import Clock, OffsetClock, SystemClock
 from ivr.config import Settings
+from ivr.credentials import PinStore
 from ivr.db import Database, DatabaseHealth
 from ivr.journal import Journal
 from ivr.queue import CallQueue, connect
 from ivr.rules.live import LiveRules
 from ivr.services import Services
+from ivr.signing import Signer
 from ivr.switchboard import Switchboard
 from ivr.telephony import telephony_for
 from ivr.tickets import service as tickets
@@ -57,6 +61,9 @@ def create_app(
 
     app = Flask(__name__, instance_relative_config=False)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    if settings.trusted_proxies:
+        # The client address from the proxies' X-Forwarded-For, and only from the ones we trust.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)  # type: ignore[method-assign]
     s = build_services(settings, clock, database, redis_client, twilio_http_client)
     app.extensions["ivr"] = s
     if s.background is not None and settings.background:
@@ -77,9 +84,10 @@ def create_app(
             )
             return response
 
-    from ivr import agents, health, webhooks
+    from ivr import agents, fallback, health, webhooks
 
     app.register_blueprint(webhooks.bp)
+    app.register_blueprint(fallback.bp)
     app.register_blueprint(agents.line_bp)
     app.register_blueprint(agents.api_bp)
     app.register_blueprint(health.bp)
@@ -135,6 +143,7 @@ def build_services(
         settings.public_base_url,
         twilio_http_client,
     )
+    signer = Signer(settings.state_secrets or (_development_key(settings),))
     rules = LiveRules(
         settings.routing_rules,
         settings.voice_prompts,
@@ -152,11 +161,32 @@ def build_services(
         references=references,
         writer=writer,
         telephony=telephony,
-        switchboard=Switchboard(queue, journal, telephony, clock),
+        switchboard=Switchboard(queue, journal, telephony, clock, signer),
         health=DatabaseHealth(db, clock),
+        signer=signer,
+        pins=PinStore(settings.agent_pins),
     )
     s.background = Background(s, writer=settings.writer == "thread")
     return s
+
+
+def _development_key(settings: Settings) -> str:
+    """Development mode without `IVR_SECRET`: a key made up once and kept beside the spool (so that
+    `ivr serve --dev` and `ivr worker` agree), or one for this process if it cannot be kept."""
+    path = settings.spool_dir.parent / "dev-secret"
+    try:
+        if path.exists() and len(kept := path.read_text().strip()) >= 32:
+            return kept
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(32)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(key)
+        log.warning("IVR_SECRET is not set: development mode seals call state with %s", path)
+        return key
+    except OSError:
+        log.warning("IVR_SECRET is not set: sealing call state with a key made up for this process")
+        return secrets.token_urlsafe(32)
 
 
 def _keep_references_at_hand(app: Flask, s: Services) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -53,6 +54,13 @@ class Settings:
     """`IVR_SECRET`: the keys that seal the call state in webhook URLs (`ivr.signing`). The first seals,
     every one is accepted (so a key can be rotated without dropping calls on hold). Required in
     production; development mode makes one up for the process when none is set."""
+    operator_number: str | None = None
+    """`IVR_OPERATOR_NUMBER`: the phone number the Fallback URL (`/voice/fallback`) puts callers
+    through to when the service failed them (E.164); without one they can leave a voicemail."""
+    trusted_proxies: int = 0
+    """`IVR_TRUSTED_PROXIES`: how many reverse proxies stand in front of the service and append to
+    `X-Forwarded-For`; the client address (what the agent API's PIN throttle counts by) is taken
+    from there. 0: the address of the connection itself (`X-Forwarded-For` is not trusted)."""
     agent_pins: Path = Path("instance/agent_pins.json")
     """`IVR_AGENT_PINS`: the agents' PINs, as salted hashes (`ivr agents set-pin`). Never committed."""
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -84,6 +92,20 @@ class Settings:
                 f"IVR_SECRET: each key must be at least {MIN_SECRET_LENGTH} characters "
                 '(make one with: python -c "import secrets; print(secrets.token_urlsafe(32))")'
             )
+        operator = (env.get("IVR_OPERATOR_NUMBER") or "").strip() or None
+        if operator is not None and not re.fullmatch(r"\+[1-9]\d{6,14}", operator):
+            raise ConfigError(
+                f"IVR_OPERATOR_NUMBER must be a phone number like +14155550100, got {operator!r}"
+            )
+        try:
+            proxies = int(env.get("IVR_TRUSTED_PROXIES") or 0)
+        except ValueError:
+            proxies = -1
+        if not 0 <= proxies <= 5:
+            raise ConfigError(
+                "IVR_TRUSTED_PROXIES must be the number of proxies in front (0 to 5), "
+                f"got {env.get('IVR_TRUSTED_PROXIES')!r}"
+            )
         return cls(
             database_url=env.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
             redis_url=env.get("REDIS_URL") or EMBEDDED_REDIS,
@@ -97,6 +119,8 @@ class Settings:
             writer=writer,
             spool_dir=Path(env.get("IVR_SPOOL_DIR") or "instance/journal"),
             state_secrets=secrets,
+            operator_number=operator,
+            trusted_proxies=proxies,
             agent_pins=Path(env.get("IVR_AGENT_PINS") or "instance/agent_pins.json"),
         )
 

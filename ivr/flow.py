@@ -40,6 +40,19 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_SINCE_MS = 10**13
 """Arrival times in ms since the epoch stay below this (the queue's score needs it; year 2286)."""
 OFFER_VOICEMAIL, OFFER_CALLBACK = "1", "2"
+_NEEDS: dict[Step, frozenset[str]] = {
+    "language": frozenset(),
+    "menu": frozenset({"menu"}),
+    "closed": frozenset({"queue"}),
+    "hold": frozenset({"queue"}),
+    "voicemail": frozenset(),
+    "agent": frozenset({"queue", "agent"}),
+    "whisper": frozenset({"queue", "agent"}),
+    "survey": frozenset(),
+    "agent_line": frozenset(),
+}
+"""What each step's state must name, besides a language (every step but the language menu)."""
+_STAGES = ("extension", "pin", "options")
 _PHONE = re.compile(r"^\+?[1-9]\d{6,15}$")
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -721,6 +734,48 @@ class Flow:
             ),
             TicketChange(outcome=Outcome.CALLBACK, callback_number=caller.number, events=events),
         )
+
+    # --- the state a webhook brings -----------------------------------------------------------
+
+    def admit(self, state: CallState | None) -> CallState | None:
+        """`state` when it fits the rules as they are now, else None (the view then `restart`s).
+
+        It fits when every field its step needs is there and every menu, queue, agent and
+        language it names exists. The URL state is sealed (only this service issues it), but
+        the rules may have changed since it was issued."""
+        if state is None:
+            return None
+        rules = self.rules
+        if state.step != "language" and state.language not in rules.language_codes:
+            return None
+        for name, known in (
+            (state.menu, rules.menus),
+            (state.queue, rules.queues),
+            (state.agent, rules.agents),
+        ):
+            if name is not None and name not in known:
+                return None
+        needs = _NEEDS[state.step]
+        if "menu" in needs and state.menu is None:
+            return None
+        if "queue" in needs and state.queue is None:
+            return None
+        if "agent" in needs and state.agent is None:
+            return None
+        if state.step == "agent_line":
+            return (
+                state
+                if state.stage in _STAGES and (state.stage != "options" or state.agent is not None)
+                else None
+            )
+        return state
+
+    def restart(self, state: CallState | None) -> Decision:
+        """Where a call goes whose URL state is not ours, or no longer fits the rules: the main
+        menu in the caller's language when that is known, else the language menu."""
+        if state is not None and state.language in self.rules.language_codes:
+            return Decision((self._menu_gather(state.language, self.rules.main_menu, 0),))
+        return Decision((self._language_menu(0),))
 
     # --- entry point for keys ---------------------------------------------------------------------
 

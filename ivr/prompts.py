@@ -60,6 +60,8 @@ SYSTEM_PROMPTS = frozenset(
         "agent_enter_extension",
         "agent_enter_pin",
         "agent_login_failed",
+        "agent_pin_throttled",
+        "agent_login_unavailable",
         "agent_now_available",
         "agent_now_offline",
         "agent_busy_until_call_ends",

@@ -14,10 +14,12 @@ from flask import current_app
 if TYPE_CHECKING:
     from ivr.clock import Clock
     from ivr.config import Settings
+    from ivr.credentials import PinStore
     from ivr.db import Database, DatabaseHealth
     from ivr.journal import Journal
     from ivr.queue import CallQueue
     from ivr.rules.live import LiveRules
+    from ivr.signing import Signer
     from ivr.switchboard import Switchboard
     from ivr.telephony import Telephony
     from ivr.tickets.references import References
@@ -49,6 +51,8 @@ class Services:
     telephony: Telephony
     switchboard: Switchboard
     health: DatabaseHealth
+    signer: Signer
+    pins: PinStore
     background: Threads | None = None
     """The process's threads; None until `create_app` (or `ivr worker`) made them."""
 

@@ -21,6 +21,7 @@ from ivr.flow import CallState, Decision, HoldInfo, epoch_ms
 from ivr.journal import Journal
 from ivr.queue import AgentStatus, Assignment, CallQueue, HangUp
 from ivr.rules.schema import Rules
+from ivr.signing import Signer
 from ivr.telephony import Telephony
 from ivr.tickets.changes import EventRecord, Outcome, QueueEvent, TicketChange
 from ivr.tickets.records import NO_CALL, CallEnd, JournalRecord, record_id
@@ -37,8 +38,9 @@ class Call:
     sid: str
     number: str | None
     called: str | None
-    token: str | None
-    """Twilio's `I-Twilio-Idempotency-Token`: the same for every retry of one webhook."""
+    token: str
+    """The request's fingerprint (`webhooks.arrive`): the same for Twilio's retries of one webhook
+    and for any replay of it, so what it journals counts once."""
     ticket_sid: str = ""
     """Whose ticket and place this is: a callback we placed carries the original call's sid."""
     reference: str | None = None
@@ -61,6 +63,8 @@ class Turn:
 
     agent: str | None
     info: HoldInfo
+    ended: bool = False
+    """The call has ended (its status callback came before this late or replayed poll)."""
 
 
 @dataclass
@@ -69,6 +73,7 @@ class Switchboard:
     journal: Journal
     telephony: Telephony
     clock: Clock
+    signer: Signer
 
     # --- decisions ----------------------------------------------------------------------------
 
@@ -88,7 +93,12 @@ class Switchboard:
                 join = decision.join
                 # Joining and handing callers to free agents (this one too) in one round trip.
                 _, assignments = self.queue.enter(
-                    sid, join.queue, join.language, join.priority, enqueued_ms=join.since
+                    sid,
+                    join.queue,
+                    join.language,
+                    join.priority,
+                    enqueued_ms=join.since,
+                    leg=call.sid,  # a late or replayed webhook of an ended call queues nothing
                 )
                 for assignment in assignments:
                     self._deliver(assignment)
@@ -110,7 +120,7 @@ class Switchboard:
         if sid != call.sid and status != "completed":
             # The callback we placed was not answered: the agent waiting for it is freed below.
             events.append(EventRecord(QueueEvent.CALLBACKDIAL, data={"result": status}))
-        gone = self._hang_up(sid)
+        gone = self._hang_up(sid, leg=call.sid)
         if gone is not None and gone.left is not None:
             place = gone.left
             events.append(
@@ -124,6 +134,15 @@ class Switchboard:
             )
         change = TicketChange(events=tuple(events))
         self._journal(call, change, purpose="end", end=CallEnd(status, duration))
+
+    def first_time(self, call: Call) -> bool:
+        """True unless this very request (Twilio's retry, or a replay) already took effect; True
+        when Redis cannot tell (what the request does needs Redis anyway)."""
+        try:
+            return self.queue.first_time(call.token)
+        except RedisError:
+            log.warning("cannot tell whether %s's request is new; taking it as new", call.sid)
+            return True
 
     # --- holding and connecting ----------------------------------------------------------------
 
@@ -139,11 +158,13 @@ class Switchboard:
         agents = rules.agents_serving(state.queue, state.language)
         try:
             round_ = self.queue.hold_round(
-                call.owner, state.queue, state.language, priority, since, agents
+                call.owner, state.queue, state.language, priority, since, agents, leg=call.sid
             )
         except RedisError:
             log.exception("queue unavailable while %s holds", call.owner)
             return Turn(None, HoldInfo(position=None, can_call_back=False))
+        if round_.ended:
+            return Turn(None, HoldInfo(position=None, can_call_back=False), ended=True)
         for assignment in round_.dispatched:
             if assignment.call_sid != call.owner:
                 self._deliver(assignment)
@@ -191,17 +212,20 @@ class Switchboard:
             since=epoch_ms(assignment.enqueued_at),
         )
         carry = {"ref": assignment.reference} if assignment.reference else {}
+        owner, now = assignment.call_sid, self.clock.now().timestamp()
         if assignment.callback_number is None:
             # Without REST credentials the caller's next hold round finds the assignment instead.
-            self.telephony.redirect(assignment.call_sid, state_url(hold, carry))
+            url = self.signer.seal(state_url(hold, carry), owner, now)
+            self.telephony.redirect(assignment.call_sid, url)
             return
         sid = None
         if assignment.our_number:
+            # The new call's sid is not known yet: its URLs are the original call's (`origin`).
             sid = self.telephony.call(
                 assignment.callback_number,
                 assignment.our_number,
-                state_url(replace(hold, origin=assignment.call_sid), carry),
-                "/voice/status?" + urlencode({"origin": assignment.call_sid}),
+                self.signer.seal(state_url(replace(hold, origin=owner), carry), owner, now),
+                self.signer.seal("/voice/status?" + urlencode({"origin": owner}), owner, now),
             )
         record = EventRecord(
             QueueEvent.CALLBACKDIAL,
@@ -271,9 +295,9 @@ class Switchboard:
         )
         self.dispatch()
 
-    def _hang_up(self, call_sid: str) -> HangUp | None:
+    def _hang_up(self, call_sid: str, *, leg: str | None = None) -> HangUp | None:
         try:
-            result = self.queue.hang_up(call_sid)
+            result = self.queue.hang_up(call_sid, leg=leg)
         except RedisError:
             log.exception("cannot take %s out of the queue; its heartbeat will expire", call_sid)
             return None

@@ -3,12 +3,13 @@
 Webhook URLs in the TwiML are relative (`/voice/input?...`): Twilio resolves them against the URL it
 just requested, so they stay right behind any proxy or public host name. Besides the flow's own state,
 every URL carries the call's context (`carry`: the ticket reference), so that later webhooks know it
-without asking a store.
+without asking a store, and ends in its seal (`ivr.signing`), so that nobody else can make one up.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from twilio.twiml.voice_response import Gather as TwiGather
@@ -29,6 +30,11 @@ from ivr.flow import (
 )
 from ivr.flow import Gather as FlowGather
 from ivr.prompts import Prompts
+from ivr.signing import SEAL_PARAM
+
+Seal = Callable[[str, CallState], str]
+"""The seal of a webhook URL that continues the call at that state (`Signer.seal_of`)."""
+URLs = Callable[[CallState], str]
 
 STEP_PATHS = {
     "language": "/voice/input",
@@ -65,11 +71,9 @@ def _speak(parent: VoiceResponse | TwiGather, item: Speech, prompts: Prompts) ->
         parent.play(item.url)
 
 
-def _render_action(
-    response: VoiceResponse, action: Action, prompts: Prompts, carry: Mapping[str, str]
-) -> None:
+def _render_action(response: VoiceResponse, action: Action, prompts: Prompts, urls: URLs) -> None:
     if isinstance(action, FlowGather):
-        url = state_url(action.then, carry)
+        url = urls(action.then)
         if action.several_digits:
             keys: dict[str, object] = {"finish_on_key": "#"}
         else:
@@ -82,10 +86,10 @@ def _render_action(
         # A Gather that hears nothing falls through to the next verb: tell the flow about the silence.
         response.redirect(url, method="POST")
     elif isinstance(action, GoTo):
-        response.redirect(state_url(action.state, carry), method="POST")
+        response.redirect(urls(action.state), method="POST")
     elif isinstance(action, Record):
         response.record(
-            action=state_url(action.then, carry),
+            action=urls(action.then),
             method="POST",
             max_length=action.max_seconds,
             finish_on_key="#",
@@ -97,12 +101,12 @@ def _render_action(
         response.hangup()
     elif isinstance(action, Dial):
         dial = response.dial(
-            action=state_url(action.then, carry),
+            action=urls(action.then),
             method="POST",
             timeout=action.timeout,
             answer_on_bridge=True,  # the caller hears hold music, not ringing, until the agent answers
         )
-        whisper = state_url(action.whisper, carry)
+        whisper = urls(action.whisper)
         if action.phone:
             dial.number(action.phone, url=whisper, method="POST")
         elif action.client:
@@ -111,34 +115,82 @@ def _render_action(
         _speak(response, action, prompts)
 
 
-def render(decision: Decision, prompts: Prompts, carry: Mapping[str, str] | None = None) -> str:
-    """The TwiML document for a decision; `carry` goes into every webhook URL in it.
+def render(
+    decision: Decision,
+    prompts: Prompts,
+    carry: Mapping[str, str] | None = None,
+    seal: Seal | None = None,
+) -> str:
+    """The TwiML document for a decision; `carry` goes into every webhook URL in it, and each URL
+    ends in its `seal` (without one, as in the unit tests of this module, URLs are not sealed).
 
-    Callers at the same place hear the same document but for their ticket reference, so documents
-    are built once per version of the prompts and their reference is filled in afterwards."""
-    reference = (carry or {}).get("ref")
-    if reference is not None and not reference.isdigit():
-        return _build(decision.actions, prompts, carry or {})  # not cacheable: build it as it is
-    key = (id(prompts), decision.actions, reference is not None)
-    cached = _documents.get(key)
-    if cached is None or cached[0] is not prompts:
-        slot = {"ref": _REFERENCE_SLOT} if reference is not None else {}
-        cached = (prompts, _build(decision.actions, prompts, slot))
+    Callers at the same place hear the same document but for their ticket reference and seals, so
+    documents are built once per version of the prompts and those are filled in afterwards."""
+    carry = carry or {}
+    reference = carry.get("ref")
+    if reference is not None and not reference.isdigit():  # not cacheable: build it as it is
+        return _build(decision.actions, prompts, lambda state: _sealed(state, carry, seal))
+    key = (id(prompts), decision.actions, reference is not None, seal is not None)
+    template = _documents.get(key)
+    if template is None or template.prompts is not prompts:
+        template = _template(decision.actions, prompts, reference is not None, seal is not None)
         if len(_documents) >= _CACHED_DOCUMENTS:
             _documents.clear()  # a new version of the rules: start afresh
-        _documents[key] = cached
-    document = cached[1]
-    return document if reference is None else document.replace(_REFERENCE_SLOT, reference)
+        _documents[key] = template
+    document = template.document
+    if reference is not None:
+        document = document.replace(_REFERENCE_SLOT, reference)
+    if seal is not None:
+        for index, (url, state) in enumerate(template.urls):
+            if reference is not None:
+                url = url.replace(_REFERENCE_SLOT, reference)
+            document = document.replace(_seal_slot(index), seal(url, state))
+    return document
 
 
-def _build(actions: tuple[Action, ...], prompts: Prompts, carry: Mapping[str, str]) -> str:
+def _sealed(state: CallState, carry: Mapping[str, str], seal: Seal | None) -> str:
+    url = state_url(state, carry)
+    return url if seal is None else f"{url}&{SEAL_PARAM}={seal(url, state)}"
+
+
+@dataclass(frozen=True)
+class _Template:
+    prompts: Prompts
+    document: str
+    """The document with slots for the reference and for the seal of each URL in `urls`."""
+    urls: tuple[tuple[str, CallState], ...]
+    """The distinct webhook URLs in the document (with the reference slot) and their states."""
+
+
+def _template(
+    actions: tuple[Action, ...], prompts: Prompts, referenced: bool, sealed: bool
+) -> _Template:
+    carry = {"ref": _REFERENCE_SLOT} if referenced else {}
+    urls: dict[str, CallState] = {}
+
+    def place(state: CallState) -> str:
+        url = state_url(state, carry)
+        if not sealed:
+            return url
+        urls.setdefault(url, state)
+        return f"{url}&{SEAL_PARAM}={_seal_slot(list(urls).index(url))}"
+
+    document = _build(actions, prompts, place)
+    return _Template(prompts, document, tuple(urls.items()))
+
+
+def _build(actions: tuple[Action, ...], prompts: Prompts, urls: URLs) -> str:
     response = VoiceResponse()
     for action in actions:
-        _render_action(response, action, prompts, carry)
+        _render_action(response, action, prompts, urls)
     return str(response)
 
 
-# Letters only: urlencode leaves it as it is, and no prompt or URL of ours contains it.
+def _seal_slot(index: int) -> str:
+    return f"IVRSEAL{index}SLOT"
+
+
+# Letters and digits only: urlencode leaves them as they are, and no prompt or URL of ours has them.
 _REFERENCE_SLOT = "IVRTICKETREFERENCESLOT"
 _CACHED_DOCUMENTS = 20_000
-_documents: dict[tuple[int, tuple[Action, ...], bool], tuple[Prompts, str]] = {}
+_documents: dict[tuple[int, tuple[Action, ...], bool, bool], _Template] = {}

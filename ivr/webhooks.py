@@ -4,13 +4,21 @@ No webhook waits on a store for its ticket: what the ticket should record goes t
 spool, shipped to Redis), which a writer takes to the database (`ivr.writer`), so a database
 outage costs callers nothing. If Redis is down, a caller on hold keeps their place in the URL state;
 anything unexpected gets an apology and the operator queue instead of an HTTP 500.
+
+Nobody acts for someone else: the state in a webhook's URL is obeyed only when it carries the seal
+this service gave it for that call (`ivr.signing`), and each request takes effect once. Its
+fingerprint (URL, seal and form) keys its journal record, so Twilio's retries and replays count
+once; the steps whose effect is not in the journal (an agent answering, a conversation ending, an
+agent logging in or out) ask Redis whether the request is new (`Switchboard.first_time`), and a
+call whose final status came is never queued again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
-from dataclasses import replace
+from dataclasses import dataclass
 
 from flask import Blueprint, Response, abort, request, send_from_directory
 from werkzeug.exceptions import HTTPException
@@ -18,9 +26,10 @@ from werkzeug.exceptions import HTTPException
 from ivr.flow import Caller, CallState, Decision, Flow
 from ivr.security import refuse_unsigned
 from ivr.services import services
+from ivr.signing import SEAL_MAX_AGE
 from ivr.switchboard import Call
 from ivr.tickets.changes import FINAL_STATUSES
-from ivr.twiml import render
+from ivr.twiml import Seal, render
 
 log = logging.getLogger(__name__)
 bp = Blueprint("voice", __name__, url_prefix="/voice")
@@ -28,7 +37,7 @@ bp = Blueprint("voice", __name__, url_prefix="/voice")
 SID = re.compile(r"^[A-Za-z0-9]{2,64}$")
 REFERENCE = re.compile(r"^[1-9][0-9]{6,11}$")
 _AUDIO_FILE = re.compile(r"^[a-z][a-z0-9_]*\.(mp3|wav)$")
-IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"
+HANG_UP = "<Response><Hangup/></Response>"
 
 
 @bp.before_request
@@ -43,50 +52,102 @@ def apologise(error: Exception) -> Response:
     if isinstance(error, HTTPException):
         return Response(f"{error.description}\n", error.code or 400, mimetype="text/plain")
     log.exception("webhook %s failed; sending the caller to the operator queue", request.path)
-    state = CallState.from_params(request.args)
     flow = current_flow()
-    reference = _reference_in_url()
+    sid = request.form.get("CallSid", "")
+    state, reference = None, None
+    if SID.match(sid):
+        sealed = _sealed(sid, request.form.get("ParentCallSid", ""))
+        state, reference = sealed.state, sealed.reference
     carry = {"ref": reference} if reference else {}
     return twiml(render(flow.apology(state.language if state else None), flow.prompts, carry))
 
 
-def _reference_in_url() -> str | None:
-    """The ticket reference this webhook's URL carries, if it is one of ours."""
+@dataclass(frozen=True)
+class _Sealed:
+    """What a webhook's URL carries, once its seal is checked: all None when it is not ours."""
+
+    state: CallState | None = None
+    reference: str | None = None
+    origin: str | None = None
+
+
+def _sealed(sid: str, parent: str) -> _Sealed:
+    """The URL's state, ticket reference and origin, if this service sealed the URL for this call.
+
+    The call the URL was sealed for is `origin` when the URL names one (a callback we placed),
+    else the caller's call: `ParentCallSid` on the agent's leg (the whisper), else `CallSid`."""
+    if not request.query_string:
+        return _Sealed()
+    origin = request.args.get("origin") or None
+    if origin is not None and not SID.match(origin):
+        origin = None
+    owner = origin or (parent if SID.match(parent) else sid)
+    url = f"{request.path}?{request.query_string.decode('latin-1')}"
+    now = services().clock.now().timestamp()
+    if not services().signer.is_sealed(url, owner, now):
+        log.warning(
+            "%s for call %s: its URL state was not issued by this service for this call (forged, "
+            "replayed after %d h or from another call); starting the call over",
+            request.path,
+            sid,
+            SEAL_MAX_AGE // 3600,
+        )
+        return _Sealed()
     reference = request.args.get("ref", "")
-    return reference if REFERENCE.match(reference) else None
-
-
-def parse_call(origin: str | None = None, *, numbered: bool = True) -> Call:
-    """The call's fields and ticket, or a 400 when Twilio's `CallSid` is missing or malformed.
-
-    `origin`: the original call's sid, on a callback we placed (its ticket and place are that
-    call's). The ticket reference comes from the URL. With `numbered` (webhooks that answer the
-    caller), a call without one (its first webhook, or one this service has not seen) is given one
-    here, from the numbers this process holds: it is in every URL of the answer from then on."""
-    sid = request.form.get("CallSid", "")
-    if not SID.match(sid):
-        abort(400, description="missing or malformed CallSid")
-    number = request.form.get("From", "").strip()[:32] or None
-    called = request.form.get("To", "").strip()[:32] or None
-    token = request.headers.get(IDEMPOTENCY_HEADER) or None
-    reference = _reference_in_url()
-    given = reference is not None
-    if not given and numbered:
-        reference = services().references.take()
-    owner = origin if origin and SID.match(origin) else sid
-    return Call(
-        sid,
-        number,
-        called,
-        token,
-        ticket_sid=owner,
-        reference=reference,
-        new_reference=reference is not None and not given,
+    return _Sealed(
+        CallState.from_params(request.args),
+        reference if REFERENCE.match(reference) else None,
+        origin,
     )
 
 
-def _origin(state: CallState | None) -> str | None:
-    return state.origin if state else None
+def arrive(*, numbered: bool = True, agent_leg: bool = False) -> tuple[Call, CallState | None]:
+    """The call's fields and ticket and the state its URL carries, or a 400 when Twilio's
+    `CallSid` is missing or malformed.
+
+    The state, the ticket reference and the original call (`origin`, on a callback we placed:
+    its ticket and place are that call's) count only when this service sealed the URL for this
+    call; otherwise the state is None and the call starts over. With `numbered` (webhooks that
+    answer the caller), a call without a reference (its first webhook, or one whose URL is not
+    ours) is given one here, from the numbers this process holds. `agent_leg`: the request comes
+    on the agent's leg of a `<Dial>` (the whisper), whose caller is `ParentCallSid`."""
+    sid = request.form.get("CallSid", "")
+    if not SID.match(sid):
+        abort(400, description="missing or malformed CallSid")
+    parent = request.form.get("ParentCallSid", "") if agent_leg else ""
+    sealed = _sealed(sid, parent)
+    number = request.form.get("From", "").strip()[:32] or None
+    called = request.form.get("To", "").strip()[:32] or None
+    reference = sealed.reference
+    if reference is None and numbered:
+        reference = services().references.take()
+    owner = sealed.origin or (parent if SID.match(parent) else sid)
+    call = Call(
+        sid,
+        number,
+        called,
+        fingerprint(),
+        ticket_sid=owner,
+        reference=reference,
+        new_reference=reference is not None and sealed.reference is None,
+    )
+    return call, sealed.state
+
+
+def fingerprint() -> str:
+    """The same for Twilio's retries of a webhook and for any replay of it, different for every
+    other request: the URL (whose seal holds the second it was issued) and the form."""
+    digest = hashlib.sha256(request.path.encode())
+    digest.update(b"?" + request.query_string)
+    for name, value in sorted(request.form.items(multi=True)):
+        digest.update(f"\n{name}={value}".encode())
+    return digest.hexdigest()[:32]
+
+
+def seal_for(call: Call) -> Seal:
+    """Seals the URLs of an answer to `call`: each for the call that will request it."""
+    signer, now = services().signer, services().clock.now().timestamp()
+    return lambda url, state: signer.seal_of(url, state.origin or call.sid, now)
 
 
 def twiml(body: str) -> Response:
@@ -100,17 +161,28 @@ def current_flow() -> Flow:
 def _respond(call: Call, decision: Decision, flow: Flow, *, always: bool = False) -> Response:
     """Apply what the flow decided, answer with TwiML."""
     services().switchboard.apply(call, decision, always=always)
-    return twiml(render(decision, flow.prompts, call.carry()))
+    return answer(call, decision, flow)
+
+
+def answer(call: Call, decision: Decision, flow: Flow) -> Response:
+    """The TwiML of a decision, its URLs carrying the call's context and sealed for it."""
+    return twiml(render(decision, flow.prompts, call.carry(), seal_for(call)))
 
 
 def _caller(call: Call) -> Caller:
     return Caller(call.number, call.reference or "")
 
 
+def admitted(flow: Flow, state: CallState | None, *steps: str) -> CallState | None:
+    """The state, when it fits the current rules and is one of `steps` (this webhook's)."""
+    admitted = flow.admit(state)
+    return admitted if admitted is not None and admitted.step in steps else None
+
+
 @bp.post("/incoming")
 def incoming() -> Response:
     """The number's Voice URL: a new call."""
-    call = parse_call()
+    call, _ = arrive()
     flow = current_flow()
     return _respond(call, flow.answer(_caller(call)), flow, always=True)
 
@@ -118,24 +190,26 @@ def incoming() -> Response:
 @bp.post("/input")
 def keypress() -> Response:
     """A key (or silence) in a menu, the after-hours offer or the satisfaction survey."""
-    state = CallState.from_params(request.args)
-    call = parse_call(_origin(state))
+    call, given = arrive()
     flow = current_flow()
+    state = admitted(flow, given, "language", "menu", "closed", "survey")
+    if state is None:
+        return _respond(call, flow.restart(given), flow)
     return _respond(call, flow.on_input(state, request.form.get("Digits"), _caller(call)), flow)
 
 
 @bp.post("/hold")
 def hold() -> Response:
     """One round of holding (or a key pressed during it); connects the caller when it is their turn."""
+    call, given = arrive()
     flow = current_flow()
-    state = CallState.from_params(request.args)
-    call = parse_call(_origin(state))
-    if state is None or state.step != "hold" or state.queue not in flow.rules.queues:
-        return _respond(call, flow.on_input(state, None, _caller(call)), flow)
-    if state.language not in flow.rules.language_codes:
-        return _respond(call, flow.on_input(state, None, _caller(call)), flow)
+    state = admitted(flow, given, "hold")
+    if state is None:
+        return _respond(call, flow.restart(given), flow)
     board = services().switchboard
     turn = board.hold_round(call, state, flow.rules)
+    if turn.ended:
+        return twiml(HANG_UP)  # a late or replayed poll of a call that has ended
     if turn.agent is not None and turn.agent in flow.rules.agents:
         return _respond(call, flow.connect(state, turn.agent), flow)
     if turn.agent is not None:  # the agent was removed from the rules meanwhile
@@ -149,55 +223,53 @@ def hold() -> Response:
 
 @bp.post("/whisper")
 def whisper() -> Response:
-    """The agent answered: the caller leaves the queue, the agent hears who is calling."""
+    """The agent answered: the caller leaves the queue, the agent hears who is calling.
+
+    Twilio's retry or a replay of it hears the whisper again and changes nothing."""
+    call, given = arrive(numbered=False, agent_leg=True)
     flow = current_flow()
-    state = CallState.from_params(request.args)
-    call = parse_call(_origin(state), numbered=False)  # the agent's leg
-    parent = request.form.get("ParentCallSid", "")
-    if not (state and state.origin) and SID.match(parent):
-        call = replace(call, ticket_sid=parent)
-    if state is None or services().switchboard.answered(call) is None:
-        return twiml("<Response><Hangup/></Response>")  # the caller is gone: nobody to put through
-    return twiml(render(flow.whisper(state, call.reference or ""), flow.prompts))
+    state = admitted(flow, given, "whisper")
+    if state is None:
+        return twiml(HANG_UP)  # not a whisper of ours: nobody to put through
+    board = services().switchboard
+    if board.first_time(call) and board.answered(call) is None:
+        return twiml(HANG_UP)  # the caller is gone: nobody to put through
+    return answer(call, flow.whisper(state, call.reference or ""), flow)
 
 
 @bp.post("/agent")
 def agent_done() -> Response:
-    """The `<Dial>` to the agent ended: free the agent, then the survey or back in line."""
+    """The `<Dial>` to the agent ended: free the agent, then the survey or back in line.
+
+    Twilio's retry or a replay of it gets the same answer and frees nobody a second time."""
+    call, given = arrive()
     flow = current_flow()
-    state = CallState.from_params(request.args)
-    call = parse_call(_origin(state))
-    if state is None or state.step != "agent" or state.agent is None or state.queue is None:
-        return _respond(call, flow.on_input(state, None, _caller(call)), flow)
-    if state.language not in flow.rules.language_codes:
-        return _respond(call, flow.on_input(state, None, _caller(call)), flow)
+    state = admitted(flow, given, "agent")
+    if state is None:
+        return _respond(call, flow.restart(given), flow)
+    assert state.agent is not None  # admitted: an agent step names its agent and queue
     board = services().switchboard
     answered = request.form.get("DialCallStatus") == "completed"
-    if answered:
-        try:
-            talk = int(request.form.get("DialCallDuration", "0"))
-        except ValueError:
-            talk = 0
-        by_caller = request.form.get("CallStatus") == "completed"
-        board.conversation_ended(call, state.agent, state, talk, by_caller)
-    else:
-        board.not_answered(call, state.agent, state)
+    if board.first_time(call):
+        if answered:
+            talk = _seconds(request.form.get("DialCallDuration")) or 0
+            by_caller = request.form.get("CallStatus") == "completed"
+            board.conversation_ended(call, state.agent, state, talk, by_caller)
+        else:
+            board.not_answered(call, state.agent, state)
     return _respond(call, flow.after_agent(state, answered), flow)
 
 
 @bp.post("/recording")
 def recording() -> Response:
     """A voicemail finished recording."""
-    state = CallState.from_params(request.args)
-    call = parse_call(_origin(state))
+    call, given = arrive()
     flow = current_flow()
-    if state is None or state.step != "voicemail" or state.language is None:
-        return _respond(call, flow.on_input(state, None, _caller(call)), flow)
+    state = admitted(flow, given, "voicemail")
+    if state is None:
+        return _respond(call, flow.restart(given), flow)
     url = request.form.get("RecordingUrl", "").strip()[:500] or None
-    try:
-        seconds = int(request.form.get("RecordingDuration", "0"))
-    except ValueError:
-        seconds = 0
+    seconds = _seconds(request.form.get("RecordingDuration")) or 0
     return _respond(call, flow.recorded(state, url, seconds, _caller(call)), flow)
 
 
@@ -207,21 +279,25 @@ def status() -> Response:
 
     Always accepted (204): Twilio does not retry a status callback, so what it carries goes to the
     journal whatever the stores are doing."""
-    call = parse_call(request.args.get("origin"), numbered=False)
+    call, _ = arrive(numbered=False)
     call_status = request.form.get("CallStatus", "").strip().lower()
     board = services().switchboard
     if call_status not in FINAL_STATUSES:
         # ringing / in-progress: make sure the call has its ticket
         board.apply(call, Decision(()), always=True)
         return Response(status=204)
-    try:
-        duration: int | None = int(request.form.get("CallDuration", ""))
-    except ValueError:
-        duration = None
-    if duration is not None and not 0 <= duration <= 10**7:
-        duration = None  # nobody talks for four months: not a duration we can use
-    board.end(call, call_status, duration)
+    board.end(call, call_status, _seconds(request.form.get("CallDuration")))
     return Response(status=204)
+
+
+def _seconds(value: str | None) -> int | None:
+    """A duration Twilio sent, or None when it is missing or not one we can use: nobody talks
+    for four months."""
+    try:
+        seconds = int(value or "")
+    except ValueError:
+        return None
+    return seconds if 0 <= seconds <= 10**7 else None
 
 
 @bp.get("/audio/<language>/<name>")

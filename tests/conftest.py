@@ -176,3 +176,33 @@ def app(app_factory: Callable[..., Flask]) -> Flask:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+# --- agent PINs -----------------------------------------------------------------------------------
+
+AGENT_PINS = {
+    "li_wei": "581937",
+    "emma": "730152",
+    "lucas": "296418",
+    "anna": "517394",
+    "sec_desk": "909417",
+}
+"""The PINs the `agent_pins` fixture gives the shipped rules' agents."""
+
+
+def write_agent_pins(path: Path, pins: dict[str, str] | None = None) -> None:
+    """Store PINs as `ivr agents set-pin` does, at argon2's cheapest cost: the suite stays fast, and
+    the server verifies each hash at the cost it was made with."""
+    from argon2 import PasswordHasher, profiles
+
+    from ivr.credentials import PinStore
+
+    store = PinStore(path, PasswordHasher.from_parameters(profiles.CHEAPEST))
+    store.set_pins(AGENT_PINS if pins is None else pins)
+
+
+@pytest.fixture
+def agent_pins(tmp_path: Path) -> dict[str, str]:
+    """The shipped rules' agents have the `AGENT_PINS` in the PIN file of the test apps."""
+    write_agent_pins(tmp_path / "agent_pins.json")
+    return dict(AGENT_PINS)

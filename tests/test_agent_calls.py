@@ -4,21 +4,38 @@ HTTP client interface (a recording fake)."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from redis.exceptions import ConnectionError as RedisConnectionError
+from werkzeug.test import TestResponse
 
+from ivr.cli import main
 from ivr.clock import FrozenClock
+from ivr.credentials import PinStore, most_checks
 from ivr.db import Database
+from ivr.queue import CallQueue
 from ivr.services import services
 from ivr.tickets.events import events_of, queue_stats
-from tests.conftest import MONDAY_AFTERNOON
-from tests.support import FakeTwilioRest, Phone, new_call_sid, prompt_texts, signed_post, ticket_of
+from tests.conftest import AGENT_PINS, MONDAY_AFTERNOON
+from tests.support import (
+    RULES,
+    FakeTwilioRest,
+    Phone,
+    new_call_sid,
+    prompt_texts,
+    signed_post,
+    ticket_of,
+)
 
 PUBLIC = "https://ivr.example.com"
+
+pytestmark = pytest.mark.usefixtures("agent_pins")
 
 
 @pytest.fixture
@@ -82,8 +99,8 @@ def conversation_ends(call: Phone, seconds: int, by: str = "agent") -> None:
 @pytest.mark.parametrize(
     ("language", "key", "caller", "agent", "pin", "target"),
     [
-        ("de-DE", "4", "+4915112345678", "anna", "5173", ("Number", "+4930000000104")),
-        ("en-US", "2", "+14155550100", "emma", "7310", ("Client", "emma")),
+        ("de-DE", "4", "+4915112345678", "anna", AGENT_PINS["anna"], ("Number", "+4930000000104")),
+        ("en-US", "2", "+14155550100", "emma", AGENT_PINS["emma"], ("Client", "emma")),
     ],
 )
 def test_a_call_from_the_menu_through_holding_to_an_agent_and_a_score(
@@ -145,7 +162,7 @@ def test_without_rest_credentials_the_next_hold_round_connects(
     client = app_factory().test_client()
     call = Phone(client)
     queue_for_funds(call, "2")
-    log_in(client, "emma", "7310")
+    log_in(client, "emma", AGENT_PINS["emma"])
     call.wait_silently()  # the next round of hold music ends
     assert call.twiml is not None and call.twiml.find("Dial/Client") is not None
 
@@ -161,7 +178,7 @@ def test_the_agent_gets_the_highest_priority_longest_waiting_caller(
     urgent.press("2")
     urgent.press("0")  # operator: general queue, priority 10
     urgent.follow()
-    log_in(client, "emma", "7310")  # serves both queues in English
+    log_in(client, "emma", AGENT_PINS["emma"])  # serves both queues in English
     [moved] = rest.redirects()
     assert moved.url.endswith(f"/Calls/{first.sid}.json")
 
@@ -173,7 +190,7 @@ def test_an_agent_who_does_not_answer_is_logged_out_and_the_caller_keeps_the_fro
     queue_for_funds(call, "2")
     behind = phone(client, "+14155550199")
     queue_for_funds(behind, "2")
-    log_in(client, "emma", "7310")
+    log_in(client, "emma", AGENT_PINS["emma"])
     call.redirected_to(rest.redirects()[0].path)
     assert call.twiml is not None
     dial = call.twiml.find("Dial")
@@ -205,7 +222,7 @@ def test_callback_keeps_the_place_and_the_service_calls_back_when_it_comes_up(
     last.wait_silently()
     assert "You are number 3 in line." in last.heard[-6:]  # the callback still holds place 2
 
-    log_in(client, "emma", "7310")
+    log_in(client, "emma", AGENT_PINS["emma"])
     first.redirected_to(rest.redirects()[0].path)
     agent_answers(client, first)
     clock.advance(120)
@@ -230,7 +247,7 @@ def test_a_caller_who_hangs_up_before_the_agent_answers_frees_the_agent(
 ) -> None:
     call = phone(client)
     queue_for_funds(call, "2")
-    log_in(client, "emma", "7310")
+    log_in(client, "emma", AGENT_PINS["emma"])
     call.hang_up()
     with client.application.app_context():
         assert services().queue.agent_status("emma") == "available"
@@ -244,7 +261,7 @@ def test_queue_events_give_the_queues_statistics(
     gone = phone(client, "+14155550002")
     queue_for_funds(gone, "2")
     clock.advance(40)
-    log_in(client, "emma", "7310")
+    log_in(client, "emma", AGENT_PINS["emma"])
     answered.redirected_to(rest.redirects()[0].path)
     agent_answers(client, answered)
     clock.advance(30)
@@ -270,7 +287,7 @@ def test_agent_logs_in_and_out_on_the_agent_line(client: FlaskClient) -> None:
     gather = twiml.find("Gather")
     assert gather is not None and gather.attrib["finishOnKey"] == "#"
     line._post(gather.attrib["action"], Digits="104")
-    line.press("5173")
+    line.press(AGENT_PINS["anna"])
     assert "To log in, press 1." in line.heard[-1]
     line.press("1")
     assert "You are logged in and available for calls." in line.heard
@@ -278,71 +295,184 @@ def test_agent_logs_in_and_out_on_the_agent_line(client: FlaskClient) -> None:
         assert services().queue.agent_status("anna") == "available"
 
 
+def line_login(client: FlaskClient, caller: str, extension: str, pin: str) -> Phone:
+    """Someone calls the agent line from `caller` and types an extension and a PIN."""
+    line = phone(client, caller)
+    line._post("/agent/voice")
+    line.press(extension)
+    line.press(pin)
+    return line
+
+
+def api_login(
+    client: FlaskClient, agent: str, pin: str, address: str = "127.0.0.1"
+) -> TestResponse:
+    """An HTTP client at `address` asks to log `agent` in with `pin`."""
+    return client.post(
+        f"/api/agents/{agent}/login", auth=(agent, pin), environ_base={"REMOTE_ADDR": address}
+    )
+
+
+def status_of(client: FlaskClient, agent: str) -> str:
+    with client.application.app_context():
+        return services().queue.agent_status(agent)
+
+
 def test_a_wrong_pin_on_the_agent_line_logs_nobody_in(client: FlaskClient) -> None:
     line = phone(client)
     line._post("/agent/voice")
     for _ in range(3):
         line.press("104")
-        line.press("0000")
+        line.press("517395")
     assert "Sorry, that extension and PIN do not match." in line.heard
     assert line.twiml is not None and line.twiml.find("Hangup") is not None
-    with client.application.app_context():
-        assert services().queue.agent_status("anna") == "offline"
+    assert status_of(client, "anna") == "offline"
 
 
 @pytest.mark.parametrize(
-    ("agent", "auth", "status"),
-    [("emma", ("emma", "0000"), 401), ("emma", None, 401), ("nobody", ("nobody", "1"), 404)],
+    ("agent", "auth"),
+    [
+        pytest.param("emma", ("emma", "730153"), id="wrong-pin"),
+        pytest.param("emma", None, id="no-credentials"),
+        pytest.param("emma", ("anna", AGENT_PINS["anna"]), id="another-agents-credentials"),
+        pytest.param("nobody", ("nobody", AGENT_PINS["emma"]), id="an-agent-nobody-is"),
+    ],
 )
 def test_agent_api_refuses_wrong_credentials(
-    client: FlaskClient, agent: str, auth: tuple[str, str] | None, status: int
+    client: FlaskClient, agent: str, auth: tuple[str, str] | None
 ) -> None:
     response = client.post(f"/api/agents/{agent}/login", auth=auth)
-    assert response.status_code == status
-    assert "error" in response.get_json()
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == 'Basic realm="ivr agents"'
+    assert response.get_json() == {"error": "give the agent id and PIN with HTTP Basic auth"}
 
 
 def test_agent_api_logs_out_and_reports_the_status(client: FlaskClient) -> None:
-    log_in(client, "lucas", "2964")
-    response = client.post("/api/agents/lucas/logout", auth=("lucas", "2964"))
+    log_in(client, "lucas", AGENT_PINS["lucas"])
+    response = client.post("/api/agents/lucas/logout", auth=("lucas", AGENT_PINS["lucas"]))
     assert response.get_json()["status"] == "offline"
-    state = client.get("/api/agents/lucas", auth=("lucas", "2964")).get_json()
+    state = client.get("/api/agents/lucas", auth=("lucas", AGENT_PINS["lucas"])).get_json()
     assert state["status"] == "offline" and state["languages"] == ["fr-FR", "en-US"]
 
 
-def test_repeated_wrong_pins_lock_the_agent_out_even_with_the_right_pin(
+def test_a_pin_set_with_the_command_works_at_once_on_the_line_and_the_api(
     client: FlaskClient,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    for _ in range(5):
-        assert client.post("/api/agents/emma/login", auth=("emma", "0000")).status_code == 401
-    locked = client.post("/api/agents/emma/login", auth=("emma", "7310"))
-    assert locked.status_code == 429 and "15 minutes" in locked.get_json()["error"]
-    with client.application.app_context():
-        assert services().queue.agent_status("emma") == "offline"
+    monkeypatch.setenv("IVR_AGENT_PINS", str(tmp_path / "agent_pins.json"))  # the app's PIN file
+    monkeypatch.setattr("sys.stdin", io.StringIO("604731\n"))
+    assert main(["agents", "set-pin", "emma", "--rules", str(RULES), "--pin-stdin"]) == 0
+    assert "PIN of emma set" in capsys.readouterr().out
+
+    assert api_login(client, "emma", AGENT_PINS["emma"]).status_code == 401  # the old one is gone
+    assert api_login(client, "emma", "604731").status_code == 200  # no restart needed
+    line = line_login(client, "+14155550123", "102", "604731")
+    assert "To log in, press 1." in line.heard[-1]
 
 
-def test_a_right_pin_clears_earlier_mistakes(client: FlaskClient) -> None:
-    for _ in range(4):
-        client.post("/api/agents/emma/logout", auth=("emma", "0000"))
-    assert client.get("/api/agents/emma", auth=("emma", "7310")).status_code == 200
-    for _ in range(4):
-        client.post("/api/agents/emma/logout", auth=("emma", "0000"))
-    assert log_in(client, "emma", "7310")["status"] == "available"
+def test_a_strangers_wrong_pins_never_keep_the_agent_from_logging_in(client: FlaskClient) -> None:
+    for _ in range(6):  # a stranger tries PINs on Anna's extension until throttled
+        stranger = line_login(client, "+15550000666", "104", "000000")
+    assert prompt_texts("en-US")["agent_pin_throttled"] in stranger.heard
+    for _ in range(10):  # and her PINs on the API, from one address
+        api_login(client, "anna", "000000", address="203.0.113.66")
+    assert api_login(client, "anna", AGENT_PINS["anna"], "203.0.113.66").status_code == 429
+
+    anna = line_login(client, "+4930000000104", "104", AGENT_PINS["anna"])  # her own phone
+    anna.press("1")
+    assert "You are logged in and available for calls." in anna.heard
+    assert api_login(client, "anna", AGENT_PINS["anna"], address="198.51.100.4").status_code == 200
+    assert status_of(client, "anna") == "available"
 
 
-def test_wrong_pins_on_the_agent_line_count_towards_the_lockout(client: FlaskClient) -> None:
-    for _ in range(2):  # two calls to the agent line, three wrong PINs each
-        line = phone(client)
-        line._post("/agent/voice")
-        for _ in range(3):
-            line.press("104")
-            line.press("0000")
-    line = phone(client)
+def test_each_wrong_pin_from_one_address_makes_it_wait_longer(
+    client: FlaskClient, clock: FrozenClock
+) -> None:
+    for _ in range(5):  # a few mistakes cost nothing
+        assert api_login(client, "emma", "000000").status_code == 401
+    for wait in (60, 120, 240):
+        refused = api_login(client, "emma", AGENT_PINS["emma"])  # not even checked while it waits
+        assert refused.status_code == 429
+        assert refused.headers["Retry-After"] == str(wait)
+        assert refused.get_json()["error"] == (
+            f"too many wrong PINs from this address: try again in {wait} seconds"
+        )
+        clock.advance(wait - 1)
+        assert api_login(client, "emma", "000000").status_code == 429
+        clock.advance(1)
+        assert api_login(client, "emma", "000000").status_code == 401
+    assert status_of(client, "emma") == "offline"
+
+    clock.advance(480)
+    assert api_login(client, "emma", AGENT_PINS["emma"]).status_code == 200
+    for _ in range(5):  # the right PIN forgave the mistakes
+        assert api_login(client, "emma", "000000").status_code == 401
+
+
+def test_one_address_gets_at_most_33_pin_checks_a_day(
+    client: FlaskClient, clock: FrozenClock
+) -> None:
+    checked, day_ends = 0, clock.now() + timedelta(days=1)
+    while clock.now() < day_ends:
+        response = api_login(client, "emma", f"{100000 + checked}")
+        if response.status_code == 429:
+            clock.advance(int(response.headers["Retry-After"]))
+        else:
+            assert response.status_code == 401
+            checked += 1
+    assert checked == most_checks(24 * 3600) == 33
+
+
+def test_a_throttled_number_hears_so_on_the_agent_line_and_its_pin_is_not_checked(
+    client: FlaskClient, clock: FrozenClock
+) -> None:
+    words = prompt_texts("en-US")
+    line = phone(client, "+14155550123")
     line._post("/agent/voice")
+    for _ in range(3):
+        line.press("104")
+        line.press("000000")
+    line = line_login(client, "+14155550123", "104", "000000")
     line.press("104")
-    line.press("5173")  # Anna's right PIN, but she is locked out for now
+    line.press("000000")  # the fifth wrong PIN from this number: now it must wait a minute
+    line = line_login(client, "+14155550123", "104", AGENT_PINS["anna"])
+    assert line.heard[-2:] == [words["agent_pin_throttled"], "Thank you for calling BitP. Goodbye."]
+    assert line.twiml is not None and line.twiml.find("Hangup") is not None
+    assert status_of(client, "anna") == "offline"
+
+    clock.advance(60)
+    line = line_login(client, "+14155550123", "104", AGENT_PINS["anna"])
+    assert "To log in, press 1." in line.heard[-1]
+
+
+def test_while_redis_is_away_no_pin_is_checked(
+    client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def away(*args: object) -> float:
+        raise RedisConnectionError("Redis is away")
+
+    monkeypatch.setattr(CallQueue, "start_pin_check", away)
+    monkeypatch.setattr(PinStore, "verify", lambda *args: pytest.fail("a PIN was checked"))
+    response = api_login(client, "emma", AGENT_PINS["emma"])
+    assert response.status_code == 503
+    assert "cannot be checked now" in response.get_json()["error"]
+    line = line_login(client, "+4930000000104", "104", AGENT_PINS["anna"])
     assert line.heard[-2:] == [
-        "Sorry, that extension and PIN do not match.",
-        "Please enter your extension, then press pound.",
+        prompt_texts("en-US")["agent_login_unavailable"],
+        "Thank you for calling BitP. Goodbye.",
     ]
-    assert client.post("/api/agents/anna/login", auth=("anna", "5173")).status_code == 429
+    assert line.twiml is not None and line.twiml.find("Hangup") is not None
+
+
+def test_development_mode_skips_twilios_signature_but_never_the_pin(
+    app_factory: Callable[..., Flask],
+) -> None:
+    client = app_factory(twilio_auth_token=None, dev_mode=True).test_client()
+    assert client.post("/api/agents/emma/login").status_code == 401
+    assert api_login(client, "emma", "000000").status_code == 401
+    line = line_login(client, "+14155550123", "102", "000000")
+    assert "Sorry, that extension and PIN do not match." in line.heard
+    assert status_of(client, "emma") == "offline"
+    assert api_login(client, "emma", AGENT_PINS["emma"]).status_code == 200

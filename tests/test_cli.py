@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -13,8 +15,10 @@ import pytest
 from sqlalchemy import inspect
 
 from ivr.cli import main
+from ivr.credentials import PinStore
 from ivr.db import Database
 from ivr.rules.loader import load_rules
+from tests.conftest import write_agent_pins
 from tests.support import PROMPTS, ROOT, RULES, write_rules
 
 IVR = Path(sys.executable).with_name("ivr")
@@ -268,3 +272,139 @@ def test_ivr_worker_writes_tickets_until_told_to_stop(tmp_path: Path) -> None:
         if worker.poll() is None:
             worker.kill()
         database.dispose()
+
+
+# --- ivr agents -----------------------------------------------------------------------------------
+
+A_PIN_IN_THE_RULES = ('    extension: "102"\n', '    extension: "102"\n    ‸pin: "730152"\n')
+A_PIN_IN_THE_RULES_MESSAGE = (
+    "agents.emma.pin: a PIN does not belong in the rules file: delete this line and set it with "
+    "`ivr agents set-pin emma` (it is stored hashed in IVR_AGENT_PINS)"
+)
+
+
+@pytest.fixture
+def pin_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where `ivr agents` keeps the PINs in these tests ($IVR_AGENT_PINS)."""
+    path = tmp_path / "instance" / "agent_pins.json"
+    monkeypatch.setenv("IVR_AGENT_PINS", str(path))
+    monkeypatch.setenv("ROUTING_RULES", str(RULES))
+    return path
+
+
+def set_pin(monkeypatch: pytest.MonkeyPatch, *args: str, stdin: str) -> int:
+    monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+    return main(["agents", "set-pin", *args, "--pin-stdin"])
+
+
+def test_check_refuses_a_rules_file_with_a_pin_and_says_where_pins_belong(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rules, [(line, column)] = write_rules(tmp_path, A_PIN_IN_THE_RULES)
+    assert main(["check", str(rules), "--prompts", str(PROMPTS)]) == 1
+    assert capsys.readouterr().out == f"{rules}:{line}:{column}: {A_PIN_IN_THE_RULES_MESSAGE}\n"
+
+
+def test_set_pin_stores_a_salted_hash_only_its_owner_can_read(
+    pin_file: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert set_pin(monkeypatch, "emma", stdin="604731\n") == 0
+    assert capsys.readouterr().out == (
+        f"PIN of emma set in {pin_file} (a running server uses it at once)\n"
+    )
+    assert "604731" not in pin_file.read_text()
+    assert stat.S_IMODE(pin_file.stat().st_mode) == 0o600
+    assert PinStore(pin_file).verify("emma", "604731")
+
+
+def test_set_pin_at_a_terminal_asks_twice(
+    pin_file: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    typed = iter(["604731", "604713"])
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    monkeypatch.setattr("getpass.getpass", lambda prompt: next(typed))
+    assert main(["agents", "set-pin", "emma"]) == 1
+    assert capsys.readouterr().err == "the two PINs differ: nothing changed\n"
+    assert not pin_file.exists()
+
+
+@pytest.mark.parametrize(
+    ("agent", "pin", "message"),
+    [
+        (
+            "nobody",
+            "604731",
+            "no agent 'nobody' in {rules} (its agents: anna, emma, li_wei, lucas, sec_desk)",
+        ),
+        ("emma", "4821", "PIN not set: a PIN is 6 to 12 digits (0-9)"),
+        (
+            "emma",
+            "222222",
+            "PIN not set: that PIN repeats one to three digits (like 111111 or "
+            "121212): it is guessed first",
+        ),
+        (
+            "emma",
+            "123456",
+            "PIN not set: that PIN is a run of digits (like 123456 or 654321): it is guessed first",
+        ),
+    ],
+)
+def test_set_pin_refuses_an_unknown_agent_and_a_short_or_guessable_pin(
+    pin_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    agent: str,
+    pin: str,
+    message: str,
+) -> None:
+    assert set_pin(monkeypatch, agent, stdin=f"{pin}\n") == 1
+    assert capsys.readouterr().err == message.format(rules=RULES) + "\n"
+    assert not pin_file.exists()
+
+
+def test_set_pin_refuses_while_the_rules_file_still_holds_pins(
+    pin_file: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    rules, [(line, column)] = write_rules(tmp_path, A_PIN_IN_THE_RULES)
+    assert set_pin(monkeypatch, "emma", "--rules", str(rules), stdin="604731\n") == 1
+    assert capsys.readouterr().err == f"{rules}:{line}:{column}: {A_PIN_IN_THE_RULES_MESSAGE}\n"
+    assert not pin_file.exists()
+
+
+def test_agents_list_shows_who_can_log_in(
+    pin_file: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_agent_pins(pin_file, {"emma": "604731", "gone": "604731"})
+    assert main(["agents", "list"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "AGENT     EXTENSION  PIN",
+        "li_wei    101        not set: cannot log in",
+        "emma      102        set",
+        "lucas     103        not set: cannot log in",
+        "anna      104        not set: cannot log in",
+        "sec_desk  190        not set: cannot log in",
+        "gone has a PIN but is not in the rules (ivr agents remove-pin gone)",
+    ]
+    assert main(["agents", "remove-pin", "gone"]) == 0
+    assert capsys.readouterr().out == "PIN of gone removed: gone can no longer log in\n"
+    assert PinStore(pin_file).agents() == {"emma"}
+
+
+def test_ivr_agents_set_pin_command_from_a_script(tmp_path: Path) -> None:
+    pins = tmp_path / "agent_pins.json"
+    result = subprocess.run(
+        [str(IVR), "agents", "set-pin", "anna", "--pin-stdin"],
+        cwd=ROOT,
+        env={**os.environ, "IVR_AGENT_PINS": str(pins), "ROUTING_RULES": str(RULES)},
+        input="517394\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (result.returncode, result.stderr) == (0, "")
+    assert PinStore(pins).verify("anna", "517394")

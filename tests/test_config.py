@@ -16,7 +16,7 @@ from ivr import create_app
 from ivr.clock import FrozenClock, OffsetClock
 from ivr.config import ConfigError, Settings
 from ivr.db import Database
-from tests.support import Phone, signed_post
+from tests.support import STATE_SECRET, Phone, signed_post
 
 ROOT = Path(__file__).resolve().parents[1]
 WARNING = "X-IVR-Warning"
@@ -131,7 +131,7 @@ def test_a_malformed_setting_names_its_variable(env: dict[str, str], variable: s
 def test_validate_refuses_to_run_without_a_token_outside_dev_mode(
     token: str | None, dev_mode: bool, refused: bool
 ) -> None:
-    settings = Settings(twilio_auth_token=token, dev_mode=dev_mode)
+    settings = Settings(twilio_auth_token=token, dev_mode=dev_mode, state_secrets=("k" * 32,))
     if refused:
         with pytest.raises(ConfigError, match="TWILIO_AUTH_TOKEN"):
             settings.validate()
@@ -235,6 +235,7 @@ def test_the_app_uses_ivr_clock(
         {
             "IVR_CLOCK": "2026-12-25T09:00:00+01:00",
             "TWILIO_AUTH_TOKEN": "s3cret",
+            "IVR_SECRET": STATE_SECRET,
             "ROUTING_RULES": str(ROOT / "routing_rules.yaml"),
             "VOICE_PROMPTS": str(ROOT / "voice_prompts"),
         }

@@ -39,7 +39,13 @@ from ivr.tickets.changes import Outcome, QueueEvent
 from ivr.tickets.events import events_of
 from ivr.tickets.models import Ticket
 from ivr.tickets.service import get_ticket
-from tests.conftest import MONDAY_AFTERNOON, ROOT, TEST_DATABASE_URL
+from tests.conftest import (
+    AGENT_PINS,
+    MONDAY_AFTERNOON,
+    ROOT,
+    TEST_DATABASE_URL,
+    write_agent_pins,
+)
 from tests.faults import (
     FaultProxy,
     PostgresFaults,
@@ -48,7 +54,7 @@ from tests.faults import (
     free_port,
     wait_until,
 )
-from tests.support import AUTH_TOKEN, FakeTwilioRest, Phone, reference_in
+from tests.support import AUTH_TOKEN, STATE_SECRET, FakeTwilioRest, Phone, reference_in
 
 T = TypeVar("T")
 DEADLINE = 2.0
@@ -148,7 +154,10 @@ def line(database: Database, tmp_path: Path) -> Iterator[Line]:
         writer="thread",
         background=True,
         spool_dir=tmp_path / "spool",
+        state_secrets=(STATE_SECRET,),
+        agent_pins=tmp_path / "agent_pins.json",
     )
+    write_agent_pins(settings.agent_pins)
     app = create_app(
         settings,
         clock,
@@ -252,7 +261,7 @@ def test_line_order_and_waited_time_survive_a_redis_restart(line: Line) -> None:
     for number, phone in enumerate(phones[1:], 2):
         assert f"You are number {number} in line." in phone.last_heard()
     # An agent logs in: the first caller is served, and has waited since they first joined.
-    agent = line.app.test_client().post("/api/agents/emma/login", auth=("emma", "7310"))
+    agent = line.app.test_client().post("/api/agents/emma/login", auth=("emma", AGENT_PINS["emma"]))
     assert agent.status_code == 200
     (redirect,) = wait_until(line.rest.redirects, timeout=10)
     assert phones[0].sid in redirect.url
@@ -277,14 +286,14 @@ def test_a_kept_callback_is_rebuilt_after_redis_lost_its_data(line: Line) -> Non
     assert place is not None and place.position == 2
 
     waiting.hang_up()
-    emma = line.app.test_client().post("/api/agents/emma/login", auth=("emma", "7310"))
+    emma = line.app.test_client().post("/api/agents/emma/login", auth=("emma", AGENT_PINS["emma"]))
     assert emma.status_code == 200
     (callback,) = wait_until(line.rest.placed_calls, timeout=10)
     assert (callback.data["To"], callback.data["From"]) == (kept.caller, kept.called)
 
 
 def test_agents_logged_in_are_logged_in_again_after_redis_lost_its_data(line: Line) -> None:
-    emma = line.app.test_client().post("/api/agents/emma/login", auth=("emma", "7310"))
+    emma = line.app.test_client().post("/api/agents/emma/login", auth=("emma", AGENT_PINS["emma"]))
     assert emma.status_code == 200
     wait_until(lambda: _agent_event_written(line), timeout=10)
 
@@ -348,6 +357,7 @@ def _environment(database: Database, redis_url: str, spool: Path) -> dict[str, s
         "DATABASE_URL": database.url.render_as_string(hide_password=False),
         "REDIS_URL": redis_url,
         "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "IVR_SECRET": STATE_SECRET,
         "IVR_CLOCK": MONDAY_AFTERNOON.isoformat(),
         "IVR_SPOOL_DIR": str(spool),
         "ROUTING_RULES": str(ROOT / "routing_rules.yaml"),

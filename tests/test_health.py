@@ -16,7 +16,7 @@ from ivr.db import Database, DatabaseHealth
 from ivr.services import services
 from tests.conftest import MONDAY_AFTERNOON
 from tests.faults import free_port
-from tests.support import AUTH_TOKEN, PROMPTS, RULES, Phone
+from tests.support import AUTH_TOKEN, PROMPTS, RULES, STATE_SECRET, Phone
 from tests.test_journal import unreachable_redis
 
 
@@ -62,6 +62,7 @@ def build(database: Database, tmp_path: Path, redis_client: redis.Redis) -> Flas
             writer="inline",
             background=False,
             spool_dir=tmp_path / "spool",
+            state_secrets=(STATE_SECRET,),
         ),
         FrozenClock(MONDAY_AFTERNOON),
         database=database,

@@ -23,6 +23,7 @@ from ivr.queue import (
     connection_key,
     deadlines_key,
     entry_key,
+    pin_checks_key,
     queue_key,
     stats_key,
     waiting_queues_key,
@@ -823,3 +824,59 @@ def test_every_per_call_and_agent_key_expires(
         assert redis_client.ttl(key) == -1, key
     assert 23 * 3600 < redis_client.ttl(agent_key("AGOUT")) <= 24 * 3600
     assert 23 * 3600 < redis_client.ttl(connection_key("CA1")) <= 24 * 3600
+
+
+# --- the PIN throttle ------------------------------------------------------------------------------
+
+PIN_SCHEDULE = (0, 0, 60, 120)
+"""Two free checks, then a minute, then two minutes from then on (the app's is in ivr.credentials)."""
+
+
+def test_pin_checks_from_one_source_wait_longer_and_longer_others_not_at_all(
+    line: CallQueue, clock: FrozenClock
+) -> None:
+    waits = [line.start_pin_check("phone:+15550000666", PIN_SCHEDULE, 86400) for _ in range(4)]
+    assert waits == [0.0, 0.0, 0.0, 60.0]  # the third is let through and starts the first wait
+    assert line.start_pin_check("phone:+4930000000104", PIN_SCHEDULE, 86400) == 0.0
+    clock.advance(59.5)
+    assert line.start_pin_check("phone:+15550000666", PIN_SCHEDULE, 86400) == 0.5
+    clock.advance(0.5)
+    assert line.start_pin_check("phone:+15550000666", PIN_SCHEDULE, 86400) == 0.0
+    assert line.start_pin_check("phone:+15550000666", PIN_SCHEDULE, 86400) == 120.0
+    for _ in range(2):  # the last delay repeats
+        clock.advance(120)
+        assert line.start_pin_check("phone:+15550000666", PIN_SCHEDULE, 86400) == 0.0
+
+
+def test_a_right_pin_or_a_quiet_window_starts_the_count_afresh(
+    line: CallQueue, clock: FrozenClock, redis_client: redis.Redis
+) -> None:
+    for source in ("http:203.0.113.9", "http:198.51.100.4"):
+        for _ in range(3):
+            line.start_pin_check(source, PIN_SCHEDULE, 3600)
+    ttl = redis_client.ttl(pin_checks_key("http:203.0.113.9"))
+    assert 3600 < ttl <= 3600 + 120  # a safety net: the window and the longest wait
+    line.pin_right("http:203.0.113.9")
+    assert line.start_pin_check("http:203.0.113.9", PIN_SCHEDULE, 3600) == 0.0
+    clock.advance(3600)
+    assert line.start_pin_check("http:198.51.100.4", PIN_SCHEDULE, 3600) == 0.0
+    assert line.start_pin_check("http:198.51.100.4", PIN_SCHEDULE, 3600) == 0.0
+
+
+def test_concurrent_pin_checks_from_one_source_cannot_slip_past_the_count(
+    redis_client: redis.Redis, clock: FrozenClock
+) -> None:
+    instances = [CallQueue(second_instance_client(redis_client), clock) for _ in range(8)]
+    start = threading.Barrier(len(instances))
+    waits: list[float] = []
+
+    def guess(queue: CallQueue) -> None:
+        start.wait()
+        waits.append(queue.start_pin_check("http:203.0.113.9", PIN_SCHEDULE, 86400))
+
+    threads = [threading.Thread(target=guess, args=(queue,)) for queue in instances]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert sorted(waits) == [0.0] * 3 + [60.0] * 5

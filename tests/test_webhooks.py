@@ -20,6 +20,7 @@ from tests.support import (
     new_call_sid,
     parse,
     reference_in,
+    sealed,
     signed_post,
     spoken,
     ticket_of,
@@ -160,7 +161,7 @@ def test_unknown_call_sid_mid_call_still_gets_a_ticket(
     sid = new_call_sid()
     response = signed_post(
         client,
-        "/voice/input?step=language&tries=0",
+        sealed(client, "/voice/input?step=language&tries=0", sid),
         {"CallSid": sid, "From": "+33612345678", "Digits": "3"},
     )
     assert "tapez 1" in " ".join(spoken(parse(response)))

@@ -36,7 +36,9 @@ Data model:
   first). The agent hash is the truth: a member whose hash says otherwise is dropped when seen.
 * `stats_key(queue, language, kind)` — LIST of the newest `HISTORY_LENGTH` wait or talk
   durations in seconds, newest first, for the wait estimate; TTL 7 days, refreshed on write.
-* `failed_logins_key(agent_id)` — counter of wrong PINs, expiring with the lockout window.
+* `pin_checks_key(source)` — HASH (count, last_ms, next_ms) of the PIN checks from one calling
+  number or client address since its last right PIN, for the growing waits between them
+  (`ivr.credentials`); per source, never per agent. TTL the window plus the longest wait.
 * `epoch_key()` — STRING set once (`claim_epoch`, no TTL): missing means this Redis is new or
   lost its data, and whoever claims it rebuilds kept callbacks and logins from the database.
 
@@ -69,7 +71,7 @@ from ivr.queue.keys import (
     deadlines_key,
     entry_key,
     epoch_key,
-    failed_logins_key,
+    pin_checks_key,
     queue_key,
     stats_key,
     waiting_queues_key,
@@ -105,7 +107,7 @@ __all__ = [
     "deadlines_key",
     "entry_key",
     "epoch_key",
-    "failed_logins_key",
+    "pin_checks_key",
     "queue_key",
     "stats_key",
     "waiting_queues_key",

@@ -1,8 +1,11 @@
-"""Agents: logging in and out, taking callers (claim, dispatch), connecting, finishing, PIN counters."""
+"""Agents: logging in and out, taking callers (claim, dispatch), connecting, finishing; PIN throttle."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cached_property
+
+from redis.commands.core import Script
 
 from ivr.queue.base import (
     AgentStatus,
@@ -24,9 +27,10 @@ from ivr.queue.keys import (
     connection_key,
     deadlines_key,
     entry_key,
-    failed_logins_key,
+    pin_checks_key,
     queue_key,
 )
+from ivr.queue.scripts import PIN_CHECK
 
 
 class AgentOps(QueueBase):
@@ -55,22 +59,31 @@ class AgentOps(QueueBase):
         check_agent(agent_id)
         return to_status(self._run(self._agent_offline, [agent_key(agent_id)], [agent_id]))
 
-    def login_failed(self, agent_id: str, window_seconds: int) -> int:
-        """Count a wrong PIN for an agent; the count of this window (atomic: INCR, then EXPIRE once)."""
-        key = failed_logins_key(agent_id)
-        pipe = self._client.pipeline()
-        pipe.incr(key)
-        pipe.expire(key, window_seconds, nx=True)
-        count, _ = pipe.execute()
-        return int(count)
+    def start_pin_check(self, source: str, delays: Sequence[int], window_seconds: int) -> float:
+        """Let `source` have its PIN checked now, or say how long it must wait; atomic (one script).
 
-    def login_failures(self, agent_id: str) -> int:
-        """Wrong PINs for an agent in the current window (one GET)."""
-        return int(self._client.get(failed_logins_key(agent_id)) or 0)
+        0.0: go ahead. The check is counted as a wrong PIN at once (`pin_right` forgets it), so
+        that concurrent requests from one source cannot slip in between a check and its count.
+        Otherwise the seconds until the next check is allowed; nothing is counted. `delays[n-1]`
+        is the wait after the n-th check, the last one repeating; the count starts afresh when
+        the last check is `window_seconds` old.
+        """
+        if not source or not delays:
+            raise ValueError("a PIN check needs a source and a schedule of delays")
+        ttl = window_seconds + max(delays)
+        args = [self._now_ms(), window_seconds * 1000, ttl, *(d * 1000 for d in delays)]
+        wait_ms = self._pin_check(keys=[pin_checks_key(source)], args=args)
+        return int(wait_ms) / 1000
 
-    def login_succeeded(self, agent_id: str) -> None:
-        """Forget an agent's wrong PINs (one DEL)."""
-        self._client.delete(failed_logins_key(agent_id))
+    def pin_right(self, source: str) -> None:
+        """A right PIN from `source`: its count starts afresh (one DEL)."""
+        self._client.delete(pin_checks_key(source))
+
+    @cached_property
+    def _pin_check(self) -> Script:
+        # Registered here, not in QueueBase: its only user is `start_pin_check`, and it needs none
+        # of the common context the other scripts share.
+        return self._client.register_script(PIN_CHECK)
 
     def agent_status(self, agent_id: str) -> AgentStatus:
         """One agent's status; atomic (one script, releases an agent whose caller vanished)."""

@@ -25,13 +25,18 @@ from ivr.queue.history import HISTORY_LENGTH, LineLoad, to_line_load, unique_age
 from ivr.queue.keys import (
     connection_key,
     deadlines_key,
+    ended_key,
     entry_key,
     queue_key,
+    seen_key,
     stats_key,
     waiting_queues_key,
 )
 
 DEFAULT_CALLBACK_KEEP_SECONDS: Final = 24 * 3600
+REMEMBER_SECONDS: Final = 8 * 3600
+"""How long Redis remembers that a call leg ended, or that a request took effect: longer than a
+sealed URL is good for (`ivr.signing.SEAL_MAX_AGE`), after which a replay is refused anyway."""
 _BULK_BATCH: Final = 5000
 
 
@@ -65,6 +70,8 @@ class HoldRound:
     rejoined: bool
     """The caller had no live place (Redis lost it, or the heartbeat lapsed) and joined again
     at the arrival time given."""
+    ended: bool = False
+    """The call holding has ended (its status callback came): nothing was changed for it."""
 
 
 @dataclass(frozen=True)
@@ -115,12 +122,20 @@ class CallerOps(QueueBase):
         priority: int,
         *,
         enqueued_ms: int | None = None,
-    ) -> tuple[Place, tuple[Assignment, ...]]:
+        leg: str | None = None,
+    ) -> tuple[Place | None, tuple[Assignment, ...]]:
         """`join`, then `dispatch`, in one script and one round trip: where the caller stands, and
-        the assignments the dispatch made (this caller's too, when an agent was free)."""
-        reply = self._joining(self._enter, call_sid, queue, language, priority, enqueued_ms)
+        the assignments the dispatch made (this caller's too, when an agent was free).
+
+        `leg`: the call asking (default `call_sid`). When it has ended (`hang_up`), nothing
+        changes and the place is None."""
+        reply = self._joining(
+            self._enter, call_sid, queue, language, priority, enqueued_ms, leg=leg or call_sid
+        )
         if not isinstance(reply, list) or len(reply) != 2:
             raise RuntimeError(f"unexpected reply from the enter script: {reply!r}")
+        if not reply[0]:
+            return None, ()  # that leg has ended
         place = to_place(reply[0])
         if place is None:
             raise RuntimeError(f"enter of {call_sid} returned no place")
@@ -134,20 +149,22 @@ class CallerOps(QueueBase):
         language: str,
         priority: int,
         enqueued_ms: int | None,
+        *,
+        leg: str | None = None,
     ) -> Any:
-        """Run a script that joins a call to a line (`join`, `enter`), arguments checked."""
+        """Run a script that joins a call to a line (`join`, `enter`), arguments checked; `leg`
+        adds the ended marker of that leg to the keys (`enter`)."""
         check_call_sid(call_sid)
         check_line(queue, language)
         check_priority(priority)
         now = self._now_ms()
         arrival = now if enqueued_ms is None else min(enqueued_ms, now)
         check_enqueued_ms(arrival)
-        return self._run(
-            script,
-            [entry_key(call_sid), queue_key(queue, language)],
-            [call_sid, queue, language, priority, arrival],
-            now,
-        )
+        keys = [entry_key(call_sid), queue_key(queue, language)]
+        if leg is not None:
+            check_call_sid(leg)
+            keys.append(ended_key(leg))
+        return self._run(script, keys, [call_sid, queue, language, priority, arrival], now)
 
     def place(self, call_sid: str) -> Place | None:
         """Where the call stands, or None if not queued (unknown, lapsed, or handed to an agent:
@@ -175,16 +192,29 @@ class CallerOps(QueueBase):
         check_call_sid(call_sid)
         return self._end(call_sid, hanging_up=False).left
 
-    def hang_up(self, call_sid: str) -> HangUp:
+    def hang_up(self, call_sid: str, *, leg: str | None = None) -> HangUp:
         """The caller's call ended (status callback); atomic (one script), idempotent.
 
         Waiting with a callback requested: everything is kept. Waiting otherwise: leaves its
         line. Assigned but not connected: the entry is dropped and the agent released
         (`freed_agent`). Connected: the agent still busy with this call is released
         (`released_agent`), as `finish_call` would. Unknown: nothing.
+
+        `leg`: the call that ended (`call_sid` itself, or a callback we placed for it). It is
+        remembered for `REMEMBER_SECONDS`, and `enter` and `hold_round` for it change nothing.
         """
         check_call_sid(call_sid)
-        return self._end(call_sid, hanging_up=True)
+        return self._end(call_sid, hanging_up=True, leg=leg)
+
+    def has_ended(self, leg: str) -> bool:
+        """True when `leg`'s final status callback came (one EXISTS)."""
+        check_call_sid(leg)
+        return bool(self._client.exists(ended_key(leg)))
+
+    def first_time(self, request_key: str) -> bool:
+        """True the first time a request (by its fingerprint) asks; False for a replay within
+        `REMEMBER_SECONDS` (one SET NX)."""
+        return bool(self._client.set(seen_key(request_key), "1", nx=True, ex=REMEMBER_SECONDS))
 
     def size(self, queue: str, language: str) -> int:
         """Callers in one line; atomic (one script: sweeps first, then ZCARD)."""
@@ -270,6 +300,8 @@ class CallerOps(QueueBase):
         priority: int,
         enqueued_ms: int,
         agent_ids: Sequence[str],
+        *,
+        leg: str | None = None,
     ) -> HoldRound:
         """One round of holding, which writes; atomic (one script, one round trip).
 
@@ -278,8 +310,13 @@ class CallerOps(QueueBase):
         `enqueued_ms` with `priority` (`rejoined`); dispatch (every available agent claims as
         `dispatch` does); then this call's assignment or place, and the load of (queue,
         language) among `agent_ids` as `line_load` gives it.
+
+        `leg`: the call holding (default `call_sid`); when it has ended (`hang_up`) nothing
+        changes and the round says so (`ended`): a late or replayed poll never rejoins the line.
         """
         check_call_sid(call_sid)
+        leg = leg or call_sid
+        check_call_sid(leg)
         check_line(queue, language)
         check_priority(priority)
         agents = unique_agents(agent_ids)
@@ -293,19 +330,21 @@ class CallerOps(QueueBase):
                 queue_key(queue, language),
                 stats_key(queue, language, "wait"),
                 stats_key(queue, language, "talk"),
+                ended_key(leg),
             ],
             [call_sid, queue, language, priority, arrival, HISTORY_LENGTH, *agents],
             now,
         )
-        if not isinstance(reply, list) or len(reply) != 5:
+        if not isinstance(reply, list) or len(reply) != 6:
             raise RuntimeError(f"unexpected reply from the hold round script: {reply!r}")
-        rejoined, place, assignment, dispatched, load = reply
+        rejoined, place, assignment, dispatched, load, ended = reply
         return HoldRound(
             place=to_place(place) if place else None,
             assignment=to_assignment(assignment) if assignment else None,
             load=to_line_load(load),
             dispatched=tuple(to_assignments(dispatched)),
             rejoined=bool(rejoined),
+            ended=bool(ended),
         )
 
     def sweep(self, limit: int = 1000) -> list[Swept]:
@@ -386,11 +425,13 @@ class CallerOps(QueueBase):
                 pipe.sadd(waiting_queues_key(), line)
                 pipe.execute()
 
-    def _end(self, call_sid: str, *, hanging_up: bool) -> HangUp:
+    def _end(self, call_sid: str, *, hanging_up: bool, leg: str | None = None) -> HangUp:
+        if leg is not None:
+            check_call_sid(leg)
         reply = self._run(
             self._hang_up,
-            [entry_key(call_sid), connection_key(call_sid)],
-            [call_sid, "1" if hanging_up else "0"],
+            [entry_key(call_sid), connection_key(call_sid), ended_key(leg or call_sid)],
+            [call_sid, "1" if hanging_up else "0", REMEMBER_SECONDS if leg else 0],
         )
         if not isinstance(reply, list) or not reply:
             raise RuntimeError(f"unexpected reply from the hang-up script: {reply!r}")

@@ -54,11 +54,6 @@ def available_agents_key() -> str:
     return f"{KEY_PREFIX}agents:available"
 
 
-def failed_logins_key(agent_id: str) -> str:
-    """Counter of an agent's recent wrong PINs; expires with the lockout window."""
-    return f"{KEY_PREFIX}login-failures:{agent_id}"
-
-
 ENDED_SUFFIX: Final = ":ended"
 
 
@@ -80,3 +75,9 @@ def stats_key(queue: str, language: str, kind: HistoryKind) -> str:
 def epoch_key() -> str:
     """STRING set once per Redis data set: missing means this Redis is new or lost its data."""
     return f"{KEY_PREFIX}epoch"
+
+
+def pin_checks_key(source: str) -> str:
+    """HASH: the PIN checks from one source (a calling number, a client address) since its last right
+    PIN: how many, the last, the earliest next; TTL the throttle window and the longest wait."""
+    return f"{KEY_PREFIX}pin-checks:{source}"

@@ -378,9 +378,14 @@ ENTER: Final = _script(
 -- ARGV[11] = language
 -- ARGV[12] = priority (0..100)
 -- ARGV[13] = arrival, ms, for a call without a live entry (the original arrival, or now)
--- Returns {place as join returns it, {assignment...} made by the dispatch that follows}.
+-- KEYS[6] = the ended marker of the call leg asking (see HANG_UP)
+-- Returns {place as join returns it, {assignment...} made by the dispatch that follows}, or
+-- {{}, {}} when that leg has ended: a late or replayed webhook never queues a dead call.
 """,
     """
+if redis.call('EXISTS', KEYS[6]) == 1 then
+  return {{}, {}}
+end
 sweep(REQUEST_SWEEP)
 local place = join_line(ARGV[9], KEYS[5], ARGV[10], ARGV[11], ARGV[12], ARGV[13])
 return {place, dispatch()}
@@ -433,6 +438,9 @@ HANG_UP: Final = _script(
 -- ARGV[9] = call SID
 -- ARGV[10] = '1' for a hang-up (keeps a live place kept for a callback, releases the agent of a
 --            connected call), '0' for leave (removes any place, leaves a connected call alone)
+-- KEYS[6] = the ended marker of the call leg that ended (its SID may differ from ARGV[9]: a
+--           callback we placed holds the original call's place)
+-- ARGV[11] = seconds to keep that marker ('0': no leg ended, leave it alone)
 -- Returns one of
 --   {'left', queue, language, priority, position, size, enqueued_ms}  was waiting, now removed
 --   {'kept'}                                                          waiting for a callback, kept
@@ -443,6 +451,9 @@ HANG_UP: Final = _script(
     """
 local sid, hanging_up = ARGV[9], ARGV[10] == '1'
 local result = {'none'}
+if tonumber(ARGV[11]) > 0 then
+  redis.call('SET', KEYS[6], '1', 'EX', ARGV[11])
+end
 local e = read_entry(sid)
 if e and e.agent then
   local gone = drop_call(sid)
@@ -573,12 +584,17 @@ HOLD_ROUND: Final = _script(
 -- ARGV[13] = original arrival, ms, for a rejoin
 -- ARGV[14] = history length
 -- ARGV[15..] = ids of the agents serving that line
+-- KEYS[8] = the ended marker of the call leg holding (see HANG_UP)
 -- Returns {rejoined (0 or 1), place or {}, assignment or {}, {assignment...} made by this
--- round's dispatch, {waiting, available, busy, {wait seconds...}, {talk seconds...}}}.
+-- round's dispatch, {waiting, available, busy, {wait seconds...}, {talk seconds...}}, ended (0
+-- or 1)}. A leg that has ended changes nothing: a late or replayed poll never rejoins the line.
 """,
     """
-sweep(REQUEST_SWEEP)
 local sid = ARGV[9]
+if redis.call('EXISTS', KEYS[8]) == 1 then
+  return {0, {}, {}, {}, line_load(KEYS[5], KEYS[6], KEYS[7], ARGV[14], 15), 1}
+end
+sweep(REQUEST_SWEEP)
 local rejoined = 0
 local e = live_entry(sid)
 if e then
@@ -600,7 +616,7 @@ if e and e.agent then
 elseif e then
   place = place_of(sid, e)
 end
-return {rejoined, place, assignment, dispatched, line_load(KEYS[5], KEYS[6], KEYS[7], ARGV[14], 15)}
+return {rejoined, place, assignment, dispatched, line_load(KEYS[5], KEYS[6], KEYS[7], ARGV[14], 15), 0}
 """,
 )
 """One round of holding: heartbeat or rejoin, dispatch, assignment or place, line load (hold_round)."""
@@ -863,3 +879,31 @@ return 0
 """,
 )
 """Give back an epoch this instance claimed, so that another can claim it (release_epoch)."""
+
+PIN_CHECK: Final = """\
+-- KEYS[1] = the source's PIN checks (HASH: count, last_ms, next_ms)
+-- ARGV[1] = now, ms since the epoch (the app's clock)
+-- ARGV[2] = window, ms: the count starts afresh when the last check is this old
+-- ARGV[3] = TTL of the hash, seconds (the window and the longest wait: a safety net)
+-- ARGV[4], ARGV[5], ... = the wait after the 1st, 2nd, ... check, ms; the last one repeats
+-- Returns 0 when the check may go ahead (it is counted now), else the ms still to wait.
+local now = tonumber(ARGV[1])
+local found = redis.call('HMGET', KEYS[1], 'count', 'last_ms', 'next_ms')
+local count = tonumber(found[1]) or 0
+local next_ms = tonumber(found[3]) or 0
+if now - (tonumber(found[2]) or 0) >= tonumber(ARGV[2]) then
+  count, next_ms = 0, 0
+end
+if now < next_ms then
+  return next_ms - now
+end
+count = count + 1
+local wait = tonumber(ARGV[math.min(3 + count, #ARGV)])
+-- '%.0f': tostring() would round a ms timestamp to 14 significant digits.
+redis.call('HSET', KEYS[1], 'count', count, 'last_ms', ARGV[1],
+  'next_ms', string.format('%.0f', now + wait))
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 0
+"""
+"""Count a PIN check of one source, or say how long it must wait first (start_pin_check). Runs on
+its own: it needs none of the helpers or the context arguments above."""

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from ivr.rules.schema import Rules
+from ivr.rules.schema import PIN_IN_RULES, Rules
 
 Location = tuple[str | int, ...]
 
@@ -182,8 +182,11 @@ def read_yaml(path: Path | str) -> Source:
 
 def _describe(error: Any) -> str:
     message = str(error["msg"]).removeprefix("Value error, ")
+    loc = error["loc"]
+    if error["type"] == "extra_forbidden" and len(loc) == 3 and loc[::2] == ("agents", "pin"):
+        return PIN_IN_RULES.format(agent=loc[1])
     if error["type"] == "extra_forbidden":
-        return f"unknown setting {error['loc'][-1]!r}"
+        return f"unknown setting {loc[-1]!r}"
     if error["type"] == "missing":
         return f"missing required setting {error['loc'][-1]!r}"
     return message

@@ -33,7 +33,7 @@ _RANGE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 
 
 class Frozen(BaseModel):
-    # Numbers become text where text is expected, so `pin: 1234` works as well as `pin: "1234"`.
+    # Numbers become text where text is expected, so `extension: 104` works as well as `"104"`.
     model_config = ConfigDict(
         frozen=True, extra="forbid", str_strip_whitespace=True, coerce_numbers_to_str=True
     )
@@ -288,13 +288,20 @@ class Queue(Frozen):
         return self.team.get(language) or self.team["default"]
 
 
+PIN_IN_RULES = (
+    "a PIN does not belong in the rules file: delete this line and set it with "
+    "`ivr agents set-pin {agent}` (it is stored hashed in IVR_AGENT_PINS)"
+)
+"""The message for an agent's `pin:` (the rules file names agents, never their secrets)."""
+
+
 class Agent(Frozen):
     """A person who takes calls: the languages they speak, the queues they serve, how to reach them."""
 
     name: str
     extension: Annotated[str, Field(pattern=r"^\d{2,6}$")]
-    """Digits the agent types on the agent line to log in (with their PIN)."""
-    pin: Annotated[str, Field(pattern=r"^\d{4,8}$")]
+    """Digits the agent types on the agent line to log in (with their PIN, which is not in the
+    rules: `ivr agents set-pin`, see `ivr.credentials`)."""
     languages: tuple[str, ...] = Field(min_length=1)
     queues: tuple[Name, ...] = Field(min_length=1)
     phone: Annotated[str, Field(pattern=r"^\+[1-9]\d{6,15}$")] | None = None

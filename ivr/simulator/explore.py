@@ -19,17 +19,19 @@ anything Twilio would refuse, and menus of the rules no path reaches.
 from __future__ import annotations
 
 import argparse
+import html
 import json
 import re
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit
 
+from ivr.signing import SEAL_PARAM, Signer
 from ivr.simulator.caller import HangUp, ScriptedCaller, Speak, Step, parse_script
 from ivr.simulator.engine import Reply, SimulatedCall, Transport
 from ivr.simulator.session import InProcessSession, in_process
@@ -156,8 +158,9 @@ def format_path(path: Iterable[str]) -> str:
     return " > ".join(path) or "(no keys)"
 
 
-_NOT_STATE = frozenset({"tries", "ref", "since"})
-"""URL parameters that are about the call (its ticket, when it joined the queue), not the menu."""
+_NOT_STATE = frozenset({"tries", "ref", "since", SEAL_PARAM})
+"""URL parameters that are about the call (its ticket, when it joined the queue, the URL's seal),
+not the menu."""
 
 
 def state_of(url: str) -> str:
@@ -274,6 +277,26 @@ class _Document:
     reply: Reply
 
 
+_SEAL = re.compile(rf"&{SEAL_PARAM}=[0-9]+\.[A-Za-z0-9_-]+")
+_SEALED_URL = re.compile(rb"(/[a-z/]+\?[^\"<>\s]*?)&amp;sig=([0-9]+\.[A-Za-z0-9_-]+)")
+
+
+def _resealer(session: InProcessSession) -> Callable[[bytes, str], bytes]:
+    """Reseals, for the call `sid`, the webhook URLs in a TwiML document the app made for another
+    (the explored calls have no callbacks: each URL is the call's own)."""
+    signer: Signer = session.app.extensions["ivr"].signer
+
+    def reseal(body: bytes, sid: str) -> bytes:
+        def again(match: re.Match[bytes]) -> bytes:
+            url = html.unescape(match.group(1).decode())
+            issued = int(match.group(2).split(b".")[0])
+            return match.group(1) + b"&amp;sig=" + signer.seal_of(url, sid, issued).encode()
+
+        return _SEALED_URL.sub(again, body)
+
+    return reseal
+
+
 class _Recorder:
     """Stands between the simulator and the app, keeping the TwiML the explored call fetched."""
 
@@ -289,6 +312,8 @@ class _Recorder:
         self._answers: dict[tuple[str, str, tuple[tuple[str, str], ...]], Reply] = {}
         self._holds: set[str] = set()
         self._parsed: dict[bytes, tuple[Verb, ...] | None] = {}
+        self.reseal: Callable[[bytes, str], bytes] | None = None
+        """Seals the URLs of a TwiML document for another call (set by the walker)."""
 
     def watch(self, call: SimulatedCall, caller: _PathCaller) -> None:
         self.sid, self.call, self.caller, self.documents = call.sid, call, caller, []
@@ -300,13 +325,20 @@ class _Recorder:
             self.sent += 1
             return self.inner.send(method, url, params)
         # Before its last key a call repeats requests an earlier call of the walk made at the same
-        # virtual instant with the same keys; the app's answer to them was the same TwiML.
-        request = (method, url, tuple(sorted((k, v) for k, v in params.items() if k != "CallSid")))
+        # virtual instant with the same keys; the app's answer to them was the same TwiML, but
+        # for the seals of its URLs, which were the earlier call's: they are made this call's.
+        request = (
+            method,
+            _SEAL.sub("", url),
+            tuple(sorted((k, v) for k, v in params.items() if k != "CallSid")),
+        )
         reply = self._answers.get(request) if self.fast and caller.replaying else None
         if reply is None:
             self.sent += 1
             reply = self.inner.send(method, url, params)
             self._answers[request] = reply
+        elif self.reseal is not None:
+            reply = replace(reply, body=self.reseal(reply.body, self.sid))
         self.documents.append(_Document(url, caller.pressed, reply))
         if urlsplit(url).path.endswith("/hold"):
             hold = state_of(url)
@@ -412,6 +444,7 @@ class _Walker:
         self.matcher = session.simulator.matcher
         session.simulator.matcher = None if fast else self.matcher
         session.simulator.transport = self.recorder
+        self.recorder.reseal = _resealer(session)
         self.graph = MenuGraph()
         self.calls = 0
         self.complete = True

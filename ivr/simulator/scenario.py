@@ -66,7 +66,7 @@ from ivr.simulator.engine import (
     Simulator,
 )
 from ivr.simulator.report import ticket_fields
-from ivr.simulator.session import in_process
+from ivr.simulator.session import SIMULATED_AGENT_PIN, in_process
 from ivr.simulator.shared import parse_when, ticket_of
 
 DEFAULT_FROM = "+14155550100"
@@ -605,7 +605,7 @@ def _agent_line_calls(simulator: Simulator, run: Run, after: float) -> dict[str,
     calls = {}
     for agent_id in run.agents:
         agent = rules.agents[agent_id]
-        script = parse_script(f"{agent.extension}#,{agent.pin}#,1")
+        script = parse_script(f"{agent.extension}#,{SIMULATED_AGENT_PIN}#,1")
         calls[agent_id] = simulator.place_call(
             agent.phone or AGENT_LINE_FROM,
             run.called,

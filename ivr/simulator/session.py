@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 import shutil
 import tempfile
 import time
@@ -22,11 +23,13 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
+from argon2 import PasswordHasher, profiles
 from flask import Flask
 from twilio.request_validator import RequestValidator
 
 from ivr.clock import FrozenClock
 from ivr.config import Settings
+from ivr.credentials import PinStore
 from ivr.db import Database
 from ivr.queue import connect
 from ivr.rules.check import Bundle
@@ -43,6 +46,8 @@ SIMULATED_BASE_URL = "http://ivr.simulator"
 SIMULATED_TOKEN = "simulator-auth-token"
 SIMULATED_ACCOUNT = "AC" + "5" * 32
 DEFAULT_AGENT = AgentBehaviour()
+SIMULATED_AGENT_PIN = "480613"
+"""Every agent's PIN in a simulation (its own throw-away PIN file), to log in on the agent line."""
 
 
 def sign(token: str, url: str, params: dict[str, str]) -> str:
@@ -173,6 +178,7 @@ def in_process(
         settings = Settings(
             database_url=str(database.url),
             twilio_auth_token=SIMULATED_TOKEN,
+            state_secrets=(secrets.token_urlsafe(32),),
             twilio_account_sid=SIMULATED_ACCOUNT if rest else None,
             routing_rules=rules,
             voice_prompts=prompts,
@@ -181,6 +187,7 @@ def in_process(
             writer="off",
             background=False,
             spool_dir=folder / "spool",
+            agent_pins=folder / "agent_pins.json",
         )
         app = create_app(
             settings,
@@ -191,6 +198,10 @@ def in_process(
         )
         with app.app_context():
             bundle = services().rules.get()
+            # The cheapest argon2 cost: a simulation hashes for tests, not against guessing.
+            cheap = PasswordHasher.from_parameters(profiles.CHEAPEST)
+            pins = PinStore(settings.agent_pins, cheap)
+            pins.set_pins({agent_id: SIMULATED_AGENT_PIN for agent_id in bundle.rules.agents})
             simulator = Simulator(
                 InProcess(app, SIMULATED_TOKEN),
                 at,

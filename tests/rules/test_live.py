@@ -89,6 +89,16 @@ def test_an_edited_prompt_goes_live(live: LiveRules, project: tuple[Path, Path])
     [
         pytest.param("routing_rules.yaml", BROKEN_RULES, BROKEN_RULES_MESSAGE, id="rules-file"),
         pytest.param(
+            "routing_rules.yaml",
+            [
+                ("brand: BitP", "brand: BitQ"),
+                ('    extension: "102"\n', '    extension: "102"\n    ‸pin: "730152"\n'),
+            ],
+            "agents.emma.pin: a PIN does not belong in the rules file: delete this line and set "
+            "it with `ivr agents set-pin emma` (it is stored hashed in IVR_AGENT_PINS)",
+            id="a-pin-in-the-rules-file",
+        ),
+        pytest.param(
             "voice_prompts/fr-FR.yaml",
             [
                 ("Bienvenue au service", "Salut du service"),

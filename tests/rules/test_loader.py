@@ -198,6 +198,13 @@ KEY_MISTAKES = [
         "brnd: unknown setting 'brnd'",
         id="unknown-top-level-setting",
     ),
+    pytest.param(
+        '    extension: "102"\n',
+        '    extension: "102"\n    ‸pin: "730152"\n',
+        "agents.emma.pin: a PIN does not belong in the rules file: delete this line and set it "
+        "with `ivr agents set-pin emma` (it is stored hashed in IVR_AGENT_PINS)",
+        id="a-pin-in-the-rules-file",
+    ),
 ]
 BLOCK_KEY_MISTAKE = pytest.param(
     "  account:\n    intro: prepare_account\n    options:",

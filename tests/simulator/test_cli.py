@@ -13,7 +13,7 @@ from werkzeug.serving import make_server
 from ivr.cli import main
 from ivr.simulator.caller import HangUp, Press, ScriptError, Silence, Speak, Wait, parse_script
 from ivr.simulator.shared import parse_when
-from tests.support import AUTH_TOKEN, PROMPTS, RULES
+from tests.support import AUTH_TOKEN, PROMPTS, RULES, STATE_SECRET
 
 MONDAY_NEW_YORK = "2026-11-23 10:00 America/New_York"
 
@@ -107,6 +107,7 @@ def server(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> Iterator[str]:
         routing_rules=RULES,
         voice_prompts=PROMPTS,
         spool_dir=Path(str(tmp_path)) / "spool",
+        state_secrets=(STATE_SECRET,),
     )
     app = create_app(settings)
     from ivr.services import services

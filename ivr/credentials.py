@@ -1,0 +1,243 @@
+"""The agents' PINs: salted argon2 hashes in a file that is never committed, and how guessing is slowed.
+
+The rules file names agents, never their secrets. `ivr agents set-pin` writes the PIN file
+(`IVR_AGENT_PINS`, JSON: `{"agents": {"emma": "$argon2id$..."}}`) atomically, readable by its owner
+only; a running server notices the new file at its next PIN check (by its mtime and inode), so a
+PIN set or changed takes effect without a restart.
+
+Guessing is throttled per source, the calling number on the agent line or the client address on the
+HTTP API, never per agent: a stranger's wrong PINs slow down that stranger, not the agent they aim
+at. The schedule (`delay_after`) is pure and lives here; the counting is in Redis
+(`CallQueue.start_pin_check`), shared by every instance.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import os
+import re
+import tempfile
+import threading
+from collections.abc import Mapping
+from contextlib import suppress
+from itertools import pairwise
+from pathlib import Path
+from typing import Final
+
+from argon2 import PasswordHasher, extract_parameters
+from argon2.exceptions import InvalidHashError, VerificationError
+
+MIN_PIN_DIGITS: Final = 6
+MAX_PIN_DIGITS: Final = 12
+_PIN: Final = re.compile(rf"[0-9]{{{MIN_PIN_DIGITS},{MAX_PIN_DIGITS}}}")
+
+FREE_CHECKS: Final = 5
+"""PIN checks a source gets without waiting (a typo or two, twice over)."""
+FIRST_DELAY_SECONDS: Final = 60
+MAX_DELAY_SECONDS: Final = 3600
+WINDOW_SECONDS: Final = 24 * 3600
+"""A source's count is forgotten after this long without a PIN check from it (or at a right PIN)."""
+
+MAX_CONCURRENT_CHECKS: Final = 2
+"""Hashes computed at once in one process: each takes 64 MiB and ~0.1 s of CPU at argon2's default
+cost, so a flood of PIN checks queues here instead of taking the memory of every thread."""
+_checking = threading.BoundedSemaphore(MAX_CONCURRENT_CHECKS)
+
+log = logging.getLogger(__name__)
+
+
+def pin_problem(pin: str) -> str | None:
+    """Why `pin` may not be an agent's PIN, or None when it may."""
+    if not _PIN.fullmatch(pin):
+        return f"a PIN is {MIN_PIN_DIGITS} to {MAX_PIN_DIGITS} digits (0-9)"
+    if any(pin == (pin[:size] * len(pin))[: len(pin)] for size in (1, 2, 3)):
+        return "that PIN repeats one to three digits (like 111111 or 121212): it is guessed first"
+    steps = {(int(b) - int(a)) % 10 for a, b in pairwise(pin)}
+    if steps in ({1}, {9}):
+        return "that PIN is a run of digits (like 123456 or 654321): it is guessed first"
+    return None
+
+
+def delay_after(checks: int) -> int:
+    """Seconds a source must wait after its `checks`-th PIN check in a row that was not right.
+
+    The first `FREE_CHECKS` cost nothing; from then on the wait doubles, from a minute up to an hour.
+    """
+    if checks < FREE_CHECKS:
+        return 0
+    return min(FIRST_DELAY_SECONDS << (checks - FREE_CHECKS), MAX_DELAY_SECONDS)
+
+
+def _schedule() -> tuple[int, ...]:
+    delays = [delay_after(1)]
+    while delays[-1] < MAX_DELAY_SECONDS:
+        delays.append(delay_after(len(delays) + 1))
+    return tuple(delays)
+
+
+PIN_DELAYS: Final = _schedule()
+"""`delay_after(1)`, `delay_after(2)`, ... up to the first capped one, which repeats from then on."""
+
+
+def most_checks(seconds: int) -> int:
+    """The most PIN checks one source can have in `seconds`, guessing as fast as it is let."""
+    checks, at = 0, 0
+    while at < seconds:
+        checks += 1
+        at += delay_after(checks)
+    return checks
+
+
+def phone_source(number: str | None) -> str:
+    """Whom to throttle for a PIN typed on the agent line: the calling number."""
+    return f"phone:{number or 'anonymous'}"
+
+
+def client_source(address: str | None) -> str:
+    """Whom to throttle for a PIN sent to the HTTP API: the client's address, or the /64 network of
+    an IPv6 address (one subscriber usually holds all of it)."""
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return f"http:{address or 'unknown'}"
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return f"http:{ip.ipv4_mapped}"
+        return f"http:{ipaddress.IPv6Network((ip, 64), strict=False)}"
+    return f"http:{ip}"
+
+
+class PinFileError(Exception):
+    """The PIN file exists but is not one this service wrote."""
+
+
+class PinStore:
+    """The agents' PIN hashes in one JSON file; safe to share between threads."""
+
+    def __init__(self, path: Path, hasher: PasswordHasher | None = None) -> None:
+        self.path = path
+        self._hasher = hasher or PasswordHasher()
+        """Hashes new PINs; a stored hash is verified with the cost it was made with."""
+        self._lock = threading.Lock()
+        self._stamp: tuple[int, int, int] | None = None
+        self._hashes: dict[str, str] = {}
+        self._dummies: dict[tuple[int, int, int], str] = {}
+
+    def verify(self, agent_id: str, pin: str) -> bool:
+        """True when `pin` is the agent's PIN. An agent without one costs a hash all the same, so
+        the time taken does not tell which agents have a PIN."""
+        if not _PIN.fullmatch(pin):
+            return False  # what a PIN looks like is no secret
+        hashes = self._current()
+        stored = hashes.get(agent_id)
+        target = stored or self._dummy(hashes)
+        with _checking:
+            try:
+                self._hasher.verify(target, pin)
+            except (VerificationError, InvalidHashError):
+                return False
+        return stored is not None
+
+    def has_pin(self, agent_id: str) -> bool:
+        """Whether the agent has a PIN (and so can log in)."""
+        return agent_id in self._current()
+
+    def agents(self) -> frozenset[str]:
+        """The agents with a PIN, as the file says now; `PinFileError` if it is broken."""
+        with self._lock:
+            return frozenset(self._read())
+
+    def set_pin(self, agent_id: str, pin: str) -> None:
+        """Store the agent's new PIN (hashed); ValueError when it may not be a PIN."""
+        self.set_pins({agent_id: pin})
+
+    def set_pins(self, pins: Mapping[str, str]) -> None:
+        """Store several agents' new PINs in one write; ValueError (nothing stored) for a PIN that
+        may not be one."""
+        for pin in pins.values():
+            problem = pin_problem(pin)
+            if problem:
+                raise ValueError(problem)
+        hashed = {agent_id: self._hasher.hash(pin) for agent_id, pin in pins.items()}
+        with self._lock:
+            hashes = self._read()
+            hashes.update(hashed)
+            self._write(hashes)
+
+    def remove(self, agent_id: str) -> bool:
+        """Forget the agent's PIN (it can no longer log in); False if it had none."""
+        with self._lock:
+            hashes = self._read()
+            if hashes.pop(agent_id, None) is None:
+                return False
+            self._write(hashes)
+            return True
+
+    def _current(self) -> Mapping[str, str]:
+        """The hashes as the file holds them now; the last good ones if it is broken meanwhile."""
+        try:
+            info = self.path.stat()
+            stamp = (info.st_mtime_ns, info.st_ino, info.st_size)
+        except FileNotFoundError:
+            stamp = None
+        with self._lock:
+            if stamp != self._stamp:
+                self._stamp = stamp
+                try:
+                    self._hashes = self._read()
+                except PinFileError as exc:
+                    log.error("%s; keeping the PINs read before", exc)
+            return self._hashes
+
+    def _read(self) -> dict[str, str]:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            raise PinFileError(f"{self.path}: cannot read the PIN file: {exc.strerror}") from exc
+        try:
+            agents = json.loads(text)["agents"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise PinFileError(f"{self.path}: not a PIN file written by `ivr agents`") from exc
+        if not isinstance(agents, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and v.startswith("$argon2")
+            for k, v in agents.items()
+        ):
+            raise PinFileError(f"{self.path}: not a PIN file written by `ivr agents`")
+        return dict(agents)
+
+    def _write(self, hashes: Mapping[str, str]) -> None:
+        """Replace the file at once: a reader sees the old one or the new one, never half of it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # mkstemp creates the file readable and writable by its owner only (0600).
+        descriptor, temporary = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+        try:
+            with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+                json.dump({"agents": dict(sorted(hashes.items()))}, file, indent=2)
+                file.write("\n")
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temporary, self.path)
+        except BaseException:
+            with suppress(FileNotFoundError):
+                os.unlink(temporary)
+            raise
+
+    def _dummy(self, hashes: Mapping[str, str]) -> str:
+        """A hash of nothing anybody can type, as costly to verify as the stored ones."""
+        params = self._hasher
+        for stored in hashes.values():
+            with suppress(InvalidHashError):
+                params = PasswordHasher.from_parameters(extract_parameters(stored))
+                break
+        cost = (params.time_cost, params.memory_cost, params.parallelism)
+        with self._lock:
+            dummy = self._dummies.get(cost)
+        if dummy is None:
+            dummy = params.hash("not a PIN")
+            with self._lock:
+                self._dummies[cost] = dummy
+        return dummy

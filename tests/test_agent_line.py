@@ -1,0 +1,61 @@
+"""The agent line's decisions (pure): what an agent hears after typing a PIN, whatever the check found."""
+
+from __future__ import annotations
+
+import pytest
+
+from ivr.agent_line import AgentLine, PinCheck
+from ivr.flow import CallState, Flow, Gather, Hangup
+from ivr.rules.check import Bundle, load_bundle
+from tests.conftest import MONDAY_AFTERNOON, ROOT
+from tests.test_flow import heard, listening_at
+
+
+@pytest.fixture(scope="module")
+def line() -> AgentLine:
+    bundle: Bundle = load_bundle(ROOT / "routing_rules.yaml", ROOT / "voice_prompts")
+    return AgentLine(Flow(bundle, MONDAY_AFTERNOON))
+
+
+def at_pin(agent: str | None, tries: int = 0) -> CallState:
+    return CallState("agent_line", "en-US", stage="pin", agent=agent, tries=tries)
+
+
+@pytest.mark.parametrize(
+    ("agent", "tries", "pin", "prompts", "next_stage"),
+    [
+        ("anna", 0, "right", ["agent_now_offline", "agent_line_options"], "options"),
+        ("anna", 0, "wrong", ["agent_login_failed", "agent_enter_extension"], "extension"),
+        ("anna", 0, None, ["agent_login_failed", "agent_enter_extension"], "extension"),
+        ("anna", 2, "wrong", ["agent_login_failed", "goodbye"], None),
+        ("anna", 0, "throttled", ["agent_pin_throttled", "goodbye"], None),
+        ("anna", 0, "unavailable", ["agent_login_unavailable", "goodbye"], None),
+        # An extension nobody has: a PIN "right" for nobody logs nobody in.
+        (None, 0, "right", ["agent_login_failed", "agent_enter_extension"], "extension"),
+        (None, 0, "throttled", ["agent_pin_throttled", "goodbye"], None),
+    ],
+)
+def test_what_the_agent_hears_after_the_pin(
+    line: AgentLine,
+    agent: str | None,
+    tries: int,
+    pin: PinCheck | None,
+    prompts: list[str],
+    next_stage: str | None,
+) -> None:
+    result = line.on_input(at_pin(agent, tries), "517394", "offline", pin)
+    assert heard(result.decision) == prompts
+    listening = listening_at(result.decision)
+    assert (listening.stage if listening else None) == next_stage
+    if next_stage is None:
+        assert isinstance(result.decision.actions[-1], Hangup)
+    assert result.action is None  # a PIN alone never logs anyone in or out
+
+
+@pytest.mark.parametrize("extension", ["104", "999", ""])
+def test_the_pin_is_asked_for_whatever_extension_was_typed(line: AgentLine, extension: str) -> None:
+    start = CallState("agent_line", "en-US", stage="extension")
+    decision = line.on_input(start, extension, None).decision
+    assert heard(decision) == ["agent_enter_pin"]
+    [gather] = decision.actions
+    assert isinstance(gather, Gather) and gather.several_digits

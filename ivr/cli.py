@@ -29,10 +29,13 @@ def _check(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(problem)
         return 1
+    for warning in bundle.warnings:  # worth a look, but the rules load and serve
+        print(warning)
     rules = bundle.rules
+    warned = f", {len(bundle.warnings)} warning(s)" if bundle.warnings else ""
     print(
         f"{rules_file}: ok ({len(rules.languages)} languages, {len(rules.menus)} menus, "
-        f"{len(rules.queues)} queues, {len(rules.teams)} teams)"
+        f"{len(rules.queues)} queues, {len(rules.teams)} teams{warned})"
     )
     return 0
 

@@ -39,7 +39,12 @@ OPERATOR, REPEAT, BACK = "0", "*", "#"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_SINCE_MS = 10**13
 """Arrival times in ms since the epoch stay below this (the queue's score needs it; year 2286)."""
-OFFER_VOICEMAIL, OFFER_CALLBACK = "1", "2"
+OFFER_VOICEMAIL, OFFER_CALLBACK, OFFER_OTHER_LANGUAGE = "1", "2", "3"
+SURVEY_ASKS = 2
+"""How many times the caller hears the satisfaction question at most (silence or a wrong key
+asks once more, then goodbye): after a conversation, a caller who says nothing has said enough."""
+QUEUE_LABEL = "queue_label_"
+"""Prompt id prefix naming a queue in a catalog (`queue_label_funds`), as the agent hears it."""
 _NEEDS: dict[Step, frozenset[str]] = {
     "language": frozenset(),
     "menu": frozenset({"menu"}),
@@ -396,7 +401,10 @@ class Flow:
 
     def _operator(self, language: str, menu: str | None) -> Decision:
         step = f"{menu or 'language'}:{OPERATOR}"
-        return self._to_queue(self.rules.operator_queue, language, menu, None, "operator", step)
+        decision = self._to_queue(self.rules.operator_queue, language, menu, None, "operator", step)
+        # From the language menu (or an apology) no language is on the ticket yet: the caller is
+        # served in the one they were greeted in, so the ticket says so.
+        return replace(decision, ticket=replace(decision.ticket, language=language))
 
     # --- queues and business hours ----------------------------------------------------------------
 
@@ -578,12 +586,25 @@ class Flow:
                 self.say(
                     "agent_whisper",
                     language,
-                    queue=state.queue or "",
+                    queue=self.queue_label(state.queue, language) if state.queue else "",
                     language=caller_language,
                     reference=format_reference(reference),
                 ),
             )
         )
+
+    def queue_label(self, queue_id: str, language: str) -> str:
+        """What a queue is called in `language`: its `queue_label_<id>` prompt; without one, the
+        label of the first menu option leading straight to it; else (never silent) its id."""
+        texts = self.prompts.catalog(language).texts
+        prompt = QUEUE_LABEL + queue_id.replace("-", "_")
+        if prompt in texts:
+            return self._text(prompt, language)
+        for menu in self.rules.menus.values():
+            for option in menu.options.values():
+                if option.queue == queue_id and option.label in texts:
+                    return self._text(option.label, language)
+        return queue_id
 
     def after_agent(self, state: CallState, answered: bool) -> Decision:
         """The `<Dial>` to the agent ended: survey after a conversation, back in line if unanswered."""
@@ -608,11 +629,11 @@ class Flow:
                 (self.say("survey_thanks", language), self.say("goodbye", language), Hangup()),
                 TicketChange(satisfaction=int(digits)),
             )
-        tries = state.tries + 1
-        if tries >= self.rules.defaults.max_tries:
+        # The conversation is over and the score is optional: ask once more at most, then let go.
+        if state.tries + 1 >= SURVEY_ASKS:
             return Decision((self.say("goodbye", language), Hangup()))
         problem = self.say("no_input" if digits is None else "not_an_option", language)
-        return Decision((problem, self._survey(replace(state, tries=tries))))
+        return Decision((problem, self._survey(replace(state, tries=state.tries + 1))))
 
     def _closed_gather(self, state: CallState, next_open: datetime | None, first: bool) -> Gather:
         language = state.language
@@ -622,8 +643,13 @@ class Flow:
             if next_open is None:
                 speech.append(self.say("team_closed_no_opening", language))
             else:
-                when, city = hours.format_opening(next_open, self.prompts.catalog(language).locale)
+                locale = self.prompts.catalog(language).locale
+                when, city = hours.spoken_opening(next_open, self.now, locale)
                 speech.append(self.say("team_closed", language, when=when, city=city))
+        other = self._open_language(state)
+        if other is not None:
+            # Said in the language of the team on offer: a caller who can take it understands it.
+            speech.append(self.say("offer_other_language", other))
         if self.rules.after_hours.voicemail:
             speech.append(self.say("offer_voicemail", language))
         if self.rules.after_hours.callback:
@@ -641,6 +667,12 @@ class Flow:
             return self._voicemail(state)
         if digits == OFFER_CALLBACK and after_hours.callback:
             return self._callback(state, caller)
+        if digits == OFFER_OTHER_LANGUAGE:
+            other = self._open_language(state)
+            if other is not None:
+                step = f"closed:{OFFER_OTHER_LANGUAGE}"
+                decision = self._to_queue(queue_id, other, state.menu, state.priority, None, step)
+                return replace(decision, ticket=replace(decision.ticket, language=other))
         if digits == BACK:
             menu_id = state.menu if state.menu in self.rules.menus else self.rules.main_menu
             return Decision((self._menu_gather(language, menu_id, 0),))
@@ -665,6 +697,28 @@ class Flow:
         else:
             return Decision((problem, self.say("goodbye", language), Hangup()))
         return replace(decision, actions=(problem, *decision.actions))
+
+    def _open_language(self, state: CallState) -> str | None:
+        """Another language whose team for the caller's queue is open now, when the caller's own
+        team is closed and the rules offer it (`after_hours.other_languages`); languages are tried
+        in the order of the language menu, and one nobody serves in that queue is skipped."""
+        language, queue_id = state.language, state.queue
+        if not self.rules.after_hours.other_languages or queue_id not in self.rules.queues:
+            return None
+        assert language is not None and queue_id is not None
+        queue = self.rules.queues[queue_id]
+        own = queue.team_for(language)
+        if hours.status(self.rules.teams[own], self.now).is_open:
+            return None  # open but full or unstaffed: another language's team is no answer to that
+        for other in self.rules.language_codes:
+            team = queue.team_for(other)
+            if other == language or team == own:
+                continue
+            if self.rules.agents and not self.rules.agents_serving(queue_id, other):
+                continue
+            if hours.status(self.rules.teams[team], self.now).is_open:
+                return other
+        return None
 
     def _team(self, queue_id: str, language: str) -> hours.Team:
         return self.rules.teams[self.rules.queues[queue_id].team_for(language)]

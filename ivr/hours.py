@@ -27,7 +27,16 @@ from babel.dates import (
 from ivr.rules.schema import Team, TimeRange
 
 # Team is re-exported so callers can annotate with `hours.Team` without importing the schema.
-__all__ = ["DayHours", "Status", "Team", "TimeRange", "format_opening", "hours_on", "status"]
+__all__ = [
+    "DayHours",
+    "Status",
+    "Team",
+    "TimeRange",
+    "format_opening",
+    "hours_on",
+    "spoken_opening",
+    "status",
+]
 
 OPEN_HORIZON = timedelta(days=14)
 """An opening lasting longer than this is reported without a closing time (24/7 teams)."""
@@ -42,6 +51,9 @@ _DATE_SKELETON = "MMMMEEEEd"
 # CLDR's "atTime" glue ("Monday, November 23 at 8:00 AM"); Babel does not ship it yet, so other
 # languages fall back to Babel's plain date-time glue.
 _AT_TIME = {"en": "{1} 'at' {0}", "de": "{1} 'um' {0}", "fr": "{1} 'à' {0}", "zh": "{1} {0}"}
+# How a sentence leads into a date ("we open again on Monday..."); a relative day ("today",
+# CLDR's own word) needs none, so the preposition belongs to the words, not to the prompt.
+_ON_DATE = {"en": "on {0}", "de": "am {0}", "fr": "le {0}"}
 
 
 @dataclass(frozen=True)
@@ -173,6 +185,13 @@ def _locale(code: str) -> Locale:
 @lru_cache(maxsize=32)
 def _opening_pattern(code: str) -> tuple[Locale, str]:
     """A Babel pattern for weekday, day, month and time in the locale's own order and clock."""
+    locale, glue, date_pattern, time_pattern = _opening_parts(code)
+    return locale, glue.replace("{1}", date_pattern).replace("{0}", time_pattern)
+
+
+@lru_cache(maxsize=32)
+def _opening_parts(code: str) -> tuple[Locale, str, str, str]:
+    """The locale, its "{1} at {0}" glue, and its date and time patterns for an opening."""
     locale = _locale(code)
     skeletons = locale.datetime_skeletons
     key = match_skeleton(_DATE_SKELETON, skeletons, allow_different_fields=False)
@@ -197,7 +216,7 @@ def _opening_pattern(code: str) -> tuple[Locale, str]:
     time_pattern = str(skeletons[time_key].pattern) if time_key in skeletons else short_time
 
     glue = _AT_TIME.get(locale.language) or str(locale.datetime_formats["long"])
-    return locale, glue.replace("{1}", date_pattern).replace("{0}", time_pattern)
+    return locale, glue, date_pattern, time_pattern
 
 
 def format_opening(when: datetime, locale: str) -> tuple[str, str]:
@@ -213,3 +232,25 @@ def format_opening(when: datetime, locale: str) -> tuple[str, str]:
     words = format_datetime(when, pattern, tzinfo=zone, locale=babel_locale)
     city = get_timezone_location(zone, locale=babel_locale, return_city=True)
     return str(words), str(city)
+
+
+def spoken_opening(when: datetime, now: datetime, locale: str) -> tuple[str, str]:
+    """Words for an opening as a caller at `now` hears them, and the city of the team's zone.
+
+    Later the same day in the team's zone is "today at 2:00 PM", the next day "tomorrow at
+    8:00 AM" (CLDR's words for the locale), any later day "on Monday, November 30 at 8:00 AM"."""
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("spoken_opening() needs an aware `now`")
+    words, city = format_opening(when, locale)
+    zone = when.tzinfo
+    if isinstance(zone, pytz.BaseTzInfo):
+        when = zone.normalize(when)
+    days = (when.date() - now.astimezone(when.tzinfo).date()).days
+    babel_locale, glue, _, time_pattern = _opening_parts(locale)
+    relative: Mapping[int, str] = babel_locale._data["date_fields"]["day"]["relative"]
+    if days not in (0, 1) or days not in relative:
+        return _ON_DATE.get(babel_locale.language, "{0}").replace("{0}", words), city
+    at_time = format_datetime(when, time_pattern, tzinfo=when.tzinfo, locale=babel_locale)
+    # The glue is a Babel pattern ("{1} 'at' {0}"): its quotes only mark literal text.
+    spoken = glue.replace("'", "").replace("{1}", relative[days]).replace("{0}", str(at_time))
+    return spoken, city

@@ -33,6 +33,7 @@ SYSTEM_PROMPTS = frozenset(
         "offer_voicemail",
         "offer_callback",
         "offer_back",
+        "offer_other_language",
         "voicemail_instructions",
         "voicemail_saved",
         "voicemail_empty",

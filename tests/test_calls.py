@@ -3,7 +3,9 @@ in each of the four languages, through the signed webhooks, with the tickets the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -168,3 +170,47 @@ def test_a_caller_who_never_presses_anything_is_not_dropped(
     assert "You are next in line." in phone.last_heard()
     ticket = ticket_of(database, phone.sid)
     assert ticket.queue == "general" and ticket.outcome == "queued"
+
+
+def test_zero_at_the_language_menu_keeps_the_greeting_language_on_the_ticket(
+    client: FlaskClient, database: Database
+) -> None:
+    phone = Phone(client, caller="+4915112345678")  # greeted in German
+    phone.dial()
+    phone.press("0")
+    assert says_in(phone, "de-DE")[0] == prompt_texts("de-DE")["please_hold"]
+    phone.hang_up()
+    ticket = ticket_of(database, phone.sid)
+    assert (ticket.language, ticket.queue, ticket.issue) == ("de-DE", "general", "operator")
+    assert ticket.menu_path == ["language:0"]
+
+
+def test_after_hours_a_caller_is_offered_the_open_team_of_another_language_and_joins_it(
+    app_factory: Callable[..., Flask], database: Database, clock: FrozenClock, tmp_path: Path
+) -> None:
+    # Monday 15:00 UTC (the `clock`): 23:00 in Shanghai, the Chinese team is closed; 10:00 in New
+    # York, the English team is open.
+    client = app_factory().test_client()  # the shipped rules offer it
+    chinese, english = prompt_texts("zh-CN"), prompt_texts("en-US")
+    phone = Phone(client, caller="+8613800138000")
+    phone.dial()
+    phone.press("1")  # 中文
+    phone.press("2")  # deposits and withdrawals
+    phone.press("2")  # a withdrawal
+    assert says_in(phone, "cmn-CN")[0].startswith(chinese["team_closed"].split("{")[0])
+    assert says_in(phone, "en-US") == [english["offer_other_language"]]
+    assert says_in(phone, "cmn-CN")[1:] == [
+        chinese["offer_voicemail"],
+        chinese["offer_callback"],
+        chinese["offer_back"],
+    ]
+    phone.press("3")
+    assert says_in(phone, "en-US") == [english["please_hold"]]
+    phone.follow()
+    assert english["queue_next"] in says_in(phone, "en-US")
+    clock.advance(30)
+    phone.hang_up()
+    ticket = ticket_of(database, phone.sid)
+    assert (ticket.language, ticket.queue, ticket.team) == ("en-US", "funds", "americas")
+    assert ticket.menu_path == ["language:1", "main:2", "funds:2", "closed:3"]
+    assert ticket.issue == "withdrawal" and ticket.outcome == "abandoned"

@@ -18,7 +18,6 @@ from ivr.flow import (
     GoTo,
     Hangup,
     HoldInfo,
-    Music,
     Pause,
     QueueRequest,
     Record,
@@ -27,6 +26,7 @@ from ivr.flow import (
 )
 from ivr.rules.check import Bundle, load_bundle
 from ivr.tickets.changes import Outcome, QueueEvent
+from tests.support import write_rules
 
 ROOT = Path(__file__).resolve().parents[1]
 MONDAY_AFTERNOON = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)  # New York 10:00, Berlin 16:00
@@ -42,6 +42,24 @@ ANONYMOUS = Caller(None, "4821093")
 @pytest.fixture(scope="module")
 def bundle() -> Bundle:
     return load_bundle(ROOT / "routing_rules.yaml", ROOT / "voice_prompts")
+
+
+OTHER_LANGUAGES_OFF = ("  other_languages: true", "  other_languages: false")
+"""The edit that switches off the after-hours offer of another language's open team."""
+
+
+@pytest.fixture(scope="module")
+def offering_bundle(bundle: Bundle) -> Bundle:
+    """The shipped rules, which offer another language's open team after hours."""
+    assert bundle.rules.after_hours.other_languages
+    return bundle
+
+
+@pytest.fixture(scope="module")
+def plain_bundle(tmp_path_factory: pytest.TempPathFactory) -> Bundle:
+    """The shipped rules with `after_hours.other_languages` switched off."""
+    path, _ = write_rules(tmp_path_factory.mktemp("rules"), OTHER_LANGUAGES_OFF)
+    return load_bundle(path, ROOT / "voice_prompts")
 
 
 def queued(
@@ -175,9 +193,9 @@ def test_language_menu(
 
 def test_a_caller_who_picks_another_language_hears_the_safety_notice_in_it(bundle: Bundle) -> None:
     decision = flow_at(bundle).on_input(CallState("language"), "3", US_CALLER)
-    notice = [
-        s for s in decision.actions[0].speech if isinstance(s, Say) and s.prompt == "anti_fraud"
-    ]  # type: ignore[union-attr]
+    gather = decision.actions[0]
+    assert isinstance(gather, Gather)
+    notice = [s for s in gather.speech if isinstance(s, Say) and s.prompt == "anti_fraud"]
     assert notice and notice[0].language == "fr-FR"
 
 
@@ -233,6 +251,19 @@ def test_zero_reaches_the_operator_queue_from_any_menu(bundle: Bundle) -> None:
     assert decision.ticket.issue == "operator"
 
 
+@pytest.mark.parametrize(
+    ("caller", "language"),
+    [(GERMAN_CALLER, "de-DE"), (US_CALLER, "en-US"), (UNKNOWN_CALLER, "en-US")],
+)
+def test_zero_at_the_language_menu_puts_the_greeting_language_on_the_ticket(
+    bundle: Bundle, caller: Caller, language: str
+) -> None:
+    decision = flow_at(bundle).on_input(CallState("language"), "0", caller)
+    assert decision.join == queued("general", language, 10)
+    assert decision.ticket.language == language
+    assert (decision.ticket.issue, decision.ticket.menu_step) == ("operator", "language:0")
+
+
 def test_self_service_answer_then_the_same_menu_again(bundle: Bundle) -> None:
     decision = flow_at(bundle).on_input(menu("en-US", "self_service"), "2", US_CALLER)
     assert heard(decision)[0] == "answer_email"
@@ -273,6 +304,30 @@ def test_closed_team_says_when_it_opens_and_offers_voicemail_and_callback(bundle
     assert "We open again on Monday, November 30" in text and "New York time" in text
     assert heard(decision)[1:] == ["offer_voicemail", "offer_callback", "offer_back"]
     assert listening_at(decision) == CallState("closed", "en-US", "funds", "funds", 30)
+
+
+@pytest.mark.parametrize(
+    ("language", "now", "expected"),
+    [
+        # Monday 06:00 in New York: the team opens at 08:00 the same day.
+        ("en-US", datetime(2026, 11, 23, 11, 0, tzinfo=UTC), "We open again today at 8:00"),
+        # Sunday 20:30 in New York: tomorrow, not "Monday, November 23".
+        ("en-US", datetime(2026, 11, 23, 1, 30, tzinfo=UTC), "We open again tomorrow at 8:00"),
+        # Monday 07:00 in Berlin.
+        ("de-DE", datetime(2026, 11, 23, 6, 0, tzinfo=UTC), "Wir sind heute um 08:00, Ortszeit"),
+        ("fr-FR", datetime(2026, 11, 23, 6, 0, tzinfo=UTC), "Nous rouvrons aujourd’hui à 08:00"),
+        # Monday 07:00 in Shanghai is still Sunday in UTC: "today" is the team's day.
+        ("zh-CN", datetime(2026, 11, 22, 23, 0, tzinfo=UTC), "我们将于上海时间今天 08:00恢复服务"),
+        ("zh-CN", datetime(2026, 11, 22, 12, 0, tzinfo=UTC), "我们将于上海时间明天 08:00恢复服务"),
+    ],
+)
+def test_a_team_opening_later_today_or_tomorrow_is_announced_as_such(
+    bundle: Bundle, language: str, now: datetime, expected: str
+) -> None:
+    decision = flow_at(bundle, now).on_input(menu(language, "funds"), "1", US_CALLER)
+    assert decision.ticket.outcome is Outcome.CLOSED_HOURS
+    assert expected in texts(decision)
+    assert "2026" not in texts(decision) and "November" not in texts(decision)
 
 
 def test_security_desk_is_open_around_the_clock(bundle: Bundle) -> None:
@@ -349,7 +404,7 @@ def hold_gather(decision: Decision) -> Gather:
     return gather
 
 
-def test_hold_round_tells_position_and_wait_offers_keys_then_plays_music(bundle: Bundle) -> None:
+def test_hold_round_tells_position_and_wait_offers_keys_then_waits(bundle: Bundle) -> None:
     decision = flow_at(bundle).hold(HOLD, STAFFED)
     gather = hold_gather(decision)
     assert heard(decision) == [
@@ -363,7 +418,8 @@ def test_hold_round_tells_position_and_wait_offers_keys_then_plays_music(bundle:
     assert "You are number 3 in line." in text
     assert "Your estimated wait is about 7 minutes." in text
     assert "without losing your place, press 2" in text
-    assert isinstance(gather.speech[-1], Music)
+    # The shipped queues play no clip of unknown length: the caller hears their place every 30 s.
+    assert gather.speech[-1] == Pause(30)
     assert gather.then == replace(HOLD, tries=1) and gather.timeout == 1
 
 
@@ -500,6 +556,92 @@ def test_other_keys_while_holding_are_answered_and_holding_goes_on(bundle: Bundl
     assert heard(decision)[0] == "not_an_option" and not decision.leave
 
 
+# --- after hours: another language's team that is open now ----------------------------------------
+
+# Monday 15:00 UTC: Shanghai 23:00 (the Chinese team is closed), New York 10:00 and Berlin 16:00 (open).
+CHINESE_CLOSED = CallState("closed", "zh-CN", "funds", "funds", 30)
+
+
+def test_a_closed_team_offers_the_open_team_of_another_language_in_that_language_first(
+    offering_bundle: Bundle,
+) -> None:
+    decision = flow_at(offering_bundle).on_input(menu("zh-CN", "funds"), "2", US_CALLER)
+    assert decision.ticket.outcome is Outcome.CLOSED_HOURS and decision.join is None
+    assert heard(decision) == [
+        "team_closed",
+        "offer_other_language",
+        "offer_voicemail",
+        "offer_callback",
+        "offer_back",
+    ]
+    [gather] = decision.actions
+    assert isinstance(gather, Gather)
+    offer = gather.speech[1]
+    assert isinstance(offer, Say) and offer.language == "en-US"  # the first open one in menu order
+    assert offer.text == "To speak with our English team now, press 3."
+    assert listening_at(decision) == CHINESE_CLOSED
+
+
+def test_pressing_3_puts_the_caller_in_the_same_queue_in_the_offered_language(
+    offering_bundle: Bundle,
+) -> None:
+    decision = flow_at(offering_bundle).on_input(CHINESE_CLOSED, "3", US_CALLER)
+    assert decision.join == queued("funds", "en-US", 30)
+    assert decision.ticket.language == "en-US"
+    assert (decision.ticket.team, decision.ticket.outcome) == ("americas", Outcome.QUEUED)
+    assert decision.ticket.menu_step == "closed:3"
+    assert heard(decision) == ["please_hold"]
+    [say, goto] = decision.actions
+    assert isinstance(say, Say) and say.language == "en-US"
+    assert isinstance(goto, GoTo) and goto.state.language == "en-US"
+
+
+def test_the_offer_is_repeated_with_the_other_options_after_a_wrong_key(
+    offering_bundle: Bundle,
+) -> None:
+    decision = flow_at(offering_bundle).on_input(CHINESE_CLOSED, "7", US_CALLER)
+    assert heard(decision)[:2] == ["not_an_option", "offer_other_language"]
+
+
+def test_without_the_setting_no_other_language_is_offered_and_3_is_not_an_option(
+    plain_bundle: Bundle,
+) -> None:
+    flow = flow_at(plain_bundle)
+    assert "offer_other_language" not in heard(
+        flow.on_input(menu("zh-CN", "funds"), "2", US_CALLER)
+    )
+    decision = flow.on_input(CHINESE_CLOSED, "3", US_CALLER)
+    assert decision.join is None and heard(decision)[0] == "not_an_option"
+
+
+def test_nothing_is_offered_when_every_team_is_closed(offering_bundle: Bundle) -> None:
+    flow = flow_at(offering_bundle, SATURDAY)
+    decision = flow.on_input(menu("zh-CN", "funds"), "2", US_CALLER)
+    assert heard(decision) == ["team_closed", "offer_voicemail", "offer_callback", "offer_back"]
+    assert flow.on_input(CHINESE_CLOSED, "3", US_CALLER).join is None
+
+
+def test_a_team_of_the_same_team_is_not_offered_as_another(offering_bundle: Bundle) -> None:
+    # Monday 06:00 UTC: Berlin 07:00 (closed, serves French and German), Shanghai 14:00 (open).
+    early = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
+    decision = flow_at(offering_bundle, early).on_input(menu("fr-FR", "funds"), "2", US_CALLER)
+    offers = [
+        s
+        for a in decision.actions
+        if isinstance(a, Gather)
+        for s in a.speech
+        if isinstance(s, Say) and s.prompt == "offer_other_language"
+    ]
+    assert [s.language for s in offers] == ["zh-CN"]
+
+
+def test_an_open_but_full_queue_offers_no_other_language(offering_bundle: Bundle) -> None:
+    full = HoldInfo(position=51, agents_logged_in=2)
+    state = CallState("hold", "en-US", None, "general", 10)
+    decision = flow_at(offering_bundle).hold(state, full)
+    assert "queue_full" in heard(decision) and "offer_other_language" not in heard(decision)
+
+
 # --- the agent ---------------------------------------------------------------------------------
 
 
@@ -514,7 +656,36 @@ def test_connect_rings_the_agent_who_first_hears_who_is_calling(bundle: Bundle) 
     whisper = flow.whisper(dial.whisper, "4821093")
     [said] = whisper.actions
     assert isinstance(said, Say) and said.language == "de-DE"  # Anna's first language
-    assert "funds" in said.text and "English" in said.text and "4 8 2 1 0 9 3" in said.text
+    assert "Ein- und Auszahlungen" in said.text and "English" in said.text
+    assert "4 8 2 1 0 9 3" in said.text
+
+
+@pytest.mark.parametrize(
+    ("agent", "language", "label"),
+    [
+        ("li_wei", "zh-CN", "充值与提现"),
+        ("emma", "en-US", "deposits and withdrawals"),
+        ("lucas", "fr-FR", "dépôts et retraits"),
+        ("anna", "de-DE", "Ein- und Auszahlungen"),
+    ],
+)
+def test_the_whisper_names_the_queue_in_the_agents_language_not_by_its_id(
+    bundle: Bundle, agent: str, language: str, label: str
+) -> None:
+    [said] = flow_at(bundle).whisper(replace(HOLD, step="whisper", agent=agent), "4821093").actions
+    assert isinstance(said, Say) and said.language == language
+    assert label in said.text and "funds" not in said.text
+
+
+def test_a_queue_without_a_label_prompt_is_named_by_the_option_leading_to_it(
+    bundle: Bundle,
+) -> None:
+    catalogs = {
+        code: replace(c, texts={k: v for k, v in c.texts.items() if k != "queue_label_funds"})
+        for code, c in bundle.prompts.catalogs.items()
+    }
+    unlabelled = Bundle(bundle.rules, replace(bundle.prompts, catalogs=catalogs))
+    assert flow_at(unlabelled).queue_label("funds", "en-US") == "a deposit"
 
 
 def test_a_client_agent_is_dialled_by_identity(bundle: Bundle) -> None:
@@ -534,6 +705,24 @@ def test_an_unanswered_agent_sends_the_caller_back_to_hold(bundle: Bundle) -> No
     decision = flow_at(bundle).after_agent(state, answered=False)
     assert heard(decision) == ["agent_unavailable"]
     assert decision.actions[-1] == GoTo(replace(HOLD, tries=1))
+
+
+@pytest.mark.parametrize("digits", [None, "9"])
+def test_the_survey_is_asked_once_more_at_most_then_the_caller_is_let_go(
+    bundle: Bundle, digits: str | None
+) -> None:
+    flow = flow_at(bundle)
+    decision = flow.after_agent(replace(HOLD, step="agent", agent="emma"), answered=True)
+    asked = 1
+    for _ in range(5):  # bounded: the flow must end the call well before this
+        state = listening_at(decision)
+        if state is None:
+            break
+        decision = flow.on_input(state, digits, US_CALLER)
+        asked += heard(decision).count("survey_question")
+    assert asked == 2
+    assert heard(decision)[-1] == "goodbye" and isinstance(decision.actions[-1], Hangup)
+    assert decision.ticket.satisfaction is None
 
 
 @pytest.mark.parametrize(("digits", "score"), [("5", 5), ("1", 1), ("9", None), (None, None)])

@@ -11,7 +11,7 @@ import pytest
 import pytz
 
 from ivr import hours
-from ivr.hours import DayHours, Status, format_opening, hours_on, status
+from ivr.hours import DayHours, Status, format_opening, hours_on, spoken_opening, status
 from ivr.rules.schema import Team, TimeRange
 
 
@@ -548,3 +548,26 @@ def test_format_opening_unknown_locale(bad: str) -> None:
 def test_format_opening_needs_an_aware_time() -> None:
     with pytest.raises(ValueError, match="aware"):
         format_opening(datetime(2026, 11, 23, 8, 0), "en-US")
+
+
+@pytest.mark.parametrize(
+    ("code", "today", "tomorrow", "later"),
+    [
+        ("en-US", "today at 8:00", "tomorrow at 8:00", "on Monday, November 23 at 8:00"),
+        ("de-DE", "heute um 08:00", "morgen um 08:00", "am Montag, 23. November um 08:00"),
+        ("fr-FR", "aujourd’hui à 08:00", "demain à 08:00", "le lundi 23 novembre à 08:00"),
+        ("zh-CN", "今天 08:00", "明天 08:00", "11月23日星期一 08:00"),
+    ],
+)
+def test_an_opening_today_or_tomorrow_is_said_so_in_each_language(
+    code: str, today: str, tomorrow: str, later: str
+) -> None:
+    assert spoken_opening(MONDAY_8, local("2026-11-23 06:30"), code)[0].startswith(today)
+    assert spoken_opening(MONDAY_8, local("2026-11-22 21:00"), code)[0].startswith(tomorrow)
+    assert spoken_opening(MONDAY_8, local("2026-11-20 19:00"), code)[0].startswith(later)
+
+
+def test_today_is_the_team_zones_day_not_utcs() -> None:
+    # 23:30 UTC on Sunday is already Monday 00:30 in Berlin: the 08:00 opening is "today".
+    words, city = spoken_opening(MONDAY_8, datetime(2026, 11, 22, 23, 30, tzinfo=UTC), "en-US")
+    assert words.startswith("today at 8:00") and city == "Berlin"

@@ -7,14 +7,18 @@ can run on without surprises, or raises `RulesError` listing every problem with 
 from __future__ import annotations
 
 import gc
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from ivr.audio import clip_seconds, is_remote, spoken_length
+from ivr.language_id import wrong_language
 from ivr.prompts import GLOBAL_PLACEHOLDERS, SYSTEM_PROMPTS, Prompts, load_prompts, placeholders
 from ivr.rules.loader import Location, Problem, RulesError, Source, load_rules
-from ivr.rules.schema import Rules, Target
+from ivr.rules.schema import Queue, Rules, Target
+from ivr.voices import voice_problem
 
 SYSTEM_PLACEHOLDERS: dict[str, frozenset[str]] = {
     "language_option": frozenset({"key"}),
@@ -39,6 +43,8 @@ class Bundle:
 
     rules: Rules
     prompts: Prompts
+    warnings: tuple[Problem, ...] = ()
+    """What `ivr check` prints as `warning:` lines; the rules run anyway."""
 
 
 def _targets(rules: Rules) -> Iterator[tuple[Location, Target]]:
@@ -207,6 +213,93 @@ def check_prompts(
     return problems
 
 
+def check_languages(
+    rules: Rules, prompts: Prompts, prompt_sources: dict[str, Source]
+) -> list[Problem]:
+    """Warnings: prompts that read as another of the rules' languages than their catalog's.
+
+    A warning, not an error: the guess (see ivr/language_id.py) is for `ivr check` and
+    `ivr simulate --explore` to report, and the service does not refuse a catalog on it."""
+    warnings: list[Problem] = []
+    for language, catalog in prompts.catalogs.items():
+        for prompt_id, text in catalog.texts.items():
+            if written_in := wrong_language(text, language, rules.language_codes):
+                message = f"reads as {written_in}, not {language}"
+                warnings.append(prompt_sources[language].warning(("prompts", prompt_id), message))
+    return warnings
+
+
+def check_voices(prompts: Prompts, prompt_sources: dict[str, Source]) -> list[Problem]:
+    """Every catalog's `voice:` speaks its `say_language:` (see `ivr.voices`)."""
+    problems: list[Problem] = []
+    for language, catalog in prompts.catalogs.items():
+        problem = voice_problem(catalog.voice, catalog.say_language)
+        if problem is not None:
+            problems.append(prompt_sources[language].problem(("voice",), problem))
+    return problems
+
+
+_SERVED_AUDIO = re.compile(r"^/voice/audio/(?P<language>[^/]+)/(?P<name>[^/]+)$")
+"""A recording the service serves itself (`voice_prompts/audio/<language>/<name>`)."""
+
+
+def _hold_clip(queue: Queue, prompts: Prompts) -> tuple[float | None, str]:
+    """How long the queue's hold clip plays (None: unknown), and how that length is known."""
+    assert queue.hold_music is not None
+    served = _SERVED_AUDIO.match(queue.hold_music)
+    if served and not is_remote(queue.hold_music):
+        measured = clip_seconds(prompts.audio_root / served["language"] / served["name"])
+        if measured is not None:
+            return measured, "measured"
+    return queue.hold_music_seconds, "declared in hold_music_seconds"
+
+
+def check_audio(rules: Rules, source: Source, prompts: Prompts) -> list[Problem]:
+    """Warnings about clip lengths: a hold round lasts as long as its clip (a `<Play>` is not cut
+    short), so a clip longer than `announce_every` makes callers wait longer between updates."""
+    warnings: list[Problem] = []
+    for queue_id, queue in rules.queues.items():
+        if queue.hold_music is None:
+            continue
+        where: Location = ("queues", queue_id, "hold_music")
+        seconds, known = _hold_clip(queue, prompts)
+        if seconds is None:
+            warnings.append(
+                source.warning(
+                    where,
+                    "the length of this clip is unknown: declare it with hold_music_seconds, "
+                    f"or callers may wait longer than announce_every ({queue.announce_every} s) "
+                    "between updates",
+                )
+            )
+        elif seconds > queue.announce_every:
+            declared: Location = ("queues", queue_id, "hold_music_seconds")
+            if known != "measured" and declared in source.positions:
+                where = declared  # the number the admin wrote
+            warnings.append(
+                source.warning(
+                    where,
+                    f"the hold clip plays {spoken_length(seconds)} ({known}), longer than "
+                    f"announce_every ({queue.announce_every} s): callers hear their position only "
+                    "every time the clip ends; use a shorter clip or a longer announce_every",
+                )
+            )
+    for catalog in prompts.catalogs.values():
+        for file_name in catalog.audio.values():
+            path = prompts.audio_root / catalog.language / file_name
+            if clip_seconds(path) is None:
+                warnings.append(
+                    Problem(
+                        str(path),
+                        1,
+                        1,
+                        "cannot be read as audio: Twilio may fail to play it",
+                        "warning",
+                    )
+                )
+    return warnings
+
+
 @contextmanager
 def _collector_paused() -> Iterator[None]:
     """Pause Python's cycle collector while a bundle is built (it has no cycles to collect).
@@ -240,6 +333,14 @@ def _load_bundle(rules_path: Path | str, prompts_dir: Path | str) -> Bundle:
     except RulesError as exc:
         raise RulesError(problems + exc.problems) from exc
     problems += check_prompts(rules, source, prompts, prompt_sources)
+    problems += check_voices(prompts, prompt_sources)
+    warnings = check_audio(rules, source, prompts)
+    warnings += check_languages(rules, prompts, prompt_sources)
     if problems:
-        raise RulesError(sorted(problems, key=lambda p: (p.file, p.line, p.column)))
-    return Bundle(rules=rules, prompts=prompts)
+        # The warnings go along: an admin fixing the errors should see them too.
+        raise RulesError(_in_file_order(problems + warnings))
+    return Bundle(rules=rules, prompts=prompts, warnings=tuple(_in_file_order(warnings)))
+
+
+def _in_file_order(problems: list[Problem]) -> list[Problem]:
+    return sorted(problems, key=lambda p: (p.file, p.line, p.column))

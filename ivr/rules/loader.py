@@ -10,29 +10,38 @@ nodes and positions some ten times faster than the pure-Python parser, which sta
 
 from __future__ import annotations
 
+import difflib
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from ivr.rules.schema import PIN_IN_RULES, Rules
+from ivr.rules.schema import PIN_IN_RULES, Rules, ValueAt
 
 Location = tuple[str | int, ...]
 
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong with a rules (or prompts) file, printed as `FILE:LINE:COL: message`."""
+    """One thing wrong with a rules (or prompts) file, printed as `FILE:LINE:COL: message`.
+
+    A warning (`FILE:LINE:COL: warning: message`) is something the admin should look at that does
+    not stop the rules from running; it never makes `ivr check` fail.
+    """
 
     file: str
     line: int
     column: int
     message: str
+    severity: Literal["error", "warning"] = "error"
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.column}: {self.message}"
+        kind = "warning: " if self.severity == "warning" else ""
+        return f"{self.file}:{self.line}:{self.column}: {kind}{self.message}"
 
 
 class RulesError(Exception):
@@ -67,6 +76,10 @@ class Source:
     def problem(self, loc: Location, message: str, at_key: bool = False) -> Problem:
         line, column = self.position(loc, at_key)
         return Problem(self.file, line, column, message)
+
+    def warning(self, loc: Location, message: str) -> Problem:
+        line, column = self.position(loc)
+        return Problem(self.file, line, column, message, "warning")
 
 
 YamlLoader = type[yaml.SafeLoader] | type[yaml.CSafeLoader]
@@ -160,6 +173,14 @@ def _syntax_problem(error: yaml.YAMLError, text: str, file: str) -> Problem:
         return Problem(file, line, column, f"YAML syntax: character {code}: {error.reason}")
     mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
     line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    if mark and text[mark.index : mark.index + 1] == "\t":
+        return Problem(
+            file,
+            line,
+            column,
+            "YAML syntax: a tab character: YAML indents with spaces only, "
+            "so replace the tab with spaces",
+        )
     return Problem(file, line, column, f"YAML syntax: {getattr(error, 'problem', None) or error}")
 
 
@@ -201,6 +222,67 @@ def _clean_loc(loc: tuple[Any, ...]) -> Location:
     )
 
 
+def _models(annotation: Any) -> list[type[BaseModel]]:
+    """The models an annotation can hold directly (through Optional, Annotated and unions)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _models(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        return [m for arg in typing.get_args(annotation) for m in _models(arg)]
+    return []
+
+
+def _items(annotation: Any) -> list[Any]:
+    """What the values of a mapping (or the items of a tuple) of this annotation are."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _items(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        return [item for arg in typing.get_args(annotation) for item in _items(arg)]
+    args = typing.get_args(annotation)
+    if origin is dict and len(args) == 2:
+        return [args[1]]
+    if origin in (tuple, list) and args:
+        return [args[0]]
+    return []
+
+
+def _settings_at(loc: Location) -> list[str]:
+    """The setting names the schema allows in the mapping at `loc` (for "did you mean")."""
+    annotations: list[Any] = [Rules]
+    for part in loc:
+        found: list[Any] = []
+        for annotation in annotations:
+            models = _models(annotation)
+            for model in models:
+                if isinstance(part, str) and part in model.model_fields:
+                    found.append(model.model_fields[part].annotation)
+            if not models:
+                found += _items(annotation)
+        annotations = found
+    return sorted({name for a in annotations for m in _models(a) for name in m.model_fields})
+
+
+def _misspelt(errors: list[Any]) -> dict[Location, str]:
+    """Unknown setting (its loc) -> the setting it is a typo of, the missing one if there is one."""
+    missing = {_clean_loc(e["loc"]) for e in errors if e["type"] == "missing"}
+    found: dict[Location, str] = {}
+    for error in errors:
+        if error["type"] != "extra_forbidden":
+            continue
+        loc = _clean_loc(error["loc"])
+        parent, key = loc[:-1], str(loc[-1])
+        absent = [str(m[-1]) for m in missing if m[:-1] == parent]
+        near = difflib.get_close_matches(key, absent, n=1, cutoff=0.6) or difflib.get_close_matches(
+            key, _settings_at(parent), n=1, cutoff=0.75
+        )
+        if near:
+            found[loc] = near[0]
+    return found
+
+
 def parse_rules(source: Source) -> Rules:
     """Validate a `Source` against the schema; every error is reported with its position."""
     try:
@@ -208,15 +290,25 @@ def parse_rules(source: Source) -> Rules:
     except ValidationError as exc:
         problems = []
         seen: set[tuple[Location, str]] = set()
-        for error in exc.errors():
+        errors = exc.errors()
+        misspelt = _misspelt(errors)
+        explained = {(*loc[:-1], name) for loc, name in misspelt.items()}
+        for error in errors:
             loc = _clean_loc(error["loc"])
+            if error["type"] == "missing" and loc in explained:
+                continue  # the typo's message says it
             message = _describe(error)
+            # Problems with a key itself (a typo, a reserved menu key) point at the key.
+            about_key = error["type"] == "extra_forbidden" or "[key]" in error["loc"]
+            if loc in misspelt:
+                message += f": did you mean {misspelt[loc]!r}?"
+            raised = (error.get("ctx") or {}).get("error")
+            if isinstance(raised, ValueAt):  # a problem deeper inside the value: point at it
+                loc, about_key = (*loc, *raised.path), raised.at_key
             if (loc, message) in seen:
                 continue
             seen.add((loc, message))
             where = ".".join(str(p) for p in loc)
-            # Problems with a key itself (a typo, a reserved menu key) point at the key.
-            about_key = error["type"] == "extra_forbidden" or "[key]" in error["loc"]
             text = f"{where}: {message}" if where else message
             problems.append(source.problem(loc, text, at_key=about_key))
         raise RulesError(problems) from exc

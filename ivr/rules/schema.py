@@ -32,6 +32,16 @@ MENU_KEYS = frozenset("123456789")
 _RANGE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 
 
+class ValueAt(ValueError):
+    """A problem with a value inside the one being validated: `path` leads from the validated value
+    to it (a weekday key, a range in a list), so that `ivr check` points at it and not at the `{`."""
+
+    def __init__(self, message: str, path: tuple[str | int, ...], at_key: bool = False) -> None:
+        super().__init__(message)
+        self.path = path
+        self.at_key = at_key
+
+
 class Frozen(BaseModel):
     # Numbers become text where text is expected, so `extension: 104` works as well as `"104"`.
     model_config = ConfigDict(
@@ -151,24 +161,41 @@ class TimeRange(Frozen):
         if not match:
             raise ValueError(f"expected a range like '08:00-20:00', got {text!r}")
         h1, m1, h2, m2 = (int(g) for g in match.groups())
-        if h1 > 24 or h2 > 24 or m1 > 59 or m2 > 59 or (h1 == 24 and m1) or (h2 == 24 and m2):
-            raise ValueError(f"not a valid time in {text!r}")
+        wrong = [
+            f"{half} {hours}:{minutes:02d}"
+            for half, hours, minutes in (("start", h1, m1), ("end", h2, m2))
+            if hours > 24 or minutes > 59 or (hours == 24 and minutes)
+        ]
+        if wrong:
+            verb = "are not times" if len(wrong) == 2 else "is not a time"
+            raise ValueError(
+                f"in {text!r} the {' and the '.join(wrong)} {verb} of day (00:00 to 24:00)"
+            )
+        if h2 * 60 + m2 <= h1 * 60 + m1:
+            raise ValueError(f"{text!r} ends before it starts (a range cannot pass midnight)")
         return cls(start=h1 * 60 + m1, end=h2 * 60 + m2)
 
 
 def _ranges(value: Any) -> tuple[TimeRange, ...]:
-    """'closed', '08:00-20:00' or a list of such ranges -> sorted ranges."""
+    """'closed', '08:00-20:00' or a list of such ranges -> sorted ranges.
+
+    A bad range raises `ValueAt` with its index in the list (empty for a single range)."""
     if value is None or value == "closed":
         return ()
-    items = value if isinstance(value, list) else [value]
+    listed = isinstance(value, list)
+    items = value if listed else [value]
     ranges = []
-    for item in items:
+    for index, item in enumerate(items):
+        at: tuple[str | int, ...] = (index,) if listed else ()
         if isinstance(item, TimeRange):
             ranges.append(item)
         elif isinstance(item, str):
-            ranges.append(TimeRange.parse(item))
+            try:
+                ranges.append(TimeRange.parse(item))
+            except ValueError as exc:
+                raise ValueAt(str(exc), at) from exc
         else:
-            raise ValueError(f"expected 'HH:MM-HH:MM' or 'closed', got {item!r}")
+            raise ValueAt(f"expected 'HH:MM-HH:MM' or 'closed', got {item!r}", at)
     return tuple(sorted(ranges, key=lambda r: r.start))
 
 
@@ -242,10 +269,17 @@ class Team(Frozen):
             raise ValueError("expected a mapping like {mon-fri: '08:00-20:00'} or 'always'")
         weekly: dict[int, tuple[TimeRange, ...]] = {}
         for key, hours in value.items():
-            for day in _weekday_span(str(key)):
+            try:
+                days = _weekday_span(str(key))
+            except ValueError as exc:
+                raise ValueAt(str(exc), (key,), at_key=True) from exc
+            for day in days:
                 if day in weekly:
-                    raise ValueError(f"{WEEKDAYS[day]} is given twice")
-                weekly[day] = _ranges(hours)
+                    raise ValueAt(f"{WEEKDAYS[day]} is given twice", (key,), at_key=True)
+                try:
+                    weekly[day] = _ranges(hours)
+                except ValueAt as exc:
+                    raise ValueAt(str(exc), (key, *exc.path)) from exc
         return weekly
 
     @field_validator("overrides")
@@ -265,6 +299,9 @@ class Queue(Frozen):
     team: Name | dict[str, Name]
     priority: int = Field(default=0, ge=0, le=100)
     hold_music: str | None = None
+    hold_music_seconds: float | None = Field(default=None, gt=0, le=3600)
+    """How long the `hold_music` clip plays, in seconds: a remote clip cannot be measured, so its
+    length is declared here (`ivr check` warns when it is missing or longer than `announce_every`)."""
     announce_every: int = Field(default=30, ge=10, le=600, description="seconds between updates")
     announce_position: bool = True
     announce_position_limit: int | None = Field(default=None, ge=1)
@@ -316,11 +353,12 @@ class Agent(Frozen):
 
 
 class HoldKeys(Frozen):
-    """Keys a caller may press while holding (None switches the option off)."""
+    """Keys a caller may press while holding. Under a `hold_keys:` section an option left out (or
+    set to null) is switched off; without the section all three are on (`DEFAULT_HOLD_KEYS`)."""
 
-    position: MenuKey | None = "1"
-    callback: MenuKey | None = "2"
-    voicemail: MenuKey | None = "3"
+    position: MenuKey | None = None
+    callback: MenuKey | None = None
+    voicemail: MenuKey | None = None
 
     @model_validator(mode="after")
     def _distinct(self) -> HoldKeys:
@@ -330,10 +368,17 @@ class HoldKeys(Frozen):
         return self
 
 
+DEFAULT_HOLD_KEYS = HoldKeys(position="1", callback="2", voicemail="3")
+"""The hold keys of a rules file without a `hold_keys:` section."""
+
+
 class AfterHours(Frozen):
     voicemail: bool = True
     callback: bool = True
     max_recording_seconds: int = Field(default=120, ge=10, le=600)
+    other_languages: bool = False
+    """When the caller's team is closed, first offer the same queue's team of another language
+    that is open now (the offer is spoken in that language; key 3)."""
 
 
 class Rules(Frozen):
@@ -353,7 +398,7 @@ class Rules(Frozen):
     queues: dict[Name, Queue]
     after_hours: AfterHours = AfterHours()
     agents: dict[Name, Agent] = {}
-    hold_keys: HoldKeys = HoldKeys()
+    hold_keys: HoldKeys = DEFAULT_HOLD_KEYS
     satisfaction_survey: bool = True
     """After the agent hangs up, ask the caller for a score from 1 to 5."""
 

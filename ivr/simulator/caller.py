@@ -3,12 +3,16 @@
 A script is a comma-separated list, taken in order at each menu (`<Gather>`) or recording:
 
     2        press 2 (several characters: "104#" presses them in turn)
-    w10      stay silent for 10 seconds, then go on with the next item
+    w10      press nothing for 10 seconds, then go on with the next item; the call goes on meanwhile
+             (menus time out, hold rounds follow each other), and a key right after a wait is
+             pressed the moment the wait ends, cutting off the prompt then playing
     t        press nothing at this menu: let it time out
     r12      at a recording, speak for 12 seconds (at a menu: skipped)
     h        hang up now;  h30: hang up 30 seconds from now, whatever is happening
 
-When the script runs out the caller stays on the line, silent, until the call ends or the simulator's
+At a menu the caller listens to its prompts to the end, then acts; a wait that is the next item
+when a menu starts starts then, so `w3,1` presses 1 three seconds into the menu's prompt. When the
+script runs out the caller stays on the line, silent, until the call ends or the simulator's
 time limit for one call.
 """
 
@@ -98,6 +102,13 @@ class ScriptedCaller:
 
     def __init__(self, steps: list[Step]) -> None:
         self.steps = list(steps)
+
+    def wait_first(self) -> float | None:
+        """At the start of a menu: the wait the script goes on with, taken now (it runs while the
+        prompts play), or None when the next item is not a wait."""
+        if self.steps and isinstance(self.steps[0], Wait):
+            return self.steps.pop(0).seconds  # type: ignore[union-attr]
+        return None
 
     def next_step(self, at: str, heard: list[str]) -> Step | None:
         while self.steps:

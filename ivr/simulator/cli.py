@@ -26,9 +26,12 @@ from ivr.simulator.caller import (
     parse_script,
 )
 from ivr.simulator.engine import AgentBehaviour, SimulatedCall, SimulationError, Simulator
-from ivr.simulator.report import printer, ticket_line, ticket_record
+from ivr.simulator.report import printer, summary_lines, summary_of, ticket_line, ticket_record
 from ivr.simulator.session import CatalogMatcher, OverHttp, in_process
 from ivr.simulator.shared import parse_when, ticket_of
+
+DEFAULT_SCRIPTS = ["2,2,2", "2,6,1,w2,h", "2,0", "1,3,1"]
+"""`--calls` without `--keys`: a withdrawal, a self-service answer, the operator, a Chinese caller."""
 
 
 def add_parser(commands: Any) -> None:
@@ -59,10 +62,40 @@ def add_parser(commands: Any) -> None:
     simulate.add_argument("--agent-no-answer", action="store_true", help="agents never pick up")
     simulate.add_argument("--play-seconds", type=float, default=30.0, help="length of one <Play>")
     simulate.add_argument("--calls", type=int, default=1, help="many calls at once (a summary)")
+    simulate.add_argument(
+        "--retries",
+        type=int,
+        default=0,
+        help="in-process: send every webhook this many more times, as Twilio retries one whose "
+        "answer it lost (same URL, form and I-Twilio-Idempotency-Token)",
+    )
+    simulate.add_argument(
+        "--status-delay",
+        type=float,
+        default=0.0,
+        help="in-process: seconds between a call's end and its status callback",
+    )
+    simulate.add_argument(
+        "--public-url",
+        help="in-process: the URL Twilio requests and signs, while the app is reached at another "
+        "address through a proxy that forwards the public scheme and host",
+    )
+    simulate.add_argument(
+        "--proxy-hides-host",
+        action="store_true",
+        help="with --public-url: the proxy does not forward them, and PUBLIC_BASE_URL is not set "
+        "(the mistake that makes every webhook fail its signature check)",
+    )
     simulate.add_argument("--spread", type=float, default=10.0, help="seconds between arrivals")
     simulate.add_argument("--seed", type=int, default=1, help="random seed for --calls")
     simulate.add_argument("--scenario", nargs="+", metavar="FILE", help="run scenario files")
     simulate.add_argument("--explore", action="store_true", help="walk every menu path")
+    simulate.add_argument(
+        "--explore-at",
+        action="append",
+        metavar="WHEN",
+        help="with --explore: also walk at this instant (repeatable): a time, open, closed or holiday",
+    )
     simulate.set_defaults(run=main)
 
 
@@ -132,6 +165,10 @@ def _simulator(args: argparse.Namespace, quiet: bool = False) -> Iterator[tuple[
         agent=_behaviour(args),
         play_seconds=args.play_seconds,
         on_record=emit,
+        retries=args.retries,
+        status_delay=args.status_delay,
+        public_url=args.public_url,
+        forwarded=not args.proxy_hides_host,
     ) as session:
         yield session.simulator, session.app
 
@@ -160,11 +197,15 @@ def _one(args: argparse.Namespace) -> int:
 def _many(args: argparse.Namespace) -> int:
     """N calls with a spread of keys and hang-up times; prints a summary."""
     rng = random.Random(args.seed)
-    scripts = [s for s in args.keys.split("|") if s.strip()] or ["2,2,2", "2,6,1", "2,0", "1,3,1"]
+    # A self-service caller hangs up after the answer; one who stayed silent would be sent to the
+    # fallback queue, and counted there, after the menu's tries.
+    scripts = [s.strip() for s in args.keys.split("|") if s.strip()] or DEFAULT_SCRIPTS
     calls: list[SimulatedCall] = []
+    chosen: list[str] = []
     with _simulator(args, quiet=not args.verbose) as (simulator, app):
         for index in range(args.calls):
-            caller = ScriptedCaller(parse_script(rng.choice(scripts)))
+            chosen.append(rng.choice(scripts))
+            caller = ScriptedCaller(parse_script(chosen[-1]))
             number = f"+1415555{index:04d}"
             patience = args.hangup_after or rng.uniform(60, 900)
             calls.append(
@@ -174,12 +215,15 @@ def _many(args: argparse.Namespace) -> int:
             )
         simulator.run()
         outcomes: Counter[str] = Counter()
-        for call in calls:
+        rows = []
+        for script, call in zip(chosen, calls, strict=True):
             fields = ticket_of(app, call.sid)
+            rows.append((script, fields, call.records))
             if fields:
                 outcomes[fields["outcome"] or "none"] += 1
             else:
                 outcomes["agent reached" if call.reached_agent else "no agent reached"] += 1
+        breakdown = summary_of(rows)
         callbacks = [c for c in simulator.calls.values() if c.direction == "outbound-api"]
     everyone = calls + callbacks
     errors = [e for call in everyone for e in call.errors]
@@ -191,6 +235,10 @@ def _many(args: argparse.Namespace) -> int:
         "callbacks_placed": len(callbacks),
         "answered_by_callback": sum(1 for c in callbacks if c.reached_agent),
         "positions_heard": positions,
+        "by_script": breakdown["by_script"],
+        "by_queue": breakdown["by_queue"],
+        "wait_seconds": breakdown["wait_seconds"],
+        "turned_away_queue_full": breakdown["turned_away_queue_full"],
         "errors": errors,
     }
     if args.json:
@@ -202,6 +250,8 @@ def _many(args: argparse.Namespace) -> int:
             f"{summary['answered_by_callback']} of {len(callbacks)} called back"
         )
         print(f"positions heard: {', '.join(map(str, positions)) or '-'}")
+        for line in summary_lines(breakdown):
+            print(line)
         print(f"errors: {len(errors)}")
         for error in errors[:20]:
             print(f"  {error}")

@@ -13,7 +13,9 @@ an error record saying why.
 
 from __future__ import annotations
 
+import hashlib
 import heapq
+import inspect
 import itertools
 import json
 import logging
@@ -29,11 +31,17 @@ from twilio.http import HttpClient
 from twilio.http.response import Response as TwilioResponse
 
 from ivr.clock import FrozenClock
-from ivr.simulator.caller import Caller, HangUp, Press, ScriptedCaller, Silence, Speak, Wait
+from ivr.simulator.caller import Caller, HangUp, Press, ScriptedCaller, Speak, Step, Wait
 from ivr.simulator.twiml import TwimlError, Verb, parse_twiml
 
 TWILIO_TIMEOUT_SECONDS = 15.0
 DEFAULT_PLAY_SECONDS = 30.0
+"""How long a `<Play>` of a clip the simulator cannot measure lasts (no declared length)."""
+DTMF_TONE_SECONDS = 0.5
+"""One tone of `<Play digits>` (and each `w`, which Twilio documents as a half-second pause)."""
+TWILIO_QUEUE_SIZE = 1000
+"""Twilio's <Enqueue> page: "The default maximum length of the queue is 1000." """
+IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"
 Next = tuple[str, str, dict[str, str]]
 """Where the call goes next: (absolute URL, method, extra form fields)."""
 END: Next = ("", "", {})  # the call is over
@@ -54,6 +62,13 @@ class _HungUp(Exception):
 
 class _Left(Exception):
     """<Leave> in a queue's wait music."""
+
+
+class _Bridged(Exception):
+    """Another call's <Dial><Queue> took this call out of its Twilio queue."""
+
+    def __init__(self, dialer: str) -> None:
+        self.dialer = dialer
 
 
 @dataclass(frozen=True)
@@ -153,7 +168,17 @@ class SimulatedCall:
         self.reached_agent = False
         self.ended = False
         self.status = "in-progress"
+        self.in_queue = False
+        """In an <Enqueue>: <Leave> and a <Dial><Queue> apply."""
+        self.bridged_by: str | None = None
+        self._bridge_url: str | None = None
         self._answered = False
+        self._ended_at: float | None = None
+        self._quiet_until: float | None = None
+        """The caller presses nothing before this instant (a `wN` of the script)."""
+        self._pending: Step | None = None
+        self._menu_silent = False
+        """The caller lets the current menu time out (`t`, or the script is over)."""
 
     # --- bookkeeping ------------------------------------------------------------------------------
 
@@ -179,17 +204,54 @@ class SimulatedCall:
         return params
 
     def _sleep(self, seconds: float) -> Generator[float, None, None]:
-        """Let `seconds` of call time pass; a hang-up or a REST redirect interrupts it."""
+        """Let `seconds` of call time pass; a hang-up, a REST redirect or a bridge interrupts it."""
         end = self.sim.t + max(0.0, seconds)
         while True:
             if self.redirect_to is not None:
                 url, self.redirect_to = self.redirect_to, None
                 raise _Redirected(url)
+            if self.bridged_by is not None and self.in_queue:
+                raise _Bridged(self.bridged_by)
             if self.sim.t >= self.deadline:
                 raise _HungUp()
             if self.sim.t >= end:
                 return
             yield min(end, self.deadline) - self.sim.t
+
+    # --- the caller's timeline ------------------------------------------------------------------
+
+    def _take(self, at: str) -> Step | None:
+        step, self._pending = self._pending, None
+        return step if step is not None else self.caller.next_step(at, self.heard)
+
+    def _act(self, until: float, during_prompt: bool) -> Generator[float, None, Press | None]:
+        """What the caller does at a menu before `until`: the keys they press, or None (nothing).
+
+        A caller listens to a menu's prompts before acting, unless a wait (`wN`) of theirs ends while
+        a prompt plays: the item after it happens then, so a key interrupts the prompt. A wait runs in
+        call time: menus time out and the call goes on while the caller waits."""
+        while True:
+            if self._quiet_until is not None:
+                if self._quiet_until > until:
+                    yield from self._sleep(until - self.sim.t)
+                    return None
+                yield from self._sleep(self._quiet_until - self.sim.t)
+                self._quiet_until = None
+            elif during_prompt or self._menu_silent:
+                yield from self._sleep(until - self.sim.t)
+                return None
+            step = self._take("menu")
+            if isinstance(step, Wait):
+                self.log("wait", f"waits {step.seconds:g} s", seconds=step.seconds)
+                self._quiet_until = self.sim.t + step.seconds
+            elif isinstance(step, HangUp):
+                if step.after <= 0:
+                    raise _HungUp()
+                self.deadline = min(self.deadline, self.sim.t + step.after)
+            elif isinstance(step, Press):
+                return step
+            elif not isinstance(step, Speak):  # Silence, or the script is over: nothing here
+                self._menu_silent = True
 
     # --- requests ---------------------------------------------------------------------------------
 
@@ -197,22 +259,9 @@ class SimulatedCall:
         """Request a webhook and parse its TwiML; anything Twilio would refuse raises."""
         params = self._params(**extra)
         self._answered = True
-        reply = self.sim.request(method, url, params)
+        reply = self.sim.request(method, url, params, self)
         self.log("request", f"{method} {_path(url)}", params={k: v for k, v in extra.items()})
-        path = _path(url)
-        if reply.seconds > TWILIO_TIMEOUT_SECONDS:
-            raise SimulationError(f"{path} took {reply.seconds:.1f} s; Twilio gives up after 15 s")
-        if reply.status >= 400:
-            first = reply.body.decode("utf-8", "replace").strip().splitlines()[:1]
-            raise SimulationError(f"{path} answered HTTP {reply.status}: {' '.join(first)}")
-        if reply.status >= 300:
-            raise SimulationError(
-                f"{path} answered HTTP {reply.status}; Twilio drops Digits on a 3xx"
-            )
-        try:
-            verbs = parse_twiml(reply.body, reply.content_type)
-        except TwimlError as exc:
-            raise SimulationError(f"{path}: {exc}") from exc
+        verbs = _accepted(reply, _path(url))
         self._note_queue(url)
         return verbs
 
@@ -254,20 +303,30 @@ class SimulatedCall:
             self.status = "failed"
         finally:
             self.ended = True
+            self._ended_at = self.sim.t
             self.sim.leave_twilio_queues(self.sid)
         if self.status_url:
+            if self.sim.status_delay > 0:
+                # Twilio's status callback is not guaranteed to arrive before other webhooks.
+                yield self.sim.status_delay
             self._status_callback(self.status_url)
 
     def _status_callback(self, url: str) -> None:
         """Twilio tells the number's status callback that the call ended; it ignores the body."""
         status = "completed" if self.status == "in-progress" else self.status
-        duration = str(round(self.sim.t - self.started))
+        duration = str(round(self.ended_at - self.started))
+        late = self.sim.t - self.ended_at
         reply = self.sim.request(
-            "POST", url, self._params(CallStatus=status, CallDuration=duration)
+            "POST", url, self._params(CallStatus=status, CallDuration=duration), self
         )
-        self.log("status", f"status callback: {status} after {duration} s", status=status)
+        when = f" ({late:g} s late)" if late > 0 else ""
+        self.log("status", f"status callback: {status} after {duration} s{when}", status=status)
         if reply.status >= 400:
             self.fail(f"status callback {_path(url)} answered HTTP {reply.status}")
+
+    @property
+    def ended_at(self) -> float:
+        return self._ended_at if self._ended_at is not None else self.sim.t
 
     def _document(self, verbs: tuple[Verb, ...], url: str) -> Generator[float, None, Next]:
         for index, verb in enumerate(verbs):
@@ -285,7 +344,7 @@ class SimulatedCall:
     def _verb(self, verb: Verb, url: str) -> Generator[float, None, Next | None]:
         name = verb.name
         if name in ("Say", "Play", "Pause"):
-            yield from self._speech(verb)
+            yield from self._speech(verb, url)
             return None
         if name == "Gather":
             return (yield from self._gather(verb, url))
@@ -301,25 +360,40 @@ class SimulatedCall:
             self.log("hangup", "the service hangs up")
             return END
         if name == "Leave":
+            if not self.in_queue:
+                # Twilio's <Leave> page: "The <Leave> verb is used in conjunction with <Enqueue>".
+                raise SimulationError(
+                    "<Leave> outside an <Enqueue> waitUrl: the call is in no queue"
+                )
             raise _Left()
         raise SimulationError(f"<{name}> is valid TwiML but not simulated")
 
     # --- speech -------------------------------------------------------------------------------------
 
-    def _speech(self, verb: Verb) -> Generator[float, None, None]:
+    def _speech(
+        self, verb: Verb, url: str, listen: bool = False
+    ) -> Generator[float, None, Press | None]:
+        """Speak, play or pause; with `listen` (inside a <Gather>) the caller's first key interrupts
+        it and is returned."""
         loops = verb.int_attr("loop", 1)
         if verb.name == "Pause":
-            pause = verb.int_attr("length", 1)
-            self.log("pause", f"silence for {pause} s", seconds=pause)
-            yield from self._sleep(pause)
+            seconds = float(verb.int_attr("length", 1))
+            self.log("pause", f"silence for {seconds:g} s", seconds=seconds)
         elif verb.name == "Play":
-            music = self.sim.play_seconds * (loops or 1_000)  # loop="0" plays until interrupted
-            self.log("play", verb.text or f"digits {verb.attr('digits')}", url=verb.text)
-            yield from self._sleep(music)
+            if verb.attr("digits"):
+                seconds = DTMF_TONE_SECONDS * len(verb.attr("digits") or "")
+                self.log("play", f"digits {verb.attr('digits')}", seconds=seconds)
+            else:
+                clip = self.sim.clip(urljoin(url, verb.text), self)
+                seconds = clip * loops if loops else _FOREVER
+                self.log("play", verb.text, url=verb.text, seconds=round(clip, 1))
         else:
             text = " ".join(verb.text.split())
             language = verb.attr("language", "en-US") or "en-US"
             voice = verb.attr("voice", "man") or "man"
+            problem = self.sim.voice_problem(voice, language) if "." in voice else None
+            if problem:
+                raise SimulationError(f"<Say voice={voice!r} language={language!r}>: {problem}")
             data: dict[str, Any] = {"language": language, "voice": voice}
             found = self.sim.matcher.identify(text) if self.sim.matcher else None
             if found:
@@ -329,7 +403,20 @@ class SimulatedCall:
             self.log("say", text, **data)
             if self.hangup_at_text and self.hangup_at_text in text:
                 raise _HungUp()
-            yield from self._sleep(speaking_seconds(text) * max(1, loops))
+            # Twilio's <Say> page: loop="0" repeats the text until the call ends.
+            seconds = speaking_seconds(text) * loops if loops else _FOREVER
+        if not listen:
+            yield from self._sleep(seconds)
+            return None
+        started = self.sim.t
+        pressed = yield from self._act(self.sim.t + seconds, during_prompt=True)
+        if pressed is not None:
+            self.log(
+                "interrupted",
+                f"<{verb.name}> cut off after {self.sim.t - started:g} s by a key",
+                seconds=round(self.sim.t - started, 1),
+            )
+        return pressed
 
     def _note_position(self, prompt: str, params: dict[str, str]) -> None:
         position = {"queue_next": "1"}.get(prompt) or params.get("position")
@@ -340,43 +427,42 @@ class SimulatedCall:
     # --- menus ----------------------------------------------------------------------------------------
 
     def _gather(self, verb: Verb, url: str) -> Generator[float, None, Next | None]:
-        for child in verb.children:
-            yield from self._speech(child)
         action = urljoin(url, verb.attr("action") or url)
         method = verb.attr("method", "POST") or "POST"
         finish = verb.attr("finishOnKey", "#") or ""
         wanted = verb.int_attr("numDigits", 0)
         timeout = verb.int_attr("timeout", 5)
         on_empty = verb.attr("actionOnEmptyResult", "false") == "true"
-        digits, finished_on = "", ""
-        while True:
-            step = self.caller.next_step("menu", self.heard)
-            if isinstance(step, HangUp):
-                self.deadline = self.sim.t + step.after
-                if step.after <= 0:
-                    raise _HungUp()
-                continue
-            if isinstance(step, Wait) and step.seconds < timeout:
-                self.log("wait", f"waits {step.seconds:g} s", seconds=step.seconds)
-                yield from self._sleep(step.seconds)
-                continue
-            if isinstance(step, Press):
-                for key in step.digits:
-                    self.log("press", f"presses {key}", key=key)
-                    if finish and key in finish:
-                        finished_on = key
-                        break
-                    digits += key
-                    if wanted and len(digits) >= wanted:
-                        break
-                else:
-                    # No finishing key and not enough digits: Twilio waits out the time-out.
-                    yield from self._sleep(timeout)
+        self._menu_silent = False
+        wait_first = getattr(self.caller, "wait_first", None)
+        if self._quiet_until is None and self._pending is None and wait_first is not None:
+            seconds = wait_first()
+            if seconds is not None:
+                self.log("wait", f"waits {seconds:g} s", seconds=seconds)
+                self._quiet_until = self.sim.t + seconds
+        pressed: Press | None = None
+        for child in verb.children:
+            pressed = yield from self._speech(child, url, listen=True)
+            if pressed is not None:
                 break
-            seconds = step.seconds if isinstance(step, Wait) else timeout
+        if pressed is None:
+            # The time-out starts when the prompts end: a wait of the caller's counts against it.
+            pressed = yield from self._act(self.sim.t + timeout, during_prompt=False)
+        digits, finished_on = "", ""
+        if pressed is None:
             self.log("silence", f"presses nothing; the menu times out after {timeout} s")
-            yield from self._sleep(seconds)
-            break
+        else:
+            for key in pressed.digits:
+                self.log("press", f"presses {key}", key=key)
+                if key == finish:
+                    finished_on = key
+                    break
+                digits += key
+                if wanted and len(digits) >= wanted:
+                    break
+            else:
+                # No finishing key and not enough digits: Twilio waits `timeout` for another key.
+                yield from self._sleep(timeout)
         if digits or finished_on or on_empty:
             return (action, method, {"Digits": digits, "FinishedOnKey": finished_on})
         return None  # Twilio goes on with the verb after the <Gather>
@@ -384,37 +470,81 @@ class SimulatedCall:
     def _record(self, verb: Verb, url: str) -> Generator[float, None, Next | None]:
         action = urljoin(url, verb.attr("action") or url)
         method = verb.attr("method", "POST") or "POST"
-        longest = verb.int_attr("maxLength", 3600)
-        timeout = verb.int_attr("timeout", 5)
+        longest = float(verb.int_attr("maxLength", 3600))
+        silence = float(verb.int_attr("timeout", 5))
         finish = verb.attr("finishOnKey", "1234567890*#") or ""
-        self.log("record", f"recording starts (at most {longest} s)")
-        step = self.caller.next_step("record", self.heard)
-        while isinstance(step, Wait | Press | Silence):
-            step = self.caller.next_step("record", self.heard)
-        if isinstance(step, HangUp):
-            self.deadline = self.sim.t + step.after
-        if not isinstance(step, Speak) or step.seconds <= 0:
-            yield from self._sleep(timeout)
-            self.log("record", "nothing was said: no recording, Twilio goes on to the next verb")
-            return None
-        seconds = min(step.seconds, longest)
-        yield from self._sleep(seconds)
-        key = "#" if "#" in finish else ""
-        self.log(
-            "record", f"speaks for {seconds} s, then presses {key or 'nothing'}", seconds=seconds
-        )
-        recording = f"RE{secrets.token_hex(16)}"
-        return (
-            action,
-            method,
-            {
+        trim = verb.attr("trim", "trim-silence") == "trim-silence"
+        self.log("record", f"recording starts (at most {longest:g} s)")
+        started = self.sim.t
+        spoken, key, why = 0.0, "", ""
+
+        def result() -> dict[str, str]:
+            recording = self.sim.new_recording_sid()
+            duration = spoken if trim else self.sim.t - started
+            extra = {
                 "RecordingUrl": f"https://api.twilio.com/2010-04-01/Accounts/{self.sim.account_sid}"
                 f"/Recordings/{recording}",
                 "RecordingSid": recording,
-                "RecordingDuration": str(seconds),
-                "Digits": key or "hangup",
-            },
-        )
+                "RecordingDuration": str(round(duration)),
+            }
+            if key:
+                extra["Digits"] = key
+            return extra
+
+        try:
+            while not why:
+                left = started + longest - self.sim.t
+                if left <= 0:
+                    why = f"reaches maxLength ({longest:g} s)"
+                    break
+                if self._quiet_until is not None and self._quiet_until > self.sim.t:
+                    quiet = min(self._quiet_until - self.sim.t, left)
+                    if silence and quiet >= silence:
+                        yield from self._sleep(silence)
+                        why = f"{silence:g} s of silence"
+                    else:
+                        yield from self._sleep(quiet)
+                    continue
+                self._quiet_until = None
+                step = self._take("record")
+                if isinstance(step, Speak):
+                    seconds = min(float(step.seconds), left)
+                    yield from self._sleep(seconds)
+                    spoken += seconds
+                    self.log("record", f"speaks for {seconds:g} s", seconds=seconds)
+                elif isinstance(step, Wait):
+                    self._quiet_until = self.sim.t + step.seconds
+                elif isinstance(step, Press):
+                    key = next((k for k in step.digits if k in finish), "")
+                    self.log("press", f"presses {step.digits}", key=step.digits)
+                    if key:
+                        why = f"presses {key}"
+                elif isinstance(step, HangUp):
+                    if step.after <= 0:
+                        raise _HungUp()
+                    self.deadline = min(self.deadline, self.sim.t + step.after)
+                else:  # silent from now on
+                    yield from self._sleep(min(silence, left) if silence else left)
+                    why = (
+                        f"{silence:g} s of silence"
+                        if silence
+                        else f"reaches maxLength ({longest:g} s)"
+                    )
+        except _HungUp:
+            if spoken > 0:
+                # Twilio's <Record> page: Digits is "hangup" when the caller hung up, and the action
+                # is still requested with the recording.
+                key = "hangup"
+                self.log("record", "the caller hangs up: the recording ends", seconds=spoken)
+                self.post_quietly(action, method, result())
+            raise
+        if spoken <= 0:
+            # Twilio's <Record> page: with no audio recorded, the action URL is not requested and
+            # Twilio goes on with the next verb.
+            self.log("record", "nothing was said: no recording, Twilio goes on to the next verb")
+            return None
+        self.log("record", f"the recording ends: the caller {why}", seconds=spoken, ended=why)
+        return (action, method, result())
 
     # --- agents ---------------------------------------------------------------------------------------
 
@@ -423,6 +553,8 @@ class SimulatedCall:
         method = verb.attr("method", "POST") or "POST"
         timeout = verb.int_attr("timeout", 30)
         noun = verb.children[0] if verb.children else Verb("Number", {}, verb.text, ())
+        if noun.name == "Queue":
+            return (yield from self._dial_queue(verb, noun, url))
         identity = next((c.text for c in noun.children if c.name == "Identity"), "")
         target = noun.text or identity or "(no one)"
         agent = self.sim.agent
@@ -432,7 +564,9 @@ class SimulatedCall:
         try:
             yield from self._sleep(agent.answer_after if answers else timeout)
             if answers and noun.attr("url"):
-                answers = self._whisper(urljoin(url, noun.attr("url") or ""), noun, dial_sid)
+                answers = yield from self._whisper(
+                    urljoin(url, noun.attr("url") or ""), noun, dial_sid
+                )
             if answers:
                 status = "completed"
                 self.reached_agent = True
@@ -454,25 +588,76 @@ class SimulatedCall:
             return None
         return (urljoin(url, action), method, _dial_result(status, dial_sid, talked, False))
 
-    def _whisper(self, url: str, noun: Verb, dial_sid: str) -> bool:
-        """The agent's leg runs the noun's `url` TwiML before being connected; False if it hangs up."""
+    def _whisper(self, url: str, noun: Verb, dial_sid: str) -> Generator[float, None, bool]:
+        """The agent's leg runs the noun's `url` TwiML before being connected; False if it hangs up.
+
+        The whisper is a webhook like any other (15 s, no 3xx, valid TwiML), and it takes the time
+        its prompts take: the caller is connected when the agent has heard it."""
         params = self._params(
             CallSid=dial_sid, ParentCallSid=self.sid, Direction="outbound-dial", To=noun.text
         )
-        reply = self.sim.request(noun.attr("method", "POST") or "POST", url, params)
-        if reply.status >= 400:
-            raise SimulationError(f"{_path(url)} (agent's whisper) answered HTTP {reply.status}")
-        try:
-            verbs = parse_twiml(reply.body, reply.content_type)
-        except TwimlError as exc:
-            raise SimulationError(f"{_path(url)} (agent's whisper): {exc}") from exc
+        reply = self.sim.request(noun.attr("method", "POST") or "POST", url, params, self)
+        verbs = _accepted(reply, f"{_path(url)} (agent's whisper)")
         for verb in verbs:
-            if verb.name == "Say":
-                self.log("whisper", f"agent hears: {verb.text}", language=verb.attr("language"))
-            elif verb.name in ("Hangup", "Reject"):
+            if verb.name in ("Hangup", "Reject"):
                 self.log("whisper", "the agent's leg is hung up before connecting")
                 return False
+            if verb.name == "Say":
+                self.log("whisper", f"agent hears: {verb.text}", language=verb.attr("language"))
+                yield from self._sleep(
+                    speaking_seconds(verb.text) * max(1, verb.int_attr("loop", 1))
+                )
+            elif verb.name == "Pause":
+                yield from self._sleep(verb.int_attr("length", 1))
+            elif verb.name == "Play":
+                self.log("whisper", f"agent hears {verb.text}")
+                yield from self._sleep(self.sim.clip(urljoin(url, verb.text), self))
         return True
+
+    def _dial_queue(self, verb: Verb, noun: Verb, url: str) -> Generator[float, None, Next | None]:
+        """<Dial><Queue>: connect with the first caller waiting in a Twilio queue (not a phone).
+
+        Twilio's <Queue> page: "When dialing a queue, the caller will be connected with the first
+        enqueued call in the specified queue. If the queue is empty, Dial will wait until the next
+        person joins the queue or until the <Dial> timeout duration is reached. If the queue does
+        not exist, Dial will post an error status to its action URL." """
+        action = verb.attr("action")
+        method = verb.attr("method", "POST") or "POST"
+        timeout = verb.int_attr("timeout", 30)
+        name = noun.text
+        self.log("dial", f"dequeues the first caller of Twilio queue {name}", noun="Queue")
+        status, talked, other = "no-answer", 0, None
+        if name not in self.sim.twilio_queues_seen:
+            status = "failed"
+            self.log("agent", f"Twilio queue {name} does not exist")
+        else:
+            until = self.sim.t + timeout
+            while self.sim.t < until:
+                line = self.sim.twilio_queue(name)
+                if line:
+                    other = self.sim.calls[line[0]]
+                    break
+                yield from self._sleep(min(1.0, until - self.sim.t))
+        if other is not None:
+            other.bridge(self.sid, noun.attr("url") and urljoin(url, noun.attr("url") or ""))
+            status = "completed"
+            self.reached_agent = True
+            self.log("agent", f"connected with {other.number} from queue {name}")
+            started = self.sim.t
+            try:
+                yield from self._sleep(self.sim.agent.talk_seconds)
+            finally:
+                talked = round(self.sim.t - started)
+        if not action:
+            return None
+        return (urljoin(url, action), method, _dial_result(status, "", talked, False))
+
+    def bridge(self, dialer: str, url: str | None) -> None:
+        """Another call's <Dial><Queue> takes this call out of its Twilio queue."""
+        self.bridged_by = dialer
+        self._bridge_url = url
+        self.sim.leave_twilio_queues(self.sid)
+        self.sim.wake(self.sid)
 
     def _enqueue(self, verb: Verb, url: str) -> Generator[float, None, Next | None]:
         name = verb.text or "default"
@@ -480,19 +665,34 @@ class SimulatedCall:
         method = verb.attr("method", "POST") or "POST"
         wait_url = verb.attr("waitUrl")
         line = self.sim.twilio_queue(name)
-        line.append(self.sid)
-        queue_sid = "QU" + hex(abs(hash(name)))[2:].rjust(32, "0")[:32]
+        queue_sid = (
+            "QU" + hashlib.sha256(f"{self.sim.account_sid}:{name}".encode()).hexdigest()[:32]
+        )
         entered = self.sim.t
+
+        def result(outcome: str) -> dict[str, str]:
+            return {
+                "QueueResult": outcome,
+                "QueueSid": queue_sid,
+                "QueueTime": str(round(self.sim.t - entered)),
+            }
+
+        if len(line) >= self.sim.queue_size:
+            self.log("queue", f"Twilio queue {name} is full ({len(line)} callers)", queue=name)
+            return (urljoin(url, action), method, result("queue-full")) if action else None
+        line.append(self.sid)
+        self.in_queue = True
         self.log("queue", f"joins Twilio queue {name} at position {len(line)}", queue=name)
-        result = "hangup"
+        outcome = "hangup"
         try:
             while True:
                 if (
                     self.sim.dequeue_after is not None
                     and self.sim.t - entered >= self.sim.dequeue_after
                 ):
-                    result = "bridged"
+                    outcome = "bridged"
                     self.log("agent", f"an agent takes the call from queue {name}")
+                    self.in_queue = False
                     yield from self._sleep(self.sim.agent.talk_seconds)
                     break
                 if not wait_url:
@@ -502,44 +702,66 @@ class SimulatedCall:
                 position = line.index(self.sid) + 1
                 self.log("position", f"hears position {position}", position=position)
                 self.positions.append(position)
-                verbs = self.fetch(
-                    urljoin(url, wait_url),
-                    verb.attr("waitUrlMethod", "POST") or "POST",
-                    {
-                        "QueueSid": queue_sid,
-                        "QueuePosition": str(position),
-                        "QueueTime": str(waited),
-                        "AvgQueueTime": str(waited),
-                        "CurrentQueueSize": str(len(line)),
-                    },
-                )
-                where = yield from self._document_in_queue(verbs, urljoin(url, wait_url))
+                wait = urljoin(url, wait_url)
+                try:
+                    verbs = self.fetch(
+                        wait,
+                        verb.attr("waitUrlMethod", "POST") or "POST",
+                        {
+                            "QueueSid": queue_sid,
+                            "QueuePosition": str(position),
+                            "QueueTime": str(waited),
+                            "AvgQueueTime": str(waited),
+                            "CurrentQueueSize": str(len(line)),
+                        },
+                    )
+                except SimulationError as exc:
+                    # Twilio reports a waitUrl it cannot run as QueueResult=error.
+                    self.fail(str(exc))
+                    outcome = "error"
+                    break
+                where = yield from self._document_in_queue(verbs, wait)
                 if where is not None:
-                    result = "redirected"
+                    if action:
+                        self.post_quietly(
+                            urljoin(url, action), method, result("redirected-from-waitUrl")
+                        )
                     return where
         except _Left:
-            result = "leave"
+            outcome = "leave"
             self.log("queue", f"leaves Twilio queue {name}")
+        except _Bridged:
+            outcome = "bridged"
+            self.in_queue = False
+            yield from self._bridged(name)
+        except _Redirected:
+            if action:  # the REST API took the call out of the queue: Twilio still reports it
+                self.post_quietly(urljoin(url, action), method, result("redirected"))
+            raise
         except _HungUp:
             if action:
-                extra = {
-                    "QueueResult": "hangup",
-                    "QueueSid": queue_sid,
-                    "QueueTime": str(round(self.sim.t - entered)),
-                }
-                self.post_quietly(urljoin(url, action), method, extra)
+                self.post_quietly(urljoin(url, action), method, result("hangup"))
             raise
         finally:
+            self.in_queue = False
             if self.sid in line:
                 line.remove(self.sid)
         if not action:
             return None
-        extra = {
-            "QueueResult": result,
-            "QueueSid": queue_sid,
-            "QueueTime": str(round(self.sim.t - entered)),
-        }
-        return (urljoin(url, action), method, extra)
+        return (urljoin(url, action), method, result(outcome))
+
+    def _bridged(self, name: str) -> Generator[float, None, None]:
+        """Dequeued by a <Dial><Queue>: the <Queue url> runs on this caller's end, then they talk."""
+        self.reached_agent = True
+        self.log("agent", f"an agent takes the call from queue {name}; caller and agent talk")
+        if self._bridge_url:
+            reply = self.sim.request("POST", self._bridge_url, self._params(), self)
+            for verb in _accepted(reply, f"{_path(self._bridge_url)} (<Queue url>)"):
+                if verb.name not in ("Say", "Play", "Pause", "Redirect"):
+                    raise SimulationError(f"<{verb.name}> is not allowed in a <Queue url> document")
+                if verb.name != "Redirect":
+                    yield from self._speech(verb, self._bridge_url)
+        yield from self._sleep(self.sim.agent.talk_seconds)
 
     def _document_in_queue(
         self, verbs: tuple[Verb, ...], url: str
@@ -554,6 +776,25 @@ class SimulatedCall:
             if where is not None:
                 return where
         return None
+
+
+_FOREVER = 10.0 * 365 * 24 * 3600
+"""loop="0": until something ends it (the caller, a key, the time limit of a call)."""
+
+
+def _accepted(reply: Reply, what: str) -> tuple[Verb, ...]:
+    """The TwiML of a webhook's reply, or SimulationError saying why Twilio would refuse it."""
+    if reply.seconds > TWILIO_TIMEOUT_SECONDS:
+        raise SimulationError(f"{what} took {reply.seconds:.1f} s; Twilio gives up after 15 s")
+    if reply.status >= 400:
+        first = reply.body.decode("utf-8", "replace").strip().splitlines()[:1]
+        raise SimulationError(f"{what} answered HTTP {reply.status}: {' '.join(first)}")
+    if reply.status >= 300:
+        raise SimulationError(f"{what} answered HTTP {reply.status}; Twilio drops Digits on a 3xx")
+    try:
+        return parse_twiml(reply.body, reply.content_type)
+    except TwimlError as exc:
+        raise SimulationError(f"{what}: {exc}") from exc
 
 
 def _dial_result(status: str, sid: str, talked: int, caller_gone: bool) -> dict[str, str]:
@@ -585,6 +826,12 @@ class Simulator:
         limit_seconds: float = 1800.0,
         dequeue_after: float | None = None,
         on_record: Callable[[Record], None] | None = None,
+        clips: Mapping[str, float] | None = None,
+        measure: Callable[[bytes, str], float | None] | None = None,
+        voice_problem: Callable[[str, str], str | None] | None = None,
+        retries: int = 0,
+        status_delay: float = 0.0,
+        queue_size: int = TWILIO_QUEUE_SIZE,
     ) -> None:
         self.transport = transport
         self.start = start
@@ -605,6 +852,20 @@ class Simulator:
         self._seq = itertools.count()
         self._sids = itertools.count(1)
         self._twilio_queues: dict[str, list[str]] = {}
+        self.twilio_queues_seen: set[str] = set()
+        self.clips = dict(clips or {})
+        """Declared lengths of clips by absolute URL (remote hold music: `hold_music_seconds`)."""
+        self._measure = measure
+        self._measured: dict[str, float] = {}
+        self._voice_problem = voice_problem
+        self.retries = retries
+        """Each webhook is sent this many more times, as Twilio retries one whose answer it lost."""
+        self.status_delay = status_delay
+        """Seconds between a call's end and its status callback (other calls go on meanwhile)."""
+        self.queue_size = queue_size
+        self._tokens = itertools.count(1)
+        if retries and "headers" not in inspect.signature(transport.send).parameters:
+            raise ValueError("retries need a transport that sends headers")
 
     def rewind(self) -> None:
         """Start the next call at the simulation's first instant again (between finished calls)."""
@@ -622,13 +883,63 @@ class Simulator:
     def now(self) -> datetime:
         return self.start + timedelta(seconds=self.t)
 
-    def request(self, method: str, url: str, params: dict[str, str]) -> Reply:
+    def request(
+        self, method: str, url: str, params: dict[str, str], call: SimulatedCall | None = None
+    ) -> Reply:
+        """One webhook, as Twilio makes it; with `retries`, sent again with the same URL, form and
+        I-Twilio-Idempotency-Token, as when Twilio did not get the first answer (the last counts)."""
         if self.clock is not None:
             self.clock.set(self.now())
         if method == "GET":
             url = url + ("&" if "?" in url else "?") + urlencode(params)
-            return self.transport.send("GET", url, {})
-        return self.transport.send(method, url, params)
+            params = {}
+        if not self.retries:
+            return self.transport.send(method, url, params)
+        token = f"{self.account_sid[2:10]}-{next(self._tokens):08d}"
+        headers = {IDEMPOTENCY_HEADER: token}
+        reply = self.transport.send(method, url, params, headers=headers)  # type: ignore[call-arg]
+        for attempt in range(self.retries):
+            again = self.transport.send(method, url, params, headers=headers)  # type: ignore[call-arg]
+            if call is not None:
+                call.log(
+                    "retry",
+                    f"Twilio retries {method} {_path(url)} (attempt {attempt + 2})",
+                    token=token,
+                    same=again.body == reply.body,
+                )
+            reply = again
+        return reply
+
+    def clip(self, url: str, call: SimulatedCall | None = None) -> float:
+        """How long a `<Play>` of `url` lasts: its declared length, else its measured length when
+        the app serves it (a missing recording is an error), else `play_seconds`."""
+        if url in self.clips:
+            return self.clips[url]
+        if url in self._measured:
+            return self._measured[url]
+        own = urlsplit(self.transport.base_url).netloc == urlsplit(url).netloc
+        if not own or self._measure is None:
+            return self.play_seconds
+        reply = self.transport.send("GET", url, {})
+        if reply.status != 200:
+            raise SimulationError(f"<Play> {_path(url)} answered HTTP {reply.status}: no audio")
+        seconds = self._measure(reply.body, url)
+        if seconds is None:
+            raise SimulationError(f"<Play> {_path(url)} is not audio Twilio can play")
+        self._measured[url] = seconds
+        return seconds
+
+    def voice_problem(self, voice: str, language: str) -> str | None:
+        """Why Twilio's <Say> cannot speak `language` with `voice` (None: it can, or not checked)."""
+        return self._voice_problem(voice, language) if self._voice_problem else None
+
+    def new_recording_sid(self) -> str:
+        return f"RE{secrets.token_hex(16)}"
+
+    def wake(self, sid: str) -> None:
+        """Resume a call now (it was interrupted: bridged, redirected)."""
+        if sid in self._runners:
+            self._push(sid, self.t)
 
     def absolute(self, path: str) -> str:
         return urljoin(self.transport.base_url + "/", path.lstrip("/"))
@@ -686,6 +997,7 @@ class Simulator:
         return True
 
     def twilio_queue(self, name: str) -> list[str]:
+        self.twilio_queues_seen.add(name)
         return self._twilio_queues.setdefault(name, [])
 
     def leave_twilio_queues(self, sid: str) -> None:

@@ -26,11 +26,17 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit
 
+import pytz
+
+from ivr.hours import status
+from ivr.language_id import wrong_language
+from ivr.prompts import Prompts
+from ivr.rules.schema import Rules
 from ivr.signing import SEAL_PARAM, Signer
 from ivr.simulator.caller import HangUp, ScriptedCaller, Speak, Step, parse_script
 from ivr.simulator.engine import Reply, SimulatedCall, Transport
@@ -47,6 +53,9 @@ MAX_REPEATS = 10
 VOICEMAIL_SECONDS = 10
 DEFAULT_NUMBER = "+14155550100"
 DEFAULT_CALLED = "+18005550199"
+
+OFFER_OTHER_LANGUAGE_PROMPT = "offer_other_language"
+"""Said in the language of the team it offers, not the caller's (see `Flow._open_language`)."""
 
 EXIT = "<exit>"
 """Edge target: the caller reached a queue, an agent, a voicemail recording or a callback request."""
@@ -126,6 +135,8 @@ class ExploreReport:
     seconds: float
     complete: bool
     """False when the depth or call limit stopped the walk before every path was followed."""
+    at: datetime | None = None
+    """The simulated instant every call of the walk started at."""
 
     @property
     def states(self) -> int:
@@ -141,12 +152,15 @@ class ExploreReport:
             "seconds": round(self.seconds, 2),
             "menus_visited": sorted(self.graph.menus),
             "complete": self.complete,
+            "at": format_instant(self.at) if self.at else None,
         }
 
     def summary_line(self) -> str:
         found = f"{len(self.problems)} problem{'s' if len(self.problems) != 1 else ''}"
+        when = f" at {format_instant(self.at)}" if self.at else ""
         line = (
-            f"explored {self.states} menu states in {self.calls} calls ({self.seconds:.1f} s): "
+            f"explored {self.states} menu states{when} in {self.calls} calls "
+            f"({self.seconds:.1f} s): "
             f"{found if self.problems else 'no problems'}"
         )
         if not self.complete:
@@ -156,6 +170,11 @@ class ExploreReport:
 
 def format_path(path: Iterable[str]) -> str:
     return " > ".join(path) or "(no keys)"
+
+
+def format_instant(at: datetime) -> str:
+    """'2026-11-23 15:00 UTC': how the report names an instant (`--at` reads it back)."""
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 _NOT_STATE = frozenset({"tries", "ref", "since", SEAL_PARAM})
@@ -424,6 +443,15 @@ class _Result:
 # --- the walk -------------------------------------------------------------------------------------
 
 
+def _offers_in_their_language(prompts: Prompts) -> frozenset[tuple[str, str]]:
+    offers = set()
+    for catalog in prompts.catalogs.values():
+        text = catalog.texts.get(OFFER_OTHER_LANGUAGE_PROMPT)
+        if text:
+            offers.add((catalog.say_language, " ".join(text.split())))
+    return frozenset(offers)
+
+
 class _Walker:
     """Walks the menus of one in-process app breadth first and collects what is wrong."""
 
@@ -435,8 +463,15 @@ class _Walker:
         max_depth: int,
         max_calls: int,
         fast: bool,
+        languages: tuple[str, ...] = (),
     ) -> None:
         self.session = session
+        self.languages = languages
+        """The rules' languages: a prompt written in one of them but not the caller's is reported."""
+        prompts = session.app.extensions["ivr"].rules.get().prompts
+        self.offers = _offers_in_their_language(prompts)
+        """(language, text) of what is meant to be said in another language than the caller's:
+        the offer of an open team of another language, in that language."""
         self.number, self.called = number, called
         self.max_depth, self.max_calls = max_depth, max_calls
         self.recorder = _Recorder(session.simulator.transport, fast)
@@ -454,6 +489,7 @@ class _Walker:
         self._errors: dict[str, Problem] = {}
         self._speech: dict[tuple[str, str], Problem] = {}
         self._wrong: dict[tuple[str, str], tuple[tuple[str, ...], list[str], str]] = {}
+        self._written: dict[tuple[str, str], Problem] = {}
 
     # --- walking ---
 
@@ -618,8 +654,33 @@ class _Walker:
                 problem = Problem("placeholder", path, message, details)
                 self._speech.setdefault(("placeholder", text), problem)
             heard = verb.attr("language") or "en-US"
+            if (heard, text) in self.offers:
+                continue
             if language and text and _base_language(heard) != _base_language(language):
                 self._wrong_language(language, heard, text, path)
+            elif language and text:
+                self._check_written(language, text, path, where)
+
+    def _check_written(self, chosen: str, text: str, path: tuple[str, ...], where: str) -> None:
+        """A prompt spoken in the caller's voice but written in another of the rules' languages."""
+        written_in = wrong_language(text, chosen, self.languages)
+        if written_in is None or (chosen, text) in self._written:
+            return
+        found = self.matcher.identify(text) if self.matcher else None
+        prompt = found[0] if found else None
+        named = f"prompt {prompt} " if prompt else ""
+        message = (
+            f'after choosing {chosen} the caller hears {named}written in {written_in}: "{text}"'
+        )
+        details = {
+            "language": chosen,
+            "written_in": written_in,
+            "prompt": prompt,
+            "text": text,
+            "state": where,
+        }
+        # The walk is breadth first: the first path to a text is among the shortest.
+        self._written[(chosen, text)] = Problem("wrong_language", path, message, details)
 
     def _wrong_language(self, chosen: str, heard: str, text: str, path: tuple[str, ...]) -> None:
         found = self.matcher.identify(text) if self.matcher else None
@@ -640,7 +701,13 @@ class _Walker:
             )
             details = {"language": chosen, "heard": heard, "prompts": prompts}
             wrong.append(Problem("wrong_language", path, message, details))
-        return [*self._errors.values(), *self._dead_ends.values(), *wrong, *self._speech.values()]
+        return [
+            *self._errors.values(),
+            *self._dead_ends.values(),
+            *wrong,
+            *self._written.values(),
+            *self._speech.values(),
+        ]
 
 
 def _rank(path: tuple[str, ...]) -> tuple[int, bool]:
@@ -699,8 +766,10 @@ def explore(
 
     started = time.perf_counter()
     with in_process(at, rules, prompts, agents=agents) as session:
-        menus = list(services().rules.get().rules.menus)
-        walker = _Walker(session, number, called, max_depth, max_calls, fast)
+        loaded = services().rules.get().rules
+        menus = list(loaded.menus)
+        languages = tuple(loaded.language_codes)
+        walker = _Walker(session, number, called, max_depth, max_calls, fast, languages)
         walker.walk()
     graph = walker.graph
     problems = [
@@ -710,30 +779,105 @@ def explore(
     ]
     seconds = time.perf_counter() - started
     return ExploreReport(
-        problems, graph, walker.calls, walker.recorder.sent, seconds, walker.complete
+        problems, graph, walker.calls, walker.recorder.sent, seconds, walker.complete, at
     )
+
+
+PRESETS = ("open", "closed", "holiday")
+"""Instants named after the rules' hours, found from the current hour on (see `preset_instant`)."""
+_PRESET_HOURS = {"open": 14 * 24, "closed": 14 * 24, "holiday": 366 * 24}
+
+
+def preset_instant(name: str, rules: Rules, since: datetime) -> datetime:
+    """The first whole hour from `since` that fits a preset of `PRESETS`.
+
+    open: the most teams are open at once (the regional teams' hours need not overlap);
+    closed: the fewest are; holiday: a team is closed for a public holiday at an hour its weekly
+    hours would have it open. A ValueError when none comes in 14 days (366 for a holiday)."""
+    from ivr.hours import hours_on
+
+    if name not in PRESETS:
+        raise ValueError(f"unknown instant {name!r}: a time, or one of {', '.join(PRESETS)}")
+    teams = list(rules.teams.values())
+    first = since.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    hours = [first + timedelta(hours=h) for h in range(1, _PRESET_HOURS[name] + 1)]
+    if name == "holiday":
+        for instant in hours:
+            for team in teams:
+                local = instant.astimezone(pytz.timezone(team.timezone))
+                minute = local.hour * 60 + local.minute
+                weekly = team.weekly.get(local.weekday(), ())
+                if hours_on(team, local.date()).reason.startswith("holiday") and any(
+                    r.start <= minute < r.end for r in weekly
+                ):
+                    return instant
+        raise ValueError("no team has a public holiday on a working day within a year")
+    open_teams = [sum(status(team, instant).is_open for team in teams) for instant in hours]
+    best = max(open_teams) if name == "open" else min(open_teams)
+    return hours[open_teams.index(best)]
+
+
+def walk_instants(
+    args: argparse.Namespace, rules: Path, prompts: Path, now: datetime
+) -> list[tuple[str, datetime]]:
+    """What `--at` and each `--explore-at` name, as (how it was asked for, instant); now without.
+
+    A preset is the first such hour after the first time given, else after `now`."""
+    asked = [a.strip() for a in [args.at, *(getattr(args, "explore_at", None) or [])] if a]
+    if not asked:
+        return [("now", now)]
+    times = {text: parse_when(text) for text in asked if text.lower() not in PRESETS}
+    since = next(iter(times.values()), now)
+    presets = [text.lower() for text in asked if text.lower() in PRESETS]
+    loaded = None
+    if presets:
+        from ivr.rules.check import load_bundle
+
+        loaded = load_bundle(rules, prompts).rules
+    instants = []
+    for text in asked:
+        if loaded is not None and text.lower() in PRESETS:
+            instants.append((text.lower(), preset_instant(text.lower(), loaded, since)))
+        else:
+            instants.append((text, times[text]))
+    return instants
 
 
 def explore_command(args: argparse.Namespace, paths: tuple[Path, Path], out: TextIO) -> int:
-    """`ivr simulate --explore`: one line (or JSON object) per problem, then a summary; 1 if any."""
+    """`ivr simulate --explore`: one line (or JSON object) per problem, then a summary; 1 if any.
+
+    With several instants (`--at` and `--explore-at`), one walk each, every line naming its instant."""
     if getattr(args, "url", None):
         raise ValueError("--explore calls the app in-process; leave out --url")
-    at = parse_when(args.at) if args.at else datetime.now(UTC)
     agents = tuple(a.strip() for a in (args.agents or "").split(",") if a.strip())
-    report = explore(
-        paths[0],
-        paths[1],
-        at,
-        agents,
-        number=getattr(args, "number", None) or DEFAULT_NUMBER,
-        called=getattr(args, "to", None) or DEFAULT_CALLED,
-    )
-    for problem in report.problems:
-        print(problem.as_json() if args.json else problem.line(), file=out)
-    if args.json:
-        print(json.dumps(report.summary(), ensure_ascii=False), file=out)
-    else:
-        visited = sorted(report.graph.menus)
-        print(f"menus visited: {', '.join(visited) or '-'}", file=out)
-        print(report.summary_line(), file=out)
-    return 1 if report.problems else 0
+    instants = walk_instants(args, paths[0], paths[1], datetime.now(UTC))
+    found = 0
+    for asked, at in instants:
+        report = explore(
+            paths[0],
+            paths[1],
+            at,
+            agents,
+            number=getattr(args, "number", None) or DEFAULT_NUMBER,
+            called=getattr(args, "to", None) or DEFAULT_CALLED,
+        )
+        found += len(report.problems)
+        named = format_instant(at)
+        label = named if asked == named or asked not in PRESETS else f"{asked} {named}"
+        prefix = f"[{label}] " if len(instants) > 1 else ""
+        walk = {"at": named, **({"walk": asked} if asked in PRESETS else {})}
+        for problem in report.problems:
+            if args.json:
+                print(
+                    json.dumps({**json.loads(problem.as_json()), **walk}, ensure_ascii=False),
+                    file=out,
+                )
+            else:
+                print(prefix + problem.line(), file=out)
+        if args.json:
+            print(json.dumps({**report.summary(), **walk}, ensure_ascii=False), file=out)
+        else:
+            visited = sorted(report.graph.menus)
+            print(f"{prefix}menus visited: {', '.join(visited) or '-'}", file=out)
+            print(prefix + report.summary_line(), file=out)
+    return 1 if found else 0

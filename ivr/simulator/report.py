@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import statistics
+from collections import Counter
 from collections.abc import Callable
 from typing import Any, TextIO
 
@@ -91,3 +93,65 @@ def ticket_line(fields: dict[str, Any]) -> str:
 
 def ticket_record(call: str, fields: dict[str, Any]) -> str:
     return json.dumps({"kind": "ticket", "call": call, **fields}, ensure_ascii=False)
+
+
+def summary_of(calls: list[tuple[str, dict[str, Any] | None, list[Record]]]) -> dict[str, Any]:
+    """The `--calls` breakdown: outcomes overall, by caller script and by queue; waits; and how many
+    callers a full queue (`max_length`) turned away, whatever they did next.
+
+    Each call is (its script, its ticket's fields or None, its records). Outcomes are the tickets':
+    a caller who heard a self-service answer and hung up is `self_served`, not abandoned."""
+    outcomes: Counter[str] = Counter()
+    by_script: dict[str, Counter[str]] = {}
+    by_queue: Counter[str] = Counter()
+    waits: list[int] = []
+    turned_away = 0
+    for script, fields, records in calls:
+        outcome = (fields or {}).get("outcome") or "no ticket"
+        outcomes[outcome] += 1
+        by_script.setdefault(script, Counter())[outcome] += 1
+        if fields and fields["queue"]:
+            by_queue[fields["queue"]] += 1
+        if fields and fields["wait_seconds"] is not None:
+            waits.append(int(fields["wait_seconds"]))
+        if any(r.kind == "say" and r.data.get("prompt") == "queue_full" for r in records):
+            turned_away += 1
+    return {
+        "outcomes": dict(outcomes),
+        "by_script": {script: dict(counts) for script, counts in by_script.items()},
+        "by_queue": dict(by_queue),
+        "wait_seconds": _wait_statistics(waits),
+        "turned_away_queue_full": turned_away,
+    }
+
+
+def _wait_statistics(waits: list[int]) -> dict[str, float | int | None]:
+    if not waits:
+        return {"count": 0, "mean": None, "median": None, "max": None}
+    return {
+        "count": len(waits),
+        "mean": round(statistics.fmean(waits), 1),
+        "median": statistics.median(waits),
+        "max": max(waits),
+    }
+
+
+def summary_lines(summary: dict[str, Any]) -> list[str]:
+    """The breakdown for a person: one line per script and per queue, then the waits."""
+    lines = []
+    for script, counts in summary["by_script"].items():
+        lines.append(
+            f"  script {script}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+        )
+    queues = ", ".join(f"{q} {n}" for q, n in sorted(summary["by_queue"].items())) or "-"
+    lines.append(f"by queue: {queues}")
+    wait = summary["wait_seconds"]
+    if wait["count"]:
+        lines.append(
+            f"waits: {wait['count']} callers, mean {wait['mean']} s, median {wait['median']} s, "
+            f"max {wait['max']} s"
+        )
+    else:
+        lines.append("waits: -")
+    lines.append(f"turned away (queue full): {summary['turned_away_queue_full']}")
+    return lines

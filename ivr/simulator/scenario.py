@@ -28,6 +28,15 @@ of its own (so runs never influence each other), once per language when `languag
         - not_heard: {prompt: no_agents}       # never heard anywhere in the call (not ordered)
         - agent: false                         # `agent: false` / `recorded: false`: never, anywhere
       ticket: {outcome: answered, queue: security, language: "{language}"}   # optional
+      twilio:                                  # optional: what Twilio does to webhooks, on request
+        retries: 1                             # every webhook is sent again (same URL, form and
+                                               # I-Twilio-Idempotency-Token), the last answer counts
+        status_delay: 30                       # the status callback comes 30 s after the call ends
+        public_url: https://ivr.example.com    # Twilio signs this URL; the app is behind a proxy
+        forwarded: true                        # ... that sends X-Forwarded-Proto/Host (or not)
+
+An `error: "words"` expectation says the call must end with an error containing these words (such
+as "HTTP 403" when the proxy does not forward the public host); that error then does not fail the run.
 
 `at`, `from`, `agents` and each `ticket` value may instead map languages to values, with an optional
 `default` for the others: `at: {zh-CN: 2026-11-23T03:00:00Z, default: 2026-11-23T10:00:00Z}`.
@@ -88,9 +97,11 @@ SCENARIO_KEYS = (
     "hangup_at",
     "expect",
     "ticket",
+    "twilio",
 )
+TWILIO_KEYS = ("retries", "status_delay", "public_url", "forwarded")
 AGENT_KEYS = ("answers", "answer_after", "talk_seconds")
-EXPECTATIONS = ("heard", "not_heard", "queue", "position", "agent", "recorded")
+EXPECTATIONS = ("heard", "not_heard", "queue", "position", "agent", "recorded", "error")
 HEARD_KEYS = ("prompt", "text")
 SHOWN_AFTER_MISMATCH = 5
 """How many of the next records a mismatch report shows."""
@@ -135,6 +146,8 @@ class Expectation:
             return f"{self.kind} {' and '.join(parts)}"
         if self.kind == "queue":
             return f"queue {self.queue}"
+        if self.kind == "error":
+            return f"error {self.text!r}"
         if self.kind == "position":
             return f"position {self.position if self.position is not None else '(any)'}"
         return f"{self.kind} {str(not self.negative).lower()}"
@@ -161,7 +174,19 @@ class Expectation:
             )
         if self.kind == "recorded":
             return record.kind == "record" and "seconds" in record.data
+        if self.kind == "error":
+            return record.kind == "error" and self.text is not None and self.text in record.text
         raise AssertionError(self.kind)
+
+
+@dataclass(frozen=True)
+class TwilioOptions:
+    """What Twilio does to the run's webhooks (`twilio:` in a scenario)."""
+
+    retries: int = 0
+    status_delay: float = 0.0
+    public_url: str | None = None
+    forwarded: bool = True
 
 
 @dataclass(frozen=True)
@@ -182,6 +207,7 @@ class Run:
     hangup_at: str | None
     expect: tuple[Expectation, ...]
     ticket: Mapping[str, Any] = field(default_factory=dict)
+    twilio: TwilioOptions = field(default_factory=lambda: TwilioOptions())
 
     @property
     def label(self) -> str:
@@ -278,6 +304,7 @@ def _scenario(item: object, at: Path_, bundle: Bundle) -> list[Run]:
     called = _number(item.get("to", DEFAULT_TO), (*at, "to"))  # the same for every language
     expect = _expectations(item.get("expect", []), (*at, "expect"), bundle)
     ticket = _ticket(item.get("ticket", {}), (*at, "ticket"))
+    twilio = _twilio(item.get("twilio", {}), (*at, "twilio"))
     runs = []
     for language in languages:
         script = keys
@@ -304,6 +331,7 @@ def _scenario(item: object, at: Path_, bundle: Bundle) -> list[Run]:
                 hangup_at=hangup_at,
                 expect=expect,
                 ticket=_ticket_for(ticket, (*at, "ticket"), language, bundle),
+                twilio=twilio,
             )
         )
     return runs
@@ -403,6 +431,25 @@ def _behaviour(value: object, at: Path_) -> AgentBehaviour:
     )
 
 
+def _twilio(value: object, at: Path_) -> TwilioOptions:
+    if not isinstance(value, dict):
+        raise _Bad(at, f"must be a mapping with some of {', '.join(TWILIO_KEYS)}")
+    for key in value:
+        if key not in TWILIO_KEYS:
+            raise _Bad((*at, str(key)), f"unknown key (known: {', '.join(TWILIO_KEYS)})")
+    retries = value.get("retries", 0)
+    if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 5:
+        raise _Bad((*at, "retries"), "must be a number of retries from 0 to 5")
+    url = value.get("public_url")
+    if url is not None and (not isinstance(url, str) or not re.match(r"https?://[^/\s]+$", url)):
+        raise _Bad((*at, "public_url"), "must be a scheme and host, e.g. https://ivr.example.com")
+    forwarded = value.get("forwarded", True)
+    if not isinstance(forwarded, bool):
+        raise _Bad((*at, "forwarded"), "must be true or false")
+    delay = _seconds(value.get("status_delay"), (*at, "status_delay"))
+    return TwilioOptions(retries, delay or 0.0, url, forwarded)
+
+
 def _on_prompt(value: object, at: Path_, bundle: Bundle) -> dict[str, str]:
     if not isinstance(value, dict):
         raise _Bad(at, 'must map prompt ids to keys, e.g. {survey_question: "5"}')
@@ -460,6 +507,10 @@ def _expectations(value: object, at: Path_, bundle: Bundle) -> tuple[Expectation
             if text is not None and (not isinstance(text, str) or not text):
                 raise _Bad((*where, "text"), "must be some words the caller hears")
             found.append(Expectation(kind, prompt=prompt, text=text, negative=kind == "not_heard"))
+        elif kind == "error":
+            if not isinstance(wanted, str) or not wanted:
+                raise _Bad(where, 'must be words of the error, e.g. "HTTP 403"')
+            found.append(Expectation(kind, text=wanted))
         elif kind == "queue":
             if wanted not in bundle.rules.queues:
                 raise _Bad(where, f"no queue {wanted!r} in the rules")
@@ -558,7 +609,17 @@ def run_one(run: Run, rules: Path, prompts: Path) -> str | None:
     """Place the run's call on a fresh in-process app; None if every expectation held, else why not."""
     early = () if run.agents_login_after is not None else run.agents
     try:
-        with in_process(run.at, rules, prompts, agents=early, agent=run.agent) as session:
+        with in_process(
+            run.at,
+            rules,
+            prompts,
+            agents=early,
+            agent=run.agent,
+            retries=run.twilio.retries,
+            status_delay=run.twilio.status_delay,
+            public_url=run.twilio.public_url,
+            forwarded=run.twilio.forwarded,
+        ) as session:
             simulator = session.simulator
             caller = _ScenarioCaller(parse_script(run.keys), run.on_prompt, simulator.matcher)
             call = simulator.place_call(
@@ -636,7 +697,9 @@ def verdict(
     problems: Sequence[str] = (),
 ) -> str | None:
     """What differed from the run's expectations (None: nothing), in one line."""
-    problems = [*problems, *(f"call error: {error}" for error in call.errors)]
+    expected = [e.text for e in run.expect if e.kind == "error" and e.text]
+    unexpected = [error for error in call.errors if not any(t in error for t in expected)]
+    problems = [*problems, *(f"call error: {error}" for error in unexpected)]
     # Callbacks the app placed and the agents' logins belong to the scenario too: their errors count.
     problems += [
         f"call error on {c.direction} call {c.number}: {e}" for c in others for e in c.errors

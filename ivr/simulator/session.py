@@ -16,17 +16,18 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode, urljoin, urlsplit
 
 from argon2 import PasswordHasher, profiles
 from flask import Flask
 from twilio.request_validator import RequestValidator
 
+from ivr.audio import clip_seconds
 from ivr.clock import FrozenClock
 from ivr.config import Settings
 from ivr.credentials import PinStore
@@ -41,11 +42,14 @@ from ivr.simulator.engine import (
     SimulationError,
     Simulator,
 )
+from ivr.voices import voice_problem
 
 SIMULATED_BASE_URL = "http://ivr.simulator"
 SIMULATED_TOKEN = "simulator-auth-token"
 SIMULATED_ACCOUNT = "AC" + "5" * 32
 DEFAULT_AGENT = AgentBehaviour()
+APP_SEES_URL = "http://internal:8000"
+"""With a public URL of its own, the address the app is reached at behind the simulated proxy."""
 SIMULATED_AGENT_PIN = "480613"
 """Every agent's PIN in a simulation (its own throw-away PIN file), to log in on the agent line."""
 
@@ -56,19 +60,45 @@ def sign(token: str, url: str, params: dict[str, str]) -> str:
 
 
 class InProcess:
-    """Requests go straight into a Flask app (its test client), signed like Twilio's."""
+    """Requests go straight into a Flask app (its test client), signed like Twilio's.
 
-    def __init__(self, app: Flask, token: str, base_url: str = SIMULATED_BASE_URL) -> None:
+    Twilio signs the public URL (`base_url`). With `app_url`, the app sees another address, as
+    behind a reverse proxy; `forwarded` says whether that proxy sends X-Forwarded-Proto and
+    X-Forwarded-Host with the public scheme and host."""
+
+    def __init__(
+        self,
+        app: Flask,
+        token: str,
+        base_url: str = SIMULATED_BASE_URL,
+        app_url: str | None = None,
+        forwarded: bool = True,
+    ) -> None:
         self.client = app.test_client()
         self.token = token
         self.base_url = base_url
+        self.app_url = app_url
+        self.forwarded = forwarded
 
-    def send(self, method: str, url: str, params: dict[str, str]) -> Reply:
+    def send(
+        self,
+        method: str,
+        url: str,
+        params: dict[str, str],
+        headers: Mapping[str, str] | None = None,
+    ) -> Reply:
         parts = urlsplit(url)
         path = parts.path + (f"?{parts.query}" if parts.query else "")
-        headers = {"X-Twilio-Signature": sign(self.token, url, params)}
+        sent = {**(headers or {}), "X-Twilio-Signature": sign(self.token, url, params)}
+        base = None
+        if self.app_url:
+            base = self.app_url
+            if self.forwarded:
+                sent |= {"X-Forwarded-Proto": parts.scheme, "X-Forwarded-Host": parts.netloc}
         started = time.monotonic()
-        response = self.client.open(path, method=method, data=params or None, headers=headers)
+        response = self.client.open(
+            path, base_url=base, method=method, data=params or None, headers=sent
+        )
         return Reply(
             response.status_code, response.content_type, response.data, time.monotonic() - started
         )
@@ -81,9 +111,15 @@ class OverHttp:
         self.base_url = base_url.rstrip("/")
         self.token = token
 
-    def send(self, method: str, url: str, params: dict[str, str]) -> Reply:
+    def send(
+        self,
+        method: str,
+        url: str,
+        params: dict[str, str],
+        headers: Mapping[str, str] | None = None,
+    ) -> Reply:
         body = urlencode(params).encode() if method == "POST" else None
-        request = urllib.request.Request(url, data=body, method=method)
+        request = urllib.request.Request(url, data=body, method=method, headers=dict(headers or {}))
         request.add_header("X-Twilio-Signature", sign(self.token, url, params))
         request.add_header("Content-Type", "application/x-www-form-urlencoded")
         request.add_header("User-Agent", "TwilioProxy/1.1 (ivr simulate)")
@@ -103,6 +139,24 @@ class OverHttp:
             )
         except (urllib.error.URLError, TimeoutError, OSError) as exc:
             raise SimulationError(f"cannot reach {url}: {exc}") from exc
+
+
+def measure(body: bytes, url: str) -> float | None:
+    """The playing time of audio the app served for `url` (None: not audio)."""
+    suffix = Path(urlsplit(url).path).suffix or ".mp3"
+    with tempfile.NamedTemporaryFile(suffix=suffix) as file:
+        file.write(body)
+        file.flush()
+        return clip_seconds(Path(file.name))
+
+
+def declared_clips(bundle: Bundle, base_url: str) -> dict[str, float]:
+    """The lengths the rules declare for remote hold music, by absolute URL."""
+    return {
+        urljoin(base_url + "/", queue.hold_music): queue.hold_music_seconds
+        for queue in bundle.rules.queues.values()
+        if queue.hold_music and queue.hold_music_seconds
+    }
 
 
 class CatalogMatcher:
@@ -163,8 +217,16 @@ def in_process(
     play_seconds: float = 30.0,
     on_record: Callable[[Record], None] | None = None,
     rest: bool = True,
+    retries: int = 0,
+    status_delay: float = 0.0,
+    public_url: str | None = None,
+    forwarded: bool = True,
 ) -> Iterator[InProcessSession]:
-    """The app on a throw-away database, with simulated agents logged in, and a simulator for it."""
+    """The app on a throw-away database, with simulated agents logged in, and a simulator for it.
+
+    `retries`, `status_delay`: see `Simulator`. `public_url`: Twilio requests (and signs) this URL
+    while the app is reached at `APP_SEES_URL` through a proxy that forwards the public scheme and
+    host (`forwarded`) or does not; the app is then not told its public URL (no PUBLIC_BASE_URL)."""
     from ivr import create_app
     from ivr.services import services
 
@@ -182,7 +244,7 @@ def in_process(
             twilio_account_sid=SIMULATED_ACCOUNT if rest else None,
             routing_rules=rules,
             voice_prompts=prompts,
-            public_base_url=SIMULATED_BASE_URL,
+            public_base_url=None if public_url else SIMULATED_BASE_URL,
             # Tickets are written when the simulator reads them (`shared.ticket_of`).
             writer="off",
             background=False,
@@ -202,14 +264,26 @@ def in_process(
             cheap = PasswordHasher.from_parameters(profiles.CHEAPEST)
             pins = PinStore(settings.agent_pins, cheap)
             pins.set_pins({agent_id: SIMULATED_AGENT_PIN for agent_id in bundle.rules.agents})
+            transport = InProcess(
+                app,
+                SIMULATED_TOKEN,
+                public_url or SIMULATED_BASE_URL,
+                APP_SEES_URL if public_url else None,
+                forwarded,
+            )
             simulator = Simulator(
-                InProcess(app, SIMULATED_TOKEN),
+                transport,
                 at,
                 clock=clock,
                 matcher=CatalogMatcher(bundle),
                 agent=agent,
                 play_seconds=play_seconds,
                 on_record=on_record,
+                clips=declared_clips(bundle, transport.base_url),
+                measure=measure,
+                voice_problem=voice_problem,
+                retries=retries,
+                status_delay=status_delay,
             )
             twilio.simulator = simulator
             for agent_id in agents:

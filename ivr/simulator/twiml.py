@@ -388,6 +388,16 @@ _ACTION: dict[str, _Check] = {"action": _url, "method": _method}
 _RECORDING_EVENTS = _some_of("in-progress", "completed", "absent")
 _TRIM = _one_of("trim-silence", "do-not-trim")
 _FINISH_ON_KEY = _keys("0123456789*#", "the keys 0-9, * and # (or be empty)")
+
+
+def _GATHER_FINISH_ON_KEY(value: str) -> str | None:
+    """Twilio's <Gather> page: finishOnKey is one of "0-9, #, *, and '' (the empty string)": one key,
+    unlike <Record>'s, which is a set of keys."""
+    if len(value) > 1:
+        return "must be one key (0-9, * or #) or empty: <Gather> finishes on a single key"
+    return _FINISH_ON_KEY(value)
+
+
 _DTMF_DIGITS = _keys("0123456789*#w", "the keys 0-9, * and #, and w for a half-second pause")
 _STATUS_CALLBACK: dict[str, _Check] = {
     "url": _url,
@@ -469,7 +479,7 @@ _SPECS: dict[str, _Spec] = {
         {
             **_ACTION,
             "timeout": _integer(1),
-            "finishOnKey": _FINISH_ON_KEY,
+            "finishOnKey": _GATHER_FINISH_ON_KEY,
             "numDigits": _integer(1),
             "input": _gather_input,
             "speechTimeout": _speech_timeout,
@@ -550,7 +560,6 @@ _SPECS: dict[str, _Spec] = {
             "waitUrl": _url,
             "waitUrlMethod": _method,
             "workflowSid": _any,
-            "maxQueueSize": _integer(1),
         },
         frozenset({"Task"}),
         "optional",

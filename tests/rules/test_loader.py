@@ -131,15 +131,17 @@ def test_read_yaml_knows_where_each_value_stands(tmp_path: Path) -> None:
         ),
         pytest.param(
             'weekly: {mon-fri: "08:00-20:00"}\n    holidays: {country: CN}',
-            'weekly: ‸{mon-fry: "08:00-20:00"}\n    holidays: {country: CN}',
-            "teams.asia.weekly: unknown day 'mon-fry': use mon..sun, a span like mon-fri, or daily",
-            id="bad-day-span",
+            'weekly: {‸mon-fry: "08:00-20:00"}\n    holidays: {country: CN}',
+            "teams.asia.weekly.mon-fry: unknown day 'mon-fry': "
+            "use mon..sun, a span like mon-fri, or daily",
+            id="bad-day-span-at-the-day-not-the-brace",
         ),
         pytest.param(
             'weekly: {mon-fri: "08:00-20:00"}\n    holidays: {country: CN}',
-            'weekly: ‸{mon-fri: "25:00-26:00"}\n    holidays: {country: CN}',
-            "teams.asia.weekly: not a valid time in '25:00-26:00'",
-            id="bad-time-range",
+            'weekly: {mon-fri: ‸"25:00-26:00"}\n    holidays: {country: CN}',
+            "teams.asia.weekly.mon-fri: in '25:00-26:00' the start 25:00 and the end 26:00 "
+            "are not times of day (00:00 to 24:00)",
+            id="bad-time-range-at-the-range-not-the-brace",
         ),
         pytest.param(
             "holidays: {country: CN}",
@@ -156,20 +158,103 @@ def test_a_mistake_is_reported_where_it_is(
     assert problems_of(path) == [f"{path}:{line}:{column}: {message}"]
 
 
-def test_a_misspelt_setting_is_unknown_and_the_real_one_missing(tmp_path: Path) -> None:
+# --- what an admin reported: the `{` of a map instead of the bad value, two lines and no "did you
+# mean" for a misspelt key, no word on which half of a range is wrong, no hint for a tab -----------
+
+
+def test_a_misspelt_required_setting_is_one_line_with_did_you_mean(tmp_path: Path) -> None:
     path, [(line, column)] = write_rules(
-        tmp_path, ('"1": {label: opt_login,', '"1": ‸{labl: opt_login,')
+        tmp_path, ('"1": {label: opt_login,', '"1": {‸labl: opt_login,')
     )
-    problems = problems_of(path)
-    assert (
-        f"{path}:{line}:{column}: menus.account.options.1.label: missing required setting 'label'"
-        in problems
-    )
-    unknown = [
-        p for p in problems if p.endswith(": menus.account.options.1.labl: unknown setting 'labl'")
+    assert problems_of(path) == [
+        f"{path}:{line}:{column}: menus.account.options.1.labl: unknown setting 'labl': "
+        "did you mean 'label'?"
     ]
-    assert len(unknown) == 1 and unknown[0].startswith(f"{path}:{line}:")
-    assert len(problems) == 2
+
+
+def test_a_misspelt_optional_setting_gets_did_you_mean(tmp_path: Path) -> None:
+    path, [(line, column)] = write_rules(tmp_path, ("    max_tries: 2 ", "    ‸max_trys: 2 "))
+    assert problems_of(path) == [
+        f"{path}:{line}:{column}: menus.security.max_trys: unknown setting 'max_trys': "
+        "did you mean 'max_tries'?"
+    ]
+
+
+def test_a_setting_like_nothing_known_has_no_did_you_mean(tmp_path: Path) -> None:
+    path, [(line, column)] = write_rules(tmp_path, ("    max_tries: 2 ", "    ‸colour: blue "))
+    assert problems_of(path) == [
+        f"{path}:{line}:{column}: menus.security.colour: unknown setting 'colour'"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("hours", "message"),
+    [
+        pytest.param(
+            '‸"8:00-25:00"',
+            "teams.asia.weekly.mon-fri: in '8:00-25:00' the end 25:00 is not a time of day "
+            "(00:00 to 24:00)",
+            id="the-end-is-wrong",
+        ),
+        pytest.param(
+            '‸"08:60-20:00"',
+            "teams.asia.weekly.mon-fri: in '08:60-20:00' the start 8:60 is not a time of day "
+            "(00:00 to 24:00)",
+            id="the-start-is-wrong",
+        ),
+        pytest.param(
+            '["08:00-12:00", ‸"14:00-13:00"]',
+            "teams.asia.weekly.mon-fri.1: '14:00-13:00' ends before it starts "
+            "(a range cannot pass midnight)",
+            id="the-second-range-of-a-list-runs-backwards",
+        ),
+    ],
+)
+def test_a_bad_time_range_says_which_half_is_wrong_and_points_at_it(
+    tmp_path: Path, hours: str, message: str
+) -> None:
+    path, [(line, column)] = write_rules(
+        tmp_path,
+        (
+            '    weekly: {mon-fri: "08:00-20:00"}\n    holidays: {country: CN}',
+            f"    weekly: {{mon-fri: {hours}}}\n    holidays: {{country: CN}}",
+        ),
+    )
+    assert problems_of(path) == [f"{path}:{line}:{column}: {message}"]
+
+
+def test_bad_override_hours_point_at_the_hours(tmp_path: Path) -> None:
+    path, [(line, column)] = write_rules(
+        tmp_path,
+        ('{date: 2026-12-24, hours: "08:00-12:00"', '{date: 2026-12-24, hours: ‸"08:00-32:00"'),
+    )
+    assert problems_of(path) == [
+        f"{path}:{line}:{column}: teams.europe.overrides.0.hours: in '08:00-32:00' the end 32:00 "
+        "is not a time of day (00:00 to 24:00)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        pytest.param(
+            "  account:\n    intro: prepare_account",
+            "  account:\n‸\tintro: prepare_account",
+            id="a-tab-for-the-whole-indentation",
+        ),
+        pytest.param(
+            "  account:\n    intro: prepare_account",
+            "  account:\n  ‸\tintro: prepare_account",
+            id="spaces-then-a-tab",
+        ),
+    ],
+)
+def test_tab_indentation_gets_a_hint(tmp_path: Path, old: str, new: str) -> None:
+    path, [(line, column)] = write_rules(tmp_path, (old, new))
+    assert problems_of(path) == [
+        f"{path}:{line}:{column}: YAML syntax: a tab character: YAML indents with spaces only, "
+        "so replace the tab with spaces"
+    ]
 
 
 # Mistakes in a *key* (a misspelt setting, a reserved menu key). `‸` marks the key itself.
@@ -189,13 +274,13 @@ KEY_MISTAKES = [
     pytest.param(
         '"1": {label: opt_login,',
         '"1": {‸labl: opt_login,',
-        "menus.account.options.1.labl: unknown setting 'labl'",
+        "menus.account.options.1.labl: unknown setting 'labl': did you mean 'label'?",
         id="unknown-setting-in-a-flow-mapping",
     ),
     pytest.param(
         "brand: BitP",
         "‸brnd: BitP",
-        "brnd: unknown setting 'brnd'",
+        "brnd: unknown setting 'brnd': did you mean 'brand'?",
         id="unknown-top-level-setting",
     ),
     pytest.param(
@@ -209,7 +294,7 @@ KEY_MISTAKES = [
 BLOCK_KEY_MISTAKE = pytest.param(
     "  account:\n    intro: prepare_account\n    options:",
     "  account:\n    intro: prepare_account\n    ‸optons:",
-    "menus.account.optons: unknown setting 'optons'",
+    "menus.account.optons: unknown setting 'optons': did you mean 'options'?",
     id="unknown-setting-over-a-block",
 )
 

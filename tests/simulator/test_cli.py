@@ -13,7 +13,7 @@ from werkzeug.serving import make_server
 from ivr.cli import main
 from ivr.simulator.caller import HangUp, Press, ScriptError, Silence, Speak, Wait, parse_script
 from ivr.simulator.shared import parse_when
-from tests.support import AUTH_TOKEN, PROMPTS, RULES, STATE_SECRET
+from tests.support import AUTH_TOKEN, PROMPTS, RULES, STATE_SECRET, write_rules
 
 MONDAY_NEW_YORK = "2026-11-23 10:00 America/New_York"
 
@@ -212,3 +212,151 @@ def test_the_summary_agrees_with_the_tickets_including_callbacks(
     assert summary["callbacks_placed"] > 0  # some callers asked to be called back (hold key 2)
     reached = summary["answered_while_holding"] + summary["answered_by_callback"]
     assert reached == summary["outcomes"].get("answered", 0)
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        (
+            "tomorrow",
+            "'tomorrow' is not a date and time; write e.g. '2026-12-25 09:00 Europe/Berlin'",
+        ),
+        ("2026-13-01 09:00 Europe/Berlin", "is not a date and time"),
+        ("2026-12-25 09:00 Mars/Base", "unknown time zone 'Mars/Base'"),
+        ("2026-12-25T09:00+01:00 Europe/Berlin", "has an offset and a zone: give only one"),
+    ],
+)
+def test_a_time_that_cannot_be_read_is_refused_saying_what_to_write(text: str, says: str) -> None:
+    with pytest.raises(ValueError) as refused:
+        parse_when(text)
+    assert says in str(refused.value)
+
+
+@pytest.mark.parametrize("text", ["2026-12-25 09:00", "2026-12-25T09:00", "2026-12-25"])
+def test_a_time_without_a_zone_is_refused_not_read_as_utc(text: str) -> None:
+    """Teams open by their own clock: a guessed zone would simulate another hour than meant."""
+    with pytest.raises(ValueError) as refused:
+        parse_when(text)
+    assert "has no time zone; write e.g. '2026-12-25 09:00 Europe/Berlin'" in str(refused.value)
+
+
+def test_a_wall_clock_time_skipped_by_daylight_saving_is_refused_naming_the_change() -> None:
+    with pytest.raises(ValueError) as refused:
+        parse_when("2026-03-29 02:30 Europe/Berlin")
+    assert str(refused.value) == (
+        "2026-03-29 02:30 does not exist in Europe/Berlin: clocks go forward from UTC+01:00 to "
+        "UTC+02:00 on 2026-03-29 (daylight saving time), so that wall-clock time is skipped; "
+        "pick a time outside the gap"
+    )
+
+
+def test_a_wall_clock_time_repeated_by_daylight_saving_is_refused_with_both_offsets() -> None:
+    with pytest.raises(ValueError) as refused:
+        parse_when("2026-11-01 01:30 America/New_York")
+    message = str(refused.value)
+    assert (
+        "happens twice in America/New_York: clocks go back from UTC-04:00 to UTC-05:00" in message
+    )
+    assert "2026-11-01T01:30-04:00 (the first) or 2026-11-01T01:30-05:00 (the second)" in message
+    # Either offset, as suggested, is then read as the instant it names.
+    assert parse_when("2026-11-01T01:30-05:00").isoformat() == "2026-11-01T06:30:00+00:00"
+
+
+@pytest.mark.parametrize(
+    ("at", "says"),
+    [
+        ("next monday", "'next monday' is not a date and time"),
+        ("2026-12-25 09:00", "has no time zone"),
+        ("2026-03-29 02:30 Europe/Berlin", "does not exist in Europe/Berlin: clocks go forward"),
+    ],
+)
+def test_simulate_at_answers_bad_input_with_a_message_and_exit_code_2(
+    capsys: pytest.CaptureFixture[str], at: str, says: str
+) -> None:
+    code = main(["simulate", "--rules", str(RULES), "--prompts", str(PROMPTS), "--at", at])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("ivr simulate: ") and says in err and "Traceback" not in err
+
+
+def test_the_summary_breaks_down_by_script_and_queue_with_waits_and_self_service(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, lines = simulate(
+        capsys,
+        "--at",
+        MONDAY_NEW_YORK,
+        "--calls",
+        "8",
+        "--agents",
+        "emma",
+        "--keys",
+        "2,2,2|2,6,1,w2,h",
+        "--agent-talks",
+        "60",
+        "--json",
+    )
+    assert code == 0
+    summary = json.loads(lines[-1])
+    by_script = summary["by_script"]
+    assert set(by_script) == {"2,2,2", "2,6,1,w2,h"}
+    # The callers who heard a self-service answer and hung up are self-served, none abandoned.
+    assert by_script["2,6,1,w2,h"] == {"self_served": by_script["2,6,1,w2,h"]["self_served"]}
+    assert sum(by_script["2,2,2"].values()) == summary["by_queue"]["funds"]
+    waits = summary["wait_seconds"]
+    assert waits["count"] == summary["by_queue"]["funds"] and waits["max"] >= waits["median"] >= 0
+    assert summary["turned_away_queue_full"] == 0
+
+
+def test_callers_turned_away_by_a_full_queue_are_counted_apart(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    rules, _ = write_rules(
+        tmp_path, ("    priority: 30\n", "    priority: 30\n    max_length: 2\n")
+    )
+    options = ["--calls", "6", "--spread", "1", "--keys", "2,2,2", "--hangup-after", "120"]
+    code = main(
+        [
+            "simulate",
+            "--rules",
+            str(rules),
+            "--prompts",
+            str(PROMPTS),
+            "--at",
+            MONDAY_NEW_YORK,
+            *options,
+        ]
+    )
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 0
+    # Nobody is logged in, so the first two stay in line and every later caller finds it full.
+    assert "turned away (queue full): 4" in lines
+    assert any(line.startswith("  script 2,2,2: ") for line in lines)
+    assert any(line.startswith("by queue: funds 6") for line in lines)
+
+
+def test_retries_resend_each_webhook_and_the_ticket_counts_each_step_once(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, lines = simulate(
+        capsys, "--at", MONDAY_NEW_YORK, "--keys", "2,6,1,w2,h", "--retries", "2"
+    )
+    assert code == 0
+    assert sum("Twilio retries POST /voice/input" in line for line in lines) == 6  # 3 keys, 2 each
+    assert (
+        lines[-1].startswith("ticket ")
+        and "path language:2 > main:6 > self_service:1," in lines[-1]
+    )
+
+
+def test_a_public_url_the_app_is_not_told_of_fails_every_signature_and_says_so(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    public = ("--public-url", "https://ivr.example.com")
+    code, lines = simulate(capsys, "--at", MONDAY_NEW_YORK, "--keys", "2,h", *public)
+    assert code == 0  # a proxy that forwards the public scheme and host: the call goes through
+    code, lines = simulate(
+        capsys, "--at", MONDAY_NEW_YORK, "--keys", "2,h", *public, "--proxy-hides-host"
+    )
+    assert code == 1
+    assert any("ERROR" in line and "answered HTTP 403" in line for line in lines)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from ivr.cli import main
+from ivr.hours import hours_on, status
 from ivr.rules.check import load_bundle
 from ivr.simulator import explore as explore_module
 from ivr.simulator.explore import (
@@ -23,6 +25,7 @@ from ivr.simulator.explore import (
     describe,
     explore,
     loops_without_exit,
+    preset_instant,
     state_of,
     unreached_menus,
 )
@@ -133,6 +136,7 @@ def test_planted_dead_end_is_reported_with_its_keys(dead_end: ExploreReport) -> 
 def test_wrong_language_is_reported(tmp_path: Path) -> None:
     prompts = copy_prompts(tmp_path)
     edit(prompts / "fr-FR.yaml", r"^say_language: fr-FR", "say_language: en-US")
+    edit(prompts / "fr-FR.yaml", r"^voice: Polly\.\w+", "voice: Polly.Joanna")  # an en-US voice
     load_bundle(RULES, prompts)  # still valid: only what Twilio is told to speak changed
     report = explore(RULES, prompts, AT, AGENTS, max_depth=1)
     wrong = kinds(report, "wrong_language")
@@ -142,6 +146,57 @@ def test_wrong_language_is_reported(tmp_path: Path) -> None:
     assert problem.details["heard"] == "en-US"
     assert "main_intro" in problem.details["prompts"]
     assert "after choosing fr-FR the caller hears en-US" in problem.message
+
+
+ENGLISH = "Please choose from the following options."
+
+
+def test_english_text_in_the_german_catalog_is_reported(tmp_path: Path) -> None:
+    # Spoken by the German voice, so the <Say language> check alone cannot see it: the text can.
+    prompts = copy_prompts(tmp_path)
+    edit(prompts / "de-DE.yaml", r'^  main_intro: ".*"$', f'  main_intro: "{ENGLISH}"')
+    line = next(
+        number
+        for number, text in enumerate((prompts / "de-DE.yaml").read_text().splitlines(), 1)
+        if text.startswith("  main_intro:")
+    )
+    # `ivr check` warns at the prompt's line; the rules still load, so the walk can show it.
+    warnings = [str(w) for w in load_bundle(RULES, prompts).warnings]
+    assert f"{prompts / 'de-DE.yaml'}:{line}:15: warning: reads as en-US, not de-DE" in warnings
+    report = explore(RULES, prompts, AT, AGENTS, max_depth=1)
+    wrong = [p for p in report.problems if p.kind == "wrong_language"]
+    assert [(p.keys, p.details["written_in"], p.details["prompt"]) for p in wrong] == [
+        ("4", "en-US", "main_intro")
+    ]
+    assert wrong[0].line() == (
+        "wrong language at 4: after choosing de-DE the caller hears prompt main_intro "
+        f'written in en-US: "{ENGLISH}"'
+    )
+    assert json.loads(wrong[0].as_json())["text"] == ENGLISH
+
+
+def test_the_report_names_the_simulated_instant(shipped: ExploreReport) -> None:
+    assert shipped.at == AT
+    assert " at 2026-11-23 15:00 UTC in " in shipped.summary_line()
+    assert shipped.summary()["at"] == "2026-11-23 15:00 UTC"
+
+
+def test_presets_follow_the_rules_hours() -> None:
+    rules = load_bundle(RULES, PROMPTS).rules
+    teams = rules.teams.values()
+    opened = preset_instant("open", rules, AT)
+    closed = preset_instant("closed", rules, AT)
+    holiday = preset_instant("holiday", rules, AT)
+    # Open: four of the five teams (asia's hours never overlap americas'); closed: only the
+    # security desk, on Thanksgiving evening in Europe, earlier than the weekend.
+    assert sum(status(t, opened).is_open for t in teams) == 4
+    assert [n for n, t in rules.teams.items() if status(t, closed).is_open] == ["security_desk"]
+    assert closed == datetime(2026, 11, 26, 19, 0, tzinfo=UTC)
+    # Holiday: 8:00 in New York on Thanksgiving, when americas would open on another Thursday.
+    assert holiday == datetime(2026, 11, 26, 13, 0, tzinfo=UTC)
+    assert hours_on(rules.teams["americas"], holiday.date()).reason == "holiday: Thanksgiving Day"
+    with pytest.raises(ValueError, match="open, closed, holiday"):
+        preset_instant("lunch", rules, AT)
 
 
 def test_unfilled_placeholder_and_refused_twiml_are_reported(tmp_path: Path) -> None:
@@ -179,7 +234,10 @@ def test_command_fails_on_the_planted_dead_end(capsys: pytest.CaptureFixture[str
     assert main(explore_cli("--rules", str(DEAD_END_RULES), "--prompts", str(PROMPTS))) == 1
     lines = capsys.readouterr().out.splitlines()
     assert any(line.startswith("dead end at 2 > 4 > t > t > t: ") for line in lines)
-    assert re.fullmatch(r"explored \d+ menu states in \d+ calls \(.* s\): \d+ problems", lines[-1])
+    assert re.fullmatch(
+        r"explored \d+ menu states at 2026-11-23 15:00 UTC in \d+ calls \(.* s\): \d+ problems",
+        lines[-1],
+    )
 
 
 def test_command_passes_on_the_shipped_rules(
@@ -203,6 +261,31 @@ def test_command_passes_on_the_shipped_rules(
     assert summary["kind"] == "summary"
     assert summary["problems"] == 0
     assert summary["menus_visited"] == ["account", "funds", "main", "security", "self_service"]
+
+
+def test_command_walks_at_each_instant_and_labels_the_problems(
+    dead_end: ExploreReport, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    walked: list[datetime] = []
+
+    def walk(
+        rules: Path, prompts: Path, at: datetime, agents: tuple[str, ...], **_: object
+    ) -> ExploreReport:
+        walked.append(at)
+        return dataclasses.replace(dead_end, at=at)
+
+    monkeypatch.setattr(explore_module, "explore", walk)
+    assert main(explore_cli("--rules", str(DEAD_END_RULES), "--explore-at", "holiday")) == 1
+    assert walked == [AT, datetime(2026, 11, 26, 13, 0, tzinfo=UTC)]
+    lines = capsys.readouterr().out.splitlines()
+    assert "[2026-11-23 15:00 UTC] dead end at 2 > 4 > t > t > t: " in "\n".join(lines)
+    assert any(line.startswith("[holiday 2026-11-26 13:00 UTC] dead end at ") for line in lines)
+    assert [line for line in lines if "explored" in line][1].startswith(
+        "[holiday 2026-11-26 13:00 UTC] explored "
+    )
+    assert main([*explore_cli("--rules", str(DEAD_END_RULES), "--json")]) == 1
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {r["at"] for r in records} == {"2026-11-23 15:00 UTC"}
 
 
 def test_command_refuses_url(capsys: pytest.CaptureFixture[str]) -> None:

@@ -309,8 +309,8 @@ def test_a_menu_key_after_the_call_ended_queues_nobody(client: FlaskClient) -> N
 
 # --- Twilio's signature -------------------------------------------------------------------------
 
-# Twilio's own example (twilio-python's tests/unit/test_request_validator.py, the values of
-# Twilio's "Secure webhooks" page): auth token 12345, this URL and form, this signature.
+# Twilio's own example, as Twilio's Python library tests its validator (twilio/twilio-python,
+# tests/unit/test_request_validator.py): auth token 12345, this URL and form, this signature.
 EXAMPLE_TOKEN = "12345"
 EXAMPLE_FORM = {
     "CallSid": "CA1234567890ABCDE",

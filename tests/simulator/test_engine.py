@@ -253,8 +253,8 @@ def test_a_rest_redirect_interrupts_hold_music_at_once() -> None:
 
 
 def test_simulator_signatures_match_twilios_published_example() -> None:
-    """Twilio's published request-validation example, as Twilio's helper libraries test it (e.g.
-    twilio-php's RequestValidatorTest): auth token 12345, this URL and form give
+    """Twilio's published request-validation example, as Twilio's helper libraries test it
+    (twilio/twilio-python, tests/unit/test_request_validator.py): auth token 12345, this URL and form give
     RSOYDt4T1cUTdK1PDd93/VVr8B8=. Not found on the stored "Webhooks security" page itself
     (https://www.twilio.com/docs/usage/webhooks/webhooks-security), which says: "Twilio hashes
     the signature with the HMAC-SHA1 hashing algorithm using your account auth token as the secret

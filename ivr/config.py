@@ -61,6 +61,11 @@ class Settings:
     """`IVR_TRUSTED_PROXIES`: how many reverse proxies stand in front of the service and append to
     `X-Forwarded-For`; the client address (what the agent API's PIN throttle counts by) is taken
     from there. 0: the address of the connection itself (`X-Forwarded-For` is not trusted)."""
+    admins: Path = Path("instance/admins.json")
+    """`IVR_ADMINS`: the admin dashboard's accounts, as salted password hashes (`ivr admins
+    set-password`). Never committed."""
+    admin_session_minutes: int = 30
+    """`IVR_ADMIN_SESSION_MINUTES`: an admin is logged out after this long without a request."""
     agent_pins: Path = Path("instance/agent_pins.json")
     """`IVR_AGENT_PINS`: the agents' PINs, as salted hashes (`ivr agents set-pin`). Never committed."""
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -106,6 +111,15 @@ class Settings:
                 "IVR_TRUSTED_PROXIES must be the number of proxies in front (0 to 5), "
                 f"got {env.get('IVR_TRUSTED_PROXIES')!r}"
             )
+        try:
+            session_minutes = int(env.get("IVR_ADMIN_SESSION_MINUTES") or 30)
+        except ValueError:
+            session_minutes = 0
+        if not 1 <= session_minutes <= 24 * 60:
+            raise ConfigError(
+                "IVR_ADMIN_SESSION_MINUTES must be whole minutes from 1 to 1440, "
+                f"got {env.get('IVR_ADMIN_SESSION_MINUTES')!r}"
+            )
         return cls(
             database_url=env.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
             redis_url=env.get("REDIS_URL") or EMBEDDED_REDIS,
@@ -121,6 +135,8 @@ class Settings:
             state_secrets=secrets,
             operator_number=operator,
             trusted_proxies=proxies,
+            admins=Path(env.get("IVR_ADMINS") or "instance/admins.json"),
+            admin_session_minutes=session_minutes,
             agent_pins=Path(env.get("IVR_AGENT_PINS") or "instance/agent_pins.json"),
         )
 

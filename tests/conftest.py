@@ -156,6 +156,7 @@ def app_factory(
             spool_dir=tmp_path / "spool",
             state_secrets=(STATE_SECRET,),
             agent_pins=tmp_path / "agent_pins.json",
+            admins=tmp_path / "admins.json",
         ).with_overrides(**overrides)
         return create_app(
             settings,

@@ -91,7 +91,25 @@ def create_app(
     app.register_blueprint(agents.line_bp)
     app.register_blueprint(agents.api_bp)
     app.register_blueprint(health.bp)
+    _serve_admin(app, settings)
     return app
+
+
+def _serve_admin(app: Flask, settings: Settings) -> None:
+    """The admin dashboard (`ivr.admin`): its blueprint, and Flask's signed session cookie keyed
+    with a key derived from the server key, sent to /admin only, never to scripts or other sites."""
+    from ivr.admin import auth, views
+
+    server_key = settings.state_secrets[0] if settings.state_secrets else _development_key(settings)
+    app.secret_key = auth.session_key(server_key)
+    app.config.update(
+        SESSION_COOKIE_NAME="ivr_admin",
+        SESSION_COOKIE_PATH="/admin",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+        SESSION_COOKIE_SECURE=(settings.public_base_url or "").startswith("https://"),
+    )
+    app.register_blueprint(views.bp)
 
 
 def start_background(app: Flask, wait_seconds: float = 1.0) -> None:

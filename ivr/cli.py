@@ -313,6 +313,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_simulate(commands)
 
+    from ivr.tickets.cli import add_parser as add_tickets
+
+    add_tickets(commands)
+
+    from ivr.diagram import add_parser as add_diagram
+
+    add_diagram(commands)
+
+    from ivr.admin.cli import add_parser as add_admins
+
+    add_admins(commands)
+
     db = commands.add_parser("db", help="database schema")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     upgrade = db_commands.add_parser("upgrade", help="create or upgrade the schema (Alembic)")

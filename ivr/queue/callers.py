@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Final
 
 from redis.commands.core import Script
 
 from ivr.queue.agents import to_assignments
 from ivr.queue.base import (
+    MAX_ENQUEUED_MS,
     Assignment,
     Place,
     QueueBase,
@@ -17,6 +19,7 @@ from ivr.queue.base import (
     check_enqueued_ms,
     check_line,
     check_priority,
+    instant,
     text,
     to_assignment,
     to_place,
@@ -38,6 +41,8 @@ REMEMBER_SECONDS: Final = 8 * 3600
 """How long Redis remembers that a call leg ended, or that a request took effect: longer than a
 sealed URL is good for (`ivr.signing.SEAL_MAX_AGE`), after which a replay is refused anyway."""
 _BULK_BATCH: Final = 5000
+ADMIN_SCAN_LIMIT: Final = 1000
+"""Members of a line `earliest_arrival` reads at most (the admin dashboard polls it)."""
 
 
 @dataclass(frozen=True)
@@ -220,6 +225,22 @@ class CallerOps(QueueBase):
         """Callers in one line; atomic (one script: sweeps first, then ZCARD)."""
         check_line(queue, language)
         return int(self._run(self._size, [queue_key(queue, language)], []))
+
+    def earliest_arrival(
+        self, queue: str, language: str, *, scan: int = ADMIN_SCAN_LIMIT
+    ) -> datetime | None:
+        """When the longest-waiting caller of one line arrived (a place kept for a callback
+        included), or None when nobody waits; read-only (one ZRANGE of at most `scan` members).
+
+        For the admin dashboard's "longest wait": the score orders by priority first, so the
+        earliest arrival is the smallest arrival part among the members read, not the head.
+        Ghosts not yet swept count until the sweep removes them (call `size` first to sweep)."""
+        check_line(queue, language)
+        members: list[Any] = self._client.zrange(
+            queue_key(queue, language), 0, scan - 1, withscores=True
+        )
+        arrivals = [int(score) % MAX_ENQUEUED_MS for _, score in members]
+        return instant(min(arrivals)) if arrivals else None
 
     def request_callback(
         self,

@@ -8,6 +8,7 @@ only returns the version that is live: no request ever waits for a parse.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import threading
@@ -34,6 +35,10 @@ class RulesStatus:
     loaded_at: datetime
     problems: tuple[Problem, ...]
     """Problems of the newest edit, which is *not* being served; empty when the files on disk are live."""
+    sha256: str = ""
+    """SHA-256 (hex) of the rules file as it was when the live version was loaded."""
+    files: tuple[str, ...] = ()
+    """The files the live version was loaded from: the rules file, then the prompt catalogs."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,8 @@ class _Live:
     bundle: Bundle
     loaded_at: datetime
     problems: tuple[Problem, ...] = ()
+    sha256: str = ""
+    files: tuple[str, ...] = ()
 
 
 _start_lock = threading.Lock()
@@ -85,7 +92,7 @@ class LiveRules:
         self._lock = threading.Lock()
         self._stamp = self._fingerprint()
         # A bad file at start-up is fatal.
-        self._live = _Live(load_bundle(rules_path, prompts_dir), clock.now())
+        self._live = _Live(load_bundle(rules_path, prompts_dir), clock.now(), (), *self._version())
         self._next_check = time.monotonic() + check_every
         self._watcher: threading.Thread | None = None
         self._watcher_pid: int | None = None
@@ -134,10 +141,10 @@ class LiveRules:
                 log.exception("rules could not be loaded")
                 problems = (Problem(str(self._rules_path), 1, 1, f"cannot load: {exc}"),)
             else:
-                self._live = _Live(bundle, self._clock.now())
+                self._live = _Live(bundle, self._clock.now(), (), *self._version())
                 log.info("rules reloaded from %s", self._rules_path)
                 return True
-            self._live = _Live(live.bundle, live.loaded_at, problems)
+            self._live = _Live(live.bundle, live.loaded_at, problems, live.sha256, live.files)
             for problem in problems:
                 log.error("rules not reloaded, still serving the last good version: %s", problem)
             return False
@@ -145,7 +152,18 @@ class LiveRules:
     def status(self) -> RulesStatus:
         """Which version is live, and the problems of a newer one that is not."""
         live = self._live
-        return RulesStatus(str(self._rules_path), live.loaded_at, live.problems)
+        return RulesStatus(
+            str(self._rules_path), live.loaded_at, live.problems, live.sha256, live.files
+        )
+
+    def _version(self) -> tuple[str, tuple[str, ...]]:
+        """The rules file's SHA-256 and the files a load reads (for the admin dashboard)."""
+        try:
+            digest = hashlib.sha256(self._rules_path.read_bytes()).hexdigest()
+        except OSError:
+            digest = ""
+        catalogs = sorted(self._prompts_dir.glob("*.yaml")) if self._prompts_dir.is_dir() else []
+        return digest, (str(self._rules_path), *map(str, catalogs))
 
     # --- background mode ------------------------------------------------------------------------
 

@@ -8,16 +8,17 @@ session it is given and commits before returning.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, case, func, literal, select
 from sqlalchemy.orm import Session
 
-from ivr.tickets.changes import QueueEvent
-from ivr.tickets.models import QueueEventRow
+from ivr.tickets.changes import Outcome, QueueEvent
+from ivr.tickets.models import QueueEventRow, Ticket
 
 # The service's transaction helper: service imports nothing from here, so there is no cycle.
 from ivr.tickets.service import _unit_of_work
@@ -140,3 +141,37 @@ def _float(value: Any) -> float | None:
 
 def _ratio(part: int, whole: int) -> float | None:
     return part / whole if whole else None
+
+
+def calls_per_hour(session: Session, *, since: datetime, until: datetime) -> list[int]:
+    """Calls that arrived in each hour from `since` (aware) up to `until`, oldest hour first; for
+    the admin dashboard's chart. One query of the arrival times, bucketed here (portable)."""
+    hours = max(0, math.ceil((until - since).total_seconds() / 3600))
+    counts = [0] * hours
+    query = select(Ticket.arrived_at).where(Ticket.arrived_at >= since, Ticket.arrived_at < until)
+    with _unit_of_work(session):
+        arrivals = list(session.scalars(query))
+    for arrived in arrivals:
+        if arrived.tzinfo is None:  # SQLite hands back naive UTC
+            arrived = arrived.replace(tzinfo=UTC)
+        index = int((arrived - since).total_seconds() // 3600)
+        if 0 <= index < hours:
+            counts[index] += 1
+    return counts
+
+
+def voicemails_per_queue(session: Session, *, since: datetime, until: datetime) -> dict[str, int]:
+    """Tickets that arrived in [since, until) and ended in a voicemail, by queue (the queue they
+    were in or headed for); the figure `queue_stats` has no event for."""
+    query = (
+        select(Ticket.queue, func.count())
+        .where(
+            Ticket.outcome == Outcome.VOICEMAIL,
+            Ticket.queue.is_not(None),
+            Ticket.arrived_at >= since,
+            Ticket.arrived_at < until,
+        )
+        .group_by(Ticket.queue)
+    )
+    with _unit_of_work(session):
+        return {queue: count for queue, count in session.execute(query).all() if queue}

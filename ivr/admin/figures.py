@@ -1,0 +1,109 @@
+"""What the dashboard shows, gathered from the services: the live queues and today's figures.
+
+Plain dictionaries of JSON-ready values: the HTML pages and `/admin/api/*` render the same data.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from ivr.services import Services
+from ivr.tickets.events import calls_per_hour, queue_stats, voicemails_per_queue
+from ivr.waits import estimate_wait
+
+
+def live_queues(s: Services) -> dict[str, Any]:
+    """Callers waiting per queue and language (lines with callers or agents), and every agent."""
+    rules = s.rules.get().rules
+    now = s.clock.now()
+    lines: list[dict[str, Any]] = []
+    for queue_id, queue in rules.queues.items():
+        for language in rules.language_codes:
+            agents = rules.agents_serving(queue_id, language)
+            load = s.queue.line_load(queue_id, language, agents)
+            if load.waiting == 0 and load.agents_available + load.agents_busy == 0:
+                continue
+            earliest = s.queue.earliest_arrival(queue_id, language) if load.waiting else None
+            lines.append(
+                {
+                    "queue": queue_id,
+                    "language": language,
+                    "waiting": load.waiting,
+                    "longest_wait_seconds": (
+                        None if earliest is None else max(0, int((now - earliest).total_seconds()))
+                    ),
+                    "estimated_wait_seconds": estimate_wait(
+                        load.waiting + 1,
+                        load.agents_available,
+                        load.agents_busy,
+                        load.recent_talk_seconds,
+                        queue.default_handle_time,
+                    ),
+                    "agents_available": load.agents_available,
+                    "agents_busy": load.agents_busy,
+                }
+            )
+    statuses = s.queue.agent_statuses(list(rules.agents))
+    agents_out = [
+        {
+            "agent": agent_id,
+            "name": agent.name,
+            "status": statuses.get(agent_id, "offline"),
+            "call": s.queue.agent_call(agent_id) if statuses.get(agent_id) == "busy" else None,
+        }
+        for agent_id, agent in rules.agents.items()
+    ]
+    return {"lines": lines, "agents": agents_out, "at": now.isoformat()}
+
+
+def start_of_day(now: datetime) -> datetime:
+    """Midnight (UTC) of the day `now` is in: the dashboard's "today"."""
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def today(s: Services) -> dict[str, Any]:
+    """Each queue's figures since midnight UTC, and the calls per hour of the last 24 hours."""
+    rules = s.rules.get().rules
+    now = s.clock.now()
+    since = start_of_day(now)
+    targets = {queue_id: queue.service_level for queue_id, queue in rules.queues.items()}
+    # The chart's last bar is the hour now is in, so the 24 bars end at the next full hour.
+    chart_until = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    chart_since = chart_until - timedelta(hours=24)
+    with s.db.sessions() as session:
+        stats = {
+            row.queue: row
+            for row in queue_stats(
+                session, since=since, until=now + timedelta(seconds=1), service_level=targets
+            )
+        }
+        voicemails = voicemails_per_queue(session, since=since, until=now + timedelta(seconds=1))
+        hourly = calls_per_hour(session, since=chart_since, until=chart_until)
+    queues = []
+    for queue_id in [*rules.queues, *sorted(set(stats) - set(rules.queues))]:
+        row = stats.get(queue_id)
+        queues.append(
+            {
+                "queue": queue_id,
+                "offered": row.offered if row else 0,
+                "answered": row.answered if row else 0,
+                "abandoned": row.abandoned if row else 0,
+                "average_wait_seconds": row.average_wait_seconds if row else None,
+                "longest_wait_seconds": row.longest_wait_seconds if row else None,
+                "service_level": row.service_level if row else None,
+                "service_level_target_seconds": targets.get(queue_id),
+                "abandon_rate": row.abandon_rate if row else None,
+                "callbacks": row.callbacks if row else 0,
+                "voicemails": voicemails.get(queue_id, 0),
+            }
+        )
+    return {
+        "since": since.isoformat(),
+        "at": now.isoformat(),
+        "queues": queues,
+        "last_24h": [
+            {"hour": (chart_since + timedelta(hours=i)).isoformat(), "calls": count}
+            for i, count in enumerate(hourly)
+        ],
+    }

@@ -1,0 +1,207 @@
+"""`ivr tickets`: list, export and show call tickets from the command line (reads $DATABASE_URL).
+
+Caller numbers are masked ("+49 *** *** 456") unless --full-numbers is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from ivr.config import Settings
+from ivr.db import Database
+from ivr.tickets.listing import (
+    DATE_HELP,
+    TicketFilter,
+    count_tickets,
+    csv_of,
+    find_tickets,
+    json_of,
+    mask_number,
+    timeline,
+)
+from ivr.tickets.models import Ticket
+from ivr.tickets.service import find_by_reference
+
+_TABLE = ("REFERENCE", "TIME", "LANGUAGE", "ISSUE", "QUEUE", "OUTCOME", "WAIT", "CALLER")
+
+
+def add_parser(commands: Any) -> None:
+    """Register `ivr tickets list|export|show` on the `ivr` command's subparsers."""
+    tickets = commands.add_parser(
+        "tickets", help="list, export and show call tickets ($DATABASE_URL)", description=__doc__
+    )
+    actions = tickets.add_subparsers(dest="tickets_command", required=True)
+
+    listing = actions.add_parser("list", help="an aligned table of tickets, newest first")
+    _add_filters(listing)
+    listing.add_argument(
+        "--limit", type=_positive, default=50, help="show at most this many (default 50)"
+    )
+    listing.set_defaults(run=_list)
+
+    export = actions.add_parser("export", help="every matching ticket as CSV or JSON, newest first")
+    _add_filters(export)
+    export.add_argument("--format", choices=("csv", "json"), default="csv", help="default csv")
+    export.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
+    export.set_defaults(run=_export)
+
+    show = actions.add_parser("show", help="one ticket's fields and its whole timeline")
+    show.add_argument("reference", help="the ticket reference (spaces allowed: '482 1093')")
+    show.add_argument("--full-numbers", action="store_true", help="show phone numbers in full")
+    show.set_defaults(run=_show)
+
+
+def _add_filters(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--since", help=f"calls that arrived at or after: {DATE_HELP}")
+    parser.add_argument(
+        "--until", help="calls that arrived before this time (a date: up to the end of that day)"
+    )
+    parser.add_argument("--language", help="e.g. de-DE")
+    parser.add_argument("--issue", help="issue id from the rules, e.g. withdrawal")
+    parser.add_argument("--queue", help="queue id from the rules, e.g. funds")
+    parser.add_argument("--outcome", help="answered, abandoned, voicemail, callback, ...")
+    parser.add_argument("--reference", help="one ticket reference")
+    parser.add_argument("--caller", help="digits the caller's number contains, e.g. 5678")
+    parser.add_argument(
+        "--full-numbers", action="store_true", help="show caller numbers in full (default masked)"
+    )
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
+def _filter_of(args: argparse.Namespace) -> TicketFilter | None:
+    """The filter the options ask for; None, said why on one line, when one is bad."""
+    given = {
+        name: value
+        for name in (
+            "since",
+            "until",
+            "language",
+            "issue",
+            "queue",
+            "outcome",
+            "reference",
+            "caller",
+        )
+        if (value := getattr(args, name)) is not None
+    }
+    try:
+        return TicketFilter.from_args(given)
+    except ValueError as exc:
+        print(f"ivr tickets: {exc}", file=sys.stderr)
+        return None
+
+
+def _database() -> Database:
+    return Database(Settings.from_env().database_url)
+
+
+def _list(args: argparse.Namespace) -> int:
+    filter = _filter_of(args)
+    if filter is None:
+        return 2
+    database = _database()
+    try:
+        with database.session() as session:
+            tickets = find_tickets(session, filter, limit=args.limit)
+            total = count_tickets(session, filter)
+    finally:
+        database.dispose()
+    if not tickets:
+        print("no tickets match")
+        return 0
+    rows = [_table_row(t, args.full_numbers) for t in tickets]
+    widths = [max(len(row[i]) for row in [_TABLE, *rows]) for i in range(len(_TABLE))]
+    for row in [_TABLE, *rows]:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+    if total > len(tickets):
+        print(f"({len(tickets)} of {total} tickets: use --limit to see more)")
+    return 0
+
+
+def _table_row(ticket: Ticket, full_numbers: bool) -> tuple[str, ...]:
+    wait = "" if ticket.wait_seconds is None else f"{ticket.wait_seconds} s"
+    caller = (ticket.caller or "") if full_numbers else mask_number(ticket.caller)
+    return (
+        ticket.reference,
+        f"{ticket.arrived_at:%Y-%m-%d %H:%M:%S}Z",
+        ticket.language or "-",
+        ticket.issue or "-",
+        ticket.queue or "-",
+        ticket.outcome.value if ticket.outcome is not None else "-",
+        wait or "-",
+        caller or "-",
+    )
+
+
+def _export(args: argparse.Namespace) -> int:
+    filter = _filter_of(args)
+    if filter is None:
+        return 2
+    database = _database()
+    try:
+        with database.session() as session:
+            total = count_tickets(session, filter)
+            tickets = find_tickets(session, filter, limit=max(total, 1))
+    finally:
+        database.dispose()
+    write = json_of if args.format == "json" else csv_of
+    text = write(tickets, full_numbers=args.full_numbers)
+    if args.out:
+        # newline="": the CSV's own CRLF line ends are written as they are, on every platform.
+        Path(args.out).write_text(text, encoding="utf-8", newline="")
+        print(f"{len(tickets)} tickets written to {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    database = _database()
+    try:
+        with database.session() as session:
+            ticket = find_by_reference(session, args.reference)
+            if ticket is None:
+                print(f"ivr tickets: no ticket with reference {args.reference!r}", file=sys.stderr)
+                return 1
+            story = timeline(session, ticket, full_numbers=args.full_numbers)
+    finally:
+        database.dispose()
+    shown = (lambda n: n or "") if args.full_numbers else mask_number
+    fields = [
+        ("reference", ticket.reference),
+        ("arrived", f"{ticket.arrived_at:%Y-%m-%d %H:%M:%S}Z"),
+        ("caller", shown(ticket.caller)),
+        ("called", ticket.called),
+        ("language", ticket.language),
+        ("menu path", " > ".join(ticket.menu_path or [])),
+        ("issue", ticket.issue),
+        ("queue", ticket.queue),
+        ("team", ticket.team),
+        ("priority", ticket.priority),
+        ("outcome", ticket.outcome.value if ticket.outcome is not None else None),
+        ("wait", None if ticket.wait_seconds is None else f"{ticket.wait_seconds} s"),
+        ("duration", None if ticket.duration_seconds is None else f"{ticket.duration_seconds} s"),
+        ("agent", ticket.agent),
+        ("recording", ticket.recording_url),
+        ("callback number", shown(ticket.callback_number)),
+        ("satisfaction", None if ticket.satisfaction is None else f"{ticket.satisfaction} of 5"),
+    ]
+    width = max(len(name) for name, _ in fields)
+    for name, value in fields:
+        print(f"{name + ':':<{width + 1}}  {'-' if value in (None, '') else value}")
+    print()
+    print("timeline:")
+    for entry in story:
+        print(f"  {entry.at:%Y-%m-%d %H:%M:%S}Z  {entry.kind:<9}  {entry.text}")
+    return 0

@@ -1,0 +1,187 @@
+"""`ivr tickets list|export|show` on a database filled by simulated calls (see
+tests/tickets/test_listing.py for the calls): what an admin reads on the terminal, and a CSV file a
+spreadsheet opens."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+from flask.testing import FlaskClient
+
+from ivr.cli import main
+from ivr.clock import FrozenClock
+from ivr.db import Database
+from ivr.tickets.models import Ticket
+from tests.support import FakeTwilioRest, ticket_of
+from tests.tickets.test_listing import (  # the test app with Twilio REST, and its calls
+    AMERICAN,
+    FRENCH,
+    GERMAN,
+    MONDAY_15,
+    ODD_RECORDING,
+    answered_call,
+    app,
+    fill,
+    rest,
+)
+
+__all__ = ["app", "rest"]  # fixtures used by the tests below
+pytestmark = pytest.mark.usefixtures("agent_pins")
+
+
+@pytest.fixture
+def tickets(
+    client: FlaskClient, clock: FrozenClock, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, Ticket]:
+    """Four simulated calls, and the commands pointed at their database."""
+    monkeypatch.setenv("DATABASE_URL", database.url.render_as_string(hide_password=False))
+    return fill(client, clock, database)
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(["tickets", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_list_prints_an_aligned_table_newest_first_with_numbers_masked(
+    tickets: dict[str, Ticket], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "list")
+    assert code == 0
+    header, *rows = out.splitlines()
+    assert header.split() == [
+        "REFERENCE", "TIME", "LANGUAGE", "ISSUE", "QUEUE", "OUTCOME", "WAIT", "CALLER"
+    ]  # fmt: skip
+    order = ["voicemail", "other_german", "self_served", "abandoned"]
+    assert [row.split()[0] for row in rows] == [tickets[n].reference for n in order]
+    for column in ("LANGUAGE", "QUEUE", "CALLER"):  # every row's cell starts under its heading
+        start = header.index(column)
+        assert all(row[start - 2 : start] == "  " and row[start] != " " for row in rows)
+    abandoned = rows[3]
+    assert "2026-11-23 15:00:00Z" in abandoned and "de-DE" in abandoned and "45 s" in abandoned
+    assert abandoned.endswith("+49 *** *** 678")
+    for number in (GERMAN, AMERICAN, FRENCH):
+        assert number.removeprefix("+") not in out
+
+
+def test_list_filters_limits_and_shows_full_numbers_only_when_asked(
+    tickets: dict[str, Ticket], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "list", "--queue", "funds", "--outcome", "abandoned")
+    assert code == 0 and [r.split()[0] for r in out.splitlines()[1:]] == [
+        tickets["abandoned"].reference
+    ]
+    code, out, _ = run(capsys, "list", "--caller", "5678", "--full-numbers")
+    assert code == 0 and GERMAN in out and FRENCH in out and AMERICAN not in out
+    code, out, _ = run(capsys, "list", "--limit", "1")
+    assert out.splitlines()[1].split()[0] == tickets["voicemail"].reference
+    assert out.splitlines()[-1] == "(1 of 4 tickets: use --limit to see more)"
+    code, out, _ = run(capsys, "list", "--since", "2026-12-01")
+    assert (code, out) == (0, "no tickets match\n")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--since", "last monday"], "since 'last monday' is not a date or time"),
+        (["--until", "2026-11-23 15:00"], "has no time zone"),
+        (["--outcome", "hung_up"], "unknown outcome 'hung_up'"),
+    ],
+)
+@pytest.mark.parametrize("command", ["list", "export"])
+def test_a_bad_filter_value_exits_2_with_one_line_saying_why(
+    tickets: dict[str, Ticket],
+    capsys: pytest.CaptureFixture[str],
+    command: str,
+    argv: list[str],
+    message: str,
+) -> None:
+    code, out, err = run(capsys, command, *argv)
+    assert code == 2 and out == ""
+    assert err.startswith("ivr tickets: ") and message in err and err.count("\n") == 1
+
+
+def test_export_writes_a_csv_file_that_reads_back_without_full_numbers(
+    tickets: dict[str, Ticket], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    target = tmp_path / "tickets.csv"
+    code, out, err = run(capsys, "export", "--format", "csv", "--out", str(target))
+    assert code == 0 and out == "" and err == f"4 tickets written to {target}\n"
+    raw = target.read_bytes()
+    assert raw.count(b"\r\n") == 5 and not raw.startswith(b"\xef\xbb\xbf")  # header + 4, no BOM
+    rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8"), newline="")))
+    assert [r["reference"] for r in rows][-1] == tickets["abandoned"].reference
+    assert rows[0]["recording_url"] == ODD_RECORDING  # a comma and quotes, read back whole
+    assert rows[0]["arrived_at"] == "2026-11-28T12:00:00+00:00"
+    assert {r["caller"] for r in rows} == {
+        "'+33 *** *** 678",
+        "'+49 *** *** 820",
+        "'+1 *** *** 100",
+        "'+49 *** *** 678",
+    }  # fmt: skip (the apostrophe: a spreadsheet shows the text, and runs no formula)
+    for number in (GERMAN, AMERICAN, FRENCH, "+4930901820"):
+        assert number.removeprefix("+").encode() not in raw
+
+
+def test_export_json_to_stdout_filtered_with_full_numbers(
+    tickets: dict[str, Ticket], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(
+        capsys, "export", "--format", "json", "--until", "2026-11-23", "--full-numbers"
+    )
+    assert code == 0
+    rows = json.loads(out)
+    assert [(r["outcome"], r["caller"]) for r in rows] == [
+        ("self_served", AMERICAN),
+        ("abandoned", GERMAN),
+    ]
+
+
+def test_show_prints_the_fields_and_the_whole_timeline_of_an_answered_call(
+    client: FlaskClient,
+    rest: FakeTwilioRest,
+    clock: FrozenClock,
+    database: Database,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", database.url.render_as_string(hide_password=False))
+    clock.set(MONDAY_15)
+    ticket = ticket_of(database, answered_call(client, rest, clock).sid)
+    code, out, _ = run(capsys, "show", " ".join(ticket.reference))  # as the caller heard it
+    assert code == 0
+    fields, story = out.split("\ntimeline:\n")
+    assert f"reference:        {ticket.reference}" in fields.splitlines()
+    for line in (
+        "caller:           +49 *** *** 678",
+        "menu path:        language:4 > main:2 > funds:2",
+        "outcome:          answered",
+        "agent:            anna",
+        "satisfaction:     4 of 5",
+    ):
+        assert line in fields.splitlines()
+    steps = [line.split(None, 3)[2:] for line in story.splitlines()]
+    assert steps[0] == ["call", "call from +49 *** *** 678 to +18005550199"]
+    assert ["menu", "menu funds: pressed 2"] in steps
+    assert ["queue", "CONNECT, funds (de-DE), agent anna, waited 75 s"] in steps
+    assert steps[-2:] == [
+        ["survey", "survey score 4 of 5"],
+        ["end", "call ended: completed after 360 s"],
+    ]
+    assert "2026-11-23 15:01:15Z  queue" in story
+    assert GERMAN not in out
+    code, out, _ = run(capsys, "show", ticket.reference, "--full-numbers")
+    assert code == 0 and f"call from {GERMAN}" in out
+
+
+def test_show_of_an_unknown_reference_exits_1_saying_so(
+    tickets: dict[str, Ticket], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, "show", "9999999")
+    assert (code, out) == (1, "")
+    assert err == "ivr tickets: no ticket with reference '9999999'\n"

@@ -84,13 +84,15 @@ def create_app(
             )
             return response
 
-    from ivr import agents, fallback, health, webhooks
+    from ivr import agents, fallback, health, metrics, webhooks
 
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(fallback.bp)
     app.register_blueprint(agents.line_bp)
     app.register_blueprint(agents.api_bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)
+    metrics.install(app, s)  # its registry, the webhook timing hooks, the store error counts
     _serve_admin(app, settings)
     return app
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ivr import logs
 from ivr.config import EMBEDDED_REDIS, ConfigError, Settings
 from ivr.credentials import PinFileError, PinStore, pin_problem
 from ivr.rules.check import load_bundle
@@ -84,6 +85,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         settings = Settings.from_env()
         settings.validate()
+        logs.configure(settings.log_format)
         if settings.dev_mode and not is_loopback(args.host):
             raise ConfigError(
                 f"development mode skips Twilio's signature check, so it serves this machine only: "
@@ -145,6 +147,7 @@ def _worker(args: argparse.Namespace) -> int:
     try:
         settings = Settings.from_env().with_overrides(writer="thread")
         settings.validate()
+        logs.configure(settings.log_format)
     except ConfigError as exc:
         print(f"cannot start: {exc}", file=sys.stderr)
         return 1

@@ -23,6 +23,9 @@ WRITER_MODES: tuple[WriterMode, ...] = ("thread", "off", "inline")
 leaves it to `ivr worker` processes, "inline" writes after each request (tests and the simulator)."""
 
 
+LogFormat = Literal["text", "json"]
+LOG_FORMATS: tuple[LogFormat, ...] = ("text", "json")
+
 MIN_SECRET_LENGTH = 32
 
 
@@ -68,6 +71,10 @@ class Settings:
     """`IVR_ADMIN_SESSION_MINUTES`: an admin is logged out after this long without a request."""
     agent_pins: Path = Path("instance/agent_pins.json")
     """`IVR_AGENT_PINS`: the agents' PINs, as salted hashes (`ivr agents set-pin`). Never committed."""
+    metrics_token: str | None = None
+    """`IVR_METRICS_TOKEN`: the bearer token `/metrics` asks for; without one it answers loopback only."""
+    log_format: LogFormat = "text"
+    """`IVR_LOG_FORMAT`: "text" (the default) or "json", one object per line (`ivr.logs`)."""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -120,6 +127,9 @@ class Settings:
                 "IVR_ADMIN_SESSION_MINUTES must be whole minutes from 1 to 1440, "
                 f"got {env.get('IVR_ADMIN_SESSION_MINUTES')!r}"
             )
+        log_format = (env.get("IVR_LOG_FORMAT") or "text").strip().lower()
+        if log_format not in LOG_FORMATS:
+            raise ConfigError(f"IVR_LOG_FORMAT must be text or json, got {log_format!r}")
         return cls(
             database_url=env.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
             redis_url=env.get("REDIS_URL") or EMBEDDED_REDIS,
@@ -138,6 +148,8 @@ class Settings:
             admins=Path(env.get("IVR_ADMINS") or "instance/admins.json"),
             admin_session_minutes=session_minutes,
             agent_pins=Path(env.get("IVR_AGENT_PINS") or "instance/agent_pins.json"),
+            metrics_token=(env.get("IVR_METRICS_TOKEN") or "").strip() or None,
+            log_format=log_format,
         )
 
     def validate(self) -> None:

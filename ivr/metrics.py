@@ -1,0 +1,291 @@
+"""`GET /metrics`: Prometheus metrics for operators, through the official client (`prometheus_client`).
+
+Each app has its own `CollectorRegistry` (never the process-wide default), so that many apps in one
+process (the tests, the simulator) do not share or clash over series. Under gunicorn every worker
+process has its own registry too: scrape each worker, or move to prometheus_client's multiprocess
+mode (not done here). What is measured:
+
+* `ivr_webhook_duration_seconds{kind, status}` (Histogram): the time each Twilio webhook took, by
+  webhook (`KINDS`, from the endpoint) and status-code class ("2xx", "4xx", "5xx").
+* At scrape time (`QueueCollector`): callers waiting per line, agents by state (overall and per
+  line), the journal backlog and spool (the same `Journal.backlog()` that `/healthz` reports), and
+  `ivr_store_up{store}`. With Redis away, `ivr_store_up{store="redis"}` is 0 and the series read
+  from Redis are left out: the endpoint still answers 200.
+* `ivr_redis_errors_total` (Counter): Redis errors that the service caught and logged. Counted by a
+  logging handler on the `ivr` logger that looks at the exception being handled when a record is
+  logged (`sys.exc_info()`, also when the record has no `exc_info`): no call site changes, and what
+  is counted is exactly what the logs show. Errors swallowed without a log line are not counted.
+* `ivr_database_probe_failures_total` (Counter): database probes (`DatabaseHealth.probe`, by the
+  background thread or `/healthz`) that found the database unreachable.
+
+`/metrics` is not a webhook (no Twilio signature) but it is not public: with `IVR_METRICS_TOKEN` it
+asks for `Authorization: Bearer <token>`; without it, it answers loopback addresses only.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+import sys
+import time
+import weakref
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from flask import Blueprint, Flask, Response, current_app, g, request
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector
+from redis.exceptions import RedisError
+
+from ivr.health import _wall_now  # the clock /healthz ages the stream with
+from ivr.services import services
+
+if TYPE_CHECKING:
+    from ivr.db import DatabaseState
+    from ivr.services import Services
+
+bp = Blueprint("metrics", __name__)
+
+KINDS: dict[str, str] = {
+    "voice.incoming": "incoming",
+    "voice.input": "input",
+    "voice.hold": "hold",
+    "voice.whisper": "whisper",
+    "voice.agent": "agent",
+    "voice.recording": "recording",
+    "voice.status": "status",
+    "fallback.fallback": "fallback",
+    "fallback.dialled": "fallback",
+    "fallback.recorded": "fallback",
+    "agent_line.agent_line": "agent_line",
+}
+"""Webhook endpoint -> the `kind` label of its latency; other endpoints are not timed."""
+
+BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0)
+"""Seconds; Twilio gives up on a webhook after 15 s."""
+
+AGENT_STATES = ("available", "busy", "offline")
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Metrics:
+    """One app's registry and the metrics updated as things happen (the rest are read at scrape)."""
+
+    registry: CollectorRegistry
+    webhook_duration: Histogram
+    redis_errors: Counter
+    database_probe_failures: Counter
+
+
+def install(app: Flask, s: Services) -> Metrics:
+    """Create the app's registry and metrics, time its webhooks, count store errors."""
+    registry = CollectorRegistry(auto_describe=True)
+    m = Metrics(
+        registry=registry,
+        webhook_duration=Histogram(
+            "ivr_webhook_duration_seconds",
+            "Time taken to answer a Twilio webhook, by webhook and status-code class.",
+            ["kind", "status"],
+            buckets=BUCKETS,
+            registry=registry,
+        ),
+        redis_errors=Counter(
+            "ivr_redis_errors",
+            "Redis errors caught and logged by the service.",
+            registry=registry,
+        ),
+        database_probe_failures=Counter(
+            "ivr_database_probe_failures",
+            "Database health probes that found the database unreachable.",
+            registry=registry,
+        ),
+    )
+    registry.register(QueueCollector(s))
+    app.extensions["ivr_metrics"] = m
+    app.before_request(_start_timer)
+    app.after_request(_observe)
+    ivr_logger = logging.getLogger("ivr")
+    for handler in list(ivr_logger.handlers):  # those of apps that are gone
+        if isinstance(handler, RedisErrorCounter) and handler.orphaned:
+            ivr_logger.removeHandler(handler)
+    ivr_logger.addHandler(RedisErrorCounter(m))
+    _count_probe_failures(s, m)
+    return m
+
+
+def _start_timer() -> None:
+    g.ivr_started = time.perf_counter()
+
+
+def _observe(response: Response) -> Response:
+    # Registered after the app's other after-request hooks, so it runs before them (Flask runs
+    # them in reverse): the time covers the signature check, the view and its error handlers.
+    kind = KINDS.get(request.endpoint or "")
+    started: float | None = g.get("ivr_started")
+    if kind is not None and started is not None:
+        m: Metrics = current_app.extensions["ivr_metrics"]
+        status = f"{response.status_code // 100}xx"
+        m.webhook_duration.labels(kind, status).observe(time.perf_counter() - started)
+    return response
+
+
+class RedisErrorCounter(logging.Handler):
+    """Counts log records written while a `RedisError` is being handled (once per exception).
+
+    Holds its metrics weakly and leaves the logger once their app is gone (tests build many apps)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        super().__init__()
+        self._metrics = weakref.ref(metrics)
+        self._mark = f"_ivr_counted_{id(self)}"
+
+    @property
+    def orphaned(self) -> bool:
+        return self._metrics() is None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        metrics = self._metrics()
+        if metrics is None:
+            logging.getLogger("ivr").removeHandler(self)
+            return
+        error = record.exc_info[1] if record.exc_info else sys.exc_info()[1]
+        if isinstance(error, RedisError) and not getattr(error, self._mark, False):
+            setattr(error, self._mark, True)  # logged again further up: still one error
+            metrics.redis_errors.inc()
+
+
+def _count_probe_failures(s: Services, m: Metrics) -> None:
+    # DatabaseHealth reports, it does not log: wrap this app's instance rather than edit db.py.
+    probe = s.health.probe
+
+    def counted_probe() -> DatabaseState:
+        state = probe()
+        if not state.reachable:
+            m.database_probe_failures.inc()
+        return state
+
+    s.health.probe = counted_probe  # type: ignore[method-assign]
+
+
+class QueueCollector(Collector):
+    """The gauges read when scraped: lines, agents, journal, and whether the stores answer."""
+
+    def __init__(self, s: Services) -> None:
+        self._s = s
+
+    def describe(self) -> Iterable[Metric]:
+        return []  # the series depend on the rules and the stores: nothing to check at register
+
+    def collect(self) -> Iterator[Metric]:
+        s = self._s
+        redis_up = s.queue.ping()
+        threads = s.background is not None and s.background.running()
+        database = s.health.latest() if threads else s.health.probe()
+        up = GaugeMetricFamily("ivr_store_up", "1 when the store answers.", labels=["store"])
+        up.add_metric(["redis"], 1.0 if redis_up else 0.0)
+        up.add_metric(["database"], 1.0 if database.reachable else 0.0)
+        yield up
+        yield from _journal(s)
+        if redis_up:
+            try:
+                yield from _queue(s)
+            except RedisError:
+                log.warning("metrics: the queue could not be read", exc_info=True)
+
+
+def _journal(s: Services) -> Iterator[Metric]:
+    backlog = s.journal.backlog()  # never raises; the stream's figures are None with Redis away
+
+    def gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
+        return GaugeMetricFamily(name, documentation, value=value)
+
+    if backlog.stream is not None:
+        yield gauge(
+            "ivr_journal_stream_entries",
+            "Ticket changes in the Redis stream, not yet written to the database.",
+            backlog.stream,
+        )
+        oldest = (
+            0.0
+            if backlog.oldest_at is None
+            else max(0.0, (_wall_now() - backlog.oldest_at).total_seconds())
+        )
+        yield gauge(
+            "ivr_journal_oldest_seconds",
+            "Age of the oldest ticket change waiting in the stream (0 when none waits).",
+            oldest,
+        )
+    if backlog.rejected is not None:
+        yield gauge(
+            "ivr_journal_rejected_entries",
+            "Ticket changes the writer could not apply (kept aside for a person).",
+            backlog.rejected,
+        )
+    yield gauge("ivr_journal_spool_files", "Spool files not yet shipped.", backlog.spool_files)
+    yield gauge("ivr_journal_spool_bytes", "Bytes in the spool.", backlog.spool_bytes)
+    yield gauge(
+        "ivr_journal_spool_writable",
+        "1 when the spool folder can take ticket changes.",
+        1.0 if s.journal.spool.writable() else 0.0,
+    )
+
+
+def _queue(s: Services) -> Iterator[Metric]:
+    rules = s.rules.get().rules
+    waiting = GaugeMetricFamily(
+        "ivr_callers_waiting", "Callers waiting in a line.", labels=["queue", "language"]
+    )
+    line_agents = GaugeMetricFamily(
+        "ivr_line_agents",
+        "Logged-in agents who serve a line (per the rules), by state: available or busy.",
+        labels=["queue", "language", "state"],
+    )
+    for queue_id in rules.queues:
+        for language in rules.language_codes:
+            load = s.queue.line_load(queue_id, language, rules.agents_serving(queue_id, language))
+            waiting.add_metric([queue_id, language], load.waiting)
+            line_agents.add_metric([queue_id, language, "available"], load.agents_available)
+            line_agents.add_metric([queue_id, language, "busy"], load.agents_busy)
+    statuses = s.queue.agent_statuses(list(rules.agents))
+    agents = GaugeMetricFamily("ivr_agents", "Agents of the rules, by state.", labels=["state"])
+    for state in AGENT_STATES:
+        agents.add_metric([state], sum(1 for v in statuses.values() if v == state))
+    yield waiting
+    yield line_agents
+    yield agents
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    """The Prometheus text format; 401 without the right token, 403 off loopback without one."""
+    token = services().settings.metrics_token
+    if token is not None:
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            return Response(
+                "a bearer token is required\n",
+                401,
+                {"WWW-Authenticate": 'Bearer realm="metrics"'},
+                mimetype="text/plain",
+            )
+    elif not _loopback(request.remote_addr):
+        return Response(
+            "metrics answer loopback only (set IVR_METRICS_TOKEN to scrape from elsewhere)\n",
+            403,
+            mimetype="text/plain",
+        )
+    m: Metrics = current_app.extensions["ivr_metrics"]
+    return Response(generate_latest(m.registry), 200, {"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def _loopback(address: str | None) -> bool:
+    try:
+        return address is not None and ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False

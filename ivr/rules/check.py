@@ -185,6 +185,16 @@ def check_references(rules: Rules, source: Source) -> list[Problem]:
     return problems
 
 
+OPTIONAL_SYSTEM_PROMPTS: dict[str, str] = {"offer_other_language": "after_hours.other_languages"}
+"""System prompts only rules that switch their feature on need (the setting that does)."""
+
+
+def _needed_system_prompts(rules: Rules) -> frozenset[str]:
+    if rules.after_hours.other_languages:
+        return SYSTEM_PROMPTS
+    return SYSTEM_PROMPTS - set(OPTIONAL_SYSTEM_PROMPTS)
+
+
 def check_prompts(
     rules: Rules, source: Source, prompts: Prompts, prompt_sources: dict[str, Source]
 ) -> list[Problem]:
@@ -200,7 +210,7 @@ def check_prompts(
                         loc, f"prompt {prompt_id!r} is missing from {catalog_source.file}"
                     )
                 )
-        for prompt_id in sorted(SYSTEM_PROMPTS - set(catalog.texts)):
+        for prompt_id in sorted(_needed_system_prompts(rules) - set(catalog.texts)):
             problems.append(catalog_source.problem(("prompts",), f"missing prompt {prompt_id!r}"))
         for prompt_id, text in catalog.texts.items():
             needed = SYSTEM_PLACEHOLDERS.get(prompt_id, frozenset())

@@ -8,6 +8,7 @@ hear their position once per clip.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 from ivr.rules.check import load_bundle
 from ivr.rules.loader import RulesError
 from tests.rules.test_check import bundle_problems
-from tests.support import ROOT, copy_project, edit
+from tests.support import PROMPTS, ROOT, RULES, copy_project, edit
 from tests.test_audio import write_mp3, write_wav
 
 pytestmark = pytest.mark.usefixtures("each_yaml_loader")
@@ -169,3 +170,28 @@ def test_warnings_are_printed_with_the_errors(tmp_path: Path) -> None:
     assert [(p.line, p.column, p.severity) for p in raised.value.problems] == sorted(
         [(error_line, error_column, "error"), (warning_line, warning_column, "warning")]
     )
+
+
+def test_a_catalog_without_the_other_language_offer_is_fine_while_the_offer_is_off(
+    tmp_path: Path,
+) -> None:
+    """Catalogs written before the offer existed keep loading until the rules switch it on."""
+    prompts = tmp_path / "voice_prompts"
+    shutil.copytree(PROMPTS, prompts)
+    for catalog in prompts.glob("*.yaml"):
+        lines = catalog.read_text(encoding="utf-8").splitlines(keepends=True)
+        catalog.write_text(
+            "".join(line for line in lines if "offer_other_language:" not in line),
+            encoding="utf-8",
+        )
+    rules = tmp_path / "routing_rules.yaml"
+    rules.write_text(
+        RULES.read_text(encoding="utf-8").replace(
+            "other_languages: true", "other_languages: false"
+        ),
+        encoding="utf-8",
+    )
+    load_bundle(rules, prompts)  # no error
+    shutil.copy(RULES, rules)  # the offer on: now the prompt is needed
+    with pytest.raises(RulesError, match="missing prompt 'offer_other_language'"):
+        load_bundle(rules, prompts)

@@ -4,7 +4,9 @@
 - `ivr-database`: probes the database for `/healthz`, keeps ticket reference blocks at hand, and
   rebuilds kept callbacks and agent logins in a Redis that lost its data (`ivr.recovery`).
 - `ivr-journal`: ships the journal records this process spooled to the Redis stream, every 0.1 s.
-- `ivr-redis`: sweeps callers whose heartbeat lapsed out of the hold queues.
+- `ivr-redis`: sweeps callers whose heartbeat lapsed out of the hold queues, and settles every
+  agent of the rules (one left busy by a call whose Dial action and status callback were both lost
+  is released once no Twilio call could still be going on).
 
 Threads do not survive a fork, and gunicorn may build the app before forking its workers, so the threads
 start in the process that serves (the first request, or gunicorn's post-worker-init hook): `ensure_started`
@@ -106,7 +108,11 @@ class Background:
             self._ship_again_at = time.monotonic() + SHIP_RETRY_SECONDS
 
     def _redis_work(self) -> None:
+        s = self._services
         try:
-            self._services.queue.sweep(SWEEP_LIMIT)
+            s.queue.sweep(SWEEP_LIMIT)
+            agents = list(s.rules.get().rules.agents)
+            if agents:
+                s.queue.agent_statuses(agents)  # reading an agent settles it (see agent_state)
         except RedisError:
             return  # away; the next round sweeps

@@ -880,3 +880,20 @@ def test_concurrent_pin_checks_from_one_source_cannot_slip_past_the_count(
     for thread in threads:
         thread.join(10)
     assert sorted(waits) == [0.0] * 3 + [60.0] * 5
+
+
+def test_an_agent_connected_longer_than_any_twilio_call_is_released(
+    line: CallQueue, clock: FrozenClock
+) -> None:
+    """Twilio's <Dial> page (https://www.twilio.com/docs/voice/twiml/dial): "By default, there is
+    a four hour time limit set on calls." An agent still connected after that (and a margin) is
+    on a call whose Dial action and status callback were both lost: it is free again."""
+    wait_in(line, clock, ["CA1"])
+    line.agent_available("AGMAX", [FUNDS_EN])
+    assert claimed(line.claim_next("AGMAX")) == "CA1"
+    line.connected("CA1")
+    clock.advance(4 * 3600)
+    assert line.agent_status("AGMAX") == "busy"  # a long call, but it could still be going on
+    clock.advance(16 * 60)
+    assert line.agent_status("AGMAX") == "available"
+    assert line.agent_call("AGMAX") is None

@@ -45,6 +45,9 @@ local DEADLINES, AVAILABLE, LINES = KEYS[1], KEYS[2], KEYS[3]
 local CLAIM_TRIES = 32
 -- Rounds of a dispatch: each round every available agent tries once; a round without a claim ends it.
 local DISPATCH_ROUNDS = 100
+-- Twilio ends a call after four hours unless told otherwise (<Dial timeLimit>): an agent connected
+-- for longer, plus a margin, is on a call whose Dial action and status callback both never came.
+local MAX_CONNECTED_MS = (4 * 3600 + 15 * 60) * 1000
 
 -- '%.0f' prints the whole double: tostring() would round it to 14 significant digits.
 local function int_str(x)
@@ -115,7 +118,7 @@ end
 -- logged out meanwhile. Returns the new status.
 local function release_agent(aid)
   local akey = agent_of(aid)
-  redis.call('HDEL', akey, 'call', 'call_state')
+  redis.call('HDEL', akey, 'call', 'call_state', 'connected_ms')
   if redis.call('HGET', akey, 'logout') then
     redis.call('HDEL', akey, 'logout', 'idle_ms')
     redis.call('HSET', akey, 'status', 'offline')
@@ -131,7 +134,7 @@ end
 
 local function set_offline(aid)
   local akey = agent_of(aid)
-  redis.call('HDEL', akey, 'call', 'call_state', 'logout', 'idle_ms')
+  redis.call('HDEL', akey, 'call', 'call_state', 'connected_ms', 'logout', 'idle_ms')
   redis.call('HSET', akey, 'status', 'offline')
   redis.call('ZREM', AVAILABLE, aid)
   redis.call('EXPIRE', akey, AGENT_TTL)
@@ -190,13 +193,17 @@ local function live_entry(sid)
 end
 
 -- The agent's status, settling inconsistencies on the way: a busy agent whose assigned caller is
--- gone (the entry no longer names it, or the caller's deadline passed) is released, and the
--- available zset is made to agree with the hash (which is the truth; no hash = offline).
+-- gone (the entry no longer names it, or the caller's deadline passed), or who has been connected
+-- longer than any Twilio call lasts (MAX_CONNECTED_MS), is released, and the available zset is
+-- made to agree with the hash (which is the truth; no hash = offline).
 local function agent_state(aid)
   local akey = agent_of(aid)
-  local a = redis.call('HMGET', akey, 'status', 'call', 'call_state', 'idle_ms')
+  local a = redis.call('HMGET', akey, 'status', 'call', 'call_state', 'idle_ms', 'connected_ms')
   if a[1] == 'busy' then
     if not a[2] then
+      return release_agent(aid)
+    end
+    if a[3] == 'connected' and a[5] and NOW - tonumber(a[5]) > MAX_CONNECTED_MS then
       return release_agent(aid)
     end
     if a[3] ~= 'connected' then
@@ -774,7 +781,8 @@ local akey = agent_of(aid)
 local a = redis.call('HMGET', akey, 'status', 'call')
 -- Never take over an agent that is (somehow) on another call; otherwise it is on this one.
 if a[1] ~= 'busy' or a[2] == sid then
-  redis.call('HSET', akey, 'status', 'busy', 'call', sid, 'call_state', 'connected')
+  redis.call('HSET', akey, 'status', 'busy', 'call', sid, 'call_state', 'connected',
+    'connected_ms', int_str(NOW))
   redis.call('HDEL', akey, 'idle_ms')
   redis.call('ZREM', AVAILABLE, aid)
   redis.call('EXPIRE', akey, AGENT_TTL)

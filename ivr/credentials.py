@@ -14,11 +14,8 @@ at. The schedule (`delay_after`) is pure and lives here; the counting is in Redi
 from __future__ import annotations
 
 import ipaddress
-import json
 import logging
-import os
 import re
-import tempfile
 import threading
 from collections.abc import Mapping
 from contextlib import suppress
@@ -28,6 +25,8 @@ from typing import Final
 
 from argon2 import PasswordHasher, extract_parameters
 from argon2.exceptions import InvalidHashError, VerificationError
+
+from ivr.hash_file import HashFileError, read_hashes, write_hashes
 
 MIN_PIN_DIGITS: Final = 6
 MAX_PIN_DIGITS: Final = 12
@@ -109,7 +108,7 @@ def client_source(address: str | None) -> str:
     return f"http:{ip}"
 
 
-class PinFileError(Exception):
+class PinFileError(HashFileError):
     """The PIN file exists but is not one this service wrote."""
 
 
@@ -193,38 +192,13 @@ class PinStore:
 
     def _read(self) -> dict[str, str]:
         try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return {}
-        except OSError as exc:
-            raise PinFileError(f"{self.path}: cannot read the PIN file: {exc.strerror}") from exc
-        try:
-            agents = json.loads(text)["agents"]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise PinFileError(f"{self.path}: not a PIN file written by `ivr agents`") from exc
-        if not isinstance(agents, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) and v.startswith("$argon2")
-            for k, v in agents.items()
-        ):
-            raise PinFileError(f"{self.path}: not a PIN file written by `ivr agents`")
-        return dict(agents)
+            return read_hashes(self.path, "agents", "a PIN file", "ivr agents")
+        except HashFileError as exc:
+            raise PinFileError(str(exc)) from exc
 
     def _write(self, hashes: Mapping[str, str]) -> None:
-        """Replace the file at once: a reader sees the old one or the new one, never half of it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # mkstemp creates the file readable and writable by its owner only (0600).
-        descriptor, temporary = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-        try:
-            with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-                json.dump({"agents": dict(sorted(hashes.items()))}, file, indent=2)
-                file.write("\n")
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temporary, self.path)
-        except BaseException:
-            with suppress(FileNotFoundError):
-                os.unlink(temporary)
-            raise
+        """Replace the file at once (a reader sees the old one or the new one), owner-only (0600)."""
+        write_hashes(self.path, "agents", hashes)
 
     def _dummy(self, hashes: Mapping[str, str]) -> str:
         """A hash of nothing anybody can type, as costly to verify as the stored ones."""

@@ -8,17 +8,16 @@ changed or removed takes effect without a restart. The hashing is `ivr.credentia
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import tempfile
 import threading
-from contextlib import suppress
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+
+from ivr.hash_file import HashFileError, read_hashes, write_hashes
 
 MIN_PASSWORD_LENGTH: Final = 12
 MAX_PASSWORD_LENGTH: Final = 1024
@@ -26,7 +25,7 @@ MAX_PASSWORD_LENGTH: Final = 1024
 _USER: Final = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
-class AdminFileError(Exception):
+class AdminFileError(HashFileError):
     """The accounts file exists but is not one this service wrote."""
 
 
@@ -93,39 +92,13 @@ class AdminStore:
 
     def _read(self) -> dict[str, str]:
         try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return {}
-        except OSError as exc:
-            raise AdminFileError(f"{self.path}: cannot read the admin accounts: {exc}") from exc
-        try:
-            admins = json.loads(text)["admins"]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise AdminFileError(
-                f"{self.path}: not an accounts file written by `ivr admins`"
-            ) from exc
-        if not isinstance(admins, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) and v.startswith("$argon2")
-            for k, v in admins.items()
-        ):
-            raise AdminFileError(f"{self.path}: not an accounts file written by `ivr admins`")
-        return dict(admins)
+            return read_hashes(self.path, "admins", "a file of admin accounts", "ivr admins")
+        except HashFileError as exc:
+            raise AdminFileError(str(exc)) from exc
 
-    def _write(self, hashes: dict[str, str]) -> None:
+    def _write(self, hashes: Mapping[str, str]) -> None:
         """Replace the file at once (a reader sees the old one or the new one), owner-only (0600)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor, temporary = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-        try:
-            with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-                json.dump({"admins": dict(sorted(hashes.items()))}, file, indent=2)
-                file.write("\n")
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temporary, self.path)
-        except BaseException:
-            with suppress(FileNotFoundError):
-                os.unlink(temporary)
-            raise
+        write_hashes(self.path, "admins", hashes)
 
     def _dummy_hash(self) -> str:
         if self._dummy is None:

@@ -21,14 +21,15 @@ import urllib.error
 import urllib.request
 import xml.etree.ElementTree as ET
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 from twilio.request_validator import RequestValidator
 
 from tests.faults import free_port, wait_until
-from tests.support import AUTH_TOKEN, new_call_sid, spoken
+from tests.support import AUTH_TOKEN, Phone, new_call_sid, spoken
 
 ROOT = Path(__file__).resolve().parents[1]
 NGINX_PACKAGE = "nginx"
@@ -213,31 +214,17 @@ http {{
 
 
 @dataclass
-class HttpPhone:
+class HttpPhone(Phone):
     """One call walked through the webhooks over HTTP, the way Twilio would: requests go to the
     proxy at `base_url`, signed for `base_url` + the webhook URL exactly as the TwiML gave it.
+    Otherwise a `Phone` (the same form, keys, redirects and recordings).
 
     Twilio (Webhook security): "Twilio signs every webhook request with an included
     X-Twilio-Signature header. [...] The hash uses the request URL, request body, and your Auth
     Token as the secret key." The URL is the public one Twilio requested, the proxy's."""
 
-    base_url: str
-    caller: str = "+14155550100"
-    called: str = "+18005550199"
-    sid: str = field(default_factory=new_call_sid)
-    twiml: ET.Element | None = None
-    heard: list[str] = field(default_factory=list)
-
-    def form(self, **extra: str) -> dict[str, str]:
-        return {
-            "CallSid": self.sid,
-            "AccountSid": "AC" + "0" * 32,
-            "From": self.caller,
-            "To": self.called,
-            "CallStatus": "in-progress",
-            "Direction": "inbound",
-            **extra,
-        }
+    client: Any = None
+    """None: no Flask test client, the requests go over HTTP."""
 
     def post(self, url: str, form: dict[str, str]) -> tuple[int, str]:
         """POST `form` to the relative webhook `url` through the proxy, signed for the public URL."""
@@ -260,21 +247,6 @@ class HttpPhone:
         self.heard += spoken(self.twiml)
         return self.twiml
 
-    def dial(self) -> ET.Element:
-        return self._post("/voice/incoming", CallStatus="ringing")
-
-    def press(self, key: str) -> ET.Element:
-        assert self.twiml is not None
-        gather = self.twiml.find("Gather")
-        assert gather is not None, "the caller is not at a menu"
-        return self._post(gather.attrib["action"], Digits=key)
-
-    def follow(self) -> ET.Element:
-        assert self.twiml is not None
-        redirect = self.twiml.find("Redirect")
-        assert redirect is not None, "no <Redirect> to follow"
-        return self._post(redirect.text or "")
-
     def agent_answers(self) -> str:
         """The agent picks up the <Dial>: Twilio fetches the whisper on the agent's leg."""
         assert self.twiml is not None
@@ -294,13 +266,10 @@ class HttpPhone:
             dial.attrib["action"], DialCallStatus="completed", DialCallDuration=str(seconds)
         )
 
-    def hang_up(self, duration: int = 42) -> None:
-        form = self.form(CallStatus="completed", CallDuration=str(duration))
-        status, body = self.post("/voice/status", form)
-        assert status in (200, 204), body
-
-    def last_heard(self) -> str:
-        return " ".join(spoken(self.twiml)) if self.twiml is not None else ""
+    def hang_up(self, status: str = "completed", duration: int = 42) -> None:
+        form = self.form(CallStatus=status, CallDuration=str(duration))
+        answered, body = self.post("/voice/status", form)
+        assert answered in (200, 204), body
 
 
 def agent_request(

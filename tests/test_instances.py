@@ -59,7 +59,7 @@ class Site:
 
     def call_to_queue(self, caller: str) -> HttpPhone:
         """A caller who picks English, funds, deposit, and hears the first hold round."""
-        phone = HttpPhone(self.nginx.url, caller=caller)
+        phone = HttpPhone(base_url=self.nginx.url, caller=caller)
         phone.dial()
         self.references[phone.sid] = reference_in(phone.twiml)
         for key in ("2", "2", "1"):

@@ -93,7 +93,7 @@ def create_app(
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
     metrics.install(app, s)  # its registry, the webhook timing hooks, the store error counts
-    _serve_admin(app, settings)
+    _serve_admin(app, s.settings)
     return app
 
 
@@ -102,8 +102,7 @@ def _serve_admin(app: Flask, settings: Settings) -> None:
     with a key derived from the server key, sent to /admin only, never to scripts or other sites."""
     from ivr.admin import auth, views
 
-    server_key = settings.state_secrets[0] if settings.state_secrets else _development_key(settings)
-    app.secret_key = auth.session_key(server_key)
+    app.secret_key = auth.session_key(settings.state_secrets[0])
     app.config.update(
         SESSION_COOKIE_NAME="ivr_admin",
         SESSION_COOKIE_PATH="/admin",
@@ -140,6 +139,8 @@ def build_services(
     twilio_http_client: HttpClient | None = None,
 ) -> Services:
     """The clients of one process (the app's, or `ivr worker`'s)."""
+    if not settings.state_secrets:  # development mode: validate() insists on a key otherwise
+        settings = settings.with_overrides(state_secrets=(_development_key(settings),))
     db = database or Database(settings.database_url)
     redis = redis_client or connect(settings.redis_url)
     queue = CallQueue(redis, clock)
@@ -163,7 +164,7 @@ def build_services(
         settings.public_base_url,
         twilio_http_client,
     )
-    signer = Signer(settings.state_secrets or (_development_key(settings),))
+    signer = Signer(settings.state_secrets)
     rules = LiveRules(
         settings.routing_rules,
         settings.voice_prompts,

@@ -291,6 +291,7 @@ class DatabaseHealth:
         self._clock = clock
         self._lock = threading.Lock()
         self._latest = DatabaseState(False, "not checked yet", None)
+        self._failures = 0
 
     def probe(self) -> DatabaseState:
         """Ask the database now (may take as long as its timeouts allow)."""
@@ -303,7 +304,13 @@ class DatabaseHealth:
             state = DatabaseState(False, f"unreachable: {text}", self._clock.now())
         with self._lock:
             self._latest = state
+            self._failures += 0 if state.reachable else 1
         return state
+
+    def failures(self) -> int:
+        """How many probes found the database unreachable since the process started."""
+        with self._lock:
+            return self._failures
 
     def latest(self) -> DatabaseState:
         """The last probe's answer; says so when it is too old to trust."""

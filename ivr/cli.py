@@ -15,6 +15,7 @@ from typing import Any
 from ivr import logs
 from ivr.config import EMBEDDED_REDIS, ConfigError, Settings
 from ivr.credentials import PinFileError, PinStore, pin_problem
+from ivr.hash_file import read_new_secret
 from ivr.rules.check import load_bundle
 from ivr.rules.loader import RulesError, load_rules
 from ivr.rules.schema import Rules
@@ -193,22 +194,6 @@ def _agent_rules(args: argparse.Namespace, settings: Settings) -> tuple[Path, Ru
     return rules_file, rules
 
 
-def _read_new_pin(from_stdin: bool) -> str | None:
-    """The new PIN: one line of stdin, or typed twice at the terminal; None, said why, if not."""
-    if from_stdin:
-        return sys.stdin.readline().strip()
-    if not sys.stdin.isatty():
-        print("stdin is not a terminal: give --pin-stdin to read the PIN from it", file=sys.stderr)
-        return None
-    import getpass
-
-    pin = getpass.getpass("New PIN: ").strip()
-    if getpass.getpass("The same PIN again: ").strip() != pin:
-        print("the two PINs differ: nothing changed", file=sys.stderr)
-        return None
-    return pin
-
-
 def _set_pin(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     found = _agent_rules(args, settings)
@@ -219,7 +204,7 @@ def _set_pin(args: argparse.Namespace) -> int:
         known = ", ".join(sorted(rules.agents)) or "none"
         print(f"no agent {args.agent!r} in {rules_file} (its agents: {known})", file=sys.stderr)
         return 1
-    pin = _read_new_pin(args.pin_stdin)
+    pin = read_new_secret("PIN", "--pin-stdin", from_stdin=args.pin_stdin, strip=True)
     if pin is None:
         return 1
     problem = pin_problem(pin)

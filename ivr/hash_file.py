@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Mapping
 from contextlib import suppress
@@ -56,3 +57,28 @@ def write_hashes(path: Path, section: str, hashes: Mapping[str, str]) -> None:
         with suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
+
+
+def read_new_secret(what: str, stdin_flag: str, *, from_stdin: bool, strip: bool) -> str | None:
+    """What `ivr agents set-pin` and `ivr admins set-password` hash into the file: one line of stdin
+    (`stdin_flag`), or typed twice at the terminal without echo; None, said why, if neither.
+    `strip`: leading and trailing spaces are not part of it (a PIN; a password keeps them)."""
+
+    def clean(text: str) -> str:
+        return text.strip() if strip else text.rstrip("\r\n")
+
+    if from_stdin:
+        return clean(sys.stdin.readline())
+    if not sys.stdin.isatty():
+        print(
+            f"stdin is not a terminal: give {stdin_flag} to read the {what} from it",
+            file=sys.stderr,
+        )
+        return None
+    import getpass
+
+    secret = clean(getpass.getpass(f"New {what}: "))
+    if clean(getpass.getpass(f"The same {what} again: ")) != secret:
+        print(f"the two {what}s differ: nothing changed", file=sys.stderr)
+        return None
+    return secret

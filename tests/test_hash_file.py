@@ -32,3 +32,22 @@ def test_a_file_this_service_did_not_write_is_refused_saying_who_writes_it(
     path.write_text(text)
     with pytest.raises(HashFileError, match=r"not a PIN file written by `ivr agents`"):
         read_hashes(path, "agents", "a PIN file", "ivr agents")
+
+
+def test_a_new_secret_is_typed_twice_keeps_a_password_s_spaces_and_needs_a_terminal(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ivr.hash_file import read_new_secret
+
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    typed = iter([" correct horse ", " correct horse "])
+    monkeypatch.setattr("getpass.getpass", lambda prompt: next(typed))
+    assert read_new_secret("password", "--password-stdin", from_stdin=False, strip=False) == (
+        " correct horse "
+    )
+    typed = iter(["581937", "581938"])
+    assert read_new_secret("PIN", "--pin-stdin", from_stdin=False, strip=True) is None
+    assert "the two PINs differ: nothing changed" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    assert read_new_secret("password", "--password-stdin", from_stdin=False, strip=False) is None
+    assert "give --password-stdin to read the password from it" in capsys.readouterr().err

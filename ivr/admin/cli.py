@@ -8,6 +8,7 @@ from typing import Any
 
 from ivr.admin.accounts import AdminFileError, AdminStore, password_problem, user_problem
 from ivr.config import ConfigError, Settings
+from ivr.hash_file import read_new_secret
 
 
 def add_parser(commands: Any) -> None:
@@ -37,25 +38,15 @@ def _store() -> AdminStore | None:
         return None
 
 
-def _read_password(from_stdin: bool) -> str | None:
-    if from_stdin:
-        return sys.stdin.readline().rstrip("\r\n")
-    import getpass
-
-    password = getpass.getpass("New password: ")
-    if getpass.getpass("The same password again: ") != password:
-        print("the two passwords differ: nothing changed", file=sys.stderr)
-        return None
-    return password
-
-
 def _set_password(args: argparse.Namespace) -> int:
     problem = user_problem(args.user)
     if problem:
         print(f"not set: {problem}", file=sys.stderr)
         return 1
     store = _store()
-    password = _read_password(args.password_stdin)
+    password = read_new_secret(
+        "password", "--password-stdin", from_stdin=args.password_stdin, strip=False
+    )
     if store is None or password is None:
         return 1
     problem = password_problem(password)

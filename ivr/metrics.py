@@ -130,7 +130,9 @@ def _observe(response: Response) -> Response:
 class RedisErrorCounter(logging.Handler):
     """Counts log records written while a `RedisError` is being handled (once per exception).
 
-    Holds its metrics weakly and leaves the logger once their app is gone (tests build many apps)."""
+    Holds its metrics weakly: once their app is gone (tests build many apps) it counts nothing, and
+    the next `install` takes it off the logger. Never from `emit` itself: the logger is walking its
+    handlers then, and taking one out of the list would skip the handler after it."""
 
     def __init__(self, metrics: Metrics) -> None:
         super().__init__()
@@ -144,7 +146,6 @@ class RedisErrorCounter(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         metrics = self._metrics()
         if metrics is None:
-            logging.getLogger("ivr").removeHandler(self)
             return
         error = record.exc_info[1] if record.exc_info else sys.exc_info()[1]
         if isinstance(error, RedisError) and not getattr(error, self._mark, False):

@@ -215,3 +215,28 @@ def build(database: Database, tmp_path: Path, redis_client: redis.Redis | None =
         database=database,
         redis_client=redis_client or fakeredis.FakeRedis(),
     )
+
+
+def test_the_error_counter_of_an_app_that_is_gone_hides_no_other_log_handler(
+    database: Database, tmp_path: Path
+) -> None:
+    import gc
+
+    app = build(database, tmp_path)
+    del app
+    gc.collect()  # its metrics are gone; its counter is still on the `ivr` logger
+    seen: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    keep = Keep()
+    logger = logging.getLogger("ivr")
+    logger.addHandler(keep)
+    try:
+        logger.error("first")
+        logger.error("second")
+    finally:
+        logger.removeHandler(keep)
+    assert seen == ["first", "second"]

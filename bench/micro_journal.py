@@ -81,7 +81,7 @@ def run(redis_url: str, database_url: str, quick: bool = False) -> dict[str, Any
     calls = QUICK_CALLS if quick else CALLS
     records = [r for n in range(calls) for r in a_call(n)]
     client = redis.Redis.from_url(redis_url)
-    client.delete("ivr:journal", "ivr:journal:rejected")
+    client.delete("ivr:{journal}", "ivr:{journal}:rejected")
     database = Database(database_url)
     database.upgrade()
     ours = {"calls": "CAmicro%"}

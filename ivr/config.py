@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ivr.clock import parse_instant
+from ivr.queue.client import url_problem as redis_url_problem
 
 DEFAULT_DATABASE_URL = "sqlite:///instance/ivr.sqlite3"
 EMBEDDED_REDIS = "embedded://"
@@ -165,6 +166,9 @@ class Settings:
                 "skip the menus or act for an agent. Make one with: "
                 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
             )
+        problem = redis_url_problem(self.redis_url)
+        if problem:
+            raise ConfigError(f"REDIS_URL: {problem}")
 
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **changes)

@@ -41,10 +41,14 @@ from ivr.tickets.records import BadRecord, JournalRecord
 
 log = logging.getLogger(__name__)
 
-STREAM_KEY: Final = "ivr:journal"
-"""One entry per record, deleted once a writer applied it: its length is the backlog."""
-REJECTED_KEY: Final = "ivr:journal:rejected"
+STREAM_KEY: Final = "ivr:{journal}"
+"""One entry per record, deleted once a writer applied it: its length is the backlog. The hash
+tag `{journal}` keeps it in one Redis Cluster slot with `REJECTED_KEY` (`reject` is a MULTI)."""
+REJECTED_KEY: Final = "ivr:{journal}:rejected"
 """Entries no writer can apply (unreadable, or refused by the database), kept for an operator."""
+LEGACY_KEYS: Final = (("ivr:journal", STREAM_KEY), ("ivr:journal:rejected", REJECTED_KEY))
+"""The names before Redis Cluster support, and the new ones their entries move to."""
+LEGACY_BATCH: Final = 500
 GROUP: Final = "ivr-writers"
 RECLAIM_AFTER_MS: Final = 30_000
 """A delivered entry not acknowledged for this long is taken over by another writer."""
@@ -89,6 +93,7 @@ class JournalStream:
 
     def __init__(self, client: redis.Redis) -> None:
         self._client = client
+        self._legacy_checked = False
 
     def add(self, line: str) -> None:
         """Append one record line; raises RedisError when Redis cannot take it."""
@@ -106,6 +111,7 @@ class JournalStream:
     ) -> list[Delivery]:
         """Entries for this consumer: with `own_pending`, first its own unacknowledged ones (a batch
         that failed); with `reclaim`, those a dead writer left unacknowledged; then new ones."""
+        self._adopt_legacy()
         try:
             return self._read(consumer, count, own_pending, reclaim)
         except ResponseError as exc:
@@ -140,6 +146,30 @@ class JournalStream:
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
+
+    def _adopt_legacy(self) -> None:
+        """Move the entries of a stream left under its old name (a single Redis, before an
+        upgrade) to the new one, so no record is lost; once per process. Writers apply a record
+        once whatever the entry, so an entry copied twice by two processes is still one record."""
+        if self._legacy_checked:
+            return
+        for old, new in LEGACY_KEYS:
+            if not self._client.exists(old):
+                continue
+            while True:
+                entries: list[Any] = list(
+                    self._client.xrange(old, "-", "+", count=LEGACY_BATCH) or []
+                )
+                if not entries:
+                    break
+                with self._client.pipeline(transaction=False) as pipe:
+                    for _entry_id, fields in entries:
+                        pipe.xadd(new, fields)
+                    pipe.execute()
+                self._client.xdel(old, *[_text(entry_id) for entry_id, _ in entries])
+            self._client.delete(old)
+            log.warning("journal: moved the entries of %s to %s (Redis Cluster layout)", old, new)
+        self._legacy_checked = True
 
     def ack(self, entry_ids: list[str]) -> None:
         """Forget entries a writer applied; atomic (MULTI: XACK and XDEL)."""

@@ -2,7 +2,8 @@
 
 Tests use real PostgreSQL and Redis when `TEST_DATABASE_URL` / `TEST_REDIS_URL` are set (CI sets
 both, see `.ci/run`) and SQLite / fakeredis otherwise; the test code is the same for both. When a URL
-is set but its service is unreachable, the tests fail; they never skip.
+is set but its service is unreachable, the tests fail; they never skip. Tests that take `every_redis`
+also run against a private Redis Cluster and a Sentinel setup, always (they need only `redis-server`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from sqlalchemy import MetaData, Table
 from ivr.clock import FrozenClock
 from ivr.config import Settings
 from ivr.db import Database, normalise_url
+from ivr.queue import connect
+from tests.topologies import TOPOLOGY_URLS, Cluster, SentinelSetup, running
 
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL")
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
@@ -44,6 +47,49 @@ def redis_client(redis_server: redis.Redis) -> Iterator[redis.Redis]:
     redis_server.flushdb()
     yield redis_server
     redis_server.flushdb()
+
+
+REDIS_TOPOLOGIES = ("one", "cluster", "sentinel")
+"""What `every_redis` runs a test against: one server (as `redis_client`), a real 3-primary Redis
+Cluster, and a primary found through three Sentinels (tests/topologies.py)."""
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[Cluster]:
+    """A private Redis Cluster (three primaries, three replicas) for the session."""
+    with running(Cluster()) as cluster:
+        assert isinstance(cluster, Cluster)
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel() -> Iterator[SentinelSetup]:
+    """A private primary, replica and three Sentinels for the session."""
+    with running(SentinelSetup()) as setup:
+        assert isinstance(setup, SentinelSetup)
+        yield setup
+
+
+@pytest.fixture(params=REDIS_TOPOLOGIES)
+def every_redis(request: pytest.FixtureRequest) -> Iterator[redis.Redis]:
+    """A clean Redis of each topology in turn, reached the way the service reaches it
+    (`ivr.queue.connect` with the URL an operator would set)."""
+    if request.param == "one":
+        server: redis.Redis = request.getfixturevalue("redis_server")
+        server.flushdb()
+        yield server
+        server.flushdb()
+        return
+    setup: Cluster | SentinelSetup = request.getfixturevalue(f"redis_{request.param}")
+    setup.flush()
+    client = connect(setup.url)
+    TOPOLOGY_URLS[id(client)] = setup.url
+    try:
+        yield client
+    finally:
+        del TOPOLOGY_URLS[id(client)]
+        setup.flush()
+        client.close()
 
 
 # --- database fixtures ---

@@ -21,7 +21,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self, TypeVar
@@ -366,14 +366,25 @@ class RedisProcess:
     START_TIMEOUT = 10.0
     """Seconds a start may take until the server answers PING."""
 
-    def __init__(self, appendonly: bool = False) -> None:
+    def __init__(
+        self,
+        appendonly: bool = False,
+        *,
+        port: int | None = None,
+        config: str | None = None,
+        extra: Sequence[str] = (),
+    ) -> None:
+        """`config`: the text of a config file, given first (a Sentinel rewrites its own file);
+        `extra`: more command-line options (cluster mode, a replica's `--replicaof`)."""
         self.binary = shutil.which("redis-server")
         if self.binary is None:
             raise RuntimeError(
                 "redis-server is not on PATH; install it (apt-get install redis-server)"
             )
         self.appendonly = appendonly
-        self.port = free_port()
+        self.config = config
+        self.extra = list(extra)
+        self.port = port or free_port()
         self.dir = Path(tempfile.mkdtemp(prefix=f"redis-{self.port}-"))
         self.frozen = False
         self._process: subprocess.Popen[bytes] | None = None
@@ -393,13 +404,20 @@ class RedisProcess:
         if self._process is not None:
             raise RuntimeError(f"redis-server on port {self.port} is already running")
         assert self.binary is not None
-        command = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1"]
+        command = [self.binary]
+        if self.config is not None:
+            config_file = self.dir / "redis.conf"
+            if not config_file.exists():  # a restart keeps what the server wrote into it
+                config_file.write_text(self.config)
+            command.append(str(config_file))
+        command += ["--port", str(self.port), "--bind", "127.0.0.1"]
         command += ["--dir", str(self.dir), "--save", "", "--daemonize", "no"]
         command += ["--logfile", ""]  # to stdout, which goes to the log file
         if self.appendonly:
             command += ["--appendonly", "yes", "--appendfsync", "everysec"]
         else:
             command += ["--appendonly", "no"]
+        command += self.extra
         with open(self.dir / "redis.log", "ab") as log:
             self._process = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT

@@ -17,13 +17,19 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
-from ivr.journal import REJECTED_KEY, STREAM_KEY, Journal
+from ivr.journal import LEGACY_KEYS, REJECTED_KEY, STREAM_KEY, Journal
 from ivr.tickets.records import JournalRecord
 from tests.faults import free_port, wait_until
 from tests.support import journal_record
 
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def redis_client(every_redis: redis.Redis) -> redis.Redis:
+    """The stream tests run against one Redis, a real Redis Cluster and a Sentinel setup."""
+    return every_redis
 
 
 def unreachable_redis() -> redis.Redis:
@@ -180,6 +186,26 @@ def test_a_rejected_stream_entry_is_kept_for_an_operator(
     assert journal.backlog().rejected == 1
     ((_, fields),) = redis_client.xrange(REJECTED_KEY)
     assert fields[b"r"] == b"garbage" and fields[b"reason"]
+
+
+def test_records_left_in_the_stream_of_before_the_cluster_layout_are_still_written(
+    redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    # A single Redis upgraded while records waited under the old name, and a new record
+    # shipped under the new name before any writer looked.
+    (old_stream, _), (old_rejected, _) = LEGACY_KEYS
+    for n in range(3):
+        redis_client.xadd(old_stream, {"r": journal_record(f"CAOLD{n}", NOW).to_json()})
+    redis_client.xadd(old_rejected, {"r": "garbage", "reason": "unreadable"})
+    journal = Journal(redis_client, tmp_path)
+    journal.stream.add(journal_record("CANEW", NOW).to_json())
+
+    deliveries = journal.stream.read("writer", 10)
+
+    sids = sorted(d.record.call_sid for d in deliveries if d.record is not None)
+    assert sids == ["CANEW", "CAOLD0", "CAOLD1", "CAOLD2"]
+    assert journal.backlog().rejected == 1
+    assert not redis_client.exists(old_stream) and not redis_client.exists(old_rejected)
 
 
 def test_when_neither_redis_nor_the_disk_takes_a_record_it_is_logged_whole(

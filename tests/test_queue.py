@@ -18,6 +18,7 @@ import fakeredis
 import pytest
 import redis
 from fakeredis.commands_mixins.scripting_mixin import ScriptingCommandsMixin
+from redis.crc import key_slot
 
 from ivr.clock import FrozenClock
 from ivr.queue import (
@@ -34,6 +35,7 @@ from ivr.queue import (
     queue_key,
     waiting_queues_key,
 )
+from tests.topologies import TOPOLOGY_URLS, all_keys
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -44,6 +46,12 @@ HEARTBEAT = 120
 @pytest.fixture
 def clock() -> FrozenClock:
     return FrozenClock(START)
+
+
+@pytest.fixture
+def redis_client(every_redis: redis.Redis) -> redis.Redis:
+    """Every test here runs against one Redis, a real Redis Cluster and a Sentinel setup."""
+    return every_redis
 
 
 @pytest.fixture
@@ -299,7 +307,7 @@ def test_every_per_call_key_expires_and_all_keys_share_the_prefix(
     join_in_order(line, clock, ["CA1", "CA2"])
     line.join("CA1", "billing", "es", 10)
 
-    keys = {k.decode() if isinstance(k, bytes) else k for k in redis_client.keys("*")}
+    keys = all_keys(redis_client)
     assert keys == {
         entry_key("CA1"),
         entry_key("CA2"),
@@ -309,6 +317,8 @@ def test_every_per_call_key_expires_and_all_keys_share_the_prefix(
         deadlines_key(),
     }
     assert all(k.startswith(KEY_PREFIX) for k in keys)
+    # One hash slot for all of them, so that every script runs on a Redis Cluster.
+    assert len({key_slot(k.encode()) for k in keys}) == 1
     for sid in ("CA1", "CA2"):
         assert redis_client.ttl(entry_key(sid)) > 0
     # The shared lines, the index and the deadlines outlive any one call.
@@ -359,6 +369,8 @@ def test_ping_is_false_when_redis_is_unreachable(clock: FrozenClock) -> None:
 
 def second_instance_client(client: redis.Redis) -> redis.Redis:
     """Another connection to the same data, as a second app instance would have."""
+    if id(client) in TOPOLOGY_URLS:
+        return connect(TOPOLOGY_URLS[id(client)])
     url = os.environ.get("TEST_REDIS_URL")
     if url:
         return redis.Redis.from_url(url)
@@ -555,8 +567,7 @@ def test_bulk_written_callers_are_exactly_what_joins_write(
 def snapshot(client: redis.Redis) -> dict[str, Any]:
     """Every key with its value and its TTL to the minute."""
     found: dict[str, Any] = {}
-    for raw in client.keys("*"):
-        key = raw.decode()
+    for key in sorted(all_keys(client)):
         kind = client.type(key).decode()
         value: Any
         if kind == "hash":

@@ -29,6 +29,7 @@ from ivr.queue import (
     waiting_queues_key,
 )
 from tests.test_queue import counted_client, outlive, second_instance_client
+from tests.topologies import all_keys
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 FUNDS_EN = ("funds", "en-US")
@@ -39,6 +40,12 @@ HEARTBEAT = 120
 @pytest.fixture
 def clock() -> FrozenClock:
     return FrozenClock(START)
+
+
+@pytest.fixture
+def redis_client(every_redis: redis.Redis) -> redis.Redis:
+    """Every test here runs against one Redis, a real Redis Cluster and a Sentinel setup."""
+    return every_redis
 
 
 @pytest.fixture
@@ -68,7 +75,7 @@ def claimed(assignment: Assignment | None) -> str | None:
 
 
 def text_keys(client: redis.Redis) -> set[str]:
-    return {k.decode() if isinstance(k, bytes) else k for k in client.keys("*")}
+    return all_keys(client)
 
 
 # --- claiming --------------------------------------------------------------------------------------

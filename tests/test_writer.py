@@ -162,7 +162,7 @@ def test_unreadable_and_refused_records_are_set_aside_and_the_rest_is_written(
 ) -> None:
     poison = journal_record("CA-poison", NOW, menu_step="x")
     journaled(journal, *a_call("CA1"), poison)
-    redis_client.xadd("ivr:journal", {"r": "not a record"})
+    redis_client.xadd("ivr:{journal}", {"r": "not a record"})
     real = service.apply_records
 
     def refuse_poison(session: object, records: list[JournalRecord], **kw: object) -> object:

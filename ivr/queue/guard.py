@@ -16,6 +16,7 @@ from typing import Any
 
 import redis
 from redis.client import Pipeline
+from redis.cluster import RedisCluster
 from redis.exceptions import ConnectionError, TimeoutError
 
 COOLDOWN_SECONDS = 1.0
@@ -91,4 +92,57 @@ class GuardedPipeline(Pipeline):
             self.breaker.failed()
             raise
         self.breaker.succeeded()
+        return result
+
+
+class GuardedRedisCluster(RedisCluster):
+    """`redis.cluster.RedisCluster` whose commands and pipelines go through a `Breaker`.
+
+    The cluster client follows the cluster itself (MOVED replies, a new primary after a failover);
+    the breaker only stops a webhook from waiting out every deadline while no primary answers."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.breaker = Breaker()  # the constructor already asks the cluster for its commands
+        super().__init__(*args, **kwargs)
+
+    def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        self.breaker.check()
+        try:
+            result = super().execute_command(*args, **kwargs)  # type: ignore[no-untyped-call]
+        except (ConnectionError, TimeoutError):
+            self.breaker.failed()
+            raise
+        self.breaker.succeeded()
+        return result
+
+    def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> Any:
+        pipe = super().pipeline(transaction, shard_hint)  # type: ignore[no-untyped-call]
+        return _GuardedClusterPipeline(pipe, self.breaker)
+
+
+class _GuardedClusterPipeline:
+    """A cluster pipeline whose `execute` goes through the client's `Breaker` (every other
+    attribute is the pipeline's own: commands are queued on it)."""
+
+    def __init__(self, pipe: Any, breaker: Breaker) -> None:
+        self._pipe = pipe
+        self._breaker = breaker
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pipe, name)
+
+    def __enter__(self) -> _GuardedClusterPipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pipe.reset()
+
+    def execute(self, raise_on_error: bool = True) -> list[Any]:
+        self._breaker.check()
+        try:
+            result: list[Any] = self._pipe.execute(raise_on_error)
+        except (ConnectionError, TimeoutError):
+            self._breaker.failed()
+            raise
+        self._breaker.succeeded()
         return result

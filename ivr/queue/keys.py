@@ -2,13 +2,27 @@
 
 The scripts build some of these names themselves (another caller's entry, an agent's hash) from the
 prefixes and suffixes below, which every script receives in its context arguments (see scripts.py).
+
+**One hash slot for the queue state.** Redis Cluster runs a script or a transaction only when
+every key it touches is in one hash slot, and a key's slot is the hash of its hash tag, the part
+between the first `{` and `}`. Every key the queue's scripts touch starts with `KEY_PREFIX`, whose
+tag is `{ivr}`, so all of them are in one slot. That is a choice, not an accident: an agent serves
+several lines, and handing the longest-waiting caller of any of an agent's lines to the longest-idle
+agent must read the agents and all those lines in one atomic step. Lines per slot would need a
+two-phase hand-over that can strand an agent or a caller between slots. The state is small (a few
+hundred bytes per caller or agent), so one slot on one primary, with a replica for failover, serves
+thousands of waiting callers. The keys no script shares with another key (`seen_key`,
+`pin_checks_key`) have no tag and spread over the cluster; they are the many, short-lived ones.
 """
 
 from __future__ import annotations
 
 from typing import Final, Literal
 
-KEY_PREFIX: Final = "ivr:"
+HASH_TAG: Final = "{ivr}"
+KEY_PREFIX: Final = f"ivr:{HASH_TAG}:"
+UNTAGGED_PREFIX: Final = "ivr:"
+"""Keys that are only ever touched alone (one command, no script with other keys)."""
 
 CALL_PREFIX: Final = f"{KEY_PREFIX}call:"
 """Per-call keys are `CALL_PREFIX + call SID + suffix`."""
@@ -64,7 +78,7 @@ def ended_key(call_sid: str) -> str:
 
 def seen_key(request_key: str) -> str:
     """STRING: a webhook request (by its fingerprint) that took effect once; a replay changes nothing."""
-    return f"{KEY_PREFIX}seen:{request_key}"
+    return f"{UNTAGGED_PREFIX}seen:{request_key}"
 
 
 def stats_key(queue: str, language: str, kind: HistoryKind) -> str:
@@ -80,4 +94,4 @@ def epoch_key() -> str:
 def pin_checks_key(source: str) -> str:
     """HASH: the PIN checks from one source (a calling number, a client address) since its last right
     PIN: how many, the last, the earliest next; TTL the throttle window and the longest wait."""
-    return f"{KEY_PREFIX}pin-checks:{source}"
+    return f"{UNTAGGED_PREFIX}pin-checks:{source}"

@@ -7,7 +7,9 @@ import argparse
 import ipaddress
 import logging
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -96,10 +98,19 @@ def _serve(args: argparse.Namespace) -> int:
         problem = _schema_ready(settings, migrate=not args.no_migrate)
         if problem:
             raise ConfigError(problem)
+    except (ConfigError, RulesError) as exc:
+        print(f"cannot start: {exc}", file=sys.stderr)
+        return 1
+    # Before the app and its metrics exist (and before prometheus_client is first imported): every
+    # gunicorn worker, forked from this process, writes its metrics to the same fresh folder.
+    metrics_dir, private_dir = prepare_metrics_dir()
+    try:
         from ivr import create_app
 
         app = create_app(settings)
     except (ConfigError, RulesError) as exc:
+        if private_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
         print(f"cannot start: {exc}", file=sys.stderr)
         return 1
     workers = args.workers
@@ -108,11 +119,41 @@ def _serve(args: argparse.Namespace) -> int:
         workers = 1
     if settings.redis_url == EMBEDDED_REDIS:
         print("Queue state is in-process (embedded Redis): run one process only, or set REDIS_URL.")
-    _run_gunicorn(app, f"{args.host}:{args.port}", workers, args.threads)
+    _run_gunicorn(app, f"{args.host}:{args.port}", workers, args.threads, metrics_dir, private_dir)
     return 0
 
 
-def _run_gunicorn(app: Any, bind: str, workers: int, threads: int) -> None:
+METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+"""Where prometheus_client's multiprocess mode keeps each process's metrics (`ivr.metrics`)."""
+
+
+def prepare_metrics_dir() -> tuple[Path, bool]:
+    """A fresh folder for the metrics of `ivr serve`'s processes, set in `PROMETHEUS_MULTIPROC_DIR`,
+    and whether it is private (made here, removed at exit). The operator's folder, if they set one,
+    is kept but emptied of the files of an earlier run (prometheus_client's `*.db`, nothing else):
+    counts left over from it would be added to this run's."""
+    given = os.environ.get(METRICS_DIR_ENV, "").strip()
+    if given:
+        folder = Path(given)
+        folder.mkdir(parents=True, exist_ok=True)
+        for leftover in folder.glob("*.db"):
+            leftover.unlink(missing_ok=True)
+        private = False
+    else:
+        folder = Path(tempfile.mkdtemp(prefix="ivr-metrics-"))
+        private = True
+    os.environ[METRICS_DIR_ENV] = str(folder)
+    return folder, private
+
+
+def _run_gunicorn(
+    app: Any,
+    bind: str,
+    workers: int,
+    threads: int,
+    metrics_dir: Path | None = None,
+    private_metrics_dir: bool = False,
+) -> None:
     from gunicorn.app.base import BaseApplication
 
     def start_threads(worker: Any) -> None:
@@ -120,6 +161,17 @@ def _run_gunicorn(app: Any, bind: str, workers: int, threads: int) -> None:
         from ivr.app import start_background
 
         start_background(app)
+
+    def worker_exited(server: Any, worker: Any) -> None:
+        # In the master: the exited worker's counts stay in the folder; its live gauges go.
+        if metrics_dir is not None:
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(worker.pid, str(metrics_dir))  # type: ignore[no-untyped-call]
+
+    def server_exits(server: Any) -> None:
+        if metrics_dir is not None and private_metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
     class Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
@@ -130,6 +182,8 @@ def _run_gunicorn(app: Any, bind: str, workers: int, threads: int) -> None:
             # Twilio gives up on a webhook after 15 s; never keep a worker longer than that.
             self.cfg.set("timeout", 20)
             self.cfg.set("post_worker_init", start_threads)
+            self.cfg.set("child_exit", worker_exited)
+            self.cfg.set("on_exit", server_exits)
 
         def load(self) -> Any:
             return app

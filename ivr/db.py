@@ -8,7 +8,7 @@ inside the package); `Database.upgrade()` brings a database to the newest revisi
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -292,6 +292,8 @@ class DatabaseHealth:
         self._lock = threading.Lock()
         self._latest = DatabaseState(False, "not checked yet", None)
         self._failures = 0
+        self.on_failure: Callable[[], None] | None = None
+        """Called after each probe that found the database unreachable (the metrics count it)."""
 
     def probe(self) -> DatabaseState:
         """Ask the database now (may take as long as its timeouts allow)."""
@@ -305,6 +307,8 @@ class DatabaseHealth:
         with self._lock:
             self._latest = state
             self._failures += 0 if state.reachable else 1
+        if not state.reachable and self.on_failure is not None:
+            self.on_failure()
         return state
 
     def failures(self) -> int:

@@ -1,9 +1,16 @@
 """`GET /metrics`: Prometheus metrics for operators, through the official client (`prometheus_client`).
 
 Each app has its own `CollectorRegistry` (never the process-wide default), so that many apps in one
-process (the tests, the simulator) do not share or clash over series. Under gunicorn every worker
-process has its own registry too: scrape each worker, or move to prometheus_client's multiprocess
-mode (not done here). What is measured:
+process (the tests, the simulator) do not share or clash over series.
+
+Under `ivr serve` (gunicorn, one or more worker processes) the metrics are in prometheus_client's
+multiprocess mode: `ivr serve` points `PROMETHEUS_MULTIPROC_DIR` at a fresh folder before the app is
+created, every process writes its counters and histograms to its own files there, and a scrape,
+whichever worker answers it, adds up the files of all of them (`MultiProcessCollector`), those of
+workers that have exited included: a counter never goes back when gunicorn replaces a worker. What
+is read from the stores at scrape time (`QueueCollector`) is the same whichever worker reads it, so
+it is registered once on the scrape registry and never summed over processes. A `Gauge` object added
+here later needs a `multiprocess_mode` (say "livesum", "max", "mostrecent"). What is measured:
 
 * `ivr_webhook_duration_seconds{kind, status}` (Histogram): the time each Twilio webhook took, by
   webhook (`KINDS`, from the endpoint) and status-code class ("2xx", "4xx", "5xx").
@@ -15,8 +22,9 @@ mode (not done here). What is measured:
   logging handler on the `ivr` logger that looks at the exception being handled when a record is
   logged (`sys.exc_info()`, also when the record has no `exc_info`): no call site changes, and what
   is counted is exactly what the logs show. Errors swallowed without a log line are not counted.
-* `ivr_database_probe_failures_total` (Counter, read at scrape time from `DatabaseHealth`):
-  database probes (by the background thread or `/healthz`) that found the database unreachable.
+* `ivr_database_probe_failures_total` (Counter): database probes (by the background thread or
+  `/healthz`) that found the database unreachable. Read at scrape time from `DatabaseHealth` in one
+  process; in multiprocess mode counted as each probe fails, so that every worker's failures add up.
 
 `/metrics` is not a webhook (no Twilio signature) but it is not public: with `IVR_METRICS_TOKEN` it
 asks for `Authorization: Bearer <token>`; without it, it answers loopback addresses only.
@@ -27,17 +35,20 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
+import os
 import sys
 import time
 import weakref
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from flask import Blueprint, Flask, Response, current_app, g, request
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, values
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
 
@@ -69,21 +80,42 @@ BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0)
 
 AGENT_STATES = ("available", "busy", "offline")
 
+MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+"""prometheus_client's switch to multiprocess mode: the folder where every process writes its files."""
+
+PROBE_FAILURES = "ivr_database_probe_failures"
+PROBE_FAILURES_HELP = "Database health probes that found the database unreachable."
+
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class Metrics:
-    """One app's registry and the metrics updated as things happen (the rest are read at scrape)."""
+    """One app's scrape registry and the metrics updated as things happen (the rest are read at
+    scrape). In multiprocess mode `registry` reads every process's files, `folder` is where."""
 
     registry: CollectorRegistry
     webhook_duration: Histogram
     redis_errors: Counter
+    folder: Path | None = None
+
+
+def multiprocess_dir() -> Path | None:
+    """The folder of multiprocess mode (`PROMETHEUS_MULTIPROC_DIR`), None in one-process mode."""
+    value = os.environ.get(MULTIPROCESS_DIR_ENV, "").strip()
+    return Path(value) if value else None
 
 
 def install(app: Flask, s: Services) -> Metrics:
     """Create the app's registry and metrics, time its webhooks, count store errors."""
-    registry = CollectorRegistry(auto_describe=True)
+    folder = multiprocess_dir()
+    if folder is None:
+        registry = CollectorRegistry(auto_describe=True)
+        own: CollectorRegistry | None = registry
+    else:
+        _require_multiprocess_values(folder)
+        registry = scrape_registry(s, folder)
+        own = None  # the files are the metrics: registered anywhere, they would be reported twice
     m = Metrics(
         registry=registry,
         webhook_duration=Histogram(
@@ -91,15 +123,19 @@ def install(app: Flask, s: Services) -> Metrics:
             "Time taken to answer a Twilio webhook, by webhook and status-code class.",
             ["kind", "status"],
             buckets=BUCKETS,
-            registry=registry,
+            registry=own,
         ),
         redis_errors=Counter(
             "ivr_redis_errors",
             "Redis errors caught and logged by the service.",
-            registry=registry,
+            registry=own,
         ),
+        folder=folder,
     )
-    registry.register(QueueCollector(s))
+    if folder is None:
+        registry.register(QueueCollector(s))
+    else:
+        s.health.on_failure = Counter(PROBE_FAILURES, PROBE_FAILURES_HELP, registry=None).inc
     app.extensions["ivr_metrics"] = m
     app.before_request(_start_timer)
     app.after_request(_observe)
@@ -109,6 +145,28 @@ def install(app: Flask, s: Services) -> Metrics:
             ivr_logger.removeHandler(handler)
     ivr_logger.addHandler(RedisErrorCounter(m))
     return m
+
+
+def scrape_registry(s: Services, folder: Path) -> CollectorRegistry:
+    """What a scrape reports in multiprocess mode: the figures read from the stores, once, and the
+    files of every process under `folder` (counters and histograms added up)."""
+    registry = CollectorRegistry()
+    # The stores first: the probe this scrape makes is in the failures it reports, as in one process.
+    registry.register(QueueCollector(s, probe_failures=False))
+    MultiProcessCollector(registry, path=str(folder))  # type: ignore[no-untyped-call]
+    return registry
+
+
+def _require_multiprocess_values(folder: Path) -> None:
+    """Fail at start-up, not with wrong figures later: prometheus_client picks how it stores values
+    when it is first imported, so `PROMETHEUS_MULTIPROC_DIR` must be set before that."""
+    if values.ValueClass is values.MutexValue:
+        raise RuntimeError(
+            f"{MULTIPROCESS_DIR_ENV} is set but prometheus_client was imported before it was: "
+            "set it before the process starts"
+        )
+    if not folder.is_dir():
+        raise RuntimeError(f"{MULTIPROCESS_DIR_ENV}={folder} is not a folder")
 
 
 def _start_timer() -> None:
@@ -156,8 +214,10 @@ class RedisErrorCounter(logging.Handler):
 class QueueCollector(Collector):
     """The gauges read when scraped: lines, agents, journal, and whether the stores answer."""
 
-    def __init__(self, s: Services) -> None:
+    def __init__(self, s: Services, probe_failures: bool = True) -> None:
         self._s = s
+        self._probe_failures = probe_failures
+        """Report `DatabaseHealth.failures()` (this process's tally; off in multiprocess mode)."""
 
     def describe(self) -> Iterable[Metric]:
         return []  # the series depend on the rules and the stores: nothing to check at register
@@ -171,11 +231,10 @@ class QueueCollector(Collector):
         up.add_metric(["redis"], 1.0 if redis_up else 0.0)
         up.add_metric(["database"], 1.0 if database.reachable else 0.0)
         yield up
-        yield CounterMetricFamily(
-            "ivr_database_probe_failures",
-            "Database health probes that found the database unreachable.",
-            value=s.health.failures(),
-        )
+        if self._probe_failures:
+            yield CounterMetricFamily(
+                PROBE_FAILURES, PROBE_FAILURES_HELP, value=s.health.failures()
+            )
         yield from _journal(s)
         if redis_up:
             try:

@@ -3,20 +3,45 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import urlencode
 
+import pytest
 import redis
 from flask import Flask
+from prometheus_client import Histogram, values
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from ivr import create_app
+from ivr.cli import METRICS_DIR_ENV, prepare_metrics_dir
 from ivr.config import Settings
 from ivr.db import Database
+from ivr.metrics import Metrics
 from ivr.services import services
-from tests.faults import free_port
-from tests.support import AUTH_TOKEN, PROMPTS, RULES, STATE_SECRET, Phone
+from tests.conftest import write_agent_pins
+from tests.faults import RedisProcess, free_port, wait_until
+from tests.instances import HTTP_TIMEOUT, ROOT, START_TIMEOUT, HttpPhone, Instance
+from tests.support import (
+    AUTH_TOKEN,
+    PROMPTS,
+    RULES,
+    STATE_SECRET,
+    Phone,
+    new_call_sid,
+    write_rules,
+)
+from tests.test_instances import ALWAYS_OPEN, _environment
 from tests.test_journal import unreachable_redis
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -240,3 +265,252 @@ def test_the_error_counter_of_an_app_that_is_gone_hides_no_other_log_handler(
     finally:
         logger.removeHandler(keep)
     assert seen == ["first", "second"]
+
+
+# --- several processes (prometheus_client's multiprocess mode) ------------------------------------
+
+
+def as_process(monkeypatch: pytest.MonkeyPatch, pid: int) -> None:
+    """From now on, metrics created here write to the multiprocess folder as process `pid` would
+    (prometheus_client picks how values are kept when it is imported; a test cannot fork it)."""
+    monkeypatch.setattr(values, "ValueClass", values.MultiProcessValue(lambda: pid))
+
+
+@pytest.fixture
+def multiprocess_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Multiprocess mode in this test, its folder set as `ivr serve` sets it."""
+    folder = tmp_path / "prometheus"
+    folder.mkdir()
+    monkeypatch.setenv(METRICS_DIR_ENV, str(folder))
+    return folder
+
+
+def test_in_multiprocess_mode_a_scrape_adds_up_the_processes_and_reads_the_line_once(
+    app_factory: Callable[..., Flask],
+    multiprocess_folder: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    as_process(monkeypatch, 1001)
+    first = app_factory()
+    Phone(first.test_client()).dial()
+    as_process(monkeypatch, 1002)  # the process that answers from now on
+    second = app_factory()
+    for _ in range(2):
+        Phone(second.test_client()).dial()
+    with second.app_context():
+        s = services()
+        rules = s.rules.get().rules
+        queue, language = next(iter(rules.queues)), rules.language_codes[0]
+        s.queue.join("CA" + "c" * 32, queue, language, 0)
+
+    count = "ivr_webhook_duration_seconds_count"
+    for app in (first, second):  # whichever process is scraped
+        found = scrape(app)
+        assert value(found, count, kind="incoming", status="2xx") == 3
+        # Read from Redis once per scrape, not once per process that has written metrics.
+        assert value(found, "ivr_callers_waiting", queue=queue, language=language) == 1
+        assert value(found, "ivr_store_up", store="redis") == 1
+        assert value(found, "ivr_redis_errors_total") == 0
+    assert {p.name for p in multiprocess_folder.glob("histogram_*.db")} == {
+        "histogram_1001.db",
+        "histogram_1002.db",
+    }
+
+
+def test_in_multiprocess_mode_probe_failures_of_every_process_add_up(
+    database: Database,
+    tmp_path: Path,
+    multiprocess_folder: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    down = Database(f"postgresql://postgres@127.0.0.1:{free_port()}/x")
+    as_process(monkeypatch, 2001)
+    first = build(down, tmp_path / "first")
+    as_process(monkeypatch, 2002)
+    second = build(down, tmp_path / "second")
+    first.test_client().get("/healthz")  # one failed probe in the first process
+
+    found = scrape(second)  # the second process's scrape probes too (no threads): two in all
+    assert value(found, "ivr_store_up", store="database") == 0
+    assert number(scrape(first), "ivr_database_probe_failures_total") == 3  # and this one's: three
+
+
+def test_multiprocess_mode_refuses_to_start_when_prometheus_client_was_imported_first(
+    app_factory: Callable[..., Flask], multiprocess_folder: Path
+) -> None:
+    assert values.ValueClass is values.MutexValue  # imported (by these tests) without the folder
+    with pytest.raises(RuntimeError, match="imported before"):
+        app_factory()
+
+
+def test_without_the_folder_each_app_keeps_its_own_registry_in_memory(app: Flask) -> None:
+    m: Metrics = app.extensions["ivr_metrics"]
+    assert m.folder is None
+    assert not any(isinstance(c, MultiProcessCollector) for c in m.registry._collector_to_names)
+
+
+def test_serve_empties_the_operators_folder_of_an_earlier_runs_metrics(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "operator"
+    folder.mkdir()
+    (folder / "counter_4242.db").write_bytes(b"old counts")
+    (folder / "README").write_text("the operator's own file")
+    monkeypatch.setenv(METRICS_DIR_ENV, str(folder))
+
+    assert prepare_metrics_dir() == (folder, False)  # theirs: kept at exit
+    assert sorted(p.name for p in folder.iterdir()) == ["README"]
+    assert os.environ[METRICS_DIR_ENV] == str(folder)
+
+
+def test_serve_makes_a_private_empty_folder_when_none_is_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(METRICS_DIR_ENV, "")  # unset; and after the test, as it was before
+    folder, private = prepare_metrics_dir()
+    try:
+        assert private and folder.is_dir() and not any(folder.iterdir())
+        assert os.environ[METRICS_DIR_ENV] == str(folder)
+    finally:
+        shutil.rmtree(folder)
+
+
+def _children(pid: int) -> set[int]:
+    """The processes `pid` started and that still run (a gunicorn master's workers)."""
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    return {int(child) for child in text.split()}
+
+
+def _pids_with_webhook_timings(folder: Path) -> set[int]:
+    return {int(p.stem.split("_")[1]) for p in folder.glob("histogram_*.db")}
+
+
+def _http_scrape(port: int) -> Samples:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=HTTP_TIMEOUT) as r:
+        return samples(r.read().decode())
+
+
+def _unsigned_status(port: int) -> int:
+    """A status callback without Twilio's signature: refused (4xx), and timed as one."""
+    form = urlencode({"CallSid": new_call_sid(), "CallStatus": "completed"}).encode()
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/voice/status", data=form)
+    try:
+        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_serve_with_two_workers_counts_every_webhook_whichever_worker_answers_the_scrape(
+    database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_agent_pins(tmp_path / "agent_pins.json")
+    rules, _ = write_rules(tmp_path, ALWAYS_OPEN)
+    folder = tmp_path / "prometheus"
+    folder.mkdir()
+    # Counts left by an earlier run in the operator's folder: `ivr serve` must not add them in.
+    monkeypatch.setenv(METRICS_DIR_ENV, str(folder))
+    as_process(monkeypatch, 99999)
+    stale = Histogram("ivr_webhook_duration_seconds", "x", ["kind", "status"], registry=None)
+    stale.labels("status", "4xx").observe(0.1)
+    assert (folder / "histogram_99999.db").exists()
+
+    unsigned_per_round, calls_per_round = 12, 2
+    with RedisProcess() as redis_server:
+        env = {
+            **_environment(database, redis_server.url, rules, tmp_path, "a"),
+            METRICS_DIR_ENV: str(folder),
+        }
+        instance = start_instance(env, tmp_path / "serve.log", workers=2)
+        try:
+            instance.wait_ready()
+            url = f"http://127.0.0.1:{instance.port}"
+            workers = wait_until(lambda: len(_children(instance.process.pid)) == 2, 10)
+            assert workers
+            for round_ in range(2):
+                with ThreadPoolExecutor(max_workers=4) as pool:  # concurrent: both workers busy
+                    statuses = list(
+                        pool.map(_unsigned_status, [instance.port] * unsigned_per_round)
+                    )
+                assert set(statuses) == {403}, statuses
+                for n in range(calls_per_round):
+                    HttpPhone(base_url=url, caller=f"+1415555020{round_}{n}").dial()
+                if round_ == 0:  # gunicorn replaces the workers: their counts must not be lost
+                    replace_workers(instance, _pids_with_webhook_timings(folder) - {99999})
+            writers = _pids_with_webhook_timings(folder) - {99999}
+
+            count = "ivr_webhook_duration_seconds_count"
+            for _ in range(8):  # each scrape on a new connection: both workers answer some
+                found = _http_scrape(instance.port)
+                assert value(found, count, kind="status", status="4xx") == 2 * unsigned_per_round
+                assert value(found, count, kind="incoming", status="2xx") == 2 * calls_per_round
+                assert value(found, "ivr_store_up", store="redis") == 1
+        finally:
+            instance.stop()
+    assert len(writers) >= 2, writers  # the old workers' files and the new ones' were added up
+    assert folder.is_dir()  # the operator's folder is theirs: kept
+    assert "Traceback" not in instance.log.read_text()  # nor did a hook (child_exit) fail
+
+
+def test_serve_without_a_folder_set_uses_a_private_one_and_removes_it_at_exit(
+    database: Database, tmp_path: Path
+) -> None:
+    write_agent_pins(tmp_path / "agent_pins.json")
+    rules, _ = write_rules(tmp_path, ALWAYS_OPEN)
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    with RedisProcess() as redis_server:
+        env = {
+            **_environment(database, redis_server.url, rules, tmp_path, "a"),
+            "TMPDIR": str(temp),
+        }
+        env.pop(METRICS_DIR_ENV, None)
+        instance = start_instance(env, tmp_path / "serve.log", workers=2)
+        try:
+            instance.wait_ready()
+            for _ in range(5):
+                assert _unsigned_status(instance.port) == 403
+            (private,) = temp.glob("ivr-metrics-*")
+            assert _pids_with_webhook_timings(private)
+            count = "ivr_webhook_duration_seconds_count"
+            for _ in range(4):
+                found = _http_scrape(instance.port)
+                assert value(found, count, kind="status", status="4xx") == 5
+        finally:
+            instance.stop()
+    assert not private.exists()  # gunicorn's on_exit took it away
+
+
+SERVE = (sys.executable, "-m", "ivr.cli", "serve")
+
+
+def replace_workers(instance: Instance, pids: set[int]) -> None:
+    """Stop the gunicorn workers `pids` (SIGTERM, by PID) and wait until the master has replaced
+    them and the service answers again."""
+    old = _children(instance.process.pid)
+    assert pids and pids <= old, (pids, old)  # its workers, nothing else
+    for pid in pids:
+        os.kill(pid, signal.SIGTERM)
+
+    def replaced() -> bool:
+        now = _children(instance.process.pid)
+        return len(now) == len(old) and not now & pids
+
+    wait_until(replaced, timeout=START_TIMEOUT)
+    instance.wait_ready()
+
+
+def start_instance(env: dict[str, str], log: Path, workers: int) -> Instance:
+    """`ivr serve --workers N` on a free port, in a process group of its own (see `Instance`)."""
+    port = free_port()
+    with open(log, "wb") as output:
+        process = subprocess.Popen(
+            [*SERVE, "--port", str(port), "--workers", str(workers)],
+            env=env,
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return Instance(process, port, log)

@@ -362,6 +362,8 @@ def _environment(database: Database, redis_url: str, spool: Path) -> dict[str, s
         "IVR_SPOOL_DIR": str(spool),
         "ROUTING_RULES": str(ROOT / "routing_rules.yaml"),
         "VOICE_PROMPTS": str(ROOT / "voice_prompts"),
+        # In the test's folder: a server these tests kill runs no exit hook to remove its own.
+        "PROMETHEUS_MULTIPROC_DIR": str(spool.parent / "metrics"),
     }
 
 

@@ -7,6 +7,9 @@
 - `ivr-redis`: sweeps callers whose heartbeat lapsed out of the hold queues, and settles every
   agent of the rules (one left busy by a call whose Dial action and status callback were both lost
   is released once no Twilio call could still be going on).
+- `ivr-callbacks`: every 30 s, puts the after-hours callback requests that are due in their lines
+  once their team opens, and gives up those out of tries (`ivr.callbacks`). Every process runs it;
+  a claim in Redis makes each try happen once.
 
 Threads do not survive a fork, and gunicorn may build the app before forking its workers, so the threads
 start in the process that serves (the first request, or gunicorn's post-worker-init hook): `ensure_started`
@@ -23,6 +26,7 @@ from collections.abc import Callable
 
 from redis.exceptions import RedisError
 
+from ivr.callbacks import schedule_due
 from ivr.journal import SHIP_EVERY_SECONDS
 from ivr.recovery import rebuild_if_lost
 from ivr.services import Services
@@ -31,6 +35,7 @@ log = logging.getLogger(__name__)
 
 DATABASE_EVERY_SECONDS = 2.0
 REDIS_EVERY_SECONDS = 1.0
+CALLBACKS_EVERY_SECONDS = 30.0
 SHIP_RETRY_SECONDS = 1.0
 SWEEP_LIMIT = 1000
 
@@ -64,6 +69,7 @@ class Background:
                 ("ivr-database", lambda: self._every(DATABASE_EVERY_SECONDS, self._database_work)),
                 ("ivr-journal", lambda: self._every(SHIP_EVERY_SECONDS, self._ship)),
                 ("ivr-redis", lambda: self._every(REDIS_EVERY_SECONDS, self._redis_work)),
+                ("ivr-callbacks", lambda: self._every(CALLBACKS_EVERY_SECONDS, self._callbacks)),
             ]
             if self._writer:
                 loops.append(("ivr-writer", lambda: s.writer.run(self._stop)))
@@ -96,6 +102,12 @@ class Background:
             return
         s.references.refill()
         rebuild_if_lost(s)
+
+    def _callbacks(self) -> None:
+        s = self._services
+        if s.health.latest().problem is not None:
+            return  # the database is away or behind: the next round asks again
+        schedule_due(s)
 
     def _ship(self) -> None:
         s = self._services

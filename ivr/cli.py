@@ -192,7 +192,8 @@ def _run_gunicorn(
 
 
 def _worker(args: argparse.Namespace) -> int:
-    """`ivr worker`: write tickets from the journal (and keep the queues tidy) until stopped."""
+    """`ivr worker`: write tickets from the journal, keep the queues tidy and place after-hours
+    callbacks when their team opens, until stopped."""
     import signal
     import threading
 
@@ -230,7 +231,9 @@ def _worker(args: argparse.Namespace) -> int:
         os.nice(args.nice)
     assert s.background is not None
     s.background.ensure_started()
-    logging.getLogger(__name__).info("ivr worker %s: writing tickets", s.writer.consumer)
+    logging.getLogger(__name__).info(
+        "ivr worker %s: writing tickets and placing after-hours callbacks", s.writer.consumer
+    )
     stop.wait()
     s.background.stop()
     return 0

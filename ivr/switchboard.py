@@ -252,7 +252,10 @@ class Switchboard:
             return None
         wait = self._seconds_since(assignment.enqueued_at)
         try:
-            self.queue.record_answered(assignment.queue, assignment.language, wait)
+            if assignment.callback_number is None:
+                # Only callers who held feed the line's wait history (the estimate callers on
+                # hold hear): a callback's wait counts from when it was asked, overnight perhaps.
+                self.queue.record_answered(assignment.queue, assignment.language, wait)
         except RedisError:
             log.exception("cannot record the wait of %s", sid)
         record = EventRecord(

@@ -476,6 +476,16 @@ class CallerOps(QueueBase):
         later = [k for k in lines if after is None or k > after]
         return later[0] if later else None
 
+    def claim_callback_step(self, call_sid: str, step: str, seconds: int) -> bool:
+        """True for the one process that first claims this step of an after-hours callback
+        (`ivr.callbacks`) within `seconds`; False for every other (one SET NX EX)."""
+        from ivr.queue.keys import callback_step_key  # kept beside its one user, see keys.py
+
+        check_call_sid(call_sid)
+        if seconds < 1:
+            raise ValueError("seconds must be at least 1")
+        return bool(self._client.set(callback_step_key(call_sid, step), "1", nx=True, ex=seconds))
+
 
 def _to_swept(item: object) -> Swept:
     if not isinstance(item, list) or len(item) != 9:

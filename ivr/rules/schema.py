@@ -379,6 +379,12 @@ class AfterHours(Frozen):
     other_languages: bool = False
     """When the caller's team is closed, first offer the same queue's team of another language
     that is open now (the offer is spoken in that language; key 3)."""
+    callback_tries: int = Field(default=3, ge=1, le=10)
+    """Calls placed for one after-hours callback request before it is given up (`ivr.callbacks`)."""
+    callback_retry_minutes: int = Field(default=15, ge=1, le=1440)
+    """How long after an unanswered try the next one may be placed (within the team's hours)."""
+    callback_keep_days: int = Field(default=3, ge=1, le=30)
+    """How long after the request it is still tried; later it is given up."""
 
 
 class Rules(Frozen):

@@ -44,6 +44,11 @@ class QueueEvent(StrEnum):
     EXITEMPTY = "EXITEMPTY"  # no agent logged in for the queue when the caller arrived
     CALLBACK = "CALLBACK"  # caller asked to be called back, keeping their place
     CALLBACKDIAL = "CALLBACKDIAL"  # the service called the caller back (their place came up)
+    # An after-hours callback request was put in its line for a try (data: try, of); see
+    # `ivr.callbacks`. Its CALLBACKDIAL follows when an agent is free for it.
+    CALLBACKQUEUED = "CALLBACKQUEUED"
+    # An after-hours callback request is not tried again (data: reason = tries | expired, tries).
+    CALLBACKGIVEUP = "CALLBACKGIVEUP"
     AGENTLOGIN = "AGENTLOGIN"
     AGENTLOGOFF = "AGENTLOGOFF"
 

@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
-from ivr.tickets.changes import Outcome
+from ivr.tickets.changes import Outcome, QueueEvent
 from ivr.tickets.events import events_of
 from ivr.tickets.models import QueueEventRow, Ticket
 from ivr.tickets.records import JournalRecord
@@ -199,8 +199,8 @@ def timeline(
         entries += _record_entries(record, first=index == 0, number=number)
         # A record's queue events right after its own facts: a hang-up journaled in the same
         # instant as the conversation's end still comes last.
-        entries += [_event_entry(row) for row in events.pop(record.id, [])]
-    entries += [_event_entry(row) for rows in events.values() for row in rows]
+        entries += [_event_entry(row, number) for row in events.pop(record.id, [])]
+    entries += [_event_entry(row, number) for rows in events.values() for row in rows]
     return sorted(_without_repeats(entries), key=lambda e: e.at)  # stable: keeps journal order
 
 
@@ -272,7 +272,28 @@ def _record_entries(
     return found
 
 
-def _event_entry(row: QueueEventRow) -> TimelineEntry:
+_GIVE_UP_WORDS = {
+    "tries": "callback given up after {tries} unanswered tries",
+    "expired": "callback given up: not reached in time ({tries} tries)",
+}
+
+
+def _event_words(row: QueueEventRow, number: Callable[[str | None], str]) -> list[str]:
+    """What an event's data says, in words for the after-hours callback's steps."""
+    data = dict(row.data or {})
+    if row.event == QueueEvent.CALLBACKQUEUED:
+        return [
+            f"callback try {data.get('try', '?')} of {data.get('of', '?')}: waiting for an agent"
+        ]
+    if row.event == QueueEvent.CALLBACKGIVEUP:
+        words = _GIVE_UP_WORDS.get(data.get("reason", ""), "callback given up ({tries} tries)")
+        return [words.format(tries=data.get("tries", "?"))]
+    if "to" in data and row.event == QueueEvent.CALLBACKDIAL:
+        data["to"] = number(data["to"])  # the caller's number, shown as the reader may see it
+    return [f"{key} {value}" for key, value in sorted(data.items())]
+
+
+def _event_entry(row: QueueEventRow, number: Callable[[str | None], str]) -> TimelineEntry:
     parts = [row.event.value]
     if row.queue:
         parts.append(row.queue + (f" ({row.language})" if row.language else ""))
@@ -284,7 +305,7 @@ def _event_entry(row: QueueEventRow) -> TimelineEntry:
         parts.append(f"waited {row.wait_seconds} s")
     if row.talk_seconds is not None:
         parts.append(f"talked {row.talk_seconds} s")
-    parts += [f"{key} {value}" for key, value in sorted(row.data.items())]
+    parts += _event_words(row, number)
     return TimelineEntry(row.at, "queue", ", ".join(parts))
 
 

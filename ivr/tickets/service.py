@@ -403,3 +403,130 @@ def logged_in_agents(session: Session, *, since: datetime) -> list[str]:
     )
     with _unit_of_work(session):
         return [agent for agent in session.scalars(query) if agent]
+
+
+# --- after-hours callbacks (`ivr.callbacks`) ------------------------------------------------------
+
+_IN_BATCH = 500
+"""Call SIDs per IN (...) list: well under every database's limit on bound parameters."""
+
+
+@dataclass(frozen=True)
+class CallbackTry:
+    """One try at an after-hours callback, as its CALLBACKDIAL events tell it."""
+
+    placed_at: datetime
+    """When an agent was free and the call was placed (or could not be placed)."""
+    ended_at: datetime | None
+    """When the try ended without an answer: its final status came (busy, no-answer, failed,
+    canceled), or the call could not be placed at all. None while nothing said so."""
+
+
+@dataclass(frozen=True)
+class AfterHoursCallback:
+    """A caller who asked, while their team was closed, to be called back; not answered yet."""
+
+    call_sid: str
+    reference: str
+    queue: str
+    language: str
+    priority: int
+    number: str
+    our_number: str | None
+    """The number the caller called: the callback is placed from it."""
+    asked_at: datetime
+    tries: tuple[CallbackTry, ...]
+    """The tries so far, oldest first."""
+    given_up: bool
+    """A CALLBACKGIVEUP was logged: no more tries."""
+
+
+def after_hours_callbacks(session: Session, *, since: datetime) -> list[AfterHoursCallback]:
+    """Callbacks asked for after hours (the caller never queued) by calls that arrived since
+    `since` and that no agent has answered, the earliest request first, each with its tries."""
+    query = (
+        select(Ticket)
+        .where(
+            Ticket.outcome == Outcome.CALLBACK,
+            Ticket.answered_at.is_(None),
+            Ticket.queued_at.is_(None),
+            Ticket.callback_number.is_not(None),
+            Ticket.queue.is_not(None),
+            Ticket.language.is_not(None),
+            Ticket.arrived_at >= since,
+        )
+        .order_by(Ticket.arrived_at, Ticket.id)
+    )
+    with _unit_of_work(session):
+        found = list(session.scalars(query))
+        calls = [t.call_sid for t in found]
+        events: dict[str, list[QueueEventRow]] = defaultdict(list)
+        asked: dict[str, datetime] = {}
+        for start in range(0, len(calls), _IN_BATCH):
+            batch = calls[start : start + _IN_BATCH]
+            rows = session.scalars(
+                select(QueueEventRow)
+                .where(
+                    QueueEventRow.call_sid.in_(batch),
+                    QueueEventRow.event.in_([QueueEvent.CALLBACKDIAL, QueueEvent.CALLBACKGIVEUP]),
+                )
+                .order_by(QueueEventRow.at, QueueEventRow.id)
+            )
+            for row in rows:
+                events[row.call_sid].append(row)
+            asked.update(_callbacks_asked(session, batch))
+    requests = []
+    for ticket in found:
+        assert ticket.queue and ticket.language and ticket.callback_number
+        history = events[ticket.call_sid]
+        requests.append(
+            AfterHoursCallback(
+                call_sid=ticket.call_sid,
+                reference=ticket.reference,
+                queue=ticket.queue,
+                language=ticket.language,
+                priority=ticket.priority if ticket.priority is not None else 0,
+                number=ticket.callback_number,
+                our_number=ticket.called,
+                asked_at=asked.get(ticket.call_sid, ticket.arrived_at),
+                tries=_callback_tries(history),
+                given_up=any(e.event == QueueEvent.CALLBACKGIVEUP for e in history),
+            )
+        )
+    return sorted(requests, key=lambda r: (r.asked_at, r.call_sid))
+
+
+def _callbacks_asked(session: Session, calls: Sequence[str]) -> dict[str, datetime]:
+    """When each call asked for its callback: the latest journal record that set the outcome."""
+    rows = session.execute(
+        select(TicketChangeRow.call_sid, TicketChangeRow.body).where(
+            TicketChangeRow.call_sid.in_(calls),
+            TicketChangeRow.body.contains(f'"{Outcome.CALLBACK.value}"'),  # skip parsing the rest
+        )
+    )
+    asked: dict[str, datetime] = {}
+    for call_sid, body in rows:
+        try:
+            record = JournalRecord.from_json(body)
+        except BadRecord:
+            continue
+        if record.change.outcome == Outcome.CALLBACK:
+            asked[call_sid] = max(record.at, asked.get(call_sid, record.at))
+    return asked
+
+
+def _callback_tries(events: Sequence[QueueEventRow]) -> tuple[CallbackTry, ...]:
+    """The tries the CALLBACKDIAL events tell: the switchboard logs one with the number (`to`)
+    when it places the call (result dialled or failed), and one with the final status (no `to`)
+    when the placed call ended unanswered."""
+    tries: list[CallbackTry] = []
+    for event in events:
+        if event.event != QueueEvent.CALLBACKDIAL:
+            continue
+        result = (event.data or {}).get("result", "")
+        if "to" in (event.data or {}):
+            placed = result == "dialled"
+            tries.append(CallbackTry(event.at, None if placed else event.at))
+        elif tries and tries[-1].ended_at is None:
+            tries[-1] = replace(tries[-1], ended_at=event.at)
+    return tuple(tries)

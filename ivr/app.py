@@ -18,7 +18,7 @@ from twilio.http import HttpClient
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ivr.background import Background
-from ivr.clock import Clock, OffsetClock, SystemClock
+from ivr.clock import Clock, clock_from
 from ivr.config import Settings
 from ivr.credentials import PinStore
 from ivr.db import Database, DatabaseHealth
@@ -57,7 +57,7 @@ def create_app(
     settings = (settings or Settings.from_env()).with_overrides(**overrides)
     settings.validate()
     if clock is None:
-        clock = OffsetClock(settings.clock_start) if settings.clock_start else SystemClock()
+        clock = clock_from(settings.clock_start, settings.clock_anchor)
 
     app = Flask(__name__, instance_relative_config=False)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES

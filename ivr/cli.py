@@ -198,7 +198,7 @@ def _worker(args: argparse.Namespace) -> int:
     import threading
 
     from ivr.app import build_services
-    from ivr.clock import OffsetClock, SystemClock
+    from ivr.clock import clock_from
 
     try:
         settings = Settings.from_env().with_overrides(writer="thread")
@@ -207,7 +207,7 @@ def _worker(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"cannot start: {exc}", file=sys.stderr)
         return 1
-    clock = OffsetClock(settings.clock_start) if settings.clock_start else SystemClock()
+    clock = clock_from(settings.clock_start, settings.clock_anchor)
     try:
         s = build_services(settings, clock)
     except RulesError as exc:

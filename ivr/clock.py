@@ -23,10 +23,13 @@ class SystemClock:
 
 
 class OffsetClock:
-    """Starts at a chosen instant and then runs with real time (`IVR_CLOCK`, for QA servers)."""
+    """Starts at a chosen instant and then runs with real time (`IVR_CLOCK`, for QA servers).
 
-    def __init__(self, start: datetime) -> None:
-        self._offset = _utc(start) - datetime.now(UTC)
+    `start` is the time at the real instant `at`, or at the moment the clock is made when `at` is
+    None. Processes given the same `start` and `at` keep the same time, whenever each started."""
+
+    def __init__(self, start: datetime, at: datetime | None = None) -> None:
+        self._offset = _utc(start) - (datetime.now(UTC) if at is None else _utc(at))
 
     def now(self) -> datetime:
         return datetime.now(UTC) + self._offset
@@ -56,6 +59,11 @@ def _utc(instant: datetime) -> datetime:
     if instant.tzinfo is None:
         raise ValueError("the clock needs an aware datetime (with a UTC offset)")
     return instant.astimezone(UTC)
+
+
+def clock_from(start: datetime | None, at: datetime | None = None) -> Clock:
+    """The system clock, or an `OffsetClock` when a start is set (`IVR_CLOCK`)."""
+    return SystemClock() if start is None else OffsetClock(start, at)
 
 
 def parse_instant(text: str) -> datetime:

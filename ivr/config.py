@@ -48,6 +48,8 @@ class Settings:
     voice_prompts: Path = Path("voice_prompts")
     public_base_url: str | None = None
     clock_start: datetime | None = None
+    clock_anchor: datetime | None = None
+    """The real instant `clock_start` stands for (`IVR_CLOCK=START@REAL`); None: the start-up."""
     dev_mode: bool = False
     rules_reload_seconds: float = 2.0
     writer: WriterMode = "thread"
@@ -82,13 +84,16 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Build settings from environment variables (see README, "Settings")."""
         env = os.environ if env is None else env
-        clock_start = None
+        clock_start = clock_anchor = None
         if env.get("IVR_CLOCK"):
+            start_text, _, anchor_text = env["IVR_CLOCK"].partition("@")
             try:
-                clock_start = parse_instant(env["IVR_CLOCK"])
+                clock_start = parse_instant(start_text)
+                clock_anchor = parse_instant(anchor_text) if anchor_text else None
             except ValueError as exc:
                 raise ConfigError(
-                    f"IVR_CLOCK must be an ISO-8601 instant with an offset, got {env['IVR_CLOCK']!r}"
+                    "IVR_CLOCK must be an ISO-8601 instant with an offset, optionally followed by "
+                    f"@ and the real instant it stands for, got {env['IVR_CLOCK']!r}"
                 ) from exc
         base = env.get("PUBLIC_BASE_URL", "").strip().rstrip("/") or None
         if base and not base.startswith(("http://", "https://")):
@@ -140,6 +145,7 @@ class Settings:
             voice_prompts=Path(env.get("VOICE_PROMPTS") or "voice_prompts"),
             public_base_url=base,
             clock_start=clock_start,
+            clock_anchor=clock_anchor,
             dev_mode=_flag(env.get("IVR_DEV_MODE")),
             writer=writer,
             spool_dir=Path(env.get("IVR_SPOOL_DIR") or "instance/journal"),

@@ -74,6 +74,12 @@ def test_defaults() -> None:
             datetime(2026, 12, 25, 8, 0, tzinfo=UTC),
         ),
         ({"IVR_CLOCK": ""}, "clock_start", None),
+        (
+            {"IVR_CLOCK": "2026-12-25T09:00:00+01:00@2026-12-02T01:50:00Z"},
+            "clock_anchor",
+            datetime(2026, 12, 2, 1, 50, tzinfo=UTC),
+        ),
+        ({"IVR_CLOCK": "2026-12-25T09:00:00+01:00"}, "clock_anchor", None),
     ],
 )
 def test_each_variable_is_read(env: dict[str, str], attribute: str, expected: object) -> None:
@@ -110,6 +116,7 @@ def test_dev_mode_flag(value: str, dev_mode: bool) -> None:
         ({"IVR_CLOCK": "next tuesday"}, "IVR_CLOCK"),
         ({"IVR_CLOCK": "2026-12-25T09:00:00"}, "IVR_CLOCK"),  # no offset: which 09:00?
         ({"IVR_CLOCK": "2026-13-25T09:00:00+01:00"}, "IVR_CLOCK"),
+        ({"IVR_CLOCK": "2026-12-25T09:00:00+01:00@yesterday"}, "IVR_CLOCK"),
         ({"PUBLIC_BASE_URL": "support.example.com"}, "PUBLIC_BASE_URL"),
         ({"PUBLIC_BASE_URL": "ftp://support.example.com"}, "PUBLIC_BASE_URL"),
     ],
@@ -226,6 +233,17 @@ def test_offset_clock_starts_at_the_chosen_instant_and_runs(start: datetime) -> 
     assert timedelta(0) <= first - start < timedelta(seconds=5)
     time.sleep(0.01)
     assert clock.now() > first
+
+
+def test_processes_started_apart_with_the_same_anchored_ivr_clock_keep_the_same_time() -> None:
+    # Several QA instances: each started at its own moment, all on IVR_CLOCK=START@REAL.
+    start, real = datetime(2026, 11, 23, 15, 0, tzinfo=UTC), datetime.now(UTC)
+    first = OffsetClock(start, at=real)
+    time.sleep(0.05)
+    second = OffsetClock(start, at=real)
+    assert abs(second.now() - first.now()) < timedelta(milliseconds=20)
+    # Without the anchor each clock starts from its own start-up: they differ by the delay.
+    assert OffsetClock(start).now() - first.now() < timedelta(seconds=-0.04)
 
 
 def test_the_app_uses_ivr_clock(

@@ -32,16 +32,21 @@ KINDS = ("incoming", "language", "menu", "hold", "status")
 
 @dataclass(frozen=True)
 class Target:
-    """A server under test, reachable on 127.0.0.1:port, signing with `auth_token`."""
+    """A server under test, reachable on 127.0.0.1:port, signing with `auth_token`.
+
+    `public_url` is the address Twilio requests and signs, when it is not 127.0.0.1:port itself:
+    an instance reached directly whose PUBLIC_BASE_URL is the proxy in front of it.
+    """
 
     name: str
     port: int
     auth_token: str
+    public_url: str | None = None
 
     @property
     def base_url(self) -> str:
         """What PUBLIC_BASE_URL is set to for this server: the URL Twilio signs."""
-        return f"http://127.0.0.1:{self.port}"
+        return self.public_url or f"http://127.0.0.1:{self.port}"
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,105 @@ def phase_summary(app_runs: list[PhaseRun], floor_runs: list[PhaseRun]) -> dict[
     return summary
 
 
+def configurations_summary(
+    runs: dict[str, list[PhaseRun]], records: dict[str, list[dict[str, Any]]]
+) -> dict[str, Any]:
+    """One phase, per configuration (app direct, behind nginx, ..., floor): the figures of all
+    webhooks over all rounds, their ratio to the floor's, and the tickets and instances of the
+    run records (`records`: the JSON's runs of that phase and configuration)."""
+    stats = {name: kind_stats(name_runs, "all") for name, name_runs in runs.items()}
+    floor = stats.get("floor")
+    summary: dict[str, Any] = {}
+    for name, figures in stats.items():
+        row: dict[str, Any] = {"all": figures}
+        if floor is not None:
+            row["ratio_to_floor"] = {f: ratio(figures[f], floor[f]) for f in FIGURES}
+        mine = records.get(name, [])
+        row["calls"] = sum(r["calls"] for r in mine)
+        if any("tickets" in r for r in mine):
+            row["tickets"] = {
+                key: sum(r["tickets"][key] for r in mine) for key in ("written", "complete")
+            }
+        served: Counter[str] = Counter()
+        for r in mine:
+            served.update(r.get("served_by", {}))
+        if served:
+            row["served_by"] = dict(sorted(served.items()))
+        summary[name] = row
+    return summary
+
+
+def scaling(summary: dict[str, Any]) -> dict[str, float | None]:
+    """From a phase's configurations: `throughput` = two instances' requests/s over one instance's,
+    both behind nginx (the scaling), and what the proxy alone costs (one instance behind nginx over
+    direct), for requests/s and the p50 and p99 latencies."""
+
+    def of(name: str, figure: str) -> float:
+        return float(summary[name]["all"][figure]) if name in summary else 0.0
+
+    return {
+        "throughput": ratio(of("app-2-nginx", "rps"), of("app-nginx", "rps")),
+        "p50": ratio(of("app-2-nginx", "p50_ms"), of("app-nginx", "p50_ms")),
+        "p99": ratio(of("app-2-nginx", "p99_ms"), of("app-nginx", "p99_ms")),
+        "proxy_throughput": ratio(of("app-nginx", "rps"), of("app", "rps")),
+        "proxy_p50": ratio(of("app-nginx", "p50_ms"), of("app", "p50_ms")),
+        "proxy_p99": ratio(of("app-nginx", "p99_ms"), of("app", "p99_ms")),
+    }
+
+
+def instances_lines(results: dict[str, Any]) -> list[str]:
+    """The `--instances 2` section: a table of configurations per phase, and the scaling."""
+    section = results.get("instances")
+    if not section:
+        return []
+    labels = {c["name"]: c["label"] for c in section["configurations"]}
+    lines = [
+        "",
+        "### One instance and two, behind nginx",
+        "",
+        f"Each instance: gunicorn {' '.join(section['gunicorn_per_instance'])}; one `ivr worker` "
+        f"for all; nginx with worker_processes {section.get('nginx', {}).get('worker_processes', 1)}, "
+        "no upstream keep-alive (README's configuration). "
+        "Cells: figure (×ratio to the floor); latencies in ms over all webhooks.",
+        "",
+        "| phase | configuration | p50 | p99 | requests/s | errors | complete tickets / calls "
+        "| webhooks per instance |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for phase in results["phases"]:
+        rows = section["summary"].get(phase["name"], {})
+        for name, row in rows.items():
+            figures = row["all"]
+            ratios = {} if name == "floor" else row.get("ratio_to_floor", {})
+            tickets = row.get("tickets")
+            ticket_cell = f"{tickets['complete']} / {row['calls']}" if tickets else "—"
+            served = ", ".join(f"{k}: {v}" for k, v in row.get("served_by", {}).items()) or "—"
+            lines.append(
+                f"| {phase['label']} | {labels.get(name, name)} | "
+                f"{_with_ratio(_ms(figures['p50_ms']), ratios.get('p50_ms'))} | "
+                f"{_with_ratio(_ms(figures['p99_ms']), ratios.get('p99_ms'))} | "
+                f"{_with_ratio(format(figures['rps'], 'g'), ratios.get('rps'))} | {figures['errors']} | "
+                f"{ticket_cell} | {served} |"
+            )
+    lines += [
+        "",
+        "Scaling = two instances / one instance, both behind nginx; proxy = one instance behind "
+        "nginx / direct.",
+        "",
+        "| phase | scaling: requests/s | p50 | p99 | proxy: requests/s | p50 | p99 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for phase in results["phases"]:
+        sc = section["scaling"].get(phase["name"], {})
+        keys = ("throughput", "p50", "p99", "proxy_throughput", "proxy_p50", "proxy_p99")
+        lines.append(f"| {phase['label']} | " + " | ".join(_ratio(sc.get(k)) for k in keys) + " |")
+    return lines
+
+
+def _with_ratio(shown: str, value: float | None) -> str:
+    return shown if value is None else f"{shown} (×{value:g})"
+
+
 def _ms(value: float) -> str:
     return f"{value:.0f}" if value >= 100 else f"{value:.1f}"
 
@@ -130,6 +229,7 @@ def markdown(results: dict[str, Any]) -> str:
         }
         if errors:
             lines += ["", "Errors: " + ", ".join(f"{k}: {v}" for k, v in errors.items())]
+    lines += instances_lines(results)
     lines += [
         "",
         "### Tickets (app)",
@@ -140,11 +240,12 @@ def markdown(results: dict[str, Any]) -> str:
     if not results["phases"]:
         lines[-2:] = ["HTTP phases not run (`--only micro`)"]
     for run in results["runs"]:
-        if run["target"] != "app":
+        if run["target"] == "floor":
             continue
         t = run["tickets"]
+        where = "" if run["target"] == "app" else f" ({run['target']})"
         lines.append(
-            f"| {run['round']} | {run['phase']} | {run['calls']} | {t['written']} | "
+            f"| {run['round']} | {run['phase']}{where} | {run['calls']} | {t['written']} | "
             f"{t['complete']} | {t['ended']} | {t['menu_path']} | {t['outcome']} | "
             f"{t['waited_seconds']:g} s |"
         )
@@ -208,8 +309,10 @@ def plot(results: dict[str, Any], path: Path) -> None:
     from matplotlib.ticker import FuncFormatter
 
     phases = results["phases"]
+    section = results.get("instances")
+    rows = 2 if section else 1
     figure, axes = plt.subplots(
-        1, len(phases), figsize=(4.2 * len(phases), 4.4), squeeze=False, sharey=True
+        rows, len(phases), figsize=(4.2 * len(phases), 4.4 * rows), squeeze=False, sharey="row"
     )
     names = ("p50_ms", "p95_ms", "p99_ms", "max_ms")
     width = 0.38
@@ -234,6 +337,8 @@ def plot(results: dict[str, Any], path: Path) -> None:
     axes[0][0].set_ylim(0.5, highest * 3)
     axes[0][0].set_ylabel("latency per webhook (ms, log scale)")
     axes[0][0].legend(loc="upper left")
+    if section:
+        _plot_instances(section, phases, axes[1])
     figure.suptitle(
         f"ivr (app) vs floor: all webhooks of whole calls, ×ratio app/floor "
         f"({results['started_at']})",
@@ -242,3 +347,40 @@ def plot(results: dict[str, Any], path: Path) -> None:
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
+
+
+CONFIGURATION_COLORS = {
+    "app": "tab:red",
+    "app-nginx": "tab:orange",
+    "app-2-nginx": "tab:green",
+    "floor": "tab:blue",
+}
+
+
+def _plot_instances(section: dict[str, Any], phases: list[dict[str, Any]], axes: Any) -> None:
+    """The second row: p50 and p99 per configuration, requests/s and scaling in the title."""
+    from matplotlib.ticker import FuncFormatter
+
+    labels = {c["name"]: c["label"] for c in section["configurations"]}
+    names = ("p50_ms", "p99_ms")
+    highest = 1.0
+    for axis, phase in zip(axes, phases, strict=True):
+        rows = section["summary"].get(phase["name"], {})
+        width = 0.8 / max(1, len(rows))
+        for offset, (config, row) in enumerate(rows.items()):
+            values = [max(row["all"][name], 0.01) for name in names]
+            highest = max(highest, *values)
+            xs = [i + (offset - (len(rows) - 1) / 2) * width for i in range(len(names))]
+            shown = f"{labels.get(config, config)}: {row['all']['rps']:g} req/s"
+            color = CONFIGURATION_COLORS.get(config)
+            axis.bar(xs, values, width, label=shown, color=color)
+        axis.set_yscale("log")
+        axis.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        axis.set_xticks(range(len(names)), [n.removesuffix("_ms") for n in names])
+        scale = section["scaling"].get(phase["name"], {}).get("throughput")
+        scaled = "—" if scale is None else f"×{scale:g}"
+        axis.set_title(f"{phase['label']}\nscaling 1 → 2 instances: {scaled}", fontsize=9)
+        axis.grid(axis="y", which="both", alpha=0.3)
+        axis.legend(loc="upper left", fontsize=7)
+    axes[0].set_ylim(0.5, highest * 6)
+    axes[0].set_ylabel("latency per webhook (ms, log scale)")

@@ -1,8 +1,11 @@
-"""The benchmark: `python -m bench.run [--quick] [--only http|micro]` (see bench/README.md).
+"""The benchmark: `python -m bench.run [--quick] [--only http|micro] [--instances 2]` (see
+bench/README.md).
 
 Starts its own redis-server and a fresh `ivr_bench` PostgreSQL database, the app under gunicorn as
 README "Production" runs it and the floor app (bench/floor.py) under the same gunicorn, places whole
 signed calls against both, interleaved, then runs the micro-benchmarks, and writes bench/results/.
+With `--instances 2` it also runs a second instance and our own nginx (bench/proxy.py), and measures
+one instance behind nginx and two instances behind nginx in the same interleaving.
 Everything it starts is stopped by PID at the end, also on Ctrl-C and on errors.
 """
 
@@ -30,7 +33,7 @@ from typing import Any
 
 import psycopg
 
-from bench import loadgen, report, servers
+from bench import loadgen, proxy, report, servers
 from bench.floor import document_key
 from bench.loadgen import EXPECTED_MENU_PATH, Phase, PhaseRun, Target
 
@@ -39,6 +42,15 @@ CLOCK = "2026-11-23T15:00:00Z"
 """A Monday, 10:00 in New York: the `funds` queue's team (americas) is open whatever the real time."""
 
 MICRO_MODULES = ("micro_queue", "micro_rules", "micro_journal")
+
+CONFIGURATIONS = {
+    "app": "one instance, direct",
+    "app-nginx": "one instance behind nginx",
+    "app-2-nginx": "two instances behind nginx",
+    "floor": "the floor, direct",
+}
+"""The servers measured with `--instances 2`, in the order each phase runs them; with
+`--instances 1` only the app (direct) and the floor, as before."""
 MICRO_TIMEOUT_SECONDS = 300
 
 
@@ -55,6 +67,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--flat-out-calls", type=int, default=16, help="concurrent calls flat out (16)"
+    )
+    parser.add_argument(
+        "--instances",
+        type=int,
+        choices=(1, 2),
+        default=1,
+        help="2: also one instance behind nginx and two instances behind nginx (see README)",
+    )
+    parser.add_argument(
+        "--phases",
+        default="",
+        help="only these phases, e.g. flat-out or paced-20,flat-out (default: all)",
     )
     parser.add_argument("--drain-seconds", type=float, default=60.0, help="bound on winding down")
     parser.add_argument("--ticket-seconds", type=float, default=60.0, help="bound on ticket wait")
@@ -74,13 +98,33 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         args.seconds = 4.0 if args.quick else 20.0
     if args.rounds is None:
         args.rounds = 1 if args.quick else 2
+    phases(args)  # an unknown --phases name stops here, before anything is started
     return args
 
 
-def launch_app(port: int, env: dict[str, str], log: Path) -> list[subprocess.Popen[bytes]]:
-    """Start the service as README "Production" does; returns every process it started: the web
-    workers with `IVR_WRITER=off`, and one `ivr worker` writing the tickets."""
-    web = servers.gunicorn("wsgi:app", port, {**env, "IVR_WRITER": "off"}, log)
+def instance_env(env: dict[str, str], number: int) -> dict[str, str]:
+    """The settings of instance `number` (1, 2, ...): the same stores, secret, token and public URL
+    for all (README "Give every instance the same settings"), a spool folder of its own (as on its
+    own host), and `IVR_WRITER=off` (the tickets are written by the one `ivr worker`)."""
+    spool = env["IVR_SPOOL_DIR"] if number == 1 else f"{env['IVR_SPOOL_DIR']}-{number}"
+    return {**env, "IVR_WRITER": "off", "IVR_SPOOL_DIR": spool}
+
+
+def instance_log(log: Path, number: int) -> Path:
+    """Instance 1 logs to `log`, instance n to `log` with `-n` before the suffix."""
+    return log if number == 1 else log.with_name(f"{log.stem}-{number}{log.suffix}")
+
+
+def launch_app(
+    port: int, env: dict[str, str], log: Path, more_ports: Sequence[int] = ()
+) -> list[subprocess.Popen[bytes]]:
+    """Start the service as README "Production" does; returns every process it started: one
+    gunicorn (the web workers, `IVR_WRITER=off`) per port, `port` first, then `more_ports` (each
+    a further instance, same settings), and last the one `ivr worker` writing the tickets."""
+    started = [
+        servers.gunicorn("wsgi:app", p, instance_env(env, number), instance_log(log, number))
+        for number, p in enumerate([port, *more_ports], start=1)
+    ]
     with log.open("ab") as out:
         worker = subprocess.Popen(
             [sys.executable, "-m", "ivr.cli", "worker"],
@@ -90,7 +134,23 @@ def launch_app(port: int, env: dict[str, str], log: Path) -> list[subprocess.Pop
             stderr=out,
             start_new_session=True,
         )
-    return [web, worker]
+    return [*started, worker]
+
+
+def configurations(instances: int) -> list[str]:
+    """The targets each phase runs against, in order: app (and with 2 the proxied ones), floor."""
+    if instances == 1:
+        return ["app", "floor"]
+    return list(CONFIGURATIONS)
+
+
+def nginx_upstreams(name: str, ports: Sequence[int]) -> list[int] | None:
+    """The instance ports nginx sits in front of for target `name`; None: reached directly."""
+    if name == "app-nginx":
+        return list(ports[:1])
+    if name == "app-2-nginx":
+        return list(ports[:2])
+    return None
 
 
 def phases(args: argparse.Namespace) -> list[Phase]:
@@ -100,7 +160,16 @@ def phases(args: argparse.Namespace) -> list[Phase]:
         for calls in args.paced.split(",")
         if calls.strip()
     ]
-    return [*shapes, Phase("flat-out", args.flat_out_calls, 0.0, args.seconds)]
+    every = [*shapes, Phase("flat-out", args.flat_out_calls, 0.0, args.seconds)]
+    wanted = {name.strip() for name in args.phases.split(",") if name.strip()}
+    unknown = wanted - {phase.name for phase in every}
+    if unknown:
+        raise SystemExit(
+            f"--phases: no phase {', '.join(sorted(unknown))} (have: "
+            + ", ".join(phase.name for phase in every)
+            + ")"
+        )
+    return [phase for phase in every if not wanted or phase.name in wanted]
 
 
 def label(phase: Phase) -> str:
@@ -242,7 +311,7 @@ def targets(summary: dict[str, Any], runs: list[dict[str, Any]]) -> list[dict[st
         )
     if runs:
         errors = sum(run["stats"]["all"]["errors"] for run in runs)
-        app_runs = [run for run in runs if run["target"] == "app"]
+        app_runs = [run for run in runs if run["target"] != "floor"]
         short = [run for run in app_runs if run["tickets"]["written"] != run["calls"]]
         incomplete = [run for run in app_runs if run["tickets"]["complete"] != run["calls"]]
         found += [
@@ -273,9 +342,13 @@ class Bench:
         self.runs: list[dict[str, Any]] = []
         self.phase_runs: dict[tuple[str, str], list[PhaseRun]] = {}
         self.checks: dict[str, Any] = {}
+        self.instance_ports: list[int] = []
+        self.nginx: proxy.Nginx | None = None
 
     def close(self) -> None:
         """Stop everything we started, newest first, by PID."""
+        if self.nginx is not None:
+            self.nginx.stop()
         for process in reversed(self.processes):
             servers.stop(process)
         self.redis.stop()
@@ -287,21 +360,38 @@ class Bench:
         servers.upgrade_database(servers.clean_env(DATABASE_URL=database_url))
         return database_url
 
-    def start_servers(self, database_url: str) -> tuple[Target, Target]:
-        """The app, one captured call, then the floor serving what the app answered."""
-        app = Target("app", servers.free_port(), self.token)
-        env = servers.clean_env(
-            DATABASE_URL=database_url,
-            REDIS_URL=self.redis.url(0),
-            TWILIO_AUTH_TOKEN=self.token,
-            IVR_SECRET=secrets.token_urlsafe(32),
-            PUBLIC_BASE_URL=app.base_url,
-            IVR_CLOCK=CLOCK,
-            IVR_SPOOL_DIR=str(self.work / "spool"),
-        )
-        started = launch_app(app.port, env, self.work / "app.log")
+    def start_servers(self, database_url: str) -> list[Target]:
+        """The app, one captured call, then the floor serving what the app answered; with
+        `--instances 2` a second instance and our nginx in front (started per run, see
+        `prepare`). Returns the targets in the order each phase runs them."""
+        two = self.args.instances == 2
+        if two:
+            self.nginx = proxy.Nginx(self.work / "nginx", servers.free_port())
+        public = self.nginx.url if self.nginx is not None else None
+        # With a proxy, PUBLIC_BASE_URL is its address, also for requests that reach instance 1
+        # directly (README: "the safer choice when the instances can also be reached without nginx").
+        app = Target("app", servers.free_port(), self.token, public)
+        settings = {
+            "DATABASE_URL": database_url,
+            "REDIS_URL": self.redis.url(0),
+            "TWILIO_AUTH_TOKEN": self.token,
+            "IVR_SECRET": secrets.token_urlsafe(32),
+            "PUBLIC_BASE_URL": app.base_url,
+            # Anchored: every process (both instances' gunicorn workers, the ivr worker) keeps the
+            # same time, whenever it started (README, "Several instances behind nginx").
+            "IVR_CLOCK": f"{CLOCK}@{datetime.now(UTC).isoformat()}",
+            "IVR_SPOOL_DIR": str(self.work / "spool"),
+        }
+        if two:
+            settings["IVR_TRUSTED_PROXIES"] = "1"  # README: behind one nginx
+        env = servers.clean_env(**settings)
+        more = [servers.free_port()] if two else []
+        self.instance_ports = [app.port, *more]
+        started = launch_app(app.port, env, self.work / "app.log", more)
         self.processes += started
-        servers.wait_until_ok(f"{app.base_url}/healthz", started[0])
+        # `started` ends with the ivr worker, which has no port.
+        for port, process in zip(self.instance_ports, started, strict=False):
+            servers.wait_until_ok(f"http://127.0.0.1:{port}/healthz", process)
         documents = asyncio.run(loadgen.capture_call(app))
         captured = {
             document_key(path, digits): body.decode("utf-8")
@@ -320,8 +410,26 @@ class Bench:
         self.processes.append(process)
         servers.wait_until_ok(f"{floor.base_url}/healthz", process)
         self.checks["captured_documents"] = len(captured)
-        self.checks["unsigned_refused"] = {t.name: self.unsigned_status(t) for t in (app, floor)}
-        return app, floor
+        proxied = [
+            Target(name, self.nginx.port, self.token)
+            for name in CONFIGURATIONS
+            if self.nginx is not None and nginx_upstreams(name, self.instance_ports)
+        ]
+        return [app, *proxied, floor]
+
+    def prepare(self, target: Target) -> None:
+        """Before a run against `target`: nginx in front of the instances it stands for."""
+        upstreams = nginx_upstreams(target.name, self.instance_ports)
+        if upstreams is not None:
+            assert self.nginx is not None
+            self.nginx.serve(upstreams)
+
+    def instance_name(self, address: str) -> str:
+        """The name of an upstream address in reports (instance 1, 2, ...), else the address."""
+        for number, port in enumerate(self.instance_ports, start=1):
+            if address == f"127.0.0.1:{port}":
+                return f"instance {number}"
+        return address
 
     @staticmethod
     def unsigned_status(target: Target) -> int:
@@ -337,20 +445,25 @@ class Bench:
 
         return asyncio.run(post())
 
-    def measure(self, app: Target, floor: Target) -> None:
-        """Warm both up, then every phase for app and floor in turn, `rounds` times."""
+    def measure(self, targets: list[Target]) -> None:
+        """Warm every target up, then every phase for each target in turn, `rounds` times."""
         warm_up = Phase("warm-up", 8, 0.0, 2.0 if self.args.quick else 4.0)
-        for target in (app, floor):
+        refused: dict[str, int] = {}
+        for target in targets:
+            self.prepare(target)
+            refused[target.name] = self.unsigned_status(target)
             asyncio.run(loadgen.run_phase(target, warm_up, self.args.drain_seconds))
+        self.checks["unsigned_refused"] = refused
         for round_number in range(1, self.args.rounds + 1):
             for phase in phases(self.args):
-                for target in (app, floor):
-                    self.run_one(round_number, phase, target)
+                for index, target in enumerate(targets):
+                    self.run_one(round_number, phase, target, index)
 
-    def run_one(self, round_number: int, phase: Phase, target: Target) -> None:
+    def run_one(self, round_number: int, phase: Phase, target: Target, index: int = 0) -> None:
         """One phase against one target, and for the app the tickets its calls left."""
+        self.prepare(target)
         print(f"round {round_number}: {phase.name} against the {target.name} ...", flush=True)
-        seed = round_number * 10 + (target.name == "floor")
+        seed = round_number * 10 + index
         cpu = time.process_time()
         run = asyncio.run(loadgen.run_phase(target, phase, self.args.drain_seconds, seed))
         cpu = time.process_time() - cpu
@@ -366,7 +479,11 @@ class Bench:
             "loadgen_cpu_percent": round(100 * cpu / run.wall_seconds, 1),
             "stats": {kind: report.kind_stats([run], kind) for kind in report.ROWS},
         }
-        if target.name == "app":
+        if nginx_upstreams(target.name, self.instance_ports) is not None:
+            assert self.nginx is not None
+            served = self.nginx.served()
+            record["served_by"] = {self.instance_name(a): n for a, n in sorted(served.items())}
+        if target.name != "floor":
             record["tickets"] = settled_tickets(run.call_sids, self.args.ticket_seconds)
         all_stats = record["stats"]["all"]
         print(
@@ -374,7 +491,8 @@ class Bench:
             f"p50 {all_stats['p50_ms']} ms, p99 {all_stats['p99_ms']} ms, "
             f"{all_stats['rps']} req/s, {all_stats['errors']} errors, "
             f"load generator {record['loadgen_cpu_percent']}% CPU"
-            + (f", tickets {record['tickets']}" if "tickets" in record else ""),
+            + (f", tickets {record['tickets']}" if "tickets" in record else "")
+            + (f", served by {record['served_by']}" if "served_by" in record else ""),
             flush=True,
         )
         self.runs.append(record)
@@ -404,7 +522,9 @@ class Bench:
             for phase in chosen
         }
         self.checks["app_log"] = _log_problems(self.work / "app.log")
-        return {
+        if len(self.instance_ports) > 1:
+            self.checks["app_log_instance_2"] = _log_problems(self.work / "app-2.log")
+        found = {
             "started_at": started_at,
             "wall_seconds": round(wall_seconds, 1),
             "commit": _git("rev-parse", "--short", "HEAD") or "unknown (not a git checkout)",
@@ -422,6 +542,8 @@ class Bench:
                 "seconds": self.args.seconds,
                 "rounds": self.args.rounds,
                 "pause": self.args.pause,
+                "instances": self.args.instances,
+                "phases": self.args.phases,
                 "gunicorn": servers.GUNICORN_SETTINGS,
                 "clock": CLOCK,
                 "call_script": [step.kind for step in loadgen.CALL_SCRIPT] + ["status"],
@@ -435,6 +557,31 @@ class Bench:
             "targets": targets(summary, self.runs),
             "runs": self.runs,
             "micro": micro,
+        }
+        if self.args.instances == 2:
+            found["instances"] = self.instances_results(chosen)
+        return found
+
+    def instances_results(self, chosen: list[Phase]) -> dict[str, Any]:
+        """Per phase, every configuration's figures, ratios to the floor, and the scaling."""
+        names = configurations(self.args.instances)
+        summary = {
+            phase.name: report.configurations_summary(
+                {name: self.phase_runs.get((phase.name, name), []) for name in names},
+                {
+                    name: [r for r in self.runs if r["phase"] == phase.name and r["target"] == name]
+                    for name in names
+                },
+            )
+            for phase in chosen
+        }
+        return {
+            "count": self.args.instances,
+            "configurations": [{"name": n, "label": CONFIGURATIONS[n]} for n in names],
+            "gunicorn_per_instance": servers.GUNICORN_SETTINGS,
+            "nginx": {"worker_processes": proxy.WORKER_PROCESSES, "upstream_keepalive": False},
+            "summary": summary,
+            "scaling": {name: report.scaling(row) for name, row in summary.items()},
         }
 
 
@@ -485,8 +632,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         database_url = bench.start_stores()
         if args.only != "micro":
-            app, floor = bench.start_servers(database_url)
-            bench.measure(app, floor)
+            bench.measure(bench.start_servers(database_url))
         micro = bench.micro(database_url) if args.only != "http" else {}
         results = bench.results(started_at, time.monotonic() - clock, micro)
         write_results(results, args.results)

@@ -7,6 +7,8 @@
 - `ivr-redis`: sweeps callers whose heartbeat lapsed out of the hold queues, and settles every
   agent of the rules (one left busy by a call whose Dial action and status callback were both lost
   is released once no Twilio call could still be going on).
+- `ivr-database` also reads, every minute, what the database says about each line for the `live`
+  wait estimate (`refresh_histories`).
 - `ivr-callbacks`: every 30 s, puts the after-hours callback requests that are due in their lines
   once their team opens, and gives up those out of tries (`ivr.callbacks`). Every process runs it;
   a claim in Redis makes each try happen once.
@@ -30,12 +32,14 @@ from ivr.callbacks import schedule_due
 from ivr.journal import SHIP_EVERY_SECONDS
 from ivr.recovery import rebuild_if_lost
 from ivr.services import Services
+from ivr.tickets.events import line_history
 
 log = logging.getLogger(__name__)
 
 DATABASE_EVERY_SECONDS = 2.0
 REDIS_EVERY_SECONDS = 1.0
 CALLBACKS_EVERY_SECONDS = 30.0
+HISTORY_EVERY_SECONDS = 60.0
 SHIP_RETRY_SECONDS = 1.0
 SWEEP_LIMIT = 1000
 
@@ -102,6 +106,8 @@ class Background:
             return
         s.references.refill()
         rebuild_if_lost(s)
+        if s.switchboard.histories.due(HISTORY_EVERY_SECONDS):
+            refresh_histories(s)
 
     def _callbacks(self) -> None:
         s = self._services
@@ -128,3 +134,17 @@ class Background:
                 s.queue.agent_statuses(agents)  # reading an agent settles it (see agent_state)
         except RedisError:
             return  # away; the next round sweeps
+
+
+def refresh_histories(s: Services) -> None:
+    """Read every line's history from the database into the switchboard's `LineHistories`."""
+    rules = s.rules.get().rules
+    now = s.clock.now()
+    lines = {}
+    with s.db.sessions() as session:
+        for queue_id, queue in rules.queues.items():
+            if queue.wait_estimate != "live":
+                continue
+            for language in rules.language_codes:
+                lines[queue_id, language] = line_history(session, queue_id, language, now)
+    s.switchboard.histories.replace(lines)

@@ -18,7 +18,7 @@ from ivr import hours
 from ivr.rules.check import Bundle
 from ivr.rules.schema import Menu, Option, Queue, Rules, Target
 from ivr.tickets.changes import EventRecord, Outcome, QueueEvent, TicketChange, format_reference
-from ivr.waits import say_minutes, spoken_minutes
+from ivr.waits import Spoken, say_minutes, spoken_wait
 
 Step = Literal[
     "language", "menu", "closed", "hold", "voicemail", "agent", "whisper", "survey", "agent_line"
@@ -83,9 +83,13 @@ class CallState:
     since: int | None = None
     """From the queue on: when the caller joined it (ms since the epoch). Carried so that a caller
     whom Redis lost (a restart without persistence) gets back their place in the order."""
+    heard: Heard | None = None
+    """While holding: the position and wait this caller was last told (`Queue.position_only_down`)."""
 
     def to_params(self) -> dict[str, str]:
         params = {"step": self.step, "tries": str(self.tries)}
+        if self.heard is not None:
+            params["heard"] = self.heard.encode()
         for name in ("language", "menu", "queue", "priority", "agent", "origin", "stage", "since"):
             value = getattr(self, name)
             if value is not None:
@@ -114,7 +118,37 @@ class CallState:
             return None
         if since is not None and not 0 <= since < MAX_SINCE_MS:
             return None
-        return cls(step=step, tries=tries, priority=priority, since=since, **values)
+        heard = None
+        if params.get("heard"):
+            heard = Heard.decode(params["heard"])
+            if heard is None:
+                return None
+        return cls(step=step, tries=tries, priority=priority, since=since, heard=heard, **values)
+
+
+@dataclass(frozen=True)
+class Heard:
+    """What a holding caller was last told: the position announced, the position they were at
+    then (an urgent caller may have gone ahead since), and the wait said, in minutes."""
+
+    announced: int | None = None
+    at: int | None = None
+    low: int | None = None
+    high: int | None = None
+
+    def encode(self) -> str:
+        return ":".join(
+            "" if v is None else str(v) for v in (self.announced, self.at, self.low, self.high)
+        )
+
+    @classmethod
+    def decode(cls, text: str) -> Heard | None:
+        """The value of `encode`, or None when it is not one (4 fields of at most 5 digits)."""
+        parts = text.split(":")
+        if len(parts) != 4 or not all(len(p) <= 5 and (p == "" or p.isdigit()) for p in parts):
+            return None
+        announced, at, low, high = (int(p) if p else None for p in parts)
+        return cls(announced, at, low, high)
 
 
 @dataclass(frozen=True)
@@ -221,6 +255,9 @@ class HoldInfo:
     """Agents logged in for the caller's queue and language; None when unknown."""
     can_call_back: bool = False
     """Whether the service can place a callback (Twilio REST credentials are configured)."""
+    rejoined: bool = False
+    """The caller's place had to be rebuilt this round (Redis lost it): the others may not be
+    back yet, so the position is not worth announcing until the next round."""
 
 
 @dataclass(frozen=True)
@@ -454,7 +491,8 @@ class Flow:
             speech.append(self._comfort(queue.comfort, state.tries, language))
         if info.agents_logged_in == 0:
             speech.append(self.say("no_agents", language))
-        speech += self._where_you_stand(queue, info, language)
+        stand, heard = self._where_you_stand(queue, info, language, state.heard or Heard())
+        speech += stand
         too_long = _too_long(queue, info)
         if too_long:
             speech.append(self.say("wait_too_long", language))
@@ -462,30 +500,62 @@ class Flow:
             speech += self._hold_options(info, language)
         speech.append(Music(queue.hold_music) if queue.hold_music else Pause(queue.announce_every))
         # Listening through the music lets a key interrupt it; silence goes on to the next round.
-        return Decision((Gather(tuple(speech), replace(state, tries=state.tries + 1), 1),))
+        then = replace(state, tries=state.tries + 1, heard=heard if heard != Heard() else None)
+        return Decision((Gather(tuple(speech), then, 1),))
 
     def _comfort(self, comfort: tuple[str, ...], round_: int, language: str) -> Say:
         if not comfort:
             return self.say("hold_thanks", language)
         return self.say(comfort[(round_ - 1) % len(comfort)], language)
 
-    def _where_you_stand(self, queue: Queue, info: HoldInfo, language: str) -> list[Speech]:
+    def _where_you_stand(
+        self, queue: Queue, info: HoldInfo, language: str, heard: Heard
+    ) -> tuple[list[Speech], Heard]:
+        """The position and wait to tell the caller, and what they have then been told.
+
+        With `position_only_down`, a position higher than the one last announced is not said
+        (urgent calls are being served first), and a wait shorter than the one last said is not
+        said either unless the caller has moved forward since."""
         speech: list[Speech] = []
         position = info.position
-        if position is None:
-            return speech  # the queue is unreachable right now: say nothing rather than something wrong
+        if position is None or info.rejoined:
+            # The queue is unreachable, or being rebuilt: say nothing rather than something wrong.
+            return speech, heard
+        only_down = queue.position_only_down
+        announced = heard.announced
         if queue.announce_position:
-            if position <= 1:
-                speech.append(self.say("queue_next", language))
-            elif queue.announce_position_limit and position > queue.announce_position_limit:
-                speech.append(self.say("many_ahead", language))
+            if only_down and announced is not None and position > announced:
+                speech.append(self.say("queue_urgent_first", language))
             else:
-                speech.append(self.say("queue_position", language, position=str(position)))
+                announced = position
+                if position <= 1:
+                    speech.append(self.say("queue_next", language))
+                elif queue.announce_position_limit and position > queue.announce_position_limit:
+                    speech.append(self.say("many_ahead", language))
+                else:
+                    speech.append(self.say("queue_position", language, position=str(position)))
+        low, high = heard.low, heard.high
         if queue.announce_wait and info.estimated_wait:
-            minutes = spoken_minutes(info.estimated_wait)
-            wait = say_minutes(minutes, self.prompts.catalog(language).locale)
-            speech.append(self.say("queue_wait", language, wait=wait))
-        return speech
+            said = spoken_wait(info.estimated_wait, queue.wait_speech, queue.wait_range)
+            moved_forward = heard.at is None or position < heard.at
+            if only_down and high is not None and not moved_forward and said.high < high:
+                said = Spoken(low or 0, high)  # no better news than before without moving forward
+            speech.append(self._say_wait(said, queue, language))
+            low, high = said.low, said.high
+        return speech, Heard(announced, position, low, high)
+
+    def _say_wait(self, said: Spoken, queue: Queue, language: str) -> Say:
+        locale = self.prompts.catalog(language).locale
+        if said.low == said.high:
+            return self.say("queue_wait", language, wait=say_minutes(said.high, locale))
+        if said.low == 0:
+            return self.say("queue_wait_under", language, wait=say_minutes(said.high, locale))
+        return self.say(
+            "queue_wait_between",
+            language,
+            low=say_minutes(said.low, locale),
+            high=say_minutes(said.high, locale),
+        )
 
     def _hold_options(self, info: HoldInfo, language: str) -> list[Speech]:
         keys = self.rules.hold_keys

@@ -10,7 +10,7 @@ next round finds Redis again.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from urllib.parse import urlencode
 
@@ -26,7 +26,7 @@ from ivr.telephony import Telephony
 from ivr.tickets.changes import EventRecord, Outcome, QueueEvent, TicketChange
 from ivr.tickets.records import NO_CALL, CallEnd, JournalRecord, record_id
 from ivr.twiml import state_url
-from ivr.waits import estimate_wait
+from ivr.waits import LineHistories, line_estimate
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,9 @@ class Switchboard:
     telephony: Telephony
     clock: Clock
     signer: Signer
+    histories: LineHistories = field(default_factory=LineHistories)
+    """What the database says about each line, for the `live` wait estimate (kept fresh by the
+    background database thread; empty until then)."""
 
     # --- decisions ----------------------------------------------------------------------------
 
@@ -173,12 +176,12 @@ class Switchboard:
         place, load = round_.place, round_.load
         if place is None:
             return Turn(None, HoldInfo(position=None, can_call_back=False))
-        estimate = estimate_wait(
+        estimate = line_estimate(
+            queue,
             place.position,
-            load.agents_available,
-            load.agents_busy,
-            load.recent_talk_seconds,
-            queue.default_handle_time,
+            place.priority,
+            load,
+            self.histories.get(place.queue, place.language),
         )
         return Turn(
             None,
@@ -188,6 +191,7 @@ class Switchboard:
                 estimated_wait=estimate,
                 agents_logged_in=load.agents_available + load.agents_busy,
                 can_call_back=self.telephony.enabled,
+                rejoined=round_.rejoined,
             ),
         )
 

@@ -63,9 +63,11 @@ def test_security_emergency_call_reaches_the_queue_and_hears_its_position(
     # Nobody is logged in for the security desk yet: the caller is told, and still hears their place.
     assert says_in(phone, say_language)[:2] == [texts["no_agents"], texts["queue_next"]]
     if language == "en-US":
-        # Higher priority goes ahead of the caller who was already waiting in English.
+        # Higher priority goes ahead of the caller who was already waiting in English, who is
+        # not told a place further back (position_only_down) but why they have not moved.
         ahead.wait_silently()
-        assert texts["queue_position"].format(position=2) in says_in(ahead, "en-US")
+        assert texts["queue_urgent_first"] in says_in(ahead, "en-US")
+        assert texts["queue_position"].format(position=2) not in says_in(ahead, "en-US")
 
     clock.advance(45)
     phone.hang_up()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,6 +18,7 @@ from ivr.flow import (
     Gather,
     GoTo,
     Hangup,
+    Heard,
     HoldInfo,
     Pause,
     QueueRequest,
@@ -409,23 +411,28 @@ def test_hold_round_tells_position_and_wait_offers_keys_then_waits(bundle: Bundl
     gather = hold_gather(decision)
     assert heard(decision) == [
         "queue_position",
-        "queue_wait",
+        "queue_wait_between",
         "hold_option_position",
         "hold_option_callback",
         "hold_option_voicemail",
     ]
     text = texts(decision)
     assert "You are number 3 in line." in text
-    assert "Your estimated wait is about 7 minutes." in text
+    # 400 s, said as a range of half to one and a half times it (the queue's wait_range).
+    assert "Your estimated wait is between 3 minutes and 10 minutes." in text
     assert "without losing your place, press 2" in text
     # The shipped queues play no clip of unknown length: the caller hears their place every 30 s.
     assert gather.speech[-1] == Pause(30)
-    assert gather.then == replace(HOLD, tries=1) and gather.timeout == 1
+    assert gather.then == replace(HOLD, tries=1, heard=Heard(3, 3, 3, 10)) and gather.timeout == 1
 
 
 @pytest.mark.parametrize(
     ("language", "minutes"),
-    [("zh-CN", "7分钟"), ("fr-FR", "7 minutes"), ("de-DE", "7 Minuten")],
+    [
+        ("zh-CN", "3分钟到10分钟"),
+        ("fr-FR", "entre 3 minutes et 10 minutes"),
+        ("de-DE", "zwischen 3 Minuten und 10 Minuten"),
+    ],
 )
 def test_the_wait_is_spoken_naturally_in_each_language(
     bundle: Bundle, language: str, minutes: str
@@ -781,3 +788,95 @@ def test_the_pure_modules_load_no_web_framework_and_no_store(module: str) -> Non
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
     ).stdout.strip()
     assert loaded == "[]"
+
+
+# --- what a holding caller is told: never a place further back, never better news for nothing -----
+
+
+def told(flow: Flow, state: CallState, info: HoldInfo) -> tuple[str, CallState]:
+    decision = flow.hold(state, info)
+    return texts(decision), hold_gather(decision).then
+
+
+def test_a_caller_pushed_back_by_urgent_calls_is_not_told_a_higher_position(bundle: Bundle) -> None:
+    flow = flow_at(bundle)
+    text, then = told(flow, HOLD, STAFFED)  # number 3
+    assert "You are number 3 in line." in text
+    # Two security emergencies join ahead: the caller is now fourth, then fifth.
+    for position in (4, 5):
+        text, then = told(flow, then, replace(STAFFED, position=position))
+        assert "number" not in text
+        assert "Urgent calls are being answered first. You keep your place in line." in text
+    # Back to third, then second: announced again, downwards only.
+    text, then = told(flow, then, replace(STAFFED, position=3))
+    assert "You are number 3 in line." in text
+    text, then = told(flow, then, replace(STAFFED, position=2))
+    assert "You are number 2 in line." in text
+
+
+def test_with_position_only_down_off_the_caller_hears_the_position_as_it_is(bundle: Bundle) -> None:
+    rules = bundle.rules
+    queues = {
+        **rules.queues,
+        "funds": replace_queue(rules.queues["funds"], position_only_down=False),
+    }
+    flow = flow_at(Bundle(rules.model_copy(update={"queues": queues}), bundle.prompts))
+    _, then = told(flow, HOLD, STAFFED)
+    text, _ = told(flow, then, replace(STAFFED, position=5))
+    assert "You are number 5 in line." in text
+
+
+def test_a_shorter_wait_is_not_said_unless_the_caller_moved_forward(bundle: Bundle) -> None:
+    flow = flow_at(bundle)
+    text, then = told(flow, HOLD, STAFFED)  # position 3, 400 s: between 3 and 10 minutes
+    assert "between 3 minutes and 10 minutes" in text
+    # Same place, a rosier estimate (an agent logged in): the caller is not told better news.
+    text, then = told(flow, then, replace(STAFFED, estimated_wait=100))
+    assert "between 3 minutes and 10 minutes" in text
+    # A longer estimate is said: bad news is news.
+    text, then = told(flow, then, replace(STAFFED, estimated_wait=900))
+    assert "between 7 minutes and 23 minutes" in text
+    # Moved forward to second: the shorter estimate is said.
+    text, then = told(flow, then, replace(STAFFED, position=2, estimated_wait=200))
+    assert "between 1 minute and 5 minutes" in text
+
+
+@pytest.mark.parametrize(
+    ("speech", "spoken"),
+    [
+        ("about", "Your estimated wait is about 7 minutes."),
+        ("under", "Your estimated wait is less than 10 minutes."),
+        ("between", "Your estimated wait is between 3 minutes and 10 minutes."),
+    ],
+)
+def test_each_queue_says_the_wait_its_way(bundle: Bundle, speech: str, spoken: str) -> None:
+    rules = bundle.rules
+    queues = {**rules.queues, "funds": replace_queue(rules.queues["funds"], wait_speech=speech)}
+    flow = flow_at(Bundle(rules.model_copy(update={"queues": queues}), bundle.prompts))
+    assert spoken in texts(flow.hold(HOLD, STAFFED))
+
+
+def test_a_short_estimate_is_said_as_less_than_a_few_minutes(bundle: Bundle) -> None:
+    # 50 s: half is under a minute, so "between 0 and 2" is said as "less than 2 minutes".
+    text = texts(flow_at(bundle).hold(HOLD, replace(STAFFED, estimated_wait=50)))
+    assert "Your estimated wait is less than 2 minutes." in text
+
+
+def test_a_place_rebuilt_after_redis_lost_it_is_not_announced_until_the_others_are_back(
+    bundle: Bundle,
+) -> None:
+    decision = flow_at(bundle).hold(HOLD, replace(STAFFED, position=1, rejoined=True))
+    assert not {"queue_next", "queue_position", "queue_wait_between"} & set(heard(decision))
+    assert hold_gather(decision).then.heard is None
+
+
+def test_a_forged_or_garbled_heard_value_is_not_our_state() -> None:
+    params = {**HOLD.to_params(), "heard": "3:3:x:10"}
+    assert CallState.from_params(params) is None
+    assert CallState.from_params({**HOLD.to_params(), "heard": "3:3:3:10"}) == replace(
+        HOLD, heard=Heard(3, 3, 3, 10)
+    )
+
+
+def replace_queue(queue: Any, **changes: Any) -> Any:
+    return queue.model_copy(update=changes)

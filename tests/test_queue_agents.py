@@ -904,3 +904,19 @@ def test_an_agent_connected_longer_than_any_twilio_call_is_released(
     clock.advance(16 * 60)
     assert line.agent_status("AGMAX") == "available"
     assert line.agent_call("AGMAX") is None
+
+
+def test_the_line_load_says_how_long_each_busy_agent_has_been_talking(
+    line: CallQueue, clock: FrozenClock
+) -> None:
+    for agent in ("AGMAX", "AGEVA", "AGIDLE"):
+        line.agent_available(agent, [FUNDS_EN])
+    wait_in(line, clock, ["CA1", "CA2"])
+    line.dispatch()
+    line.connected("CA1")  # AGMAX talks from now; AGEVA's caller is still being put through
+    clock.advance(90)
+
+    load = line.line_load(*FUNDS_EN, ["AGMAX", "AGEVA", "AGIDLE"])
+
+    assert (load.agents_available, load.agents_busy) == (1, 2)
+    assert sorted(load.busy_seconds) == [0.0, 90.0]

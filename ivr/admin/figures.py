@@ -10,7 +10,7 @@ from typing import Any
 
 from ivr.services import Services
 from ivr.tickets.events import calls_per_hour, queue_stats, voicemails_per_queue
-from ivr.waits import estimate_wait
+from ivr.waits import line_estimate
 
 
 def live_queues(s: Services) -> dict[str, Any]:
@@ -33,12 +33,13 @@ def live_queues(s: Services) -> dict[str, Any]:
                     "longest_wait_seconds": (
                         None if earliest is None else max(0, int((now - earliest).total_seconds()))
                     ),
-                    "estimated_wait_seconds": estimate_wait(
+                    # What a caller joining now would be told.
+                    "estimated_wait_seconds": line_estimate(
+                        queue,
                         load.waiting + 1,
-                        load.agents_available,
-                        load.agents_busy,
-                        load.recent_talk_seconds,
-                        queue.default_handle_time,
+                        queue.priority,
+                        load,
+                        s.switchboard.histories.get(queue_id, language),
                     ),
                     "agents_available": load.agents_available,
                     "agents_busy": load.agents_busy,

@@ -28,6 +28,8 @@ class LineLoad:
     """Newest first, at most `HISTORY_LENGTH`."""
     recent_wait_seconds: tuple[int, ...]
     """Newest first, at most `HISTORY_LENGTH`."""
+    busy_seconds: tuple[float, ...] = ()
+    """How long each busy agent has been talking (0 while its caller is being put through)."""
 
 
 class HistoryOps(QueueBase):
@@ -77,14 +79,15 @@ def unique_agents(agent_ids: Sequence[str]) -> list[str]:
 
 
 def to_line_load(reply: object) -> LineLoad:
-    """A {waiting, available, busy, {waits}, {talks}} reply as a LineLoad."""
-    if not isinstance(reply, list) or len(reply) != 5:
+    """A {waiting, available, busy, {waits}, {talks}, {busy ms}} reply as a LineLoad."""
+    if not isinstance(reply, list) or len(reply) != 6:
         raise RuntimeError(f"unexpected reply from a line load script: {reply!r}")
-    waiting, available, busy, waits, talks = reply
+    waiting, available, busy, waits, talks, elapsed = reply
     return LineLoad(
         waiting=int(waiting),
         agents_available=int(available),
         agents_busy=int(busy),
         recent_talk_seconds=tuple(int(text(t)) for t in talks),
         recent_wait_seconds=tuple(int(text(w)) for w in waits),
+        busy_seconds=tuple(int(text(ms)) / 1000 for ms in elapsed),
     )

@@ -332,21 +332,24 @@ local function join_line(sid, line, queue, language, priority, enqueued_ms)
     enqueued_ms = enqueued_ms})
 end
 
--- {waiting, available, busy, {wait seconds...}, {talk seconds...}} of one line; the agents are
--- ARGV[first_agent..], their statuses settled as agent_state does.
+-- {waiting, available, busy, {wait seconds...}, {talk seconds...}, {busy ms...}} of one line; the
+-- agents are ARGV[first_agent..], their statuses settled as agent_state does. Busy ms: how long
+-- each busy agent has been talking (0 while its caller is still being put through).
 local function line_load(line, waits, talks, history_length, first_agent)
-  local available, busy = 0, 0
+  local available, busy, elapsed = 0, 0, {}
   for i = first_agent, #ARGV do
     local status = agent_state(ARGV[i])
     if status == 'available' then
       available = available + 1
     elseif status == 'busy' then
       busy = busy + 1
+      local since = redis.call('HGET', agent_of(ARGV[i]), 'connected_ms')
+      elapsed[#elapsed + 1] = since and int_str(math.max(0, NOW - tonumber(since))) or '0'
     end
   end
   local last = tonumber(history_length) - 1
   return {redis.call('ZCARD', line), available, busy, redis.call('LRANGE', waits, 0, last),
-    redis.call('LRANGE', talks, 0, last)}
+    redis.call('LRANGE', talks, 0, last), elapsed}
 end
 """
 
@@ -593,7 +596,8 @@ HOLD_ROUND: Final = _script(
 -- ARGV[15..] = ids of the agents serving that line
 -- KEYS[8] = the ended marker of the call leg holding (see HANG_UP)
 -- Returns {rejoined (0 or 1), place or {}, assignment or {}, {assignment...} made by this
--- round's dispatch, {waiting, available, busy, {wait seconds...}, {talk seconds...}}, ended (0
+-- round's dispatch, {waiting, available, busy, {wait seconds...}, {talk seconds...}, {busy ms...}},
+-- ended (0
 -- or 1)}. A leg that has ended changes nothing: a late or replayed poll never rejoins the line.
 """,
     """
@@ -862,7 +866,8 @@ LINE_LOAD: Final = _script(
 -- KEYS[6] = talk history list
 -- ARGV[9] = history length
 -- ARGV[10..] = agent ids
--- Returns {waiting, available, busy, {wait seconds...}, {talk seconds...}}, newest first.
+-- Returns {waiting, available, busy, {wait seconds...}, {talk seconds...}, {busy ms...}}, newest
+-- first.
 """,
     """
 sweep(REQUEST_SWEEP)

@@ -28,6 +28,8 @@ SYSTEM_PLACEHOLDERS: dict[str, frozenset[str]] = {
     "callback_confirmed": frozenset({"number"}),
     "ticket_reference": frozenset({"reference"}),
     "queue_wait": frozenset({"wait"}),
+    "queue_wait_under": frozenset({"wait"}),
+    "queue_wait_between": frozenset({"low", "high"}),
     "hold_option_position": frozenset({"key"}),
     "hold_option_callback": frozenset({"key"}),
     "hold_option_voicemail": frozenset({"key"}),

@@ -318,6 +318,30 @@ class Queue(Frozen):
     """Assumed length of one conversation until the queue has answered calls to learn from."""
     service_level: int = Field(default=60, ge=1, description="seconds")
     """Target answer time; the share of calls answered within it is the queue's service level."""
+    wait_estimate: Literal["formula", "live"] = "live"
+    """How the wait is estimated (`ivr.waits`): `formula` is ceil(position / agents) x average
+    handling time; `live` also uses the calls in progress, the handling-time distribution,
+    abandonment and the callers of higher priority likely to join ahead."""
+    wait_speech: Literal["about", "under", "between"] = "between"
+    """How the estimate is said: "about N minutes", "less than N minutes" (N = the estimate times
+    the high factor of `wait_range`), or "between A and B minutes" (both factors)."""
+    wait_range: tuple[float, float] = (0.5, 1.5)
+    """Factors of the estimate for the low and high ends of what is said (`wait_speech`); chosen
+    from the measured error so that it holds for about 80% of callers (docs/waits.md)."""
+    position_only_down: bool = True
+    """Never announce a higher position than the one this caller last heard; say instead that
+    urgent calls are being served first (Asterisk's announce-position-only-up). The wait said is
+    never smaller than the last one unless the caller moved forward."""
+
+    @model_validator(mode="after")
+    def _range_brackets_the_estimate(self) -> Queue:
+        low, high = self.wait_range
+        if not (0 <= low <= 1 <= high <= 10):
+            raise ValueError(
+                f"wait_range [{low}, {high}]: the low factor must be 0-1 and the high one 1-10, "
+                "so that the range brackets the estimate"
+            )
+        return self
 
     def team_for(self, language: str) -> str:
         if isinstance(self.team, str):

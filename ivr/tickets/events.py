@@ -9,9 +9,9 @@ session it is given and commits before returning.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, case, func, literal, select
@@ -22,6 +22,7 @@ from ivr.tickets.models import QueueEventRow, Ticket
 
 # The service's transaction helper: service imports nothing from here, so there is no cycle.
 from ivr.tickets.service import _unit_of_work
+from ivr.waits import LineHistory
 
 DEFAULT_SERVICE_LEVEL_SECONDS = 60
 """Answer-time target of a queue that `queue_stats` is given no target for."""
@@ -175,3 +176,71 @@ def voicemails_per_queue(session: Session, *, since: datetime, until: datetime) 
     )
     with _unit_of_work(session):
         return {queue: count for queue, count in session.execute(query).all() if queue}
+
+
+TALK_SAMPLES = 200
+"""Conversations a line's handling-time distribution is read from (the newest)."""
+HISTORY_DAYS = 7
+"""How far back the abandonment and arrival rates of a line are read."""
+LONGEST_WAIT_SECONDS = 4 * 3600
+"""Longer waits are callbacks kept overnight, not time spent holding: left out of the patience."""
+
+
+def line_history(session: Session, queue: str, language: str, now: datetime) -> LineHistory:
+    """What the database says about one line, for the `live` wait estimate (`ivr.waits`): its
+    newest conversations' lengths, its abandonment rate per second waited over the last
+    `HISTORY_DAYS`, and how often callers of each priority join it, the higher of the last hour's
+    rate and the rate at this hour of the day over the last `HISTORY_DAYS`."""
+    line = (QueueEventRow.queue == queue, QueueEventRow.language == language)
+    since = now - timedelta(days=HISTORY_DAYS)
+    with _unit_of_work(session):
+        talks = session.scalars(
+            select(QueueEventRow.talk_seconds)
+            .where(
+                *line,
+                QueueEventRow.event.in_((QueueEvent.COMPLETECALLER, QueueEvent.COMPLETEAGENT)),
+                QueueEventRow.talk_seconds > 0,
+            )
+            .order_by(QueueEventRow.at.desc(), QueueEventRow.id.desc())
+            .limit(TALK_SAMPLES)
+        ).all()
+        waited = session.execute(
+            select(QueueEventRow.event, func.count(), func.sum(QueueEventRow.wait_seconds))
+            .where(
+                *line,
+                QueueEventRow.event.in_((QueueEvent.CONNECT, QueueEvent.ABANDON)),
+                QueueEventRow.at >= since,
+                QueueEventRow.wait_seconds <= LONGEST_WAIT_SECONDS,
+            )
+            .group_by(QueueEventRow.event)
+        ).all()
+        joins = session.execute(
+            select(QueueEventRow.at, Ticket.priority)
+            .join(Ticket, Ticket.call_sid == QueueEventRow.call_sid)
+            .where(*line, QueueEventRow.event == QueueEvent.ENTERQUEUE, QueueEventRow.at >= since)
+        ).all()
+    abandoned = sum(int(n) for event, n, _ in waited if event == QueueEvent.ABANDON)
+    seconds = sum(int(total or 0) for _, _, total in waited)
+    return LineHistory(
+        talk_seconds=tuple(float(t) for t in talks if t),
+        abandon_rate=abandoned / seconds if seconds > 0 else 0.0,
+        arrivals_per_second=_arrival_rates(joins, now),
+    )
+
+
+def _arrival_rates(joins: Sequence[Any], now: datetime) -> dict[int, float]:
+    recent: dict[int, int] = {}
+    same_hour: dict[int, int] = {}
+    days: set[Any] = set()
+    for at, priority in joins:
+        at = at if at.tzinfo else at.replace(tzinfo=UTC)
+        level = int(priority or 0)
+        if now - at <= timedelta(hours=1):
+            recent[level] = recent.get(level, 0) + 1
+        if at.hour == now.hour and at.date() != now.date():
+            same_hour[level] = same_hour.get(level, 0) + 1
+            days.add(at.date())
+    rates = {p: n / 3600 for p, n in recent.items()}
+    for p, n in same_hour.items():
+        rates[p] = max(rates.get(p, 0.0), n / (len(days) * 3600))
+    return rates

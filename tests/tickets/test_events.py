@@ -12,9 +12,10 @@ from sqlalchemy import delete, func, inspect, select
 
 from ivr.db import Database
 from ivr.tickets.changes import EventRecord, Outcome, QueueEvent, TicketChange
-from ivr.tickets.events import QueueStats, events_of, queue_stats
+from ivr.tickets.events import QueueStats, events_of, line_history, queue_stats
 from ivr.tickets.models import QueueEventRow, Ticket
 from ivr.tickets.records import NO_CALL
+from ivr.waits import LineHistory
 from tests.support import journal_record, write_records
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
@@ -388,3 +389,51 @@ def test_migration_0003_downgrades_and_upgrades_again(empty_database: Database) 
     empty_database.upgrade()
     assert empty_database.current_revision() == "0003"
     assert empty_database.schema().ready
+
+
+# --- a line's history, for the live wait estimate ---------------------------------------------------
+
+
+def test_line_history_reads_talk_times_patience_and_who_joins(database: Database) -> None:
+    now = _at(12)
+    funds = {"queue": "funds", "language": "en-US"}
+    for i, talk in enumerate([100, 200, 300]):
+        _log(
+            database,
+            f"CA-t{i}",
+            _at(10, i),
+            EventRecord(E.COMPLETEAGENT, talk_seconds=talk, **funds),
+        )
+    # Waited 600 s in all, two of them gave up: 2 abandons per 600 s waited.
+    _log(database, "CA-w1", _at(10), EventRecord(E.CONNECT, wait_seconds=200, **funds))
+    _log(database, "CA-w2", _at(10), EventRecord(E.ABANDON, wait_seconds=300, **funds))
+    _log(database, "CA-w3", _at(10), EventRecord(E.ABANDON, wait_seconds=100, **funds))
+    # An overnight callback is not time spent holding.
+    _log(database, "CA-w4", _at(10), EventRecord(E.CONNECT, wait_seconds=9 * 3600, **funds))
+    # Joining: two emergencies in the last hour, one ordinary caller at this hour yesterday.
+    for sid, at, priority in (
+        ("CA-j1", _at(11, 10), 100),
+        ("CA-j2", _at(11, 40), 100),
+        ("CA-j3", _at(12, 5) - timedelta(days=1), 30),
+    ):
+        _log(database, sid, at, EventRecord(E.ENTERQUEUE, **funds), priority=priority)
+    # Another line's events do not count.
+    _log(
+        database,
+        "CA-o",
+        _at(10),
+        EventRecord(E.ABANDON, wait_seconds=5, queue="funds", language="de-DE"),
+    )
+
+    with database.sessions() as session:
+        history = line_history(session, "funds", "en-US", now)
+
+    assert sorted(history.talk_seconds) == [100.0, 200.0, 300.0]
+    assert history.abandon_rate == pytest.approx(2 / 600)
+    assert history.arrivals_per_second == pytest.approx({100: 2 / 3600, 30: 1 / 3600})
+    assert history.faster_arrivals(30) == pytest.approx(2 / 3600)
+
+
+def test_the_history_of_a_line_nobody_called_is_empty(database: Database) -> None:
+    with database.sessions() as session:
+        assert line_history(session, "funds", "en-US", NOW) == LineHistory()

@@ -491,7 +491,7 @@ class Flow:
             speech.append(self._comfort(queue.comfort, state.tries, language))
         if info.agents_logged_in == 0:
             speech.append(self.say("no_agents", language))
-        stand, heard = self._where_you_stand(queue, info, language, state.heard or Heard())
+        stand, heard = self._where_you_stand(queue, info, language, state.heard or Heard(), first)
         speech += stand
         too_long = _too_long(queue, info)
         if too_long:
@@ -509,13 +509,15 @@ class Flow:
         return self.say(comfort[(round_ - 1) % len(comfort)], language)
 
     def _where_you_stand(
-        self, queue: Queue, info: HoldInfo, language: str, heard: Heard
+        self, queue: Queue, info: HoldInfo, language: str, heard: Heard, asked: bool
     ) -> tuple[list[Speech], Heard]:
         """The position and wait to tell the caller, and what they have then been told.
 
         With `position_only_down`, a position higher than the one last announced is not said
-        (urgent calls are being served first), and a wait shorter than the one last said is not
-        said either unless the caller has moved forward since."""
+        (urgent calls are being served first), and the wait is said only when it is news: the
+        first time, once the caller has moved forward, or when it has grown. Otherwise the caller
+        hears no wait, or, when they asked (`asked`: the position key), the one they heard last;
+        never a shorter one for standing still."""
         speech: list[Speech] = []
         position = info.position
         if position is None or info.rejoined:
@@ -535,14 +537,19 @@ class Flow:
                 else:
                     speech.append(self.say("queue_position", language, position=str(position)))
         low, high = heard.low, heard.high
+        at = position
         if queue.announce_wait and info.estimated_wait:
-            said = spoken_wait(info.estimated_wait, queue.wait_speech, queue.wait_range)
+            said: Spoken | None
+            said = spoken_wait(info.estimated_wait, queue.wait_speech, queue.wait_range, position)
             moved_forward = heard.at is None or position < heard.at
-            if only_down and high is not None and not moved_forward and said.high < high:
-                said = Spoken(low or 0, high)  # no better news than before without moving forward
-            speech.append(self._say_wait(said, queue, language))
-            low, high = said.low, said.high
-        return speech, Heard(announced, position, low, high)
+            if only_down and high is not None and not moved_forward and said.high <= high:
+                # Not news: no shorter wait for standing still, and no repeat unless asked.
+                said = Spoken(low or 0, high) if asked else None
+                at = heard.at if heard.at is not None else position
+            if said is not None:
+                speech.append(self._say_wait(said, queue, language))
+                low, high = said.low, said.high
+        return speech, Heard(announced, at, low, high)
 
     def _say_wait(self, said: Spoken, queue: Queue, language: str) -> Say:
         locale = self.prompts.catalog(language).locale

@@ -48,6 +48,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from babel.dates import format_timedelta
+from babel.units import format_unit
 
 if TYPE_CHECKING:  # the flow imports this module, and must load no store
     from ivr.queue.history import LineLoad
@@ -55,6 +56,11 @@ if TYPE_CHECKING:  # the flow imports this module, and must load no store
 
 MIN_DATABASE_TALKS = 10
 """Below this many conversations in the database's history, the Redis list is used instead."""
+NARROWING = 0.25
+"""The range said narrows as position ** -NARROWING. Whitt's M/M/s analysis gives 0.5 (the relative
+error of the estimate falls as 1 / sqrt(n + 1)); the load scenarios, whose staffing and arrivals
+change, show the error falling more slowly, and 0.25 holds about as well at every position
+(docs/waits.md)."""
 MAX_STEPS = 5000
 """Bound on the step-by-step walk (a line of thousands ahead is estimated from where it stops)."""
 
@@ -183,12 +189,20 @@ class Spoken:
     high: int
 
 
-def spoken_wait(seconds: int, style: str, factors: tuple[float, float]) -> Spoken:
-    """The minutes to say for an estimate of `seconds` (> 0) in a queue's `wait_speech` style."""
+def spoken_wait(
+    seconds: int, style: str, factors: tuple[float, float], position: int = 1
+) -> Spoken:
+    """The minutes to say for an estimate of `seconds` (> 0) in a queue's `wait_speech` style.
+
+    `factors` (the queue's `wait_range`) bracket the estimate of a caller next in line; further
+    back the range narrows as position ** -NARROWING, as the relative error of a queue-length-based
+    estimate does: a wait of many departures averages out more than a wait of one."""
     if style == "about":
         minutes = spoken_minutes(seconds)
         return Spoken(minutes, minutes)
-    low_factor, high_factor = factors
+    spread = max(1, position) ** -NARROWING
+    low_factor = 1 - (1 - factors[0]) * spread
+    high_factor = 1 + (factors[1] - 1) * spread
     high = max(1, math.ceil(seconds * high_factor / 60))
     if style == "under":
         return Spoken(0, high)
@@ -202,7 +216,11 @@ def spoken_minutes(seconds: int) -> int:
 
 
 def say_minutes(minutes: int, locale: str) -> str:
-    """ "5 minutes", "5分钟", "5 minutes", "5 Minuten", "2 hours": Babel's words for a duration."""
+    """ "5 minutes", "5分钟", "5 minutes", "5 Minuten", "4 hours": Babel's words for a duration,
+    in minutes below three hours (so that "between 45 and 100 minutes" is not rounded to hours)."""
+    if minutes < 180:
+        minute_words: str = format_unit(minutes, "duration-minute", length="long", locale=locale)
+        return minute_words
     words: str = format_timedelta(
         timedelta(minutes=minutes), threshold=1, format="long", locale=locale
     )

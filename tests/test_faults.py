@@ -281,6 +281,8 @@ def test_a_kept_callback_is_rebuilt_after_redis_lost_its_data(line: Line) -> Non
     # Nobody will poll for the caller who hung up: the database gives their place back ...
     wait_until(lambda: _unless_redis_is_away(lambda: line.services.queue.place(kept.sid)), 15)
     waiting.follow()  # ... and the one holding on brings their own, still ahead.
+    assert "in line" not in waiting.last_heard()  # the round that rebuilt it tells no place
+    waiting.follow()
     assert "You are next in line." in waiting.last_heard()
     place = line.services.queue.place(kept.sid)
     assert place is not None and place.position == 2

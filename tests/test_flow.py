@@ -830,15 +830,19 @@ def test_a_shorter_wait_is_not_said_unless_the_caller_moved_forward(bundle: Bund
     flow = flow_at(bundle)
     text, then = told(flow, HOLD, STAFFED)  # position 3, 400 s: between 3 and 10 minutes
     assert "between 3 minutes and 10 minutes" in text
-    # Same place, a rosier estimate (an agent logged in): the caller is not told better news.
+    # Same place, a rosier estimate (an agent logged in): no better news for standing still,
+    # and the same wait is not said again every round either...
     text, then = told(flow, then, replace(STAFFED, estimated_wait=100))
-    assert "between 3 minutes and 10 minutes" in text
+    assert "estimated wait" not in text
+    # ...unless the caller asks for their position again: the wait they heard last.
+    asked = flow.on_hold_key(then, "1", replace(STAFFED, estimated_wait=100), US_CALLER)
+    assert "between 3 minutes and 10 minutes" in texts(asked)
     # A longer estimate is said: bad news is news.
     text, then = told(flow, then, replace(STAFFED, estimated_wait=900))
-    assert "between 7 minutes and 23 minutes" in text
+    assert "between 8 minutes and 22 minutes" in text
     # Moved forward to second: the shorter estimate is said.
     text, then = told(flow, then, replace(STAFFED, position=2, estimated_wait=200))
-    assert "between 1 minute and 5 minutes" in text
+    assert "between 1 minute and 6 minutes" in text
 
 
 @pytest.mark.parametrize(

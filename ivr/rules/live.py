@@ -8,11 +8,13 @@ only returns the version that is live: no request ever waits for a parse.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -20,6 +22,7 @@ from pathlib import Path
 from ivr.clock import Clock
 from ivr.rules.check import Bundle, load_bundle
 from ivr.rules.loader import Problem, RulesError
+from ivr.rules.schema import Rules
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +125,14 @@ class LiveRules:
         elif time.monotonic() >= self._next_check:
             self.reload_if_changed()
         return self._live.bundle
+
+    def adjust(self, change: Callable[[Rules], Rules]) -> None:
+        """Serve the loaded rules as `change` makes them (the simulator's `--estimator`), until the
+        files change and are loaded again."""
+        with self._lock:
+            live = self._live
+            bundle = dataclasses.replace(live.bundle, rules=change(live.bundle.rules))
+            self._live = dataclasses.replace(live, bundle=bundle)
 
     def reload_if_changed(self) -> bool:
         """Reload when the files changed; True when a new version went live."""

@@ -325,9 +325,10 @@ class Queue(Frozen):
     wait_speech: Literal["about", "under", "between"] = "between"
     """How the estimate is said: "about N minutes", "less than N minutes" (N = the estimate times
     the high factor of `wait_range`), or "between A and B minutes" (both factors)."""
-    wait_range: tuple[float, float] = (0.5, 1.5)
-    """Factors of the estimate for the low and high ends of what is said (`wait_speech`); chosen
-    from the measured error so that it holds for about 80% of callers (docs/waits.md)."""
+    wait_range: tuple[float, float] = (0.4, 1.6)
+    """Factors of the estimate for the low and high ends of what is said (`wait_speech`) to a
+    caller next in line; further back the range narrows as 1 / sqrt(position). Chosen from the
+    measured error so that it holds for about 80% of callers (docs/waits.md)."""
     position_only_down: bool = True
     """Never announce a higher position than the one this caller last heard; say instead that
     urgent calls are being served first (Asterisk's announce-position-only-up). The wait said is

@@ -96,6 +96,17 @@ def add_parser(commands: Any) -> None:
         metavar="WHEN",
         help="with --explore: also walk at this instant (repeatable): a time, open, closed or holiday",
     )
+    simulate.add_argument(
+        "--load",
+        nargs="+",
+        metavar="FILE",
+        help="run load scenarios (scenarios/waits/) and report how right the announced waits were",
+    )
+    simulate.add_argument(
+        "--estimator",
+        choices=("formula", "live"),
+        help="with --load: set every queue's wait_estimate to this for the run",
+    )
     simulate.set_defaults(run=main)
 
 
@@ -105,6 +116,14 @@ def main(args: argparse.Namespace) -> int:
             from ivr.simulator.scenario import run_scenario_files
 
             return run_scenario_files([Path(f) for f in args.scenario], _paths(args), sys.stdout)
+        if args.load:
+            from ivr.simulator.load import load_command
+
+            rules, prompts = _paths(args)
+            files = [Path(f) for f in args.load]
+            return load_command(files, rules, prompts, args.estimator, args.json, sys.stdout)
+        if args.estimator:
+            raise ValueError("--estimator applies to --load runs only")
         if args.explore:
             from ivr.simulator.explore import explore_command
 

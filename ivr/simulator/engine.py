@@ -118,6 +118,16 @@ class AgentBehaviour:
     answers: bool = True
     answer_after: float = 5.0
     talk_seconds: float = 60.0
+    talk: Callable[[], float] | None = field(default=None, compare=False)
+    """Draws the length of each conversation (a load scenario's distribution); None: `talk_seconds`."""
+
+    def conversation_seconds(self) -> float:
+        """How long the next conversation lasts: drawn when `talk` is given, else `talk_seconds`."""
+        return max(0.0, self.talk()) if self.talk is not None else self.talk_seconds
+
+
+PromptListener = Callable[["SimulatedCall", str, dict[str, str], str], None]
+"""(call, prompt id, placeholder values, <Say> language) for each recognised prompt heard."""
 
 
 class PromptMatcher(Protocol):
@@ -166,6 +176,13 @@ class SimulatedCall:
         self.queues: list[str] = []
         self.positions: list[int] = []
         self.reached_agent = False
+        self.connected_at: float | None = None
+        """Simulation seconds when the caller was first put through to an agent."""
+        self.agent_done_at: float | None = None
+        """Simulation seconds when that first conversation ended."""
+        self.patience: float | None = None
+        """Seconds the caller holds on once in a queue before hanging up (None: no limit)."""
+        self._deadline_before_patience: float | None = None
         self.ended = False
         self.status = "in-progress"
         self.in_queue = False
@@ -271,6 +288,17 @@ class SimulatedCall:
         if urlsplit(url).path.endswith("/hold") and queue and queue not in self.queues:
             self.queues.append(queue)
             self.log("queue", f"joins queue {queue}", queue=queue)
+            if self.patience is not None and self._deadline_before_patience is None:
+                self._deadline_before_patience = self.deadline
+                self.deadline = min(self.deadline, self.sim.t + self.patience)
+
+    def _reach_agent(self) -> None:
+        """The caller talks to an agent now: note when, and they no longer lose patience."""
+        self.reached_agent = True
+        if self.connected_at is None:
+            self.connected_at = self.sim.t
+        if self._deadline_before_patience is not None:
+            self.deadline = self._deadline_before_patience
 
     def post_quietly(self, url: str, method: str, extra: dict[str, str]) -> None:
         """A request whose TwiML Twilio ignores (the caller is gone)."""
@@ -400,6 +428,8 @@ class SimulatedCall:
                 data["prompt"], params = found
                 self._note_position(found[0], params)
             self.heard.append(text)
+            if found:
+                self.sim.heard_prompt(self, found[0], found[1], language)
             self.log("say", text, **data)
             if self.hangup_at_text and self.hangup_at_text in text:
                 raise _HungUp()
@@ -569,13 +599,15 @@ class SimulatedCall:
                 )
             if answers:
                 status = "completed"
-                self.reached_agent = True
+                self._reach_agent()
                 self.log("agent", f"{target} answers; caller and agent talk", target=target)
                 started = self.sim.t
                 try:
-                    yield from self._sleep(agent.talk_seconds)
+                    yield from self._sleep(agent.conversation_seconds())
                 finally:
                     talked = round(self.sim.t - started)
+                    if self.agent_done_at is None:
+                        self.agent_done_at = self.sim.t
                 self.log("agent", f"{target} hangs up after {talked} s", seconds=talked)
             else:
                 self.log("agent", f"{target} does not answer within {timeout} s")
@@ -641,11 +673,11 @@ class SimulatedCall:
         if other is not None:
             other.bridge(self.sid, noun.attr("url") and urljoin(url, noun.attr("url") or ""))
             status = "completed"
-            self.reached_agent = True
+            self._reach_agent()
             self.log("agent", f"connected with {other.number} from queue {name}")
             started = self.sim.t
             try:
-                yield from self._sleep(self.sim.agent.talk_seconds)
+                yield from self._sleep(self.sim.agent.conversation_seconds())
             finally:
                 talked = round(self.sim.t - started)
         if not action:
@@ -693,7 +725,7 @@ class SimulatedCall:
                     outcome = "bridged"
                     self.log("agent", f"an agent takes the call from queue {name}")
                     self.in_queue = False
-                    yield from self._sleep(self.sim.agent.talk_seconds)
+                    yield from self._sleep(self.sim.agent.conversation_seconds())
                     break
                 if not wait_url:
                     yield from self._sleep(self.sim.play_seconds)
@@ -752,7 +784,7 @@ class SimulatedCall:
 
     def _bridged(self, name: str) -> Generator[float, None, None]:
         """Dequeued by a <Dial><Queue>: the <Queue url> runs on this caller's end, then they talk."""
-        self.reached_agent = True
+        self._reach_agent()
         self.log("agent", f"an agent takes the call from queue {name}; caller and agent talk")
         if self._bridge_url:
             reply = self.sim.request("POST", self._bridge_url, self._params(), self)
@@ -761,7 +793,7 @@ class SimulatedCall:
                     raise SimulationError(f"<{verb.name}> is not allowed in a <Queue url> document")
                 if verb.name != "Redirect":
                     yield from self._speech(verb, self._bridge_url)
-        yield from self._sleep(self.sim.agent.talk_seconds)
+        yield from self._sleep(self.sim.agent.conversation_seconds())
 
     def _document_in_queue(
         self, verbs: tuple[Verb, ...], url: str
@@ -832,8 +864,11 @@ class Simulator:
         retries: int = 0,
         status_delay: float = 0.0,
         queue_size: int = TWILIO_QUEUE_SIZE,
+        on_prompt: PromptListener | None = None,
     ) -> None:
         self.transport = transport
+        self.on_prompt = on_prompt
+        """Told of every prompt a caller hears that the matcher recognises (a load run's recorder)."""
         self.start = start
         self.clock = clock
         self.matcher = matcher
@@ -879,6 +914,26 @@ class Simulator:
     def emit(self, record: Record) -> None:
         if self._on_record:
             self._on_record(record)
+
+    def heard_prompt(
+        self, call: SimulatedCall, prompt: str, params: dict[str, str], language: str
+    ) -> None:
+        if self.on_prompt is not None:
+            self.on_prompt(call, prompt, params, language)
+
+    def schedule(self, at: float, action: Callable[[], None]) -> None:
+        """Run `action` `at` seconds into the simulation, in time order with the calls, with the
+        app's clock set to that instant (an agent logging in or out during a load run)."""
+
+        def timer() -> Generator[float, None, None]:
+            if self.clock is not None:
+                self.clock.set(self.now())
+            action()
+            yield from ()
+
+        key = f"timer-{next(self._seq)}"
+        self._runners[key] = timer()
+        self._push(key, at)
 
     def now(self) -> datetime:
         return self.start + timedelta(seconds=self.t)
@@ -955,9 +1010,11 @@ class Simulator:
         status_path: str | None = "/voice/status",
         hangup_at_text: str | None = None,
         hangup_after: float | None = None,
+        patience: float | None = None,
     ) -> SimulatedCall:
         """An inbound call from `number` to `called`, arriving `at` seconds into the simulation;
-        the caller hangs up `hangup_after` seconds after dialling, if the call lasts that long."""
+        the caller hangs up `hangup_after` seconds after dialling, if the call lasts that long,
+        or `patience` seconds after joining a queue, unless an agent answers first."""
         call = SimulatedCall(
             self,
             self.new_sid(),
@@ -970,6 +1027,7 @@ class Simulator:
         )
         call.started = at
         call.deadline = at + (self.limit_seconds if hangup_after is None else hangup_after)
+        call.patience = patience
         self._schedule(call, at)
         return call
 

@@ -34,6 +34,7 @@ from ivr.credentials import PinStore
 from ivr.db import Database
 from ivr.queue import connect
 from ivr.rules.check import Bundle
+from ivr.rules.schema import Rules
 from ivr.simulator.engine import (
     AgentBehaviour,
     Record,
@@ -221,12 +222,15 @@ def in_process(
     status_delay: float = 0.0,
     public_url: str | None = None,
     forwarded: bool = True,
+    rules_override: Callable[[Rules], Rules] | None = None,
 ) -> Iterator[InProcessSession]:
     """The app on a throw-away database, with simulated agents logged in, and a simulator for it.
 
     `retries`, `status_delay`: see `Simulator`. `public_url`: Twilio requests (and signs) this URL
     while the app is reached at `APP_SEES_URL` through a proxy that forwards the public scheme and
-    host (`forwarded`) or does not; the app is then not told its public URL (no PUBLIC_BASE_URL)."""
+    host (`forwarded`) or does not; the app is then not told its public URL (no PUBLIC_BASE_URL).
+    `rules_override`: the app serves the rules this returns for the loaded ones (a load run's
+    `--estimator` on every queue)."""
     from ivr import create_app
     from ivr.services import services
 
@@ -259,6 +263,8 @@ def in_process(
             twilio_http_client=twilio,
         )
         with app.app_context():
+            if rules_override is not None:
+                services().rules.adjust(rules_override)
             bundle = services().rules.get()
             # The cheapest argon2 cost: a simulation hashes for tests, not against guessing.
             cheap = PasswordHasher.from_parameters(profiles.CHEAPEST)

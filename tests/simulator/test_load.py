@@ -1,0 +1,381 @@
+"""Load runs (`ivr simulate --load`): what QA reads about the announced waits, and how it is computed."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import statistics
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+import yaml
+
+from ivr.cli import main
+from ivr.rules.check import load_bundle
+from ivr.simulator import load as load_module
+from ivr.simulator.accuracy import (
+    OVERALL,
+    Pair,
+    bias_words,
+    figures,
+    heard_interval,
+    said_minutes,
+    summarize,
+)
+from ivr.simulator.engine import AgentBehaviour
+from ivr.simulator.load import (
+    Arrivals,
+    LoadError,
+    arrival_times,
+    check_estimator,
+    load_scenario,
+    run_load,
+    with_estimator,
+)
+from ivr.waits import say_minutes
+from tests.support import PROMPTS, RULES
+
+WAITS = Path(__file__).resolve().parents[2] / "scenarios" / "waits"
+LOCALES = {"en-US": "en_US", "de-DE": "de_DE", "fr-FR": "fr_FR", "zh-CN": "zh_CN"}
+
+
+def pair(point: float, actual: float | None, low: float = 0, high: float = 0, **kw: object) -> Pair:
+    values: dict[str, object] = {
+        "call": "CA1",
+        "queue": "funds",
+        "language": "en-US",
+        "at": 0.0,
+        "instant": "",
+        "prompt": "queue_wait",
+        "text": "",
+        "low": low,
+        "high": high,
+        "point": point,
+        "position": 1,
+        "first": True,
+        "actual": actual,
+        "fate": "answered" if actual is not None else "abandoned",
+        "history": 0,
+    }
+    values.update(kw)
+    return Pair(**values)  # type: ignore[arg-type]
+
+
+# --- the figures on hand-made pairs -------------------------------------------------------------
+
+
+def test_figures_of_hand_made_pairs() -> None:
+    pairs = [
+        pair(300, 200, low=240, high=360),  # told 5 min, waited 200 s: 100 s early, outside
+        pair(300, 400, low=240, high=360),  # 100 s late, outside
+        pair(120, 90, low=60, high=180),  # 30 s early, inside
+        pair(600, 600, low=540, high=660),  # exact, inside
+        pair(300, None),  # abandoned: not measured
+    ]
+    result = figures(pairs)
+    assert result.measured == 4
+    assert result.mae_seconds == pytest.approx((100 + 100 + 30 + 0) / 4)
+    assert result.mean_actual_seconds == pytest.approx((200 + 400 + 90 + 600) / 4)
+    assert result.mae_percent == pytest.approx(100 * 57.5 / 322.5)
+    assert result.median_relative_error == pytest.approx(statistics.median([0.5, 0.25, 1 / 3, 0]))
+    assert result.bias_seconds == pytest.approx((100 - 100 + 30 + 0) / 4)
+    assert result.inside_share == pytest.approx(0.5)
+
+
+def test_bias_says_early_when_callers_were_answered_before_the_time_told() -> None:
+    early = figures([pair(600, 300), pair(600, 500)]).bias_seconds
+    late = figures([pair(60, 300)]).bias_seconds
+    assert early is not None and early > 0 and bias_words(early) == "+200 s (early)"
+    assert late is not None and late < 0 and bias_words(late) == "-240 s (late)"
+
+
+def test_median_relative_error_leaves_out_callers_answered_at_once() -> None:
+    result = figures([pair(60, 0), pair(120, 60)])
+    assert result.median_relative_error == pytest.approx(1.0)  # only |120 - 60| / 60
+    assert result.mae_seconds == pytest.approx(60)
+
+
+def test_summary_per_queue_counts_callers_by_their_first_estimate() -> None:
+    pairs = [
+        pair(300, 320, low=240, high=360, call="CA1"),
+        pair(240, 260, low=180, high=300, call="CA1", first=False),
+        pair(300, None, call="CA2", fate="callback"),
+        pair(60, 30, low=0, high=120, call="CA3", queue="security"),
+    ]
+    summary = summarize(pairs)
+    assert list(summary) == [OVERALL, "funds", "security"]
+    funds = summary["funds"]
+    assert (funds["announcements"], funds["callers"], funds["callers_measured"]) == (3, 2, 1)
+    assert funds["fates"] == {"answered": 1, "callback": 1}
+    assert funds["every_announcement"]["measured"] == 2
+    assert funds["first_announcement"]["mae_seconds"] == pytest.approx(20)
+    assert summary[OVERALL]["callers"] == 3
+
+
+# --- reading the words back ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("language", sorted(LOCALES))
+@pytest.mark.parametrize("minutes", [1, 5, 59])
+def test_about_n_minutes_reads_back_in_every_language(language: str, minutes: int) -> None:
+    locale = LOCALES[language]
+    told = heard_interval("queue_wait", {"wait": say_minutes(minutes, locale)}, locale)
+    assert told is not None
+    assert (told.low, told.high, told.point) == (
+        (minutes - 1) * 60,
+        (minutes + 1) * 60,
+        minutes * 60,
+    )
+
+
+@pytest.mark.parametrize("language", sorted(LOCALES))
+def test_hours_read_back_as_the_minutes_babel_says_that_way(language: str) -> None:
+    locale = LOCALES[language]
+    words = say_minutes(240, locale)  # "4 hours", "4 Stunden", "4 heures" (no-break space), "4小时"
+    assert say_minutes(250, locale) == words  # from three hours on, Babel rounds to hours
+    assert "100" in say_minutes(100, locale)  # below three hours, minutes
+    # The simulator hears whitespace runs as one space (French has a no-break space).
+    told = heard_interval("queue_wait", {"wait": " ".join(words.split())}, locale)
+    assert told is not None
+    assert told.point == 240 * 60
+    assert told.low <= 210 * 60 and told.high >= 269 * 60
+    assert said_minutes(say_minutes(60, locale), locale) == 60
+
+
+@pytest.mark.parametrize("language", sorted(LOCALES))
+def test_less_than_and_between_read_back(language: str) -> None:
+    locale = LOCALES[language]
+    under = heard_interval("queue_wait_under", {"wait": say_minutes(10, locale)}, locale)
+    between = heard_interval(
+        "queue_wait_between",
+        {"low": say_minutes(3, locale), "high": say_minutes(9, locale)},
+        locale,
+    )
+    assert under is not None and (under.low, under.high, under.point) == (0, 600, 300)
+    assert between is not None and (between.low, between.high, between.point) == (180, 540, 360)
+
+
+def test_bare_numbers_and_unknown_words() -> None:
+    bare = heard_interval("queue_wait_between", {"low": "3", "high": "6"}, "en_US")
+    assert bare is not None and (bare.low, bare.high) == (180, 360)
+    assert heard_interval("queue_wait", {"wait": "a while"}, "en_US") is None
+    assert heard_interval("queue_position", {"position": "3"}, "en_US") is None
+
+
+# --- the pieces of a run ------------------------------------------------------------------------
+
+
+def test_conversations_are_drawn_one_by_one_or_constant_as_before() -> None:
+    assert AgentBehaviour(talk_seconds=42).conversation_seconds() == 42
+    rng = random.Random(3)
+    drawn = AgentBehaviour(talk=lambda: rng.uniform(10, 20))
+    lengths = {drawn.conversation_seconds() for _ in range(5)}
+    assert len(lengths) == 5 and all(10 <= s <= 20 for s in lengths)
+
+
+def test_lognormal_talk_has_the_mean_and_sd_asked_for() -> None:
+    sample = load_module.Talk(240, 120).sampler(random.Random(5))
+    values = [sample() for _ in range(20000)]
+    assert statistics.fmean(values) == pytest.approx(240, rel=0.03)
+    assert statistics.stdev(values) == pytest.approx(120, rel=0.08)
+
+
+def test_arrivals_are_poisson_per_period_and_seeded() -> None:
+    periods = (Arrivals(0, 60, 60), Arrivals(60, 120, 0), Arrivals(120, 180, 600))
+    times = arrival_times(periods, random.Random(9))
+    assert times == arrival_times(periods, random.Random(9))
+    assert times == sorted(times)
+    assert not [t for t in times if 3600 <= t < 7200]  # nobody in the empty hour
+    assert 40 <= sum(1 for t in times if t < 3600) <= 85
+    assert 520 <= sum(1 for t in times if t >= 7200) <= 680
+
+
+def test_a_scenario_with_a_mistake_is_refused_naming_the_key(tmp_path: Path) -> None:
+    good = yaml.safe_load((WAITS / "steady.yaml").read_text())
+    for change, words in [
+        ({"arrivals_per_hour": 3}, "unknown keys arrivals_per_hour"),
+        ({"start": "2026-11-23 10:00"}, "start: "),
+        (
+            {"callers": [{"keys": "2,2,2", "arrivals": [{"from": 0, "to": 500, "per_hour": 9}]}]},
+            "callers[0]: arrivals[0]: needs from < to",
+        ),
+        ({"callers": [{"keys": "2,x", "arrivals": [{"per_hour": 9}]}]}, "callers[0]: keys: 'x'"),
+        ({"agents": []}, "agents: must be a non-empty list"),
+    ]:
+        path = tmp_path / "bad.yaml"
+        path.write_text(yaml.safe_dump({**good, **change}))
+        with pytest.raises(LoadError, match=re.escape(words)):
+            load_scenario(path)
+
+
+def test_every_shipped_scenario_loads_and_names_agents_of_its_rules() -> None:
+    files = sorted(WAITS.glob("*.yaml"))
+    names = {f.stem for f in files} - {"routing_rules"}
+    assert names == {"steady", "peak", "agents_logout", "callbacks_abandon", "emergency"}
+    for name in names:
+        scenario = load_scenario(WAITS / f"{name}.yaml")
+        rules = load_bundle(scenario.rules or RULES, PROMPTS).rules
+        assert {s.agent for s in scenario.shifts} <= set(rules.agents), name
+        assert scenario.start.weekday() == 0 and scenario.start.hour == 15  # 10:00 New York
+
+
+def test_the_emergency_rules_copy_differs_only_in_its_agents() -> None:
+    shipped = load_bundle(RULES, PROMPTS).rules
+    copy = load_bundle(WAITS / "routing_rules.yaml", PROMPTS).rules
+    assert copy.model_dump(exclude={"agents"}) == shipped.model_dump(exclude={"agents"}), (
+        "routing_rules.yaml changed: copy it to scenarios/waits/ again (see the copy's header)"
+    )
+    assert "security" in copy.agents["emma"].queues
+    assert "security" not in shipped.agents["emma"].queues
+
+
+def test_estimator_is_set_on_every_queue(monkeypatch: pytest.MonkeyPatch) -> None:
+    rules = load_bundle(RULES, PROMPTS).rules
+    changed = with_estimator(rules, "formula")
+    assert {q.wait_estimate for q in changed.queues.values()} == {"formula"}
+    assert set(changed.queues) == set(rules.queues)
+
+    class Old:
+        model_fields: ClassVar[dict[str, object]] = {}
+
+    monkeypatch.setattr(load_module, "Queue", Old)
+    with pytest.raises(LoadError, match="wait_estimate, which this version"):
+        check_estimator("live")
+
+
+# --- a small run, end to end --------------------------------------------------------------------
+
+SMALL = {
+    "name": "small",
+    "start": "2026-11-23T15:00:00Z",
+    "duration_minutes": 12,
+    "drain_minutes": 10,
+    "seed": 4,
+    "agents": [{"id": "emma", "login": 0}, {"id": "li_wei", "login": 0, "logout": 6}],
+    "talk": {"mean": 200, "sd": 60},
+    "callers": [
+        {
+            "name": "withdrawal",
+            "keys": "2,2,2",
+            "arrivals": [{"from": 0, "to": 12, "per_hour": 110}],
+            "patience": 240,
+        }
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory: pytest.TempPathFactory) -> load_module.LoadResult:
+    path = tmp_path_factory.mktemp("load") / "small.yaml"
+    path.write_text(yaml.safe_dump(SMALL))
+    return run_load(load_scenario(path), RULES, PROMPTS)
+
+
+def test_a_small_run_pairs_estimates_with_the_waits_that_followed(
+    small_run: load_module.LoadResult,
+) -> None:
+    result = small_run
+    assert result.errors == [] and result.unread == []
+    assert result.calls == sum(result.fates.values()) >= 12
+    assert result.fates.get("abandoned", 0) >= 1  # short patience, two agents then one
+    assert result.fates.get("answered", 0) >= 1
+    measured = [p for p in result.pairs if p.actual is not None]
+    assert measured, "some caller heard an estimate and then reached an agent"
+    assert all(p.actual is not None and p.actual >= 0 for p in measured)
+    assert all(p.low <= p.point <= p.high for p in result.pairs)
+    assert all(p.queue == "funds" and p.language == "en-US" for p in result.pairs)
+    assert all(p.prompt.startswith("queue_wait") and p.text for p in result.pairs)
+    # Each caller's estimates come in time order, the first one marked; waits shrink along.
+    by_call: dict[str, list[Pair]] = {}
+    for p in result.pairs:
+        by_call.setdefault(p.call, []).append(p)
+    for heard in by_call.values():
+        assert [p.first for p in heard] == [True] + [False] * (len(heard) - 1)
+        assert [p.at for p in heard] == sorted(p.at for p in heard)
+        assert len({p.fate for p in heard}) == 1
+    abandoned_heard = [p for p in result.pairs if p.fate == "abandoned"]
+    assert all(p.actual is None for p in abandoned_heard)
+
+
+def test_a_small_run_summary_agrees_with_its_pairs(small_run: load_module.LoadResult) -> None:
+    summary = small_run.summary()
+    funds = summary["queues"]["funds"]
+    pairs = small_run.pairs
+    measured = [p for p in pairs if p.actual is not None]
+    firsts = [p for p in pairs if p.first]
+    assert funds["announcements"] == len(pairs)
+    assert funds["callers"] == len({p.call for p in pairs}) == len(firsts)
+    assert funds["callers_measured"] == sum(1 for p in firsts if p.actual is not None)
+    assert sum(funds["fates"].values()) == funds["callers"]
+    every = funds["every_announcement"]
+    assert every["measured"] == len(measured)
+    assert every["mae_seconds"] == pytest.approx(
+        statistics.fmean(abs(p.point - (p.actual or 0)) for p in measured)
+    )
+    assert every["inside_share"] == pytest.approx(
+        sum(1 for p in measured if p.low <= (p.actual or 0) <= p.high) / len(measured)
+    )
+    assert summary["fates"]["abandoned"] >= funds["fates"].get("abandoned", 0)
+
+
+def test_load_command_prints_figures_and_json_lines(
+    small_run: load_module.LoadResult, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "small.yaml"
+    path.write_text(yaml.safe_dump(SMALL))
+    args = ["simulate", "--rules", str(RULES), "--prompts", str(PROMPTS), "--load", str(path)]
+    assert main([*args, "--json"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["kind"] for r in records[:-1]] == ["estimate"] * len(small_run.pairs)
+    assert records[-1]["kind"] == "summary"
+    assert records[-1]["queues"] == json.loads(json.dumps(small_run.summary()["queues"]))
+    assert main([*args, "--estimator", "formula"]) == 0
+    text = capsys.readouterr().out
+    assert "estimator: formula" in text
+    assert "funds: " in text and "MAE " in text and "inside " in text
+
+
+def test_estimator_without_load_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", "--estimator", "live", "--keys", "2"]) == 2
+    assert "--estimator applies to --load" in capsys.readouterr().err
+
+
+URGENT = {
+    "name": "urgent",
+    "start": "2026-11-23T15:00:00Z",
+    "duration_minutes": 20,
+    "drain_minutes": 5,
+    "seed": 3,
+    "rules": str(WAITS / "routing_rules.yaml"),
+    "agents": [{"id": "sec_desk", "login": 0}],
+    "talk": {"mean": 240, "sd": 60},
+    "callers": [
+        {"name": "other", "keys": "2,3,3", "arrivals": [{"from": 0, "to": 6, "per_hour": 60}]},
+        {
+            "name": "compromised",
+            "keys": "2,3,1",
+            "arrivals": [{"from": 6, "to": 20, "per_hour": 30}],
+        },
+    ],
+}
+
+
+def test_urgent_callers_going_ahead_never_make_anyone_hear_a_higher_position(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "urgent.yaml"
+    path.write_text(yaml.safe_dump(URGENT))
+    scenario = load_scenario(path)
+    # Without the rule, callers pushed back by emergencies hear their new, higher place ...
+    plain = run_load(scenario, RULES, PROMPTS, queue_settings={"position_only_down": False})
+    assert plain.errors == [] and plain.position_rises > 0
+    # ... with it (the shipped default), never.
+    kept = run_load(scenario, RULES, PROMPTS)
+    assert kept.errors == [] and kept.positions_heard > 0 and kept.position_rises == 0
+
+
+def test_position_rises_count_only_announcements_above_the_previous_one() -> None:
+    assert load_module.position_rises([5, 4, 4, 6, 3, 7]) == 2
+    assert load_module.position_rises([]) == 0

@@ -32,7 +32,7 @@ from ivr.callbacks import schedule_due
 from ivr.journal import SHIP_EVERY_SECONDS
 from ivr.recovery import rebuild_if_lost
 from ivr.services import Services
-from ivr.tickets.events import line_history
+from ivr.tickets.events import line_histories
 
 log = logging.getLogger(__name__)
 
@@ -138,13 +138,5 @@ class Background:
 
 def refresh_histories(s: Services) -> None:
     """Read every line's history from the database into the switchboard's `LineHistories`."""
-    rules = s.rules.get().rules
-    now = s.clock.now()
-    lines = {}
     with s.db.sessions() as session:
-        for queue_id, queue in rules.queues.items():
-            if queue.wait_estimate != "live":
-                continue
-            for language in rules.language_codes:
-                lines[queue_id, language] = line_history(session, queue_id, language, now)
-    s.switchboard.histories.replace(lines)
+        s.switchboard.histories.replace(line_histories(session, s.clock.now()))

@@ -186,59 +186,93 @@ LONGEST_WAIT_SECONDS = 4 * 3600
 """Longer waits are callbacks kept overnight, not time spent holding: left out of the patience."""
 
 
-def line_history(session: Session, queue: str, language: str, now: datetime) -> LineHistory:
-    """What the database says about one line, for the `live` wait estimate (`ivr.waits`): its
-    newest conversations' lengths, its abandonment rate per second waited over the last
-    `HISTORY_DAYS`, and how often callers of each priority join it, the higher of the last hour's
-    rate and the rate at this hour of the day over the last `HISTORY_DAYS`."""
-    line = (QueueEventRow.queue == queue, QueueEventRow.language == language)
+Line = tuple[str, str]
+"""(queue, language)."""
+
+
+def line_histories(session: Session, now: datetime) -> dict[Line, LineHistory]:
+    """What the database says about every line that has queue events, for the `live` wait
+    estimate (`ivr.waits`): its newest `TALK_SAMPLES` conversations' lengths, its abandonment rate
+    per second waited over the last `HISTORY_DAYS`, and how often callers of each priority join
+    it, the higher of the last hour's rate and the rate at this hour of the day over the last
+    `HISTORY_DAYS`. Three queries for all lines together."""
+    e = QueueEventRow
     since = now - timedelta(days=HISTORY_DAYS)
+    newest = (
+        select(
+            e.queue,
+            e.language,
+            e.talk_seconds,
+            func.row_number()
+            .over(partition_by=(e.queue, e.language), order_by=(e.at.desc(), e.id.desc()))
+            .label("n"),
+        )
+        .where(
+            e.event.in_((QueueEvent.COMPLETECALLER, QueueEvent.COMPLETEAGENT)),
+            e.talk_seconds > 0,
+            e.queue.is_not(None),
+            e.language.is_not(None),
+        )
+        .subquery()
+    )
     with _unit_of_work(session):
-        talks = session.scalars(
-            select(QueueEventRow.talk_seconds)
-            .where(
-                *line,
-                QueueEventRow.event.in_((QueueEvent.COMPLETECALLER, QueueEvent.COMPLETEAGENT)),
-                QueueEventRow.talk_seconds > 0,
+        talks = session.execute(
+            select(newest.c.queue, newest.c.language, newest.c.talk_seconds).where(
+                newest.c.n <= TALK_SAMPLES
             )
-            .order_by(QueueEventRow.at.desc(), QueueEventRow.id.desc())
-            .limit(TALK_SAMPLES)
         ).all()
         waited = session.execute(
-            select(QueueEventRow.event, func.count(), func.sum(QueueEventRow.wait_seconds))
+            select(e.queue, e.language, e.event, func.count(), func.sum(e.wait_seconds))
             .where(
-                *line,
-                QueueEventRow.event.in_((QueueEvent.CONNECT, QueueEvent.ABANDON)),
-                QueueEventRow.at >= since,
-                QueueEventRow.wait_seconds <= LONGEST_WAIT_SECONDS,
+                e.event.in_((QueueEvent.CONNECT, QueueEvent.ABANDON)),
+                e.at >= since,
+                e.wait_seconds <= LONGEST_WAIT_SECONDS,
             )
-            .group_by(QueueEventRow.event)
+            .group_by(e.queue, e.language, e.event)
         ).all()
         joins = session.execute(
-            select(QueueEventRow.at, Ticket.priority)
-            .join(Ticket, Ticket.call_sid == QueueEventRow.call_sid)
-            .where(*line, QueueEventRow.event == QueueEvent.ENTERQUEUE, QueueEventRow.at >= since)
+            select(e.queue, e.language, e.at, Ticket.priority)
+            .join(Ticket, Ticket.call_sid == e.call_sid)
+            .where(e.event == QueueEvent.ENTERQUEUE, e.at >= since)
         ).all()
-    abandoned = sum(int(n) for event, n, _ in waited if event == QueueEvent.ABANDON)
-    seconds = sum(int(total or 0) for _, _, total in waited)
-    return LineHistory(
-        talk_seconds=tuple(float(t) for t in talks if t),
-        abandon_rate=abandoned / seconds if seconds > 0 else 0.0,
-        arrivals_per_second=_arrival_rates(joins, now),
-    )
+    talk_seconds: dict[Line, list[float]] = {}
+    for queue, language, seconds in talks:
+        talk_seconds.setdefault((queue, language), []).append(float(seconds))
+    abandoned: dict[Line, int] = {}
+    seconds_waited: dict[Line, int] = {}
+    for queue, language, event, count, total in waited:
+        if queue is None or language is None:
+            continue
+        line = (queue, language)
+        if event == QueueEvent.ABANDON:
+            abandoned[line] = abandoned.get(line, 0) + int(count)
+        seconds_waited[line] = seconds_waited.get(line, 0) + int(total or 0)
+    joined: dict[Line, list[tuple[datetime, int]]] = {}
+    for queue, language, at, priority in joins:
+        if queue is not None and language is not None:
+            joined.setdefault((queue, language), []).append((at, int(priority or 0)))
+    return {
+        line: LineHistory(
+            talk_seconds=tuple(talk_seconds.get(line, ())),
+            abandon_rate=(
+                abandoned.get(line, 0) / seconds_waited[line] if seconds_waited.get(line) else 0.0
+            ),
+            arrivals_per_second=_arrival_rates(joined.get(line, []), now),
+        )
+        for line in {*talk_seconds, *seconds_waited, *joined}
+    }
 
 
-def _arrival_rates(joins: Sequence[Any], now: datetime) -> dict[int, float]:
+def _arrival_rates(joins: Sequence[tuple[datetime, int]], now: datetime) -> dict[int, float]:
     recent: dict[int, int] = {}
     same_hour: dict[int, int] = {}
     days: set[Any] = set()
     for at, priority in joins:
         at = at if at.tzinfo else at.replace(tzinfo=UTC)
-        level = int(priority or 0)
         if now - at <= timedelta(hours=1):
-            recent[level] = recent.get(level, 0) + 1
+            recent[priority] = recent.get(priority, 0) + 1
         if at.hour == now.hour and at.date() != now.date():
-            same_hour[level] = same_hour.get(level, 0) + 1
+            same_hour[priority] = same_hour.get(priority, 0) + 1
             days.add(at.date())
     rates = {p: n / 3600 for p, n in recent.items()}
     for p, n in same_hour.items():

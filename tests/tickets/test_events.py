@@ -12,10 +12,15 @@ from sqlalchemy import delete, func, inspect, select
 
 from ivr.db import Database
 from ivr.tickets.changes import EventRecord, Outcome, QueueEvent, TicketChange
-from ivr.tickets.events import QueueStats, events_of, line_history, queue_stats
+from ivr.tickets.events import (
+    TALK_SAMPLES,
+    QueueStats,
+    events_of,
+    line_histories,
+    queue_stats,
+)
 from ivr.tickets.models import QueueEventRow, Ticket
 from ivr.tickets.records import NO_CALL
-from ivr.waits import LineHistory
 from tests.support import journal_record, write_records
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
@@ -426,7 +431,9 @@ def test_line_history_reads_talk_times_patience_and_who_joins(database: Database
     )
 
     with database.sessions() as session:
-        history = line_history(session, "funds", "en-US", now)
+        histories = line_histories(session, now)
+    history = histories[("funds", "en-US")]
+    assert histories[("funds", "de-DE")].abandon_rate == pytest.approx(1 / 5)
 
     assert sorted(history.talk_seconds) == [100.0, 200.0, 300.0]
     assert history.abandon_rate == pytest.approx(2 / 600)
@@ -434,6 +441,16 @@ def test_line_history_reads_talk_times_patience_and_who_joins(database: Database
     assert history.faster_arrivals(30) == pytest.approx(2 / 3600)
 
 
-def test_the_history_of_a_line_nobody_called_is_empty(database: Database) -> None:
+def test_a_line_nobody_called_has_no_history(database: Database) -> None:
     with database.sessions() as session:
-        assert line_history(session, "funds", "en-US", NOW) == LineHistory()
+        assert line_histories(session, NOW) == {}
+
+
+def test_a_line_keeps_only_its_newest_conversations(database: Database) -> None:
+    funds = {"queue": "funds", "language": "en-US"}
+    for i in range(TALK_SAMPLES + 5):
+        talk = EventRecord(E.COMPLETEAGENT, talk_seconds=1000 if i < 5 else 100, **funds)
+        _log(database, f"CA-{i}", NOW - timedelta(hours=1) + timedelta(seconds=i), talk)
+    with database.sessions() as session:
+        history = line_histories(session, NOW)[("funds", "en-US")]
+    assert history.talk_seconds == (100.0,) * TALK_SAMPLES  # the 5 oldest, long ones, left out

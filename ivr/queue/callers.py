@@ -26,6 +26,7 @@ from ivr.queue.base import (
 )
 from ivr.queue.history import HISTORY_LENGTH, LineLoad, to_line_load, unique_agents
 from ivr.queue.keys import (
+    callback_step_key,
     connection_key,
     deadlines_key,
     ended_key,
@@ -479,8 +480,6 @@ class CallerOps(QueueBase):
     def claim_callback_step(self, call_sid: str, step: str, seconds: int) -> bool:
         """True for the one process that first claims this step of an after-hours callback
         (`ivr.callbacks`) within `seconds`; False for every other (one SET NX EX)."""
-        from ivr.queue.keys import callback_step_key  # kept beside its one user, see keys.py
-
         check_call_sid(call_sid)
         if seconds < 1:
             raise ValueError("seconds must be at least 1")

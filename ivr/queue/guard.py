@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import redis
 from redis.client import Pipeline
@@ -20,6 +21,8 @@ from redis.cluster import RedisCluster
 from redis.exceptions import ConnectionError, TimeoutError
 
 COOLDOWN_SECONDS = 1.0
+
+T = TypeVar("T")
 
 
 class RedisAway(ConnectionError):
@@ -55,6 +58,17 @@ class Breaker:
     def is_open(self) -> bool:
         return time.monotonic() < self._open_until
 
+    def call(self, command: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run `command` unless open; a connection error or timeout opens the breaker."""
+        self.check()
+        try:
+            result = command(*args, **kwargs)
+        except (ConnectionError, TimeoutError):
+            self.failed()
+            raise
+        self.succeeded()
+        return result
+
 
 class GuardedRedis(redis.Redis):
     """`redis.Redis` whose commands and pipelines go through a `Breaker`."""
@@ -62,14 +76,7 @@ class GuardedRedis(redis.Redis):
     breaker: Breaker
 
     def execute_command(self, *args: Any, **options: Any) -> Any:
-        self.breaker.check()
-        try:
-            result = super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
-        except (ConnectionError, TimeoutError):
-            self.breaker.failed()
-            raise
-        self.breaker.succeeded()
-        return result
+        return self.breaker.call(super().execute_command, *args, **options)
 
     def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Pipeline:
         pipe = GuardedPipeline(
@@ -85,13 +92,7 @@ class GuardedPipeline(Pipeline):
     breaker: Breaker
 
     def execute(self, raise_on_error: bool = True) -> list[Any]:
-        self.breaker.check()
-        try:
-            result: list[Any] = super().execute(raise_on_error)
-        except (ConnectionError, TimeoutError):
-            self.breaker.failed()
-            raise
-        self.breaker.succeeded()
+        result: list[Any] = self.breaker.call(super().execute, raise_on_error)
         return result
 
 
@@ -106,14 +107,7 @@ class GuardedRedisCluster(RedisCluster):
         super().__init__(*args, **kwargs)
 
     def execute_command(self, *args: Any, **kwargs: Any) -> Any:
-        self.breaker.check()
-        try:
-            result = super().execute_command(*args, **kwargs)  # type: ignore[no-untyped-call]
-        except (ConnectionError, TimeoutError):
-            self.breaker.failed()
-            raise
-        self.breaker.succeeded()
-        return result
+        return self.breaker.call(super().execute_command, *args, **kwargs)
 
     def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> Any:
         pipe = super().pipeline(transaction, shard_hint)  # type: ignore[no-untyped-call]
@@ -138,11 +132,5 @@ class _GuardedClusterPipeline:
         self._pipe.reset()
 
     def execute(self, raise_on_error: bool = True) -> list[Any]:
-        self._breaker.check()
-        try:
-            result: list[Any] = self._pipe.execute(raise_on_error)
-        except (ConnectionError, TimeoutError):
-            self._breaker.failed()
-            raise
-        self._breaker.succeeded()
+        result: list[Any] = self._breaker.call(self._pipe.execute, raise_on_error)
         return result

@@ -15,6 +15,7 @@ import socket
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 import redis
 from redis.backoff import NoBackoff
@@ -65,7 +66,38 @@ def cluster_ports(count: int) -> list[int]:
     raise RuntimeError(f"found only {len(ports)} free port pairs for a cluster")
 
 
-class Cluster:
+class Servers:
+    """Private redis-servers started together, made into one setup, and stopped together."""
+
+    servers: list[RedisProcess]
+
+    def start(self) -> None:
+        """Start every server, join them (`_join`), and wait until the setup is `healthy`; on
+        any failure stop whatever was started."""
+        try:
+            for server in self.servers:
+                server.start()
+            self._join()
+            wait_until(self.healthy, START_TIMEOUT, interval=0.2)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
+
+    def _join(self) -> None:
+        """What makes the running servers one setup (nothing when their config files do it)."""
+
+    def healthy(self) -> bool:
+        raise NotImplementedError
+
+
+S = TypeVar("S", bound=Servers)
+
+
+class Cluster(Servers):
     """Three primaries and three replicas on 127.0.0.1: `url` is what `REDIS_URL` would say."""
 
     def __init__(self) -> None:
@@ -78,28 +110,17 @@ class Cluster:
     def url(self) -> str:
         return "redis+cluster://" + ",".join(f"127.0.0.1:{port}" for port in self.ports[:3]) + "/"
 
-    def start(self) -> None:
-        try:
-            for server in self.servers:
-                server.start()
-            cli = shutil.which("redis-cli")
-            if cli is None:
-                raise RuntimeError("redis-cli is not on PATH (it comes with redis-server)")
-            nodes = [f"127.0.0.1:{port}" for port in self.ports]
-            subprocess.run(
-                [cli, "--cluster", "create", *nodes, "--cluster-replicas", "1", "--cluster-yes"],
-                check=True,
-                capture_output=True,
-                timeout=START_TIMEOUT,
-            )
-            wait_until(self.healthy, START_TIMEOUT, interval=0.2)
-        except BaseException:
-            self.stop()
-            raise
-
-    def stop(self) -> None:
-        for server in self.servers:
-            server.stop()
+    def _join(self) -> None:
+        cli = shutil.which("redis-cli")
+        if cli is None:
+            raise RuntimeError("redis-cli is not on PATH (it comes with redis-server)")
+        nodes = [f"127.0.0.1:{port}" for port in self.ports]
+        subprocess.run(
+            [cli, "--cluster", "create", *nodes, "--cluster-replicas", "1", "--cluster-yes"],
+            check=True,
+            capture_output=True,
+            timeout=START_TIMEOUT,
+        )
 
     def healthy(self) -> bool:
         """Every node says the cluster is ok and every replica is in sync with its primary."""
@@ -148,7 +169,7 @@ class Cluster:
                 node.flushall()
 
 
-class SentinelSetup:
+class SentinelSetup(Servers):
     """A primary, a replica and three Sentinels (quorum 2) on 127.0.0.1."""
 
     def __init__(self) -> None:
@@ -160,28 +181,12 @@ class SentinelSetup:
             f"sentinel failover-timeout {SERVICE} 10000\n"
         )
         self.sentinels = [RedisProcess(config=config, extra=["--sentinel"]) for _ in range(3)]
+        self.servers = [self.primary, self.replica, *self.sentinels]
 
     @property
     def url(self) -> str:
         hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
         return f"redis+sentinel://{hosts}/{SERVICE}/0"
-
-    @property
-    def servers(self) -> list[RedisProcess]:
-        return [self.primary, self.replica, *self.sentinels]
-
-    def start(self) -> None:
-        try:
-            for server in self.servers:
-                server.start()
-            wait_until(self.healthy, START_TIMEOUT, interval=0.2)
-        except BaseException:
-            self.stop()
-            raise
-
-    def stop(self) -> None:
-        for server in self.servers:
-            server.stop()
 
     def primary_port(self) -> int:
         _host, port = _plain(self.sentinels[0].port).execute_command(
@@ -233,7 +238,7 @@ def all_keys(client: redis.Redis) -> set[str]:
 
 
 @contextmanager
-def running(setup: Cluster | SentinelSetup) -> Iterator[Cluster | SentinelSetup]:
+def running(setup: S) -> Iterator[S]:
     """Start `setup`, yield it, stop every server it started."""
     setup.start()
     try:

@@ -79,12 +79,15 @@ class Instance:
     log: Path
 
     @classmethod
-    def start(cls, env: dict[str, str], log: Path) -> Instance:
-        """Start `ivr serve` on a free port (the caller waits with `wait_ready`)."""
+    def start(cls, env: dict[str, str], log: Path, workers: int = 1) -> Instance:
+        """Start `ivr serve --workers N` on a free port (the caller waits with `wait_ready`)."""
         port = free_port()
         with open(log, "wb") as output:
             process = subprocess.Popen(
-                [sys.executable, "-m", "ivr.cli", "serve", "--port", str(port), "--workers", "1"],
+                [
+                    *(sys.executable, "-m", "ivr.cli", "serve"),
+                    *("--port", str(port), "--workers", str(workers)),
+                ],
                 env=env,
                 cwd=ROOT,
                 stdin=subprocess.DEVNULL,

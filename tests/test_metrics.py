@@ -6,8 +6,6 @@ import logging
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -31,7 +29,7 @@ from ivr.metrics import Metrics
 from ivr.services import services
 from tests.conftest import write_agent_pins
 from tests.faults import RedisProcess, free_port, wait_until
-from tests.instances import HTTP_TIMEOUT, ROOT, START_TIMEOUT, HttpPhone, Instance
+from tests.instances import HTTP_TIMEOUT, START_TIMEOUT, HttpPhone, Instance
 from tests.support import (
     AUTH_TOKEN,
     PROMPTS,
@@ -421,7 +419,7 @@ def test_serve_with_two_workers_counts_every_webhook_whichever_worker_answers_th
             **_environment(database, redis_server.url, rules, tmp_path, "a"),
             METRICS_DIR_ENV: str(folder),
         }
-        instance = start_instance(env, tmp_path / "serve.log", workers=2)
+        instance = Instance.start(env, tmp_path / "serve.log", workers=2)
         try:
             instance.wait_ready()
             url = f"http://127.0.0.1:{instance.port}"
@@ -465,7 +463,7 @@ def test_serve_without_a_folder_set_uses_a_private_one_and_removes_it_at_exit(
             "TMPDIR": str(temp),
         }
         env.pop(METRICS_DIR_ENV, None)
-        instance = start_instance(env, tmp_path / "serve.log", workers=2)
+        instance = Instance.start(env, tmp_path / "serve.log", workers=2)
         try:
             instance.wait_ready()
             for _ in range(5):
@@ -479,9 +477,6 @@ def test_serve_without_a_folder_set_uses_a_private_one_and_removes_it_at_exit(
         finally:
             instance.stop()
     assert not private.exists()  # gunicorn's on_exit took it away
-
-
-SERVE = (sys.executable, "-m", "ivr.cli", "serve")
 
 
 def replace_workers(instance: Instance, pids: set[int]) -> None:
@@ -498,19 +493,3 @@ def replace_workers(instance: Instance, pids: set[int]) -> None:
 
     wait_until(replaced, timeout=START_TIMEOUT)
     instance.wait_ready()
-
-
-def start_instance(env: dict[str, str], log: Path, workers: int) -> Instance:
-    """`ivr serve --workers N` on a free port, in a process group of its own (see `Instance`)."""
-    port = free_port()
-    with open(log, "wb") as output:
-        process = subprocess.Popen(
-            [*SERVE, "--port", str(port), "--workers", str(workers)],
-            env=env,
-            cwd=ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    return Instance(process, port, log)

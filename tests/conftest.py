@@ -25,6 +25,7 @@ from ivr.clock import FrozenClock
 from ivr.config import Settings
 from ivr.db import Database, normalise_url
 from ivr.queue import connect
+from tests.support import PUBLIC, REST_ACCOUNT_SID, FakeTwilioRest
 from tests.topologies import TOPOLOGY_URLS, Cluster, SentinelSetup, running
 
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL")
@@ -221,6 +222,21 @@ def app(app_factory: Callable[..., Flask]) -> Flask:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+@pytest.fixture
+def rest() -> FakeTwilioRest:
+    """Twilio's REST API, faked at the `twilio` library's HTTP client: records every request."""
+    return FakeTwilioRest()
+
+
+@pytest.fixture
+def rest_app(app_factory: Callable[..., Flask], rest: FakeTwilioRest) -> Flask:
+    """The app with Twilio REST credentials, so that it moves callers to agents and places
+    callbacks itself (a module that wants it for `client` sets `app = rest_app`)."""
+    return app_factory(
+        twilio_http_client=rest, twilio_account_sid=REST_ACCOUNT_SID, public_base_url=PUBLIC
+    )
 
 
 # --- agent PINs -----------------------------------------------------------------------------------

@@ -40,6 +40,9 @@ HERE = "‸"
 """Marks, in replacement text, the position a problem must point at."""
 
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
+PUBLIC = "https://ivr.example.com"
+"""The public URL of the app that has REST credentials (`rest_app`)."""
+REST_ACCOUNT_SID = "AC" + "1" * 32
 STATE_SECRET = "test-state-secret-0123456789abcdefghijklmnop"
 """The key that seals call state in the test apps' webhook URLs (`IVR_SECRET`)."""
 BASE_URL = "http://localhost"

@@ -24,6 +24,7 @@ from ivr.services import services
 from ivr.tickets.events import events_of, queue_stats
 from tests.conftest import AGENT_PINS, MONDAY_AFTERNOON
 from tests.support import (
+    PUBLIC,
     RULES,
     FakeTwilioRest,
     Phone,
@@ -33,22 +34,13 @@ from tests.support import (
     ticket_of,
 )
 
-PUBLIC = "https://ivr.example.com"
-
 pytestmark = pytest.mark.usefixtures("agent_pins")
 
 
 @pytest.fixture
-def rest() -> FakeTwilioRest:
-    return FakeTwilioRest()
-
-
-@pytest.fixture
-def app(app_factory: Callable[..., Flask], rest: FakeTwilioRest) -> Flask:
+def app(rest_app: Flask) -> Flask:
     """The app with Twilio REST credentials, so it moves and calls back callers itself."""
-    return app_factory(
-        twilio_http_client=rest, twilio_account_sid="AC" + "1" * 32, public_base_url=PUBLIC
-    )
+    return rest_app
 
 
 def phone(client: FlaskClient, caller: str = "+14155550100") -> Phone:

@@ -34,6 +34,7 @@ from ivr.tickets.listing import timeline
 from ivr.tickets.records import CallEnd
 from tests.conftest import AGENT_PINS
 from tests.support import (
+    PUBLIC,
     FakeTwilioRest,
     Phone,
     RestRequest,
@@ -45,7 +46,6 @@ from tests.support import (
     write_rules,
 )
 
-PUBLIC = "https://ivr.example.com"
 OUR_NUMBER = "+18005550199"
 # The americas team (funds, en-US) opens mon-fri 08:00-20:00 in New York (UTC-5 in November).
 MONDAY_23_NY = datetime(2026, 11, 24, 4, 0, tzinfo=UTC)
@@ -57,16 +57,9 @@ pytestmark = pytest.mark.usefixtures("agent_pins")
 
 
 @pytest.fixture
-def rest() -> FakeTwilioRest:
-    return FakeTwilioRest()
-
-
-@pytest.fixture
-def app(app_factory: Callable[..., Flask], rest: FakeTwilioRest) -> Flask:
+def app(rest_app: Flask) -> Flask:
     """The app with Twilio REST credentials, so that it can place calls."""
-    return app_factory(
-        twilio_http_client=rest, twilio_account_sid="AC" + "1" * 32, public_base_url=PUBLIC
-    )
+    return rest_app
 
 
 def services_of(app: Flask) -> Services:

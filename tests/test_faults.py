@@ -54,7 +54,14 @@ from tests.faults import (
     free_port,
     wait_until,
 )
-from tests.support import AUTH_TOKEN, STATE_SECRET, FakeTwilioRest, Phone, reference_in
+from tests.support import (
+    AUTH_TOKEN,
+    REST_ACCOUNT_SID,
+    STATE_SECRET,
+    FakeTwilioRest,
+    Phone,
+    reference_in,
+)
 
 T = TypeVar("T")
 DEADLINE = 2.0
@@ -147,7 +154,7 @@ def line(database: Database, tmp_path: Path) -> Iterator[Line]:
     settings = Settings(
         database_url="unused://",
         twilio_auth_token=AUTH_TOKEN,
-        twilio_account_sid="AC" + "1" * 32,
+        twilio_account_sid=REST_ACCOUNT_SID,
         public_base_url="http://localhost",
         routing_rules=ROOT / "routing_rules.yaml",
         voice_prompts=ROOT / "voice_prompts",

@@ -19,9 +19,8 @@ from ivr.db import Database
 from ivr.queue import connect
 from ivr.tickets.changes import Outcome
 from tests.conftest import AGENT_PINS
-from tests.support import Phone, spoken, ticket_of
+from tests.support import PUBLIC, Phone, spoken, ticket_of
 from tests.test_agent_calls import (
-    PUBLIC,
     agent_answers,
     conversation_ends,
     log_in,

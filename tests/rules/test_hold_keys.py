@@ -12,9 +12,8 @@ from flask import Flask
 
 from ivr.rules.loader import load_rules
 from ivr.rules.schema import DEFAULT_HOLD_KEYS
-from tests.support import Phone, prompt_texts, write_rules
+from tests.support import PUBLIC, REST_ACCOUNT_SID, Phone, prompt_texts, write_rules
 
-PUBLIC = "https://ivr.example.com"
 TEXTS = prompt_texts("en-US")
 SHIPPED_KEYS = 'hold_keys:\n  position: "1"\n  callback: "2"\n  voicemail: "3"\n'
 
@@ -23,7 +22,7 @@ def holding_caller(app_factory: Callable[..., Flask], rules: Path | None) -> Pho
     """An English caller in the `account` queue, hearing their first hold round (with the options),
     on a service with Twilio REST credentials, so that callbacks are possible."""
     overrides = {"routing_rules": rules} if rules else {}
-    app = app_factory(twilio_account_sid="AC" + "1" * 32, public_base_url=PUBLIC, **overrides)
+    app = app_factory(twilio_account_sid=REST_ACCOUNT_SID, public_base_url=PUBLIC, **overrides)
     phone = Phone(app.test_client(), caller="+14155550100", base_url=PUBLIC)
     phone.dial()
     phone.press("2")  # English

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -28,9 +27,8 @@ from ivr.tickets.listing import (
 )
 from ivr.tickets.models import Ticket
 from tests.conftest import AGENT_PINS
-from tests.support import FakeTwilioRest, Phone, new_call_sid, signed_post, ticket_of
+from tests.support import PUBLIC, FakeTwilioRest, Phone, new_call_sid, signed_post, ticket_of
 
-PUBLIC = "https://ivr.example.com"
 GERMAN = "+4915112345678"
 AMERICAN = "+14155550100"
 FRENCH = "+33612345678"
@@ -45,16 +43,9 @@ pytestmark = pytest.mark.usefixtures("agent_pins")
 
 
 @pytest.fixture
-def rest() -> FakeTwilioRest:
-    return FakeTwilioRest()
-
-
-@pytest.fixture
-def app(app_factory: Callable[..., Flask], rest: FakeTwilioRest) -> Flask:
+def app(rest_app: Flask) -> Flask:
     """The app with Twilio REST credentials, so it moves a waiting caller to an agent itself."""
-    return app_factory(
-        twilio_http_client=rest, twilio_account_sid="AC" + "1" * 32, public_base_url=PUBLIC
-    )
+    return rest_app
 
 
 # --- simulated calls (also used by tests/test_tickets_cli.py) -----------------------------------

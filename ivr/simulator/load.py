@@ -358,12 +358,6 @@ def check_estimator(estimator: str) -> None:
         raise LoadError(f"--estimator must be one of {', '.join(ESTIMATORS)}")
 
 
-def with_estimator(rules: Rules, estimator: str) -> Rules:
-    """The rules with `wait_estimate: estimator` on every queue (`--estimator`)."""
-    check_estimator(estimator)
-    return on_every_queue(rules, {"wait_estimate": estimator})
-
-
 def on_every_queue(rules: Rules, settings: Mapping[str, Any]) -> Rules:
     """The rules with these queue settings on every queue."""
     queues = {

@@ -31,8 +31,8 @@ from ivr.simulator.load import (
     arrival_times,
     check_estimator,
     load_scenario,
+    on_every_queue,
     run_load,
-    with_estimator,
 )
 from ivr.waits import say_minutes
 from tests.support import PROMPTS, RULES
@@ -233,8 +233,9 @@ def test_the_emergency_rules_copy_differs_only_in_its_agents() -> None:
 
 def test_estimator_is_set_on_every_queue(monkeypatch: pytest.MonkeyPatch) -> None:
     rules = load_bundle(RULES, PROMPTS).rules
-    changed = with_estimator(rules, "formula")
+    changed = on_every_queue(rules, {"wait_estimate": "formula", "position_only_down": False})
     assert {q.wait_estimate for q in changed.queues.values()} == {"formula"}
+    assert {q.position_only_down for q in changed.queues.values()} == {False}
     assert set(changed.queues) == set(rules.queues)
 
     class Old:

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 
 from ivr.cli import main
@@ -17,20 +18,23 @@ from ivr.clock import FrozenClock
 from ivr.db import Database
 from ivr.tickets.models import Ticket
 from tests.support import FakeTwilioRest, ticket_of
-from tests.tickets.test_listing import (  # the test app with Twilio REST, and its calls
+from tests.tickets.test_listing import (  # the calls of the listing tests
     AMERICAN,
     FRENCH,
     GERMAN,
     MONDAY_15,
     ODD_RECORDING,
     answered_call,
-    app,
     fill,
-    rest,
 )
 
-__all__ = ["app", "rest"]  # fixtures used by the tests below
 pytestmark = pytest.mark.usefixtures("agent_pins")
+
+
+@pytest.fixture
+def app(rest_app: Flask) -> Flask:
+    """The app with Twilio REST credentials, as in the listing tests."""
+    return rest_app
 
 
 @pytest.fixture

@@ -170,8 +170,8 @@ def _sentinel(url: ServersUrl) -> redis.Redis:
     }
     if "sentinel_password" in url.query:
         sentinel_kwargs["password"] = url.query["sentinel_password"]
-    sentinel = Sentinel(list(url.nodes), sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
-    client = sentinel.master_for(  # type: ignore[no-untyped-call]
+    sentinel = Sentinel(list(url.nodes), sentinel_kwargs=sentinel_kwargs)
+    client = sentinel.master_for(
         service,
         redis_class=GuardedRedis,
         db=db,

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ivr import logs
+from ivr.command import CommandError, count, port, positive_int
 from ivr.config import EMBEDDED_REDIS, ConfigError, Settings
 from ivr.credentials import PinFileError, PinStore, pin_problem
 from ivr.hash_file import read_new_secret
@@ -45,12 +46,19 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _upgrade(args: argparse.Namespace) -> int:
-    from ivr.db import Database
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from ivr.db import Database, failure_reason
 
     settings = Settings.from_env()
     database = Database(settings.database_url)
-    database.upgrade()
-    print(f"database at revision {database.current_revision()}")
+    try:
+        database.upgrade()
+        print(f"database at revision {database.current_revision()}")
+    except SQLAlchemyError as exc:
+        raise CommandError(f"cannot upgrade the database schema ({failure_reason(exc)})") from exc
+    finally:
+        database.dispose()
     return 0
 
 
@@ -58,16 +66,18 @@ def _schema_ready(settings: Settings, migrate: bool) -> str | None:
     """Bring the schema to the code's (or check it); why the service must not start, if it must not."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from ivr.db import Database
+    from ivr.db import Database, failure_reason
 
     database = Database(settings.database_url)
     try:
         if migrate:
             database.upgrade()
         return database.schema().problem()
-    except SQLAlchemyError as exc:
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        return f"cannot reach the database to check its schema ({reason})"
+    except (
+        SQLAlchemyError
+    ) as exc:  # unreachable, or a migration failed: the driver's words say which
+        doing = "upgrade" if migrate else "check"
+        return f"cannot {doing} the database schema ({failure_reason(exc)})"
     finally:
         database.dispose()
 
@@ -314,8 +324,19 @@ def _list_agents(args: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    """The installed package's version (pyproject.toml's, as the installer recorded it)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ivr")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "(version unknown: the package is not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ivr", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"ivr {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     check = commands.add_parser("check", help="validate a rules file and its voice prompts")
@@ -329,9 +350,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run the service (gunicorn)")
     serve.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
-    serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "5000")))
-    serve.add_argument("--workers", type=int, default=1, help="processes (needs a real REDIS_URL)")
-    serve.add_argument("--threads", type=int, default=8, help="threads per process")
+    # A default given as text goes through `type` too: a bad $PORT is refused like a bad --port.
+    serve.add_argument("--port", type=port, default=os.environ.get("PORT", "5000"))
+    serve.add_argument(
+        "--workers", type=positive_int, default=1, help="processes (needs a real REDIS_URL)"
+    )
+    serve.add_argument("--threads", type=positive_int, default=8, help="threads per process")
     serve.add_argument(
         "--dev",
         action="store_true",
@@ -348,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--drain", action="store_true", help="write what is waiting now, then exit")
     worker.add_argument(
         "--nice",
-        type=int,
+        type=count,
         default=10,
         help="lower the worker's CPU priority by this much (default 10; 0 keeps it)",
     )
@@ -405,7 +429,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Alembic announces each of its plugins at INFO as it is imported: not news to an operator.
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
-    result: int = args.run(args)
+    from sqlalchemy.exc import OperationalError
+
+    from ivr.db import failure_reason
+
+    try:
+        result: int = args.run(args)
+    except CommandError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    except OperationalError as exc:  # the database went away after the command had checked it
+        print(f"the database failed: {failure_reason(exc)}", file=sys.stderr)
+        return 1
     return result
 
 

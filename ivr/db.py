@@ -203,6 +203,14 @@ class Database:
         """Where the schema stands against the code's newest migration; raises when unreachable."""
         return SchemaState(self.current_revision(), self.head_revision())
 
+    def unready(self) -> str | None:
+        """Why the code cannot use this database now (it does not answer, or its schema is not the
+        code's), in words an operator can act on; None when it can. Never raises."""
+        try:
+            return self.schema().problem()
+        except SQLAlchemyError as exc:
+            return f"cannot reach the database ({failure_reason(exc)})"
+
     def current_revision(self) -> str | None:
         """The Alembic revision the database is at, or None before the first migration."""
         with self.engine.connect() as connection:
@@ -225,6 +233,13 @@ class Database:
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+
+
+def failure_reason(exc: SQLAlchemyError) -> str:
+    """The first line of what the driver said went wrong (SQLAlchemy's own text runs to several
+    lines, with the statement and a link), for a log line or a message."""
+    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return lines[0][:200] if lines else type(exc).__name__
 
 
 def _current_revision(connection: Connection) -> str | None:
@@ -301,9 +316,7 @@ class DatabaseHealth:
             problem = self._db.schema().problem()
             state = DatabaseState(True, problem, self._clock.now())
         except SQLAlchemyError as exc:
-            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-            text = reason[0][:200] if reason else type(exc).__name__
-            state = DatabaseState(False, f"unreachable: {text}", self._clock.now())
+            state = DatabaseState(False, f"unreachable: {failure_reason(exc)}", self._clock.now())
         with self._lock:
             self._latest = state
             self._failures += 0 if state.reachable else 1

@@ -204,7 +204,18 @@ def test_ivr_serve_refuses_a_database_it_cannot_reach(tmp_path: Path) -> None:
     url = f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere"
     result = run_ivr("serve", "--dev", "--port", "0", cwd=ROOT, DATABASE_URL=url)
     assert result.returncode == 1
-    assert "cannot start: cannot reach the database to check its schema" in result.stderr
+    assert "cannot start: cannot upgrade the database schema (" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_ivr_db_upgrade_of_a_database_it_cannot_reach_says_so_in_one_line(tmp_path: Path) -> None:
+    from tests.faults import free_port
+
+    url = f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere"
+    result = run_ivr("db", "upgrade", cwd=tmp_path, DATABASE_URL=url)
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr.startswith("cannot upgrade the database schema (")
+    assert result.stderr.count("\n") == 1 and "Connection refused" in result.stderr
 
 
 def test_ivr_worker_drain_writes_what_waits_in_the_spool(tmp_path: Path) -> None:
@@ -408,3 +419,59 @@ def test_ivr_agents_set_pin_command_from_a_script(tmp_path: Path) -> None:
     )
     assert (result.returncode, result.stderr) == (0, "")
     assert PinStore(pins).verify("anna", "517394")
+
+
+# --- bad numbers and the version ------------------------------------------------------------------
+
+
+def test_ivr_version_prints_the_version_of_the_package() -> None:
+    import tomllib
+
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    result = run_ivr("--version", cwd=ROOT)
+    assert (result.returncode, result.stdout, result.stderr) == (0, f"ivr {version}\n", "")
+
+
+BAD_NUMBERS = [
+    (["simulate", "--calls", "0"], "argument --calls: must be 1 or more (got 0)"),
+    (["simulate", "--calls", "-2"], "argument --calls: must be 1 or more (got -2)"),
+    (["simulate", "--calls", "many"], "argument --calls: 'many' is not a whole number"),
+    (["simulate", "--play-seconds", "0"], "argument --play-seconds: must be more than 0"),
+    (["simulate", "--spread", "-1"], "argument --spread: must be 0 seconds or more"),
+    (["simulate", "--hangup-after", "nan"], "argument --hangup-after: 'nan' is not a finite"),
+    (["simulate", "--retries", "-1"], "argument --retries: must be 0 or more (got -1)"),
+    (["simulate", "--status-delay", "-5"], "argument --status-delay: must be 0 seconds"),
+    (["simulate", "--agent-talks", "-60"], "argument --agent-talks: must be 0 seconds"),
+    (["serve", "--workers", "0"], "argument --workers: must be 1 or more (got 0)"),
+    (["serve", "--threads", "0"], "argument --threads: must be 1 or more (got 0)"),
+    (["serve", "--port", "70000"], "argument --port: a port is 1 to 65535 (got 70000)"),
+    (["worker", "--nice", "-5"], "argument --nice: must be 0 or more (got -5)"),
+    (["tickets", "list", "--limit", "0"], "argument --limit: must be 1 or more (got 0)"),
+]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"), BAD_NUMBERS, ids=[f"{a[0]}{a[-2]}={a[-1]}" for a, _ in BAD_NUMBERS]
+)
+def test_a_number_that_makes_no_sense_is_refused_before_anything_runs(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    assert stopped.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == "" and message in err.splitlines()[-1]
+
+
+def test_a_port_setting_that_is_not_a_number_is_refused_by_serve_only(tmp_path: Path) -> None:
+    result = run_ivr("serve", "--dev", cwd=tmp_path, PORT="eighty")
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == (
+        "ivr serve: error: argument --port: 'eighty' is not a whole number"
+    )
+    assert (
+        run_ivr(
+            "check", str(RULES), "--prompts", str(PROMPTS), cwd=tmp_path, PORT="eighty"
+        ).returncode
+        == 0
+    )

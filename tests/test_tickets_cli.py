@@ -189,3 +189,63 @@ def test_show_of_an_unknown_reference_exits_1_saying_so(
     code, out, err = run(capsys, "show", "9999999")
     assert (code, out) == (1, "")
     assert err == "ivr tickets: no ticket with reference '9999999'\n"
+
+
+# --- a database the commands cannot read -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "doing"),
+    [
+        (["list"], "cannot list tickets"),
+        (["export", "--format", "json"], "cannot export tickets"),
+        (["show", "4821093"], "cannot show the ticket"),
+    ],
+)
+def test_a_database_without_the_schema_gets_one_line_saying_what_to_run(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    doing: str,
+) -> None:
+    url = f"sqlite:///{tmp_path}/fresh.sqlite3"
+    head = Database(url).head_revision()
+    monkeypatch.setenv("DATABASE_URL", url)
+    code, out, err = run(capsys, *argv)
+    assert (code, out) == (1, "")
+    assert err == (
+        f"{doing}: the database is without any schema, the code needs {head}: "
+        "run `ivr db upgrade`\n"
+    )
+
+
+def test_a_database_behind_the_code_says_its_revision(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path}/old.sqlite3"
+    database = Database(url)
+    try:
+        database.upgrade("0002")
+        head = database.head_revision()
+    finally:
+        database.dispose()
+    monkeypatch.setenv("DATABASE_URL", url)
+    code, out, err = run(capsys, "list")
+    assert (code, out) == (1, "")
+    assert err == (
+        f"cannot list tickets: the database is at revision 0002, the code needs {head}: "
+        "run `ivr db upgrade`\n"
+    )
+
+
+def test_a_database_that_does_not_answer_gets_one_line_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.faults import free_port
+
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere")
+    code, out, err = run(capsys, "list")
+    assert (code, out) == (1, "")
+    assert err.startswith("cannot list tickets: cannot reach the database (")
+    assert err.count("\n") == 1 and "Connection refused" in err

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ivr.command import count, positive_int, positive_seconds, seconds
 from ivr.config import Settings
 from ivr.rules.check import load_bundle
 from ivr.rules.loader import RulesError
@@ -44,7 +45,7 @@ def add_parser(commands: Any) -> None:
     simulate.add_argument("--to", default="+18005550199", help="the support number called")
     simulate.add_argument("--keys", default="", help='caller script, e.g. "2,w10,1,t,r12,h30"')
     simulate.add_argument("--interactive", action="store_true", help="type keys as prompts come")
-    simulate.add_argument("--hangup-after", type=float, help="hang up after this many seconds")
+    simulate.add_argument("--hangup-after", type=seconds, help="hang up after this many seconds")
     simulate.add_argument("--hangup-at", help="hang up on hearing a prompt containing this text")
     simulate.add_argument("--at", help="in-process: the date and time of the call")
     simulate.add_argument(
@@ -55,23 +56,27 @@ def add_parser(commands: Any) -> None:
     simulate.add_argument("--rules", help="rules file (default: $ROUTING_RULES)")
     simulate.add_argument("--prompts", help="prompt folder (default: $VOICE_PROMPTS)")
     simulate.add_argument("--agents", default="", help="agents logged in, e.g. emma,anna")
-    simulate.add_argument("--agent-answers-after", type=float, default=5.0)
+    simulate.add_argument("--agent-answers-after", type=seconds, default=5.0)
     simulate.add_argument(
-        "--agent-talks", type=float, default=60.0, help="seconds per conversation"
+        "--agent-talks", type=seconds, default=60.0, help="seconds per conversation"
     )
     simulate.add_argument("--agent-no-answer", action="store_true", help="agents never pick up")
-    simulate.add_argument("--play-seconds", type=float, default=30.0, help="length of one <Play>")
-    simulate.add_argument("--calls", type=int, default=1, help="many calls at once (a summary)")
+    simulate.add_argument(
+        "--play-seconds", type=positive_seconds, default=30.0, help="length of one <Play>"
+    )
+    simulate.add_argument(
+        "--calls", type=positive_int, default=1, help="many calls at once (a summary)"
+    )
     simulate.add_argument(
         "--retries",
-        type=int,
+        type=count,
         default=0,
         help="in-process: send every webhook this many more times, as Twilio retries one whose "
         "answer it lost (same URL, form and I-Twilio-Idempotency-Token)",
     )
     simulate.add_argument(
         "--status-delay",
-        type=float,
+        type=seconds,
         default=0.0,
         help="in-process: seconds between a call's end and its status callback",
     )
@@ -86,7 +91,7 @@ def add_parser(commands: Any) -> None:
         help="with --public-url: the proxy does not forward them, and PUBLIC_BASE_URL is not set "
         "(the mistake that makes every webhook fail its signature check)",
     )
-    simulate.add_argument("--spread", type=float, default=10.0, help="seconds between arrivals")
+    simulate.add_argument("--spread", type=seconds, default=10.0, help="seconds between arrivals")
     simulate.add_argument("--seed", type=int, default=1, help="random seed for --calls")
     simulate.add_argument("--scenario", nargs="+", metavar="FILE", help="run scenario files")
     simulate.add_argument("--explore", action="store_true", help="walk every menu path")

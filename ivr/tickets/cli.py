@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
+from ivr.command import positive_int, reading_database
 from ivr.config import Settings
 from ivr.db import Database
 from ivr.tickets.listing import (
@@ -38,7 +40,7 @@ def add_parser(commands: Any) -> None:
     listing = actions.add_parser("list", help="an aligned table of tickets, newest first")
     _add_filters(listing)
     listing.add_argument(
-        "--limit", type=_positive, default=50, help="show at most this many (default 50)"
+        "--limit", type=positive_int, default=50, help="show at most this many (default 50)"
     )
     listing.set_defaults(run=_list)
 
@@ -70,13 +72,6 @@ def _add_filters(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
-    return value
-
-
 def _filter_of(args: argparse.Namespace) -> TicketFilter | None:
     """The filter the options ask for; None, said why on one line, when one is bad."""
     given = {
@@ -100,21 +95,18 @@ def _filter_of(args: argparse.Namespace) -> TicketFilter | None:
         return None
 
 
-def _database() -> Database:
-    return Database(Settings.from_env().database_url)
+def _database(doing: str) -> AbstractContextManager[Database]:
+    """The database of $DATABASE_URL, checked before it is read (see `reading_database`)."""
+    return reading_database(Settings.from_env().database_url, doing)
 
 
 def _list(args: argparse.Namespace) -> int:
     filter = _filter_of(args)
     if filter is None:
         return 2
-    database = _database()
-    try:
-        with database.session() as session:
-            tickets = find_tickets(session, filter, limit=args.limit)
-            total = count_tickets(session, filter)
-    finally:
-        database.dispose()
+    with _database("list tickets") as database, database.session() as session:
+        tickets = find_tickets(session, filter, limit=args.limit)
+        total = count_tickets(session, filter)
     if not tickets:
         print("no tickets match")
         return 0
@@ -148,13 +140,9 @@ def _export(args: argparse.Namespace) -> int:
     filter = _filter_of(args)
     if filter is None:
         return 2
-    database = _database()
-    try:
-        with database.session() as session:
-            total = count_tickets(session, filter)
-            tickets = find_tickets(session, filter, limit=max(total, 1))
-    finally:
-        database.dispose()
+    with _database("export tickets") as database, database.session() as session:
+        total = count_tickets(session, filter)
+        tickets = find_tickets(session, filter, limit=max(total, 1))
     write = json_of if args.format == "json" else csv_of
     text = write(tickets, full_numbers=args.full_numbers)
     if args.out:
@@ -167,16 +155,12 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    database = _database()
-    try:
-        with database.session() as session:
-            ticket = find_by_reference(session, args.reference)
-            if ticket is None:
-                print(f"ivr tickets: no ticket with reference {args.reference!r}", file=sys.stderr)
-                return 1
-            story = timeline(session, ticket, full_numbers=args.full_numbers)
-    finally:
-        database.dispose()
+    with _database("show the ticket") as database, database.session() as session:
+        ticket = find_by_reference(session, args.reference)
+        if ticket is None:
+            print(f"ivr tickets: no ticket with reference {args.reference!r}", file=sys.stderr)
+            return 1
+        story = timeline(session, ticket, full_numbers=args.full_numbers)
     shown = (lambda n: n or "") if args.full_numbers else mask_number
     fields = [
         ("reference", ticket.reference),

@@ -8,6 +8,7 @@ import ipaddress
 import logging
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -204,7 +205,6 @@ def _run_gunicorn(
 def _worker(args: argparse.Namespace) -> int:
     """`ivr worker`: write tickets from the journal, keep the queues tidy and place after-hours
     callbacks when their team opens, until stopped."""
-    import signal
     import threading
 
     from ivr.app import build_services
@@ -422,13 +422,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+EXIT_READER_GONE = 128 + signal.SIGPIPE
+"""The status of a command whose reader went away (`ivr tickets list | head`): what the shell
+reports for a program that SIGPIPE ended, as `cat` and `grep` end there."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """`ivr`: run the subcommand; its exit status."""
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     # Alembic announces each of its plugins at INFO as it is imported: not news to an operator.
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
+    try:
+        result = _run(args)
+        sys.stdout.flush()  # a reader gone by now is found here, not in Python's flush at exit
+    except BrokenPipeError:
+        # Nobody reads the rest: stop without a traceback. Python flushes stdout once more at
+        # exit, which would fail again, so stdout now points at /dev/null (Python's own advice,
+        # "Note on SIGPIPE" in the signal module's documentation).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_READER_GONE
+    return result
+
+
+def _run(args: argparse.Namespace) -> int:
     from sqlalchemy.exc import OperationalError
 
     from ivr.db import failure_reason

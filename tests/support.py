@@ -13,6 +13,8 @@ import logging
 import os
 import re
 import shutil
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -247,6 +249,58 @@ def prompt_texts(language: str) -> dict[str, str]:
     data = yaml.safe_load((PROMPTS / f"{language}.yaml").read_text(encoding="utf-8"))
     texts: dict[str, str] = data["prompts"]
     return texts
+
+
+# --- the installed `ivr` command -------------------------------------------------------------------
+
+IVR = Path(sys.executable).with_name("ivr")
+"""The console script installed next to this Python."""
+EXIT_READER_GONE = 141
+"""How a command ends whose reader went away: as one that SIGPIPE (13) ended, 128 + 13."""
+LOCAL_SETTINGS = {"ROUTING_RULES", "VOICE_PROMPTS", "DATABASE_URL"}
+"""Settings of the environment the tests run in that a command run by a test must not inherit."""
+
+
+def ivr_environment(**env: str) -> dict[str, str]:
+    """A copy of this process's environment without `LOCAL_SETTINGS`, with `env` on top."""
+    environment = {k: v for k, v in os.environ.items() if k not in LOCAL_SETTINGS}
+    environment.update(env)
+    return environment
+
+
+def run_ivr(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run the installed `ivr` script, with `env` on top of a copy of this process's environment."""
+    return subprocess.run(
+        [str(IVR), *args],
+        cwd=cwd,
+        env=ivr_environment(**env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def first_line_then_close(*args: str, cwd: Path, **env: str) -> tuple[str, int, str]:
+    """Run `ivr` with its output read by someone who takes one line and leaves, as `| head -1`
+    does: (that line, the exit status, everything on stderr)."""
+    with (
+        (cwd / "ivr-stderr.txt").open("w+", encoding="utf-8") as err,
+        subprocess.Popen(
+            [str(IVR), *args],
+            cwd=cwd,
+            env=ivr_environment(**env),
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+        ) as process,
+    ):
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        process.stdout.close()
+        status = process.wait(timeout=120)
+        err.seek(0)
+        return line, status, err.read()
 
 
 # --- edited copies of the shipped rules and catalogs ----------------------------------------------

@@ -8,7 +8,6 @@ import re
 import shutil
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,10 +18,8 @@ from ivr.credentials import PinStore
 from ivr.db import Database
 from ivr.rules.loader import load_rules
 from tests.conftest import write_agent_pins
-from tests.support import PROMPTS, ROOT, RULES, write_rules
+from tests.support import IVR, PROMPTS, ROOT, RULES, run_ivr, write_rules
 
-IVR = Path(sys.executable).with_name("ivr")
-"""The console script installed next to this Python."""
 PROBLEM_LINE = re.compile(r"^[^:]+:\d+:\d+: .+$")
 
 
@@ -43,25 +40,6 @@ TWO_REFERENCE_MESSAGES = [
     "default language 'en-GB' is not in 'languages'",
     "queue 'supervisor' is not defined",
 ]
-
-
-def run_ivr(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    """Run the installed `ivr` script, with `env` on top of a copy of this process's environment."""
-    environment = {
-        name: value
-        for name, value in os.environ.items()
-        if name not in {"ROUTING_RULES", "VOICE_PROMPTS", "DATABASE_URL"}
-    }
-    environment.update(env)
-    return subprocess.run(
-        [str(IVR), *args],
-        cwd=cwd,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 # --- ivr check, in process ------------------------------------------------------------------------

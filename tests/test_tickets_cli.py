@@ -249,3 +249,42 @@ def test_a_database_that_does_not_answer_gets_one_line_not_a_traceback(
     assert (code, out) == (1, "")
     assert err.startswith("cannot list tickets: cannot reach the database (")
     assert err.count("\n") == 1 and "Connection refused" in err
+
+
+def test_a_listing_read_by_head_ends_quietly(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from tests.support import EXIT_READER_GONE, first_line_then_close
+
+    url = f"sqlite:///{tmp_path}/many.sqlite3"
+    database = Database(url)
+    start = datetime(2026, 11, 23, 15, tzinfo=UTC)
+    try:
+        database.upgrade()
+        with database.session() as session:  # more than a pipe holds: the lister must wait on it
+            session.add_all(
+                Ticket(
+                    call_sid=f"CA{n:032d}",
+                    reference=f"{1000000 + n}",
+                    caller="+4930123456",
+                    language="de-DE",
+                    arrived_at=start + timedelta(seconds=n),
+                )
+                for n in range(1500)
+            )
+    finally:
+        database.dispose()
+    line, status, err = first_line_then_close(
+        "tickets", "list", "--limit", "1500", cwd=tmp_path, DATABASE_URL=url
+    )
+    assert line.split() == [
+        "REFERENCE",
+        "TIME",
+        "LANGUAGE",
+        "ISSUE",
+        "QUEUE",
+        "OUTCOME",
+        "WAIT",
+        "CALLER",
+    ]
+    assert (status, err) == (EXIT_READER_GONE, "")

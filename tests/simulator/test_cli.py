@@ -13,7 +13,15 @@ from werkzeug.serving import make_server
 from ivr.cli import main
 from ivr.simulator.caller import HangUp, Press, ScriptError, Silence, Speak, Wait, parse_script
 from ivr.simulator.shared import parse_when
-from tests.support import AUTH_TOKEN, PROMPTS, RULES, STATE_SECRET, write_rules
+from tests.support import (
+    AUTH_TOKEN,
+    EXIT_READER_GONE,
+    PROMPTS,
+    RULES,
+    STATE_SECRET,
+    first_line_then_close,
+    write_rules,
+)
 
 MONDAY_NEW_YORK = "2026-11-23 10:00 America/New_York"
 
@@ -360,3 +368,22 @@ def test_a_public_url_the_app_is_not_told_of_fails_every_signature_and_says_so(
     )
     assert code == 1
     assert any("ERROR" in line and "answered HTTP 403" in line for line in lines)
+
+
+def test_a_transcript_read_by_head_ends_quietly(tmp_path: Path) -> None:
+    line, status, err = first_line_then_close(
+        "simulate",
+        "--rules",
+        str(RULES),
+        "--prompts",
+        str(PROMPTS),
+        "--at",
+        MONDAY_NEW_YORK,
+        "--keys",
+        "2,2,2,w3600",  # half an hour on hold (the call's limit) and every request: a long transcript
+        "--verbose",
+        cwd=tmp_path,
+    )
+    assert "request   POST /voice/incoming" in line
+    assert status == EXIT_READER_GONE
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err

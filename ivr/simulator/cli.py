@@ -35,6 +35,20 @@ DEFAULT_SCRIPTS = ["2,2,2", "2,6,1,w2,h", "2,0", "1,3,1"]
 """`--calls` without `--keys`: a withdrawal, a self-service answer, the operator, a Chinese caller."""
 
 
+UNSIGNED = (
+    "ivr simulate: TWILIO_AUTH_TOKEN is not set, so requests go unsigned: only a development "
+    "server (ivr serve --dev) accepts them"
+)
+NOT_SIGNED_FOR_IT = (
+    "ivr simulate: the server refused the unsigned requests (HTTP 403): it checks Twilio's "
+    "signature, so set TWILIO_AUTH_TOKEN to its auth token"
+)
+WRONG_SIGNATURE = (
+    "ivr simulate: the server refused the signed requests (HTTP 403): TWILIO_AUTH_TOKEN is not "
+    "its auth token, or it checks signatures against another URL (its PUBLIC_BASE_URL)"
+)
+
+
 def add_parser(commands: Any) -> None:
     simulate = commands.add_parser(
         "simulate",
@@ -49,7 +63,9 @@ def add_parser(commands: Any) -> None:
     simulate.add_argument("--hangup-at", help="hang up on hearing a prompt containing this text")
     simulate.add_argument("--at", help="in-process: the date and time of the call")
     simulate.add_argument(
-        "--url", help="call a running server instead (signs with TWILIO_AUTH_TOKEN)"
+        "--url",
+        help="call a running server instead (signs with TWILIO_AUTH_TOKEN; unsigned without it, "
+        "for ivr serve --dev)",
     )
     simulate.add_argument("--json", action="store_true", help="machine-readable records")
     simulate.add_argument("--verbose", action="store_true", help="also print each webhook request")
@@ -163,14 +179,15 @@ def _simulator(args: argparse.Namespace, quiet: bool = False) -> Iterator[tuple[
     emit = None if quiet else printer(sys.stdout, args.json, args.verbose)
     rules, prompts = _paths(args)
     if args.url:
-        token = os.environ.get("TWILIO_AUTH_TOKEN")
-        if not token:
-            raise ValueError("--url needs TWILIO_AUTH_TOKEN, the server's token, to sign requests")
+        token = os.environ.get("TWILIO_AUTH_TOKEN") or None
+        if token is None:
+            print(UNSIGNED, file=sys.stderr)
+        transport = OverHttp(args.url, token)
         matcher = None
         with contextlib.suppress(RulesError):  # without local rules, prompts are not recognised
             matcher = CatalogMatcher(load_bundle(rules, prompts))
         simulator = Simulator(
-            OverHttp(args.url, token),
+            transport,
             datetime.now(UTC),
             matcher=matcher,
             agent=_behaviour(args),
@@ -178,6 +195,8 @@ def _simulator(args: argparse.Namespace, quiet: bool = False) -> Iterator[tuple[
             on_record=emit,
         )
         yield simulator, None
+        if transport.refused:
+            print(NOT_SIGNED_FOR_IT if token is None else WRONG_SIGNATURE, file=sys.stderr)
         return
     at = parse_when(args.at) if args.at else datetime.now(UTC)
     agents = tuple(a.strip() for a in args.agents.split(",") if a.strip())

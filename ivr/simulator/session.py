@@ -3,7 +3,7 @@
 In-process, the simulator builds the app on a throw-away SQLite database and in-process Redis, with
 its own clock (set to `--at` and moved by the simulation) and its own stand-in for Twilio's REST API,
 so QA can call "on Christmas morning" without touching any real data. Over HTTP, requests are signed
-with `TWILIO_AUTH_TOKEN` exactly as Twilio signs them.
+with `TWILIO_AUTH_TOKEN` exactly as Twilio signs them (or sent unsigned to a development server).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from http import HTTPStatus
 from pathlib import Path
 from urllib.parse import urlencode, urljoin, urlsplit
 
@@ -106,11 +107,13 @@ class InProcess:
 
 
 class OverHttp:
-    """Requests go to a running server, signed with its Twilio auth token."""
+    """Requests go to a running server, signed with its Twilio auth token; without one, unsigned
+    (a development server checks no signature). `refused` counts the requests answered 403."""
 
-    def __init__(self, base_url: str, token: str) -> None:
+    def __init__(self, base_url: str, token: str | None) -> None:
         self.base_url = base_url.rstrip("/")
         self.token = token
+        self.refused = 0
 
     def send(
         self,
@@ -121,7 +124,8 @@ class OverHttp:
     ) -> Reply:
         body = urlencode(params).encode() if method == "POST" else None
         request = urllib.request.Request(url, data=body, method=method, headers=dict(headers or {}))
-        request.add_header("X-Twilio-Signature", sign(self.token, url, params))
+        if self.token is not None:
+            request.add_header("X-Twilio-Signature", sign(self.token, url, params))
         request.add_header("Content-Type", "application/x-www-form-urlencoded")
         request.add_header("User-Agent", "TwilioProxy/1.1 (ivr simulate)")
         started = time.monotonic()
@@ -135,6 +139,8 @@ class OverHttp:
                     time.monotonic() - started,
                 )
         except urllib.error.HTTPError as exc:
+            if exc.code == HTTPStatus.FORBIDDEN:
+                self.refused += 1
             return Reply(
                 exc.code, exc.headers.get("Content-Type"), exc.read(), time.monotonic() - started
             )

@@ -20,6 +20,7 @@ from tests.support import (
     RULES,
     STATE_SECRET,
     first_line_then_close,
+    ivr_environment,
     write_rules,
 )
 
@@ -146,9 +147,63 @@ def test_url_mode_with_the_wrong_token_is_refused_and_says_so(
     server: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TWILIO_AUTH_TOKEN", "not-the-token")
-    code, lines = simulate(capsys, "--url", server, "--keys", "2")
+    code = main(["simulate", "--url", server, "--keys", "2"])
+    out, err = capsys.readouterr()
     assert code == 1
-    assert any("ERROR" in line and "HTTP 403" in line for line in lines)
+    assert any("ERROR" in line and "HTTP 403" in line for line in out.splitlines())
+    assert err == (
+        "ivr simulate: the server refused the signed requests (HTTP 403): TWILIO_AUTH_TOKEN is "
+        "not its auth token, or it checks signatures against another URL (its PUBLIC_BASE_URL)\n"
+    )
+
+
+@pytest.fixture(scope="module")
+def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`ivr serve --dev` (gunicorn) on a free port, as the README starts it: no auth token."""
+    from tests.instances import Instance
+
+    folder = tmp_path_factory.mktemp("dev-server")
+    env = ivr_environment(
+        IVR_DEV_MODE="1",  # what `ivr serve --dev` sets
+        DATABASE_URL=f"sqlite:///{folder}/dev.sqlite3",
+        IVR_SPOOL_DIR=str(folder / "spool"),
+        IVR_SECRET=STATE_SECRET,
+    )
+    env.pop("TWILIO_AUTH_TOKEN", None)
+    instance = Instance.start(env, folder / "serve.log")
+    try:
+        instance.wait_ready()
+        yield f"http://127.0.0.1:{instance.port}"
+    finally:
+        instance.stop()
+
+
+def test_url_mode_without_a_token_calls_a_development_server_unsigned(
+    dev_server: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TWILIO_AUTH_TOKEN", raising=False)
+    code = main(["simulate", "--url", dev_server, "--keys", "2,6,2,h"])
+    out, err = capsys.readouterr()
+    assert code == 0, out
+    assert "support@bitp.example" in out
+    assert err == (
+        "ivr simulate: TWILIO_AUTH_TOKEN is not set, so requests go unsigned: only a development "
+        "server (ivr serve --dev) accepts them\n"
+    )
+
+
+def test_url_mode_without_a_token_against_a_server_that_checks_says_a_token_is_needed(
+    server: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TWILIO_AUTH_TOKEN", raising=False)
+    code = main(["simulate", "--url", server, "--keys", "2"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert any("ERROR" in line and "HTTP 403" in line for line in out.splitlines())
+    assert err.splitlines()[-1] == (
+        "ivr simulate: the server refused the unsigned requests (HTTP 403): it checks Twilio's "
+        "signature, so set TWILIO_AUTH_TOKEN to its auth token"
+    )
 
 
 def test_a_bad_caller_script_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:

@@ -255,6 +255,5 @@ def summary_lines(
         lines.append(f"  first per caller: {figure_words(part['first_announcement'])}")
         lines.append(
             f"  after {history_at_least}+ conversations: {figure_words(part['with_history'])}"
-            f" (targets: MAE <= 25% of mean wait, inside 75-85%)"
         )
     return lines

@@ -8,6 +8,7 @@ lognormal draw per conversation). Everything random is seeded: a scenario runs t
 
 While it runs, every wait estimate a caller hears is recorded (`accuracy.heard_interval`) with the
 wait that followed it, up to the moment an agent answered; `accuracy.summarize` makes the figures.
+A scenario may state targets for them (`targets:`); `ivr simulate --load` exits 1 when one is missed.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import math
 import random
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from typing import Any
 import yaml
 
 from ivr.rules.schema import Queue, Rules
-from ivr.simulator.accuracy import WAIT_PROMPTS, Pair, heard_interval, summarize
+from ivr.simulator.accuracy import WAIT_PROMPTS, Pair, figures, heard_interval, summarize
 from ivr.simulator.caller import ScriptedCaller, ScriptError, parse_script
 from ivr.simulator.engine import AgentBehaviour, SimulatedCall, Simulator
 from ivr.simulator.session import in_process
@@ -91,6 +92,28 @@ class Talk:
 
 
 @dataclass(frozen=True)
+class Targets:
+    """What a scenario expects of the estimates (`targets:`), judged over every queue together on
+    the estimates heard once their queue had `HISTORY_FOR_TARGETS` conversations; None: not set."""
+
+    mae_percent: float | None = None
+    """The MAE is at most this share (%) of the mean wait."""
+    inside_percent: tuple[float, float] | None = None
+    """The wait that followed falls inside the range told for this share (%) of the estimates."""
+    position_rises: int | None = None
+    """At most this many announcements of a higher position than the caller heard before."""
+
+
+@dataclass(frozen=True)
+class TargetCheck:
+    """One target of a scenario after its run: what it asks, what was measured, whether it is met."""
+
+    target: str
+    measured: str
+    met: bool
+
+
+@dataclass(frozen=True)
 class LoadScenario:
     path: Path
     name: str
@@ -106,6 +129,7 @@ class LoadScenario:
     talk: Talk
     answer_after: float
     streams: tuple[Stream, ...]
+    targets: Targets = Targets()
 
     @property
     def horizon(self) -> float:
@@ -147,7 +171,9 @@ KNOWN = {
     "talk",
     "answer_after",
     "callers",
+    "targets",
 }
+TARGET_KEYS = ("mae_percent", "inside_percent", "position_rises")
 
 
 def load_scenario(path: Path) -> LoadScenario:
@@ -190,6 +216,32 @@ def load_scenario(path: Path) -> LoadScenario:
         talk=Talk(mean, _number(talk, "sd", f"{path}: talk", 0)),
         answer_after=_number(data, "answer_after", str(path), 5),
         streams=streams,
+        targets=_targets(data.get("targets", {}), f"{path}: targets"),
+    )
+
+
+def _targets(value: object, where: str) -> Targets:
+    item = _mapping(value, where)
+    unknown = sorted(set(item) - set(TARGET_KEYS))
+    if unknown:
+        raise LoadError(
+            f"{where}: unknown keys {', '.join(unknown)} (known: {', '.join(TARGET_KEYS)})"
+        )
+    inside = item.get("inside_percent")
+    if inside is not None:
+        if not isinstance(inside, list) or len(inside) != 2:
+            raise LoadError(f"{where}: inside_percent must be [low, high], e.g. [75, 85]")
+        bounds = {"low": inside[0], "high": inside[1]}
+        inside = (_number(bounds, "low", where), _number(bounds, "high", where))
+        if not inside[0] <= inside[1] <= 100:
+            raise LoadError(
+                f"{where}: inside_percent needs low <= high <= 100 (got {list(inside)})"
+            )
+    rises = item.get("position_rises")
+    return Targets(
+        mae_percent=None if "mae_percent" not in item else _number(item, "mae_percent", where),
+        inside_percent=inside,
+        position_rises=None if rises is None else int(_number(item, "position_rises", where)),
     )
 
 
@@ -344,7 +396,45 @@ class LoadResult:
             "errors": self.errors,
             "unread_estimates": self.unread,
             "queues": summarize(self.pairs, HISTORY_FOR_TARGETS),
+            "targets": [asdict(check) for check in self.target_checks()],
         }
+
+    def target_checks(self) -> list[TargetCheck]:
+        """Each target of the scenario, with what this run measured."""
+        targets = self.scenario.targets
+        late = [p for p in self.pairs if p.history >= HISTORY_FOR_TARGETS]
+        after = f"after {HISTORY_FOR_TARGETS}+ conversations"
+        measured = figures(late)
+        checks: list[TargetCheck] = []
+        if targets.mae_percent is not None:
+            mae = measured.mae_percent
+            checks.append(
+                TargetCheck(
+                    f"MAE at most {targets.mae_percent:g}% of the mean wait, {after}",
+                    "nothing measured" if mae is None else f"{mae:.0f}%",
+                    mae is not None and mae <= targets.mae_percent,
+                )
+            )
+        if targets.inside_percent is not None:
+            low, high = targets.inside_percent
+            inside = measured.inside_share
+            checks.append(
+                TargetCheck(
+                    f"the wait inside the range told for {low:g}-{high:g}% of estimates, {after}",
+                    "nothing measured" if inside is None else f"{100 * inside:.0f}%",
+                    inside is not None and low <= 100 * inside <= high,
+                )
+            )
+        if targets.position_rises is not None:
+            checks.append(
+                TargetCheck(
+                    f"at most {targets.position_rises} positions heard higher than the caller's "
+                    "previous one",
+                    str(self.position_rises),
+                    self.position_rises <= targets.position_rises,
+                )
+            )
+        return checks
 
 
 def check_estimator(estimator: str) -> None:
@@ -582,6 +672,8 @@ def result_lines(result: LoadResult) -> list[str]:
     )
     if result.unread:
         lines.append(f"estimates not read back: {len(result.unread)}, e.g. {result.unread[0]}")
+    for check in result.target_checks():
+        lines.append(f"target {'met' if check.met else 'MISSED'}: {check.target}: {check.measured}")
     lines.append(f"errors: {len(result.errors)}")
     lines += [f"  {error}" for error in result.errors[:20]]
     return lines
@@ -591,8 +683,10 @@ def load_command(
     files: list[Path], rules: Path, prompts: Path, estimator: str | None, as_json: bool, out: Any
 ) -> int:
     """`ivr simulate --load FILE...`: run each scenario, print its figures (or JSON lines: one per
-    estimate heard, then the summary); exit 1 if a call met an error."""
+    estimate heard, then the summary); exit 1 if a call met an error or a target was missed (each
+    missed target is said on stderr too, whatever the format)."""
     import json
+    import sys
 
     if estimator:
         check_estimator(estimator)
@@ -600,7 +694,8 @@ def load_command(
     failed = False
     for scenario in scenarios:
         result = run_load(scenario, rules, prompts, estimator)
-        failed = failed or bool(result.errors)
+        missed = [check for check in result.target_checks() if not check.met]
+        failed = failed or bool(result.errors) or bool(missed)
         if as_json:
             for pair in result.pairs:
                 record = {"kind": "estimate", "scenario": scenario.name, **pair.as_record()}
@@ -609,4 +704,9 @@ def load_command(
         else:
             for line in result_lines(result):
                 print(line, file=out)
+        for check in missed:
+            print(
+                f"ivr simulate: {scenario.name}: target missed: {check.target}: {check.measured}",
+                file=sys.stderr,
+            )
     return 1 if failed else 0

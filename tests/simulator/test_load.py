@@ -6,6 +6,7 @@ import json
 import random
 import re
 import statistics
+from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar
 
@@ -28,6 +29,7 @@ from ivr.simulator.engine import AgentBehaviour
 from ivr.simulator.load import (
     Arrivals,
     LoadError,
+    Targets,
     arrival_times,
     check_estimator,
     load_scenario,
@@ -205,6 +207,10 @@ def test_a_scenario_with_a_mistake_is_refused_naming_the_key(tmp_path: Path) -> 
         ),
         ({"callers": [{"keys": "2,x", "arrivals": [{"per_hour": 9}]}]}, "callers[0]: keys: 'x'"),
         ({"agents": []}, "agents: must be a non-empty list"),
+        ({"targets": {"mae": 25}}, "targets: unknown keys mae (known: mae_percent,"),
+        ({"targets": {"inside_percent": 80}}, "targets: inside_percent must be [low, high]"),
+        ({"targets": {"inside_percent": [85, 75]}}, "inside_percent needs low <= high <= 100"),
+        ({"targets": {"position_rises": -1}}, "targets: position_rises must be a number >= 0"),
     ]:
         path = tmp_path / "bad.yaml"
         path.write_text(yaml.safe_dump({**good, **change}))
@@ -382,3 +388,85 @@ def test_urgent_callers_going_ahead_never_make_anyone_hear_a_higher_position(
 def test_position_rises_count_only_announcements_above_the_previous_one() -> None:
     assert load_module.position_rises([5, 4, 4, 6, 3, 7]) == 2
     assert load_module.position_rises([]) == 0
+
+
+# --- targets: a scenario's own, and the exit status ------------------------------------------
+
+
+def test_targets_are_judged_on_the_estimates_heard_after_30_conversations(
+    small_run: load_module.LoadResult,
+) -> None:
+    late = {"history": load_module.HISTORY_FOR_TARGETS}
+    pairs = [
+        pair(100, 200, low=50, high=150, **late),  # 100 s off, outside what was said
+        pair(100, 120, low=50, high=150, **late),  # 20 s off, inside
+        pair(600, 100, low=0, high=900, history=2),  # heard too early to count
+    ]
+    asked = Targets(mae_percent=40, inside_percent=(40, 60), position_rises=0)
+    result = replace(
+        small_run,
+        scenario=replace(small_run.scenario, targets=asked),
+        pairs=pairs,
+        position_rises=1,
+    )
+    checks = [(c.measured, c.met) for c in result.target_checks()]
+    # MAE 60 s of a mean wait of 160 s: 38%; one of two inside: 50%; one position heard higher.
+    assert checks == [("38%", True), ("50%", True), ("1", False)]
+    assert result.target_checks()[2].target == (
+        "at most 0 positions heard higher than the caller's previous one"
+    )
+    stricter = replace(result.scenario, targets=Targets(mae_percent=30, inside_percent=(75, 85)))
+    assert [c.met for c in replace(result, scenario=stricter).target_checks()] == [False, False]
+    nothing = replace(result, pairs=pairs[2:])  # no estimate late enough: a target is not met
+    assert [(c.measured, c.met) for c in nothing.target_checks()][:2] == [
+        ("nothing measured", False),
+        ("nothing measured", False),
+    ]
+
+
+def test_a_missed_target_makes_the_load_run_exit_1_and_say_which(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "small.yaml"
+    path.write_text(yaml.safe_dump({**SMALL, "targets": {"mae_percent": 25, "position_rises": 0}}))
+    args = ["simulate", "--rules", str(RULES), "--prompts", str(PROMPTS), "--load", str(path)]
+    # The run is too short for 30 conversations: the MAE target cannot be met.
+    missed = (
+        "small: target missed: MAE at most 25% of the mean wait, after 30+ conversations: "
+        "nothing measured"
+    )
+    assert main([*args, "--json"]) == 1
+    out, err = capsys.readouterr()
+    summary = json.loads(out.splitlines()[-1])
+    assert [(t["met"], t["measured"]) for t in summary["targets"]] == [
+        (False, "nothing measured"),
+        (True, "0"),
+    ]
+    assert err == f"ivr simulate: {missed}\n"
+    assert main(args) == 1
+    out, err = capsys.readouterr()
+    assert (
+        "target MISSED: MAE at most 25% of the mean wait, after 30+ conversations: nothing measured"
+        in out.splitlines()
+    )
+    assert "target met: at most 0 positions heard higher than the caller's previous one: 0" in out
+    assert err == f"ivr simulate: {missed}\n"
+
+
+def test_a_load_run_that_meets_its_targets_exits_0(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "small.yaml"
+    path.write_text(yaml.safe_dump({**SMALL, "targets": {"position_rises": 0}}))
+    args = ["simulate", "--rules", str(RULES), "--prompts", str(PROMPTS), "--load", str(path)]
+    assert main(args) == 0
+    out, err = capsys.readouterr()
+    assert "target met: at most 0 positions heard higher than the caller's previous one: 0" in out
+    assert "MISSED" not in out and err == ""
+
+
+def test_the_shipped_scenarios_state_the_targets_of_docs_waits_md() -> None:
+    for path in sorted(WAITS.glob("*.yaml")):
+        assert load_scenario(path).targets.position_rises == 0, path.name
+    steady = load_scenario(WAITS / "steady.yaml").targets
+    assert (steady.mae_percent, steady.inside_percent) == (25, (75, 85))

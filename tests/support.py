@@ -7,14 +7,20 @@ in replacement text marks the position a problem must point at.
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import json
 import logging
 import os
+import pty
 import re
+import select
 import shutil
+import struct
 import subprocess
 import sys
+import termios
+import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -301,6 +307,35 @@ def first_line_then_close(*args: str, cwd: Path, **env: str) -> tuple[str, int, 
         status = process.wait(timeout=120)
         err.seek(0)
         return line, status, err.read()
+
+
+def with_stderr_on_a_terminal(*args: str, cwd: Path, **env: str) -> tuple[int, str, str]:
+    """Run `ivr` with stderr on a pseudo-terminal of 80x24 (stdout a pipe), as someone at a terminal
+    who sends the output to a file: (exit status, stdout, what the terminal showed)."""
+    main, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    with (
+        (cwd / "ivr-stdout.txt").open("w+", encoding="utf-8") as out,
+        subprocess.Popen(
+            [str(IVR), *args], cwd=cwd, env=ivr_environment(**env), stdout=out, stderr=terminal
+        ) as process,
+    ):
+        os.close(terminal)
+        shown = bytearray()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([main], [], [], 1.0)
+            try:
+                chunk = os.read(main, 65536) if ready else b""
+            except OSError:  # EIO: the process closed its end of the terminal
+                break
+            if ready and not chunk:
+                break
+            shown += chunk
+        os.close(main)
+        status = process.wait(timeout=10)
+        out.seek(0)
+        return status, out.read(), shown.decode("utf-8", "replace")
 
 
 # --- edited copies of the shipped rules and catalogs ----------------------------------------------

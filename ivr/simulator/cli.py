@@ -27,6 +27,8 @@ from ivr.simulator.caller import (
     parse_script,
 )
 from ivr.simulator.engine import AgentBehaviour, SimulatedCall, SimulationError, Simulator
+from ivr.simulator.progress import Progress
+from ivr.simulator.progress import wanted as progress_wanted
 from ivr.simulator.report import printer, summary_lines, summary_of, ticket_line, ticket_record
 from ivr.simulator.session import CatalogMatcher, OverHttp, in_process
 from ivr.simulator.shared import parse_when, ticket_of
@@ -132,23 +134,25 @@ def add_parser(commands: Any) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    show = progress_wanted(args.json, args.verbose)
     try:
         if args.scenario:
             from ivr.simulator.scenario import run_scenario_files
 
-            return run_scenario_files([Path(f) for f in args.scenario], _paths(args), sys.stdout)
+            files = [Path(f) for f in args.scenario]
+            return run_scenario_files(files, _paths(args), sys.stdout, show)
         if args.load:
             from ivr.simulator.load import load_command
 
             rules, prompts = _paths(args)
             files = [Path(f) for f in args.load]
-            return load_command(files, rules, prompts, args.estimator, args.json, sys.stdout)
+            return load_command(files, rules, prompts, args.estimator, args.json, sys.stdout, show)
         if args.estimator:
             raise ValueError("--estimator applies to --load runs only")
         if args.explore:
             from ivr.simulator.explore import explore_command
 
-            explored: int = explore_command(args, _paths(args), sys.stdout)
+            explored: int = explore_command(args, _paths(args), sys.stdout, show)
             return explored
         if args.calls > 1:
             return _many(args)
@@ -245,7 +249,11 @@ def _many(args: argparse.Namespace) -> int:
     scripts = [s.strip() for s in args.keys.split("|") if s.strip()] or DEFAULT_SCRIPTS
     calls: list[SimulatedCall] = []
     chosen: list[str] = []
-    with _simulator(args, quiet=not args.verbose) as (simulator, app):
+    with (
+        _simulator(args, quiet=not args.verbose) as (simulator, app),
+        Progress(progress_wanted(args.json, args.verbose), "calls", "calls", args.calls) as bar,
+    ):
+        simulator.on_call_done = lambda call: bar.advance() if call.direction == "inbound" else None
         for index in range(args.calls):
             chosen.append(rng.choice(scripts))
             caller = ScriptedCaller(parse_script(chosen[-1]))
@@ -257,6 +265,7 @@ def _many(args: argparse.Namespace) -> int:
                 )
             )
         simulator.run()
+        bar.close()
         outcomes: Counter[str] = Counter()
         rows = []
         for script, call in zip(chosen, calls, strict=True):

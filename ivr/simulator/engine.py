@@ -869,6 +869,8 @@ class Simulator:
         self.transport = transport
         self.on_prompt = on_prompt
         """Told of every prompt a caller hears that the matcher recognises (a load run's recorder)."""
+        self.on_call_done: Callable[[SimulatedCall], None] | None = None
+        """Told of every call (inbound or a callback) once it has ended (the progress shown)."""
         self.start = start
         self.clock = clock
         self.matcher = matcher
@@ -1077,6 +1079,8 @@ class Simulator:
                 )  # the call reads the time itself; it only says how long it waits
             except StopIteration:
                 del self._runners[sid]
+                if self.on_call_done is not None and sid in self.calls:
+                    self.on_call_done(self.calls[sid])
                 continue
             self._push(sid, self.t + delay)
 

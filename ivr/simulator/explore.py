@@ -40,6 +40,7 @@ from ivr.rules.schema import Rules
 from ivr.signing import SEAL_PARAM, Signer
 from ivr.simulator.caller import HangUp, ScriptedCaller, Speak, Step, parse_script
 from ivr.simulator.engine import Reply, SimulatedCall, Transport
+from ivr.simulator.progress import Progress
 from ivr.simulator.session import InProcessSession, in_process
 from ivr.simulator.shared import parse_when, ticket_of
 from ivr.simulator.twiml import TwimlError, Verb, parse_twiml
@@ -464,8 +465,10 @@ class _Walker:
         max_calls: int,
         fast: bool,
         languages: tuple[str, ...] = (),
+        progress: Progress | None = None,
     ) -> None:
         self.session = session
+        self.progress = progress
         self.languages = languages
         """The rules' languages: a prompt written in one of them but not the caller's is reported."""
         prompts = session.app.extensions["ivr"].rules.get().prompts
@@ -552,6 +555,8 @@ class _Walker:
     def _call(self, path: tuple[str, ...]) -> _Result:
         """A fresh call pressing `path`; where its last key led, and any problems on the way."""
         self.calls += 1
+        if self.progress is not None:
+            self.progress.advance()
         simulator = self.session.simulator
         simulator.rewind()  # each call starts at the explored instant: hours must not drift
         caller = _PathCaller(path, self.recorder)
@@ -755,6 +760,7 @@ def explore(
     max_depth: int = MAX_DEPTH,
     max_calls: int = MAX_CALLS,
     fast: bool = True,
+    progress: Progress | None = None,
 ) -> ExploreReport:
     """Walk every menu path reachable at `at` in-process and report the problems found.
 
@@ -769,7 +775,7 @@ def explore(
         loaded = services().rules.get().rules
         menus = list(loaded.menus)
         languages = tuple(loaded.language_codes)
-        walker = _Walker(session, number, called, max_depth, max_calls, fast, languages)
+        walker = _Walker(session, number, called, max_depth, max_calls, fast, languages, progress)
         walker.walk()
     graph = walker.graph
     problems = [
@@ -843,26 +849,31 @@ def walk_instants(
     return instants
 
 
-def explore_command(args: argparse.Namespace, paths: tuple[Path, Path], out: TextIO) -> int:
+def explore_command(
+    args: argparse.Namespace, paths: tuple[Path, Path], out: TextIO, show_progress: bool = False
+) -> int:
     """`ivr simulate --explore`: one line (or JSON object) per problem, then a summary; 1 if any.
 
-    With several instants (`--at` and `--explore-at`), one walk each, every line naming its instant."""
+    With several instants (`--at` and `--explore-at`), one walk each, every line naming its instant.
+    `show_progress`: a count of the calls of each walk on the terminal (`ivr.simulator.progress`)."""
     if getattr(args, "url", None):
         raise ValueError("--explore calls the app in-process; leave out --url")
     agents = tuple(a.strip() for a in (args.agents or "").split(",") if a.strip())
     instants = walk_instants(args, paths[0], paths[1], datetime.now(UTC))
     found = 0
     for asked, at in instants:
-        report = explore(
-            paths[0],
-            paths[1],
-            at,
-            agents,
-            number=getattr(args, "number", None) or DEFAULT_NUMBER,
-            called=getattr(args, "to", None) or DEFAULT_CALLED,
-        )
-        found += len(report.problems)
         named = format_instant(at)
+        with Progress(show_progress, f"exploring at {named}", "calls") as progress:
+            report = explore(
+                paths[0],
+                paths[1],
+                at,
+                agents,
+                number=getattr(args, "number", None) or DEFAULT_NUMBER,
+                called=getattr(args, "to", None) or DEFAULT_CALLED,
+                progress=progress,
+            )
+        found += len(report.problems)
         label = named if asked == named or asked not in PRESETS else f"{asked} {named}"
         prefix = f"[{label}] " if len(instants) > 1 else ""
         walk = {"at": named, **({"walk": asked} if asked in PRESETS else {})}

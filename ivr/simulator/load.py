@@ -30,6 +30,7 @@ from ivr.rules.schema import Queue, Rules
 from ivr.simulator.accuracy import WAIT_PROMPTS, Pair, figures, heard_interval, summarize
 from ivr.simulator.caller import ScriptedCaller, ScriptError, parse_script
 from ivr.simulator.engine import AgentBehaviour, SimulatedCall, Simulator
+from ivr.simulator.progress import Progress
 from ivr.simulator.session import in_process
 from ivr.simulator.shared import parse_when
 
@@ -475,10 +476,11 @@ def run_load(
     prompts: Path,
     estimator: str | None = None,
     queue_settings: Mapping[str, Any] | None = None,
+    progress: Progress | None = None,
 ) -> LoadResult:
     """Run a load scenario in-process and pair every estimate heard with the wait that followed.
     `estimator` and `queue_settings` (for example `{"position_only_down": False}`) are set on
-    every queue of the rules for the run."""
+    every queue of the rules for the run; `progress` counts the callers whose call has ended."""
     from ivr.services import services
 
     rules_path = scenario.rules or rules
@@ -509,6 +511,11 @@ def run_load(
         _schedule_shifts(simulator, scenario, loaded)
         _schedule_history_reads(simulator, horizon)
         placed = _place_callers(simulator, scenario, loaded)
+        if progress is not None:
+            progress.expect(len(placed))
+            simulator.on_call_done = lambda call: (
+                progress.advance() if call.direction == "inbound" else None
+            )
         simulator.run()
     return _result(scenario, estimator, simulator, recorder, placed)
 
@@ -680,7 +687,13 @@ def result_lines(result: LoadResult) -> list[str]:
 
 
 def load_command(
-    files: list[Path], rules: Path, prompts: Path, estimator: str | None, as_json: bool, out: Any
+    files: list[Path],
+    rules: Path,
+    prompts: Path,
+    estimator: str | None,
+    as_json: bool,
+    out: Any,
+    show_progress: bool = False,
 ) -> int:
     """`ivr simulate --load FILE...`: run each scenario, print its figures (or JSON lines: one per
     estimate heard, then the summary); exit 1 if a call met an error or a target was missed (each
@@ -693,7 +706,8 @@ def load_command(
     scenarios = [load_scenario(f) for f in files]  # every file is checked before any runs
     failed = False
     for scenario in scenarios:
-        result = run_load(scenario, rules, prompts, estimator)
+        with Progress(show_progress, f"load {scenario.name}", "callers") as progress:
+            result = run_load(scenario, rules, prompts, estimator, progress=progress)
         missed = [check for check in result.target_checks() if not check.met]
         failed = failed or bool(result.errors) or bool(missed)
         if as_json:

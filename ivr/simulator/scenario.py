@@ -74,6 +74,7 @@ from ivr.simulator.engine import (
     SimulationError,
     Simulator,
 )
+from ivr.simulator.progress import Progress
 from ivr.simulator.report import ticket_fields
 from ivr.simulator.session import SIMULATED_AGENT_PIN, in_process
 from ivr.simulator.shared import parse_when, ticket_of
@@ -572,8 +573,11 @@ def _fill(value: Any, language: str) -> Any:
 # --- running ----------------------------------------------------------------------------------------
 
 
-def run_scenario_files(files: list[Path], paths: tuple[Path, Path], out: TextIO) -> int:
-    """Run every scenario of every file; print a line per run and a summary; 0 ok, 1 failed, 2 malformed."""
+def run_scenario_files(
+    files: list[Path], paths: tuple[Path, Path], out: TextIO, show_progress: bool = False
+) -> int:
+    """Run every scenario of every file; print a line per run and a summary; 0 ok, 1 failed, 2 malformed.
+    `show_progress`: a bar of the runs on the terminal (`ivr.simulator.progress`)."""
     rules, prompts = paths
     try:
         bundle = load_bundle(rules, prompts)
@@ -594,13 +598,15 @@ def run_scenario_files(files: list[Path], paths: tuple[Path, Path], out: TextIO)
             print(message, file=out)
         return 2
     failed = 0
-    for run in runs:
-        problem = run_one(run, rules, prompts)
-        if problem is None:
-            print(f"ok  {run.label}", file=out, flush=True)
-        else:
-            failed += 1
-            print(f"FAIL {run.label}: {problem}", file=out, flush=True)
+    with Progress(show_progress, "scenarios", "runs", total=len(runs)) as progress:
+        for run in runs:
+            problem = run_one(run, rules, prompts)
+            if problem is None:
+                progress.write(f"ok  {run.label}", out)
+            else:
+                failed += 1
+                progress.write(f"FAIL {run.label}: {problem}", out)
+            progress.advance()
     print(f"{len(runs) - failed} passed, {failed} failed", file=out, flush=True)
     return 1 if failed else 0
 

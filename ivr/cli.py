@@ -449,17 +449,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from sqlalchemy.exc import OperationalError
-
-    from ivr.db import failure_reason
-
     try:
         result: int = args.run(args)
     except CommandError as exc:
         print(exc, file=sys.stderr)
-        return 1
-    except OperationalError as exc:  # the database went away after the command had checked it
-        print(f"the database failed: {failure_reason(exc)}", file=sys.stderr)
         return 1
     return result
 

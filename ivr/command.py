@@ -12,7 +12,9 @@ import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from ivr.db import Database
+from sqlalchemy.exc import OperationalError
+
+from ivr.db import Database, failure_reason
 
 
 class CommandError(Exception):
@@ -80,12 +82,15 @@ def port(text: str) -> int:
 def reading_database(url: str, doing: str) -> Iterator[Database]:
     """The database at `url`, once it answers and has the schema the code reads; otherwise
     `CommandError` ("cannot list tickets: the database is without any schema, the code needs 0003:
-    run `ivr db upgrade`"). `doing` says what the command was about to do. Disposed of afterwards."""
+    run `ivr db upgrade`"). `doing` says what the command was about to do. A database that fails
+    while the command reads it is a `CommandError` too. Disposed of afterwards."""
     database = Database(url)
     try:
         problem = database.unready()
         if problem:
             raise CommandError(f"cannot {doing}: {problem}")
         yield database
+    except OperationalError as exc:  # it went away after it answered the check
+        raise CommandError(f"cannot {doing}: the database failed ({failure_reason(exc)})") from exc
     finally:
         database.dispose()

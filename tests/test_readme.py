@@ -1,0 +1,494 @@
+"""Every shell command in the README runs as written, or this file says why it is not run.
+
+The commands are read from the README's code blocks: fenced blocks marked `sh` (every fenced block
+must name its language, so that a command cannot hide in an unmarked one) and indented blocks. A
+command is a line of a block, with its comment left out. Each is either run here as written, in a
+copy of the project with an `instance/` of its own and `ivr` on PATH (as the README's
+`export PATH=...` line puts it), or listed in `NOT_RUN` with the reason; one that is neither, or an
+entry no longer in the README, fails `test_every_readme_command_is_run_or_listed_with_a_reason`.
+
+Two liberties, both said where they are taken: `localhost:5000`, the port of `ivr serve --dev`, is
+another free port (the machine may run something on 5000), and the diagram example's own files
+(`other.yaml`, `other_prompts/`) are copies of the shipped ones.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import select
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ivr.simulator.load import load_scenario
+from tests.faults import free_port, wait_until
+from tests.instances import answers, stop_group
+from tests.support import ROOT
+
+README = ROOT / "README.md"
+CI_SCRIPT = ROOT / ".ci" / "run"
+SHELL = {"sh", "bash", "shell", "console"}
+"""Fenced blocks of commands; every other fenced block must name what it holds instead."""
+NOT_COMMANDS = {"text", "nginx", "yaml"}
+EXPORT_PATH = 'export PATH="$PWD/.venv/bin:$PATH"'
+"""The README's line that puts `ivr` on PATH; every shell this file starts begins with it."""
+DEV_PORT = "5000"
+"""The port of `ivr serve --dev` that the README's requests name."""
+SETTINGS = {
+    "DATABASE_URL",
+    "REDIS_URL",
+    "ROUTING_RULES",
+    "VOICE_PROMPTS",
+    "TWILIO_AUTH_TOKEN",
+    "TWILIO_ACCOUNT_SID",
+    "PUBLIC_BASE_URL",
+    "HOST",
+    "PORT",
+    "PROMETHEUS_MULTIPROC_DIR",
+}
+"""Settings of the environment the tests run in that the README's commands must not inherit
+(nor any IVR_*): they run on the defaults, as on a fresh clone."""
+PASSWORD = "correct horse battery staple"
+
+
+# --- reading the README -----------------------------------------------------------------------
+
+
+def code_blocks(text: str) -> list[tuple[int, str, list[str]]]:
+    """(line number, language, lines) of each code block: fenced ones with their info string,
+    indented ones (after a blank line, four spaces in) as `sh`."""
+    blocks: list[tuple[int, str, list[str]]] = []
+    lines = text.splitlines()
+    fence: tuple[int, str, list[str]] | None = None
+    indented: tuple[int, str, list[str]] | None = None
+    for number, line in enumerate(lines, start=1):
+        marker = re.match(r"^\s*```(.*)$", line)
+        if fence is not None:
+            if marker:
+                blocks.append(fence)
+                fence = None
+            else:
+                fence[2].append(line.strip())
+            continue
+        if marker:
+            fence = (number, marker.group(1).strip(), [])
+            continue
+        if line.startswith("    ") and line.strip() and (indented or not lines[number - 2].strip()):
+            indented = indented or (number, "sh", [])
+            indented[2].append(line.strip())
+            continue
+        if indented is not None:
+            blocks.append(indented)
+            indented = None
+    return blocks
+
+
+def without_comment(line: str) -> str:
+    """The line up to a `#` that starts a shell comment (outside quotes, at the start of a word)."""
+    quote = ""
+    for index, char in enumerate(line):
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char == "#" and (index == 0 or line[index - 1].isspace()):
+            return line[:index].rstrip()
+    return line.rstrip()
+
+
+def readme_commands() -> list[str]:
+    """Every command of the README's shell blocks, as written (without its comment)."""
+    commands = []
+    for _, language, lines in code_blocks(README.read_text(encoding="utf-8")):
+        if language in SHELL:
+            commands += [c for c in map(without_comment, lines) if c]
+    return commands
+
+
+# --- what is run, and what is not ---------------------------------------------------------------
+
+RUN = {
+    EXPORT_PATH: "every shell of this file starts with it",
+    "ivr db upgrade": "test_the_database_commands",
+    "ivr diagram": "test_the_diagram_commands",
+    "ivr diagram --out flow.svg": "test_the_diagram_commands",
+    "ivr diagram --format png --out flow.png": "test_the_diagram_commands",
+    "ivr diagram --format dot": "test_the_diagram_commands",
+    "ivr diagram --language zh-CN --rules other.yaml --prompts other_prompts/": (
+        "test_the_diagram_commands"
+    ),
+    "ivr diagram --out docs/diagram.svg && ivr diagram --format png --out docs/diagram.png": (
+        "test_the_diagram_commands"
+    ),
+    "ivr admins set-password ada": "test_the_admin_account_commands",
+    'echo "$PASSWORD" | ivr admins set-password ada --password-stdin': (
+        "test_the_admin_account_commands"
+    ),
+    "ivr admins list": "test_the_admin_account_commands",
+    "ivr admins remove ada": "test_the_admin_account_commands",
+    'ivr simulate --at "2026-12-25 09:00 Europe/Berlin" --from +4930123456 --keys "4,2,2,1,r8"': (
+        "test_the_simulator_commands"
+    ),
+    'ivr simulate --at "2026-11-23 10:00 America/New_York" --agents emma --keys "2,2,2,w1,4"': (
+        "test_the_simulator_commands"
+    ),
+    'ivr simulate --calls 50 --at "2026-11-23 10:00 America/New_York" --agents emma,li_wei '
+    '--keys "2,2,2|2,0|2,6,1,w2,h"': "test_the_simulator_commands",
+    "curl -s -XPOST localhost:5000/voice/incoming -d CallSid=CA123 "
+    "--data-urlencode From=+4930123456 | tee first.xml": "test_the_development_server_commands",
+    "next=$(grep -o 'action=\"[^\"]*\"' first.xml | head -1 | cut -d'\"' -f2 "
+    "| sed 's/&amp;/\\&/g')": "test_the_development_server_commands",
+    'curl -s -XPOST "localhost:5000$next" -d CallSid=CA123 -d Digits=2': (
+        "test_the_development_server_commands"
+    ),
+    "curl -s localhost:5000/healthz": "test_the_development_server_commands",
+    'ivr simulate --url http://127.0.0.1:5000 --keys "2,6,1,h"': (
+        "test_the_development_server_commands"
+    ),
+}
+"""Each command run here as written, and the test that runs it."""
+
+INSTALL = (
+    "makes a virtualenv and installs every dependency from PyPI (minutes, and the network); CI's "
+    ".ci/run installs the same way, test_every_install_command_names_the_same_uv checks the uv "
+    "version, and the development server it ends with runs in test_the_development_server_commands"
+)
+NOT_RUN = {
+    "python3 -m venv .venv && .venv/bin/pip install -q uv==0.13.9 && .venv/bin/uv sync -q "
+    "--locked --inexact --extra dev && .venv/bin/ivr serve --dev": INSTALL,
+    "python3 -m venv .venv && .venv/bin/pip install -q uv==0.13.9 && .venv/bin/uv sync -q "
+    "--locked --inexact --extra dev && .venv/bin/python -m pytest": (
+        "installs (see above), then runs this whole suite, this test with it"
+    ),
+    "python3 -m venv .venv && .venv/bin/pip install -q uv==0.13.9 && .venv/bin/uv sync -q "
+    "--locked --inexact --no-editable": INSTALL,
+    "apt-get update && apt-get install -y redis-server graphviz chromium nginx": (
+        "needs root and Debian's archive; test_the_apt_get_line_names_what_ci_installs checks it "
+        "names the packages .ci/run installs"
+    ),
+    "export DATABASE_URL=postgresql://ivr@db.internal/ivr REDIS_URL=redis://redis.internal:6379/0": (
+        "names the production hosts db.internal and redis.internal"
+    ),
+    "export TWILIO_AUTH_TOKEN=... IVR_SECRET=... PUBLIC_BASE_URL=https://support.example.com": (
+        "placeholders for the operator's own secrets"
+    ),
+    "IVR_WRITER=off gunicorn --workers 4 --threads 8 --timeout 20 --bind 0.0.0.0:8000 wsgi:app": (
+        "serves on every interface until stopped; tests/test_instances.py runs gunicorn instances"
+    ),
+    "ivr worker": (
+        "runs until stopped: tests/test_cli.py::test_ivr_worker_writes_tickets_until_told_to_stop"
+    ),
+    "IVR_SCREENSHOTS=1 .venv/bin/python -m pytest -q tests/browser": (
+        "the browser tests, which this suite runs (writing the screenshots is the only difference)"
+    ),
+    ".venv/bin/python -m pytest -q tests/browser": "the browser tests, which this suite runs",
+    'ivr simulate --url https://ivr.example.com --keys "2,6,1,h"': "an example host on the internet",
+    "ivr simulate --load scenarios/waits/*.yaml": (
+        "about 70 s, and exits 1 while steady.yaml misses its MAE target (docs/waits.md); "
+        "test_the_load_glob_takes_only_scenarios checks what the glob takes, "
+        "tests/simulator/test_load.py the load runs"
+    ),
+    "ivr simulate --load scenarios/waits/peak.yaml --json": (
+        "15 s; tests/simulator/test_load.py runs --load --json on a shorter scenario"
+    ),
+    "ivr simulate --load scenarios/waits/peak.yaml --estimator formula": (
+        "15 s; tests/simulator/test_load.py runs --estimator formula on a shorter scenario"
+    ),
+    ".venv/bin/python -m bench.waits": "about a minute, and it rewrites docs/waits.md",
+    ".venv/bin/uv sync -q --locked --inexact --extra dev --extra bench && "
+    ".venv/bin/python -m bench.run": "the benchmark: about 6 minutes on PostgreSQL and Redis",
+    ".venv/bin/uv lock && .venv/bin/uv sync --locked --inexact --extra dev": (
+        "rewrites uv.lock and the virtualenv from PyPI, a maintainer's step (CI runs uv lock --check)"
+    ),
+    ".venv/bin/uv lock --upgrade && .venv/bin/uv sync --locked --inexact --extra dev": (
+        "takes new releases from PyPI into uv.lock, a maintainer's step"
+    ),
+}
+"""Each command not run here, and why."""
+
+
+def test_every_readme_command_is_run_or_listed_with_a_reason() -> None:
+    commands = readme_commands()
+    assert len(commands) == len(set(commands)), "a command appears twice: list it once"
+    unknown = [c for c in commands if c not in RUN and c not in NOT_RUN]
+    assert not unknown, (
+        "README commands neither run by tests/test_readme.py nor in its NOT_RUN:\n"
+        + ("\n".join(unknown))
+    )
+    gone = sorted((RUN.keys() | NOT_RUN.keys()) - set(commands))
+    assert not gone, "listed in tests/test_readme.py but no longer in the README:\n" + "\n".join(
+        gone
+    )
+    assert not RUN.keys() & NOT_RUN.keys()
+    assert all(NOT_RUN.values())
+    assert set(RUN.values()) - {RUN[EXPORT_PATH]} == GROUPS.keys()  # each run by its test
+
+
+def test_every_fenced_block_names_its_language() -> None:
+    unnamed = [
+        number
+        for number, language, _ in code_blocks(README.read_text(encoding="utf-8"))
+        if language not in SHELL | NOT_COMMANDS
+    ]
+    assert not unnamed, f"README.md lines {unnamed}: mark the block ```sh or ```text"
+
+
+def test_every_install_command_names_the_same_uv() -> None:
+    readme = re.findall(r"pip install -q uv==([0-9.]+)", README.read_text(encoding="utf-8"))
+    ci = re.findall(r"pip install --quiet uv==([0-9.]+)", CI_SCRIPT.read_text(encoding="utf-8"))
+    assert len(readme) == 3 and len(ci) == 1
+    assert set(readme) == set(ci), f"README installs uv {set(readme)}, .ci/run uv {set(ci)}"
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert f'required-version = ">={ci[0]}"' in pyproject
+
+
+def test_the_apt_get_line_names_what_ci_installs() -> None:
+    line = next(c for c in readme_commands() if c.startswith("apt-get update"))
+    packages = set(line.split("apt-get install -y", 1)[1].split())
+    ci = set(re.findall(r"missing\+=\(([a-z-]+)\)", CI_SCRIPT.read_text(encoding="utf-8")))
+    assert packages == ci == {"redis-server", "graphviz", "chromium", "nginx"}
+
+
+# --- running them -------------------------------------------------------------------------------
+
+
+def run_by(test: str) -> list[str]:
+    """The README commands `test` runs, in the README's order."""
+    return [c for c in readme_commands() if RUN.get(c) == test]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the project, as a fresh clone has it, with this test run's virtualenv as .venv."""
+    copy = tmp_path_factory.mktemp("readme") / "ivr"
+    shutil.copytree(
+        ROOT,
+        copy,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", "instance", "__pycache__", ".*_cache", "*.egg-info", "first.xml"
+        ),
+    )
+    (copy / ".venv").symlink_to(sys.prefix)
+    return copy
+
+
+def environment(**extra: str) -> dict[str, str]:
+    """This process's environment without the service's settings, with `extra` on top."""
+    kept = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in SETTINGS and not name.startswith("IVR_")
+    }
+    return {**kept, **extra}
+
+
+def sh(command: str, project: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """`command` in bash in the project copy, after the README's `export PATH=...`."""
+    return subprocess.run(
+        ["bash", "-e", "-o", "pipefail", "-c", f"{EXPORT_PATH}\n{command}"],
+        cwd=project,
+        env=environment(**env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def ran(command: str, project: Path, **env: str) -> str:
+    """Run `command` (see `sh`); its stdout, once it has succeeded."""
+    result = sh(command, project, **env)
+    assert result.returncode == 0, f"{command}\nexit {result.returncode}\n{result.stderr[-3000:]}"
+    return result.stdout
+
+
+def at_a_terminal(command: str, project: Path, replies: list[tuple[str, str]]) -> tuple[int, str]:
+    """Run `command` with a pseudo-terminal as its controlling terminal (`setsid --ctty`), typing
+    each reply once its prompt shows; (exit status, what the terminal showed)."""
+    main, terminal = pty.openpty()
+    process = subprocess.Popen(
+        ["setsid", "--ctty", "--wait", "bash", "-e", "-c", f"{EXPORT_PATH}\n{command}"],
+        cwd=project,
+        env=environment(),
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+    )
+    os.close(terminal)
+    shown = ""
+    waiting = list(replies)
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([main], [], [], 0.5)
+            if ready:
+                try:
+                    chunk = os.read(main, 4096)
+                except OSError:  # EIO: the command closed the terminal
+                    break
+                if not chunk:
+                    break
+                shown += chunk.decode("utf-8", "replace")
+            if waiting and shown.rstrip().endswith(waiting[0][0]):
+                os.write(main, f"{waiting.pop(0)[1]}\n".encode())
+        return process.wait(timeout=10), shown
+    finally:
+        os.close(main)
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@contextmanager
+def development_server(project: Path) -> Iterator[str]:
+    """The end of the README's first command, `.venv/bin/ivr serve --dev`, on a free port (the port
+    the README's requests then name instead of 5000)."""
+    port = str(free_port())
+    with (project / "serve.log").open("wb") as log:
+        process = subprocess.Popen(
+            [".venv/bin/ivr", "serve", "--dev", "--port", port],
+            cwd=project,
+            env=environment(),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+
+        def up() -> bool:
+            assert process.poll() is None, (project / "serve.log").read_text()[-2000:]
+            return answers(int(port))
+
+        wait_until(up, timeout=30)
+        yield port
+    finally:
+        stop_group(process)
+
+
+# Each test's commands run in the order of the README, each group in a thread of its own, all
+# groups at once from the first test of the file on: every command spends seconds starting Python,
+# and the machine has two cores. A test waits for its group and reads what it printed.
+
+
+def database_commands(project: Path) -> list[str]:
+    return [ran(c, project) for c in run_by("test_the_database_commands")]
+
+
+def diagram_commands(project: Path) -> list[str]:
+    # The example's own rules and prompts, which the user names: copies of the shipped ones.
+    shutil.copy(project / "routing_rules.yaml", project / "other.yaml")
+    shutil.copytree(project / "voice_prompts", project / "other_prompts")
+    return [ran(c, project) for c in run_by("test_the_diagram_commands")]
+
+
+def admin_account_commands(project: Path) -> list[str]:
+    typed, piped, listing, removal = run_by("test_the_admin_account_commands")
+    status, shown = at_a_terminal(
+        typed, project, [("New password:", PASSWORD), ("The same password again:", PASSWORD)]
+    )
+    assert status == 0, shown
+    return [
+        shown,
+        ran(piped, project, PASSWORD=PASSWORD),
+        ran(listing, project),
+        ran(removal, project),
+    ]
+
+
+def simulator_commands(project: Path) -> list[str]:
+    return [ran(c, project) for c in run_by("test_the_simulator_commands")]
+
+
+def development_server_commands(project: Path) -> tuple[str, subprocess.CompletedProcess[str]]:
+    with development_server(project) as port:
+        *walk, simulate = [
+            c.replace(f":{DEV_PORT}", f":{port}")
+            for c in run_by("test_the_development_server_commands")
+        ]
+        # One shell for the requests: the second one uses what the first one answered.
+        return ran("\n".join(walk), project), sh(simulate, project)
+
+
+GROUPS = {
+    "test_the_database_commands": database_commands,
+    "test_the_diagram_commands": diagram_commands,
+    "test_the_admin_account_commands": admin_account_commands,
+    "test_the_simulator_commands": simulator_commands,
+    "test_the_development_server_commands": development_server_commands,
+}
+
+
+@pytest.fixture(scope="module")
+def started(project: Path) -> Iterator[dict[str, Future[Any]]]:
+    """Every test's group of commands, running."""
+    with ThreadPoolExecutor(max_workers=len(GROUPS)) as pool:
+        yield {test: pool.submit(group, project) for test, group in GROUPS.items()}
+
+
+def test_the_database_commands(project: Path, started: dict[str, Future[Any]]) -> None:
+    assert started["test_the_database_commands"].result(timeout=120) == [
+        "database at revision 0003\n"
+    ]
+    assert (project / "instance" / "ivr.sqlite3").is_file()
+
+
+def test_the_diagram_commands(project: Path, started: dict[str, Future[Any]]) -> None:
+    drawn = started["test_the_diagram_commands"].result(timeout=120)
+    assert len(drawn) == 6
+    assert drawn[0].startswith("<svg") and drawn[3].startswith("digraph")
+    assert "1 · 账户与登录" in drawn[4]  # the labels in Chinese
+    for svg in ("flow.svg", "docs/diagram.svg"):
+        assert "<svg" in (project / svg).read_text(encoding="utf-8")
+    for png in ("flow.png", "docs/diagram.png"):
+        assert (project / png).read_bytes().startswith(b"\x89PNG")
+
+
+def test_the_admin_account_commands(started: dict[str, Future[Any]]) -> None:
+    shown, piped, listing, removal = started["test_the_admin_account_commands"].result(timeout=120)
+    assert "New password:" in shown and "The same password again:" in shown
+    assert PASSWORD not in shown  # not echoed
+    assert "password of ada set in instance/admins.json" in shown
+    assert piped.startswith("password of ada set")
+    assert listing == "ada\n"
+    assert removal.startswith("ada removed")
+
+
+def test_the_simulator_commands(started: dict[str, Future[Any]]) -> None:
+    christmas, monday, summary = started["test_the_simulator_commands"].result(timeout=120)
+    assert "outcome voicemail" in christmas.splitlines()[-1]
+    assert "outcome answered" in monday.splitlines()[-1]
+    reached = re.search(r"^reached an agent: (\d+) while holding", summary, re.M)
+    assert summary.startswith("50 calls: ") and reached and int(reached.group(1)) > 0, summary
+
+
+def test_the_development_server_commands(project: Path, started: dict[str, Future[Any]]) -> None:
+    out, simulated = started["test_the_development_server_commands"].result(timeout=120)
+    first = (project / "first.xml").read_text(encoding="utf-8")
+    assert "<Gather" in first and out.startswith(first)
+    answer, health = out[len(first) :].split("</Response>")
+    assert 'language="en-US"' in answer  # key 2 chose English
+    assert json.loads(health)["status"] == "ok", health
+    assert simulated.returncode == 0, simulated.stdout + simulated.stderr
+    assert "Our phone support is open Monday to Friday" in simulated.stdout  # 6, then 1: the hours
+    assert "TWILIO_AUTH_TOKEN is not set, so requests go unsigned" in simulated.stderr
+
+
+def test_the_load_glob_takes_only_scenarios(project: Path) -> None:
+    (command,) = [c for c in NOT_RUN if c.startswith("ivr simulate --load scenarios/waits/*")]
+    glob = command.split("--load", 1)[1].strip()
+    files = ran(f"printf '%s\\n' {glob}", project).split()
+    assert len(files) == 5
+    for name in files:
+        load_scenario(project / name)  # a file that is not a load scenario raises LoadError

@@ -74,9 +74,8 @@ def _schema_ready(settings: Settings, migrate: bool) -> str | None:
         if migrate:
             database.upgrade()
         return database.schema().problem()
-    except (
-        SQLAlchemyError
-    ) as exc:  # unreachable, or a migration failed: the driver's words say which
+    except SQLAlchemyError as exc:
+        # Unreachable, or a migration failed: the driver's words say which.
         doing = "upgrade" if migrate else "check"
         return f"cannot {doing} the database schema ({failure_reason(exc)})"
     finally:

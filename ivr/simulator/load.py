@@ -412,7 +412,7 @@ class LoadResult:
             checks.append(
                 TargetCheck(
                     f"MAE at most {targets.mae_percent:g}% of the mean wait, {after}",
-                    "nothing measured" if mae is None else f"{mae:.0f}%",
+                    "nothing measured" if mae is None else f"{mae:.1f}%",
                     mae is not None and mae <= targets.mae_percent,
                 )
             )
@@ -422,7 +422,7 @@ class LoadResult:
             checks.append(
                 TargetCheck(
                     f"the wait inside the range told for {low:g}-{high:g}% of estimates, {after}",
-                    "nothing measured" if inside is None else f"{100 * inside:.0f}%",
+                    "nothing measured" if inside is None else f"{100 * inside:.1f}%",
                     inside is not None and low <= 100 * inside <= high,
                 )
             )

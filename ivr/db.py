@@ -316,7 +316,9 @@ class DatabaseHealth:
             problem = self._db.schema().problem()
             state = DatabaseState(True, problem, self._clock.now())
         except SQLAlchemyError as exc:
-            state = DatabaseState(False, f"unreachable: {failure_reason(exc)}", self._clock.now())
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+            text = reason[0][:200] if reason else type(exc).__name__
+            state = DatabaseState(False, f"unreachable: {text}", self._clock.now())
         with self._lock:
             self._latest = state
             self._failures += 0 if state.reachable else 1

@@ -22,6 +22,8 @@ from ivr.rules.check import load_bundle
 from ivr.rules.loader import RulesError, load_rules
 from ivr.rules.schema import Rules
 
+log = logging.getLogger(__name__)
+
 
 def _check(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
@@ -117,10 +119,28 @@ def _serve(args: argparse.Namespace) -> int:
     if settings.redis_url == EMBEDDED_REDIS and workers != 1:
         print("REDIS_URL is not set: the embedded Redis works in one process only, using 1 worker")
         workers = 1
+    # The master's own block, one for each worker it starts, and one each to replace them later.
+    _lease_for_workers(app, 2 * workers + 1)
     if settings.redis_url == EMBEDDED_REDIS:
         print("Queue state is in-process (embedded Redis): run one process only, or set REDIS_URL.")
     _run_gunicorn(app, f"{args.host}:{args.port}", workers, args.threads, metrics_dir, private_dir)
     return 0
+
+
+def _lease_for_workers(app: Any, blocks: int) -> None:
+    """In gunicorn's master: have `blocks` reference blocks at hand to give the workers it forks,
+    so that a worker forked while the database is away (gunicorn replacing one) has one too."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from ivr.tickets.references import BLOCK_SIZE, ReferencesExhausted
+
+    services = app.extensions["ivr"]
+    try:
+        services.references.refill(needed=blocks * BLOCK_SIZE)
+    except (SQLAlchemyError, ReferencesExhausted) as exc:
+        log.warning("reference blocks for the workers: %s", exc)
+    finally:
+        services.db.dispose()  # a worker must not inherit the lease's pooled connection
 
 
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -156,6 +176,14 @@ def _run_gunicorn(
 ) -> None:
     from gunicorn.app.base import BaseApplication
 
+    services = app.extensions["ivr"]
+
+    def hand_over_references(server: Any, worker: Any) -> None:
+        # In the master, before each fork: the worker starts with a reference block of its own, so
+        # that it can number calls (and make outage references) even if the database is down then.
+        services.references.set_aside_for_child()
+        _lease_for_workers(app, workers + 1)  # replace it while the database answers
+
     def start_threads(worker: Any) -> None:
         # In each worker, right after the fork: the writer and upkeep threads of this process.
         from ivr.app import start_background
@@ -181,6 +209,7 @@ def _run_gunicorn(
             self.cfg.set("accesslog", "-")
             # Twilio gives up on a webhook after 15 s; never keep a worker longer than that.
             self.cfg.set("timeout", 20)
+            self.cfg.set("pre_fork", hand_over_references)
             self.cfg.set("post_worker_init", start_threads)
             self.cfg.set("child_exit", worker_exited)
             self.cfg.set("on_exit", server_exits)

@@ -57,6 +57,7 @@ def healthz() -> tuple[Response, int]:
             "problem": s.writer.status.problem,
         },
         "references_at_hand": s.references.at_hand(),
+        "outage_references_given": s.references.outage_given(),
         "rules": {
             "file": rules.file,
             "loaded_at": rules.loaded_at.isoformat(),

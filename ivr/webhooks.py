@@ -29,13 +29,14 @@ from ivr.services import services
 from ivr.signing import SEAL_MAX_AGE
 from ivr.switchboard import Call
 from ivr.tickets.changes import FINAL_STATUSES
+from ivr.tickets.references import LONGEST
 from ivr.twiml import Seal, render
 
 log = logging.getLogger(__name__)
 bp = Blueprint("voice", __name__, url_prefix="/voice")
 
 SID = re.compile(r"^[A-Za-z0-9]{2,64}$")
-REFERENCE = re.compile(r"^[1-9][0-9]{6,11}$")
+REFERENCE = re.compile(rf"^[1-9][0-9]{{6,{LONGEST - 1}}}$")
 _AUDIO_FILE = re.compile(r"^[a-z][a-z0-9_]*\.(mp3|wav)$")
 HANG_UP = "<Response><Hangup/></Response>"
 
@@ -120,7 +121,7 @@ def arrive(*, numbered: bool = True, agent_leg: bool = False) -> tuple[Call, Cal
     called = request.form.get("To", "").strip()[:32] or None
     reference = sealed.reference
     if reference is None and numbered:
-        reference = services().references.take()
+        reference = services().switchboard.reference_for(sid, services().references.take)
     owner = sealed.origin or (parent if SID.match(parent) else sid)
     call = Call(
         sid,

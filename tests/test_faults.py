@@ -26,6 +26,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from redis.exceptions import RedisError
+from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 from werkzeug.test import TestResponse
 
@@ -206,6 +207,34 @@ def test_every_ticket_is_complete_after_a_database_outage_during_calls(line: Lin
     assert None not in heard and len(set(heard)) == len(heard)
     path, seconds = line.client.slowest()
     assert seconds < DEADLINE, f"{path} took {seconds:.2f} s"
+
+
+def test_a_thousand_callers_in_a_long_database_outage_each_hear_a_reference_of_their_own(
+    line: Line,
+) -> None:
+    # Each process leases RESERVE_BLOCKS blocks of 100 numbers; the outage outlasts them by far.
+    line.db.refuse()
+    phones = [Phone(line.client) for _ in range(1000)]  # type: ignore[arg-type]
+    for phone in phones:
+        phone.dial()
+    heard = [reference_heard(phone) for phone in phones]
+    assert None not in heard and len(set(heard)) == len(phones)
+    health = line.app.test_client().get("/healthz").get_json()
+    assert health["references_at_hand"] == 0 and health["outage_references_given"] >= 800
+    last = phones[-1]
+    for key in ("2", "6", "5"):  # English, self-service, leave a message
+        last.press(key)
+    last.record("https://api.twilio.com/recording/RE1", 12)
+    digits = " ".join(heard[-1] or "")
+    assert f"Your ticket number is {digits}." in last.last_heard()
+    for phone in phones:
+        phone.hang_up()
+
+    line.db.forward()
+    wait_until(lambda: all(line.ticket(phone) is not None for phone in phones[-50:]), timeout=60)
+    with line.database.sessions() as session:
+        written = {t.call_sid: t.reference for t in session.scalars(select(Ticket))}
+    assert written == {phone.sid: reference for phone, reference in zip(phones, heard, strict=True)}
 
 
 def test_every_webhook_answers_in_time_while_the_database_is_frozen(line: Line) -> None:
@@ -449,3 +478,42 @@ def _first_action(twiml: str) -> str:
     gather = ET.fromstring(twiml).find("Gather")
     assert gather is not None
     return gather.attrib["action"]
+
+
+def _workers_of(master: int) -> set[int]:
+    """The PIDs of a gunicorn master's children (read from /proc)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue  # gone meanwhile
+            if int(stat.rsplit(")", 1)[1].split()[1]) == master:
+                found.add(int(entry.name))
+    return found
+
+
+def test_a_worker_forked_while_the_database_is_away_still_numbers_every_call(
+    tmp_path: Path,
+) -> None:
+    file = tmp_path / "ivr.sqlite3"
+    env = _environment(Database(f"sqlite:///{file}"), "embedded://", tmp_path / "spool")
+    server = _serve(env, free_port())
+    try:
+        (first_worker,) = _workers_of(server.process.pid)
+        # The database goes away (its file moved: every new connection finds an empty one), and
+        # gunicorn replaces its worker meanwhile: the new worker cannot lease a block of its own.
+        file.rename(tmp_path / "away.sqlite3")
+        os.kill(first_worker, signal.SIGKILL)
+        wait_until(lambda: _workers_of(server.process.pid) - {first_worker}, timeout=30)
+        wait_until(lambda: _answers(server.port), timeout=30)
+        heard = []
+        for n in range(3):
+            form = {"CallSid": f"CA{n:032d}", "From": "+14155550100", "To": "+18005550199"}
+            status, body = server.post("/voice/incoming", form)
+            assert status == 200, body
+            heard.append(parse_qs(urlsplit(_first_action(body)).query).get("ref", [None])[0])
+        assert None not in heard and len(set(heard)) == len(heard)
+    finally:
+        server.kill()

@@ -25,6 +25,7 @@ def test_all_well(app: Flask) -> None:
     assert (body["status"], body["database"], body["redis"]) == ("ok", "ok", "ok")
     assert body["journal"]["spool_writable"] is True
     assert body["references_at_hand"] > 0
+    assert body["outage_references_given"] == 0
     assert body["rules"]["state"] == "ok"
 
 
@@ -96,7 +97,7 @@ def test_a_schema_behind_the_code_takes_the_instance_out_with_what_to_run(
     body = response.get_json()
     assert response.status_code == 503
     assert body["database"] == (
-        "the database is at revision 0002, the code needs 0003: run `ivr db upgrade`"
+        "the database is at revision 0002, the code needs 0004: run `ivr db upgrade`"
     )
 
 

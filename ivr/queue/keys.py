@@ -12,8 +12,8 @@ agent must read the agents and all those lines in one atomic step. Lines per slo
 two-phase hand-over that can strand an agent or a caller between slots. The state is small (a few
 hundred bytes per caller or agent), so one slot on one primary, with a replica for failover, serves
 thousands of waiting callers. The keys no script shares with another key (`seen_key`,
-`pin_checks_key`, `callback_step_key`) have no tag and spread over the cluster; they are the many,
-short-lived ones.
+`call_reference_key`, `pin_checks_key`, `callback_step_key`) have no tag and spread over the
+cluster; they are the many, short-lived ones.
 """
 
 from __future__ import annotations
@@ -80,6 +80,11 @@ def ended_key(call_sid: str) -> str:
 def seen_key(request_key: str) -> str:
     """STRING: a webhook request (by its fingerprint) that took effect once; a replay changes nothing."""
     return f"{UNTAGGED_PREFIX}seen:{request_key}"
+
+
+def call_reference_key(call_sid: str) -> str:
+    """STRING: the ticket reference a call was given first; a retry of its first webhook keeps it."""
+    return f"{UNTAGGED_PREFIX}call-reference:{call_sid}"
 
 
 def stats_key(queue: str, language: str, kind: HistoryKind) -> str:

@@ -21,6 +21,7 @@ from sqlalchemy.types import TypeDecorator
 
 from ivr.db import Base
 from ivr.tickets.changes import Outcome, QueueEvent
+from ivr.tickets.references import LONGEST
 
 
 def _utcnow() -> datetime:
@@ -65,7 +66,7 @@ class Ticket(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     call_sid: Mapped[str] = mapped_column(String(64), unique=True)
-    reference: Mapped[str] = mapped_column(String(12), unique=True)
+    reference: Mapped[str] = mapped_column(String(LONGEST), unique=True)
     caller: Mapped[str | None] = mapped_column(String(32))
     called: Mapped[str | None] = mapped_column(String(32))
     language: Mapped[str | None] = mapped_column(String(16))

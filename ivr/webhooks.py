@@ -24,7 +24,7 @@ from flask import Blueprint, Response, abort, request, send_from_directory
 from werkzeug.exceptions import HTTPException
 
 from ivr.flow import Caller, CallState, Decision, Flow
-from ivr.security import refuse_unsigned
+from ivr.security import refuse_unsigned, signed_content
 from ivr.services import services
 from ivr.signing import SEAL_MAX_AGE
 from ivr.switchboard import Call
@@ -136,12 +136,12 @@ def arrive(*, numbered: bool = True, agent_leg: bool = False) -> tuple[Call, Cal
 
 
 def fingerprint() -> str:
-    """The same for Twilio's retries of a webhook and for any replay of it, different for every
-    other request: the URL (whose seal holds the second it was issued) and the form."""
+    """The same for Twilio's retries of a webhook and for any replay of it (also one whose form was
+    changed without changing its signature), different for every other request: the URL (whose
+    seal holds the second it was issued) and what the signature covers of the form."""
     digest = hashlib.sha256(request.path.encode())
-    digest.update(b"?" + request.query_string)
-    for name, value in sorted(request.form.items(multi=True)):
-        digest.update(f"\n{name}={value}".encode())
+    digest.update(b"?" + request.query_string + b"\n")
+    digest.update(signed_content(request.form).encode())
     return digest.hexdigest()[:32]
 
 

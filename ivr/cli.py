@@ -428,11 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # Alembic announces each of its plugins at INFO as it is imported: not news to an operator.
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    logs.configure("text")  # `serve` and `worker` switch to IVR_LOG_FORMAT once it is read
     args = build_parser().parse_args(argv)
     result: int = args.run(args)
     return result

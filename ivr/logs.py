@@ -2,7 +2,12 @@
 
 Each line has `time` (UTC, ISO 8601), `level`, `logger` and `message`; `call_sid` when it was logged
 while a webhook request with a `CallSid` form field was being handled; `exc_info` (the formatted
-traceback) when an exception was logged. The default ("text") leaves logging as it is.
+traceback) when an exception was logged. The default ("text") writes one line per record.
+
+Every way of running the service configures logging the same way, through `configure`: `ivr serve`
+and `ivr worker` (the CLI) and `wsgi.py` (any WSGI server). The service's own log handlers (the
+metrics' Redis error counter) hang on the `ivr` logger, so without a handler on the root logger
+Python's last-resort fallback would stay silent and nothing would reach the operator.
 """
 
 from __future__ import annotations
@@ -63,11 +68,20 @@ def json_handler() -> logging.Handler:
     return handler
 
 
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
 def configure(log_format: str) -> None:
-    """With "json", the root logger writes JSON lines (replacing its handlers); "text": unchanged."""
-    if log_format != "json":
-        return
+    """Log INFO and above to standard error: "json" as JSON lines (replacing the root logger's
+    handlers), "text" as text lines (unless the root logger already has a handler, e.g. from
+    gunicorn's `--log-config`, which is then left as it is)."""
     root = logging.getLogger()
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    root.addHandler(json_handler())
+    if log_format == "json":
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        root.addHandler(json_handler())
+        root.setLevel(logging.INFO)
+    else:
+        logging.basicConfig(level=logging.INFO, format=TEXT_FORMAT)
+    # Alembic announces each of its plugins at INFO as it is imported: not news to an operator.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)

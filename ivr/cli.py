@@ -4,7 +4,6 @@ and the agents' PINs."""
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import logging
 import os
 import shutil
@@ -18,6 +17,7 @@ from ivr import logs
 from ivr.config import EMBEDDED_REDIS, ConfigError, Settings
 from ivr.credentials import PinFileError, PinStore, pin_problem
 from ivr.hash_file import read_new_secret
+from ivr.proxies import is_loopback
 from ivr.rules.check import load_bundle
 from ivr.rules.loader import RulesError, load_rules
 from ivr.rules.schema import Rules
@@ -74,16 +74,6 @@ def _schema_ready(settings: Settings, migrate: bool) -> str | None:
         database.dispose()
 
 
-def is_loopback(host: str) -> bool:
-    """True for an address only this machine can reach (127.0.0.0/8, ::1, localhost)."""
-    if host.strip().lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
-    except ValueError:
-        return False  # a host name: it may resolve to anything
-
-
 def _serve(args: argparse.Namespace) -> int:
     if args.dev:
         os.environ["IVR_DEV_MODE"] = "1"
@@ -96,6 +86,13 @@ def _serve(args: argparse.Namespace) -> int:
                 f"development mode skips Twilio's signature check, so it serves this machine only: "
                 f"--host {args.host} is not a loopback address (use 127.0.0.1, or leave out --dev "
                 "and IVR_DEV_MODE)"
+            )
+        if not is_loopback(args.host) and not settings.trusted_proxies:
+            raise ConfigError(
+                f"--host {args.host} lets clients reach gunicorn directly, and a few slow clients "
+                "can hold all its threads: put a buffering proxy in front (nginx, see the README's "
+                "Production section) and set IVR_TRUSTED_PROXIES to its addresses, or listen on "
+                "127.0.0.1 behind a proxy on this machine"
             )
         problem = _schema_ready(settings, migrate=not args.no_migrate)
         if problem:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ivr.clock import parse_instant
+from ivr.proxies import Network, parse_networks
 from ivr.queue.client import url_problem as redis_url_problem
 
 DEFAULT_DATABASE_URL = "sqlite:///instance/ivr.sqlite3"
@@ -63,10 +64,12 @@ class Settings:
     operator_number: str | None = None
     """`IVR_OPERATOR_NUMBER`: the phone number the Fallback URL (`/voice/fallback`) puts callers
     through to when the service failed them (E.164); without one they can leave a voicemail."""
-    trusted_proxies: int = 0
-    """`IVR_TRUSTED_PROXIES`: how many reverse proxies stand in front of the service and append to
-    `X-Forwarded-For`; the client address (what the agent API's PIN throttle counts by) is taken
-    from there. 0: the address of the connection itself (`X-Forwarded-For` is not trusted)."""
+    trusted_proxies: tuple[Network, ...] = ()
+    """`IVR_TRUSTED_PROXIES`: the addresses or networks of the reverse proxies in front of the
+    service. A request from one of them has its client address (what PIN throttles count by and
+    `/metrics` checks) taken from `X-Forwarded-For` (`ivr.proxies`); from anywhere else, the
+    connection's own address. Empty: no proxy is trusted. `ivr serve` listens on an address other
+    machines can reach only when it is set."""
     admins: Path = Path("instance/admins.json")
     """`IVR_ADMINS`: the admin dashboard's accounts, as salted password hashes (`ivr admins
     set-password`). Never committed."""
@@ -115,15 +118,15 @@ class Settings:
             raise ConfigError(
                 f"IVR_OPERATOR_NUMBER must be a phone number like +14155550100, got {operator!r}"
             )
+        proxies_text = (env.get("IVR_TRUSTED_PROXIES") or "").strip()
         try:
-            proxies = int(env.get("IVR_TRUSTED_PROXIES") or 0)
-        except ValueError:
-            proxies = -1
-        if not 0 <= proxies <= 5:
+            proxies = parse_networks(proxies_text)
+        except ValueError as exc:
+            count = " (it no longer counts the proxies)" if proxies_text.isdigit() else ""
             raise ConfigError(
-                "IVR_TRUSTED_PROXIES must be the number of proxies in front (0 to 5), "
-                f"got {env.get('IVR_TRUSTED_PROXIES')!r}"
-            )
+                "IVR_TRUSTED_PROXIES lists the addresses or networks of the proxies in front, "
+                f"like 127.0.0.1 or 10.0.0.0/8,::1{count}: {exc}"
+            ) from None
         try:
             session_minutes = int(env.get("IVR_ADMIN_SESSION_MINUTES") or 30)
         except ValueError:

@@ -33,7 +33,6 @@ asks for `Authorization: Bearer <token>`; without it, it answers loopback addres
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import logging
 import os
 import sys
@@ -53,6 +52,7 @@ from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
 
 from ivr.health import _wall_now  # the clock /healthz ages the stream with
+from ivr.proxies import is_loopback
 from ivr.services import services
 
 if TYPE_CHECKING:
@@ -318,7 +318,7 @@ def metrics() -> Response:
                 {"WWW-Authenticate": 'Bearer realm="metrics"'},
                 mimetype="text/plain",
             )
-    elif not _loopback(request.remote_addr):
+    elif not is_loopback(request.remote_addr):
         return Response(
             "metrics answer loopback only (set IVR_METRICS_TOKEN to scrape from elsewhere)\n",
             403,
@@ -326,10 +326,3 @@ def metrics() -> Response:
         )
     m: Metrics = current_app.extensions["ivr_metrics"]
     return Response(generate_latest(m.registry), 200, {"Content-Type": CONTENT_TYPE_LATEST})
-
-
-def _loopback(address: str | None) -> bool:
-    try:
-        return address is not None and ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False

@@ -607,3 +607,54 @@ class PostgresFaults:
         self.proxy.forward()
         self.database.dispose()
         self.proxy.close()
+
+
+class SlowClients:
+    """`count` sockets that each start an HTTP request and send one more header line every `every`
+    seconds, never finishing it (a "slowloris" flood), until the block ends or `limit` seconds pass.
+
+    A server that commits a thread to a request as soon as its first bytes arrive has every thread
+    held by them; a buffering proxy holds them itself and passes on only whole requests."""
+
+    def __init__(self, port: int, count: int, every: float = 1.0, limit: float = 60.0) -> None:
+        self.port, self.count, self.every, self.limit = port, count, every, limit
+        self._sockets: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._drip, name="slow-clients", daemon=True)
+
+    def __enter__(self) -> Self:
+        for _ in range(self.count):
+            sock = socket.create_connection(("127.0.0.1", self.port), timeout=_CONNECT_TIMEOUT)
+            sock.setblocking(False)
+            self._send(sock, b"POST /voice/incoming HTTP/1.1\r\nHost: slow.example\r\n")
+            self._sockets.append(sock)
+        self._thread.start()
+        return self
+
+    def _send(self, sock: socket.socket, data: bytes) -> None:
+        with contextlib.suppress(OSError):  # a server that gave up on it: it is free to
+            sock.send(data)
+
+    def _drip(self) -> None:
+        deadline = time.monotonic() + self.limit
+        while not self._stop.wait(self.every) and time.monotonic() < deadline:
+            for sock in self._sockets:
+                self._send(sock, b"X-Slow: 1\r\n")
+
+    def open(self) -> int:
+        """How many of the sockets the server has not closed."""
+        alive = 0
+        for sock in self._sockets:
+            try:
+                alive += sock.recv(1, socket.MSG_PEEK) != b""
+            except BlockingIOError:
+                alive += 1  # nothing to read: still open
+            except OSError:
+                pass
+        return alive
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(_JOIN_TIMEOUT + self.every)
+        for sock in self._sockets:
+            sock.close()

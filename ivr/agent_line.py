@@ -13,10 +13,11 @@ from ivr.flow import CallState, Decision, Flow, Gather, Hangup, Say
 
 AgentAction = Literal["login", "logout"]
 AgentStatus = Literal["offline", "available", "busy"]
-PinCheck = Literal["right", "wrong", "throttled", "unavailable"]
-"""What the view found for a typed PIN: right or wrong (also for an extension nobody has), not
-checked because too many wrong PINs came from that number lately, or not checked because the
-throttle could not be asked (Redis away): a PIN is never checked unthrottled."""
+PinCheck = Literal["right", "wrong", "throttled", "unavailable", "busy"]
+"""What the view found for a typed PIN (`ivr.throttle`): right or wrong (also for an extension nobody
+has), not checked because too many wrong PINs came from that number lately, not checked because the
+throttle could not be asked (Redis away: a PIN is never checked unthrottled), or not checked because
+too many checks were under way at that moment."""
 MAX_TRIES = 3
 
 
@@ -67,7 +68,7 @@ class AgentLine:
                 return LineDecision(Decision((gather,)))
             if pin == "throttled":
                 return LineDecision(self._goodbye(self._say("agent_pin_throttled")))
-            if pin == "unavailable":
+            if pin in ("unavailable", "busy"):
                 return LineDecision(self.unavailable())
             tries = state.tries + 1
             if tries >= MAX_TRIES:

@@ -15,13 +15,14 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, jsonify, request
 from redis.exceptions import RedisError
-from werkzeug.exceptions import TooManyRequests
+from werkzeug.exceptions import ServiceUnavailable, TooManyRequests
 
 from ivr.agent_line import AgentAction, AgentLine, AgentStatus, PinCheck
-from ivr.credentials import PIN_DELAYS, WINDOW_SECONDS, client_source, phone_source
+from ivr.credentials import client_source, phone_source
 from ivr.rules.schema import Agent, Rules
 from ivr.security import refuse_unsigned
 from ivr.services import services
+from ivr.throttle import check_secret
 from ivr.twiml import render
 from ivr.webhooks import admitted, answer, arrive, current_flow, twiml
 
@@ -35,25 +36,15 @@ log = logging.getLogger(__name__)
 
 def check_pin(source: str, agent_id: str | None, pin: str, rules: Rules) -> tuple[PinCheck, float]:
     """Whether `pin` is the PIN of `agent_id` (None or unknown: wrong, and a try all the same), if
-    `source` may have a PIN checked now; with the seconds it must wait when it may not."""
+    `source` may have a PIN checked now (`ivr.throttle`); with the seconds it must wait when it may
+    not."""
     s = services()
-    try:
-        wait = s.queue.start_pin_check(source, PIN_DELAYS, WINDOW_SECONDS)
-    except RedisError:
-        log.warning("no PIN checked for %s: the throttle (Redis) is unavailable", source)
-        return "unavailable", 0.0
-    if wait > 0:
-        log.warning("no PIN checked for %s: too many wrong PINs, next in %.0f s", source, wait)
-        return "throttled", wait
-    right = s.pins.verify(agent_id or "", pin) and agent_id in rules.agents
-    if not right:
+    found = check_secret(
+        s.queue, source, lambda: s.pins.verify(agent_id or "", pin) and agent_id in rules.agents
+    )
+    if found.outcome == "wrong":
         log.warning("wrong PIN for agent %r from %s", agent_id, source)
-        return "wrong", 0.0
-    try:
-        s.queue.pin_right(source)
-    except RedisError:  # its count stays: the next check from there waits a little longer
-        log.warning("a right PIN from %s could not reset its count", source)
-    return "right", 0.0
+    return found.outcome, found.wait
 
 
 def change_status(agent_id: str, agent: Agent, rules: Rules, action: AgentAction) -> AgentStatus:
@@ -116,6 +107,10 @@ def _authenticated(agent_id: str) -> tuple[Agent, Rules]:
         )
     if found == "unavailable":
         abort(503, description="PINs cannot be checked now (the queue store is away): try again")
+    if found == "busy":
+        raise ServiceUnavailable(
+            "too many PIN checks at once: try again in a moment", retry_after=1
+        )
     if found != "right":
         abort(401, description=ASK_FOR_PIN)
     return rules.agents[agent_id], rules

@@ -26,6 +26,7 @@ from ivr.queue.keys import (
     agent_key,
     connection_key,
     deadlines_key,
+    ended_session_key,
     entry_key,
     pin_checks_key,
     queue_key,
@@ -78,6 +79,14 @@ class AgentOps(QueueBase):
     def pin_right(self, source: str) -> None:
         """A right PIN from `source`: its count starts afresh (one DEL)."""
         self._client.delete(pin_checks_key(source))
+
+    def end_session(self, session_id: str, seconds: int) -> None:
+        """Remember for `seconds` that an admin session was logged out (one SET)."""
+        self._client.set(ended_session_key(session_id), "1", ex=max(1, seconds))
+
+    def session_ended(self, session_id: str) -> bool:
+        """True when an admin session was logged out (one EXISTS)."""
+        return bool(self._client.exists(ended_session_key(session_id)))
 
     @cached_property
     def _pin_check(self) -> Script:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from datetime import UTC, datetime
 
 from flask import has_request_context, request
@@ -69,6 +70,28 @@ def json_handler() -> logging.Handler:
 
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+_LINE_BREAKING = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\x85\u2028\u2029]")
+
+
+def one_line(text: str) -> str:
+    """`text` with every control character and line break escaped (`\\n`, `\\u2028`), so that
+    what a caller or a request put in a field cannot start a log line of its own."""
+    return _LINE_BREAKING.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+class TextFormatter(logging.Formatter):
+    """`TEXT_FORMAT`, each record's message on its one line (a traceback follows on its own lines)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = one_line(record.message)
+        return super().formatMessage(record)
+
+
+def text_handler() -> logging.Handler:
+    """A handler to standard error that writes one text line per record."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(TextFormatter(TEXT_FORMAT))
+    return handler
 
 
 def configure(log_format: str) -> None:
@@ -82,6 +105,6 @@ def configure(log_format: str) -> None:
         root.addHandler(json_handler())
         root.setLevel(logging.INFO)
     else:
-        logging.basicConfig(level=logging.INFO, format=TEXT_FORMAT)
+        logging.basicConfig(level=logging.INFO, handlers=[text_handler()])
     # Alembic announces each of its plugins at INFO as it is imported: not news to an operator.
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)

@@ -23,7 +23,7 @@ from ivr.config import ConfigError, Settings
 from tests.conftest import ROOT
 from tests.faults import free_port, wait_until
 from tests.instances import answers, stop_group
-from tests.support import AUTH_TOKEN, STATE_SECRET, Phone
+from tests.support import AUTH_TOKEN, STATE_SECRET, Phone, signed_post
 
 IVR = [sys.executable, "-m", "ivr.cli"]
 
@@ -160,3 +160,26 @@ def test_json_replaces_the_root_handlers_with_the_json_one() -> None:
 def test_an_unknown_log_format_is_refused() -> None:
     with pytest.raises(ConfigError, match="IVR_LOG_FORMAT"):
         Settings.from_env({"IVR_LOG_FORMAT": "xml"})
+
+
+def test_what_a_request_puts_in_a_field_cannot_start_a_log_line_of_its_own(app: Flask) -> None:
+    stream = io.StringIO()
+    handler = logs.text_handler()
+    assert isinstance(handler, logging.StreamHandler)
+    handler.setStream(stream)
+    logger = logging.getLogger("ivr")
+    logger.addHandler(handler)
+    try:
+        forged = "\n2026-12-07 03:00:00,000 CRITICAL ivr.admin: admin ada exported every ticket"
+        form = {
+            "CallSid": "CA" + "1" * 32 + forged,
+            "ErrorCode": "11200",
+            "ErrorUrl": "https://ivr.example.com/voice/incoming\u2028" + forged,
+        }
+        response = signed_post(app.test_client(), "/voice/fallback", form)
+        assert response.status_code == 200
+    finally:
+        logger.removeHandler(handler)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1, lines
+    assert "fallback for CA111" in lines[0] and "\\n2026-12-07 03:00:00,000 CRITICAL" in lines[0]

@@ -602,7 +602,7 @@ class Flow:
         if key in (keys.position, REPEAT, OPERATOR):
             return self.hold(replace(state, tries=0), info)
         if key == keys.callback:
-            if not (info.can_call_back and _callable(caller.number)):
+            if not (info.can_call_back and self._callable(caller.number)):
                 again = self.hold(state, info)
                 unavailable = self.say("callback_unavailable", language)
                 return replace(again, actions=(unavailable, *again.actions))
@@ -769,7 +769,7 @@ class Flow:
         # Nobody is there to answer and the caller is not choosing: take a message rather than hang up.
         if after_hours.voicemail:
             decision = self._voicemail(state)
-        elif after_hours.callback and _callable(caller.number):
+        elif after_hours.callback and self._callable(caller.number):
             decision = self._callback(state, caller)
         else:
             return Decision((problem, self.say("goodbye", language), Hangup()))
@@ -836,19 +836,19 @@ class Flow:
     def _callback(self, state: CallState, caller: Caller) -> Decision:
         language = state.language
         assert language is not None
-        if not _callable(caller.number):
-            return (
-                self._voicemail(state)
-                if self.rules.after_hours.voicemail
-                else Decision(
-                    (
-                        self.say("callback_no_number", language),
-                        self.say("goodbye", language),
-                        Hangup(),
-                    )
-                )
-            )
+        if not self._callable(caller.number):
+            if not self.rules.after_hours.voicemail:
+                unavailable = self.say("callback_unavailable", language)
+                return Decision((unavailable, self.say("goodbye", language), Hangup()))
+            # Why not, then the voicemail the prompt offers.
+            reason = "callback_not_this_number" if _phone(caller.number) else "callback_no_number"
+            voicemail = self._voicemail(state)
+            return replace(voicemail, actions=(self.say(reason, language), *voicemail.actions))
         return self._callback_promised("callback_confirmed", language, caller)
+
+    def _callable(self, number: str | None) -> bool:
+        """A number the line may call back: a phone number, where the rules let it call."""
+        return _phone(number) and self.rules.may_call_back(number or "")
 
     def _callback_promised(
         self, prompt: str, language: str, caller: Caller, events: tuple[EventRecord, ...] = ()
@@ -965,5 +965,5 @@ def _too_long(queue: Queue, info: HoldInfo) -> bool:
     return info.waited_seconds + (info.estimated_wait or 0) >= queue.max_wait
 
 
-def _callable(number: str | None) -> bool:
+def _phone(number: str | None) -> bool:
     return bool(number and _PHONE.match(number))

@@ -374,6 +374,32 @@ def test_callback_without_a_number_offers_voicemail_instead(bundle: Bundle) -> N
     assert decision.ticket.outcome is None
 
 
+SATELLITE_CALLER = Caller("+881631000000", "4821093")
+"""A caller ID in a satellite range, billed at premium rates: calling it back is toll fraud."""
+
+
+def test_a_number_outside_the_lines_countries_is_never_called_back(bundle: Bundle) -> None:
+    after_hours = flow_at(bundle, SATURDAY).on_input(CLOSED, "2", SATELLITE_CALLER)
+    assert heard(after_hours)[0] == "callback_not_this_number"
+    assert any(isinstance(a, Record) for a in after_hours.actions)  # a voicemail instead
+    assert after_hours.ticket.outcome is None and after_hours.ticket.callback_number is None
+    holding = flow_at(bundle).on_hold_key(HOLD, "2", STAFFED, SATELLITE_CALLER)
+    assert heard(holding)[0] == "callback_unavailable"
+    assert holding.callback_number is None and listening_at(holding) is not None
+
+
+def test_the_rules_name_the_numbers_the_line_calls_back(tmp_path: Path) -> None:
+    path, _ = write_rules(
+        tmp_path,
+        ("satisfaction_survey:", 'callback_prefixes: ["+1415", "+49"]\nsatisfaction_survey:'),
+    )
+    narrow = load_bundle(path, ROOT / "voice_prompts")
+    assert narrow.rules.may_call_back("+14155550100") and narrow.rules.may_call_back("+4930123")
+    assert not narrow.rules.may_call_back("+12125550100")  # +1, but not +1415
+    decision = flow_at(narrow, SATURDAY).on_input(CLOSED, "2", Caller("+12125550100", "4821093"))
+    assert decision.ticket.callback_number is None
+
+
 @pytest.mark.parametrize(
     ("digits", "then"),
     [

@@ -432,6 +432,10 @@ class Rules(Frozen):
     hold_keys: HoldKeys = DEFAULT_HOLD_KEYS
     satisfaction_survey: bool = True
     """After the agent hangs up, ask the caller for a score from 1 to 5."""
+    callback_prefixes: tuple[str, ...] | None = None
+    """The numbers the line calls back (from the queue or after hours), as E.164 prefixes ('+49',
+    '+1212'). Unset: the calling codes of `country_languages`, the countries the line serves. A
+    caller ID elsewhere (a premium-rate or satellite number: toll fraud) is offered a voicemail."""
 
     @field_validator("languages")
     @classmethod
@@ -445,6 +449,21 @@ class Rules(Frozen):
         if not value:
             raise ValueError("at least one language is needed")
         return value
+
+    @field_validator("callback_prefixes")
+    @classmethod
+    def _number_prefixes(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        for prefix in value or ():
+            if not re.fullmatch(r"\+[1-9]\d{0,7}", prefix):
+                raise ValueError(f"{prefix!r} is not the start of a phone number like '+49'")
+        return value
+
+    def may_call_back(self, number: str) -> bool:
+        """Whether the line calls `number` back (`callback_prefixes`)."""
+        allowed = (
+            self.country_languages if self.callback_prefixes is None else self.callback_prefixes
+        )
+        return any(number.startswith(prefix) for prefix in allowed)
 
     @field_validator("country_languages")
     @classmethod

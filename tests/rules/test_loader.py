@@ -149,6 +149,12 @@ def test_read_yaml_knows_where_each_value_stands(tmp_path: Path) -> None:
             "teams.asia.holidays: unknown holiday country 'XX'",
             id="unknown-holiday-country",
         ),
+        pytest.param(
+            "satisfaction_survey: true\n",
+            'satisfaction_survey: true\ncallback_prefixes: ‸["+49", "0049"]\n',
+            "callback_prefixes: '0049' is not the start of a phone number like '+49'",
+            id="callback-prefix",
+        ),
     ],
 )
 def test_a_mistake_is_reported_where_it_is(

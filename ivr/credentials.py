@@ -89,6 +89,12 @@ def phone_source(number: str | None) -> str:
     return f"phone:{number or 'anonymous'}"
 
 
+def callback_source(agent_id: str) -> str:
+    """Whom to throttle for a PIN typed on a call the agent line placed to the agent's own phone:
+    that agent's phone (no caller ID can claim to be it)."""
+    return f"agent-phone:{agent_id}"
+
+
 def client_source(address: str | None) -> str:
     """Whom to throttle for a PIN sent to the HTTP API: the client's address, or the /64 network of
     an IPv6 address (one subscriber usually holds all of it)."""

@@ -57,7 +57,7 @@ _NEEDS: dict[Step, frozenset[str]] = {
     "agent_line": frozenset(),
 }
 """What each step's state must name, besides a language (every step but the language menu)."""
-_STAGES = ("extension", "pin", "options")
+_STAGES = ("extension", "pin", "options", "callback", "callback_pin")
 _PHONE = re.compile(r"^\+?[1-9]\d{6,15}$")
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -79,7 +79,8 @@ class CallState:
     origin: str | None = None
     """On a callback we placed: the CallSid of the original call, whose ticket and place this is."""
     stage: str | None = None
-    """On the agent line: extension, pin or options."""
+    """On the agent line: extension, pin or options; callback and callback_pin on the call the line
+    placed to an agent's registered phone (`ivr.agent_line`)."""
     since: int | None = None
     """From the queue on: when the caller joined it (ms since the epoch). Carried so that a caller
     whom Redis lost (a restart without persistence) gets back their place in the order."""
@@ -896,7 +897,8 @@ class Flow:
         if state.step == "agent_line":
             return (
                 state
-                if state.stage in _STAGES and (state.stage != "options" or state.agent is not None)
+                if state.stage in _STAGES
+                and (state.stage in ("extension", "pin") or state.agent is not None)
                 else None
             )
         return state

@@ -23,6 +23,7 @@ from ivr.queue.base import (
 )
 from ivr.queue.history import unique_agents
 from ivr.queue.keys import (
+    agent_callback_key,
     agent_key,
     connection_key,
     deadlines_key,
@@ -79,6 +80,11 @@ class AgentOps(QueueBase):
     def pin_right(self, source: str) -> None:
         """A right PIN from `source`: its count starts afresh (one DEL)."""
         self._client.delete(pin_checks_key(source))
+
+    def claim_agent_callback(self, agent_id: str, seconds: int) -> bool:
+        """True when no call to the agent's phone was placed in the last `seconds` (one SET NX):
+        a stranger spoofing the agent's number cannot make their phone ring more often."""
+        return bool(self._client.set(agent_callback_key(agent_id), "1", nx=True, ex=seconds))
 
     def end_session(self, session_id: str, seconds: int) -> None:
         """Remember for `seconds` that an admin session was logged out (one SET)."""

@@ -12,8 +12,8 @@ agent must read the agents and all those lines in one atomic step. Lines per slo
 two-phase hand-over that can strand an agent or a caller between slots. The state is small (a few
 hundred bytes per caller or agent), so one slot on one primary, with a replica for failover, serves
 thousands of waiting callers. The keys no script shares with another key (`seen_key`,
-`call_reference_key`, `pin_checks_key`, `ended_session_key`, `callback_step_key`) have no tag and
-spread over the cluster; they are the many, short-lived ones.
+`call_reference_key`, `pin_checks_key`, `ended_session_key`, `agent_callback_key`,
+`callback_step_key`) have no tag and spread over the cluster; they are the many, short-lived ones.
 """
 
 from __future__ import annotations
@@ -107,6 +107,12 @@ def ended_session_key(session_id: str) -> str:
     """STRING: an admin session that was logged out; its cookie opens nothing until the key expires
     (when the session would have ended anyway)."""
     return f"{UNTAGGED_PREFIX}session-ended:{session_id}"
+
+
+def agent_callback_key(agent_id: str) -> str:
+    """STRING: the agent line called this agent back lately (a throttled call from their phone);
+    no other callback is placed until it expires."""
+    return f"{UNTAGGED_PREFIX}agent-callback:{agent_id}"
 
 
 def callback_step_key(call_sid: str, step: str) -> str:

@@ -11,6 +11,7 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -28,20 +29,28 @@ from tests.support import AUTH_TOKEN, STATE_SECRET, Phone, signed_post
 IVR = [sys.executable, "-m", "ivr.cli"]
 
 
-@pytest.fixture
-def lines() -> Iterator[io.StringIO]:
-    """What the JSON handler writes for the `ivr` loggers during the test."""
+@contextmanager
+def writing_to(handler: logging.Handler) -> Iterator[io.StringIO]:
+    """What `handler` writes for the `ivr` loggers (INFO and above) inside the block."""
     stream = io.StringIO()
-    handler = logs.json_handler()
     assert isinstance(handler, logging.StreamHandler)
     handler.setStream(stream)
     logger = logging.getLogger("ivr")
     logger.addHandler(handler)
     old_level = logger.level
     logger.setLevel(logging.INFO)
-    yield stream
-    logger.removeHandler(handler)
-    logger.setLevel(old_level)
+    try:
+        yield stream
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+
+
+@pytest.fixture
+def lines() -> Iterator[io.StringIO]:
+    """What the JSON handler writes for the `ivr` loggers during the test."""
+    with writing_to(logs.json_handler()) as stream:
+        yield stream
 
 
 def records(stream: io.StringIO) -> list[dict[str, object]]:
@@ -163,23 +172,15 @@ def test_an_unknown_log_format_is_refused() -> None:
 
 
 def test_what_a_request_puts_in_a_field_cannot_start_a_log_line_of_its_own(app: Flask) -> None:
-    stream = io.StringIO()
-    handler = logs.text_handler()
-    assert isinstance(handler, logging.StreamHandler)
-    handler.setStream(stream)
-    logger = logging.getLogger("ivr")
-    logger.addHandler(handler)
-    try:
-        forged = "\n2026-12-07 03:00:00,000 CRITICAL ivr.admin: admin ada exported every ticket"
-        form = {
-            "CallSid": "CA" + "1" * 32 + forged,
-            "ErrorCode": "11200",
-            "ErrorUrl": "https://ivr.example.com/voice/incoming\u2028" + forged,
-        }
+    forged = "\n2026-12-07 03:00:00,000 CRITICAL ivr.admin: admin ada exported every ticket"
+    form = {
+        "CallSid": "CA" + "1" * 32 + forged,
+        "ErrorCode": "11200",
+        "ErrorUrl": "https://ivr.example.com/voice/incoming\u2028" + forged,
+    }
+    with writing_to(logs.text_handler()) as stream:
         response = signed_post(app.test_client(), "/voice/fallback", form)
         assert response.status_code == 200
-    finally:
-        logger.removeHandler(handler)
     lines = stream.getvalue().splitlines()
     assert len(lines) == 1, lines
     assert "fallback for CA111" in lines[0] and "\\n2026-12-07 03:00:00,000 CRITICAL" in lines[0]

@@ -96,6 +96,11 @@ def _clock(minutes: int) -> str:
     return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
 
+def _duration(seconds: int) -> str:
+    """300 -> "5 min", 90 -> "90 s"."""
+    return f"{seconds // 60} min" if seconds % 60 == 0 else f"{seconds} s"
+
+
 def _day_span(first: int, last: int) -> str:
     if first == 0 and last == 6:
         return "Daily"
@@ -362,6 +367,12 @@ class _Drawing:
         if held:
             lines += ["", "While holding:", *held]
         lines += ["", "When a team is closed:", "# · back to the menu, * · repeat"]
+        limit = rules.defaults.silence_limit
+        lines += [
+            "",
+            f"No key for {_duration(limit)} (holding not counted):",
+            "goodbye, the call ends (no_input)",
+        ]
         with self.dot.subgraph() as top:
             top.attr(rank="source")
             top.node("legend", label(lines, left=True), **_LEGEND)

@@ -23,6 +23,7 @@ from typing import Any
 
 import graphviz  # type: ignore[import-untyped]  # the package ships no type hints
 
+from ivr.audio import spoken_length
 from ivr.rules.check import Bundle
 from ivr.rules.schema import WEEKDAYS, Option, Rules, Target, Team, TimeRange
 
@@ -94,11 +95,6 @@ def shortened(text: str, length: int = ANSWER_LENGTH) -> str:
 
 def _clock(minutes: int) -> str:
     return f"{minutes // 60:02d}:{minutes % 60:02d}"
-
-
-def _duration(seconds: int) -> str:
-    """300 -> "5 min", 90 -> "90 s"."""
-    return f"{seconds // 60} min" if seconds % 60 == 0 else f"{seconds} s"
 
 
 def _day_span(first: int, last: int) -> str:
@@ -370,7 +366,7 @@ class _Drawing:
         limit = rules.defaults.silence_limit
         lines += [
             "",
-            f"No key for {_duration(limit)} (holding not counted):",
+            f"No key for {spoken_length(limit)} (holding not counted):",
             "goodbye, the call ends (no_input)",
         ]
         with self.dot.subgraph() as top:

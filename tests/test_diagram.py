@@ -144,7 +144,7 @@ def test_the_legend_says_when_a_silent_caller_is_let_go(picture: Picture, tmp_pa
     assert "No key for 5 min (holding not counted): goodbye, the call ends (no_input)" in legend
     rules, _ = write_rules(tmp_path, ("  silence_limit: 300 ", "  silence_limit: 90 "))
     odd = Picture(diagram_svg(load_bundle(rules, PROMPTS))).nodes["legend"]
-    assert "No key for 90 s (holding not counted)" in odd
+    assert "No key for 1 min 30 s (holding not counted)" in odd
 
 
 def test_labels_are_in_the_chosen_language(bundle: Bundle) -> None:

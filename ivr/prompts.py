@@ -41,6 +41,7 @@ SYSTEM_PROMPTS = frozenset(
         "callback_no_number",
         "ticket_reference",
         "goodbye",
+        "silence_goodbye",
         "technical_problem",
         "many_ahead",
         "queue_wait",

@@ -117,6 +117,11 @@ class Defaults(Frozen):
     max_tries: int = Field(default=3, ge=1, le=10)
     gather_timeout: int = Field(default=6, ge=1, le=30, description="seconds of silence = no input")
     fallback: Target
+    silence_limit: int = Field(default=300, ge=60, le=1800, description="seconds")
+    """How long a caller may go without pressing a key or leaving a recording before, at their next
+    silence, they hear goodbye and the call ends (ticket outcome `no_input`): an answering machine
+    or a pocket dial does not hold the line until Twilio's 4-hour limit. Time on hold does not
+    count: waiting is what a holding caller asked for."""
 
 
 class Announcement(Frozen):

@@ -7,7 +7,8 @@ instance must not take calls: its database schema is not the one the code needs 
 written), or it has nowhere to keep ticket changes at all (Redis down and the spool not writable).
 
 The database is probed by a background thread (`db.DatabaseHealth.probe`); the endpoint reads its
-latest answer, so a frozen database cannot freeze the health check.
+latest answer, so a frozen database cannot freeze the health check, and a probe that has waited longer
+than `db.ANSWER_WITHIN_SECONDS` for its answer is reported as the database not answering.
 """
 
 from __future__ import annotations

@@ -225,6 +225,26 @@ def test_every_webhook_answers_in_time_while_the_database_is_frozen(line: Line) 
     wait_until(lambda: all(complete(line, p) for p in phones), timeout=30)
 
 
+def health(line: Line) -> tuple[int, dict[str, Any]]:
+    """What `/healthz` answers now: the status code and the body."""
+    response = line.app.test_client().get("/healthz")
+    return response.status_code, response.get_json()
+
+
+def test_a_frozen_database_shows_on_healthz_within_three_seconds(line: Line) -> None:
+    wait_until(lambda: health(line)[1]["database"] == "ok", timeout=10)
+    line.db.stall()  # connections stay open; nothing is answered
+    frozen = time.monotonic()
+    try:
+        code, body = wait_until(lambda: (h := health(line))[1]["database"] != "ok" and h, 3.0)
+        assert time.monotonic() - frozen < 3.0
+        assert code == 200 and body["status"] == "degraded"  # calls go on; tickets wait
+        assert body["database"].startswith(("no answer for", "unreachable"))
+    finally:
+        line.db.forward()
+    wait_until(lambda: health(line)[1]["database"] == "ok", timeout=10)
+
+
 @pytest.mark.parametrize("fault", ["stall", "drop", "refuse"])
 def test_every_webhook_answers_in_time_while_redis_is_away_and_nothing_is_lost(
     line: Line, fault: str

@@ -5,7 +5,9 @@
   in a frozen database shows as "no answer" (`db.DatabaseHealth.latest`) and holds nothing else up.
 - `ivr-database`: while the database answers, keeps ticket reference blocks at hand, and rebuilds
   kept callbacks and agent logins in a Redis that lost its data (`ivr.recovery`).
-- `ivr-journal`: ships the journal records this process spooled to the Redis stream, every 0.1 s.
+- `ivr-journal`: writes the journal records held in memory (neither the spool nor Redis took them) to
+  whichever takes them first, and ships the records this process spooled to the Redis stream, every
+  0.1 s.
 - `ivr-redis`: sweeps callers whose heartbeat lapsed out of the hold queues, and settles every
   agent of the rules (one left busy by a call whose Dial action and status callback were both lost
   is released once no Twilio call could still be going on).
@@ -126,6 +128,7 @@ class Background:
 
     def _ship(self) -> None:
         s = self._services
+        s.journal.release()  # what waits in memory first: it may go to the spool, shipped below
         if time.monotonic() < self._ship_again_at or not s.journal.spool.files():
             return
         try:

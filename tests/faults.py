@@ -1,4 +1,5 @@
-"""Fault injection for tests: a TCP proxy that refuses, drops, stalls and cuts, and private redis-servers.
+"""Fault injection for tests: a TCP proxy that refuses, drops, stalls and cuts, private redis-servers,
+and a disk filling up (at the `os.write` seam).
 
 Everything here is bounded: every socket is non-blocking behind `select` with a short timeout, every
 thread is a daemon that ends when its proxy or connection closes, and every wait has a deadline. Nothing
@@ -11,6 +12,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import enum
+import errno
 import os
 import select
 import shutil
@@ -26,6 +28,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self, TypeVar
 
+import pytest
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -607,3 +610,38 @@ class PostgresFaults:
         self.proxy.forward()
         self.database.dispose()
         self.proxy.close()
+
+
+class WriteFaults:
+    """A disk filling up, at the `os.write` seam, for the files under `folder` only (for unit
+    tests). After `fill(room)` it takes `room` more bytes, writing the part of
+    a write that fits as a filling disk does, then refuses every write with ENOSPC until `free()`."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+        self.folder = folder.resolve()
+        self.room: int | None = None
+        self._write = os.write
+        monkeypatch.setattr(os, "write", self._write_or_refuse)
+
+    def fill(self, room: int = 0) -> None:
+        """From now on the disk takes `room` more bytes."""
+        self.room = room
+
+    def free(self) -> None:
+        """The disk takes every write again."""
+        self.room = None
+
+    def _write_or_refuse(self, fd: int, data: bytes | memoryview) -> int:
+        if self.room is None or not self._under_folder(fd):
+            return self._write(fd, data)
+        if self.room == 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        written = self._write(fd, bytes(memoryview(data)[: self.room]))
+        self.room -= written
+        return written
+
+    def _under_folder(self, fd: int) -> bool:
+        try:
+            return Path(os.readlink(f"/proc/self/fd/{fd}")).is_relative_to(self.folder)
+        except OSError:
+            return False

@@ -16,7 +16,7 @@ from ivr.config import Settings
 from ivr.db import ANSWER_WITHIN_SECONDS, STALE_SECONDS, Database, DatabaseHealth, SchemaState
 from ivr.services import services
 from tests.conftest import MONDAY_AFTERNOON
-from tests.faults import free_port
+from tests.faults import WriteFaults, free_port
 from tests.support import AUTH_TOKEN, PROMPTS, RULES, STATE_SECRET, Phone
 from tests.test_journal import unreachable_redis
 
@@ -165,6 +165,33 @@ def test_a_probe_waiting_for_its_answer_past_the_limit_shows_the_database_not_an
         stuck.join(10)
         frozen.dispose()
     assert health.latest().problem is None  # it answered after all
+
+
+def test_a_full_spool_with_redis_down_takes_the_instance_out_and_says_why(
+    database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = build(database, tmp_path, unreachable_redis())
+    disk = WriteFaults(monkeypatch, tmp_path)
+    disk.fill()
+    phone = Phone(app.test_client())
+    phone.dial()
+    phone.press("2")
+    assert "For deposits" in phone.last_heard()  # the caller hears the menus as always
+
+    response = app.test_client().get("/healthz")
+    body = response.get_json()
+    assert response.status_code == 503
+    assert body["status"] == "unavailable"
+    assert body["journal"]["spool_writable"] is False
+    assert body["journal"]["spool_problem"] == "no space left on device"
+    assert body["journal"]["held_in_memory"] == 2  # the changes of both webhooks, not lost
+
+    disk.free()
+    with app.app_context():
+        services().journal.release()  # the shipping thread's next round
+    response = app.test_client().get("/healthz")
+    assert response.status_code == 200  # the spool keeps changes again; Redis is still away
+    assert response.get_json()["journal"]["held_in_memory"] == 0
 
 
 @pytest.mark.parametrize("path", ["/healthz"])

@@ -156,7 +156,7 @@ def build_services(
     db = database or Database(settings.database_url)
     redis = redis_client or connect(settings.redis_url)
     queue = CallQueue(redis, clock)
-    journal = Journal(redis, settings.spool_dir)
+    journal = Journal(redis, settings.spool_dir, memory_records=settings.journal_memory_records)
 
     def lease_block() -> int:
         with db.sessions() as session:

@@ -388,6 +388,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_tickets(commands)
 
+    from ivr.journal_replay import add_parser as add_journal
+
+    add_journal(commands)
+
     from ivr.diagram import add_parser as add_diagram
 
     add_diagram(commands)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ivr.clock import parse_instant
+from ivr.journal import MEMORY_RECORDS
 from ivr.proxies import Network, parse_networks
 from ivr.queue.client import url_problem as redis_url_problem
 
@@ -29,6 +30,8 @@ LogFormat = Literal["text", "json"]
 LOG_FORMATS: tuple[LogFormat, ...] = ("text", "json")
 
 MIN_SECRET_LENGTH = 32
+MAX_MEMORY_RECORDS = 1_000_000
+"""`IVR_JOURNAL_MEMORY_RECORDS` at most: about a gigabyte of memory."""
 
 
 class ConfigError(ValueError):
@@ -55,6 +58,9 @@ class Settings:
     rules_reload_seconds: float = 2.0
     writer: WriterMode = "thread"
     spool_dir: Path = Path("instance/journal")
+    journal_memory_records: int = MEMORY_RECORDS
+    """`IVR_JOURNAL_MEMORY_RECORDS`: how many ticket changes a process holds in memory while neither
+    the spool nor Redis takes them (beyond that, each is logged as `JOURNAL-LOST`). 0: none."""
     background: bool = True
     """Run the per-process threads (ticket writer, rules reload, spool and queue upkeep). Off for tests."""
     state_secrets: tuple[str, ...] = ()
@@ -136,6 +142,15 @@ class Settings:
                 "IVR_ADMIN_SESSION_MINUTES must be whole minutes from 1 to 1440, "
                 f"got {env.get('IVR_ADMIN_SESSION_MINUTES')!r}"
             )
+        try:
+            memory_records = int(env.get("IVR_JOURNAL_MEMORY_RECORDS") or MEMORY_RECORDS)
+        except ValueError:
+            memory_records = -1
+        if not 0 <= memory_records <= MAX_MEMORY_RECORDS:
+            raise ConfigError(
+                "IVR_JOURNAL_MEMORY_RECORDS must be a number of records from 0 to "
+                f"{MAX_MEMORY_RECORDS}, got {env.get('IVR_JOURNAL_MEMORY_RECORDS')!r}"
+            )
         log_format = (env.get("IVR_LOG_FORMAT") or "text").strip().lower()
         if log_format not in LOG_FORMATS:
             raise ConfigError(f"IVR_LOG_FORMAT must be text or json, got {log_format!r}")
@@ -152,6 +167,7 @@ class Settings:
             dev_mode=_flag(env.get("IVR_DEV_MODE")),
             writer=writer,
             spool_dir=Path(env.get("IVR_SPOOL_DIR") or "instance/journal"),
+            journal_memory_records=memory_records,
             state_secrets=secrets,
             operator_number=operator,
             trusted_proxies=proxies,

@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -52,6 +53,7 @@ from tests.faults import (
     PostgresFaults,
     RedisProcess,
     SqliteFaults,
+    Tmpfs,
     free_port,
     wait_until,
 )
@@ -63,6 +65,7 @@ from tests.support import (
     Phone,
     reference_in,
 )
+from tests.test_metrics import scrape, value
 
 T = TypeVar("T")
 DEADLINE = 2.0
@@ -140,8 +143,9 @@ def complete(line: Line, phone: Phone, outcome: Outcome = Outcome.ABANDONED) -> 
     )
 
 
-@pytest.fixture
-def line(database: Database, tmp_path: Path) -> Iterator[Line]:
+@contextmanager
+def running_line(database: Database, tmp_path: Path, spool: Path) -> Iterator[Line]:
+    """The app, its threads running, with the stores behind switches and the spool in `spool`."""
     faults: SqliteFaults | PostgresFaults = (
         PostgresFaults(TEST_DATABASE_URL)
         if TEST_DATABASE_URL
@@ -161,7 +165,7 @@ def line(database: Database, tmp_path: Path) -> Iterator[Line]:
         voice_prompts=ROOT / "voice_prompts",
         writer="thread",
         background=True,
-        spool_dir=tmp_path / "spool",
+        spool_dir=spool,
         state_secrets=(STATE_SECRET,),
         agent_pins=tmp_path / "agent_pins.json",
     )
@@ -184,9 +188,33 @@ def line(database: Database, tmp_path: Path) -> Iterator[Line]:
         yield line
     finally:
         background.stop()
+        line.services.journal.spool.seal()
         proxy.close()
         redis_server.close()
         faults.close()
+
+
+@pytest.fixture
+def line(database: Database, tmp_path: Path) -> Iterator[Line]:
+    with running_line(database, tmp_path, tmp_path / "spool") as line:
+        yield line
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Tmpfs]:
+    """A filesystem of 512 KiB of its own, to fill up."""
+    disk = Tmpfs(tmp_path / "small-disk")
+    try:
+        yield disk
+    finally:
+        disk.close()
+
+
+@pytest.fixture
+def line_on_small_disk(database: Database, tmp_path: Path, small_disk: Tmpfs) -> Iterator[Line]:
+    """The line with its spool on `small_disk`."""
+    with running_line(database, tmp_path, small_disk.folder) as line:
+        yield line
 
 
 def test_every_ticket_is_complete_after_a_database_outage_during_calls(line: Line) -> None:
@@ -252,6 +280,61 @@ def test_every_webhook_answers_in_time_while_the_database_is_frozen(line: Line) 
     path, seconds = line.client.slowest()
     assert seconds < DEADLINE, f"{path} took {seconds:.2f} s"
     wait_until(lambda: all(complete(line, p) for p in phones), timeout=30)
+
+
+def health(line: Line) -> tuple[int, dict[str, Any]]:
+    """What `/healthz` answers now: the status code and the body."""
+    response = line.app.test_client().get("/healthz")
+    return response.status_code, response.get_json()
+
+
+def test_a_frozen_database_shows_on_healthz_within_three_seconds(line: Line) -> None:
+    wait_until(lambda: health(line)[1]["database"] == "ok", timeout=10)
+    line.db.stall()  # connections stay open; nothing is answered
+    frozen = time.monotonic()
+    try:
+        code, body = wait_until(lambda: (h := health(line))[1]["database"] != "ok" and h, 3.0)
+        assert time.monotonic() - frozen < 3.0
+        assert code == 200 and body["status"] == "degraded"  # calls go on; tickets wait
+        assert body["database"].startswith(("no answer for", "unreachable"))
+    finally:
+        line.db.forward()
+    wait_until(lambda: health(line)[1]["database"] == "ok", timeout=10)
+
+
+@pytest.mark.parametrize("back_first", ["disk", "redis"])
+def test_a_disk_filling_up_while_redis_is_down_loses_no_acknowledged_change(
+    line_on_small_disk: Line, small_disk: Tmpfs, back_first: str
+) -> None:
+    line = line_on_small_disk
+    line.redis.stop()  # nothing waits in it yet
+    small_disk.fill()
+    filled = time.monotonic()
+    code, body = wait_until(lambda: (h := health(line))[0] == 503 and h, timeout=1.0)
+    assert time.monotonic() - filled < 1.0  # this instance must not take calls, and says why
+    assert body["status"] == "unavailable"
+    assert body["journal"]["spool_writable"] is False
+    assert body["journal"]["spool_problem"] == "no space left on device"
+
+    phones = [line.call_to_queue() for _ in range(3)]  # Twilio may still send some its way
+    for phone in phones:
+        phone.hang_up()
+    code, body = health(line)
+    assert code == 503 and body["journal"]["held_in_memory"] > 0
+    found = scrape(line.app)
+    assert value(found, "ivr_journal_spool_writable") == 0
+    assert (value(found, "ivr_journal_held_records") or 0) > 0
+
+    if back_first == "disk":
+        small_disk.free()
+    else:
+        line.redis.start()
+    wait_until(lambda: health(line)[0] == 200, timeout=5)
+    wait_until(lambda: all(complete(line, p) for p in phones), timeout=30)
+    assert health(line)[1]["journal"]["held_in_memory"] == 0
+    assert health(line)[1]["journal"]["lost_to_log"] == 0
+    path, seconds = line.client.slowest()
+    assert seconds < DEADLINE, f"{path} took {seconds:.2f} s"
 
 
 @pytest.mark.parametrize("fault", ["stall", "drop", "refuse"])

@@ -25,6 +25,7 @@ from sqlalchemy import (
     DateTime,
     Engine,
     MetaData,
+    String,
     create_engine,
     event,
     inspect,
@@ -93,6 +94,18 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+class SafeString(TypeDecorator[str]):
+    """A VARCHAR that stores any text a caller or Twilio could send: PostgreSQL refuses the NUL
+    character, so it is stored as U+FFFD (the rest of the row, the ticket, is kept)."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        """Replace NUL, which no PostgreSQL text value may hold."""
+        return None if value is None else value.replace("\x00", "\ufffd")
 
 
 class Base(DeclarativeBase):

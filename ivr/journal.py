@@ -413,7 +413,9 @@ class Spool:
                 return
             with os.fdopen(os.dup(fd), "rb") as file:
                 data = file.read()
-            lines = data.decode("utf-8", errors="replace").splitlines()
+            # Records end at "\n" alone: splitlines() would also cut at a separator a record from
+            # an older version may hold raw (U+2028, U+0085, ...).
+            lines = data.decode("utf-8", errors="replace").split("\n")
             yield [
                 _delivery(str(path), str(number), {_FIELD: line})
                 for number, line in enumerate(lines, 1)

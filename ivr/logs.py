@@ -70,13 +70,15 @@ def json_handler() -> logging.Handler:
 
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+_ESCAPES = {"\n": "\\n", "\r": "\\r"}
+"""Escapes JSON reads too, so that a record in a log line (`JOURNAL-LOST`) can be read back."""
 _LINE_BREAKING = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\x85\u2028\u2029]")
 
 
 def one_line(text: str) -> str:
-    """`text` with every control character and line break escaped (`\\n`, `\\u2028`), so that
-    what a caller or a request put in a field cannot start a log line of its own."""
-    return _LINE_BREAKING.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+    """`text` with every control character and line break escaped as JSON does (`\\n`,
+    `\\u2028`): what a caller or a request put in a field cannot start a log line of its own."""
+    return _LINE_BREAKING.sub(lambda m: _ESCAPES.get(m.group(), f"\\u{ord(m.group()):04x}"), text)
 
 
 class TextFormatter(logging.Formatter):

@@ -420,3 +420,20 @@ def test_a_process_killed_right_after_answering_loses_no_spooled_record(tmp_path
         assert deliveries is not None
         steps = [d.record.change.menu_step for d in deliveries if d.record is not None]
     assert steps[: answered + 1] == [f"step:{i}" for i in range(answered + 1)]
+
+
+def test_a_record_holding_a_line_separator_is_one_record_in_the_spool(tmp_path: Path) -> None:
+    journal = Journal(unreachable_redis(), tmp_path)
+    record = journal_record("CA1", NOW, caller="+1415\u2028555\u0085\x00")
+    assert "\u2028" not in record.to_json() and record.to_json().isascii()
+    journal.append(record)
+    # A line an older version wrote, with the separators raw in it, reads back whole too.
+    raw = record.to_json().replace("\\u2028", "\u2028").replace("\\u0085", "\u0085")
+    journal.spool.write(raw.replace('"test-', '"raw-'))
+    journal.spool.seal()
+    [path] = journal.spool.files()
+    with journal.spool.claim(path) as deliveries:
+        assert deliveries is not None
+        assert [d.record.caller if d.record else d.problem for d in deliveries] == [
+            "+1415\u2028555\u0085\x00"
+        ] * 2

@@ -338,3 +338,23 @@ def test_healthz_reports_database_redis_and_rules(client: FlaskClient) -> None:
     body = response.get_json()
     assert body["database"] == "ok" and body["redis"] == "ok"
     assert body["rules"]["state"] == "ok" and body["rules"]["problems"] == []
+
+
+@pytest.mark.parametrize(
+    ("sent", "kept"),
+    [
+        ("+1415\u2028555", "+1415\u2028555"),  # a line separator: no line break in the journal
+        ("+1415\u0085555", "+1415\u0085555"),  # a next-line character
+        ("+1415\x00555", "+1415\ufffd555"),  # NUL: PostgreSQL holds no such character
+        ("+1415\r\n555", "+1415\r\n555"),
+    ],
+)
+def test_any_caller_id_twilio_could_send_leaves_a_complete_ticket(
+    client: FlaskClient, database: Database, sent: str, kept: str
+) -> None:
+    phone = Phone(client, caller=sent, called=sent)
+    phone.dial()
+    phone.press("2")
+    ticket = ticket_of(database, phone.sid)
+    assert (ticket.caller, ticket.called) == (kept, kept)
+    assert ticket.menu_path == ["language:2"] and ticket.language == "en-US"

@@ -549,6 +549,10 @@ class Flow:
         first = state.tries == 0
         if first and queue.max_length and info.position and info.position > queue.max_length:
             return self._overflow(state, "queue_full", QueueEvent.EXITFULL, info)
+        if info.agents_logged_in == 0 and info.waited_seconds >= self.rules.defaults.silence_limit:
+            # Nobody can answer, and the caller has held as long as a silent one is kept: offer
+            # what the line can do instead, rather than hold an answering machine for hours.
+            return self._overflow(state, "no_agents", QueueEvent.EXITEMPTY, info)
         speech: list[Speech] = []
         if not first:
             speech.append(self._comfort(queue.comfort, state.tries, language))

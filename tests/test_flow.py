@@ -1034,3 +1034,20 @@ def test_a_forged_or_garbled_heard_value_is_not_our_state() -> None:
 
 def replace_queue(queue: Any, **changes: Any) -> Any:
     return queue.model_copy(update=changes)
+
+
+def test_a_caller_held_as_long_as_the_silence_limit_with_nobody_logged_in_is_offered_a_message(
+    bundle: Bundle,
+) -> None:
+    limit = bundle.rules.defaults.silence_limit
+    empty = replace(STAFFED, agents_logged_in=0, estimated_wait=None)
+    holding = flow_at(bundle).hold(replace(HOLD, tries=4), replace(empty, waited_seconds=limit - 1))
+    assert listening_at(holding) is not None and not holding.leave
+    offered = flow_at(bundle).hold(replace(HOLD, tries=5), replace(empty, waited_seconds=limit))
+    assert heard(offered)[0] == "no_agents" and offered.leave
+    assert [e.event for e in offered.ticket.events] == [QueueEvent.EXITEMPTY]
+    offer = listening_at(offered)
+    assert offer is not None and offer.step == "closed"  # voicemail or a callback, or # back
+    # Agents logged in but busy: the caller holds on, however long (waiting is what they chose).
+    busy = flow_at(bundle).hold(replace(HOLD, tries=5), replace(STAFFED, waited_seconds=3 * limit))
+    assert not busy.leave

@@ -1,9 +1,15 @@
-"""WSGI entry point for gunicorn: `gunicorn wsgi:app` (settings come from the environment).
+"""WSGI entry point for a WSGI server: `gunicorn wsgi:app` (settings come from the environment).
 
-gunicorn imports this in each worker (do not use --preload): the worker's threads start here.
+gunicorn imports this in each worker (do not use --preload): the worker's threads start here. Logging
+is configured as `ivr serve` configures it (`IVR_LOG_FORMAT`). Put it behind a buffering proxy, as
+the README's Production section says: `ivr serve` is the documented way to run it.
 """
 
+from ivr import logs
 from ivr.app import create_app, start_background
+from ivr.config import Settings
 
-app = create_app()
+settings = Settings.from_env()
+logs.configure(settings.log_format)
+app = create_app(settings)
 start_background(app)

@@ -383,7 +383,7 @@ class Bench:
             "IVR_SPOOL_DIR": str(self.work / "spool"),
         }
         if two:
-            settings["IVR_TRUSTED_PROXIES"] = "1"  # README: behind one nginx
+            settings["IVR_TRUSTED_PROXIES"] = "127.0.0.1"  # README: behind nginx on this host
         env = servers.clean_env(**settings)
         more = [servers.free_port()] if two else []
         self.instance_ports = [app.port, *more]

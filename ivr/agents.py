@@ -11,18 +11,22 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import replace
 from typing import Any
 
 from flask import Blueprint, Response, abort, jsonify, request
 from redis.exceptions import RedisError
-from werkzeug.exceptions import TooManyRequests
+from werkzeug.exceptions import ServiceUnavailable, TooManyRequests
 
 from ivr.agent_line import AgentAction, AgentLine, AgentStatus, PinCheck
-from ivr.credentials import PIN_DELAYS, WINDOW_SECONDS, client_source, phone_source
+from ivr.credentials import callback_source, client_source, phone_source
+from ivr.flow import CallState
 from ivr.rules.schema import Agent, Rules
 from ivr.security import refuse_unsigned
 from ivr.services import services
-from ivr.twiml import render
+from ivr.switchboard import Call
+from ivr.throttle import check_secret
+from ivr.twiml import render, state_url
 from ivr.webhooks import admitted, answer, arrive, current_flow, twiml
 
 ASK_FOR_PIN = "give the agent id and PIN with HTTP Basic auth"
@@ -35,25 +39,15 @@ log = logging.getLogger(__name__)
 
 def check_pin(source: str, agent_id: str | None, pin: str, rules: Rules) -> tuple[PinCheck, float]:
     """Whether `pin` is the PIN of `agent_id` (None or unknown: wrong, and a try all the same), if
-    `source` may have a PIN checked now; with the seconds it must wait when it may not."""
+    `source` may have a PIN checked now (`ivr.throttle`); with the seconds it must wait when it may
+    not."""
     s = services()
-    try:
-        wait = s.queue.start_pin_check(source, PIN_DELAYS, WINDOW_SECONDS)
-    except RedisError:
-        log.warning("no PIN checked for %s: the throttle (Redis) is unavailable", source)
-        return "unavailable", 0.0
-    if wait > 0:
-        log.warning("no PIN checked for %s: too many wrong PINs, next in %.0f s", source, wait)
-        return "throttled", wait
-    right = s.pins.verify(agent_id or "", pin) and agent_id in rules.agents
-    if not right:
+    found = check_secret(
+        s.queue, source, lambda: s.pins.verify(agent_id or "", pin) and agent_id in rules.agents
+    )
+    if found.outcome == "wrong":
         log.warning("wrong PIN for agent %r from %s", agent_id, source)
-        return "wrong", 0.0
-    try:
-        s.queue.pin_right(source)
-    except RedisError:  # its count stays: the next check from there waits a little longer
-        log.warning("a right PIN from %s could not reset its count", source)
-    return "right", 0.0
+    return found.outcome, found.wait
 
 
 def change_status(agent_id: str, agent: Agent, rules: Rules, action: AgentAction) -> AgentStatus:
@@ -76,12 +70,27 @@ def agent_line() -> Response:
         return answer(call, line.answer(), flow)
     digits = request.form.get("Digits")
     pin: PinCheck | None = None
-    if state.stage == "pin" and digits:
-        pin, _ = check_pin(phone_source(call.number), state.agent, digits, flow.rules)
+    if state.stage in ("pin", "callback_pin") and digits:
+        # On the call we placed to the agent's phone, guesses count apart from the caller IDs'.
+        source = (
+            callback_source(state.agent or "")
+            if state.stage == "callback_pin"
+            else phone_source(call.number)
+        )
+        pin, _ = check_pin(source, state.agent, digits, flow.rules)
     status: AgentStatus | None = None
     if state.agent in flow.rules.agents and pin in (None, "right"):
         status = services().queue.agent_status(state.agent)
-    result = line.on_input(state, digits, status, pin)
+    own_phone = _own_phone(flow.rules, state.agent, call.number)
+    result = line.on_input(
+        state,
+        digits,
+        status,
+        pin,
+        call_back_possible=own_phone is not None and services().telephony.enabled,
+    )
+    if result.call_back and state.agent and own_phone:
+        _call_agent_back(call, state, own_phone)
     decision = result.decision
     if result.action and state.agent:
         agent = flow.rules.agents[state.agent]
@@ -91,6 +100,39 @@ def agent_line() -> Response:
             new_status = services().queue.agent_status(state.agent)
         decision = line.confirm(result.action, new_status)
     return answer(call, decision, flow)
+
+
+AGENT_CALLBACK_EVERY_SECONDS = 300
+"""At most one call back to an agent's phone in this long, however often a throttled call comes."""
+
+
+def _own_phone(rules: Rules, agent_id: str | None, number: str | None) -> str | None:
+    """The agent's registered phone, when the call comes from it (as its caller ID says)."""
+    agent = rules.agents.get(agent_id or "")
+    return agent.phone if agent is not None and number and agent.phone == number else None
+
+
+def _call_agent_back(call: Call, state: CallState, phone: str) -> None:
+    """Place a call to the agent's registered phone that asks for the PIN there."""
+    s = services()
+    assert state.agent is not None
+    if not call.called or not s.queue.claim_agent_callback(
+        state.agent, AGENT_CALLBACK_EVERY_SECONDS
+    ):
+        log.warning("agent line: %s was called back lately; not again yet", state.agent)
+        return
+    now = s.clock.now().timestamp()
+    # The new call's sid is not known yet: its URLs are sealed for this call (`origin`).
+    answered = replace(state, stage="callback", tries=0, origin=call.sid)
+    url = s.signer.seal(state_url(answered), call.sid, now)
+    if s.telephony.call(phone, call.called, url, f"{line_bp.url_prefix}/status") is None:
+        log.error("agent line: could not call %s back on their phone", state.agent)
+
+
+@line_bp.post("/status")
+def agent_line_status() -> Response:
+    """Status callbacks of the calls the agent line places: nothing to keep (no ticket)."""
+    return Response(status=204)
 
 
 @line_bp.errorhandler(RedisError)
@@ -116,6 +158,10 @@ def _authenticated(agent_id: str) -> tuple[Agent, Rules]:
         )
     if found == "unavailable":
         abort(503, description="PINs cannot be checked now (the queue store is away): try again")
+    if found == "busy":
+        raise ServiceUnavailable(
+            "too many PIN checks at once: try again in a moment", retry_after=1
+        )
     if found != "right":
         abort(401, description=ASK_FOR_PIN)
     return rules.agents[agent_id], rules

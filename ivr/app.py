@@ -11,11 +11,10 @@ import time
 import uuid
 from typing import Any
 
-from flask import Flask, Response
+from flask import Flask, Response, request
 from redis import Redis
 from sqlalchemy.exc import SQLAlchemyError
 from twilio.http import HttpClient
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ivr.background import Background
 from ivr.clock import Clock, clock_from
@@ -23,6 +22,7 @@ from ivr.config import Settings
 from ivr.credentials import PinStore
 from ivr.db import Database, DatabaseHealth
 from ivr.journal import Journal
+from ivr.proxies import TrustedProxies, is_loopback
 from ivr.queue import CallQueue, connect
 from ivr.rules.live import LiveRules
 from ivr.services import Services
@@ -62,8 +62,8 @@ def create_app(
     app = Flask(__name__, instance_relative_config=False)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     if settings.trusted_proxies:
-        # The client address from the proxies' X-Forwarded-For, and only from the ones we trust.
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)  # type: ignore[method-assign]
+        # The client address from X-Forwarded-For, and only when a trusted proxy sent it.
+        app.wsgi_app = TrustedProxies(app.wsgi_app, settings.trusted_proxies)  # type: ignore[method-assign]
     s = build_services(settings, clock, database, redis_client, twilio_http_client)
     app.extensions["ivr"] = s
     if s.background is not None and settings.background:
@@ -76,6 +76,18 @@ def create_app(
         logging.getLogger(__name__).warning(
             "IVR_DEV_MODE: Twilio signatures are NOT checked; never expose this to the internet"
         )
+
+        @app.before_request
+        def this_machine_only() -> Response | None:
+            # Whatever server runs it and wherever it listens, development mode answers nobody
+            # but this machine (the connection's own address, not one a header claims).
+            connection = request.environ.get("ivr.proxy_addr", request.remote_addr)
+            if is_loopback(connection):
+                return None
+            log.warning("IVR_DEV_MODE: refused a request from %s (this machine only)", connection)
+            return Response(
+                "development mode answers this machine only\n", 403, mimetype="text/plain"
+            )
 
         @app.after_request
         def warn_unsigned(response: Response) -> Response:
@@ -144,7 +156,7 @@ def build_services(
     db = database or Database(settings.database_url)
     redis = redis_client or connect(settings.redis_url)
     queue = CallQueue(redis, clock)
-    journal = Journal(redis, settings.spool_dir)
+    journal = Journal(redis, settings.spool_dir, memory_records=settings.journal_memory_records)
 
     def lease_block() -> int:
         with db.sessions() as session:

@@ -1,9 +1,13 @@
 """The work a serving process does beside its requests, in daemon threads, so no request waits for it.
 
 - `ivr-writer`: the ticket writer (`IVR_WRITER=thread`, the default; `off` leaves it to `ivr worker`).
-- `ivr-database`: probes the database for `/healthz`, keeps ticket reference blocks at hand, and
-  rebuilds kept callbacks and agent logins in a Redis that lost its data (`ivr.recovery`).
-- `ivr-journal`: ships the journal records this process spooled to the Redis stream, every 0.1 s.
+- `ivr-health`: probes the database for `/healthz` every 0.5 s, on a thread of its own: a probe stuck
+  in a frozen database shows as "no answer" (`db.DatabaseHealth.latest`) and holds nothing else up.
+- `ivr-database`: while the database answers, keeps ticket reference blocks at hand, and rebuilds
+  kept callbacks and agent logins in a Redis that lost its data (`ivr.recovery`).
+- `ivr-journal`: writes the journal records held in memory (neither the spool nor Redis took them) to
+  whichever takes them first, and ships the records this process spooled to the Redis stream, every
+  0.1 s.
 - `ivr-redis`: sweeps callers whose heartbeat lapsed out of the hold queues, and settles every
   agent of the rules (one left busy by a call whose Dial action and status callback were both lost
   is released once no Twilio call could still be going on).
@@ -29,6 +33,7 @@ from collections.abc import Callable
 from redis.exceptions import RedisError
 
 from ivr.callbacks import schedule_due
+from ivr.db import PROBE_EVERY_SECONDS
 from ivr.journal import SHIP_EVERY_SECONDS
 from ivr.recovery import rebuild_if_lost
 from ivr.services import Services
@@ -70,6 +75,7 @@ class Background:
             self._stop = threading.Event()
             s = self._services
             loops: list[tuple[str, Callable[[], None]]] = [
+                ("ivr-health", lambda: self._every(PROBE_EVERY_SECONDS, self._probe)),
                 ("ivr-database", lambda: self._every(DATABASE_EVERY_SECONDS, self._database_work)),
                 ("ivr-journal", lambda: self._every(SHIP_EVERY_SECONDS, self._ship)),
                 ("ivr-redis", lambda: self._every(REDIS_EVERY_SECONDS, self._redis_work)),
@@ -99,9 +105,14 @@ class Background:
                 log.exception("background work failed; trying again")
             self._stop.wait(seconds)
 
+    def _probe(self) -> None:
+        self._services.health.probe()
+
     def _database_work(self) -> None:
         s = self._services
-        state = s.health.probe()
+        state = s.health.latest()
+        if state.checked_at is None:  # the first round: the health thread may not have asked yet
+            state = s.health.probe()
         if state.problem is not None:
             return
         s.references.refill()
@@ -117,6 +128,7 @@ class Background:
 
     def _ship(self) -> None:
         s = self._services
+        s.journal.release()  # what waits in memory first: it may go to the spool, shipped below
         if time.monotonic() < self._ship_again_at or not s.journal.spool.files():
             return
         try:

@@ -4,7 +4,6 @@ and the agents' PINs."""
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import logging
 import os
 import shutil
@@ -20,9 +19,12 @@ from ivr.command import CommandError, count, port, positive_int
 from ivr.config import EMBEDDED_REDIS, ConfigError, Settings
 from ivr.credentials import PinFileError, PinStore, pin_problem
 from ivr.hash_file import read_new_secret
+from ivr.proxies import is_loopback
 from ivr.rules.check import load_bundle
 from ivr.rules.loader import RulesError, load_rules
 from ivr.rules.schema import Rules
+
+log = logging.getLogger(__name__)
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -82,16 +84,6 @@ def _schema_ready(settings: Settings, migrate: bool) -> str | None:
         database.dispose()
 
 
-def is_loopback(host: str) -> bool:
-    """True for an address only this machine can reach (127.0.0.0/8, ::1, localhost)."""
-    if host.strip().lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
-    except ValueError:
-        return False  # a host name: it may resolve to anything
-
-
 def _serve(args: argparse.Namespace) -> int:
     if args.dev:
         os.environ["IVR_DEV_MODE"] = "1"
@@ -104,6 +96,13 @@ def _serve(args: argparse.Namespace) -> int:
                 f"development mode skips Twilio's signature check, so it serves this machine only: "
                 f"--host {args.host} is not a loopback address (use 127.0.0.1, or leave out --dev "
                 "and IVR_DEV_MODE)"
+            )
+        if not is_loopback(args.host) and not settings.trusted_proxies:
+            raise ConfigError(
+                f"--host {args.host} lets clients reach gunicorn directly, and a few slow clients "
+                "can hold all its threads: put a buffering proxy in front (nginx, see the README's "
+                "Production section) and set IVR_TRUSTED_PROXIES to its addresses, or listen on "
+                "127.0.0.1 behind a proxy on this machine"
             )
         problem = _schema_ready(settings, migrate=not args.no_migrate)
         if problem:
@@ -127,10 +126,28 @@ def _serve(args: argparse.Namespace) -> int:
     if settings.redis_url == EMBEDDED_REDIS and workers != 1:
         print("REDIS_URL is not set: the embedded Redis works in one process only, using 1 worker")
         workers = 1
+    # The master's own block, one for each worker it starts, and one each to replace them later.
+    _lease_for_workers(app, 2 * workers + 1)
     if settings.redis_url == EMBEDDED_REDIS:
         print("Queue state is in-process (embedded Redis): run one process only, or set REDIS_URL.")
     _run_gunicorn(app, f"{args.host}:{args.port}", workers, args.threads, metrics_dir, private_dir)
     return 0
+
+
+def _lease_for_workers(app: Any, blocks: int) -> None:
+    """In gunicorn's master: have `blocks` reference blocks at hand to give the workers it forks,
+    so that a worker forked while the database is away (gunicorn replacing one) has one too."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from ivr.tickets.references import BLOCK_SIZE, ReferencesExhausted
+
+    services = app.extensions["ivr"]
+    try:
+        services.references.refill(needed=blocks * BLOCK_SIZE)
+    except (SQLAlchemyError, ReferencesExhausted) as exc:
+        log.warning("reference blocks for the workers: %s", exc)
+    finally:
+        services.db.dispose()  # a worker must not inherit the lease's pooled connection
 
 
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -166,6 +183,14 @@ def _run_gunicorn(
 ) -> None:
     from gunicorn.app.base import BaseApplication
 
+    services = app.extensions["ivr"]
+
+    def hand_over_references(server: Any, worker: Any) -> None:
+        # In the master, before each fork: the worker starts with a reference block of its own, so
+        # that it can number calls (and make outage references) even if the database is down then.
+        services.references.set_aside_for_child()
+        _lease_for_workers(app, workers + 1)  # replace it while the database answers
+
     def start_threads(worker: Any) -> None:
         # In each worker, right after the fork: the writer and upkeep threads of this process.
         from ivr.app import start_background
@@ -191,6 +216,7 @@ def _run_gunicorn(
             self.cfg.set("accesslog", "-")
             # Twilio gives up on a webhook after 15 s; never keep a worker longer than that.
             self.cfg.set("timeout", 20)
+            self.cfg.set("pre_fork", hand_over_references)
             self.cfg.set("post_worker_init", start_threads)
             self.cfg.set("child_exit", worker_exited)
             self.cfg.set("on_exit", server_exits)
@@ -385,6 +411,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_tickets(commands)
 
+    from ivr.journal_replay import add_parser as add_journal
+
+    add_journal(commands)
+
     from ivr.diagram import add_parser as add_diagram
 
     add_diagram(commands)
@@ -428,11 +458,7 @@ reports for a program that SIGPIPE ended, as `cat` and `grep` end there."""
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`ivr`: run the subcommand; its exit status."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # Alembic announces each of its plugins at INFO as it is imported: not news to an operator.
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    logs.configure("text")  # `serve` and `worker` switch to IVR_LOG_FORMAT once it is read
     args = build_parser().parse_args(argv)
     try:
         result = _run(args)

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ivr.clock import parse_instant
+from ivr.journal import MEMORY_RECORDS
+from ivr.proxies import Network, parse_networks
 from ivr.queue.client import url_problem as redis_url_problem
 
 DEFAULT_DATABASE_URL = "sqlite:///instance/ivr.sqlite3"
@@ -28,6 +30,8 @@ LogFormat = Literal["text", "json"]
 LOG_FORMATS: tuple[LogFormat, ...] = ("text", "json")
 
 MIN_SECRET_LENGTH = 32
+MAX_MEMORY_RECORDS = 1_000_000
+"""`IVR_JOURNAL_MEMORY_RECORDS` at most: about a gigabyte of memory."""
 
 
 class ConfigError(ValueError):
@@ -54,6 +58,9 @@ class Settings:
     rules_reload_seconds: float = 2.0
     writer: WriterMode = "thread"
     spool_dir: Path = Path("instance/journal")
+    journal_memory_records: int = MEMORY_RECORDS
+    """`IVR_JOURNAL_MEMORY_RECORDS`: how many ticket changes a process holds in memory while neither
+    the spool nor Redis takes them (beyond that, each is logged as `JOURNAL-LOST`). 0: none."""
     background: bool = True
     """Run the per-process threads (ticket writer, rules reload, spool and queue upkeep). Off for tests."""
     state_secrets: tuple[str, ...] = ()
@@ -63,10 +70,12 @@ class Settings:
     operator_number: str | None = None
     """`IVR_OPERATOR_NUMBER`: the phone number the Fallback URL (`/voice/fallback`) puts callers
     through to when the service failed them (E.164); without one they can leave a voicemail."""
-    trusted_proxies: int = 0
-    """`IVR_TRUSTED_PROXIES`: how many reverse proxies stand in front of the service and append to
-    `X-Forwarded-For`; the client address (what the agent API's PIN throttle counts by) is taken
-    from there. 0: the address of the connection itself (`X-Forwarded-For` is not trusted)."""
+    trusted_proxies: tuple[Network, ...] = ()
+    """`IVR_TRUSTED_PROXIES`: the addresses or networks of the reverse proxies in front of the
+    service. A request from one of them has its client address (what PIN throttles count by and
+    `/metrics` checks) taken from `X-Forwarded-For` (`ivr.proxies`); from anywhere else, the
+    connection's own address. Empty: no proxy is trusted. `ivr serve` listens on an address other
+    machines can reach only when it is set."""
     admins: Path = Path("instance/admins.json")
     """`IVR_ADMINS`: the admin dashboard's accounts, as salted password hashes (`ivr admins
     set-password`). Never committed."""
@@ -115,15 +124,15 @@ class Settings:
             raise ConfigError(
                 f"IVR_OPERATOR_NUMBER must be a phone number like +14155550100, got {operator!r}"
             )
+        proxies_text = (env.get("IVR_TRUSTED_PROXIES") or "").strip()
         try:
-            proxies = int(env.get("IVR_TRUSTED_PROXIES") or 0)
-        except ValueError:
-            proxies = -1
-        if not 0 <= proxies <= 5:
+            proxies = parse_networks(proxies_text)
+        except ValueError as exc:
+            count = " (it no longer counts the proxies)" if proxies_text.isdigit() else ""
             raise ConfigError(
-                "IVR_TRUSTED_PROXIES must be the number of proxies in front (0 to 5), "
-                f"got {env.get('IVR_TRUSTED_PROXIES')!r}"
-            )
+                "IVR_TRUSTED_PROXIES lists the addresses or networks of the proxies in front, "
+                f"like 127.0.0.1 or 10.0.0.0/8,::1{count}: {exc}"
+            ) from None
         try:
             session_minutes = int(env.get("IVR_ADMIN_SESSION_MINUTES") or 30)
         except ValueError:
@@ -132,6 +141,15 @@ class Settings:
             raise ConfigError(
                 "IVR_ADMIN_SESSION_MINUTES must be whole minutes from 1 to 1440, "
                 f"got {env.get('IVR_ADMIN_SESSION_MINUTES')!r}"
+            )
+        try:
+            memory_records = int(env.get("IVR_JOURNAL_MEMORY_RECORDS") or MEMORY_RECORDS)
+        except ValueError:
+            memory_records = -1
+        if not 0 <= memory_records <= MAX_MEMORY_RECORDS:
+            raise ConfigError(
+                "IVR_JOURNAL_MEMORY_RECORDS must be a number of records from 0 to "
+                f"{MAX_MEMORY_RECORDS}, got {env.get('IVR_JOURNAL_MEMORY_RECORDS')!r}"
             )
         log_format = (env.get("IVR_LOG_FORMAT") or "text").strip().lower()
         if log_format not in LOG_FORMATS:
@@ -149,6 +167,7 @@ class Settings:
             dev_mode=_flag(env.get("IVR_DEV_MODE")),
             writer=writer,
             spool_dir=Path(env.get("IVR_SPOOL_DIR") or "instance/journal"),
+            journal_memory_records=memory_records,
             state_secrets=secrets,
             operator_number=operator,
             trusted_proxies=proxies,

@@ -8,7 +8,7 @@ PIN set or changed takes effect without a restart.
 Guessing is throttled per source, the calling number on the agent line or the client address on the
 HTTP API, never per agent: a stranger's wrong PINs slow down that stranger, not the agent they aim
 at. The schedule (`delay_after`) is pure and lives here; the counting is in Redis
-(`CallQueue.start_pin_check`), shared by every instance.
+(`CallQueue.start_pin_check`), shared by every instance; `ivr.throttle` puts every check through it.
 """
 
 from __future__ import annotations
@@ -38,11 +38,6 @@ FIRST_DELAY_SECONDS: Final = 60
 MAX_DELAY_SECONDS: Final = 3600
 WINDOW_SECONDS: Final = 24 * 3600
 """A source's count is forgotten after this long without a PIN check from it (or at a right PIN)."""
-
-MAX_CONCURRENT_CHECKS: Final = 2
-"""Hashes computed at once in one process: each takes 64 MiB and ~0.1 s of CPU at argon2's default
-cost, so a flood of PIN checks queues here instead of taking the memory of every thread."""
-_checking = threading.BoundedSemaphore(MAX_CONCURRENT_CHECKS)
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +89,12 @@ def phone_source(number: str | None) -> str:
     return f"phone:{number or 'anonymous'}"
 
 
+def callback_source(agent_id: str) -> str:
+    """Whom to throttle for a PIN typed on a call the agent line placed to the agent's own phone:
+    that agent's phone (no caller ID can claim to be it)."""
+    return f"agent-phone:{agent_id}"
+
+
 def client_source(address: str | None) -> str:
     """Whom to throttle for a PIN sent to the HTTP API: the client's address, or the /64 network of
     an IPv6 address (one subscriber usually holds all of it)."""
@@ -132,11 +133,10 @@ class PinStore:
         hashes = self._current()
         stored = hashes.get(agent_id)
         target = stored or self._dummy(hashes)
-        with _checking:
-            try:
-                self._hasher.verify(target, pin)
-            except (VerificationError, InvalidHashError):
-                return False
+        try:
+            self._hasher.verify(target, pin)
+        except (VerificationError, InvalidHashError):
+            return False
         return stored is not None
 
     def has_pin(self, agent_id: str) -> bool:

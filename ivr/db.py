@@ -8,6 +8,7 @@ inside the package); `Database.upgrade()` brings a database to the newest revisi
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from sqlalchemy import (
     DateTime,
     Engine,
     MetaData,
+    String,
     create_engine,
     event,
     inspect,
@@ -92,6 +94,18 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+class SafeString(TypeDecorator[str]):
+    """A VARCHAR that stores any text a caller or Twilio could send: PostgreSQL refuses the NUL
+    character, so it is stored as U+FFFD (the rest of the row, the ticket, is kept)."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        """Replace NUL, which no PostgreSQL text value may hold."""
+        return None if value is None else value.replace("\x00", "\ufffd")
 
 
 class Base(DeclarativeBase):
@@ -280,8 +294,14 @@ def _sqlite_on_begin(connection: Connection) -> None:
 
 # --- health ---------------------------------------------------------------------------------------
 
-STALE_SECONDS = 15.0
-"""A probe older than this means the database has not answered the last one."""
+PROBE_EVERY_SECONDS = 0.5
+"""How often the background thread (`ivr-health`) probes the database."""
+ANSWER_WITHIN_SECONDS = 1.5
+"""A probe waiting longer than this for its answer means the database stopped answering (a frozen
+server accepts connections and answers nothing): with `PROBE_EVERY_SECONDS`, `/healthz` shows it
+within 2 s."""
+STALE_SECONDS = 3.0
+"""An answer older than this, with no probe since, is not trusted either (the thread is stuck)."""
 
 
 @dataclass(frozen=True)
@@ -299,19 +319,30 @@ class DatabaseState:
 
 
 class DatabaseHealth:
-    """Probes the database (ping and schema revision) and keeps the latest answer."""
+    """Probes the database (ping and schema revision) and keeps the latest answer.
 
-    def __init__(self, db: Database, clock: Clock) -> None:
+    Ages are measured on `monotonic` (real seconds, whatever the service's clock says)."""
+
+    def __init__(
+        self, db: Database, clock: Clock, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
         self._db = db
         self._clock = clock
+        self._monotonic = monotonic
         self._lock = threading.Lock()
         self._latest = DatabaseState(False, "not checked yet", None)
+        self._answered_at: float | None = None
+        self._asked_at: dict[object, float] = {}
+        """When each probe waiting for its answer now was started."""
         self._failures = 0
         self.on_failure: Callable[[], None] | None = None
         """Called after each probe that found the database unreachable (the metrics count it)."""
 
     def probe(self) -> DatabaseState:
         """Ask the database now (may take as long as its timeouts allow)."""
+        probe = object()
+        with self._lock:
+            self._asked_at[probe] = self._monotonic()
         try:
             problem = self._db.schema().problem()
             state = DatabaseState(True, problem, self._clock.now())
@@ -319,8 +350,12 @@ class DatabaseHealth:
             reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
             text = reason[0][:200] if reason else type(exc).__name__
             state = DatabaseState(False, f"unreachable: {text}", self._clock.now())
+        finally:
+            with self._lock:
+                del self._asked_at[probe]
         with self._lock:
             self._latest = state
+            self._answered_at = self._monotonic()
             self._failures += 0 if state.reachable else 1
         if not state.reachable and self.on_failure is not None:
             self.on_failure()
@@ -332,11 +367,17 @@ class DatabaseHealth:
             return self._failures
 
     def latest(self) -> DatabaseState:
-        """The last probe's answer; says so when it is too old to trust."""
+        """The last probe's answer; says the database is not answering when a probe has waited
+        too long for its answer, or the last answer is too old to trust."""
+        now = self._monotonic()
         with self._lock:
-            state = self._latest
-        if state.checked_at is not None:
-            age = (self._clock.now() - state.checked_at).total_seconds()
-            if age > STALE_SECONDS:
-                return DatabaseState(False, f"no answer for {round(age)} s", state.checked_at)
+            state, answered_at = self._latest, self._answered_at
+            asked_at = min(self._asked_at.values(), default=None)
+        if asked_at is not None and now - asked_at > ANSWER_WITHIN_SECONDS:
+            return DatabaseState(
+                False, f"no answer for {round(now - asked_at)} s", state.checked_at
+            )
+        if answered_at is not None and now - answered_at > STALE_SECONDS:
+            age = round(now - answered_at)
+            return DatabaseState(False, f"no answer for {age} s", state.checked_at)
         return state

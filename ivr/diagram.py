@@ -23,6 +23,7 @@ from typing import Any
 
 import graphviz  # type: ignore[import-untyped]  # the package ships no type hints
 
+from ivr.audio import spoken_length
 from ivr.rules.check import Bundle
 from ivr.rules.schema import WEEKDAYS, Option, Rules, Target, Team, TimeRange
 
@@ -362,6 +363,12 @@ class _Drawing:
         if held:
             lines += ["", "While holding:", *held]
         lines += ["", "When a team is closed:", "# · back to the menu, * · repeat"]
+        limit = rules.defaults.silence_limit
+        lines += [
+            "",
+            f"No key for {spoken_length(limit)} (holding not counted):",
+            "goodbye, the call ends (no_input)",
+        ]
         with self.dot.subgraph() as top:
             top.attr(rank="source")
             top.node("legend", label(lines, left=True), **_LEGEND)

@@ -9,10 +9,11 @@ a `CallState`, so any app instance can take the next step of any call, and a res
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from functools import wraps
+from typing import Concatenate, Literal, ParamSpec
 
 from ivr import hours
 from ivr.rules.check import Bundle
@@ -57,7 +58,7 @@ _NEEDS: dict[Step, frozenset[str]] = {
     "agent_line": frozenset(),
 }
 """What each step's state must name, besides a language (every step but the language menu)."""
-_STAGES = ("extension", "pin", "options")
+_STAGES = ("extension", "pin", "options", "callback", "callback_pin")
 _PHONE = re.compile(r"^\+?[1-9]\d{6,15}$")
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -79,18 +80,23 @@ class CallState:
     origin: str | None = None
     """On a callback we placed: the CallSid of the original call, whose ticket and place this is."""
     stage: str | None = None
-    """On the agent line: extension, pin or options."""
+    """On the agent line: extension, pin or options; callback and callback_pin on the call the line
+    placed to an agent's registered phone (`ivr.agent_line`)."""
     since: int | None = None
     """From the queue on: when the caller joined it (ms since the epoch). Carried so that a caller
     whom Redis lost (a restart without persistence) gets back their place in the order."""
     heard: Heard | None = None
     """While holding: the position and wait this caller was last told (`Queue.position_only_down`)."""
+    silent_since: int | None = None
+    """When the caller last pressed a key (or the call, a hold round or a conversation began), in
+    ms since the epoch: how long they have been silent (`Defaults.silence_limit`). What a webhook
+    brings; what goes out is the decision's (`Decision.silent_since`), whatever a state says."""
 
     def to_params(self) -> dict[str, str]:
         params = {"step": self.step, "tries": str(self.tries)}
         if self.heard is not None:
             params["heard"] = self.heard.encode()
-        for name in ("language", "menu", "queue", "priority", "agent", "origin", "stage", "since"):
+        for name in _OPTIONAL_PARAMS:
             value = getattr(self, name)
             if value is not None:
                 params[name] = str(value)
@@ -111,19 +117,53 @@ class CallState:
         try:
             tries = int(params.get("tries") or 0)
             priority = int(params["priority"]) if params.get("priority") else None
-            since = int(params["since"]) if params.get("since") else None
+            since = _instant(params.get("since"))
+            silent_since = _instant(params.get("silent_since"))
         except ValueError:
             return None
         if not 0 <= tries <= 10_000 or not (priority is None or 0 <= priority <= 100):
-            return None
-        if since is not None and not 0 <= since < MAX_SINCE_MS:
             return None
         heard = None
         if params.get("heard"):
             heard = Heard.decode(params["heard"])
             if heard is None:
                 return None
-        return cls(step=step, tries=tries, priority=priority, since=since, heard=heard, **values)
+        return cls(
+            step=step,
+            tries=tries,
+            priority=priority,
+            since=since,
+            heard=heard,
+            silent_since=silent_since,
+            **values,
+        )
+
+
+_OPTIONAL_PARAMS = (
+    "language",
+    "menu",
+    "queue",
+    "priority",
+    "agent",
+    "origin",
+    "stage",
+    "since",
+    "silent_since",
+)
+"""`CallState` fields a URL carries only when they are set."""
+
+
+def _instant(text: str | None) -> int | None:
+    """An instant a URL carries (ms since the epoch), None when absent; ValueError when it is not
+    one: digits only (no sign, no spaces), below `MAX_SINCE_MS`."""
+    if not text:
+        return None
+    if not (text.isascii() and text.isdigit()):
+        raise ValueError(f"not an instant: {text!r}")
+    value = int(text)
+    if value >= MAX_SINCE_MS:
+        raise ValueError(f"instant out of range: {text!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -240,6 +280,10 @@ class Decision:
     """Take the caller out of their queue (they chose voicemail, or the queue could not take them)."""
     callback_number: str | None = None
     """Keep the caller's place and call this number back when it comes up."""
+    silent_since: int | None = None
+    """The caller's silence clock (`CallState.silent_since`), carried on by every webhook URL of
+    this decision (None: by none, and the next silence starts it). Kept apart from the states so
+    that callers at the same place still hear the same document (`twiml.render`)."""
 
 
 @dataclass(frozen=True)
@@ -275,6 +319,22 @@ class Caller:
         return (flow.say("ticket_reference", language, reference=reference),)
 
 
+_Args = ParamSpec("_Args")
+
+
+def _clock_starts(
+    entry: Callable[Concatenate[Flow, _Args], Decision],
+) -> Callable[Concatenate[Flow, _Args], Decision]:
+    """For an entry point where the caller is not silent: the call begins, they hold or talk to an
+    agent (what they asked for), or they just pressed a key. Their silence clock starts now."""
+
+    @wraps(entry)
+    def started(flow: Flow, /, *args: _Args.args, **kwargs: _Args.kwargs) -> Decision:
+        return replace(entry(flow, *args, **kwargs), silent_since=flow.now_ms)
+
+    return started
+
+
 class Flow:
     """Decisions for one version of the rules. Cheap to create; make one per request."""
 
@@ -282,6 +342,7 @@ class Flow:
         self.rules: Rules = bundle.rules
         self.prompts = bundle.prompts
         self.now = now
+        self.now_ms = epoch_ms(now)
 
     # --- speech -------------------------------------------------------------------------------
 
@@ -307,6 +368,7 @@ class Flow:
             self.rules.defaults.language
         )
 
+    @_clock_starts
     def answer(self, caller: Caller) -> Decision:
         """A new call: greeting, anti-fraud notice, any service announcement, the language menu."""
         language = self.suggested_language(caller)
@@ -478,6 +540,7 @@ class Flow:
             QueueRequest(queue_id, language, priority, since),
         )
 
+    @_clock_starts
     def hold(self, state: CallState, info: HoldInfo) -> Decision:
         """One round of holding: updates on the caller's place and wait, options, then music."""
         language, queue_id = state.language, state.queue
@@ -486,6 +549,10 @@ class Flow:
         first = state.tries == 0
         if first and queue.max_length and info.position and info.position > queue.max_length:
             return self._overflow(state, "queue_full", QueueEvent.EXITFULL, info)
+        if info.agents_logged_in == 0 and info.waited_seconds >= self.rules.defaults.silence_limit:
+            # Nobody can answer, and the caller has held as long as a silent one is kept: offer
+            # what the line can do instead, rather than hold an answering machine for hours.
+            return self._overflow(state, "no_agents", QueueEvent.EXITEMPTY, info)
         speech: list[Speech] = []
         if not first:
             speech.append(self._comfort(queue.comfort, state.tries, language))
@@ -589,6 +656,7 @@ class Flow:
             leave=True,
         )
 
+    @_clock_starts
     def on_hold_key(
         self, state: CallState, digits: str | None, info: HoldInfo, caller: Caller
     ) -> Decision:
@@ -602,7 +670,7 @@ class Flow:
         if key in (keys.position, REPEAT, OPERATOR):
             return self.hold(replace(state, tries=0), info)
         if key == keys.callback:
-            if not (info.can_call_back and _callable(caller.number)):
+            if not (info.can_call_back and self._callable(caller.number)):
                 again = self.hold(state, info)
                 unavailable = self.say("callback_unavailable", language)
                 return replace(again, actions=(unavailable, *again.actions))
@@ -639,6 +707,7 @@ class Flow:
 
     # --- the agent ------------------------------------------------------------------------------
 
+    @_clock_starts
     def connect(self, state: CallState, agent_id: str) -> Decision:
         """The caller's turn has come: ring the agent (who first hears who is calling)."""
         language = state.language
@@ -683,6 +752,7 @@ class Flow:
                     return self._text(option.label, language)
         return queue_id
 
+    @_clock_starts
     def after_agent(self, state: CallState, answered: bool) -> Decision:
         """The `<Dial>` to the agent ended: survey after a conversation, back in line if unanswered."""
         language = state.language
@@ -769,7 +839,7 @@ class Flow:
         # Nobody is there to answer and the caller is not choosing: take a message rather than hang up.
         if after_hours.voicemail:
             decision = self._voicemail(state)
-        elif after_hours.callback and _callable(caller.number):
+        elif after_hours.callback and self._callable(caller.number):
             decision = self._callback(state, caller)
         else:
             return Decision((problem, self.say("goodbye", language), Hangup()))
@@ -822,7 +892,10 @@ class Flow:
         assert language is not None
         if not url or seconds <= 0:
             back = replace(state, step="closed" if state.queue else "menu", tries=0)
-            return Decision((self.say("voicemail_empty", language), GoTo(back)))
+            return Decision(
+                (self.say("voicemail_empty", language), GoTo(back)),
+                silent_since=self._silent_since(state),
+            )
         return Decision(
             (
                 self.say("voicemail_saved", language),
@@ -836,19 +909,19 @@ class Flow:
     def _callback(self, state: CallState, caller: Caller) -> Decision:
         language = state.language
         assert language is not None
-        if not _callable(caller.number):
-            return (
-                self._voicemail(state)
-                if self.rules.after_hours.voicemail
-                else Decision(
-                    (
-                        self.say("callback_no_number", language),
-                        self.say("goodbye", language),
-                        Hangup(),
-                    )
-                )
-            )
+        if not self._callable(caller.number):
+            if not self.rules.after_hours.voicemail:
+                unavailable = self.say("callback_unavailable", language)
+                return Decision((unavailable, self.say("goodbye", language), Hangup()))
+            # Why not, then the voicemail the prompt offers.
+            reason = "callback_not_this_number" if _phone(caller.number) else "callback_no_number"
+            voicemail = self._voicemail(state)
+            return replace(voicemail, actions=(self.say(reason, language), *voicemail.actions))
         return self._callback_promised("callback_confirmed", language, caller)
+
+    def _callable(self, number: str | None) -> bool:
+        """A number the line may call back: a phone number, where the rules let it call."""
+        return _phone(number) and self.rules.may_call_back(number or "")
 
     def _callback_promised(
         self, prompt: str, language: str, caller: Caller, events: tuple[EventRecord, ...] = ()
@@ -896,11 +969,13 @@ class Flow:
         if state.step == "agent_line":
             return (
                 state
-                if state.stage in _STAGES and (state.stage != "options" or state.agent is not None)
+                if state.stage in _STAGES
+                and (state.stage in ("extension", "pin") or state.agent is not None)
                 else None
             )
         return state
 
+    @_clock_starts
     def restart(self, state: CallState | None) -> Decision:
         """Where a call goes whose URL state is not ours, or no longer fits the rules: the main
         menu in the caller's language when that is known, else the language menu."""
@@ -911,8 +986,40 @@ class Flow:
     # --- entry point for keys ---------------------------------------------------------------------
 
     def on_input(self, state: CallState | None, digits: str | None, caller: Caller) -> Decision:
-        """The caller pressed `digits` (None: nothing before the timeout) at `state`."""
+        """The caller pressed `digits` (None: nothing before the timeout) at `state`.
+
+        A key starts the caller's silence clock again; a silence once `silence_limit` has passed
+        since the last key lets the caller go (`_let_go`)."""
         digits = _clean(digits)
+        if digits is not None:
+            silent_since = self.now_ms
+        else:
+            silent_since = self._silent_since(state)
+            if self.now_ms - silent_since >= self.rules.defaults.silence_limit * 1000:
+                return self._let_go(state, caller)
+        return replace(self._on_input(state, digits, caller), silent_since=silent_since)
+
+    def _silent_since(self, state: CallState | None) -> int:
+        """Since when the caller has been silent: as the state says, else (a URL issued before
+        the clock was carried) from now; never later than now (another instance's clock)."""
+        if state is None or state.silent_since is None:
+            return self.now_ms
+        return min(state.silent_since, self.now_ms)
+
+    def _let_go(self, state: CallState | None, caller: Caller) -> Decision:
+        """A caller silent for `silence_limit` (an answering machine, a pocket dial, someone who
+        put the phone down): say why and goodbye, and end the call; the ticket says `no_input`.
+
+        In the caller's language; before they chose one, in the greeting's."""
+        language = state.language if state is not None else None
+        if language not in self.rules.language_codes:
+            language = self.suggested_language(caller)
+        return Decision(
+            (self.say("silence_goodbye", language), self.say("goodbye", language), Hangup()),
+            TicketChange(outcome=Outcome.NO_INPUT),
+        )
+
+    def _on_input(self, state: CallState | None, digits: str | None, caller: Caller) -> Decision:
         if state is None or state.step == "language":
             return self._on_language(state or CallState("language"), digits, caller)
         if state.language not in self.rules.language_codes:
@@ -928,6 +1035,7 @@ class Flow:
             return Decision((GoTo(state),))
         return Decision((self._menu_gather(state.language, self.rules.main_menu, 0),))
 
+    @_clock_starts
     def apology(self, language: str | None) -> Decision:
         """Something failed on our side: say so and send the caller to a person."""
         language = (
@@ -965,5 +1073,5 @@ def _too_long(queue: Queue, info: HoldInfo) -> bool:
     return info.waited_seconds + (info.estimated_wait or 0) >= queue.max_wait
 
 
-def _callable(number: str | None) -> bool:
+def _phone(number: str | None) -> bool:
     return bool(number and _PHONE.match(number))

@@ -4,10 +4,13 @@ The line keeps answering callers while PostgreSQL or Redis is away (tickets wait
 store outage alone is reported as `"status": "degraded"` with 200: taking every instance out of the load
 balancer because a shared store is down would drop the calls the journal exists to save. 503 means this
 instance must not take calls: its database schema is not the one the code needs (tickets would never be
-written), or it has nowhere to keep ticket changes at all (Redis down and the spool not writable).
+written), or it has nowhere to keep ticket changes at all (Redis down and the spool not writable: a full
+disk, found by the write that failed or by the free space left). Such changes are held in memory until
+one of the two takes them again, which `journal.held_in_memory` counts.
 
 The database is probed by a background thread (`db.DatabaseHealth.probe`); the endpoint reads its
-latest answer, so a frozen database cannot freeze the health check.
+latest answer, so a frozen database cannot freeze the health check, and a probe that has waited longer
+than `db.ANSWER_WITHIN_SECONDS` for its answer is reported as the database not answering.
 """
 
 from __future__ import annotations
@@ -32,10 +35,11 @@ def healthz() -> tuple[Response, int]:
     database = s.health.latest() if threads else s.health.probe()
     redis = s.queue.ping()
     backlog = s.journal.backlog()
-    spool_ok = s.journal.spool.writable()
-    must_not_serve = database.schema_behind or (not redis and not spool_ok)
+    spool_problem = s.journal.spool.problem()
+    must_not_serve = database.schema_behind or (not redis and spool_problem is not None)
+    all_well = database.problem is None and redis and spool_problem is None and not backlog.held
     body: dict[str, Any] = {
-        "status": "ok" if database.problem is None and redis else "degraded",
+        "status": "ok" if all_well else "degraded",
         "database": "ok" if database.problem is None else database.problem,
         "redis": "ok" if redis else "unreachable",
         "journal": {
@@ -47,7 +51,10 @@ def healthz() -> tuple[Response, int]:
             ),
             "spool_files": backlog.spool_files,
             "spool_bytes": backlog.spool_bytes,
-            "spool_writable": spool_ok,
+            "spool_writable": spool_problem is None,
+            "spool_problem": spool_problem,
+            "held_in_memory": backlog.held,
+            "lost_to_log": s.journal.lost(),
             "rejected": backlog.rejected,
         },
         "writer": {
@@ -57,6 +64,7 @@ def healthz() -> tuple[Response, int]:
             "problem": s.writer.status.problem,
         },
         "references_at_hand": s.references.at_hand(),
+        "outage_references_given": s.references.outage_given(),
         "rules": {
             "file": rules.file,
             "loaded_at": rules.loaded_at.isoformat(),

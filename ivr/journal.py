@@ -12,6 +12,14 @@ consumer group hands each entry to one writer at a time and gives entries a dead
 its own restarts while PostgreSQL is away. While Redis is unreachable the spool simply grows; a writer
 in the same process may write it straight to the database meanwhile.
 
+When a spool write fails (a full disk: ENOSPC, EFBIG, EIO, a write cut short) the bytes it left are cut
+off the file again, so the next record starts on a line of its own, and the spool says why it is not
+writable (`Spool.problem`, shown on `/healthz` and `/metrics`) until a later write succeeds. The record
+goes to the Redis stream instead; when Redis cannot take it either, the `Journal` holds it in memory
+(at most `memory_records`, in order) and the shipping thread writes what it holds to whichever of the
+two takes it first, every round. Only a record that finds that memory full is given up to the log, as a
+`JOURNAL-LOST <json>` line that `ivr journal replay` puts back into the journal.
+
 A process holds an exclusive `flock` on its own spool file while it writes to it; any process that can
 take the lock of another's file knows it is sealed or its owner is gone, and may ship or drain it. A
 record is applied once however often it is delivered (its id is the `ticket_changes` key), so
@@ -21,13 +29,17 @@ dying in the moment between the webhook's answer and the next shipping round.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import logging
 import os
 import socket
+import stat
 import threading
 import uuid
-from collections.abc import Iterator, Mapping
+import weakref
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -58,8 +70,16 @@ _FIELD: Final = "r"
 _SPOOL_SUFFIX: Final = ".jsonl"
 _OPENING_SUFFIX: Final = ".opening"
 _REJECTED_SPOOL: Final = "rejected.txt"
+_PROBE_BYTES: Final = 4096
+"""What a spool whose last write failed writes (and cuts off again) to find out whether the disk
+takes writes again: a block's worth, as a record may need a new block."""
+MEMORY_RECORDS: Final = 10_000
+"""How many records a process holds in memory while neither the spool nor Redis takes them (the
+default of `IVR_JOURNAL_MEMORY_RECORDS`): about 10 MB, some hours of a busy line's records."""
+LOST_MARK: Final = "JOURNAL-LOST"
+"""Precedes the record's JSON in the log line of a record nothing could keep (`ivr journal replay`)."""
 
-Where = Literal["stream", "spool", "lost"]
+Where = Literal["stream", "spool", "held", "lost"]
 
 
 @dataclass(frozen=True)
@@ -86,6 +106,8 @@ class Backlog:
     spool_files: int
     spool_bytes: int
     rejected: int | None
+    held: int = 0
+    """Records held in this process's memory, neither the spool nor Redis having taken them yet."""
 
 
 class JournalStream:
@@ -211,15 +233,70 @@ class Spool:
         self._pid = -1
         self._fd: int | None = None
         self._path: Path | None = None
+        self._failure: str | None = None
+        """Why the last write failed; None once one succeeded (or before the first)."""
 
     def write(self, line: str) -> None:
-        """Append one record line with a single write(); raises OSError when the disk refuses."""
-        data = (line.replace("\n", " ") + "\n").encode()
+        """Append one record line; raises OSError, leaving nothing of it in the file, when the
+        disk refuses it."""
+        self.write_many([line])
+
+    def write_many(self, lines: Sequence[str]) -> None:
+        """Append record lines with one write(): all of them, or none (OSError)."""
+        data = "".join(line.replace("\n", " ") + "\n" for line in lines).encode()
         with self._lock:
-            fd = self._own_file()
-            written = os.write(fd, data)
-            if written != len(data):  # a full disk: keep what is whole, say what is not
-                raise OSError(f"short write to the journal spool ({written} of {len(data)} bytes)")
+            try:
+                fd = self._own_file()
+                before = os.fstat(fd).st_size
+                try:
+                    _write_all(fd, data)
+                except OSError:
+                    # A full disk may take part of the bytes: cut them off again, or the next
+                    # record would be glued onto them and both be unreadable.
+                    self._cut_back(fd, before)
+                    raise
+            except OSError as exc:
+                self._failed(exc)
+                raise
+            self._succeeded()
+
+    def probe(self) -> bool:
+        """Whether the disk takes writes again after a failed one (a block written to this
+        process's file and cut off again); True at once when the last write succeeded."""
+        if self._failure is None:
+            return True
+        with self._lock:
+            try:
+                fd = self._own_file()
+                before = os.fstat(fd).st_size
+                try:
+                    _write_all(fd, b"\n" * _PROBE_BYTES)  # blank lines: readers skip them
+                finally:
+                    self._cut_back(fd, before)
+            except OSError as exc:
+                self._failed(exc)
+                return False
+            self._succeeded()
+            return True
+
+    def _cut_back(self, fd: int, size: int) -> None:
+        try:
+            os.ftruncate(fd, size)
+        except OSError:
+            # The partial line stays at the end of this file: the next record goes to a new one.
+            log.exception("journal: could not cut a failed write off the spool file %s", self._path)
+            self._close_locked()
+
+    def _failed(self, exc: OSError) -> None:
+        reason = _reason(exc)
+        if self._failure is None:
+            log.error("journal: the spool cannot take records: %s", reason)
+        self._failure = reason
+
+    def _succeeded(self) -> None:
+        if self._failure is not None:
+            log.warning("journal: the spool takes records again")
+        self._failure = None
 
     def _own_file(self) -> int:
         if self._fd is None or self._pid != os.getpid():
@@ -227,6 +304,7 @@ class Spool:
                 # A forked child's copy of its parent's file: the parent still owns it (and its
                 # lock, which our copy would keep alive after the parent sealed the file).
                 os.close(self._fd)
+                self._fd = None
             self.folder.mkdir(parents=True, exist_ok=True)
             name = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
             path = self.folder / f"{name}{_SPOOL_SUFFIX}"
@@ -234,37 +312,82 @@ class Spool:
             # Locked under a name nobody looks for, then renamed: another process must never see
             # (and take, drain and delete) a spool file before its owner holds the lock on it.
             fd = os.open(opening, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o600)
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            os.rename(opening, path)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                os.rename(opening, path)  # a full disk may refuse even this
+            except OSError:
+                os.close(fd)
+                opening.unlink(missing_ok=True)
+                raise
             self._fd, self._path, self._pid = fd, path, os.getpid()
         return self._fd
 
     def seal(self) -> None:
         """Close this process's file so that it can be drained; the next write opens a new one."""
         with self._lock:
-            if self._fd is not None and self._pid == os.getpid():
-                os.close(self._fd)  # releases the lock: the file is now anybody's to drain
-            self._fd = self._path = None
+            self._close_locked()
 
-    def writable(self) -> bool:
-        """Whether records could be spooled now (the folder exists or can be made, and is writable)."""
+    def _close_locked(self) -> None:
+        if self._fd is not None and self._pid == os.getpid():
+            os.close(self._fd)  # releases the lock: the file is now anybody's to drain
+        self._fd = self._path = None
+
+    def _after_fork(self) -> None:
+        """In a forked child: a lock of its own (another thread of the parent may have held the
+        parent's at the fork), and none of the parent's file, which the parent still owns (our
+        copy of it would keep its lock alive after the parent sealed it)."""
+        self._lock = threading.Lock()
+        if self._fd is not None:
+            os.close(self._fd)
+        self._fd = self._path = None
+
+    def problem(self) -> str | None:
+        """Why records cannot be spooled now, in an operator's words (the last write failed, the
+        folder cannot be made or written to, the disk is full), or None."""
+        if self._failure is not None:
+            return self._failure
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-        except OSError:
-            return False
-        return os.access(self.folder, os.W_OK)
+            if not os.access(self.folder, os.W_OK):
+                return f"the spool folder {self.folder} is not writable"
+            room = os.statvfs(self.folder)
+        except OSError as exc:
+            return _reason(exc)
+        # Seen by every process of the host at once, not only by the one whose write failed.
+        root = os.geteuid() == 0  # root may use the blocks a filesystem keeps in reserve
+        if (room.f_bfree if root else room.f_bavail) == 0:
+            return "no space left on device"
+        if room.f_files and (room.f_ffree if root else room.f_favail) == 0:
+            return "no free inodes left on device"
+        return None
+
+    def writable(self) -> bool:
+        """Whether records can be spooled now (see `problem`)."""
+        return self.problem() is None
 
     def files(self) -> list[Path]:
         """Spool files in the folder, oldest first (this process's open file included)."""
-        if not self.folder.is_dir():
-            return []
-        found = [p for p in self.folder.glob(f"*{_SPOOL_SUFFIX}") if p.is_file()]
-        return sorted(found, key=lambda p: p.stat().st_mtime)
+        return [path for path, _ in self._listing()]
 
     def size(self) -> tuple[int, int]:
         """(files, bytes) waiting in the folder."""
-        files = self.files()
-        return len(files), sum(p.stat().st_size for p in files if p.exists())
+        listing = self._listing()
+        return len(listing), sum(info.st_size for _, info in listing)
+
+    def _listing(self) -> list[tuple[Path, os.stat_result]]:
+        """The spool files with their status, oldest first. Another process may drain and remove
+        a file between the listing and its `stat`: it is gone, which is no error."""
+        if not self.folder.is_dir():
+            return []
+        found: list[tuple[Path, os.stat_result]] = []
+        for path in list(self.folder.glob(f"*{_SPOOL_SUFFIX}")):
+            try:
+                info = path.stat()
+            except FileNotFoundError:
+                continue
+            if stat.S_ISREG(info.st_mode):
+                found.append((path, info))
+        return sorted(found, key=lambda item: item[1].st_mtime)
 
     @contextmanager
     def claim(self, path: Path) -> Iterator[list[Delivery] | None]:
@@ -290,7 +413,9 @@ class Spool:
                 return
             with os.fdopen(os.dup(fd), "rb") as file:
                 data = file.read()
-            lines = data.decode("utf-8", errors="replace").splitlines()
+            # Records end at "\n" alone: splitlines() would also cut at a separator a record from
+            # an older version may hold raw (U+2028, U+0085, ...).
+            lines = data.decode("utf-8", errors="replace").split("\n")
             yield [
                 _delivery(str(path), str(number), {_FIELD: line})
                 for number, line in enumerate(lines, 1)
@@ -312,25 +437,113 @@ class Spool:
 class Journal:
     """Append records (the local spool, shipped to the Redis stream), and hand them to writers."""
 
-    def __init__(self, client: redis.Redis, spool_dir: Path | str) -> None:
+    def __init__(
+        self, client: redis.Redis, spool_dir: Path | str, *, memory_records: int = MEMORY_RECORDS
+    ) -> None:
         self.stream = JournalStream(client)
         self.spool = Spool(spool_dir)
+        self.memory_records = memory_records
+        """The most records held in memory while neither the spool nor Redis takes them."""
+        self._held: deque[str] = deque()
+        self._lock = threading.Lock()  # over `_held`; taken before the spool's, never after
+        self._lost = 0
+        self.on_held: Callable[[int], None] | None = None
+        """Called with the number of records held after it changed (the metrics of several processes)."""
+        self.on_lost: Callable[[], None] | None = None
+        """Called for each record given up to the log."""
+        _JOURNALS.add(self)
 
     def append(self, record: JournalRecord) -> Where:
-        """Keep a record before the webhook answers: on local disk, else in Redis, else in the log."""
+        """Keep a record before the webhook answers: on local disk, else in Redis, else in memory
+        until one of them takes it; in the log (`JOURNAL-LOST`) only when that memory is full."""
         line = record.to_json()
+        if not self._held:  # the usual case: nothing waits in memory
+            where = self._put([line])
+            if where is not None:
+                return where
+            with self._lock:
+                self._held.append(line)
+                return self._held_or_lost()
+        with self._lock:
+            self._held.append(line)  # behind those waiting, which go first
+            return self._release() or self._held_or_lost()
+
+    def release(self) -> int:
+        """Write the records held in memory to the spool, else Redis (the shipping thread calls
+        this every round); how many. With none held, a spool whose last write failed is tried
+        again, so that it does not look full for good once the disk has room."""
+        if not self._held:
+            self.spool.probe()
+            return 0
+        with self._lock:
+            count = len(self._held)
+            return count if self._release() else 0
+
+    def held(self) -> int:
+        """How many records this process holds in memory."""
+        return len(self._held)
+
+    def lost(self) -> int:
+        """How many records this process gave up to the log (`JOURNAL-LOST`) since it started."""
+        return self._lost
+
+    def _put(self, lines: list[str], spool: bool = True) -> Where | None:
+        """The spool (unless told not to try it), else the stream: where the lines went, or None
+        if neither took them."""
+        if spool:
+            try:
+                self.spool.write_many(lines)
+                return "spool"
+            except OSError:
+                pass  # the spool logged why, and says it until a write succeeds (`Spool.problem`)
         try:
-            self.spool.write(line)
-            return "spool"
-        except OSError as exc:
-            log.error("journal: cannot spool record %s (%s); sending it to Redis", record.id, exc)
-        try:
-            self.stream.add(line)
+            self.stream.add_many(lines)
             return "stream"
         except RedisError:
-            # Nowhere left to keep it: the log line is the last copy, in the format the journal reads.
-            log.critical("journal: could not keep record; JOURNAL-LOST %s", line, exc_info=True)
-            return "lost"
+            return None
+
+    def _release(self) -> Where | None:
+        # Under `_lock`: every record held so far, in order, in one write (or one round trip).
+        # A spool that refused the last write is tried with a block first, not with all of them.
+        lines = list(self._held)
+        where = self._put(lines, spool=self.spool.probe())
+        if where is not None:
+            self._held.clear()
+            self._held_changed()
+            log.warning("journal: the %d records held in memory went to the %s", len(lines), where)
+        return where
+
+    def _held_or_lost(self) -> Where:
+        # Under `_lock`, the newest record last in `_held`: keep it if there is room.
+        if len(self._held) <= self.memory_records:
+            if len(self._held) == 1:
+                log.error(
+                    "journal: neither the spool (%s) nor Redis takes records: holding them in "
+                    "memory (up to %d) until one does",
+                    self.spool.problem(),
+                    self.memory_records,
+                )
+            self._held_changed()
+            return "held"
+        line = self._held.pop()
+        self._lost += 1
+        if self.on_lost is not None:
+            self.on_lost()
+        # Nowhere left to keep it: the log line is the last copy, in the format the journal reads.
+        log.critical("journal: could not keep record; %s %s", LOST_MARK, line)
+        return "lost"
+
+    def _held_changed(self) -> None:
+        if self.on_held is not None:
+            self.on_held(len(self._held))
+
+    def _after_fork(self) -> None:
+        """In a forked child: nothing held (the parent holds those records and writes them) and
+        locks of its own (another thread may have held the parent's at the fork)."""
+        self._lock = threading.Lock()
+        self._held = deque()
+        self._lost = 0
+        self.spool._after_fork()
 
     def forward_spool(self, limit_files: int = 10) -> int:
         """Ship spooled records to the stream (this process's and any sealed or orphaned file);
@@ -347,13 +560,44 @@ class Journal:
         return moved
 
     def backlog(self) -> Backlog:
-        """How much is waiting in the stream and the spool; never raises."""
+        """How much is waiting in the stream, the spool and memory; never raises."""
         files, size = self.spool.size()
+        held = self.held()
         try:
             length, oldest, rejected = self.stream.backlog()
         except RedisError:
-            return Backlog(None, None, files, size, None)
-        return Backlog(length, oldest, files, size, rejected)
+            return Backlog(None, None, files, size, None, held)
+        return Backlog(length, oldest, files, size, rejected, held)
+
+
+_JOURNALS: weakref.WeakSet[Journal] = weakref.WeakSet()
+"""Every journal of this process, for the fork hook."""
+
+
+def _after_fork_in_child() -> None:
+    for journal in list(_JOURNALS):
+        journal._after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write every byte: a write cut short is continued, which either completes it or meets the
+    error that cut it (ENOSPC, EFBIG, EIO)."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        if written <= 0:
+            raise OSError(errno.EIO, "the spool file took no bytes")
+        view = view[written:]
+
+
+def _reason(exc: OSError) -> str:
+    """An OSError in an operator's words: "no space left on device"."""
+    text = (exc.strerror or str(exc)).strip()
+    text = text[:1].lower() + text[1:]
+    return f"{text}: {exc.filename}" if exc.filename else text
 
 
 def _still_named(path: Path, fd: int) -> bool:

@@ -2,13 +2,19 @@
 
 Each line has `time` (UTC, ISO 8601), `level`, `logger` and `message`; `call_sid` when it was logged
 while a webhook request with a `CallSid` form field was being handled; `exc_info` (the formatted
-traceback) when an exception was logged. The default ("text") leaves logging as it is.
+traceback) when an exception was logged. The default ("text") writes one line per record.
+
+Every way of running the service configures logging the same way, through `configure`: `ivr serve`
+and `ivr worker` (the CLI) and `wsgi.py` (any WSGI server). The service's own log handlers (the
+metrics' Redis error counter) hang on the `ivr` logger, so without a handler on the root logger
+Python's last-resort fallback would stay silent and nothing would reach the operator.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 from datetime import UTC, datetime
 
 from flask import has_request_context, request
@@ -63,11 +69,44 @@ def json_handler() -> logging.Handler:
     return handler
 
 
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+_ESCAPES = {"\n": "\\n", "\r": "\\r"}
+"""Escapes JSON reads too, so that a record in a log line (`JOURNAL-LOST`) can be read back."""
+_LINE_BREAKING = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\x85\u2028\u2029]")
+
+
+def one_line(text: str) -> str:
+    """`text` with every control character and line break escaped as JSON does (`\\n`,
+    `\\u2028`): what a caller or a request put in a field cannot start a log line of its own."""
+    return _LINE_BREAKING.sub(lambda m: _ESCAPES.get(m.group(), f"\\u{ord(m.group()):04x}"), text)
+
+
+class TextFormatter(logging.Formatter):
+    """`TEXT_FORMAT`, each record's message on its one line (a traceback follows on its own lines)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = one_line(record.message)
+        return super().formatMessage(record)
+
+
+def text_handler() -> logging.Handler:
+    """A handler to standard error that writes one text line per record."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(TextFormatter(TEXT_FORMAT))
+    return handler
+
+
 def configure(log_format: str) -> None:
-    """With "json", the root logger writes JSON lines (replacing its handlers); "text": unchanged."""
-    if log_format != "json":
-        return
+    """Log INFO and above to standard error: "json" as JSON lines (replacing the root logger's
+    handlers), "text" as text lines (unless the root logger already has a handler, e.g. from
+    gunicorn's `--log-config`, which is then left as it is)."""
     root = logging.getLogger()
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    root.addHandler(json_handler())
+    if log_format == "json":
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        root.addHandler(json_handler())
+        root.setLevel(logging.INFO)
+    else:
+        logging.basicConfig(level=logging.INFO, handlers=[text_handler()])
+    # Alembic announces each of its plugins at INFO as it is imported: not news to an operator.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)

@@ -25,6 +25,10 @@ here later needs a `multiprocess_mode` (say "livesum", "max", "mostrecent"). Wha
 * `ivr_database_probe_failures_total` (Counter): database probes (by the background thread or
   `/healthz`) that found the database unreachable. Read at scrape time from `DatabaseHealth` in one
   process; in multiprocess mode counted as each probe fails, so that every worker's failures add up.
+* `ivr_journal_held_records` (Gauge) and `ivr_journal_lost_records_total` (Counter): ticket changes
+  held in memory because neither the spool nor Redis took them, and those given up to the log
+  (`JOURNAL-LOST`). Each process holds its own: read from its `Journal` at scrape time in one process;
+  in multiprocess mode kept in the files as they change (the gauge summed over live processes).
 
 `/metrics` is not a webhook (no Twilio signature) but it is not public: with `IVR_METRICS_TOKEN` it
 asks for `Authorization: Bearer <token>`; without it, it answers loopback addresses only.
@@ -33,7 +37,6 @@ asks for `Authorization: Bearer <token>`; without it, it answers loopback addres
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import logging
 import os
 import sys
@@ -45,7 +48,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from flask import Blueprint, Flask, Response, current_app, g, request
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, values
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    values,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -53,6 +63,7 @@ from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
 
 from ivr.health import _wall_now  # the clock /healthz ages the stream with
+from ivr.proxies import is_loopback
 from ivr.services import services
 
 if TYPE_CHECKING:
@@ -85,6 +96,10 @@ MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 PROBE_FAILURES = "ivr_database_probe_failures"
 PROBE_FAILURES_HELP = "Database health probes that found the database unreachable."
+HELD = "ivr_journal_held_records"
+HELD_HELP = "Ticket changes held in memory: neither the spool nor Redis has taken them yet."
+LOST = "ivr_journal_lost_records"
+LOST_HELP = "Ticket changes given up to the log as JOURNAL-LOST lines (ivr journal replay)."
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +151,8 @@ def install(app: Flask, s: Services) -> Metrics:
         registry.register(QueueCollector(s))
     else:
         s.health.on_failure = Counter(PROBE_FAILURES, PROBE_FAILURES_HELP, registry=None).inc
+        s.journal.on_held = Gauge(HELD, HELD_HELP, registry=None, multiprocess_mode="livesum").set
+        s.journal.on_lost = Counter(LOST, LOST_HELP, registry=None).inc
     app.extensions["ivr_metrics"] = m
     app.before_request(_start_timer)
     app.after_request(_observe)
@@ -152,7 +169,7 @@ def scrape_registry(s: Services, folder: Path) -> CollectorRegistry:
     files of every process under `folder` (counters and histograms added up)."""
     registry = CollectorRegistry()
     # The stores first: the probe this scrape makes is in the failures it reports, as in one process.
-    registry.register(QueueCollector(s, probe_failures=False))
+    registry.register(QueueCollector(s, this_process=False))
     MultiProcessCollector(registry, path=str(folder))  # type: ignore[no-untyped-call]
     return registry
 
@@ -214,10 +231,11 @@ class RedisErrorCounter(logging.Handler):
 class QueueCollector(Collector):
     """The gauges read when scraped: lines, agents, journal, and whether the stores answer."""
 
-    def __init__(self, s: Services, probe_failures: bool = True) -> None:
+    def __init__(self, s: Services, this_process: bool = True) -> None:
         self._s = s
-        self._probe_failures = probe_failures
-        """Report `DatabaseHealth.failures()` (this process's tally; off in multiprocess mode)."""
+        self._this_process = this_process
+        """Report this process's own tallies: probe failures, records held and lost (off in
+        multiprocess mode, where every process keeps them in its files)."""
 
     def describe(self) -> Iterable[Metric]:
         return []  # the series depend on the rules and the stores: nothing to check at register
@@ -231,10 +249,12 @@ class QueueCollector(Collector):
         up.add_metric(["redis"], 1.0 if redis_up else 0.0)
         up.add_metric(["database"], 1.0 if database.reachable else 0.0)
         yield up
-        if self._probe_failures:
+        if self._this_process:
             yield CounterMetricFamily(
                 PROBE_FAILURES, PROBE_FAILURES_HELP, value=s.health.failures()
             )
+            yield GaugeMetricFamily(HELD, HELD_HELP, value=s.journal.held())
+            yield CounterMetricFamily(LOST, LOST_HELP, value=s.journal.lost())
         yield from _journal(s)
         if redis_up:
             try:
@@ -275,7 +295,7 @@ def _journal(s: Services) -> Iterator[Metric]:
     yield gauge("ivr_journal_spool_bytes", "Bytes in the spool.", backlog.spool_bytes)
     yield gauge(
         "ivr_journal_spool_writable",
-        "1 when the spool folder can take ticket changes.",
+        "1 when the spool can take ticket changes (0: its last write failed, or the disk is full).",
         1.0 if s.journal.spool.writable() else 0.0,
     )
 
@@ -318,7 +338,7 @@ def metrics() -> Response:
                 {"WWW-Authenticate": 'Bearer realm="metrics"'},
                 mimetype="text/plain",
             )
-    elif not _loopback(request.remote_addr):
+    elif not is_loopback(request.remote_addr):
         return Response(
             "metrics answer loopback only (set IVR_METRICS_TOKEN to scrape from elsewhere)\n",
             403,
@@ -326,10 +346,3 @@ def metrics() -> Response:
         )
     m: Metrics = current_app.extensions["ivr_metrics"]
     return Response(generate_latest(m.registry), 200, {"Content-Type": CONTENT_TYPE_LATEST})
-
-
-def _loopback(address: str | None) -> bool:
-    try:
-        return address is not None and ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False

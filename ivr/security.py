@@ -11,6 +11,7 @@ import logging
 
 from flask import Request, Response, request
 from twilio.request_validator import RequestValidator
+from werkzeug.datastructures import MultiDict
 
 from ivr.services import services
 
@@ -37,6 +38,20 @@ def is_signed(incoming: Request, auth_token: str, base_url: str | None) -> bool:
     params = incoming.form if incoming.method == "POST" else {}
     validator = RequestValidator(auth_token)
     return bool(validator.validate(public_url(incoming, base_url), params, signature))
+
+
+def signed_content(form: MultiDict[str, str]) -> str:
+    """What Twilio's signature covers of a form: each name's distinct values, names and values
+    sorted, all joined without separators (as `RequestValidator.compute_signature` builds it).
+
+    Two forms with the same signed content carry the same signature, whatever else differs (a value
+    sent twice, an empty `&=` pair, `a=bc` sent as `ab=c`): what keys a request's effect must be
+    this, not the form as parsed."""
+    return "".join(
+        name + value
+        for name in sorted(set(form.keys()))
+        for value in sorted(set(form.getlist(name)))
+    )
 
 
 def refuse_unsigned() -> Response | None:

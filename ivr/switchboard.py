@@ -10,6 +10,9 @@ next round finds Redis again.
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from urllib.parse import urlencode
@@ -29,6 +32,9 @@ from ivr.twiml import state_url
 from ivr.waits import LineHistories, line_estimate
 
 log = logging.getLogger(__name__)
+
+REMEMBERED_REFERENCES = 10_000
+"""Calls whose reference this process remembers itself (for retries while Redis is away)."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,31 @@ class Switchboard:
     histories: LineHistories = field(default_factory=LineHistories)
     """What the database says about each line, for the `live` wait estimate (kept fresh by the
     background database thread; empty until then)."""
+    _references: OrderedDict[str, str] = field(default_factory=OrderedDict, repr=False)
+    _references_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    # --- ticket references ------------------------------------------------------------------------
+
+    def reference_for(self, call_sid: str, new: Callable[[], str | None]) -> str | None:
+        """The ticket reference of a call whose URL carries none: the one an earlier try of this
+        webhook was given (Twilio retries a webhook it got no answer to in time, perhaps on another
+        instance), else a new one from `new`. Redis keeps which; while it is away, this process."""
+        with self._references_lock:
+            known = self._references.get(call_sid)
+        if known is not None:
+            return known
+        reference = new()
+        if reference is None:
+            return None
+        try:
+            reference = self.queue.claim_reference(call_sid, reference)
+        except RedisError:
+            log.warning("cannot tell whether call %s has a reference; keeping it here", call_sid)
+        with self._references_lock:
+            self._references[call_sid] = reference
+            while len(self._references) > REMEMBERED_REFERENCES:
+                self._references.popitem(last=False)
+        return reference
 
     # --- decisions ----------------------------------------------------------------------------
 

@@ -8,8 +8,8 @@ without asking a store, and ends in its seal (`ivr.signing`), so that nobody els
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, replace
 from urllib.parse import urlencode
 
 from twilio.twiml.voice_response import Gather as TwiGather
@@ -121,31 +121,69 @@ def render(
     carry: Mapping[str, str] | None = None,
     seal: Seal | None = None,
 ) -> str:
-    """The TwiML document for a decision; `carry` goes into every webhook URL in it, and each URL
-    ends in its `seal` (without one, as in the unit tests of this module, URLs are not sealed).
+    """The TwiML document for a decision; `carry` goes into every webhook URL in it, and so does
+    the caller's silence clock (`Decision.silent_since`, in place of any a state of the decision
+    carries); each URL ends in its `seal` (without one, as in the unit tests of this module, URLs
+    are not sealed).
 
-    Callers at the same place hear the same document but for their ticket reference and seals, so
-    documents are built once per version of the prompts and those are filled in afterwards."""
-    carry = carry or {}
-    reference = carry.get("ref")
-    if reference is not None and not reference.isdigit():  # not cacheable: build it as it is
-        return _build(decision.actions, prompts, lambda state: _sealed(state, carry, seal))
-    key = (id(prompts), decision.actions, reference is not None, seal is not None)
+    Callers at the same place hear the same document but for their ticket reference, silence
+    clock and seals, so documents are built once per version of the prompts and those are filled
+    in afterwards."""
+    carry = dict(carry or {})
+    if decision.silent_since is not None:
+        carry[SILENT_SINCE] = str(decision.silent_since)
+    actions = _unclocked(decision.actions)
+    if not all(value.isdigit() for value in carry.values()):  # not cacheable: build it as it is
+        return _build(actions, prompts, lambda state: _sealed(state, carry, seal))
+    names = tuple(sorted(carry))
+    key = (id(prompts), actions, names, seal is not None)
     template = _documents.get(key)
     if template is None or template.prompts is not prompts:
-        template = _template(decision.actions, prompts, reference is not None, seal is not None)
+        template = _template(actions, prompts, names, seal is not None)
         if len(_documents) >= _CACHED_DOCUMENTS:
             _documents.clear()  # a new version of the rules: start afresh
         _documents[key] = template
-    document = template.document
-    if reference is not None:
-        document = document.replace(_REFERENCE_SLOT, reference)
+    document = _filled(template.document, carry, names)
     if seal is not None:
         for index, (url, state) in enumerate(template.urls):
-            if reference is not None:
-                url = url.replace(_REFERENCE_SLOT, reference)
-            document = document.replace(_seal_slot(index), seal(url, state))
+            document = document.replace(_seal_slot(index), seal(_filled(url, carry, names), state))
     return document
+
+
+SILENT_SINCE = "silent_since"
+"""The URL parameter of the caller's silence clock (`CallState.silent_since`)."""
+
+
+def _unclocked(actions: tuple[Action, ...]) -> tuple[Action, ...]:
+    """The actions with no silence clock in their states: the decision's is the one URLs carry."""
+    if not any(state.silent_since is not None for state in _states(actions)):
+        return actions
+    return tuple(_without_clock(action) for action in actions)
+
+
+def _states(actions: tuple[Action, ...]) -> Iterator[CallState]:
+    for action in actions:
+        if isinstance(action, FlowGather | Record):
+            yield action.then
+        elif isinstance(action, GoTo):
+            yield action.state
+        elif isinstance(action, Dial):
+            yield from (action.then, action.whisper)
+
+
+def _without_clock(action: Action) -> Action:
+    if isinstance(action, FlowGather | Record):
+        return replace(action, then=replace(action.then, silent_since=None))
+    if isinstance(action, GoTo):
+        return replace(action, state=replace(action.state, silent_since=None))
+    if isinstance(action, Dial):
+        then, whisper = action.then, action.whisper
+        return replace(
+            action,
+            then=replace(then, silent_since=None),
+            whisper=replace(whisper, silent_since=None),
+        )
+    return action
 
 
 def _sealed(state: CallState, carry: Mapping[str, str], seal: Seal | None) -> str:
@@ -153,19 +191,28 @@ def _sealed(state: CallState, carry: Mapping[str, str], seal: Seal | None) -> st
     return url if seal is None else f"{url}&{SEAL_PARAM}={seal(url, state)}"
 
 
+def _filled(text: str, carry: Mapping[str, str], names: tuple[str, ...]) -> str:
+    """A template's text with the call's own values in place of their slots."""
+    for index, name in enumerate(names):
+        text = text.replace(_carry_slot(index), carry[name])
+    return text
+
+
 @dataclass(frozen=True)
 class _Template:
     prompts: Prompts
     document: str
-    """The document with slots for the reference and for the seal of each URL in `urls`."""
+    """The document with slots for the call's own values (`carry`) and for the seal of each URL
+    in `urls`."""
     urls: tuple[tuple[str, CallState], ...]
-    """The distinct webhook URLs in the document (with the reference slot) and their states."""
+    """The distinct webhook URLs in the document (with the slots of the call's own values) and
+    their states."""
 
 
 def _template(
-    actions: tuple[Action, ...], prompts: Prompts, referenced: bool, sealed: bool
+    actions: tuple[Action, ...], prompts: Prompts, names: tuple[str, ...], sealed: bool
 ) -> _Template:
-    carry = {"ref": _REFERENCE_SLOT} if referenced else {}
+    carry = {name: _carry_slot(index) for index, name in enumerate(names)}
     urls: dict[str, CallState] = {}
 
     def place(state: CallState) -> str:
@@ -186,11 +233,14 @@ def _build(actions: tuple[Action, ...], prompts: Prompts, urls: URLs) -> str:
     return str(response)
 
 
+# Letters and digits only: urlencode leaves them as they are, and no prompt or URL of ours has them.
 def _seal_slot(index: int) -> str:
     return f"IVRSEAL{index}SLOT"
 
 
-# Letters and digits only: urlencode leaves them as they are, and no prompt or URL of ours has them.
-_REFERENCE_SLOT = "IVRTICKETREFERENCESLOT"
+def _carry_slot(index: int) -> str:
+    return f"IVRCARRY{index}SLOT"
+
+
 _CACHED_DOCUMENTS = 20_000
-_documents: dict[tuple[int, tuple[Action, ...], bool, bool], _Template] = {}
+_documents: dict[tuple[int, tuple[Action, ...], tuple[str, ...], bool], _Template] = {}

@@ -24,18 +24,19 @@ from flask import Blueprint, Response, abort, request, send_from_directory
 from werkzeug.exceptions import HTTPException
 
 from ivr.flow import Caller, CallState, Decision, Flow
-from ivr.security import refuse_unsigned
+from ivr.security import refuse_unsigned, signed_content
 from ivr.services import services
 from ivr.signing import SEAL_MAX_AGE
 from ivr.switchboard import Call
 from ivr.tickets.changes import FINAL_STATUSES
+from ivr.tickets.references import LONGEST
 from ivr.twiml import Seal, render
 
 log = logging.getLogger(__name__)
 bp = Blueprint("voice", __name__, url_prefix="/voice")
 
 SID = re.compile(r"^[A-Za-z0-9]{2,64}$")
-REFERENCE = re.compile(r"^[1-9][0-9]{6,11}$")
+REFERENCE = re.compile(rf"^[1-9][0-9]{{6,{LONGEST - 1}}}$")
 _AUDIO_FILE = re.compile(r"^[a-z][a-z0-9_]*\.(mp3|wav)$")
 HANG_UP = "<Response><Hangup/></Response>"
 
@@ -120,7 +121,7 @@ def arrive(*, numbered: bool = True, agent_leg: bool = False) -> tuple[Call, Cal
     called = request.form.get("To", "").strip()[:32] or None
     reference = sealed.reference
     if reference is None and numbered:
-        reference = services().references.take()
+        reference = services().switchboard.reference_for(sid, services().references.take)
     owner = sealed.origin or (parent if SID.match(parent) else sid)
     call = Call(
         sid,
@@ -135,12 +136,12 @@ def arrive(*, numbered: bool = True, agent_leg: bool = False) -> tuple[Call, Cal
 
 
 def fingerprint() -> str:
-    """The same for Twilio's retries of a webhook and for any replay of it, different for every
-    other request: the URL (whose seal holds the second it was issued) and the form."""
+    """The same for Twilio's retries of a webhook and for any replay of it (also one whose form was
+    changed without changing its signature), different for every other request: the URL (whose
+    seal holds the second it was issued) and what the signature covers of the form."""
     digest = hashlib.sha256(request.path.encode())
-    digest.update(b"?" + request.query_string)
-    for name, value in sorted(request.form.items(multi=True)):
-        digest.update(f"\n{name}={value}".encode())
+    digest.update(b"?" + request.query_string + b"\n")
+    digest.update(signed_content(request.form).encode())
     return digest.hexdigest()[:32]
 
 

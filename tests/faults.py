@@ -1,9 +1,10 @@
-"""Fault injection for tests: a TCP proxy that refuses, drops, stalls and cuts, and private redis-servers.
+"""Fault injection for tests: a TCP proxy that refuses, drops, stalls and cuts, private redis-servers,
+and full disks (a small tmpfs of its own, or the `os.write` seam).
 
 Everything here is bounded: every socket is non-blocking behind `select` with a short timeout, every
 thread is a daemon that ends when its proxy or connection closes, and every wait has a deadline. Nothing
-touches the machine's own services: the proxy only forwards to the target it is given, and
-`RedisProcess` signals only the PID it started.
+touches the machine's own services: the proxy only forwards to the target it is given,
+`RedisProcess` signals only the PID it started, and `Tmpfs` unmounts only what it mounted.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import enum
+import errno
 import os
 import select
 import shutil
@@ -26,6 +28,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self, TypeVar
 
+import pytest
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -607,3 +610,142 @@ class PostgresFaults:
         self.proxy.forward()
         self.database.dispose()
         self.proxy.close()
+
+
+class SlowClients:
+    """`count` sockets that each start an HTTP request and send one more header line every `every`
+    seconds, never finishing it (a "slowloris" flood), until the block ends or `limit` seconds pass.
+
+    A server that commits a thread to a request as soon as its first bytes arrive has every thread
+    held by them; a buffering proxy holds them itself and passes on only whole requests."""
+
+    def __init__(self, port: int, count: int, every: float = 1.0, limit: float = 60.0) -> None:
+        self.port, self.count, self.every, self.limit = port, count, every, limit
+        self._sockets: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._drip, name="slow-clients", daemon=True)
+
+    def __enter__(self) -> Self:
+        for _ in range(self.count):
+            sock = socket.create_connection(("127.0.0.1", self.port), timeout=_CONNECT_TIMEOUT)
+            sock.setblocking(False)
+            self._send(sock, b"POST /voice/incoming HTTP/1.1\r\nHost: slow.example\r\n")
+            self._sockets.append(sock)
+        self._thread.start()
+        return self
+
+    def _send(self, sock: socket.socket, data: bytes) -> None:
+        with contextlib.suppress(OSError):  # a server that gave up on it: it is free to
+            sock.send(data)
+
+    def _drip(self) -> None:
+        deadline = time.monotonic() + self.limit
+        while not self._stop.wait(self.every) and time.monotonic() < deadline:
+            for sock in self._sockets:
+                self._send(sock, b"X-Slow: 1\r\n")
+
+    def open(self) -> int:
+        """How many of the sockets the server has not closed."""
+        alive = 0
+        for sock in self._sockets:
+            try:
+                alive += sock.recv(1, socket.MSG_PEEK) != b""
+            except BlockingIOError:
+                alive += 1  # nothing to read: still open
+            except OSError:
+                pass
+        return alive
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(_JOIN_TIMEOUT + self.every)
+        for sock in self._sockets:
+            sock.close()
+
+
+class Tmpfs:
+    """A small filesystem of its own (tmpfs) mounted on `folder`, to fill up for real.
+
+    Mounting needs root: CI runs the tests as root. `close()` unmounts it (lazily if a file in it is
+    still open), and so does the end of the process if a test forgot to."""
+
+    def __init__(self, folder: Path, size_kib: int = 512) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self._filler = folder / "filler"
+        mounted = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size_kib}k,mode=0700", "tmpfs", str(folder)],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        if mounted.returncode != 0:
+            raise RuntimeError(
+                f"cannot mount a tmpfs on {folder} (it takes root, as CI runs the tests): "
+                f"{mounted.stderr.strip()}"
+            )
+        atexit.register(self.close)
+
+    def fill(self) -> int:
+        """Write a file until the filesystem refuses (ENOSPC); how many bytes it took."""
+        chunk = b"\0" * 65536
+        taken = 0
+        fd = os.open(self._filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            for _ in range(100_000):
+                try:
+                    taken += os.write(fd, chunk)
+                except OSError as error:
+                    if error.errno == errno.ENOSPC:
+                        return taken
+                    raise
+        finally:
+            os.close(fd)
+        raise RuntimeError(f"{self.folder} took {taken} bytes and is still not full")
+
+    def free(self) -> None:
+        """Remove what `fill` wrote."""
+        self._filler.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        """Unmount the filesystem (what is in it is gone)."""
+        atexit.unregister(self.close)
+        if not os.path.ismount(self.folder):
+            return
+        if subprocess.run(["umount", str(self.folder)], capture_output=True, timeout=10).returncode:
+            subprocess.run(["umount", "--lazy", str(self.folder)], check=True, timeout=10)
+
+
+class WriteFaults:
+    """A disk filling up, at the `os.write` seam, for the files under `folder` only (for unit tests;
+    `Tmpfs` is the real thing). After `fill(room)` it takes `room` more bytes, writing the part of
+    a write that fits as a filling disk does, then refuses every write with ENOSPC until `free()`."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+        self.folder = folder.resolve()
+        self.room: int | None = None
+        self._write = os.write
+        monkeypatch.setattr(os, "write", self._write_or_refuse)
+
+    def fill(self, room: int = 0) -> None:
+        """From now on the disk takes `room` more bytes."""
+        self.room = room
+
+    def free(self) -> None:
+        """The disk takes every write again."""
+        self.room = None
+
+    def _write_or_refuse(self, fd: int, data: bytes | memoryview) -> int:
+        if self.room is None or not self._under_folder(fd):
+            return self._write(fd, data)
+        if self.room == 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        written = self._write(fd, bytes(memoryview(data)[: self.room]))
+        self.room -= written
+        return written
+
+    def _under_folder(self, fd: int) -> bool:
+        try:
+            return Path(os.readlink(f"/proc/self/fd/{fd}")).is_relative_to(self.folder)
+        except OSError:
+            return False

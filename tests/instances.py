@@ -140,7 +140,7 @@ worker_processes 1;
 pid {folder / "nginx.pid"};
 error_log {self.error_log} notice;
 events {{
-    worker_connections 64;
+    worker_connections 768;  # Debian's nginx.conf: slow clients cost nginx a connection each
 }}
 http {{
 {temp}
@@ -152,6 +152,8 @@ http {{
     server {{
         listen 127.0.0.1:{self.port};
         client_max_body_size 64k;
+        client_header_timeout 10s;
+        client_body_timeout 10s;
         location / {{
             proxy_pass http://ivr;
             proxy_set_header Host $host;

@@ -22,6 +22,7 @@ import sys
 import termios
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -217,6 +218,20 @@ class Phone:
         return self._post(
             record.attrib["action"], RecordingUrl=url, RecordingDuration=str(seconds), Digits="#"
         )
+
+    def say_nothing(self, rounds: int, between: Callable[[], object]) -> int:
+        """Press nothing and record nothing until the service hangs up, calling `between` before
+        each round (to let the call's time pass); the rounds it took, at most `rounds`.
+
+        A `<Gather>` that hears nothing and a `<Record>` that records nothing both go on to the
+        `<Redirect>` after them."""
+        for done in range(rounds):
+            assert self.twiml is not None
+            if self.twiml.find("Hangup") is not None:
+                return done
+            between()
+            self.follow()
+        return rounds
 
     def hang_up(self, status: str = "completed", duration: int = 42) -> Any:
         response = signed_post(

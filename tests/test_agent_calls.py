@@ -468,3 +468,66 @@ def test_development_mode_skips_twilios_signature_but_never_the_pin(
     assert "Sorry, that extension and PIN do not match." in line.heard
     assert status_of(client, "emma") == "offline"
     assert api_login(client, "emma", AGENT_PINS["emma"]).status_code == 200
+
+
+ANNAS_PHONE = "+4930000000104"
+"""The phone the rules give Anna (extension 104)."""
+
+
+def throttle_from(client: FlaskClient, number: str) -> None:
+    """A stranger whose caller ID says `number` types Anna's extension and wrong PINs until that
+    number is throttled (a caller ID costs nothing to spoof)."""
+    for _ in range(3):
+        line_login(client, number, "104", "000000").press("104")
+        line_login(client, number, "104", "000000")
+
+
+def test_a_spoofed_caller_id_does_not_lock_the_agent_out_the_line_calls_her_phone_back(
+    client: FlaskClient, rest: FakeTwilioRest, clock: FrozenClock
+) -> None:
+    words = prompt_texts("en-US")
+    throttle_from(client, ANNAS_PHONE)
+    anna = line_login(client, ANNAS_PHONE, "104", AGENT_PINS["anna"])
+    assert words["agent_callback_coming"] in anna.heard
+    assert anna.twiml is not None and anna.twiml.find("Hangup") is not None
+    [placed] = rest.placed_calls()
+    assert placed.data["To"] == ANNAS_PHONE and placed.data["From"] == anna.called
+    # Only Anna's real phone gets that call; its PIN check is counted apart from the caller ID's.
+    back = phone(client, anna.called)
+    back.sid = new_call_sid()
+    back._post(placed.path)
+    assert words["agent_callback_enter_pin"].replace("{brand}", "BitP") in back.heard
+    back.press(AGENT_PINS["anna"])
+    back.press("1")
+    assert "You are logged in and available for calls." in back.heard
+    assert status_of(client, "anna") == "available"
+    # The stranger goes on: no second call rings her phone within five minutes.
+    for _ in range(3):
+        clock.advance(20)
+        line_login(client, ANNAS_PHONE, "104", "000000")
+    assert len(rest.placed_calls()) == 1
+
+
+def test_a_call_placed_to_the_agent_asks_for_her_pin_only_so_often(
+    client: FlaskClient, rest: FakeTwilioRest
+) -> None:
+    throttle_from(client, ANNAS_PHONE)
+    line_login(client, ANNAS_PHONE, "104", "000000")
+    [placed] = rest.placed_calls()
+    back = phone(client, "+18005550199")
+    back._post(placed.path)
+    for _ in range(2):
+        back.press("111111")
+        assert "Sorry, that extension and PIN do not match." in back.heard[-2]
+    back.press("111111")
+    assert back.twiml is not None and back.twiml.find("Hangup") is not None
+    assert status_of(client, "anna") == "offline"
+
+
+def test_a_throttled_number_that_is_not_the_agents_own_gets_no_call(
+    client: FlaskClient, rest: FakeTwilioRest
+) -> None:
+    throttle_from(client, "+14155550123")
+    line = line_login(client, "+14155550123", "104", AGENT_PINS["anna"])
+    assert prompt_texts("en-US")["agent_pin_throttled"] in line.heard
+    assert rest.placed_calls() == []

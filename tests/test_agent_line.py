@@ -59,3 +59,31 @@ def test_the_pin_is_asked_for_whatever_extension_was_typed(line: AgentLine, exte
     assert heard(decision) == ["agent_enter_pin"]
     [gather] = decision.actions
     assert isinstance(gather, Gather) and gather.several_digits
+
+
+def test_a_throttled_pin_from_the_agents_own_phone_is_checked_on_a_call_to_that_phone(
+    line: AgentLine,
+) -> None:
+    result = line.on_input(at_pin("anna"), "517394", None, "throttled", call_back_possible=True)
+    assert heard(result.decision) == ["agent_callback_coming", "goodbye"]
+    assert result.call_back and result.action is None
+    # Elsewhere (or without a way to place calls) the line only says so.
+    plain = line.on_input(at_pin("anna"), "517394", None, "throttled")
+    assert heard(plain.decision) == ["agent_pin_throttled", "goodbye"] and not plain.call_back
+
+
+def test_the_call_to_the_agents_phone_asks_for_the_pin_alone() -> None:
+    bundle: Bundle = load_bundle(ROOT / "routing_rules.yaml", ROOT / "voice_prompts")
+    line = AgentLine(Flow(bundle, MONDAY_AFTERNOON))
+    answered = CallState("agent_line", "en-US", stage="callback", agent="anna", origin="CA1")
+    result = line.on_input(answered, None, None)
+    assert heard(result.decision) == ["agent_callback_enter_pin"]
+    asking = listening_at(result.decision)
+    assert asking is not None and (asking.stage, asking.agent) == ("callback_pin", "anna")
+    wrong = line.on_input(asking, "111111", "offline", "wrong")
+    assert heard(wrong.decision) == ["agent_login_failed", "agent_enter_pin"]
+    again = listening_at(wrong.decision)
+    assert again is not None and again.stage == "callback_pin"  # no extension asked again
+    # Throttled there too: no further call is placed.
+    stopped = line.on_input(asking, "111111", None, "throttled", call_back_possible=True)
+    assert heard(stopped.decision) == ["agent_pin_throttled", "goodbye"] and not stopped.call_back

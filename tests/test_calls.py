@@ -14,6 +14,7 @@ from flask.testing import FlaskClient
 from ivr.clock import FrozenClock
 from ivr.db import Database
 from ivr.services import services
+from ivr.tickets.listing import TicketFilter, find_tickets, timeline
 from tests.support import Phone, prompt_texts, ticket_of
 
 SATURDAY_NOON_UTC = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -172,6 +173,35 @@ def test_a_caller_who_never_presses_anything_is_not_dropped(
     assert "You are next in line." in phone.last_heard()
     ticket = ticket_of(database, phone.sid)
     assert ticket.queue == "general" and ticket.outcome == "queued"
+
+
+def test_a_caller_silent_after_hours_is_let_go_and_the_ticket_says_why(
+    client: FlaskClient, database: Database, clock: FrozenClock
+) -> None:
+    # An answering machine picks up where a person pressed 2, 2, 2: at the weekend the team is
+    # closed, and the silence went round the offer and an empty voicemail until Twilio's limit.
+    clock.set(SATURDAY_NOON_UTC)
+    phone = Phone(client)
+    phone.dial()
+    for key in ("2", "2", "2"):
+        phone.press(key)
+    rounds = phone.say_nothing(100, lambda: clock.advance(30))
+    # silence_limit is 300 s: let go at the first silence once it has passed.
+    assert rounds == 10
+    assert prompt_texts("en-US")["silence_goodbye"] in phone.last_heard()
+    assert phone.twiml is not None and phone.twiml.find("Hangup") is not None
+    phone.hang_up(duration=380)
+    ticket = ticket_of(database, phone.sid)
+    assert (ticket.outcome, ticket.issue, ticket.call_status) == (
+        "no_input",
+        "withdrawal",
+        "completed",
+    )
+    with database.session() as session:
+        found = find_tickets(session, TicketFilter.from_args({"outcome": "no_input"}))
+        assert [t.reference for t in found] == [ticket.reference]
+        story = [f"{e.kind}: {e.text}" for e in timeline(session, ticket)]
+    assert "outcome: outcome no_input" in story
 
 
 def test_zero_at_the_language_menu_keeps_the_greeting_language_on_the_ticket(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
+from ipaddress import ip_network
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,12 @@ def test_defaults() -> None:
             datetime(2026, 12, 2, 1, 50, tzinfo=UTC),
         ),
         ({"IVR_CLOCK": "2026-12-25T09:00:00+01:00"}, "clock_anchor", None),
+        (
+            {"IVR_TRUSTED_PROXIES": " 127.0.0.1, 10.0.0.0/8 ,::1"},
+            "trusted_proxies",
+            tuple(ip_network(n) for n in ("127.0.0.1/32", "10.0.0.0/8", "::1/128")),
+        ),
+        ({"IVR_TRUSTED_PROXIES": ""}, "trusted_proxies", ()),
     ],
 )
 def test_each_variable_is_read(env: dict[str, str], attribute: str, expected: object) -> None:
@@ -119,6 +126,9 @@ def test_dev_mode_flag(value: str, dev_mode: bool) -> None:
         ({"IVR_CLOCK": "2026-12-25T09:00:00+01:00@yesterday"}, "IVR_CLOCK"),
         ({"PUBLIC_BASE_URL": "support.example.com"}, "PUBLIC_BASE_URL"),
         ({"PUBLIC_BASE_URL": "ftp://support.example.com"}, "PUBLIC_BASE_URL"),
+        ({"IVR_TRUSTED_PROXIES": "1"}, "IVR_TRUSTED_PROXIES"),  # it counted proxies once
+        ({"IVR_TRUSTED_PROXIES": "nginx.internal"}, "IVR_TRUSTED_PROXIES"),
+        ({"IVR_TRUSTED_PROXIES": "10.0.0.0/33"}, "IVR_TRUSTED_PROXIES"),
     ],
 )
 def test_a_malformed_setting_names_its_variable(env: dict[str, str], variable: str) -> None:

@@ -139,6 +139,14 @@ def test_one_legend_says_what_0_star_and_pound_do(picture: Picture) -> None:
     assert "2 · callback, keeping the place" in legend  # the hold keys
 
 
+def test_the_legend_says_when_a_silent_caller_is_let_go(picture: Picture, tmp_path: Path) -> None:
+    legend = picture.nodes["legend"]
+    assert "No key for 5 min (holding not counted): goodbye, the call ends (no_input)" in legend
+    rules, _ = write_rules(tmp_path, ("  silence_limit: 300 ", "  silence_limit: 90 "))
+    odd = Picture(diagram_svg(load_bundle(rules, PROMPTS))).nodes["legend"]
+    assert "No key for 1 min 30 s (holding not counted)" in odd
+
+
 def test_labels_are_in_the_chosen_language(bundle: Bundle) -> None:
     svg = diagram_svg(bundle, "zh-CN")
     edges = {text for _, text, _ in Picture(svg).edges_from("menu/main")}

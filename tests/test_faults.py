@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,6 +27,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from redis.exceptions import RedisError
+from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 from werkzeug.test import TestResponse
 
@@ -51,6 +53,7 @@ from tests.faults import (
     PostgresFaults,
     RedisProcess,
     SqliteFaults,
+    Tmpfs,
     free_port,
     wait_until,
 )
@@ -62,6 +65,7 @@ from tests.support import (
     Phone,
     reference_in,
 )
+from tests.test_metrics import scrape, value
 
 T = TypeVar("T")
 DEADLINE = 2.0
@@ -139,8 +143,9 @@ def complete(line: Line, phone: Phone, outcome: Outcome = Outcome.ABANDONED) -> 
     )
 
 
-@pytest.fixture
-def line(database: Database, tmp_path: Path) -> Iterator[Line]:
+@contextmanager
+def running_line(database: Database, tmp_path: Path, spool: Path) -> Iterator[Line]:
+    """The app, its threads running, with the stores behind switches and the spool in `spool`."""
     faults: SqliteFaults | PostgresFaults = (
         PostgresFaults(TEST_DATABASE_URL)
         if TEST_DATABASE_URL
@@ -160,7 +165,7 @@ def line(database: Database, tmp_path: Path) -> Iterator[Line]:
         voice_prompts=ROOT / "voice_prompts",
         writer="thread",
         background=True,
-        spool_dir=tmp_path / "spool",
+        spool_dir=spool,
         state_secrets=(STATE_SECRET,),
         agent_pins=tmp_path / "agent_pins.json",
     )
@@ -183,9 +188,33 @@ def line(database: Database, tmp_path: Path) -> Iterator[Line]:
         yield line
     finally:
         background.stop()
+        line.services.journal.spool.seal()
         proxy.close()
         redis_server.close()
         faults.close()
+
+
+@pytest.fixture
+def line(database: Database, tmp_path: Path) -> Iterator[Line]:
+    with running_line(database, tmp_path, tmp_path / "spool") as line:
+        yield line
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Tmpfs]:
+    """A filesystem of 512 KiB of its own, to fill up."""
+    disk = Tmpfs(tmp_path / "small-disk")
+    try:
+        yield disk
+    finally:
+        disk.close()
+
+
+@pytest.fixture
+def line_on_small_disk(database: Database, tmp_path: Path, small_disk: Tmpfs) -> Iterator[Line]:
+    """The line with its spool on `small_disk`."""
+    with running_line(database, tmp_path, small_disk.folder) as line:
+        yield line
 
 
 def test_every_ticket_is_complete_after_a_database_outage_during_calls(line: Line) -> None:
@@ -208,6 +237,34 @@ def test_every_ticket_is_complete_after_a_database_outage_during_calls(line: Lin
     assert seconds < DEADLINE, f"{path} took {seconds:.2f} s"
 
 
+def test_a_thousand_callers_in_a_long_database_outage_each_hear_a_reference_of_their_own(
+    line: Line,
+) -> None:
+    # Each process leases RESERVE_BLOCKS blocks of 100 numbers; the outage outlasts them by far.
+    line.db.refuse()
+    phones = [Phone(line.client) for _ in range(1000)]  # type: ignore[arg-type]
+    for phone in phones:
+        phone.dial()
+    heard = [reference_heard(phone) for phone in phones]
+    assert None not in heard and len(set(heard)) == len(phones)
+    health = line.app.test_client().get("/healthz").get_json()
+    assert health["references_at_hand"] == 0 and health["outage_references_given"] >= 800
+    last = phones[-1]
+    for key in ("2", "6", "5"):  # English, self-service, leave a message
+        last.press(key)
+    last.record("https://api.twilio.com/recording/RE1", 12)
+    digits = " ".join(heard[-1] or "")
+    assert f"Your ticket number is {digits}." in last.last_heard()
+    for phone in phones:
+        phone.hang_up()
+
+    line.db.forward()
+    wait_until(lambda: all(line.ticket(phone) is not None for phone in phones[-50:]), timeout=60)
+    with line.database.sessions() as session:
+        written = {t.call_sid: t.reference for t in session.scalars(select(Ticket))}
+    assert written == {phone.sid: reference for phone, reference in zip(phones, heard, strict=True)}
+
+
 def test_every_webhook_answers_in_time_while_the_database_is_frozen(line: Line) -> None:
     line.db.stall()
     try:
@@ -223,6 +280,61 @@ def test_every_webhook_answers_in_time_while_the_database_is_frozen(line: Line) 
     path, seconds = line.client.slowest()
     assert seconds < DEADLINE, f"{path} took {seconds:.2f} s"
     wait_until(lambda: all(complete(line, p) for p in phones), timeout=30)
+
+
+def health(line: Line) -> tuple[int, dict[str, Any]]:
+    """What `/healthz` answers now: the status code and the body."""
+    response = line.app.test_client().get("/healthz")
+    return response.status_code, response.get_json()
+
+
+def test_a_frozen_database_shows_on_healthz_within_three_seconds(line: Line) -> None:
+    wait_until(lambda: health(line)[1]["database"] == "ok", timeout=10)
+    line.db.stall()  # connections stay open; nothing is answered
+    frozen = time.monotonic()
+    try:
+        code, body = wait_until(lambda: (h := health(line))[1]["database"] != "ok" and h, 3.0)
+        assert time.monotonic() - frozen < 3.0
+        assert code == 200 and body["status"] == "degraded"  # calls go on; tickets wait
+        assert body["database"].startswith(("no answer for", "unreachable"))
+    finally:
+        line.db.forward()
+    wait_until(lambda: health(line)[1]["database"] == "ok", timeout=10)
+
+
+@pytest.mark.parametrize("back_first", ["disk", "redis"])
+def test_a_disk_filling_up_while_redis_is_down_loses_no_acknowledged_change(
+    line_on_small_disk: Line, small_disk: Tmpfs, back_first: str
+) -> None:
+    line = line_on_small_disk
+    line.redis.stop()  # nothing waits in it yet
+    small_disk.fill()
+    filled = time.monotonic()
+    code, body = wait_until(lambda: (h := health(line))[0] == 503 and h, timeout=1.0)
+    assert time.monotonic() - filled < 1.0  # this instance must not take calls, and says why
+    assert body["status"] == "unavailable"
+    assert body["journal"]["spool_writable"] is False
+    assert body["journal"]["spool_problem"] == "no space left on device"
+
+    phones = [line.call_to_queue() for _ in range(3)]  # Twilio may still send some its way
+    for phone in phones:
+        phone.hang_up()
+    code, body = health(line)
+    assert code == 503 and body["journal"]["held_in_memory"] > 0
+    found = scrape(line.app)
+    assert value(found, "ivr_journal_spool_writable") == 0
+    assert (value(found, "ivr_journal_held_records") or 0) > 0
+
+    if back_first == "disk":
+        small_disk.free()
+    else:
+        line.redis.start()
+    wait_until(lambda: health(line)[0] == 200, timeout=5)
+    wait_until(lambda: all(complete(line, p) for p in phones), timeout=30)
+    assert health(line)[1]["journal"]["held_in_memory"] == 0
+    assert health(line)[1]["journal"]["lost_to_log"] == 0
+    path, seconds = line.client.slowest()
+    assert seconds < DEADLINE, f"{path} took {seconds:.2f} s"
 
 
 @pytest.mark.parametrize("fault", ["stall", "drop", "refuse"])
@@ -449,3 +561,42 @@ def _first_action(twiml: str) -> str:
     gather = ET.fromstring(twiml).find("Gather")
     assert gather is not None
     return gather.attrib["action"]
+
+
+def _workers_of(master: int) -> set[int]:
+    """The PIDs of a gunicorn master's children (read from /proc)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue  # gone meanwhile
+            if int(stat.rsplit(")", 1)[1].split()[1]) == master:
+                found.add(int(entry.name))
+    return found
+
+
+def test_a_worker_forked_while_the_database_is_away_still_numbers_every_call(
+    tmp_path: Path,
+) -> None:
+    file = tmp_path / "ivr.sqlite3"
+    env = _environment(Database(f"sqlite:///{file}"), "embedded://", tmp_path / "spool")
+    server = _serve(env, free_port())
+    try:
+        (first_worker,) = _workers_of(server.process.pid)
+        # The database goes away (its file moved: every new connection finds an empty one), and
+        # gunicorn replaces its worker meanwhile: the new worker cannot lease a block of its own.
+        file.rename(tmp_path / "away.sqlite3")
+        os.kill(first_worker, signal.SIGKILL)
+        wait_until(lambda: _workers_of(server.process.pid) - {first_worker}, timeout=30)
+        wait_until(lambda: _answers(server.port), timeout=30)
+        heard = []
+        for n in range(3):
+            form = {"CallSid": f"CA{n:032d}", "From": "+14155550100", "To": "+18005550199"}
+            status, body = server.post("/voice/incoming", form)
+            assert status == 200, body
+            heard.append(parse_qs(urlsplit(_first_action(body)).query).get("ref", [None])[0])
+        assert None not in heard and len(set(heard)) == len(heard)
+    finally:
+        server.kill()

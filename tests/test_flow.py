@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -372,6 +372,32 @@ def test_callback_without_a_number_offers_voicemail_instead(bundle: Bundle) -> N
     decision = flow_at(bundle, SATURDAY).on_input(CLOSED, "2", ANONYMOUS)
     assert any(isinstance(a, Record) for a in decision.actions)
     assert decision.ticket.outcome is None
+
+
+SATELLITE_CALLER = Caller("+881631000000", "4821093")
+"""A caller ID in a satellite range, billed at premium rates: calling it back is toll fraud."""
+
+
+def test_a_number_outside_the_lines_countries_is_never_called_back(bundle: Bundle) -> None:
+    after_hours = flow_at(bundle, SATURDAY).on_input(CLOSED, "2", SATELLITE_CALLER)
+    assert heard(after_hours)[0] == "callback_not_this_number"
+    assert any(isinstance(a, Record) for a in after_hours.actions)  # a voicemail instead
+    assert after_hours.ticket.outcome is None and after_hours.ticket.callback_number is None
+    holding = flow_at(bundle).on_hold_key(HOLD, "2", STAFFED, SATELLITE_CALLER)
+    assert heard(holding)[0] == "callback_unavailable"
+    assert holding.callback_number is None and listening_at(holding) is not None
+
+
+def test_the_rules_name_the_numbers_the_line_calls_back(tmp_path: Path) -> None:
+    path, _ = write_rules(
+        tmp_path,
+        ("satisfaction_survey:", 'callback_prefixes: ["+1415", "+49"]\nsatisfaction_survey:'),
+    )
+    narrow = load_bundle(path, ROOT / "voice_prompts")
+    assert narrow.rules.may_call_back("+14155550100") and narrow.rules.may_call_back("+4930123")
+    assert not narrow.rules.may_call_back("+12125550100")  # +1, but not +1415
+    decision = flow_at(narrow, SATURDAY).on_input(CLOSED, "2", Caller("+12125550100", "4821093"))
+    assert decision.ticket.callback_number is None
 
 
 @pytest.mark.parametrize(
@@ -743,12 +769,128 @@ def test_survey_keys(bundle: Bundle, digits: str | None, score: int | None) -> N
         assert listening_at(decision) == replace(state, tries=1)
 
 
+# --- callers who say nothing ---------------------------------------------------------------------
+
+SURVEY = replace(HOLD, step="survey", agent="emma")
+
+
+def silent_for(seconds: float, now: datetime = SATURDAY) -> int:
+    """The silence clock of a caller who, at `now`, has pressed nothing for `seconds`."""
+    return epoch_ms(now) - round(seconds * 1000)
+
+
+def next_silence(decision: Decision) -> CallState | None:
+    """Where a caller who says nothing goes next, with the clock the decision's URLs carry: the
+    menu times out, or Twilio goes on past a recording that caught nothing to the redirect."""
+    onward = [a for a in decision.actions if isinstance(a, Gather | GoTo)]
+    if not onward:
+        return None
+    last = onward[-1]
+    state = last.then if isinstance(last, Gather) else last.state
+    return replace(state, silent_since=decision.silent_since)
+
+
+def test_the_shipped_rules_let_a_silent_caller_go_after_five_minutes(bundle: Bundle) -> None:
+    assert bundle.rules.defaults.silence_limit == 300
+
+
+@pytest.mark.parametrize("state", [CLOSED, menu("en-US", "funds", 2), SURVEY])
+def test_a_caller_silent_for_the_limit_hears_why_then_goodbye_and_the_call_ends(
+    bundle: Bundle, state: CallState
+) -> None:
+    silent = replace(state, silent_since=silent_for(300))
+    decision = flow_at(bundle, SATURDAY).on_input(silent, None, US_CALLER)
+    assert heard(decision) == ["silence_goodbye", "goodbye"]
+    assert "We have not heard from you for a while" in texts(decision)
+    assert isinstance(decision.actions[-1], Hangup)
+    assert decision.ticket.outcome is Outcome.NO_INPUT
+
+
+def test_a_caller_silent_for_less_is_asked_again_and_the_clock_runs_on(bundle: Bundle) -> None:
+    since = silent_for(299)
+    decision = flow_at(bundle, SATURDAY).on_input(
+        replace(CLOSED, silent_since=since), None, US_CALLER
+    )
+    assert heard(decision)[0] == "no_input"
+    assert decision.silent_since == since
+    assert decision.ticket.outcome is None
+
+
+@pytest.mark.parametrize("digits", ["*", "7", "#", "1"])
+def test_any_key_starts_the_silence_clock_again(bundle: Bundle, digits: str) -> None:
+    long_silent = replace(CLOSED, silent_since=silent_for(3600))
+    decision = flow_at(bundle, SATURDAY).on_input(long_silent, digits, US_CALLER)
+    assert "silence_goodbye" not in heard(decision)
+    assert decision.silent_since == epoch_ms(SATURDAY)
+
+
+@pytest.mark.parametrize(
+    ("caller", "language"), [(GERMAN_CALLER, "de-DE"), (UNKNOWN_CALLER, "en-US")]
+)
+def test_a_caller_who_never_chose_a_language_is_let_go_in_the_greetings(
+    bundle: Bundle, caller: Caller, language: str
+) -> None:
+    state = CallState("language", silent_since=silent_for(300, MONDAY_AFTERNOON))
+    decision = flow_at(bundle).on_input(state, None, caller)
+    assert heard(decision) == ["silence_goodbye", "goodbye"]
+    assert {a.language for a in decision.actions if isinstance(a, Say)} == {language}
+
+
+def test_an_empty_recording_is_still_silence(bundle: Bundle) -> None:
+    flow, since = flow_at(bundle, SATURDAY), silent_for(100)
+    offered = flow.on_input(replace(CLOSED, tries=2, silent_since=since), None, US_CALLER)
+    assert any(isinstance(a, Record) for a in offered.actions)
+    assert offered.silent_since == since
+    recording = CallState("voicemail", "en-US", "funds", "funds", 30, silent_since=since)
+    assert flow.recorded(recording, None, 0, US_CALLER).silent_since == since
+
+
+def test_the_call_beginning_holding_and_talking_start_the_clock_again(bundle: Bundle) -> None:
+    flow, now = flow_at(bundle), epoch_ms(MONDAY_AFTERNOON)
+    holding = replace(HOLD, silent_since=silent_for(3600, MONDAY_AFTERNOON))
+    talked = replace(holding, step="agent", agent="emma")
+    assert flow.answer(US_CALLER).silent_since == now
+    assert flow.hold(holding, STAFFED).silent_since == now
+    assert flow.on_hold_key(holding, "3", STAFFED, US_CALLER).silent_since == now
+    assert flow.connect(holding, "emma").silent_since == now
+    assert flow.after_agent(talked, answered=True).silent_since == now
+    assert flow.after_agent(talked, answered=False).silent_since == now
+    assert flow.restart(holding).silent_since == now
+
+
+def test_a_silent_caller_after_hours_is_let_go_instead_of_cycling_through_voicemail(
+    bundle: Bundle,
+) -> None:
+    # The team is closed: silences lead to the voicemail, which records nothing and goes back to
+    # the offer, again and again. Each round takes about 30 s of call time.
+    at, decision = SATURDAY, flow_at(bundle, SATURDAY).on_input(CLOSED, "5", US_CALLER)
+    recordings = 0
+    for _ in range(100):  # bounded: 30 minutes of rounds
+        state = next_silence(decision)
+        if state is None:
+            break
+        at += timedelta(seconds=30)
+        decision = flow_at(bundle, at).on_input(state, None, US_CALLER)
+        recordings += sum(isinstance(a, Record) for a in decision.actions)
+    assert heard(decision) == ["silence_goodbye", "goodbye"]
+    assert decision.ticket.outcome is Outcome.NO_INPUT
+    assert timedelta(seconds=300) <= at - SATURDAY <= timedelta(seconds=330)
+    assert 1 <= recordings <= 4
+
+
 # --- state in URLs ------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
     "state",
-    [CallState("language"), menu("zh-CN", "account", 2), CLOSED, HOLD],
+    [
+        CallState("language"),
+        menu("zh-CN", "account", 2),
+        CLOSED,
+        HOLD,
+        replace(CLOSED, silent_since=epoch_ms(SATURDAY)),
+        CallState("language", silent_since=0),
+    ],
 )
 def test_state_survives_the_round_trip_through_a_url(state: CallState) -> None:
     assert CallState.from_params(state.to_params()) == state
@@ -763,6 +905,14 @@ def test_state_survives_the_round_trip_through_a_url(state: CallState) -> None:
         {"step": "menu", "menu": "<script>"},
         {"step": "hold", "priority": "1000"},
         {"step": "menu", "tries": "-1"},
+        {"step": "menu", "silent_since": "soon"},
+        {"step": "menu", "silent_since": "-1"},
+        {"step": "menu", "silent_since": "+1764000000000"},
+        {"step": "menu", "silent_since": " 1764000000000"},
+        {"step": "menu", "silent_since": "1_764_000_000_000"},
+        {"step": "menu", "silent_since": "１７６４"},  # full-width digits
+        {"step": "menu", "silent_since": "10000000000000"},  # past MAX_SINCE_MS
+        {"step": "hold", "since": "1_764_000_000_000"},
     ],
 )
 def test_tampered_state_is_rejected(params: dict[str, str]) -> None:
@@ -884,3 +1034,20 @@ def test_a_forged_or_garbled_heard_value_is_not_our_state() -> None:
 
 def replace_queue(queue: Any, **changes: Any) -> Any:
     return queue.model_copy(update=changes)
+
+
+def test_a_caller_held_as_long_as_the_silence_limit_with_nobody_logged_in_is_offered_a_message(
+    bundle: Bundle,
+) -> None:
+    limit = bundle.rules.defaults.silence_limit
+    empty = replace(STAFFED, agents_logged_in=0, estimated_wait=None)
+    holding = flow_at(bundle).hold(replace(HOLD, tries=4), replace(empty, waited_seconds=limit - 1))
+    assert listening_at(holding) is not None and not holding.leave
+    offered = flow_at(bundle).hold(replace(HOLD, tries=5), replace(empty, waited_seconds=limit))
+    assert heard(offered)[0] == "no_agents" and offered.leave
+    assert [e.event for e in offered.ticket.events] == [QueueEvent.EXITEMPTY]
+    offer = listening_at(offered)
+    assert offer is not None and offer.step == "closed"  # voicemail or a callback, or # back
+    # Agents logged in but busy: the caller holds on, however long (waiting is what they chose).
+    busy = flow_at(bundle).hold(replace(HOLD, tries=5), replace(STAFFED, waited_seconds=3 * limit))
+    assert not busy.leave

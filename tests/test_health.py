@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,10 +13,10 @@ from flask import Flask
 from ivr.app import create_app
 from ivr.clock import FrozenClock
 from ivr.config import Settings
-from ivr.db import Database, DatabaseHealth
+from ivr.db import ANSWER_WITHIN_SECONDS, STALE_SECONDS, Database, DatabaseHealth, SchemaState
 from ivr.services import services
 from tests.conftest import MONDAY_AFTERNOON
-from tests.faults import free_port
+from tests.faults import WriteFaults, free_port
 from tests.support import AUTH_TOKEN, PROMPTS, RULES, STATE_SECRET, Phone
 from tests.test_journal import unreachable_redis
 
@@ -25,6 +26,7 @@ def test_all_well(app: Flask) -> None:
     assert (body["status"], body["database"], body["redis"]) == ("ok", "ok", "ok")
     assert body["journal"]["spool_writable"] is True
     assert body["references_at_hand"] > 0
+    assert body["outage_references_given"] == 0
     assert body["rules"]["state"] == "ok"
 
 
@@ -96,21 +98,101 @@ def test_a_schema_behind_the_code_takes_the_instance_out_with_what_to_run(
     body = response.get_json()
     assert response.status_code == 503
     assert body["database"] == (
-        "the database is at revision 0002, the code needs 0003: run `ivr db upgrade`"
+        "the database is at revision 0002, the code needs 0004: run `ivr db upgrade`"
     )
 
 
-def test_a_probe_that_has_not_answered_for_long_is_not_trusted(
+class Timer:
+    """Real seconds, as `DatabaseHealth` measures ages, moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_an_answer_too_old_to_trust_says_the_database_is_not_answering(
     database: Database, clock: FrozenClock
 ) -> None:
-    health = DatabaseHealth(database, clock)
+    timer = Timer()
+    health = DatabaseHealth(database, clock, monotonic=timer)
     assert health.latest().problem == "not checked yet"
     assert health.probe().problem is None
-    clock.advance(10)
+    timer.now += STALE_SECONDS - 0.5
     assert health.latest().problem is None
-    clock.advance(10)
+    timer.now += 1.5
     stale = health.latest()
-    assert not stale.reachable and stale.problem == "no answer for 20 s"
+    assert not stale.reachable and stale.problem == f"no answer for {round(STALE_SECONDS + 1)} s"
+
+
+class FreezableDatabase(Database):
+    """The test database, whose schema query can be made to hang as a frozen server's does."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.thawed = threading.Event()
+        self.thawed.set()
+        self.asked = threading.Event()
+
+    def schema(self) -> SchemaState:
+        self.asked.set()
+        assert self.thawed.wait(10)
+        return super().schema()
+
+
+def test_a_probe_waiting_for_its_answer_past_the_limit_shows_the_database_not_answering(
+    database: Database, clock: FrozenClock
+) -> None:
+    frozen = FreezableDatabase(database.url.render_as_string(hide_password=False))
+    timer = Timer()
+    health = DatabaseHealth(frozen, clock, monotonic=timer)
+    assert health.probe().problem is None
+    frozen.thawed.clear()
+    frozen.asked.clear()
+    stuck = threading.Thread(target=health.probe)
+    stuck.start()
+    try:
+        assert frozen.asked.wait(5)
+        timer.now += ANSWER_WITHIN_SECONDS - 0.5
+        assert health.latest().problem is None  # a moment's wait is no news
+        timer.now += 1.0
+        waiting = health.latest()
+        assert not waiting.reachable
+        assert waiting.problem == f"no answer for {round(ANSWER_WITHIN_SECONDS + 0.5)} s"
+        assert not waiting.schema_behind  # not answering is not a schema to upgrade
+    finally:
+        frozen.thawed.set()
+        stuck.join(10)
+        frozen.dispose()
+    assert health.latest().problem is None  # it answered after all
+
+
+def test_a_full_spool_with_redis_down_takes_the_instance_out_and_says_why(
+    database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = build(database, tmp_path, unreachable_redis())
+    disk = WriteFaults(monkeypatch, tmp_path)
+    disk.fill()
+    phone = Phone(app.test_client())
+    phone.dial()
+    phone.press("2")
+    assert "For deposits" in phone.last_heard()  # the caller hears the menus as always
+
+    response = app.test_client().get("/healthz")
+    body = response.get_json()
+    assert response.status_code == 503
+    assert body["status"] == "unavailable"
+    assert body["journal"]["spool_writable"] is False
+    assert body["journal"]["spool_problem"] == "no space left on device"
+    assert body["journal"]["held_in_memory"] == 2  # the changes of both webhooks, not lost
+
+    disk.free()
+    with app.app_context():
+        services().journal.release()  # the shipping thread's next round
+    response = app.test_client().get("/healthz")
+    assert response.status_code == 200  # the spool keeps changes again; Redis is still away
+    assert response.get_json()["journal"]["held_in_memory"] == 0
 
 
 @pytest.mark.parametrize("path", ["/healthz"])

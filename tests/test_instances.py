@@ -13,6 +13,8 @@ file, which is enough for this test but not how to run several instances in prod
 from __future__ import annotations
 
 import os
+import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +27,7 @@ from ivr.tickets.changes import Outcome
 from ivr.tickets.models import Ticket
 from ivr.tickets.service import get_ticket
 from tests.conftest import AGENT_PINS, ROOT, write_agent_pins
-from tests.faults import RedisProcess, wait_until
+from tests.faults import RedisProcess, SlowClients, wait_until
 from tests.instances import HttpPhone, Instance, Nginx, agent_request, nginx_binary
 from tests.support import AUTH_TOKEN, STATE_SECRET, reference_in, write_rules
 
@@ -87,7 +89,7 @@ def _environment(
         "REDIS_URL": redis_url,
         "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
         "IVR_SECRET": STATE_SECRET,
-        "IVR_TRUSTED_PROXIES": "1",
+        "IVR_TRUSTED_PROXIES": "127.0.0.1",
         "IVR_AGENT_PINS": str(tmp_path / "agent_pins.json"),
         "IVR_SPOOL_DIR": str(tmp_path / name / "spool"),  # each instance spools on its own disk
         "ROUTING_RULES": str(rules),
@@ -184,3 +186,26 @@ def test_without_nginx_the_test_fails_naming_the_debian_package(
     monkeypatch.setattr("shutil.which", lambda *args, **kwargs: None)
     with pytest.raises(AssertionError, match=r"apt-get install nginx"):
         nginx_binary()
+
+
+def test_a_slow_client_flood_keeps_no_caller_waiting_behind_the_proxy(site: Site) -> None:
+    # The control: the same flood straight at one instance holds every one of its threads (one
+    # worker, eight threads), so a caller who reaches gunicorn directly is not answered in time.
+    instance = site.instances[0]
+    with SlowClients(instance.port, count=20):
+        started = time.monotonic()
+        with pytest.raises(OSError):  # a timeout: nobody reads the request
+            urllib.request.urlopen(f"http://127.0.0.1:{instance.port}/healthz", timeout=2)
+        assert time.monotonic() - started >= 2
+    # What operators run (README, Production): nginx buffers whole requests before passing them on.
+    with SlowClients(site.nginx.port, count=100) as flood:
+        time.sleep(1.5)  # every slow request is under way
+        waits = []
+        for n in range(6):
+            phone = HttpPhone(base_url=site.nginx.url, caller=f"+1415555030{n}")
+            started = time.monotonic()
+            phone.dial()
+            waits.append(time.monotonic() - started)
+            assert phone.twiml is not None and phone.twiml.find("Gather") is not None
+        assert flood.open() == 100  # the flood is still on
+    assert max(waits) < 2.0, waits

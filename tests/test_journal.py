@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,9 +19,9 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
-from ivr.journal import LEGACY_KEYS, REJECTED_KEY, STREAM_KEY, Journal
+from ivr.journal import LEGACY_KEYS, LOST_MARK, REJECTED_KEY, STREAM_KEY, Journal, JournalStream
 from ivr.tickets.records import JournalRecord
-from tests.faults import free_port, wait_until
+from tests.faults import WriteFaults, free_port, wait_until
 from tests.support import journal_record
 
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
@@ -208,23 +210,165 @@ def test_records_left_in_the_stream_of_before_the_cluster_layout_are_still_writt
     assert not redis_client.exists(old_stream) and not redis_client.exists(old_rejected)
 
 
-def test_when_neither_redis_nor_the_disk_takes_a_record_it_is_logged_whole(
-    tmp_path: Path, caplog: object
+def test_when_neither_redis_nor_the_disk_takes_records_they_are_held_in_memory(
+    tmp_path: Path,
 ) -> None:
-    import logging
-
     blocked = tmp_path / "file-not-folder"
     blocked.write_text("")
     journal = Journal(unreachable_redis(), blocked / "spool")
-    record = journal_record("CA1", NOW, menu_step="language:2")
-    with caplog.at_level(logging.CRITICAL, logger="ivr.journal"):  # type: ignore[attr-defined]
-        assert journal.append(record) == "lost"
+    records = [journal_record("CA1", NOW, menu_step=f"step:{i}") for i in range(3)]
+
+    assert [journal.append(r) for r in records] == ["held"] * 3
+    assert journal.held() == 3 and journal.lost() == 0
+    assert journal.release() == 0  # still nowhere to put them: they stay
+    assert journal.backlog().held == 3
+    assert journal.spool.problem() == f"not a directory: {blocked / 'spool'}"
+
+    journal.spool.folder = tmp_path / "spool"  # the disk takes them again
+    assert journal.release() == 3
+    assert journal.held() == 0
+    assert spooled(journal) == records  # in the order they came
+
+
+def test_only_a_record_that_finds_the_memory_full_is_logged_whole_and_counted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocked = tmp_path / "file-not-folder"
+    blocked.write_text("")
+    journal = Journal(unreachable_redis(), blocked / "spool", memory_records=1)
+    kept, dropped = (journal_record("CA1", NOW, menu_step=f"step:{i}") for i in range(2))
+    with caplog.at_level(logging.CRITICAL, logger="ivr.journal"):
+        assert journal.append(kept) == "held"
+        assert journal.append(dropped) == "lost"
+    assert (journal.held(), journal.lost()) == (1, 1)
     # The log line carries the record in the journal's own format: it can still be replayed.
-    logged = caplog.text  # type: ignore[attr-defined]
-    assert "JOURNAL-LOST" in logged
-    line = logged.split("JOURNAL-LOST ", 1)[1].splitlines()[0]
-    assert JournalRecord.from_json(line) == record
+    (lost,) = [r.getMessage() for r in caplog.records if LOST_MARK in r.getMessage()]
+    assert JournalRecord.from_json(lost.split(f"{LOST_MARK} ", 1)[1]) == dropped
     assert not journal.spool.writable()
+
+
+def spooled(journal: Journal) -> list[JournalRecord | None]:
+    """The records of every spool file of the journal's folder (None for an unreadable line)."""
+    journal.spool.seal()
+    found: list[JournalRecord | None] = []
+    for path in journal.spool.files():
+        with journal.spool.claim(path) as deliveries:
+            assert deliveries is not None
+            found.extend(d.record for d in deliveries)
+    return found
+
+
+def test_a_write_the_full_disk_cut_short_leaves_nothing_the_next_record_is_glued_to(
+    redis_client: redis.Redis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    disk = WriteFaults(monkeypatch, tmp_path)
+    journal = Journal(redis_client, tmp_path / "spool")
+    before, cut, after = (journal_record("CA1", NOW, menu_step=f"step:{i}") for i in range(3))
+    assert journal.append(before) == "spool"
+
+    disk.fill(room=len(cut.to_json()) // 2)  # half of the record fits, then ENOSPC
+    assert journal.append(cut) == "stream"  # kept whole in Redis instead
+    disk.free()
+    assert journal.append(after) == "spool"
+
+    records = spooled(journal)
+    assert None not in records  # no line of half a record with the next one glued onto it
+    assert records == [before, after]
+    assert journal.spool.writable()
+
+
+def test_a_spool_that_refused_a_write_says_so_until_the_disk_takes_writes_again(
+    redis_client: redis.Redis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    disk = WriteFaults(monkeypatch, tmp_path)
+    journal = Journal(redis_client, tmp_path / "spool")
+    assert journal.spool.writable()  # nothing refused yet, and the folder has room
+
+    disk.fill()
+    assert journal.append(journal_record("CA1", NOW)) == "stream"  # Redis takes it at once
+    assert not journal.spool.writable()
+    assert journal.spool.problem() == "no space left on device"
+    assert journal.release() == 0  # nothing held; the disk, tried again, still refuses
+    assert not journal.spool.writable()
+
+    disk.free()
+    journal.release()  # the shipping thread's round: the disk takes writes again
+    assert journal.spool.writable()
+    assert journal.backlog().spool_bytes == 0  # what the trial wrote was cut off again
+
+
+def test_records_held_in_memory_go_to_redis_when_it_answers_before_the_disk_has_room(
+    redis_client: redis.Redis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    WriteFaults(monkeypatch, tmp_path).fill()
+    journal = Journal(unreachable_redis(), tmp_path / "spool")
+    records = [journal_record("CA1", NOW, menu_step=f"step:{i}") for i in range(3)]
+    assert [journal.append(r) for r in records] == ["held"] * 3
+
+    journal.stream = JournalStream(redis_client)  # Redis answers again
+    assert journal.release() == 3
+    assert [d.record for d in journal.stream.read("writer", 10)] == records
+    assert journal.held() == 0 and not journal.spool.writable()
+
+
+def test_a_forked_child_holds_none_of_its_parents_records_and_locks_nothing(tmp_path: Path) -> None:
+    # gunicorn forks workers from the process that built the app: what the parent holds is the
+    # parent's to write, and a lock another of its threads held at the fork must not be held in
+    # the child for good.
+    script = textwrap.dedent(
+        f"""
+        import os, signal, sys, threading
+        from datetime import UTC, datetime
+        from redis import Redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+        from ivr.journal import Journal
+        from ivr.tickets.records import JournalRecord
+
+        now = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
+        dead = Redis(port={free_port()}, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
+        journal = Journal(dead, {str(tmp_path / "file" / "spool")!r})
+        assert journal.append(JournalRecord(id="parent", call_sid="CA1", at=now)) == "held"
+        journal._lock.acquire()  # another thread is inside `append` at the moment of the fork
+        pid = os.fork()
+        if pid == 0:
+            signal.alarm(5)  # a lock copied held would hang the child: die instead
+            held_at_start = journal.held()
+            where = journal.append(JournalRecord(id="child", call_sid="CA2", at=now))
+            os._exit(0 if (held_at_start, where, journal.held()) == (0, "held", 1) else 3)
+        journal._lock.release()
+        _, status = os.waitpid(pid, 0)
+        print(os.waitstatus_to_exitcode(status), journal.held())
+        """
+    )
+    (tmp_path / "file").write_text("")  # the spool folder cannot be made: records are held
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["0", "1"]  # the child did well; the parent still holds its own
+
+
+def test_a_spool_file_drained_by_another_process_while_it_is_listed_is_no_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = Journal(unreachable_redis(), tmp_path)
+    for name in ("a", "b", "c"):
+        (tmp_path / f"host-1-{name}.jsonl").write_text(journal_record("CA1", NOW).to_json() + "\n")
+    listed = Path.glob
+
+    def drained_meanwhile(folder: Path, pattern: str) -> Iterator[Path]:
+        # Another process drains "a" as the listing reaches it, and "b" right after.
+        for path in listed(folder, pattern):
+            if path.name == "host-1-a.jsonl":
+                path.unlink()
+            yield path
+            if path.name == "host-1-b.jsonl":
+                path.unlink()
+
+    monkeypatch.setattr(Path, "glob", drained_meanwhile)
+    assert [p.name for p in journal.spool.files()] == ["host-1-c.jsonl"]
+    assert journal.backlog().spool_files == 1
 
 
 def test_a_process_killed_right_after_answering_loses_no_spooled_record(tmp_path: Path) -> None:
@@ -276,3 +420,20 @@ def test_a_process_killed_right_after_answering_loses_no_spooled_record(tmp_path
         assert deliveries is not None
         steps = [d.record.change.menu_step for d in deliveries if d.record is not None]
     assert steps[: answered + 1] == [f"step:{i}" for i in range(answered + 1)]
+
+
+def test_a_record_holding_a_line_separator_is_one_record_in_the_spool(tmp_path: Path) -> None:
+    journal = Journal(unreachable_redis(), tmp_path)
+    record = journal_record("CA1", NOW, caller="+1415\u2028555\u0085\x00")
+    assert "\u2028" not in record.to_json() and record.to_json().isascii()
+    journal.append(record)
+    # A line an older version wrote, with the separators raw in it, reads back whole too.
+    raw = record.to_json().replace("\\u2028", "\u2028").replace("\\u0085", "\u0085")
+    journal.spool.write(raw.replace('"test-', '"raw-'))
+    journal.spool.seal()
+    [path] = journal.spool.files()
+    with journal.spool.claim(path) as deliveries:
+        assert deliveries is not None
+        assert [d.record.caller if d.record else d.problem for d in deliveries] == [
+            "+1415\u2028555\u0085\x00"
+        ] * 2

@@ -11,6 +11,7 @@ import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
@@ -28,7 +29,7 @@ from ivr.db import Database
 from ivr.metrics import Metrics
 from ivr.services import services
 from tests.conftest import write_agent_pins
-from tests.faults import RedisProcess, free_port, wait_until
+from tests.faults import RedisProcess, WriteFaults, free_port, wait_until
 from tests.instances import HTTP_TIMEOUT, START_TIMEOUT, HttpPhone, Instance
 from tests.support import (
     AUTH_TOKEN,
@@ -186,6 +187,28 @@ def test_journal_backlog_and_spool_are_reported(app: Flask) -> None:
     assert value(found, "ivr_journal_oldest_seconds") == 0
 
 
+def test_a_full_spool_and_the_changes_held_and_lost_are_reported(
+    database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = build(database, tmp_path, unreachable_redis())
+    WriteFaults(monkeypatch, tmp_path).fill()  # and Redis is away
+    phone = Phone(app.test_client())
+    phone.dial()
+    phone.press("2")
+
+    found = scrape(app)
+    assert value(found, "ivr_journal_spool_writable") == 0
+    assert value(found, "ivr_journal_held_records") == 2  # what both webhooks learned
+    assert value(found, "ivr_journal_lost_records_total") == 0
+
+    with app.app_context():
+        services().journal.memory_records = 2  # full: the next change is logged as JOURNAL-LOST
+    phone.press("1")
+    found = scrape(app)
+    assert value(found, "ivr_journal_held_records") == 2
+    assert value(found, "ivr_journal_lost_records_total") == 1
+
+
 # --- store errors ---------------------------------------------------------------------------------
 
 
@@ -219,7 +242,9 @@ def test_database_probe_failures_are_counted(tmp_path: Path) -> None:
     )  # the health check's probe and the second scrape's
 
 
-def build(database: Database, tmp_path: Path, redis_client: redis.Redis | None = None) -> Flask:
+def build(
+    database: Database, tmp_path: Path, redis_client: redis.Redis | None = None, **overrides: Any
+) -> Flask:
     import fakeredis
 
     return create_app(
@@ -233,7 +258,7 @@ def build(database: Database, tmp_path: Path, redis_client: redis.Redis | None =
             state_secrets=(STATE_SECRET,),
             agent_pins=tmp_path / "agent_pins.json",
             admins=tmp_path / "admins.json",
-        ),
+        ).with_overrides(**overrides),
         None,
         database=database,
         redis_client=redis_client or fakeredis.FakeRedis(),
@@ -331,6 +356,28 @@ def test_in_multiprocess_mode_probe_failures_of_every_process_add_up(
     found = scrape(second)  # the second process's scrape probes too (no threads): two in all
     assert value(found, "ivr_store_up", store="database") == 0
     assert number(scrape(first), "ivr_database_probe_failures_total") == 3  # and this one's: three
+
+
+def test_in_multiprocess_mode_changes_held_and_lost_in_every_process_add_up(
+    database: Database,
+    tmp_path: Path,
+    multiprocess_folder: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    WriteFaults(monkeypatch, tmp_path).fill()  # and Redis is away
+    as_process(monkeypatch, 4001)
+    first = build(database, tmp_path / "first", unreachable_redis(), journal_memory_records=1)
+    Phone(first.test_client()).dial()  # held
+    as_process(monkeypatch, 4002)
+    second = build(database, tmp_path / "second", unreachable_redis(), journal_memory_records=1)
+    phone = Phone(second.test_client())
+    phone.dial()  # held
+    phone.press("2")  # lost
+
+    for app in (first, second):  # whichever process is scraped
+        found = scrape(app)
+        assert value(found, "ivr_journal_held_records") == 2
+        assert value(found, "ivr_journal_lost_records_total") == 1
 
 
 def test_multiprocess_mode_refuses_to_start_when_prometheus_client_was_imported_first(

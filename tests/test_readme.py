@@ -183,8 +183,9 @@ NOT_RUN = {
     "export TWILIO_AUTH_TOKEN=... IVR_SECRET=... PUBLIC_BASE_URL=https://support.example.com": (
         "placeholders for the operator's own secrets"
     ),
-    "IVR_WRITER=off gunicorn --workers 4 --threads 8 --timeout 20 --bind 0.0.0.0:8000 wsgi:app": (
-        "serves on every interface until stopped; tests/test_instances.py runs gunicorn instances"
+    "IVR_WRITER=off ivr serve --no-migrate --host 127.0.0.1 --port 8000 --workers 4 --threads 8": (
+        "serves until stopped, with the production settings above; tests/test_instances.py runs "
+        "ivr serve instances behind nginx"
     ),
     "ivr worker": (
         "runs until stopped: tests/test_cli.py::test_ivr_worker_writes_tickets_until_told_to_stop"

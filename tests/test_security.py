@@ -10,14 +10,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from twilio.request_validator import RequestValidator
+from werkzeug.datastructures import MultiDict
 
 from ivr.clock import FrozenClock
 from ivr.db import Database
-from ivr.security import is_signed
+from ivr.security import is_signed, signed_content
 from ivr.services import services
 from ivr.signing import SEAL_MAX_AGE
 from ivr.tickets.changes import QueueEvent
@@ -26,6 +29,8 @@ from tests.conftest import AGENT_PINS
 from tests.faults import free_port
 from tests.support import (
     AUTH_TOKEN,
+    BASE_URL,
+    PUBLIC,
     Phone,
     new_call_sid,
     parse,
@@ -209,6 +214,79 @@ def test_a_captured_agent_line_logout_replayed_later_changes_nothing(
     replay = signed_post(client, url, form)
     assert replay.status_code == 200
     assert agent_status(client, "anna") == "available"
+
+
+def post_raw(client: FlaskClient, url: str, body: str, signature: str) -> int:
+    """POST a hand-made form body with a signature captured from another request."""
+    response = client.post(
+        url,
+        data=body,
+        content_type="application/x-www-form-urlencoded",
+        headers={"X-Twilio-Signature": signature},
+    )
+    return response.status_code
+
+
+# Twilio's signature covers each name's distinct values, joined without separators
+# (`RequestValidator.compute_signature`: "for value in sorted(set(values)): s += param_name + value"),
+# so these bodies carry the captured request's signature and must count as that request.
+TWISTS = [
+    pytest.param("&Digits=2", id="a value sent twice"),
+    pytest.param("&=", id="an empty pair"),
+    pytest.param("&Digits=2&Digits=2&=&=", id="both, twice"),
+]
+
+
+@pytest.mark.parametrize("twist", TWISTS)
+def test_a_captured_agent_line_logout_replayed_with_a_twist_changes_nothing(
+    client: FlaskClient, clock: FrozenClock, twist: str
+) -> None:
+    log_in(client, "anna")
+    url, form = agent_line_logout(client, "104", AGENT_PINS["anna"])
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(BASE_URL + url, form)
+    log_in(client, "anna")  # back at work
+    clock.advance(60)
+    body = urlencode(form) + twist
+    assert RequestValidator(AUTH_TOKEN).validate(
+        BASE_URL + url, MultiDict(parse_qsl(body, keep_blank_values=True)), signature
+    )
+    assert post_raw(client, url, body, signature) == 200
+    assert agent_status(client, "anna") == "available"
+
+
+def test_a_form_whose_names_and_values_are_cut_elsewhere_counts_as_the_signed_one() -> None:
+    # "From" + "+4930123" and "Fro" + "m+4930123" sign alike: the fingerprint takes them as one.
+    one = MultiDict([("From", "+4930123"), ("To", "4")])
+    other = MultiDict([("Fro", "m+4930123"), ("To", "4")])
+    validator = RequestValidator(AUTH_TOKEN)
+    assert validator.compute_signature(PUBLIC, one) == validator.compute_signature(PUBLIC, other)
+    assert signed_content(one) == signed_content(other)
+    twice = MultiDict([("From", "+4930123"), ("To", "4"), ("To", "4"), ("", "")])
+    assert signed_content(one) == signed_content(twice)
+    assert signed_content(one) != signed_content(MultiDict([("From", "+4930123")]))
+
+
+def test_a_dial_action_replayed_with_a_twist_logs_the_conversation_once(
+    client: FlaskClient, database: Database
+) -> None:
+    call = waiting_for_funds(client)
+    log_in(client, "emma")
+    dial = call.follow().find("Dial")
+    assert dial is not None
+    whisper_form = {"CallSid": new_call_sid(), "ParentCallSid": call.sid, "From": call.caller}
+    signed_post(client, dial[0].attrib["url"], whisper_form)
+    done = call.form(DialCallStatus="completed", DialCallDuration="95", CallStatus="in-progress")
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(
+        BASE_URL + dial.attrib["action"], done
+    )
+    for twist in ("", "&DialCallDuration=95", "&="):
+        body = urlencode(done) + twist
+        assert post_raw(client, dial.attrib["action"], body, signature) == 200
+    with database.session() as session:
+        rows = events_of(session, call.sid)
+        events = [row.event for row in rows]
+    assert events.count(QueueEvent.COMPLETEAGENT) == 1
+    assert [row.talk_seconds for row in rows if row.talk_seconds] == [95]
 
 
 # --- each step applies once ---------------------------------------------------------------------

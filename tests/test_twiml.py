@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import shutil
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
 
-from ivr.flow import Caller, CallState, Flow
+from ivr.flow import Caller, CallState, Flow, epoch_ms
 from ivr.rules.check import load_bundle
 from ivr.twiml import render
 from tests.support import PROMPTS, RULES, reference_in
@@ -60,3 +62,35 @@ def test_a_reference_that_is_not_digits_is_rendered_as_it_is_not_from_a_template
     decision = Flow(bundle, NOW).answer(Caller("+14155550100", ""))
     document = render(decision, bundle.prompts, {"ref": "a&b"})
     assert all("ref=a%26b" in url for url in urls(document))
+
+
+def test_every_url_carries_the_decisions_silence_clock_and_only_it_differs() -> None:
+    bundle = load_bundle(RULES, PROMPTS)
+    caller = Caller("+14155550100", "")
+    closed = CallState("closed", "en-US", "funds", "funds", 30)
+    # Two callers at the same after-hours offer, silent since different times: the states the
+    # flow derives from theirs carry their own clocks, the URLs the decision's.
+    first = Flow(bundle, NOW).on_input(
+        replace(closed, silent_since=epoch_ms(NOW) - 1000), None, caller
+    )
+    second = Flow(bundle, NOW).on_input(
+        replace(closed, silent_since=epoch_ms(NOW) - 2000), None, caller
+    )
+    assert (first.silent_since, second.silent_since) == (epoch_ms(NOW) - 1000, epoch_ms(NOW) - 2000)
+
+    one = render(first, bundle.prompts, {"ref": "4821093"})
+    two = render(second, bundle.prompts, {"ref": "4821093"})
+
+    assert urls(one) and all(f"silent_since={epoch_ms(NOW) - 1000}" in url for url in urls(one))
+    assert all(url.count("silent_since=") == 1 for url in urls(one))
+    assert two == one.replace(str(epoch_ms(NOW) - 1000), str(epoch_ms(NOW) - 2000))
+    assert CallState.from_params(dict(parse_qsl(urlsplit(urls(one)[0]).query))) == replace(
+        closed, tries=1, silent_since=epoch_ms(NOW) - 1000
+    )
+
+
+def test_a_decision_without_a_clock_gives_its_urls_none() -> None:
+    bundle = load_bundle(RULES, PROMPTS)
+    decision = Flow(bundle, NOW).answer(Caller("+14155550100", ""))
+    assert "silent_since=" in render(decision, bundle.prompts)
+    assert "silent_since=" not in render(replace(decision, silent_since=None), bundle.prompts)

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import func, select
 
 from ivr.clock import FrozenClock
 from ivr.db import Database
-from ivr.services import services
+from ivr.services import Services, services
 from ivr.tickets.models import Ticket
 from tests.faults import free_port
 from tests.support import (
@@ -25,6 +27,11 @@ from tests.support import (
     spoken,
     ticket_of,
 )
+
+
+def services_of(app: Flask) -> Services:
+    found: Services = app.extensions["ivr"]
+    return found
 
 
 def ticket_count(database: Database) -> int:
@@ -60,6 +67,39 @@ def test_a_retried_incoming_webhook_keeps_one_ticket(
     phone.dial()
     phone.dial()
     assert ticket_count(database) == 1
+
+
+def test_a_retried_incoming_webhook_keeps_the_reference_it_was_given_first(
+    app_factory: Callable[..., Flask], database: Database
+) -> None:
+    # Twilio (Webhook connection overrides) lets a number ask for "HTTP callback connection
+    # retries on failures/timeouts"; a retry may reach another instance. Every try hands out the
+    # same reference, and the ticket keeps it.
+    first_instance, second_instance = app_factory().test_client(), app_factory().test_client()
+    phone = Phone(first_instance)
+    heard = reference_in(phone.dial())
+    phone.client = second_instance
+    assert reference_in(phone.dial()) == heard
+    phone.client = first_instance
+    assert reference_in(phone.dial()) == heard
+    assert reference_in(phone.press("2")) == heard
+    assert ticket_of(database, phone.sid).reference == heard
+    other = Phone(second_instance)
+    assert reference_in(other.dial()) not in (None, heard)
+
+
+def test_a_retried_incoming_webhook_keeps_its_reference_while_redis_is_away(
+    app: Flask, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def redis_away(*args: object, **kwargs: object) -> str:
+        raise RedisConnectionError("Redis is down")
+
+    monkeypatch.setattr(services_of(app).queue, "claim_reference", redis_away)
+    phone = Phone(app.test_client())
+    heard = reference_in(phone.dial())
+    assert heard is not None and reference_in(phone.dial()) == heard
+    assert reference_in(phone.press("2")) == heard
+    assert ticket_of(database, phone.sid).reference == heard
 
 
 def test_a_retried_keypress_is_recorded_once(client: FlaskClient, database: Database) -> None:
@@ -298,3 +338,23 @@ def test_healthz_reports_database_redis_and_rules(client: FlaskClient) -> None:
     body = response.get_json()
     assert body["database"] == "ok" and body["redis"] == "ok"
     assert body["rules"]["state"] == "ok" and body["rules"]["problems"] == []
+
+
+@pytest.mark.parametrize(
+    ("sent", "kept"),
+    [
+        ("+1415\u2028555", "+1415\u2028555"),  # a line separator: no line break in the journal
+        ("+1415\u0085555", "+1415\u0085555"),  # a next-line character
+        ("+1415\x00555", "+1415\ufffd555"),  # NUL: PostgreSQL holds no such character
+        ("+1415\r\n555", "+1415\r\n555"),
+    ],
+)
+def test_any_caller_id_twilio_could_send_leaves_a_complete_ticket(
+    client: FlaskClient, database: Database, sent: str, kept: str
+) -> None:
+    phone = Phone(client, caller=sent, called=sent)
+    phone.dial()
+    phone.press("2")
+    ticket = ticket_of(database, phone.sid)
+    assert (ticket.caller, ticket.called) == (kept, kept)
+    assert ticket.menu_path == ["language:2"] and ticket.language == "en-US"

@@ -8,6 +8,7 @@ changed or removed takes effect without a restart. The hashing is `ivr.credentia
 
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
 from collections.abc import Mapping
@@ -85,6 +86,12 @@ class AdminStore:
                 return False
             self._write(hashes)
             return True
+
+    def stamp(self, user: str) -> str | None:
+        """A short fingerprint of the account's password hash (None: no such account): a session
+        started under one password ends when the password changes."""
+        stored = self._read().get(user)
+        return None if stored is None else hashlib.sha256(stored.encode()).hexdigest()[:16]
 
     def users(self) -> list[str]:
         """The account names, sorted."""

@@ -1,15 +1,21 @@
-"""Who may see the dashboard: login against `AdminStore`, a signed session that times out, CSRF tokens.
+"""Who may see the dashboard: login against `AdminStore`, a signed session that ends, CSRF tokens.
 
 The session is Flask's signed cookie, keyed with `session_key` (an HMAC of the server key with a
 fixed label, so the cookie never shares a key with the sealed webhook URLs). It holds the user, a
-random CSRF token and the time of the last request (the injected clock's): a session with no request
-for `admin_session_minutes` is over, whatever the cookie says. Every POST carries the token (form
-field `csrf` or header `X-CSRF-Token`); the login form too, so a page elsewhere cannot log a browser
-in as someone else.
+random session id, a stamp of the account's password hash, a random CSRF token, when it began and
+the time of the last request (the injected clock's). A session is over, whatever the cookie says:
 
-Wrong passwords are throttled per client address with the agents' PIN schedule (`ivr.credentials`:
-a few free tries, then waits doubling from a minute to an hour), counted in Redis by the queue
-package under a source of their own (`admin:` + the address).
+- after `admin_session_minutes` without a request, or `MAX_SESSION_HOURS` after it began;
+- once it was logged out: its id is remembered in Redis until it would have ended anyway, so a copy
+  of the cookie taken before "Log out" opens nothing afterwards;
+- once the account's password changed or the account was removed (`ivr admins`);
+- while Redis cannot be asked whether it was logged out (a session that cannot be checked is not
+  trusted).
+
+Every POST carries the token (form field `csrf` or header `X-CSRF-Token`); the login form too, so a
+page elsewhere cannot log a browser in as someone else. Passwords are checked through `ivr.throttle`,
+with the agents' PINs' policy: per client address, refused when Redis is away or too many checks are
+under way.
 """
 
 from __future__ import annotations
@@ -24,13 +30,16 @@ from flask import request, session
 from redis.exceptions import RedisError
 
 from ivr.admin.accounts import AdminFileError, AdminStore
-from ivr.credentials import PIN_DELAYS, WINDOW_SECONDS, client_source
+from ivr.credentials import client_source
 from ivr.services import services
+from ivr.throttle import SecretCheck, check_secret
 
 SESSION_KEY_LABEL: Final = b"ivr admin session cookie v1"
 CSRF_FIELD: Final = "csrf"
 CSRF_HEADER: Final = "X-CSRF-Token"
 SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
+MAX_SESSION_HOURS: Final = 12
+"""The longest a session lasts, however busy: a copied cookie is not good for longer."""
 
 log = logging.getLogger(__name__)
 
@@ -45,29 +54,41 @@ def _now() -> float:
 
 
 def current_user() -> str | None:
-    """The logged-in admin of this request, or None (no session, forged, or timed out).
+    """The logged-in admin of this request, or None (no session, forged, over, or not checkable).
 
-    A live session is refreshed: its timeout starts again from now."""
-    user = session.get("user")
-    seen = session.get("seen")
-    if not isinstance(user, str) or not isinstance(seen, int | float):
+    A live session is refreshed: its idle timeout starts again from now."""
+    user, seen, began = session.get("user"), session.get("seen"), session.get("began")
+    if not isinstance(user, str) or not all(isinstance(t, int | float) for t in (seen, began)):
         return None
+    assert isinstance(seen, int | float) and isinstance(began, int | float)
     now = _now()
-    if now - seen > services().settings.admin_session_minutes * 60 or now < seen - 60:
+    idle = now - seen > services().settings.admin_session_minutes * 60
+    if idle or now - began > MAX_SESSION_HOURS * 3600 or now < seen - 60:
         session.clear()  # over: the next response drops it from the browser too
         return None
-    if not _still_an_account(user):
-        session.clear()  # removed with `ivr admins remove`: its open sessions end with it
+    if session.get("stamp") != _stamp(user):
+        session.clear()  # its password changed, or it was removed with `ivr admins remove`
+        return None
+    if _logged_out(str(session.get("sid", ""))):
+        session.clear()
         return None
     session["seen"] = int(now)
     return user
 
 
-def _still_an_account(user: str) -> bool:
+def _stamp(user: str) -> str | None:
     try:
-        return user in AdminStore(services().settings.admins).users()
+        return AdminStore(services().settings.admins).stamp(user)
     except AdminFileError:
-        return False  # a broken accounts file lets nobody in
+        return None  # a broken accounts file lets nobody in
+
+
+def _logged_out(session_id: str) -> bool:
+    try:
+        return not session_id or services().queue.session_ended(session_id)
+    except RedisError:
+        log.warning("admin session not checked: Redis is unavailable; logged out meanwhile")
+        return True
 
 
 def csrf_token() -> str:
@@ -92,31 +113,30 @@ def log_in(user: str) -> None:
     """Start a fresh session for `user`: nothing of the anonymous one is kept, a new CSRF token."""
     session.clear()
     session["user"] = user
-    session["seen"] = int(_now())
+    session["sid"] = secrets.token_urlsafe(24)
+    session["stamp"] = _stamp(user)
+    session["began"] = session["seen"] = int(_now())
     session[CSRF_FIELD] = secrets.token_urlsafe(32)
 
 
-def log_out() -> None:
+def log_out() -> bool:
+    """End this session, on the server too; False when the server could not remember that (Redis
+    away): the browser forgets it all the same."""
+    session_id = session.get("sid")
     session.clear()
-
-
-def _source() -> str:
-    return f"admin:{client_source(request.remote_addr)}"
-
-
-def wait_before_login() -> float:
-    """Seconds this client must wait before its password is checked (0: go ahead; counted as wrong
-    until `login_succeeded`). Without Redis the check goes ahead unthrottled (argon2 still slows it)."""
+    if not isinstance(session_id, str):
+        return True
     try:
-        return services().queue.start_pin_check(_source(), PIN_DELAYS, WINDOW_SECONDS)
+        services().queue.end_session(session_id, MAX_SESSION_HOURS * 3600)
     except RedisError:
-        log.warning("admin login throttle unavailable (Redis); checking the password anyway")
-        return 0.0
+        log.error("admin logout: Redis is unavailable, a copy of the session cookie stays valid")
+        return False
+    return True
 
 
-def login_succeeded() -> None:
-    """A right password: this client's count of wrong ones starts afresh."""
-    try:
-        services().queue.pin_right(_source())
-    except RedisError:
-        log.warning("admin login throttle unavailable (Redis)")
+def check_password(user: str, password: str) -> SecretCheck:
+    """Whether `password` is `user`'s, checked through `ivr.throttle` for this client address;
+    `AdminFileError` when the accounts file cannot be read."""
+    store = AdminStore(services().settings.admins)
+    source = f"admin:{client_source(request.remote_addr)}"
+    return check_secret(services().queue, source, lambda: store.verify(user, password))

@@ -26,7 +26,7 @@ from flask import (
 from werkzeug.exceptions import BadRequest
 
 from ivr.admin import auth, figures
-from ivr.admin.accounts import AdminFileError, AdminStore
+from ivr.admin.accounts import AdminFileError
 from ivr.admin.chart import bar_chart
 from ivr.services import services
 from ivr.tickets import listing
@@ -45,7 +45,7 @@ bp = Blueprint(
 PAGE_SIZE: Final = 50
 EXPORT_LIMIT: Final = 10_000
 """Most tickets one CSV or JSON export holds (narrow the filters for more)."""
-OPEN_ENDPOINTS: Final = frozenset({"admin.login"})
+OPEN_ENDPOINTS: Final = frozenset({"admin.login", "admin.root"})
 
 SECURITY_HEADERS: Final = {
     "Content-Security-Policy": (
@@ -76,10 +76,18 @@ def require_login() -> Any:
     return None
 
 
-@bp.after_request
+@bp.after_app_request
 def security_headers(response: Response) -> Response:
-    response.headers.update(SECURITY_HEADERS)
+    """Every response under /admin, an unknown URL's 404 included, carries the security headers."""
+    if request.path == bp.url_prefix or request.path.startswith(f"{bp.url_prefix}/"):
+        response.headers.update(SECURITY_HEADERS)
     return response
+
+
+@bp.get("", strict_slashes=True)
+def root() -> Any:
+    """`/admin` to `/admin/`, with a relative Location: never one built from the Host header."""
+    return redirect(f"{request.script_root}{bp.url_prefix}/", 308)
 
 
 @bp.app_context_processor
@@ -104,27 +112,33 @@ def login() -> Any:
     if request.method == "GET":
         return _page("admin/login.html")
     user = request.form.get("username", "").strip()
-    wait = auth.wait_before_login()
-    if wait > 0:
-        minutes = math.ceil(wait / 60)
-        message = f"Too many wrong passwords from here: try again in {minutes} minute(s)."
-        return _page("admin/login.html", 429, error=message, username=user)
     try:
-        right = AdminStore(services().settings.admins).verify(
-            user, request.form.get("password", "")
-        )
+        found = auth.check_password(user, request.form.get("password", ""))
     except AdminFileError:
         return _page("admin/login.html", 503, error="The admin accounts file cannot be read.")
-    if not right:
+    if found.outcome == "throttled":
+        minutes = math.ceil(found.wait / 60)
+        message = f"Too many wrong passwords from here: try again in {minutes} minute(s)."
+        return _page("admin/login.html", 429, error=message, username=user)
+    if found.outcome in ("unavailable", "busy"):
+        message = (
+            "Logging in is not possible now: wrong passwords cannot be counted while the queue "
+            "store (Redis) is away. Try again shortly."
+            if found.outcome == "unavailable"
+            else "Too many logins at once: try again in a moment."
+        )
+        return _page("admin/login.html", 503, error=message, username=user)
+    if found.outcome != "right":
         return _page("admin/login.html", 401, error="Wrong user name or password", username=user)
-    auth.login_succeeded()
     auth.log_in(user)
     return redirect(url_for("admin.queues"))
 
 
 @bp.post("/logout")
 def logout() -> Any:
-    auth.log_out()
+    if not auth.log_out():
+        message = "Logged out here, but the server could not end the session: Redis is away."
+        return _page("admin/login.html", 503, error=message)
     return redirect(url_for("admin.login"))
 
 

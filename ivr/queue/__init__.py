@@ -39,6 +39,10 @@ Data model:
 * `pin_checks_key(source)` — HASH (count, last_ms, next_ms) of the PIN checks from one calling
   number or client address since its last right PIN, for the growing waits between them
   (`ivr.credentials`); per source, never per agent. TTL the window plus the longest wait.
+* `call_reference_key(call_sid)` — STRING: the ticket reference the call was given first, so a
+  retried first webhook on any instance keeps it. TTL 8 hours.
+* `ended_session_key(session_id)` — STRING: an admin session that was logged out (its cookie opens
+  nothing any more). TTL the longest an admin session lasts.
 * `epoch_key()` — STRING set once (`claim_epoch`, no TTL): missing means this Redis is new or
   lost its data, and whoever claims it rebuilds kept callbacks and logins from the database.
 

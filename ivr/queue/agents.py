@@ -23,9 +23,11 @@ from ivr.queue.base import (
 )
 from ivr.queue.history import unique_agents
 from ivr.queue.keys import (
+    agent_callback_key,
     agent_key,
     connection_key,
     deadlines_key,
+    ended_session_key,
     entry_key,
     pin_checks_key,
     queue_key,
@@ -78,6 +80,19 @@ class AgentOps(QueueBase):
     def pin_right(self, source: str) -> None:
         """A right PIN from `source`: its count starts afresh (one DEL)."""
         self._client.delete(pin_checks_key(source))
+
+    def claim_agent_callback(self, agent_id: str, seconds: int) -> bool:
+        """True when no call to the agent's phone was placed in the last `seconds` (one SET NX):
+        a stranger spoofing the agent's number cannot make their phone ring more often."""
+        return bool(self._client.set(agent_callback_key(agent_id), "1", nx=True, ex=seconds))
+
+    def end_session(self, session_id: str, seconds: int) -> None:
+        """Remember for `seconds` that an admin session was logged out (one SET)."""
+        self._client.set(ended_session_key(session_id), "1", ex=max(1, seconds))
+
+    def session_ended(self, session_id: str) -> bool:
+        """True when an admin session was logged out (one EXISTS)."""
+        return bool(self._client.exists(ended_session_key(session_id)))
 
     @cached_property
     def _pin_check(self) -> Script:

@@ -26,6 +26,7 @@ from ivr.queue.base import (
 )
 from ivr.queue.history import HISTORY_LENGTH, LineLoad, to_line_load, unique_agents
 from ivr.queue.keys import (
+    call_reference_key,
     callback_step_key,
     connection_key,
     deadlines_key,
@@ -221,6 +222,15 @@ class CallerOps(QueueBase):
         """True the first time a request (by its fingerprint) asks; False for a replay within
         `REMEMBER_SECONDS` (one SET NX)."""
         return bool(self._client.set(seen_key(request_key), "1", nx=True, ex=REMEMBER_SECONDS))
+
+    def claim_reference(self, call_sid: str, reference: str) -> str:
+        """The call's ticket reference: `reference` the first time a call asks, the first one it
+        was given afterwards, for `REMEMBER_SECONDS` (one SET NX GET)."""
+        check_call_sid(call_sid)
+        earlier = self._client.set(
+            call_reference_key(call_sid), reference, nx=True, get=True, ex=REMEMBER_SECONDS
+        )
+        return reference if earlier is None else text(earlier)
 
     def size(self, queue: str, language: str) -> int:
         """Callers in one line; atomic (one script: sweeps first, then ZCARD)."""

@@ -12,8 +12,8 @@ agent must read the agents and all those lines in one atomic step. Lines per slo
 two-phase hand-over that can strand an agent or a caller between slots. The state is small (a few
 hundred bytes per caller or agent), so one slot on one primary, with a replica for failover, serves
 thousands of waiting callers. The keys no script shares with another key (`seen_key`,
-`pin_checks_key`, `callback_step_key`) have no tag and spread over the cluster; they are the many,
-short-lived ones.
+`call_reference_key`, `pin_checks_key`, `ended_session_key`, `agent_callback_key`,
+`callback_step_key`) have no tag and spread over the cluster; they are the many, short-lived ones.
 """
 
 from __future__ import annotations
@@ -82,6 +82,11 @@ def seen_key(request_key: str) -> str:
     return f"{UNTAGGED_PREFIX}seen:{request_key}"
 
 
+def call_reference_key(call_sid: str) -> str:
+    """STRING: the ticket reference a call was given first; a retry of its first webhook keeps it."""
+    return f"{UNTAGGED_PREFIX}call-reference:{call_sid}"
+
+
 def stats_key(queue: str, language: str, kind: HistoryKind) -> str:
     """LIST of recent wait or talk durations (seconds, newest first) of one line."""
     return f"{KEY_PREFIX}stats:{queue}:{language}:{kind}"
@@ -96,6 +101,18 @@ def pin_checks_key(source: str) -> str:
     """HASH: the PIN checks from one source (a calling number, a client address) since its last right
     PIN: how many, the last, the earliest next; TTL the throttle window and the longest wait."""
     return f"{UNTAGGED_PREFIX}pin-checks:{source}"
+
+
+def ended_session_key(session_id: str) -> str:
+    """STRING: an admin session that was logged out; its cookie opens nothing until the key expires
+    (when the session would have ended anyway)."""
+    return f"{UNTAGGED_PREFIX}session-ended:{session_id}"
+
+
+def agent_callback_key(agent_id: str) -> str:
+    """STRING: the agent line called this agent back lately (a throttled call from their phone);
+    no other callback is placed until it expires."""
+    return f"{UNTAGGED_PREFIX}agent-callback:{agent_id}"
 
 
 def callback_step_key(call_sid: str, step: str) -> str:

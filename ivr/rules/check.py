@@ -187,6 +187,32 @@ def check_references(rules: Rules, source: Source) -> list[Problem]:
     return problems
 
 
+def check_silence_limit(rules: Rules, source: Source) -> list[Problem]:
+    """`defaults.silence_limit` outlasts the time-outs of every menu before its fallback acts.
+
+    Even a menu with nothing to say takes max_tries time-outs before its fallback: a shorter limit
+    would hang up on a caller who cannot press keys instead of taking them to the fallback."""
+    defaults = rules.defaults
+    limit, timeout = defaults.silence_limit, defaults.gather_timeout
+    tries = [("a menu", defaults.max_tries)]
+    tries += [
+        (f"menu {menu_id!r}", menu.max_tries)
+        for menu_id, menu in rules.menus.items()
+        if menu.max_tries is not None
+    ]
+    return [
+        source.problem(
+            ("defaults", "silence_limit"),
+            f"defaults.silence_limit: {limit} s would let a caller who presses nothing go before "
+            f"the fallback of {where} acts: its {count} time-outs of {timeout} s alone take "
+            f"{count * timeout} s (make silence_limit longer, or max_tries or gather_timeout "
+            "shorter)",
+        )
+        for where, count in tries
+        if count * timeout >= limit
+    ]
+
+
 OPTIONAL_SYSTEM_PROMPTS: dict[str, str] = {"offer_other_language": "after_hours.other_languages"}
 """System prompts only rules that switch their feature on need (the setting that does)."""
 
@@ -339,7 +365,7 @@ def load_bundle(rules_path: Path | str, prompts_dir: Path | str) -> Bundle:
 
 def _load_bundle(rules_path: Path | str, prompts_dir: Path | str) -> Bundle:
     rules, source = load_rules(rules_path)
-    problems = check_references(rules, source)
+    problems = check_references(rules, source) + check_silence_limit(rules, source)
     try:
         prompts, prompt_sources = load_prompts(prompts_dir, rules.language_codes)
     except RulesError as exc:

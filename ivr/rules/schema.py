@@ -117,6 +117,11 @@ class Defaults(Frozen):
     max_tries: int = Field(default=3, ge=1, le=10)
     gather_timeout: int = Field(default=6, ge=1, le=30, description="seconds of silence = no input")
     fallback: Target
+    silence_limit: int = Field(default=300, ge=60, le=1800, description="seconds")
+    """How long a caller may go without pressing a key or leaving a recording before, at their next
+    silence, they hear goodbye and the call ends (ticket outcome `no_input`): an answering machine
+    or a pocket dial does not hold the line until Twilio's 4-hour limit. Time on hold does not
+    count: waiting is what a holding caller asked for."""
 
 
 class Announcement(Frozen):
@@ -432,6 +437,10 @@ class Rules(Frozen):
     hold_keys: HoldKeys = DEFAULT_HOLD_KEYS
     satisfaction_survey: bool = True
     """After the agent hangs up, ask the caller for a score from 1 to 5."""
+    callback_prefixes: tuple[str, ...] | None = None
+    """The numbers the line calls back (from the queue or after hours), as E.164 prefixes ('+49',
+    '+1212'). Unset: the calling codes of `country_languages`, the countries the line serves. A
+    caller ID elsewhere (a premium-rate or satellite number: toll fraud) is offered a voicemail."""
 
     @field_validator("languages")
     @classmethod
@@ -445,6 +454,21 @@ class Rules(Frozen):
         if not value:
             raise ValueError("at least one language is needed")
         return value
+
+    @field_validator("callback_prefixes")
+    @classmethod
+    def _number_prefixes(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        for prefix in value or ():
+            if not re.fullmatch(r"\+[1-9]\d{0,7}", prefix):
+                raise ValueError(f"{prefix!r} is not the start of a phone number like '+49'")
+        return value
+
+    def may_call_back(self, number: str) -> bool:
+        """Whether the line calls `number` back (`callback_prefixes`)."""
+        allowed = (
+            self.country_languages if self.callback_prefixes is None else self.callback_prefixes
+        )
+        return any(number.startswith(prefix) for prefix in allowed)
 
     @field_validator("country_languages")
     @classmethod

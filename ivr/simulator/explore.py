@@ -13,7 +13,11 @@ it the requests whose answers it already knows (see `explore`).
 
 Problems: dead ends (the service hangs up on a caller who reached nothing), loops with no way out,
 speech in another language than the caller chose (or empty, or with an unfilled `{placeholder}`),
-anything Twilio would refuse, and menus of the rules no path reaches.
+anything Twilio would refuse, and menus of the rules no path reaches. Then, from every state found,
+a caller who presses nothing more (an answering machine, a pocket dial) stays on the line: the
+service must let them go at the first webhook once they have been silent for the rules'
+`silence_limit` (time on hold or talking to an agent does not count); where it keeps them instead,
+that is a problem too.
 """
 
 from __future__ import annotations
@@ -39,11 +43,13 @@ from ivr.prompts import Prompts
 from ivr.rules.schema import Rules
 from ivr.signing import SEAL_PARAM, Signer
 from ivr.simulator.caller import HangUp, ScriptedCaller, Speak, Step, parse_script
+from ivr.simulator.engine import Record as SimRecord
 from ivr.simulator.engine import Reply, SimulatedCall, Transport
 from ivr.simulator.progress import Progress
 from ivr.simulator.session import InProcessSession, in_process
 from ivr.simulator.shared import parse_when, ticket_of
 from ivr.simulator.twiml import TwimlError, Verb, parse_twiml
+from ivr.tickets.changes import Outcome
 
 KEYS: tuple[str, ...] = (*"1234567890", "*", "#", "t")
 """What the caller tries at each menu, in order; `t` is silence until the menu times out."""
@@ -66,7 +72,10 @@ ERROR = "<error>"
 """Edge target: the call failed (Twilio would refuse a response, or a webhook failed)."""
 UNKNOWN = "<unknown>"
 """Edge target: not known where it leads (a limit of the walk or of the simulator cut it short)."""
-SENTINELS = frozenset({EXIT, END, ERROR, UNKNOWN})
+LET_GO = "<let go>"
+"""Edge target: the caller had pressed nothing for `silence_limit` and the service said goodbye
+(ticket outcome no_input): the polite end of a silent call, not a dead end, and no way out."""
+SENTINELS = frozenset({EXIT, END, ERROR, UNKNOWN, LET_GO})
 
 REACHED_OUTCOMES = frozenset({"voicemail", "callback", "answered", "queued"})
 _SERVICE_HANGUPS = ("the service hangs up", "end of the TwiML document", "call rejected")
@@ -83,6 +92,7 @@ LABELS = {
     "placeholder": "unfilled placeholder",
     "twilio_error": "Twilio error",
     "unreached_menu": "menu never reached",
+    "kept_silent": "silent caller kept",
 }
 
 
@@ -178,9 +188,9 @@ def format_instant(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-_NOT_STATE = frozenset({"tries", "ref", "since", SEAL_PARAM})
-"""URL parameters that are about the call (its ticket, when it joined the queue, the URL's seal),
-not the menu."""
+_NOT_STATE = frozenset({"tries", "ref", "since", "silent_since", SEAL_PARAM})
+"""URL parameters that are about the call (its ticket, when it joined the queue, since when it has
+been silent, the URL's seal), not the menu."""
 
 
 def state_of(url: str) -> str:
@@ -426,6 +436,113 @@ class _PathCaller(ScriptedCaller):
         return step
 
 
+class _SilentCaller(_PathCaller):
+    """Presses the keys of a path, then nothing more: lets every menu time out and says nothing
+    into a recording, until the service ends the call (or the simulator's time limit does)."""
+
+    def next_step(self, at: str, heard: list[str]) -> Step | None:
+        if at == "record" or not self.replaying:
+            return None
+        return super().next_step(at, heard)
+
+
+_NOT_SILENT = ("/voice/hold", "/voice/agent")
+"""Webhooks of a hold round and of the end of a conversation: a caller there waits for an agent
+or has just talked to one, which restarts their silence (holding is what they asked for)."""
+
+
+@dataclass(frozen=True)
+class Kept:
+    """A silent caller the service kept past `silence_limit`."""
+
+    url: str
+    """The webhook requested once the caller had been silent for the limit, whose answer did
+    not end the call (the service should have let them go there)."""
+    due: float
+    """How long the caller had been silent at that request, in seconds."""
+    seconds: float
+    """How long they stayed silent on the line in all."""
+    ended_by_service: bool
+    """Whether the service ended the call in the end (else the caller, at the time limit)."""
+
+
+def kept_silent(records: Iterable[SimRecord], limit: float) -> Kept | None:
+    """The first time a call's records show a silent caller kept: a webhook requested `limit`
+    seconds or more after the caller's last key (or the call's start, their last hold round or
+    conversation) that did not end the call, or silence past the limit until the caller hung up.
+
+    A caller kept on hold is not kept silent: the last hold round is as recent as its clip."""
+    quiet_from, due, holding = 0.0, None, False
+    found: tuple[str, float] | None = None
+    for record in records:
+        if record.kind == "press":
+            if found is not None:
+                return _kept(found, record.at - quiet_from, ended_by_service=False)
+            quiet_from, due, holding = record.at, None, False
+        elif record.kind == "request":
+            url = record.text.partition(" ")[2]
+            if urlsplit(url).path in _NOT_SILENT:
+                if found is not None:
+                    return _kept(found, record.at - quiet_from, ended_by_service=False)
+                quiet_from, due, holding = record.at, None, True
+                continue
+            holding = False
+            if due is not None and found is None:
+                found = due  # the service answered `due` and the call went on
+            elif due is None and record.at - quiet_from >= limit:
+                due = (url, record.at - quiet_from)
+        elif record.kind == "hangup":
+            by_service = record.text.startswith(_SERVICE_HANGUPS)
+            if found is not None:
+                return _kept(found, record.at - quiet_from, by_service)
+            if not by_service and not holding and record.at - quiet_from > limit:
+                return Kept("", record.at - quiet_from, record.at - quiet_from, False)
+            return None
+    return None
+
+
+def _kept(found: tuple[str, float], seconds: float, ended_by_service: bool) -> Kept:
+    url, due = found
+    return Kept(url, due, seconds, ended_by_service)
+
+
+def _place(url: str) -> str:
+    """Where a silent caller is kept, in any language and whichever menu led there."""
+    if not url:
+        return "the call"
+    query = _query(url)
+    drop = {"language", *(("menu",) if query.get("step") != "menu" else ())}
+    place = urlsplit(url).path + "?" + urlencode({k: v for k, v in query.items() if k not in drop})
+    return describe(state_of(place))
+
+
+@dataclass
+class _KeptReport:
+    """The shortest key path after which a silent caller is kept at one place, and how many."""
+
+    path: tuple[str, ...]
+    kept: Kept
+    limit: int
+    paths: int = 1
+
+    def problem(self, where: str) -> Problem:
+        kept = self.kept
+        until = "the call ends" if kept.ended_by_service else "the caller hangs up"
+        others = f" (so are callers silent after {self.paths - 1} other key paths)"
+        message = (
+            f"a caller who presses nothing more is still kept in {where} after {kept.due:.0f} s "
+            f"of silence (silence_limit: {self.limit} s), {kept.seconds:.0f} s in all until "
+            f"{until}{others if self.paths > 1 else ''}"
+        )
+        details = {
+            "state": where,
+            "silent_seconds": round(kept.seconds),
+            "silence_limit": self.limit,
+            "paths": self.paths,
+        }
+        return Problem("kept_silent", self.path, message, details)
+
+
 @dataclass(frozen=True)
 class _Result:
     """Where the last key of a path led."""
@@ -489,6 +606,7 @@ class _Walker:
         self._checked: set[tuple[bytes, str | None]] = set()
         self._chains: dict[tuple[str, bytes], _Result] = {}
         self._dead_ends: dict[str, Problem] = {}
+        self._kept: dict[str, _KeptReport] = {}
         self._errors: dict[str, Problem] = {}
         self._speech: dict[tuple[str, str], Problem] = {}
         self._wrong: dict[tuple[str, str], tuple[tuple[str, ...], list[str], str]] = {}
@@ -529,6 +647,18 @@ class _Walker:
                     self.graph.paths[target] = result.path
             self.graph.edges[state] = edges
 
+    def walk_silently(self, limit: int) -> None:
+        """From every state the walk found, a caller who presses nothing more stays on the line;
+        where the service keeps one past `limit` seconds of silence, that is a `kept_silent`."""
+        for path in list(self.graph.paths.values()):
+            if self.calls >= self.max_calls:
+                self.complete = False
+                return
+            call = self._run(_SilentCaller(path, self.recorder), path)
+            kept = kept_silent(call.records, limit)
+            if kept is not None:
+                self._kept_silent(path, kept, limit)
+
     def _try(self, state: str, path: tuple[str, ...], key: str) -> _Result:
         """Press `key` at `state`; if the menu only repeats, press it again until something else happens."""
         result = self._call((*path, key))
@@ -552,24 +682,29 @@ class _Walker:
     def _is_retry(result: _Result, state: str) -> bool:
         return result.target == state and _tries(result.then) > _tries(result.at)
 
-    def _call(self, path: tuple[str, ...]) -> _Result:
-        """A fresh call pressing `path`; where its last key led, and any problems on the way."""
+    def _run(self, caller: _PathCaller, path: tuple[str, ...]) -> SimulatedCall:
+        """A fresh call by `caller`, who presses `path`; the problems on the way are noted."""
         self.calls += 1
         if self.progress is not None:
             self.progress.advance()
         simulator = self.session.simulator
         simulator.rewind()  # each call starts at the explored instant: hours must not drift
-        caller = _PathCaller(path, self.recorder)
         call = simulator.place_call(self.number, self.called, caller)
         caller.call = call
         self.recorder.watch(call, caller)
         simulator.run()
         simulator.calls.pop(call.sid, None)  # thousands of transcripts are not needed afterwards
-        documents = self.recorder.documents
-        for document in documents:
+        for document in self.recorder.documents:
             self._note_menus(document)
             self._check_speech(document, path[: document.pressed])
         self._note_errors(call, path)
+        return call
+
+    def _call(self, path: tuple[str, ...]) -> _Result:
+        """A fresh call pressing `path`; where its last key led, and any problems on the way."""
+        caller = _PathCaller(path, self.recorder)
+        call = self._run(caller, path)
+        documents = self.recorder.documents
         count = len(path)
         at = caller.menus[count - 1] if 0 < count <= len(caller.menus) else ""
         response = next((d.reply.body for d in documents if d.pressed >= count), b"")
@@ -583,8 +718,15 @@ class _Walker:
         ending = next((r.text for r in reversed(call.records) if r.kind == "hangup"), "")
         if not ending.startswith(_SERVICE_HANGUPS):
             return _Result(path, UNKNOWN, at, "", response)
+        if self._let_go(call):
+            return _Result(path, LET_GO, at, "", response)
         self._dead_end(path, at, call, ending)
         return _Result(path, END, at, "", response)
+
+    def _let_go(self, call: SimulatedCall) -> bool:
+        """Whether the service ended the call because the caller had been silent too long."""
+        ticket = ticket_of(self.session.app, call.sid)
+        return bool(ticket and ticket["outcome"] == Outcome.NO_INPUT.value)
 
     def _reached(self, call: SimulatedCall, caller: _PathCaller, ended: bool) -> bool:
         """Whether the caller reached a queue, an agent, a voicemail or a callback request."""
@@ -611,6 +753,18 @@ class _Walker:
         # One report per state; the shortest path, and silence rather than a wrong key, reads best.
         if known is None or _rank(path) < _rank(known.path or ()):
             self._dead_ends[where] = problem
+
+    def _kept_silent(self, path: tuple[str, ...], kept: Kept, limit: int) -> None:
+        # One report per place, whatever the language or the menu that led there: the shortest
+        # path shows it, and the others are counted.
+        where = _place(kept.url)
+        known = self._kept.get(where)
+        if known is None:
+            self._kept[where] = _KeptReport(path, kept, limit)
+        elif _rank(path) < _rank(known.path):
+            self._kept[where] = _KeptReport(path, kept, limit, known.paths + 1)
+        else:
+            known.paths += 1
 
     def _note_errors(self, call: SimulatedCall, path: tuple[str, ...]) -> None:
         steps = 0
@@ -709,6 +863,7 @@ class _Walker:
         return [
             *self._errors.values(),
             *self._dead_ends.values(),
+            *(report.problem(where) for where, report in self._kept.items()),
             *wrong,
             *self._written.values(),
             *self._speech.values(),
@@ -777,6 +932,7 @@ def explore(
         languages = tuple(loaded.language_codes)
         walker = _Walker(session, number, called, max_depth, max_calls, fast, languages, progress)
         walker.walk()
+        walker.walk_silently(loaded.defaults.silence_limit)
     graph = walker.graph
     problems = [
         *walker.problems(),

@@ -20,6 +20,9 @@ class Outcome(StrEnum):
     VOICEMAIL = "voicemail"
     CALLBACK = "callback"
     CLOSED_HOURS = "closed_hours"
+    NO_INPUT = "no_input"
+    """The caller pressed nothing and recorded nothing for `silence_limit`: the service ended the
+    call (an answering machine, a pocket dial)."""
 
 
 FINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})

@@ -19,8 +19,9 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from ivr.db import Base
+from ivr.db import Base, SafeString
 from ivr.tickets.changes import Outcome, QueueEvent
+from ivr.tickets.references import LONGEST
 
 
 def _utcnow() -> datetime:
@@ -64,29 +65,29 @@ class Ticket(Base):
     __table_args__ = (CheckConstraint("satisfaction BETWEEN 1 AND 5", name="satisfaction_range"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    call_sid: Mapped[str] = mapped_column(String(64), unique=True)
-    reference: Mapped[str] = mapped_column(String(12), unique=True)
-    caller: Mapped[str | None] = mapped_column(String(32))
-    called: Mapped[str | None] = mapped_column(String(32))
-    language: Mapped[str | None] = mapped_column(String(16))
+    call_sid: Mapped[str] = mapped_column(SafeString(64), unique=True)
+    reference: Mapped[str] = mapped_column(SafeString(LONGEST), unique=True)
+    caller: Mapped[str | None] = mapped_column(SafeString(32))
+    called: Mapped[str | None] = mapped_column(SafeString(32))
+    language: Mapped[str | None] = mapped_column(SafeString(16))
     # Reassign rather than mutate: SQLAlchemy does not see in-place changes to a JSON value.
     menu_path: Mapped[list[str]] = mapped_column(JSON, default=list)
-    issue: Mapped[str | None] = mapped_column(String(64))
-    queue: Mapped[str | None] = mapped_column(String(64))
-    team: Mapped[str | None] = mapped_column(String(64))
+    issue: Mapped[str | None] = mapped_column(SafeString(64))
+    queue: Mapped[str | None] = mapped_column(SafeString(64))
+    team: Mapped[str | None] = mapped_column(SafeString(64))
     priority: Mapped[int | None]
     arrived_at: Mapped[datetime] = mapped_column(index=True)
     queued_at: Mapped[datetime | None]
     answered_at: Mapped[datetime | None]
     ended_at: Mapped[datetime | None]
     outcome: Mapped[Outcome | None] = mapped_column(OutcomeType(), index=True)
-    call_status: Mapped[str | None] = mapped_column(String(20))
+    call_status: Mapped[str | None] = mapped_column(SafeString(20))
     wait_seconds: Mapped[int | None]
     duration_seconds: Mapped[int | None]
-    agent: Mapped[str | None] = mapped_column(String(128))
-    recording_url: Mapped[str | None] = mapped_column(String(500))
+    agent: Mapped[str | None] = mapped_column(SafeString(128))
+    recording_url: Mapped[str | None] = mapped_column(SafeString(500))
     recording_duration: Mapped[int | None]
-    callback_number: Mapped[str | None] = mapped_column(String(32))
+    callback_number: Mapped[str | None] = mapped_column(SafeString(32))
     satisfaction: Mapped[int | None]
     # Bookkeeping of the row itself, hence the real clock rather than the call flow's `now`.
     created_at: Mapped[datetime] = mapped_column(default=_utcnow)
@@ -104,8 +105,8 @@ class TicketChangeRow(Base):
 
     # The record's own id: a record delivered twice (a retried webhook, a writer that died before
     # acknowledging) is stored once.
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    call_sid: Mapped[str] = mapped_column(String(64))
+    id: Mapped[str] = mapped_column(SafeString(64), primary_key=True)
+    call_sid: Mapped[str] = mapped_column(SafeString(64))
     at: Mapped[datetime]
     seq: Mapped[int] = mapped_column(BigInteger)
     body: Mapped[str] = mapped_column(Text)
@@ -120,7 +121,7 @@ class ReferenceBlock(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     leased_at: Mapped[datetime] = mapped_column(default=_utcnow)
-    leased_by: Mapped[str] = mapped_column(String(128))
+    leased_by: Mapped[str] = mapped_column(SafeString(128))
 
 
 class QueueEventRow(Base):
@@ -137,22 +138,22 @@ class QueueEventRow(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # Not a foreign key: agent events have no call, and a call's events may come before its ticket.
-    call_sid: Mapped[str] = mapped_column(String(64), index=True)
+    call_sid: Mapped[str] = mapped_column(SafeString(64), index=True)
     # Indexed so that deleting old tickets does not scan the whole event log to null the links.
     ticket_id: Mapped[int | None] = mapped_column(
         ForeignKey("tickets.id", ondelete="SET NULL"), index=True
     )
     event: Mapped[QueueEvent] = mapped_column(QueueEventType())
     at: Mapped[datetime]
-    queue: Mapped[str | None] = mapped_column(String(64))
-    language: Mapped[str | None] = mapped_column(String(16))
-    agent: Mapped[str | None] = mapped_column(String(128))
+    queue: Mapped[str | None] = mapped_column(SafeString(64))
+    language: Mapped[str | None] = mapped_column(SafeString(16))
+    agent: Mapped[str | None] = mapped_column(SafeString(128))
     position: Mapped[int | None]
     wait_seconds: Mapped[int | None]
     talk_seconds: Mapped[int | None]
     # Reassign rather than mutate: SQLAlchemy does not see in-place changes to a JSON value.
     data: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
-    change_id: Mapped[str | None] = mapped_column(String(64))
+    change_id: Mapped[str | None] = mapped_column(SafeString(64))
     change_index: Mapped[int | None]
 
     def __repr__(self) -> str:

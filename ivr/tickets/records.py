@@ -61,7 +61,8 @@ class JournalRecord:
             raise ValueError("a journal record needs an aware datetime")
 
     def to_json(self) -> str:
-        """The record as one line of JSON (no newline inside)."""
+        """The record as one line of ASCII JSON: nothing a caller sent (a line or paragraph
+        separator, a NUL) can break the line, wherever it is read back (spool, log, replay)."""
         body: dict[str, Any] = {
             "v": FORMAT_VERSION,
             "id": self.id,
@@ -77,7 +78,7 @@ class JournalRecord:
             body["change"] = change
         if self.end is not None:
             body["end"] = {"status": self.end.status, "duration": self.end.duration}
-        return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+        return json.dumps(body, ensure_ascii=True, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str | bytes) -> JournalRecord:

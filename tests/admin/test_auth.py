@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
 from flask.testing import FlaskClient
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from ivr.admin.accounts import AdminStore
+from ivr.admin.views import OPEN_ENDPOINTS
 from ivr.cli import main
 from ivr.clock import FrozenClock
 from ivr.credentials import FREE_CHECKS
@@ -32,7 +35,7 @@ def admin(admin_app: Flask) -> FlaskClient:
 def admin_urls(app: Flask) -> Iterator[tuple[str, str]]:
     """(method, path) of every admin URL but the login page, with made-up path arguments."""
     for rule in app.url_map.iter_rules():
-        if not rule.rule.startswith("/admin") or rule.endpoint == "admin.login":
+        if not rule.rule.startswith("/admin") or rule.endpoint in OPEN_ENDPOINTS:
             continue
         values = {"reference": "1234567", "filename": "live.js"}
         path = rule.build({k: values[k] for k in rule.arguments})[1]  # type: ignore[index]
@@ -267,3 +270,85 @@ def test_removing_an_account_ends_its_open_sessions(admin: FlaskClient, admin_ap
     AdminStore(admin_app.extensions["ivr"].settings.admins).remove(ADMIN_USER)
     response = admin.get("/admin/")
     assert response.status_code == 302 and response.headers["Location"].endswith("/admin/login")
+
+
+def copy_of_session(admin: FlaskClient) -> FlaskClient:
+    """Another browser holding a copy of `admin`'s session cookie (taken from the wire or disk)."""
+    cookie = admin.get_cookie("ivr_admin", path="/admin")
+    assert cookie is not None
+    thief = admin.application.test_client()
+    thief.set_cookie("ivr_admin", cookie.value, path="/admin")
+    return thief
+
+
+def test_a_cookie_copied_before_logout_opens_nothing_after_it(admin: FlaskClient) -> None:
+    token = login(admin)
+    thief = copy_of_session(admin)
+    assert thief.get("/admin/").status_code == 200  # a copy works while the session lives
+    assert admin.post("/admin/logout", data={"csrf": token}).status_code == 302
+    for method, path in admin_urls(admin.application):
+        assert_refused(thief, method, path)
+
+
+def test_a_password_change_ends_the_sessions_opened_with_the_old_one(
+    admin: FlaskClient, admin_app: Flask
+) -> None:
+    login(admin)
+    create_admin(admin_app, password="a brand new passphrase")  # `ivr admins set-password ada`
+    assert_refused(admin, "GET", "/admin/")
+    login(admin, password="a brand new passphrase")
+    assert admin.get("/admin/").status_code == 200
+
+
+def test_a_session_in_constant_use_still_ends_after_twelve_hours(
+    admin: FlaskClient, clock: FrozenClock
+) -> None:
+    login(admin)
+    for _ in range(12 * 60 // 20):
+        clock.advance(20 * 60)  # a request every 20 minutes keeps the idle timeout away
+        assert admin.get("/admin/").status_code == 200
+    clock.advance(20 * 60)
+    assert_refused(admin, "GET", "/admin/")
+
+
+def redis_away(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    queue = app.extensions["ivr"].queue
+
+    def fail(*args: object, **kwargs: object) -> NoReturn:
+        raise RedisConnectionError("Redis is down")
+
+    for method in ("start_pin_check", "pin_right", "session_ended", "end_session"):
+        monkeypatch.setattr(queue, method, fail)
+
+
+def test_while_redis_is_away_no_password_is_checked_and_no_session_trusted(
+    admin: FlaskClient, admin_app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    login(admin)
+    redis_away(admin_app, monkeypatch)
+    # One policy with the agents' PINs: wrong guesses cannot be counted, so none is checked.
+    stranger = admin.application.test_client()
+    token = csrf_of(stranger.get("/admin/login").get_data(as_text=True))
+    right = {"username": ADMIN_USER, "password": ADMIN_PASSWORD, "csrf": token}
+    refused = stranger.post("/admin/login", data=right)
+    assert refused.status_code == 503
+    assert "queue store (Redis) is away" in refused.get_data(as_text=True)
+    # Whether a session was logged out cannot be asked either: it is not trusted meanwhile.
+    assert_refused(admin, "GET", "/admin/")
+
+
+def test_every_response_under_admin_carries_the_security_headers_even_a_404(
+    admin: FlaskClient,
+) -> None:
+    for response in (admin.get("/admin/no-such-page"), admin.get("/admin/api/nothing")):
+        assert response.status_code == 404
+        assert response.headers["X-Frame-Options"] == "DENY"
+        assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+
+
+def test_the_admin_slash_redirect_never_takes_its_host_from_the_request(
+    admin: FlaskClient,
+) -> None:
+    response = admin.get("/admin", headers={"Host": "evil.example"})
+    assert response.status_code == 308
+    assert response.headers["Location"] == "/admin/"

@@ -158,6 +158,26 @@ def test_tickets_list_masks_numbers_filters_pages_and_exports(
     assert api["total"] == 3 and len(api["tickets"]) == 3
 
 
+def test_a_caller_let_go_for_silence_is_found_by_its_outcome_and_exported(
+    app: Flask, admin: FlaskClient, clock: FrozenClock
+) -> None:
+    silent = Phone(app.test_client(), caller="+8613800138000")
+    silent.dial()
+    for key in ("1", "2", "2"):  # 中文, a withdrawal: 23:00 in Shanghai, the team is closed
+        silent.press(key)
+    assert silent.say_nothing(100, lambda: clock.advance(30)) < 100
+    silent.hang_up()
+    wait_in_security_queue(app).hang_up()
+    html = admin.get("/admin/tickets").get_data(as_text=True)
+    assert '<option value="no_input">no_input</option>' in html
+    filtered = admin.get("/admin/tickets?outcome=no_input").get_data(as_text=True)
+    assert '<option value="no_input" selected>no_input</option>' in filtered
+    assert len(re.findall(r'<tr data-reference="\d+">', filtered)) == 1
+    export = admin.get("/admin/tickets.csv?outcome=no_input")
+    rows = list(csv.DictReader(io.StringIO(export.get_data(as_text=True))))
+    assert [(row["outcome"], row["issue"]) for row in rows] == [("no_input", "withdrawal")]
+
+
 def test_tickets_are_paged(
     app: Flask, admin: FlaskClient, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:

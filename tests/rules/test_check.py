@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 
 from ivr.prompts import load_prompts
-from ivr.rules.check import Bundle, check_prompts, check_references, load_bundle
+from ivr.rules.check import (
+    Bundle,
+    check_prompts,
+    check_references,
+    check_silence_limit,
+    load_bundle,
+)
 from ivr.rules.loader import Problem, RulesError, load_rules
 from tests.support import ROOT, copy_project, edit
 
@@ -127,6 +133,32 @@ def test_a_name_that_points_nowhere_is_reported_where_it_is_used(
     rules, source = load_rules(rules_file)
     assert in_file_order(check_references(rules, source)) == expected
     assert bundle_problems(rules_file, prompts) == expected
+
+
+def test_a_silence_limit_the_menus_time_outs_alone_outlast_is_reported(tmp_path: Path) -> None:
+    rules_file, prompts = copy_project(tmp_path)
+    [(line, column)] = edit(
+        rules_file,
+        ("  gather_timeout: 6 ", "  gather_timeout: 20 "),
+        ("  silence_limit: 300 ", "  silence_limit: ‸70 "),
+    )
+    # 3 x 20 s fits in 70 s, and so do the security menu's own 2 tries; 4 tries would not.
+    assert check_silence_limit(*load_rules(rules_file)) == []
+    edit(rules_file, ("    max_tries: 2 ", "    max_tries: 4 "))
+    message = (
+        "defaults.silence_limit: 70 s would let a caller who presses nothing go before the "
+        "fallback of menu 'security' acts: its 4 time-outs of 20 s alone take 80 s (make "
+        "silence_limit longer, or max_tries or gather_timeout shorter)"
+    )
+    assert bundle_problems(rules_file, prompts) == [f"{rules_file}:{line}:{column}: {message}"]
+    edit(
+        rules_file,
+        ("    max_tries: 4 ", "    max_tries: 2 "),
+        ("  max_tries: 3 ", "  max_tries: 4 "),
+    )
+    assert [p.message for p in check_silence_limit(*load_rules(rules_file))] == [
+        message.replace("menu 'security'", "a menu")
+    ]
 
 
 @pytest.mark.parametrize("languages", [["fr-FR"], ["fr-FR", "de-DE"]])

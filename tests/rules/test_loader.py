@@ -100,6 +100,25 @@ def test_read_yaml_knows_where_each_value_stands(tmp_path: Path) -> None:
             id="not-a-number",
         ),
         pytest.param(
+            "  silence_limit: 300 ",
+            "  silence_limit: ‸30 ",
+            "defaults.silence_limit: Input should be greater than or equal to 60",
+            id="silence-limit-under-a-minute",
+        ),
+        pytest.param(
+            "  silence_limit: 300 ",
+            "  silence_limit: ‸14400 ",
+            "defaults.silence_limit: Input should be less than or equal to 1800",
+            id="silence-limit-as-long-as-twilios",
+        ),
+        pytest.param(
+            "  silence_limit: 300 ",
+            "  silence_limit: ‸5 minutes ",
+            "defaults.silence_limit: Input should be a valid integer, "
+            "unable to parse string as an integer",
+            id="silence-limit-in-words",
+        ),
+        pytest.param(
             '"4": {label: opt_complaint, queue: supervisors, issue: complaint}',
             '"4": ‸{label: opt_complaint, queue: supervisors, say: answer_hours, issue: complaint}',
             "menus.main.options.4: needs exactly one of 'menu', 'queue', 'say' or 'voicemail: true'"
@@ -148,6 +167,12 @@ def test_read_yaml_knows_where_each_value_stands(tmp_path: Path) -> None:
             "holidays: ‸{country: XX}",
             "teams.asia.holidays: unknown holiday country 'XX'",
             id="unknown-holiday-country",
+        ),
+        pytest.param(
+            "satisfaction_survey: true\n",
+            'satisfaction_survey: true\ncallback_prefixes: ‸["+49", "0049"]\n',
+            "callback_prefixes: '0049' is not the start of a phone number like '+49'",
+            id="callback-prefix",
         ),
     ],
 )

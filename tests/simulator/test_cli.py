@@ -82,6 +82,31 @@ def test_christmas_morning_in_berlin_hears_the_team_is_closed(
     assert "outcome voicemail" in lines[-1]
 
 
+def test_a_silent_caller_after_hours_is_let_go_once_the_silence_limit_has_passed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The issue's call: funds, withdrawal, at night, then nothing. It went round menu -> empty
+    # voicemail -> menu until the simulator's 30-minute limit (24 empty recordings); now the
+    # caller hears why and goodbye at the first silence past silence_limit (300 s), and the
+    # ticket, written through the journal like any other, says so.
+    code, lines = simulate(
+        capsys, "--at", "2026-11-24 22:00 America/New_York", "--keys", "2,2,2", "--json"
+    )
+    assert code == 0
+    records = [json.loads(line) for line in lines]
+    last_key = max(r["at"] for r in records if r["kind"] == "press")
+    said = [r for r in records if r["kind"] == "say"]
+    assert [r["prompt"] for r in said[-2:]] == ["silence_goodbye", "goodbye"]
+    assert {r["language"] for r in said[-2:]} == {"en-US"}
+    [hangup] = [r for r in records if r["kind"] == "hangup"]
+    assert hangup["text"] == "the service hangs up"
+    assert 300 <= hangup["at"] - last_key <= 360
+    empty = [r for r in records if r["kind"] == "record" and r["text"].startswith("nothing")]
+    assert 1 <= len(empty) <= 4
+    assert records[-1]["kind"] == "ticket"
+    assert (records[-1]["outcome"], records[-1]["issue"]) == ("no_input", "withdrawal")
+
+
 def test_many_calls_print_a_summary(capsys: pytest.CaptureFixture[str]) -> None:
     code, lines = simulate(
         capsys,

@@ -12,18 +12,22 @@ from pathlib import Path
 import pytest
 
 from ivr.cli import main
+from ivr.flow import CallState, Flow
 from ivr.hours import hours_on, status
 from ivr.rules.check import load_bundle
 from ivr.simulator import explore as explore_module
+from ivr.simulator.engine import Record
 from ivr.simulator.explore import (
     END,
     EXIT,
     KEYS,
+    LET_GO,
     ExploreReport,
     MenuGraph,
     Problem,
     describe,
     explore,
+    kept_silent,
     loops_without_exit,
     preset_instant,
     state_of,
@@ -212,6 +216,102 @@ def test_unfilled_placeholder_and_refused_twiml_are_reported(tmp_path: Path) -> 
     error = kinds(report, "twilio_error")["3"]
     assert "Twilio's limit is 65536" in error.message
     assert "the walk stopped" in kinds(report, "unreached_menu")["(no keys)"].message
+
+
+# --- silent callers -------------------------------------------------------------------------------
+
+
+def test_a_service_that_keeps_silent_callers_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    # As before `silence_limit`: each silence is the first, so the clock never reaches the limit.
+    def never_silent_long(flow: Flow, state: CallState | None) -> int:
+        return flow.now_ms
+
+    monkeypatch.setattr(Flow, "_silent_since", never_silent_long)
+    report = explore(RULES, PROMPTS, AT, AGENTS, max_depth=1)
+    kept = kinds(report, "kept_silent")
+    # Chinese callers reach a closed team (asia, 23:00 in Shanghai) by the main menu's fallback
+    # and go round the after-hours offer and an empty voicemail until the simulator's limit.
+    problem = kept["1"]
+    assert problem.details["state"] == "the after-hours offer of queue general"
+    assert problem.details["silence_limit"] == 300
+    assert problem.details["silent_seconds"] > 1500
+    assert problem.line().startswith(
+        "silent caller kept at 1: a caller who presses nothing more is still kept in the "
+        "after-hours offer of queue general after "
+    )
+    assert "until the caller hangs up" in problem.message
+
+
+def test_the_same_walk_lets_every_silent_caller_go() -> None:
+    report = explore(RULES, PROMPTS, AT, AGENTS, max_depth=1)
+    assert kinds(report, "kept_silent") == {}
+
+
+def test_a_silent_caller_let_go_is_a_polite_end_not_a_dead_end(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    shutil.copy(RULES, path)
+    edit(path, r"^  silence_limit: 300 ", "  silence_limit: 60 ")
+    report = explore(path, PROMPTS, AT, AGENTS, max_depth=2)
+    main_menu = state_of("/voice/input?step=menu&language=en-US&menu=main")
+    # The main menu takes ~45 s to say: the second silence in it comes past the minute.
+    assert report.graph.edges[main_menu]["t"] == LET_GO
+    assert [p.line() for p in report.problems if p.kind != "unreached_menu"] == []
+
+
+def request(at: float, url: str) -> Record:
+    return Record(at, "CA1", "request", f"POST {url}")
+
+
+MENU_URL = "/voice/input?step=menu&language=en-US&menu=main&tries=1"
+CLOSED_URL = "/voice/input?step=closed&language=en-US&menu=main&queue=general&tries=1"
+
+
+def test_a_caller_let_go_at_the_first_webhook_past_the_limit_is_not_kept() -> None:
+    records = [
+        Record(20.0, "CA1", "press", "presses 2"),
+        request(20.0, MENU_URL),
+        request(200.0, MENU_URL),
+        request(330.0, MENU_URL),  # 310 s without a key: this answer says goodbye
+        Record(340.0, "CA1", "hangup", "the service hangs up"),
+    ]
+    assert kept_silent(records, 300) is None
+
+
+def test_a_caller_kept_past_the_first_webhook_after_the_limit_is_reported() -> None:
+    records = [
+        request(0.0, "/voice/incoming"),
+        request(310.0, CLOSED_URL),
+        request(340.0, CLOSED_URL),
+        Record(1800.0, "CA1", "hangup", "the caller hangs up"),
+    ]
+    kept = kept_silent(records, 300)
+    assert kept is not None
+    assert (kept.url, kept.due, kept.seconds, kept.ended_by_service) == (
+        CLOSED_URL,
+        310.0,
+        1800.0,
+        False,
+    )
+
+
+def test_holding_and_keys_start_the_silence_again() -> None:
+    hold = "/voice/hold?step=hold&language=en-US&queue=general&tries=3"
+    records = [
+        request(0.0, "/voice/incoming"),
+        request(200.0, hold),  # the fallback queue: waiting is not silence
+        request(430.0, hold),
+        request(460.0, CLOSED_URL),  # the queue sent them on (full): 30 s of silence
+        Record(700.0, "CA1", "hangup", "the caller hangs up"),
+    ]
+    assert kept_silent(records, 300) is None
+    assert kept_silent([*records[:-1], Record(1800.0, "CA1", "hangup", "the caller hangs up")], 300)
+    # A caller on hold at the time limit was holding, not kept silent.
+    assert (
+        kept_silent([*records[:3], Record(1800.0, "CA1", "hangup", "the caller hangs up")], 300)
+        is None
+    )
+    pressed = [request(0.0, "/voice/incoming"), Record(250.0, "CA1", "press", "presses 1")]
+    assert kept_silent([*pressed, request(500.0, MENU_URL), request(530.0, MENU_URL)], 300) is None
 
 
 def test_fast_walk_finds_what_a_full_one_finds() -> None:

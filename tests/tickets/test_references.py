@@ -7,7 +7,17 @@ import threading
 
 import pytest
 
-from ivr.tickets.references import BLOCK_SIZE, RESERVE_BLOCKS, References, reference_of
+from ivr.tickets.references import (
+    BLOCK_SIZE,
+    BLOCKS,
+    LONGEST,
+    RESERVE_BLOCKS,
+    SERIALS,
+    References,
+    ReferencesExhausted,
+    outage_reference,
+    reference_of,
+)
 
 
 def test_every_serial_number_gets_its_own_seven_digit_reference() -> None:
@@ -29,9 +39,35 @@ def test_past_nine_million_references_grow_a_digit_and_stay_unique() -> None:
     assert len(around) == 2000
 
 
-def test_negative_serials_are_refused() -> None:
+def test_serials_outside_the_nine_digit_tiers_are_refused() -> None:
+    assert len(reference_of(SERIALS - 1)) == 9
+    for serial in (-1, SERIALS):
+        with pytest.raises(ValueError):
+            reference_of(serial)
+
+
+def test_outage_references_are_longer_than_any_leased_one_and_never_meet() -> None:
+    blocks = [0, 1, 2, 77, 90_000, BLOCKS - 1]
+    outage = [outage_reference(b, n) for b in blocks for n in range(2_000)]
+    assert len(set(outage)) == len(outage)
+    assert all(10 <= len(r) <= LONGEST and r[0] != "0" and r.isdigit() for r in outage)
+    assert len(outage_reference(5, 0)) == 10  # the first of an outage: 10 digits
+    assert len(reference_of(SERIALS - 1)) < 10  # every leased reference: 9 digits at most
+
+
+def test_outage_references_grow_a_digit_at_a_time_and_stop_at_the_longest() -> None:
+    first_of_eleven = -(-9 * 10**9 // BLOCKS)  # the 10-digit tier holds 9 * 10**9 references
+    assert len(outage_reference(0, first_of_eleven - 1)) == 10
+    assert len(outage_reference(0, first_of_eleven)) == 11
+    tiers = sum(9 * 10 ** (d - 1) for d in range(10, LONGEST + 1))
+    last = (tiers - 1) // BLOCKS  # a process can give about 10**9 outage references
+    assert last > 10**8
+    assert len(outage_reference(0, last)) == LONGEST
     with pytest.raises(ValueError):
-        reference_of(-1)
+        outage_reference(BLOCKS - 1, last + 1)
+    for block, number in ((-1, 0), (BLOCKS, 0), (0, -1)):
+        with pytest.raises(ValueError):
+            outage_reference(block, number)
 
 
 class Blocks:
@@ -48,18 +84,39 @@ class Blocks:
         return self.leased[-1]
 
 
-def test_references_come_from_leased_blocks_and_none_when_they_run_out() -> None:
+def test_references_come_from_leased_blocks_then_from_the_process_s_own_outage_space() -> None:
     blocks = Blocks()
     references = References(blocks)
-    assert references.take() is None  # nothing leased yet: the call goes on without one
+    assert references.take() is None  # nothing ever leased: the call goes on without one
 
     assert references.refill() == RESERVE_BLOCKS
     assert references.at_hand() == RESERVE_BLOCKS * BLOCK_SIZE
     taken = [references.take() for _ in range(RESERVE_BLOCKS * BLOCK_SIZE)]
-    assert None not in taken and len(set(taken)) == len(taken)
-    assert references.take() is None
     expected = {reference_of(n) for n in range(BLOCK_SIZE, (RESERVE_BLOCKS + 1) * BLOCK_SIZE)}
     assert set(taken) == expected  # blocks 1 and 2
+
+    # The database is gone for longer than the blocks last: block 1 names what comes next.
+    blocks.fail = True
+    outage = [references.take() for _ in range(5_000)]
+    assert outage == [outage_reference(1, n) for n in range(5_000)]
+    assert references.outage_given() == 5_000 and references.at_hand() == 0
+    assert not set(outage) & set(taken)
+
+
+def test_two_processes_in_one_outage_never_give_the_same_reference() -> None:
+    blocks = Blocks()
+    first, second = References(blocks), References(blocks)
+    first.refill()
+    second.refill()
+    given = [r.take() for _ in range(3 * RESERVE_BLOCKS * BLOCK_SIZE) for r in (first, second)]
+    assert None not in given and len(set(given)) == len(given)
+
+
+def test_a_block_past_the_last_one_is_refused_with_what_it_means() -> None:
+    references = References(lambda: BLOCKS)
+    with pytest.raises(ReferencesExhausted, match="new kind of reference"):
+        references.refill()
+    assert references.take() is None
 
 
 def test_refill_tops_up_only_what_was_used_and_a_failing_lease_keeps_what_is_at_hand() -> None:
@@ -112,3 +169,56 @@ def test_a_forked_process_does_not_reuse_its_parents_blocks() -> None:
     assert status == 0
     assert child_at_hand == 0
     assert references.at_hand() == RESERVE_BLOCKS * BLOCK_SIZE
+
+
+def _in_child(references: References) -> tuple[int, list[str | None]]:
+    """Fork; the child reports what it has at hand and its first references after taking them all."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        at_hand = references.at_hand()
+        taken = [references.take() for _ in range(at_hand + 3)]
+        os.write(write, repr((at_hand, taken)).encode())
+        os._exit(0)
+    os.close(write)
+    _, status = os.waitpid(pid, 0)
+    with os.fdopen(read, "rb") as pipe:
+        reply = pipe.read().decode()
+    assert status == 0
+    at_hand, taken = eval(reply)  # our own child's repr of an int and a list of strings
+    return at_hand, taken
+
+
+def test_a_worker_forked_in_an_outage_starts_with_a_block_its_parent_set_aside() -> None:
+    blocks = Blocks()
+    parent = References(blocks)
+    parent.refill(needed=3 * BLOCK_SIZE)  # the master leases one block per worker, and its own
+    assert blocks.leased == [1, 2, 3]
+    blocks.fail = True  # the database goes away before the workers are forked
+
+    children = []
+    for _ in range(2):
+        assert parent.set_aside_for_child() in (2, 3)
+        children.append(_in_child(parent))
+    (first_at_hand, first), (second_at_hand, second) = children
+    assert first_at_hand == second_at_hand == BLOCK_SIZE
+    assert None not in first + second
+    assert not set(first) & set(second)  # each its own block, and its own outage references
+    # No block is left but the parent's own, which names the parent's outage references: the
+    # next worker gets none rather than a copy of it.
+    assert parent.set_aside_for_child() is None
+    assert _in_child(parent) == (0, [None, None, None])
+    assert parent.at_hand() == BLOCK_SIZE
+    parents = [parent.take() for _ in range(BLOCK_SIZE + 3)]
+    assert not set(parents) & set(first + second)
+
+
+def test_a_worker_gets_a_new_lease_when_the_parent_has_no_block_to_spare() -> None:
+    blocks = Blocks()
+    parent = References(blocks)
+    assert parent.set_aside_for_child() == 1
+    at_hand, taken = _in_child(parent)
+    assert at_hand == BLOCK_SIZE
+    assert taken[:BLOCK_SIZE] == [reference_of(n) for n in range(BLOCK_SIZE, 2 * BLOCK_SIZE)]
+    assert taken[BLOCK_SIZE:] == [outage_reference(1, n) for n in range(3)]
+    assert parent.at_hand() == 0 and parent.take() is None  # the parent kept nothing of it

@@ -1,0 +1,119 @@
+"""One policy for every secret check: bounded at once, throttled per source, never unthrottled."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from typing import NoReturn
+
+import pytest
+from flask import Flask
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from ivr.credentials import FREE_CHECKS
+from ivr.queue import CallQueue
+from ivr.services import Services
+from ivr.throttle import MAX_CONCURRENT_CHECKS, SecretCheck, check_secret
+from tests.admin_support import ADMIN_PASSWORD, ADMIN_USER, create_admin, csrf_of
+from tests.conftest import AGENT_PINS
+
+
+class Hash:
+    """A hash check that remembers it was asked."""
+
+    def __init__(self, right: bool = True) -> None:
+        self.right, self.asked = right, 0
+
+    def __call__(self) -> bool:
+        self.asked += 1
+        return self.right
+
+
+def services_of(app: Flask) -> Services:
+    found: Services = app.extensions["ivr"]
+    return found
+
+
+@pytest.fixture
+def queue(app: Flask) -> CallQueue:
+    return services_of(app).queue
+
+
+@pytest.fixture
+def checks_under_way(queue: CallQueue) -> Iterator[Callable[[], None]]:
+    """Start as many secret checks as may run at once, each stuck in its hash until released."""
+    release = threading.Event()
+    started = threading.Semaphore(0)
+    threads: list[threading.Thread] = []
+
+    def slow_hash() -> bool:
+        started.release()
+        release.wait(10)
+        return False
+
+    def start() -> None:
+        for n in range(MAX_CONCURRENT_CHECKS):
+            thread = threading.Thread(target=check_secret, args=(queue, f"src:{n}", slow_hash))
+            thread.start()
+            threads.append(thread)
+        for _ in threads:
+            assert started.acquire(timeout=10)
+
+    yield start
+    release.set()
+    for thread in threads:
+        thread.join(10)
+
+
+def test_a_check_that_would_wait_for_a_hash_is_answered_busy_at_once(
+    queue: CallQueue, checks_under_way: Callable[[], None]
+) -> None:
+    checks_under_way()
+    hashed = Hash()
+    assert check_secret(queue, "src:flood", hashed) == SecretCheck("busy")
+    assert hashed.asked == 0
+    # Not counted against the source either: nothing was checked.
+    assert queue.start_pin_check("src:flood", (60,), 3600) == 0
+
+
+def test_no_secret_is_checked_without_the_throttle(
+    queue: CallQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def away(*args: object) -> NoReturn:
+        raise RedisConnectionError("Redis is down")
+
+    monkeypatch.setattr(queue, "start_pin_check", away)
+    hashed = Hash()
+    assert check_secret(queue, "src:a", hashed).outcome == "unavailable"
+    assert hashed.asked == 0
+
+
+def test_wrong_secrets_make_the_source_wait_and_a_right_one_forgives(queue: CallQueue) -> None:
+    for _ in range(FREE_CHECKS):
+        assert check_secret(queue, "src:b", lambda: False).outcome == "wrong"
+    waiting = check_secret(queue, "src:b", lambda: True)
+    assert waiting.outcome == "throttled" and waiting.wait == 60
+    assert check_secret(queue, "src:c", lambda: True).outcome == "right"  # another source
+
+
+def test_the_agent_api_answers_503_at_once_while_the_checks_are_taken(
+    app: Flask, agent_pins: dict[str, str], checks_under_way: Callable[[], None]
+) -> None:
+    checks_under_way()
+    response = app.test_client().post("/api/agents/emma/login", auth=("emma", AGENT_PINS["emma"]))
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "1"
+    assert "too many PIN checks at once" in response.get_data(as_text=True)
+
+
+def test_the_admin_login_answers_503_at_once_while_the_checks_are_taken(
+    app: Flask, checks_under_way: Callable[[], None]
+) -> None:
+    create_admin(app)
+    client = app.test_client()
+    token = csrf_of(client.get("/admin/login").get_data(as_text=True))
+    checks_under_way()
+    form = {"username": ADMIN_USER, "password": ADMIN_PASSWORD, "csrf": token}
+    response = client.post("/admin/login", data=form)
+    assert response.status_code == 503
+    assert "Too many logins at once" in response.get_data(as_text=True)

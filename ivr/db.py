@@ -347,9 +347,7 @@ class DatabaseHealth:
             problem = self._db.schema().problem()
             state = DatabaseState(True, problem, self._clock.now())
         except SQLAlchemyError as exc:
-            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-            text = reason[0][:200] if reason else type(exc).__name__
-            state = DatabaseState(False, f"unreachable: {text}", self._clock.now())
+            state = DatabaseState(False, f"unreachable: {failure_reason(exc)}", self._clock.now())
         finally:
             with self._lock:
                 del self._asked_at[probe]

@@ -31,6 +31,7 @@ from typing import Any
 
 import pytest
 
+from ivr.db import Database
 from ivr.simulator.load import load_scenario
 from tests.faults import free_port, wait_until
 from tests.instances import answers, stop_group
@@ -439,10 +440,14 @@ def started(project: Path) -> Iterator[dict[str, Future[Any]]]:
 
 
 def test_the_database_commands(project: Path, started: dict[str, Future[Any]]) -> None:
-    assert started["test_the_database_commands"].result(timeout=120) == [
-        "database at revision 0003\n"
-    ]
-    assert (project / "instance" / "ivr.sqlite3").is_file()
+    printed = started["test_the_database_commands"].result(timeout=120)
+    database = Database(f"sqlite:///{project / 'instance' / 'ivr.sqlite3'}")  # the default
+    try:
+        head = database.head_revision()
+        assert printed == [f"database at revision {head}\n"]
+        assert database.current_revision() == head
+    finally:
+        database.dispose()
 
 
 def test_the_diagram_commands(project: Path, started: dict[str, Future[Any]]) -> None:

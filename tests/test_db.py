@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, select
+from sqlalchemy import String, inspect, select
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from ivr.db import Base, Database, normalise_url
@@ -59,11 +59,27 @@ def test_the_schema_state_says_what_to_run(empty_database: Database) -> None:
     assert empty_database.schema().ready and empty_database.schema().problem() is None
 
 
+def _compare_type(
+    context: MigrationContext,
+    inspected_column: object,
+    metadata_column: object,
+    inspected_type: object,
+    metadata_type: object,
+) -> bool | None:
+    # SQLite keeps no VARCHAR length (a migration that only widens one skips SQLite: copying the
+    # table there would fire its foreign keys' ON DELETE); elsewhere, Alembic's own comparison.
+    if context.dialect.name == "sqlite" and all(
+        isinstance(getattr(t, "impl", t), String) for t in (inspected_type, metadata_type)
+    ):
+        return False
+    return None
+
+
 def test_migrations_match_the_models(empty_database: Database) -> None:
     empty_database.upgrade()
 
     with empty_database.engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        context = MigrationContext.configure(connection, opts={"compare_type": _compare_type})
         diff = compare_metadata(context, Base.metadata)
 
     assert diff == []

@@ -2,7 +2,8 @@
 
 A process that used up its leased reference numbers during a database outage goes on with longer
 references of its own (`ivr.tickets.references`), 10 digits at first and more the longer it lasts.
-SQLite does not enforce a VARCHAR's length, so only other databases change.
+SQLite does not enforce a VARCHAR's length, so only other databases change (copying the table, as
+Alembic's batch mode does on SQLite, would fire the foreign keys' ON DELETE SET NULL).
 
 Revision ID: 0004
 Revises: 0003

@@ -118,6 +118,14 @@ class TicketChange:
     agent: str | None = None
     # 1..5; anything else raises ValueError on construction rather than failing in the database.
     satisfaction: int | None = None
+    account: str | None = (
+        None  # the caller's account at the exchange (its opaque id, `ivr.exchange`)
+    )
+    # How the caller proved who they are: "app" or "sms", where the exchange sent the code they
+    # keyed. Sets verified_at = now (only the first time).
+    verified: str | None = None
+    locked: bool = False  # the exchange locked the account; sets locked_at = now (the first time)
+    callback_code: str | None = None  # what a callback we place opens with, to prove it is ours
     events: tuple[EventRecord, ...] = ()  # logged with the change, under the same token
 
     def __post_init__(self) -> None:
@@ -132,11 +140,12 @@ class TicketChange:
         """True when the change would record nothing."""
         return (
             not self.queued
+            and not self.locked
             and not self.events
             and all(
                 getattr(self, f.name) is None
                 for f in fields(self)
-                if f.name not in {"queued", "events"}
+                if f.name not in {"queued", "locked", "events"}
             )
         )
 
@@ -151,6 +160,8 @@ LATEST_WINS = (
     "recording_duration",
     "agent",
     "satisfaction",
+    "account",
+    "callback_code",
 )
 """`TicketChange` fields a later change simply replaces (language and the menu path have rules of their
 own: the path grows; the outcome also stamps when a call was answered)."""

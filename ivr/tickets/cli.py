@@ -180,6 +180,9 @@ def _show(args: argparse.Namespace) -> int:
         ("recording", ticket.recording_url),
         ("callback number", shown(ticket.callback_number)),
         ("satisfaction", None if ticket.satisfaction is None else f"{ticket.satisfaction} of 5"),
+        ("account", ticket.account),
+        ("verified", _verified(ticket)),
+        ("locked", None if ticket.locked_at is None else f"{ticket.locked_at:%Y-%m-%d %H:%M:%S}Z"),
     ]
     width = max(len(name) for name, _ in fields)
     for name, value in fields:
@@ -189,3 +192,11 @@ def _show(args: argparse.Namespace) -> int:
     for entry in story:
         print(f"  {entry.at:%Y-%m-%d %H:%M:%S}Z  {entry.kind:<9}  {entry.text}")
     return 0
+
+
+def _verified(ticket: Ticket) -> str | None:
+    if ticket.verified_at is None:
+        return None
+    return (
+        f"{ticket.verified_at:%Y-%m-%d %H:%M:%S}Z (code sent to the caller's {ticket.verified_by})"
+    )

@@ -206,7 +206,19 @@ def timeline(
 
 # Facts a later webhook may journal again (the agent's leg and the caller's both name the agent).
 _STATES = frozenset(
-    {"language", "issue", "route", "agent", "recording", "callback", "survey", "outcome"}
+    {
+        "language",
+        "issue",
+        "route",
+        "agent",
+        "recording",
+        "callback",
+        "survey",
+        "outcome",
+        "account",
+        "verified",
+        "locked",
+    }
 )
 
 
@@ -264,6 +276,14 @@ def _record_entries(
         add("callback", f"callback to {number(change.callback_number)}")
     if change.satisfaction is not None:
         add("survey", f"survey score {change.satisfaction} of 5")
+    if change.account is not None:
+        add("account", f"known caller: account {change.account}")
+    if change.verified is not None:
+        add("verified", f"verified: the code the exchange sent to the caller's {change.verified}")
+    if change.locked:
+        add("locked", "account locked at the exchange (withdrawals and logins stopped)")
+    if change.callback_code is not None:
+        add("callback", f"callback code {change.callback_code} given")
     if change.outcome is not None:
         add("outcome", f"outcome {change.outcome.value}")
     if record.end is not None:
@@ -357,6 +377,10 @@ EXPORT_COLUMNS = (
     "recording_url",
     "recording_duration",
     "satisfaction",
+    "account",
+    "verified_by",
+    "verified_at",
+    "locked_at",
 )
 """The columns of an export, in order (`ticket_row`)."""
 
@@ -388,6 +412,10 @@ def ticket_row(ticket: Ticket, *, full_numbers: bool = False) -> dict[str, str |
         "recording_url": ticket.recording_url,
         "recording_duration": ticket.recording_duration,
         "satisfaction": ticket.satisfaction,
+        "account": ticket.account,
+        "verified_by": ticket.verified_by,
+        "verified_at": _iso(ticket.verified_at),
+        "locked_at": _iso(ticket.locked_at),
     }
 
 

@@ -89,6 +89,15 @@ class Ticket(Base):
     recording_duration: Mapped[int | None]
     callback_number: Mapped[str | None] = mapped_column(SafeString(32))
     satisfaction: Mapped[int | None]
+    account: Mapped[str | None] = mapped_column(SafeString(128), index=True)
+    """The caller's account at the exchange (`ivr.exchange`), when the exchange knew the number."""
+    verified_by: Mapped[str | None] = mapped_column(SafeString(8))
+    """How the caller proved who they are: "app" or "sms" (where the exchange sent their code)."""
+    verified_at: Mapped[datetime | None]
+    locked_at: Mapped[datetime | None]
+    """When the exchange locked the account at the caller's request."""
+    callback_code: Mapped[str | None] = mapped_column(SafeString(8))
+    """What a callback we place opens with, so that the caller knows it is ours."""
     # Bookkeeping of the row itself, hence the real clock rather than the call flow's `now`.
     created_at: Mapped[datetime] = mapped_column(default=_utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=_utcnow, onupdate=_utcnow)

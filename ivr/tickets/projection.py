@@ -49,6 +49,11 @@ class TicketFields:
     recording_duration: int | None = None
     callback_number: str | None = None
     satisfaction: int | None = None
+    account: str | None = None
+    verified_by: str | None = None
+    verified_at: datetime | None = None
+    locked_at: datetime | None = None
+    callback_code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -126,6 +131,10 @@ def _apply(ticket: TicketFields, record: JournalRecord) -> None:
             ticket.answered_at = record.at
     if change.queued and ticket.queued_at is None:
         ticket.queued_at = record.at
+    if change.verified is not None and ticket.verified_at is None:
+        ticket.verified_at, ticket.verified_by = record.at, change.verified
+    if change.locked and ticket.locked_at is None:
+        ticket.locked_at = record.at
     if record.end is not None:
         ticket.call_status = record.end.status
         if ticket.ended_at is None:

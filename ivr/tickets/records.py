@@ -112,7 +112,7 @@ def record_id(token: str | None, purpose: str) -> str:
     return uuid.uuid4().hex
 
 
-_SCALARS = ("language", "menu_step", *LATEST_WINS)
+_SCALARS = ("language", "menu_step", "verified", *LATEST_WINS)
 
 
 def _change_body(change: TicketChange) -> dict[str, Any]:
@@ -123,6 +123,8 @@ def _change_body(change: TicketChange) -> dict[str, Any]:
         body["outcome"] = change.outcome.value
     if change.queued:
         body["queued"] = True
+    if change.locked:
+        body["locked"] = True
     if change.events:
         body["events"] = [_event_body(e) for e in change.events]
     return body
@@ -142,6 +144,7 @@ def _change_from(body: dict[str, Any]) -> TicketChange:
     return TicketChange(
         **values,
         queued=bool(body.get("queued")),
+        locked=bool(body.get("locked")),
         events=tuple(_event_from(e) for e in body.get("events") or ()),
     )
 

@@ -21,6 +21,8 @@ from ivr.clock import Clock, clock_from
 from ivr.config import Settings
 from ivr.credentials import PinStore
 from ivr.db import Database, DatabaseHealth
+from ivr.exchange.callers import KnownCallers
+from ivr.exchange.hook import Exchange, NoExchange
 from ivr.journal import Journal
 from ivr.proxies import TrustedProxies, is_loopback
 from ivr.queue import CallQueue, connect
@@ -46,13 +48,14 @@ def create_app(
     database: Database | None = None,
     redis_client: Redis | None = None,
     twilio_http_client: HttpClient | None = None,
+    exchange: Exchange | None = None,
     **overrides: Any,
 ) -> Flask:
     """Build the app; raises `ConfigError` or `RulesError` when it could not serve calls correctly.
 
-    `database`, `redis_client` and `twilio_http_client` replace the ones the settings describe
-    (tests, the simulator). Nothing here waits on a store: a database that is down or behind is
-    reported by `/healthz` and waited for by the ticket writer.
+    `database`, `redis_client`, `twilio_http_client` and `exchange` replace the ones the settings
+    describe (tests, the simulator). Nothing here waits on a store: a database that is down or
+    behind is reported by `/healthz` and waited for by the ticket writer.
     """
     settings = (settings or Settings.from_env()).with_overrides(**overrides)
     settings.validate()
@@ -64,7 +67,7 @@ def create_app(
     if settings.trusted_proxies:
         # The client address from X-Forwarded-For, and only when a trusted proxy sent it.
         app.wsgi_app = TrustedProxies(app.wsgi_app, settings.trusted_proxies)  # type: ignore[method-assign]
-    s = build_services(settings, clock, database, redis_client, twilio_http_client)
+    s = build_services(settings, clock, database, redis_client, twilio_http_client, exchange)
     app.extensions["ivr"] = s
     if s.background is not None and settings.background:
         app.before_request(s.background.ensure_started)
@@ -149,6 +152,7 @@ def build_services(
     database: Database | None = None,
     redis_client: Redis | None = None,
     twilio_http_client: HttpClient | None = None,
+    exchange: Exchange | None = None,
 ) -> Services:
     """The clients of one process (the app's, or `ivr worker`'s)."""
     if not settings.state_secrets:  # development mode: validate() insists on a key otherwise
@@ -184,6 +188,7 @@ def build_services(
         settings.rules_reload_seconds,
         background=settings.background,
     )
+    exchange = exchange or NoExchange()
     s = Services(
         settings=settings,
         clock=clock,
@@ -198,6 +203,8 @@ def build_services(
         health=DatabaseHealth(db, clock),
         signer=signer,
         pins=PinStore(settings.agent_pins),
+        exchange=exchange,
+        known=KnownCallers(exchange, queue),
     )
     s.background = Background(s, writer=settings.writer == "thread")
     return s

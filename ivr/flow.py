@@ -15,14 +15,29 @@ from datetime import UTC, datetime, timedelta
 from functools import wraps
 from typing import Concatenate, Literal, ParamSpec
 
+import pytz
+
 from ivr import hours
+from ivr.exchange.contract import Verification
 from ivr.rules.check import Bundle
 from ivr.rules.schema import Menu, Option, Queue, Rules, Target
 from ivr.tickets.changes import EventRecord, Outcome, QueueEvent, TicketChange, format_reference
 from ivr.waits import Spoken, say_minutes, spoken_wait
 
 Step = Literal[
-    "language", "menu", "closed", "hold", "voicemail", "agent", "whisper", "survey", "agent_line"
+    "language",
+    "menu",
+    "closed",
+    "hold",
+    "voicemail",
+    "agent",
+    "whisper",
+    "survey",
+    "agent_line",
+    "greet",
+    "lock_offer",
+    "lock_code",
+    "lock",
 ]
 STEPS: tuple[Step, ...] = (
     "language",
@@ -34,6 +49,10 @@ STEPS: tuple[Step, ...] = (
     "whisper",
     "survey",
     "agent_line",
+    "greet",
+    "lock_offer",
+    "lock_code",
+    "lock",
 )
 
 OPERATOR, REPEAT, BACK = "0", "*", "#"
@@ -56,11 +75,26 @@ _NEEDS: dict[Step, frozenset[str]] = {
     "whisper": frozenset({"queue", "agent"}),
     "survey": frozenset(),
     "agent_line": frozenset(),
+    "greet": frozenset(),
+    "lock_offer": frozenset({"queue"}),
+    "lock_code": frozenset({"queue", "verification"}),
+    "lock": frozenset({"queue"}),
 }
-"""What each step's state must name, besides a language (every step but the language menu)."""
+"""What each step's state must name, besides a language (every step but the language menu and the
+greeting, which come before one is chosen)."""
+_BEFORE_A_LANGUAGE = ("language", "greet")
+LOCK_NOW = "1"
+"""The key that has a known caller's account locked (`Option.lock_offer`)."""
+CODE_DIGITS = 6
+CODE_TRIES = 3
+"""Codes a caller may key for one verification (the exchange counts them too)."""
+LOOKUP_SECONDS = 1
+"""The silence a caller hears while the exchange is asked who they are (`Flow.answer`)."""
 _STAGES = ("extension", "pin", "options", "callback", "callback_pin")
 _PHONE = re.compile(r"^\+?[1-9]\d{6,15}$")
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+"""An id the exchange made (a verification), as the contract allows it."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +115,8 @@ class CallState:
     """On a callback we placed: the CallSid of the original call, whose ticket and place this is."""
     stage: str | None = None
     """On the agent line: extension, pin or options; callback and callback_pin on the call the line
-    placed to an agent's registered phone (`ivr.agent_line`)."""
+    placed to an agent's registered phone (`ivr.agent_line`). While a known caller keys a code and
+    locks their account: where the code went ("app" or "sms"; at the lock step: verified by it)."""
     since: int | None = None
     """From the queue on: when the caller joined it (ms since the epoch). Carried so that a caller
     whom Redis lost (a restart without persistence) gets back their place in the order."""
@@ -91,6 +126,8 @@ class CallState:
     """When the caller last pressed a key (or the call, a hold round or a conversation began), in
     ms since the epoch: how long they have been silent (`Defaults.silence_limit`). What a webhook
     brings; what goes out is the decision's (`Decision.silent_since`), whatever a state says."""
+    verification: str | None = None
+    """While a known caller keys the code the exchange sent: the exchange's id of that verification."""
 
     def to_params(self) -> dict[str, str]:
         params = {"step": self.step, "tries": str(self.tries)}
@@ -114,6 +151,10 @@ class CallState:
             if value is not None and not _NAME.match(value):
                 return None
             values[name] = value
+        verification = params.get("verification") or None
+        if verification is not None and not _ID.match(verification):
+            return None
+        values["verification"] = verification
         try:
             tries = int(params.get("tries") or 0)
             priority = int(params["priority"]) if params.get("priority") else None
@@ -149,6 +190,7 @@ _OPTIONAL_PARAMS = (
     "stage",
     "since",
     "silent_since",
+    "verification",
 )
 """`CallState` fields a URL carries only when they are set."""
 
@@ -223,6 +265,8 @@ class Gather:
     timeout: int
     several_digits: bool = False
     """Collect digits until # (extensions, PINs) instead of a single key."""
+    num_digits: int | None = None
+    """With `several_digits`: stop at this many, without waiting for # (a one-time code)."""
 
 
 @dataclass(frozen=True)
@@ -305,12 +349,28 @@ class HoldInfo:
 
 
 @dataclass(frozen=True)
+class KnownCaller:
+    """A caller the exchange knows (`ivr.exchange`): what its lookup said, and what this call did."""
+
+    account: str
+    """The exchange's opaque id of the account: recorded on the ticket, never spoken."""
+    language: str | None = None
+    vip: bool = False
+    verified: str | None = None
+    """How the caller proved who they are in this call ("app" or "sms"), once they did."""
+    locked_at: datetime | None = None
+    """When the exchange locked the account at this caller's request."""
+
+
+@dataclass(frozen=True)
 class Caller:
     """What the flow knows about the call itself."""
 
     number: str | None
     reference: str
     """The ticket reference, read back after a voicemail or callback request ("" if unknown)."""
+    known: KnownCaller | None = None
+    """What the exchange knows of the caller (None: a stranger, or no exchange hook)."""
 
     def read_back(self, flow: Flow, language: str) -> tuple[Say, ...]:
         if not self.reference:
@@ -369,10 +429,30 @@ class Flow:
         )
 
     @_clock_starts
-    def answer(self, caller: Caller) -> Decision:
-        """A new call: greeting, anti-fraud notice, any service announcement, the language menu."""
+    def answer(self, caller: Caller, *, look_up: bool = False) -> Decision:
+        """A new call: greeting, anti-fraud notice, any service announcement, the language menu.
+
+        `look_up`: the exchange is being asked who is calling; the caller hears a second of silence
+        while it answers, then `greet` (this answer itself waits for nothing)."""
+        if look_up:
+            return Decision((Pause(LOOKUP_SECONDS), GoTo(CallState("greet"))))
         language = self.suggested_language(caller)
         return Decision((self._language_menu(0, self._greeting(language)),))
+
+    @_clock_starts
+    def greet(self, caller: Caller) -> Decision:
+        """After the lookup: a caller the exchange knows is greeted in their own language and goes
+        straight to the main menu (the language menu one key away); a stranger as `answer`."""
+        known = caller.known
+        if known is None:
+            return self.answer(caller)
+        language = known.language if known.language in self.rules.language_codes else None
+        language = language or self.suggested_language(caller)
+        other = self.say("other_language_key", language)
+        menu = self._menu_gather(
+            language, self.rules.main_menu, 0, (*self._greeting(language), other)
+        )
+        return Decision((menu,), TicketChange(language=language, account=known.account))
 
     def _greeting(self, language: str) -> tuple[Say, ...]:
         prompts = [
@@ -496,6 +576,14 @@ class Flow:
             return replace(decision, ticket=replace(decision.ticket, menu_step=step, issue=issue))
         assert target.queue is not None
         priority = target.priority if isinstance(target, Option) else None
+        known = caller.known
+        if known is not None and known.vip:
+            queued = self.rules.queues[target.queue].priority if priority is None else priority
+            priority = max(queued, self.rules.known_callers.vip_priority)
+        if isinstance(target, Option) and target.lock_offer and known and not known.locked_at:
+            offer = CallState("lock_offer", language, menu_id, target.queue, priority)
+            gather = Gather((self.say("lock_offer", language),), offer, self._timeout)
+            return Decision((gather,), TicketChange(menu_step=step, issue=issue))
         return self._to_queue(target.queue, language, menu_id, priority, issue, step)
 
     def _operator(self, language: str, menu: str | None) -> Decision:
@@ -722,22 +810,31 @@ class Flow:
             TicketChange(agent=agent_id),
         )
 
-    def whisper(self, state: CallState, reference: str) -> Decision:
-        """What the agent hears on answering, before the caller is put through."""
+    def whisper(
+        self, state: CallState, reference: str, known: KnownCaller | None = None
+    ) -> Decision:
+        """What the agent hears on answering, before the caller is put through: the queue, the
+        caller's language, the ticket, and whether the caller was verified and locked their account
+        in this call (nobody asks them again)."""
         agent = self.rules.agents.get(state.agent or "")
         language = agent.languages[0] if agent else self.rules.defaults.language
         caller_language = self.prompts.catalog(state.language or language).name
-        return Decision(
-            (
-                self.say(
-                    "agent_whisper",
-                    language,
-                    queue=self.queue_label(state.queue, language) if state.queue else "",
-                    language=caller_language,
-                    reference=format_reference(reference),
-                ),
+        said = [
+            self.say(
+                "agent_whisper",
+                language,
+                queue=self.queue_label(state.queue, language) if state.queue else "",
+                language=caller_language,
+                reference=format_reference(reference),
             )
-        )
+        ]
+        if known is not None and known.verified:
+            said.append(self.say("whisper_verified", language))
+        if known is not None and known.locked_at is not None and state.queue:
+            zone = pytz.timezone(self._team(state.queue, state.language or language).timezone)
+            at = known.locked_at.astimezone(zone).strftime("%H:%M")
+            said.append(self.say("whisper_locked", language, time=at))
+        return Decision(tuple(said))
 
     def queue_label(self, queue_id: str, language: str) -> str:
         """What a queue is called in `language`: its `queue_label_<id>` prompt; without one, the
@@ -939,6 +1036,85 @@ class Flow:
             TicketChange(outcome=Outcome.CALLBACK, callback_number=caller.number, events=events),
         )
 
+    # --- lock my account now (a known caller, `Option.lock_offer`) -----------------------------
+
+    @_clock_starts
+    def lock_offered(
+        self,
+        state: CallState,
+        digits: str | None,
+        caller: Caller,
+        sent: Verification | Literal["throttled"] | None = None,
+    ) -> Decision:
+        """The caller answered the offer to lock their account. For `LOCK_NOW` the view has asked
+        the exchange to send a code: `sent` says where it went ("throttled": too many lately; None:
+        the exchange did not answer)."""
+        language = state.language
+        assert language is not None
+        if digits != LOCK_NOW or caller.known is None:
+            return self._after_lock(state, ())
+        if isinstance(sent, Verification):
+            asking = replace(
+                state,
+                step="lock_code",
+                tries=0,
+                verification=sent.verification,
+                stage=sent.channel,  # where the code went: recorded once it is right
+            )
+            return Decision((self._code_gather(asking, f"lock_code_sent_{sent.channel}"),))
+        if sent is None and self.rules.known_callers.lock_without_verification:
+            return Decision((GoTo(replace(state, step="lock", stage=None)),))
+        reason = "lock_throttled" if sent == "throttled" else "lock_unavailable"
+        return self._after_lock(state, (self.say(reason, language),))
+
+    @_clock_starts
+    def code_keyed(self, state: CallState, keyed: bool, checked: bool | None) -> Decision:
+        """The caller keyed a code (`keyed`; else the time to key one ran out), and `checked` is the
+        exchange's word on it (None: it did not answer)."""
+        language = state.language
+        assert language is not None
+        if keyed and checked:
+            # The lock step knows the caller was verified by the channel in `stage`.
+            locking = replace(state, step="lock", tries=0, verification=None)
+            return Decision((GoTo(locking),), TicketChange(verified=state.stage))
+        if keyed and checked is None:
+            return self._after_lock(state, (self.say("lock_unavailable", language),))
+        tries = state.tries + 1
+        if tries < CODE_TRIES:
+            again = "lock_code_wrong" if keyed else "no_input"
+            return Decision((self._code_gather(replace(state, tries=tries), again),))
+        return self._after_lock(state, (self.say("lock_not_verified", language),))
+
+    @_clock_starts
+    def account_locked(self, state: CallState, caller: Caller, locked: bool | None) -> Decision:
+        """The exchange was asked to lock the account (`locked`: its answer, None: none): say so,
+        read the reference, then the security team (or its after-hours offer)."""
+        language = state.language
+        assert language is not None
+        if not locked:
+            return self._after_lock(state, (self.say("lock_unavailable", language),))
+        said = (self.say("lock_done", language), *caller.read_back(self, language))
+        decision = self._after_lock(state, said)
+        return replace(decision, ticket=replace(decision.ticket, locked=True))
+
+    def _code_gather(self, state: CallState, prompt: str) -> Gather:
+        assert state.language is not None
+        return Gather(
+            (self.say(prompt, state.language),),
+            state,
+            self._timeout * 2,  # six digits take longer than one key
+            several_digits=True,
+            num_digits=CODE_DIGITS,
+        )
+
+    def _after_lock(self, state: CallState, before: tuple[Speech, ...]) -> Decision:
+        """To the queue the option named, at its priority (its team's after-hours offer when closed)."""
+        assert state.language is not None and state.queue is not None
+        decision = self._to_queue(
+            state.queue, state.language, state.menu, state.priority, issue=None, step=None
+        )
+        return replace(decision, actions=(*before, *decision.actions))
+
     # --- the state a webhook brings -----------------------------------------------------------
 
     def admit(self, state: CallState | None) -> CallState | None:
@@ -950,7 +1126,7 @@ class Flow:
         if state is None:
             return None
         rules = self.rules
-        if state.step != "language" and state.language not in rules.language_codes:
+        if state.step not in _BEFORE_A_LANGUAGE and state.language not in rules.language_codes:
             return None
         for name, known in (
             (state.menu, rules.menus),
@@ -965,6 +1141,8 @@ class Flow:
         if "queue" in needs and state.queue is None:
             return None
         if "agent" in needs and state.agent is None:
+            return None
+        if "verification" in needs and state.verification is None:
             return None
         if state.step == "agent_line":
             return (

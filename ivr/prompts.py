@@ -74,6 +74,17 @@ SYSTEM_PROMPTS = frozenset(
         "agent_now_offline",
         "agent_busy_until_call_ends",
         "agent_line_options",
+        "whisper_verified",
+        "whisper_locked",
+        "other_language_key",
+        "lock_offer",
+        "lock_code_sent_app",
+        "lock_code_sent_sms",
+        "lock_code_wrong",
+        "lock_throttled",
+        "lock_unavailable",
+        "lock_not_verified",
+        "lock_done",
     }
 )
 """Prompt ids the service itself speaks; every catalog must have them."""

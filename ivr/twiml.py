@@ -46,6 +46,10 @@ STEP_PATHS = {
     "agent": "/voice/agent",
     "whisper": "/voice/whisper",
     "agent_line": "/agent/voice",
+    "greet": "/voice/greet",
+    "lock_offer": "/voice/lock/offer",
+    "lock_code": "/voice/lock/code",
+    "lock": "/voice/lock/account",
 }
 
 
@@ -76,6 +80,8 @@ def _render_action(response: VoiceResponse, action: Action, prompts: Prompts, ur
         url = urls(action.then)
         if action.several_digits:
             keys: dict[str, object] = {"finish_on_key": "#"}
+            if action.num_digits:
+                keys["num_digits"] = action.num_digits
         else:
             keys = {"num_digits": 1, "finish_on_key": ""}  # so that # reaches us ("go back")
         gather = response.gather(

@@ -19,11 +19,15 @@ import hashlib
 import logging
 import re
 from dataclasses import dataclass
+from typing import Literal
 
 from flask import Blueprint, Response, abort, request, send_from_directory
+from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException
 
-from ivr.flow import Caller, CallState, Decision, Flow
+from ivr.credentials import PIN_DELAYS, WINDOW_SECONDS
+from ivr.exchange.contract import Verification
+from ivr.flow import LOCK_NOW, Caller, CallState, Decision, Flow, KnownCaller
 from ivr.security import refuse_unsigned, signed_content
 from ivr.services import services
 from ivr.signing import SEAL_MAX_AGE
@@ -36,6 +40,11 @@ log = logging.getLogger(__name__)
 bp = Blueprint("voice", __name__, url_prefix="/voice")
 
 SID = re.compile(r"^[A-Za-z0-9]{2,64}$")
+PHONE = re.compile(r"^\+[1-9][0-9]{6,15}$")
+"""A caller ID the exchange can be asked about (E.164)."""
+CODE = re.compile(r"^[0-9]{6}$")
+GREET_WAITS_SECONDS = 0.6
+"""How long the greeting waits for the exchange's lookup (started a second earlier, at most 1.5 s)."""
 REFERENCE = re.compile(rf"^[1-9][0-9]{{6,{LONGEST - 1}}}$")
 _AUDIO_FILE = re.compile(r"^[a-z][a-z0-9_]*\.(mp3|wav)$")
 HANG_UP = "<Response><Hangup/></Response>"
@@ -171,7 +180,8 @@ def answer(call: Call, decision: Decision, flow: Flow) -> Response:
 
 
 def _caller(call: Call) -> Caller:
-    return Caller(call.number, call.reference or "")
+    """The call's caller: its number, its ticket reference and what the exchange knows of them."""
+    return Caller(call.number, call.reference or "", services().known.of(call.owner))
 
 
 def admitted(flow: Flow, state: CallState | None, *steps: str) -> CallState | None:
@@ -182,10 +192,117 @@ def admitted(flow: Flow, state: CallState | None, *steps: str) -> CallState | No
 
 @bp.post("/incoming")
 def incoming() -> Response:
-    """The number's Voice URL: a new call."""
+    """The number's Voice URL: a new call. With an exchange hook, the exchange is asked who is
+    calling while the caller hears a second of silence (nothing here waits for its answer)."""
     call, _ = arrive()
     flow = current_flow()
-    return _respond(call, flow.answer(_caller(call)), flow, always=True)
+    known = services().known
+    look_up = known.enabled and call.number is not None and PHONE.match(call.number) is not None
+    if look_up:
+        known.look_up(call.sid, call.number)
+    caller = Caller(call.number, call.reference or "")
+    return _respond(call, flow.answer(caller, look_up=look_up), flow, always=True)
+
+
+@bp.post("/greet")
+def greet() -> Response:
+    """After the second of silence: the greeting, in a known caller's own language."""
+    call, given = arrive()
+    flow = current_flow()
+    if admitted(flow, given, "greet") is None:
+        return _respond(call, flow.restart(given), flow)
+    known = services().known.wait(call.owner, GREET_WAITS_SECONDS)
+    return _respond(call, flow.greet(Caller(call.number, call.reference or "", known)), flow)
+
+
+# --- lock my account now ---------------------------------------------------------------------------
+
+
+@bp.post("/lock/offer")
+def lock_offer() -> Response:
+    """A known caller answered the offer to lock their account: for LOCK_NOW, the exchange sends
+    them a code (verifications throttled per account and per calling number)."""
+    call, given = arrive()
+    flow = current_flow()
+    state = admitted(flow, given, "lock_offer")
+    if state is None:
+        return _respond(call, flow.restart(given), flow)
+    caller = _caller(call)
+    digits = request.form.get("Digits")
+    sent: Verification | Literal["throttled"] | None = None
+    if digits == LOCK_NOW and caller.known is not None:
+        sent = _send_code(call, caller.known)
+    return _respond(call, flow.lock_offered(state, digits, caller, sent), flow)
+
+
+@bp.post("/lock/code")
+def lock_code() -> Response:
+    """The caller keyed the code (never logged, never journaled): the exchange checks it."""
+    call, given = arrive()
+    flow = current_flow()
+    state = admitted(flow, given, "lock_code")
+    if state is None:
+        return _respond(call, flow.restart(given), flow)
+    assert state.verification is not None  # admitted: a lock_code step names its verification
+    code = request.form.get("Digits") or ""
+    keyed = CODE.match(code) is not None
+    checked = services().exchange.check_code(state.verification, code) if keyed else None
+    decision = flow.code_keyed(state, keyed, checked)
+    if decision.ticket.verified is not None:
+        services().known.verified(call.owner, decision.ticket.verified)
+        _forgive(call, _caller(call).known)
+    return _respond(call, decision, flow)
+
+
+@bp.post("/lock/account")
+def lock_account() -> Response:
+    """Have the exchange lock the caller's account; then say so, and the security team."""
+    call, given = arrive()
+    flow = current_flow()
+    state = admitted(flow, given, "lock")
+    if state is None:
+        return _respond(call, flow.restart(given), flow)
+    caller = _caller(call)
+    locked: bool | None = None
+    if caller.known is not None and call.reference:
+        if services().switchboard.first_time(call):
+            verified = state.stage in ("app", "sms")
+            locked = services().exchange.lock(
+                caller.known.account, call.owner, call.reference, verified
+            )
+            if locked:
+                services().known.locked(call.owner, services().clock.now())
+        else:  # Twilio's retry, or a replay: the account was locked (or not) by the first
+            locked = caller.known.locked_at is not None
+    return _respond(call, flow.account_locked(state, caller, locked), flow)
+
+
+def _send_code(call: Call, known: KnownCaller) -> Verification | Literal["throttled"] | None:
+    """Ask the exchange for a code, unless this account or number asked too often lately."""
+    queue = services().queue
+    sources = [f"verify-account:{known.account}", f"verify-number:{call.number or 'anonymous'}"]
+    try:
+        waits = [queue.start_pin_check(source, PIN_DELAYS, WINDOW_SECONDS) for source in sources]
+    except RedisError:
+        log.warning("verification for call %s not throttled: Redis is away; not sent", call.sid)
+        return None
+    if any(wait > 0 for wait in waits):
+        return "throttled"
+    return services().exchange.start_verification(known.account, call.owner)
+
+
+def _forgive(call: Call, known: KnownCaller | None) -> None:
+    """A right code: the account's and the number's counts of codes start afresh."""
+    if known is None:
+        return
+    for source in (
+        f"verify-account:{known.account}",
+        f"verify-number:{call.number or 'anonymous'}",
+    ):
+        try:
+            services().queue.pin_right(source)
+        except RedisError:
+            log.warning("could not reset the verification count of %s", source)
 
 
 @bp.post("/input")
@@ -235,7 +352,8 @@ def whisper() -> Response:
     board = services().switchboard
     if board.first_time(call) and board.answered(call) is None:
         return twiml(HANG_UP)  # the caller is gone: nobody to put through
-    return answer(call, flow.whisper(state, call.reference or ""), flow)
+    known = services().known.of(call.owner)  # the caller's call: verified, account locked
+    return answer(call, flow.whisper(state, call.reference or "", known), flow)
 
 
 @bp.post("/agent")

@@ -190,7 +190,7 @@ def app_factory(
     from ivr import create_app
     from tests.support import AUTH_TOKEN, STATE_SECRET
 
-    def build(twilio_http_client: Any = None, **overrides: Any) -> Flask:
+    def build(twilio_http_client: Any = None, exchange: Any = None, **overrides: Any) -> Flask:
         settings = Settings(
             database_url="unused://",
             twilio_auth_token=AUTH_TOKEN,
@@ -209,6 +209,7 @@ def app_factory(
             database=database,
             redis_client=redis_client,
             twilio_http_client=twilio_http_client,
+            exchange=exchange,
         )
 
     return build

@@ -37,6 +37,7 @@ from twilio.request_validator import RequestValidator
 from werkzeug.test import TestResponse
 
 from ivr.db import Database
+from ivr.exchange.contract import Account, Verification
 from ivr.tickets.changes import TicketChange
 from ivr.tickets.models import Ticket
 from ivr.tickets.records import JournalRecord
@@ -424,3 +425,43 @@ def write_records(database: Database, *records: JournalRecord) -> None:
     """Apply journal records to the database, as the ticket writer does."""
     with database.sessions() as session:
         apply_records(session, records, new_reference=lambda: str(next(_test_references)))
+
+
+@dataclass
+class FakeExchange:
+    """The exchange hook at its interface (`ivr.exchange.hook.Exchange`): knows the numbers given,
+    sends "codes" it remembers, records every lock; `down` makes it answer nothing at all."""
+
+    known: dict[str, Account] = field(default_factory=dict)
+    channel: str = "app"
+    down: bool = False
+    codes: dict[str, str] = field(default_factory=dict)
+    """The code sent for each verification."""
+    locks: list[dict[str, object]] = field(default_factory=list)
+    asked: list[str] = field(default_factory=list)
+    enabled: bool = True
+
+    def lookup(self, caller: str, call: str) -> Account | None:
+        self.asked.append(f"lookup {caller}")
+        return None if self.down else self.known.get(caller)
+
+    def start_verification(self, account: str, call: str) -> Verification | None:
+        self.asked.append(f"verify {account}")
+        if self.down:
+            return None
+        verification = f"v-{len(self.codes) + 1}"
+        self.codes[verification] = f"{314159 + len(self.codes):06d}"
+        return Verification(verification=verification, channel=self.channel)  # type: ignore[arg-type]
+
+    def check_code(self, verification: str, code: str) -> bool | None:
+        self.asked.append(f"check {verification}")
+        return None if self.down else self.codes.get(verification) == code
+
+    def lock(self, account: str, call: str, reference: str, verified: bool) -> bool | None:
+        self.asked.append(f"lock {account}")
+        if self.down:
+            return None
+        self.locks.append(
+            {"account": account, "call": call, "reference": reference, "verified": verified}
+        )
+        return True

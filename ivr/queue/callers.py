@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -32,6 +32,7 @@ from ivr.queue.keys import (
     deadlines_key,
     ended_key,
     entry_key,
+    known_caller_key,
     queue_key,
     seen_key,
     stats_key,
@@ -231,6 +232,22 @@ class CallerOps(QueueBase):
             call_reference_key(call_sid), reference, nx=True, get=True, ex=REMEMBER_SECONDS
         )
         return reference if earlier is None else text(earlier)
+
+    def remember_caller(self, call_sid: str, facts: Mapping[str, str]) -> None:
+        """Add to what is known of a call's caller (`ivr.exchange`); one pipeline (HSET, EXPIRE)."""
+        check_call_sid(call_sid)
+        key = known_caller_key(call_sid)
+        fields: dict[Any, Any] = dict(facts)  # redis-py's mapping type is invariant in its keys
+        with self._client.pipeline(transaction=False) as pipe:
+            pipe.hset(key, mapping=fields)
+            pipe.expire(key, REMEMBER_SECONDS)
+            pipe.execute()
+
+    def known_caller(self, call_sid: str) -> dict[str, str]:
+        """What is known of a call's caller; empty when nothing yet (one HGETALL)."""
+        check_call_sid(call_sid)
+        found: Any = self._client.hgetall(known_caller_key(call_sid))
+        return {text(k): text(v) for k, v in (found or {}).items()}
 
     def size(self, queue: str, language: str) -> int:
         """Callers in one line; atomic (one script: sweeps first, then ZCARD)."""

@@ -12,8 +12,9 @@ agent must read the agents and all those lines in one atomic step. Lines per slo
 two-phase hand-over that can strand an agent or a caller between slots. The state is small (a few
 hundred bytes per caller or agent), so one slot on one primary, with a replica for failover, serves
 thousands of waiting callers. The keys no script shares with another key (`seen_key`,
-`call_reference_key`, `pin_checks_key`, `ended_session_key`, `agent_callback_key`,
-`callback_step_key`) have no tag and spread over the cluster; they are the many, short-lived ones.
+`call_reference_key`, `known_caller_key`, `pin_checks_key`, `ended_session_key`,
+`agent_callback_key`, `callback_step_key`) have no tag and spread over the cluster; they are the
+many, short-lived ones.
 """
 
 from __future__ import annotations
@@ -101,6 +102,12 @@ def pin_checks_key(source: str) -> str:
     """HASH: the PIN checks from one source (a calling number, a client address) since its last right
     PIN: how many, the last, the earliest next; TTL the throttle window and the longest wait."""
     return f"{UNTAGGED_PREFIX}pin-checks:{source}"
+
+
+def known_caller_key(call_sid: str) -> str:
+    """HASH: what the exchange said of a call's caller (account, language, tier, or known=0) and what
+    they did in the call (verified, locked_ms), for every instance's webhooks (`ivr.exchange`)."""
+    return f"{UNTAGGED_PREFIX}known-caller:{call_sid}"
 
 
 def ended_session_key(session_id: str) -> str:

@@ -35,6 +35,7 @@ SYSTEM_PLACEHOLDERS: dict[str, frozenset[str]] = {
     "hold_option_voicemail": frozenset({"key"}),
     "callback_kept": frozenset({"number"}),
     "agent_whisper": frozenset({"queue", "language", "reference"}),
+    "whisper_locked": frozenset({"time"}),
 }
 """Placeholders the service fills in for its own prompts; each must appear in every translation."""
 

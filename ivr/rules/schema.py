@@ -87,10 +87,21 @@ class Option(Target):
     label: PromptId
     issue: Name | None = None
     priority: int | None = Field(default=None, ge=0, le=100)
+    lock_offer: bool = False
+    """An account-security emergency: a caller the exchange knows first hears that they can have
+    their account locked at once (`known_callers`), before they are queued."""
 
     @property
     def issue_name(self) -> str:
         return self.issue or self.label
+
+    @model_validator(mode="after")
+    def _lock_offer_queues(self) -> Option:
+        if self.lock_offer and self.queue is None:
+            raise ValueError(
+                "lock_offer: true needs a 'queue' (the team that takes the caller after)"
+            )
+        return self
 
 
 class Menu(Frozen):
@@ -417,6 +428,18 @@ class AfterHours(Frozen):
     """How long after the request it is still tried; later it is given up."""
 
 
+class KnownCallers(Frozen):
+    """What the line does for callers the exchange knows (`ivr.exchange`, with IVR_EXCHANGE_URL set):
+    greets them in their language, queues its VIPs higher, and locks an account on request."""
+
+    vip_priority: int = Field(default=50, ge=0, le=100)
+    """The least priority a caller of the exchange's "vip" tier waits with (an option's own higher
+    priority still wins)."""
+    lock_without_verification: bool = False
+    """Lock an account for a caller who could not be verified (the exchange could not send a code):
+    fast in an emergency, but anyone calling from the customer's number could do it."""
+
+
 class Rules(Frozen):
     version: Literal[1]
     brand: str
@@ -433,6 +456,7 @@ class Rules(Frozen):
     teams: dict[Name, Team]
     queues: dict[Name, Queue]
     after_hours: AfterHours = AfterHours()
+    known_callers: KnownCallers = KnownCallers()
     agents: dict[Name, Agent] = {}
     hold_keys: HoldKeys = DEFAULT_HOLD_KEYS
     satisfaction_survey: bool = True

@@ -87,8 +87,8 @@ def test_read_yaml_knows_where_each_value_stands(tmp_path: Path) -> None:
             id="max-tries-0",
         ),
         pytest.param(
-            "issue: account_compromised, priority: 100}",
-            "issue: account_compromised, priority: ‸101}",
+            "issue: account_compromised, priority: 100,",
+            "issue: account_compromised, priority: ‸101,",
             "menus.security.options.1.priority: Input should be less than or equal to 100",
             id="priority-101",
         ),
@@ -345,7 +345,7 @@ def test_every_problem_in_a_file_is_reported_not_just_the_first(tmp_path: Path) 
     path, spots = write_rules(
         tmp_path,
         ("    max_tries: 2 ", "    max_tries: ‸0 "),
-        ('priority: 100}\n      "2"', 'priority: ‸101}\n      "2"'),
+        ("account_compromised, priority: 100,", "account_compromised, priority: ‸101,"),
         ("timezone: Asia/Shanghai", "timezone: ‸Asia/Shanghia"),
     )
     messages = [

@@ -88,14 +88,24 @@ def signature(secret: str, body: bytes, at: int) -> str:
     return f"t={at},v1={mac}"
 
 
+def _fields(header: str) -> dict[str, str]:
+    return dict(part.strip().split("=", 1) for part in header.split(",") if "=" in part)
+
+
+def signed_at(header: str) -> int | None:
+    """The unix second an `X-IVR-Signature` value says it was made at; None if it names none."""
+    try:
+        return int(_fields(header).get("t", ""))
+    except ValueError:
+        return None
+
+
 def signature_ok(secret: str, header: str, body: bytes, now: float) -> bool:
     """Whether `header` signs `body` with `secret`, within `MAX_AGE_SECONDS` of `now`."""
-    parts = dict(part.split("=", 1) for part in header.split(",") if "=" in part)
-    try:
-        at = int(parts.get("t", ""))
-    except ValueError:
-        return False
-    if abs(now - at) > MAX_AGE_SECONDS:
+    at = signed_at(header)
+    if at is None or abs(now - at) > MAX_AGE_SECONDS:
         return False
     expected = signature(secret, body, at).split("v1=", 1)[1]
-    return hmac.compare_digest(expected, parts.get("v1", ""))
+    # As bytes: compare_digest refuses str with characters beyond ASCII, which a header may hold.
+    given = _fields(header).get("v1", "").encode("utf-8", "surrogateescape")
+    return hmac.compare_digest(expected.encode(), given)

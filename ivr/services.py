@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from ivr.config import Settings
     from ivr.credentials import PinStore
     from ivr.db import Database, DatabaseHealth
+    from ivr.exchange.hook import Exchange
     from ivr.journal import Journal
     from ivr.queue import CallQueue
     from ivr.rules.live import LiveRules
@@ -53,6 +54,8 @@ class Services:
     health: DatabaseHealth
     signer: Signer
     pins: PinStore
+    exchange: Exchange
+    """The exchange's back office (`ivr.exchange`): `NoExchange` when `IVR_EXCHANGE_URL` is unset."""
     background: Threads | None = None
     """The process's threads; None until `create_app` (or `ivr worker`) made them."""
 

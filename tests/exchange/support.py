@@ -10,10 +10,10 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from flask import Flask
-from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.test import TestResponse
 
 from ivr.clock import Clock
@@ -59,7 +59,7 @@ class ServedReference:
 
     reference: ReferenceExchange
     proxy: FaultProxy
-    server: BaseWSGIServer
+    server: ThreadingHTTPServer
 
     @property
     def url(self) -> str:
@@ -73,10 +73,11 @@ def served_reference(
     accounts: Iterable[AccountOnFile] = DEMO_ACCOUNTS,
     secret: str = SECRET,
 ) -> Iterator[ServedReference]:
-    """The reference implementation served by werkzeug in a thread on a free port, behind a
+    """The reference implementation served over HTTP/1.1 (keep-alive) from a thread, behind a
     `FaultProxy` (stall, refuse, drop it at will); stopped, and the proxy closed, at the end."""
     app = create_reference_app(secret, accounts, clock=clock)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(app))
+    server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, name="reference-exchange", daemon=True)
     thread.start()
     try:
@@ -86,3 +87,26 @@ def served_reference(
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+def _handler_for(app: Flask) -> type[BaseHTTPRequestHandler]:
+    """An HTTP/1.1 server's handler that keeps connections open between requests, as an exchange's
+    server would (werkzeug's development server closes each one), and answers through `app`."""
+    client = app.test_client()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            answer = client.post(self.path, data=body, headers=dict(self.headers.items()))
+            self.send_response(answer.status_code)
+            self.send_header("Content-Type", answer.content_type or "application/json")
+            self.send_header("Content-Length", str(len(answer.data)))
+            self.end_headers()
+            self.wfile.write(answer.data)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # quiet: the tests read what the reference recorded instead
+
+    return Handler

@@ -45,6 +45,7 @@ from ivr.exchange.contract import (
     VerifyCheckRequest,
     VerifyStartRequest,
     signature,
+    where_invalid,
 )
 
 DEADLINE_SECONDS: Final = 1.5
@@ -206,8 +207,11 @@ class HttpExchange:
             return None
 
     def _invalid(self, operation: Operation, exc: ValidationError) -> None:
-        fields = ", ".join(sorted({".".join(map(str, e["loc"])) for e in exc.errors()}))
-        log.error("exchange hook: %s not asked: invalid %s (a bug in the line)", operation, fields)
+        log.error(
+            "exchange hook: %s not asked: invalid %s (a bug in the line)",
+            operation,
+            where_invalid(exc),
+        )
         self.on_call(operation, "error", None)
 
     def _ask(
@@ -263,10 +267,9 @@ class HttpExchange:
             # Strict: the document's types exactly ("true" is not a boolean, 1 is not a string).
             return answer.model_validate(data, strict=True)
         except ValidationError as exc:
-            wrong = ", ".join(
-                sorted({".".join(map(str, e["loc"])) or "body" for e in exc.errors()})
-            )
-            raise _NoAnswer("error", f"an answer of the wrong shape ({wrong})") from None
+            raise _NoAnswer(
+                "error", f"an answer of the wrong shape ({where_invalid(exc)})"
+            ) from None
 
     def _http(self) -> httpx.Client:
         """This process's client: a forked worker must not share its parent's connections."""

@@ -12,7 +12,7 @@ import hashlib
 import hmac
 from typing import Annotated, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 SIGNATURE_HEADER: Final = "X-IVR-Signature"
 MAX_AGE_SECONDS: Final = 300
@@ -80,6 +80,12 @@ class LockRequest(_Message):
 
 class Locked(_Message):
     locked: bool
+
+
+def where_invalid(error: ValidationError) -> str:
+    """The fields a message failed on ("code", "account, reference"; "body" for the whole), never
+    their values: a validation error's own text quotes what was sent, a code a caller keyed too."""
+    return ", ".join(sorted({".".join(map(str, e["loc"])) or "body" for e in error.errors()}))
 
 
 def signature(secret: str, body: bytes, at: int) -> str:

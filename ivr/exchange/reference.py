@@ -63,6 +63,7 @@ from ivr.exchange.contract import (
     VerifyStartRequest,
     signature_ok,
     signed_at,
+    where_invalid,
 )
 
 CODE_VALID_SECONDS: Final = 300
@@ -225,11 +226,7 @@ def create_reference_app(
         try:
             return model.model_validate_json(request.get_data(), strict=True)
         except ValidationError as exc:
-            # Where the body is wrong, never what it holds (a code, in a check).
-            wrong = ", ".join(
-                sorted({".".join(map(str, e["loc"])) or "body" for e in exc.errors()})
-            )
-            raise BadBody(f"not a valid request: {wrong}") from None
+            raise BadBody(f"not a valid request: {where_invalid(exc)}") from None
 
     @app.post(PATHS["lookup"])
     def lookup() -> tuple[Response, int]:

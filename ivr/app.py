@@ -18,10 +18,11 @@ from twilio.http import HttpClient
 
 from ivr.background import Background
 from ivr.clock import Clock, clock_from
-from ivr.config import Settings
+from ivr.config import EMBEDDED_EXCHANGE, Settings
 from ivr.credentials import PinStore
 from ivr.db import Database, DatabaseHealth
 from ivr.exchange.callers import KnownCallers
+from ivr.exchange.client import HttpExchange
 from ivr.exchange.hook import Exchange, NoExchange
 from ivr.journal import Journal
 from ivr.proxies import TrustedProxies, is_loopback
@@ -188,7 +189,7 @@ def build_services(
         settings.rules_reload_seconds,
         background=settings.background,
     )
-    exchange = exchange or NoExchange()
+    exchange = exchange or exchange_for(settings, clock)
     s = Services(
         settings=settings,
         clock=clock,
@@ -208,6 +209,22 @@ def build_services(
     )
     s.background = Background(s, writer=settings.writer == "thread")
     return s
+
+
+def exchange_for(settings: Settings, clock: Clock) -> Exchange:
+    """The exchange hook the settings name: none, the reference implementation in-process
+    (`embedded://`), or the exchange's back office over HTTP."""
+    if settings.exchange_url is None:
+        return NoExchange()
+    if settings.exchange_url == EMBEDDED_EXCHANGE:
+        from ivr.exchange.reference import EmbeddedExchange
+
+        log.info("IVR_EXCHANGE_URL=embedded://: the exchange hook is the reference implementation")
+        # Its clock is the line's: the simulator's frozen time decides when a code is too old.
+        return EmbeddedExchange(settings.exchange_secret or secrets.token_urlsafe(32), clock)
+    assert settings.exchange_secret is not None  # Settings.from_env insists on one with a URL
+    # The system clock, whatever IVR_CLOCK says: the exchange checks the signature's time.
+    return HttpExchange(settings.exchange_url, settings.exchange_secret)
 
 
 def _development_key(settings: Settings) -> str:

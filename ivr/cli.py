@@ -16,7 +16,7 @@ from typing import Any
 
 from ivr import logs
 from ivr.command import CommandError, count, port, positive_int
-from ivr.config import EMBEDDED_REDIS, ConfigError, Settings
+from ivr.config import EMBEDDED_EXCHANGE, EMBEDDED_REDIS, ConfigError, Settings
 from ivr.credentials import PinFileError, PinStore, pin_problem
 from ivr.hash_file import read_new_secret
 from ivr.proxies import is_loopback
@@ -87,6 +87,9 @@ def _schema_ready(settings: Settings, migrate: bool) -> str | None:
 def _serve(args: argparse.Namespace) -> int:
     if args.dev:
         os.environ["IVR_DEV_MODE"] = "1"
+        # An exchange to talk to: the reference implementation in-process, with demo accounts
+        # (an empty IVR_EXCHANGE_URL turns the hook off; a URL points it at a real one).
+        os.environ.setdefault("IVR_EXCHANGE_URL", EMBEDDED_EXCHANGE)
     try:
         settings = Settings.from_env()
         settings.validate()
@@ -422,6 +425,10 @@ def build_parser() -> argparse.ArgumentParser:
     from ivr.admin.cli import add_parser as add_admins
 
     add_admins(commands)
+
+    from ivr.exchange.cli import add_parser as add_exchange
+
+    add_exchange(commands)
 
     db = commands.add_parser("db", help="database schema")
     db_commands = db.add_subparsers(dest="db_command", required=True)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from ivr.clock import parse_instant
 from ivr.journal import MEMORY_RECORDS
@@ -18,6 +19,9 @@ from ivr.queue.client import url_problem as redis_url_problem
 DEFAULT_DATABASE_URL = "sqlite:///instance/ivr.sqlite3"
 EMBEDDED_REDIS = "embedded://"
 """`REDIS_URL` value (and default) for an in-process Redis substitute: one process only."""
+EMBEDDED_EXCHANGE = "embedded://"
+"""`IVR_EXCHANGE_URL` value for the exchange hook's reference implementation in-process, with demo
+accounts (`ivr.exchange.reference`): tests, the simulator, `ivr serve --dev`."""
 
 
 WriterMode = Literal["thread", "off", "inline"]
@@ -30,6 +34,10 @@ LogFormat = Literal["text", "json"]
 LOG_FORMATS: tuple[LogFormat, ...] = ("text", "json")
 
 MIN_SECRET_LENGTH = 32
+NO_EXCHANGE_SECRET = (
+    "IVR_EXCHANGE_SECRET is not set: the exchange hook's requests are signed with it "
+    "(the same value on the exchange's side)"
+)
 MAX_MEMORY_RECORDS = 1_000_000
 """`IVR_JOURNAL_MEMORY_RECORDS` at most: about a gigabyte of memory."""
 
@@ -87,6 +95,12 @@ class Settings:
     """`IVR_METRICS_TOKEN`: the bearer token `/metrics` asks for; without one it answers loopback only."""
     log_format: LogFormat = "text"
     """`IVR_LOG_FORMAT`: "text" (the default) or "json", one object per line (`ivr.logs`)."""
+    exchange_url: str | None = None
+    """`IVR_EXCHANGE_URL`: the base URL of the exchange's back office (`ivr.exchange`), or
+    `EMBEDDED_EXCHANGE`; None: no hook, the line works as it does without one."""
+    exchange_secret: str | None = None
+    """`IVR_EXCHANGE_SECRET`: the key both sides sign the hook's requests with. Required with a URL;
+    `embedded://` makes one up when it is not set."""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -154,6 +168,7 @@ class Settings:
         log_format = (env.get("IVR_LOG_FORMAT") or "text").strip().lower()
         if log_format not in LOG_FORMATS:
             raise ConfigError(f"IVR_LOG_FORMAT must be text or json, got {log_format!r}")
+        exchange_url, exchange_secret = _exchange_settings(env)
         return cls(
             database_url=env.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
             redis_url=env.get("REDIS_URL") or EMBEDDED_REDIS,
@@ -176,6 +191,8 @@ class Settings:
             agent_pins=Path(env.get("IVR_AGENT_PINS") or "instance/agent_pins.json"),
             metrics_token=(env.get("IVR_METRICS_TOKEN") or "").strip() or None,
             log_format=log_format,
+            exchange_url=exchange_url,
+            exchange_secret=exchange_secret,
         )
 
     def validate(self) -> None:
@@ -191,9 +208,52 @@ class Settings:
                 "skip the menus or act for an agent. Make one with: "
                 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
             )
+        if self.exchange_url not in (None, EMBEDDED_EXCHANGE) and not self.exchange_secret:
+            raise ConfigError(NO_EXCHANGE_SECRET)
         problem = redis_url_problem(self.redis_url)
         if problem:
             raise ConfigError(f"REDIS_URL: {problem}")
 
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **changes)
+
+
+def _exchange_settings(env: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """`IVR_EXCHANGE_URL` and `IVR_EXCHANGE_SECRET`, checked together."""
+    given = (env.get("IVR_EXCHANGE_URL") or "").strip()
+    secret = (env.get("IVR_EXCHANGE_SECRET") or "").strip() or None
+    if not given:
+        return None, secret
+    url = EMBEDDED_EXCHANGE if given == EMBEDDED_EXCHANGE else given.rstrip("/")
+    if url != EMBEDDED_EXCHANGE:
+        problem = exchange_url_problem(url)
+        if problem:
+            # Never echo a URL with a password in it: error messages end up in logs.
+            shown = "" if urlsplit(url).password else f", got {given!r}"
+            raise ConfigError(f"IVR_EXCHANGE_URL {problem}{shown}")
+        if secret is None:
+            raise ConfigError(NO_EXCHANGE_SECRET)
+    if secret is not None and len(secret) < MIN_SECRET_LENGTH:
+        raise ConfigError(
+            f"IVR_EXCHANGE_SECRET must be at least {MIN_SECRET_LENGTH} characters "
+            '(make one with: python -c "import secrets; print(secrets.token_urlsafe(32))")'
+        )
+    return url, secret
+
+
+def exchange_url_problem(url: str) -> str | None:
+    """What is wrong with an exchange hook's base URL (http or https, a host, nothing else)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        return f"must start with http:// or https:// (or be {EMBEDDED_EXCHANGE})"
+    try:
+        parts.port  # noqa: B018 -- raises ValueError for a port that is not one
+    except ValueError:
+        return "has a port that is not a number from 0 to 65535"
+    if not parts.hostname:
+        return "names no host"
+    if parts.username or parts.password:
+        return "must not hold credentials (requests are signed with IVR_EXCHANGE_SECRET)"
+    if parts.query or parts.fragment:
+        return "must not have a query or a fragment"
+    return None

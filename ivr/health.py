@@ -11,6 +11,9 @@ one of the two takes them again, which `journal.held_in_memory` counts.
 The database is probed by a background thread (`db.DatabaseHealth.probe`); the endpoint reads its
 latest answer, so a frozen database cannot freeze the health check, and a probe that has waited longer
 than `db.ANSWER_WITHIN_SECONDS` for its answer is reported as the database not answering.
+
+The exchange hook (`ivr.exchange`) has an entry of its own, `"exchange"`: "off", "ok" or "degraded:
+<why>". It never changes `status`: without the exchange, callers still reach the queue.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
-from ivr.services import services
+from ivr.exchange.client import HttpExchange
+from ivr.services import Services, services
 
 bp = Blueprint("health", __name__)
 
@@ -71,11 +75,21 @@ def healthz() -> tuple[Response, int]:
             "state": "ok" if not rules.problems else "last good version (newest edit has errors)",
             "problems": [str(p) for p in rules.problems],
         },
+        "exchange": _exchange(s),
         "time": s.clock.now().isoformat(),
     }
     if must_not_serve:
         body["status"] = "unavailable"
     return jsonify(body), 503 if must_not_serve else 200
+
+
+def _exchange(s: Services) -> str:
+    """ "off", "ok" or "degraded: <why>": the hook's own state, never the instance's (the line goes
+    on without the exchange), read from its client without asking the exchange anything."""
+    if not s.exchange.enabled:
+        return "off"
+    problem = s.exchange.problem() if isinstance(s.exchange, HttpExchange) else None
+    return "ok" if problem is None else f"degraded: {problem}"
 
 
 def _iso(value: datetime | None) -> str | None:

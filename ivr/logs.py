@@ -110,3 +110,6 @@ def configure(log_format: str) -> None:
         logging.basicConfig(level=logging.INFO, handlers=[text_handler()])
     # Alembic announces each of its plugins at INFO as it is imported: not news to an operator.
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    # httpx announces every request at INFO: the exchange hook's are counted on /metrics instead,
+    # and what goes wrong with them is logged once per kind by its client (`ivr.exchange.client`).
+    logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -30,6 +30,12 @@ here later needs a `multiprocess_mode` (say "livesum", "max", "mostrecent"). Wha
   (`JOURNAL-LOST`). Each process holds its own: read from its `Journal` at scrape time in one process;
   in multiprocess mode kept in the files as they change (the gauge summed over live processes).
 
+* `ivr_exchange_requests_total{operation, result}` (Counter) and `ivr_exchange_request_seconds
+  {operation}` (Histogram): the calls to the exchange hook (`ivr.exchange.client`), by operation
+  (lookup, verify_start, verify_check, lock) and how each ended (answered; unknown, a number the
+  exchange does not know; error, timeout, refused: no answer; breaker_open: not asked), and the time
+  of each request made. Only with `IVR_EXCHANGE_URL` set; counted as they happen, in every process.
+
 `/metrics` is not a webhook (no Twilio signature) but it is not public: with `IVR_METRICS_TOKEN` it
 asks for `Authorization: Bearer <token>`; without it, it answers loopback addresses only.
 """
@@ -62,6 +68,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
 
+from ivr.exchange.client import OPERATIONS, RESULTS, HttpExchange, OnCall, Operation, Result
 from ivr.health import _wall_now  # the clock /healthz ages the stream with
 from ivr.proxies import is_loopback
 from ivr.services import services
@@ -88,6 +95,8 @@ KINDS: dict[str, str] = {
 
 BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0)
 """Seconds; Twilio gives up on a webhook after 15 s."""
+EXCHANGE_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.5)
+"""Seconds; the exchange client gives up after 1.5 s."""
 
 AGENT_STATES = ("available", "busy", "offline")
 
@@ -153,6 +162,8 @@ def install(app: Flask, s: Services) -> Metrics:
         s.health.on_failure = Counter(PROBE_FAILURES, PROBE_FAILURES_HELP, registry=None).inc
         s.journal.on_held = Gauge(HELD, HELD_HELP, registry=None, multiprocess_mode="livesum").set
         s.journal.on_lost = Counter(LOST, LOST_HELP, registry=None).inc
+    if isinstance(s.exchange, HttpExchange):
+        s.exchange.on_call = _exchange_metrics(own)
     app.extensions["ivr_metrics"] = m
     app.before_request(_start_timer)
     app.after_request(_observe)
@@ -162,6 +173,35 @@ def install(app: Flask, s: Services) -> Metrics:
             ivr_logger.removeHandler(handler)
     ivr_logger.addHandler(RedisErrorCounter(m))
     return m
+
+
+def _exchange_metrics(registry: CollectorRegistry | None) -> OnCall:
+    """The exchange client's `on_call`: counts each call, times each request made."""
+    requests = Counter(
+        "ivr_exchange_requests",
+        "Calls to the exchange hook, by operation and result (answered, unknown, error, timeout, "
+        "refused, breaker_open).",
+        ["operation", "result"],
+        registry=registry,
+    )
+    seconds = Histogram(
+        "ivr_exchange_request_seconds",
+        "Time taken by requests to the exchange hook (the client gives up after 1.5 s).",
+        ["operation"],
+        buckets=EXCHANGE_BUCKETS,
+        registry=registry,
+    )
+    for operation in OPERATIONS:  # every series from the start: a rate over a new one is empty
+        seconds.labels(operation)
+        for result in RESULTS:
+            requests.labels(operation, result)
+
+    def on_call(operation: Operation, result: Result, took: float | None) -> None:
+        requests.labels(operation, result).inc()
+        if took is not None:
+            seconds.labels(operation).observe(took)
+
+    return on_call
 
 
 def scrape_registry(s: Services, folder: Path) -> CollectorRegistry:

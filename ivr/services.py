@@ -56,7 +56,7 @@ class Services:
     signer: Signer
     pins: PinStore
     exchange: Exchange
-    """The exchange hook (`ivr.exchange`; `NoExchange` when IVR_EXCHANGE_URL is unset)."""
+    """The exchange's back office (`ivr.exchange`): `NoExchange` when `IVR_EXCHANGE_URL` is unset."""
     known: KnownCallers
     """What the exchange said of each call's caller, and what they did (verified, locked)."""
     background: Threads | None = None

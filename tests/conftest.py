@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fakeredis
 import pytest
@@ -27,6 +27,9 @@ from ivr.db import Database, normalise_url
 from ivr.queue import connect
 from tests.support import PUBLIC, REST_ACCOUNT_SID, FakeTwilioRest
 from tests.topologies import TOPOLOGY_URLS, Cluster, SentinelSetup, running
+
+if TYPE_CHECKING:
+    from tests.exchange.support import ServedReference
 
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL")
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
@@ -268,3 +271,18 @@ def agent_pins(tmp_path: Path) -> dict[str, str]:
     """The shipped rules' agents have the `AGENT_PINS` in the PIN file of the test apps."""
     write_agent_pins(tmp_path / "agent_pins.json")
     return dict(AGENT_PINS)
+
+
+# --- the exchange hook ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def served_exchange() -> Iterator[ServedReference]:
+    """The exchange hook's reference implementation served over real TCP (HTTP/1.1, keep-alive),
+    behind a `FaultProxy`: build an app with `exchange_url=served_exchange.url,
+    exchange_secret=tests.exchange.support.SECRET`, then `served_exchange.proxy.stall()` (or
+    `refuse()`, `drop()`, `forward()`). The codes it sends: `served_exchange.reference.codes_sent`."""
+    from tests.exchange.support import served_reference
+
+    with served_reference() as served:
+        yield served

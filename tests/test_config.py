@@ -294,3 +294,92 @@ def test_frozen_clock_stands_still_until_moved() -> None:
     with pytest.raises(ValueError, match="aware"):
         clock.set(datetime(2026, 12, 25, 9, 0))
     assert clock.now() == datetime(2026, 12, 25, 8, 1, 30, tzinfo=UTC)
+
+
+# --- the exchange hook ------------------------------------------------------------------------
+
+EXCHANGE_SECRET = "exchange-secret-0123456789abcdef0123"
+
+
+@pytest.mark.parametrize(
+    ("env", "url", "secret"),
+    [
+        ({}, None, None),
+        ({"IVR_EXCHANGE_URL": ""}, None, None),
+        ({"IVR_EXCHANGE_URL": "embedded://"}, "embedded://", None),
+        (
+            {
+                "IVR_EXCHANGE_URL": " https://bo.exchange.example/hooks/ ",
+                "IVR_EXCHANGE_SECRET": EXCHANGE_SECRET,
+            },
+            "https://bo.exchange.example/hooks",
+            EXCHANGE_SECRET,
+        ),
+        (
+            {"IVR_EXCHANGE_URL": "http://127.0.0.1:8099", "IVR_EXCHANGE_SECRET": EXCHANGE_SECRET},
+            "http://127.0.0.1:8099",
+            EXCHANGE_SECRET,
+        ),
+        (
+            {"IVR_EXCHANGE_URL": "embedded://", "IVR_EXCHANGE_SECRET": EXCHANGE_SECRET},
+            "embedded://",
+            EXCHANGE_SECRET,
+        ),
+    ],
+)
+def test_the_exchange_hook_settings_are_read(
+    env: dict[str, str], url: str | None, secret: str | None
+) -> None:
+    settings = Settings.from_env(env)
+    assert (settings.exchange_url, settings.exchange_secret) == (url, secret)
+
+
+def with_secret(url: str) -> dict[str, str]:
+    return {"IVR_EXCHANGE_URL": url, "IVR_EXCHANGE_SECRET": EXCHANGE_SECRET}
+
+
+@pytest.mark.parametrize(
+    ("env", "variable", "says"),
+    [
+        ({"IVR_EXCHANGE_URL": "https://bo.exchange.example"}, "IVR_EXCHANGE_SECRET", "is not set"),
+        (
+            {"IVR_EXCHANGE_URL": "https://bo.exchange.example", "IVR_EXCHANGE_SECRET": "short"},
+            "IVR_EXCHANGE_SECRET",
+            "at least 32 characters",
+        ),
+        (
+            {"IVR_EXCHANGE_URL": "embedded://", "IVR_EXCHANGE_SECRET": "short"},
+            "IVR_EXCHANGE_SECRET",
+            "at least 32 characters",
+        ),
+        (with_secret("bo.exchange.example"), "IVR_EXCHANGE_URL", "http:// or https://"),
+        (with_secret("ftp://bo.exchange.example"), "IVR_EXCHANGE_URL", "http://"),
+        (with_secret("https://"), "IVR_EXCHANGE_URL", "names no host"),
+        (with_secret("https://bo:99999"), "IVR_EXCHANGE_URL", "port"),
+        (with_secret("https://bo.example/?x=1"), "IVR_EXCHANGE_URL", "query"),
+    ],
+)
+def test_a_bad_exchange_hook_setting_is_refused_naming_its_variable(
+    env: dict[str, str], variable: str, says: str
+) -> None:
+    with pytest.raises(ConfigError, match=f"^{variable} ") as refused:
+        Settings.from_env(env)
+    assert says in str(refused.value)
+
+
+def test_a_password_in_the_exchange_url_is_refused_without_being_repeated() -> None:
+    with pytest.raises(
+        ConfigError, match=r"^IVR_EXCHANGE_URL must not hold credentials"
+    ) as refused:
+        Settings.from_env(with_secret("https://bo:hunter2@bo.example"))
+    assert "hunter2" not in str(refused.value)
+
+
+def test_an_exchange_url_without_a_secret_is_refused_at_start_up_too() -> None:
+    # Settings made in code (the tests, the simulator) are checked by create_app's validate().
+    settings = Settings(
+        twilio_auth_token="t", state_secrets=("k" * 32,), exchange_url="https://bo.example"
+    )
+    with pytest.raises(ConfigError, match=r"^IVR_EXCHANGE_SECRET is not set"):
+        settings.validate()
+    settings.with_overrides(exchange_url="embedded://").validate()  # makes one up

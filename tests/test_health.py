@@ -198,3 +198,37 @@ def test_a_full_spool_with_redis_down_takes_the_instance_out_and_says_why(
 @pytest.mark.parametrize("path", ["/healthz"])
 def test_health_needs_no_signature(app: Flask, path: str) -> None:
     assert app.test_client().get(path).status_code == 200
+
+
+# --- the exchange hook ------------------------------------------------------------------------
+
+
+def test_without_an_exchange_hook_it_is_off(app: Flask) -> None:
+    assert app.test_client().get("/healthz").get_json()["exchange"] == "off"
+
+
+def test_the_hook_is_ok_while_it_answers_and_healthz_asks_it_nothing(
+    app_factory: Callable[..., Flask],
+) -> None:
+    from ivr.exchange.reference import EmbeddedExchange
+
+    app = app_factory(exchange_url="embedded://")
+    with app.app_context():
+        exchange = services().exchange
+    assert isinstance(exchange, EmbeddedExchange)
+    assert app.test_client().get("/healthz").get_json()["exchange"] == "ok"
+    assert exchange.lookup("+4915112345678", "CA" + "1" * 32) is not None
+    assert app.test_client().get("/healthz").get_json()["exchange"] == "ok"
+    assert exchange.reference.requests == 1  # the lookup's: /healthz made none
+
+
+def test_an_exchange_that_does_not_answer_is_degraded_and_the_instance_still_up(
+    app_factory: Callable[..., Flask],
+) -> None:
+    app = app_factory(exchange_url=f"http://127.0.0.1:{free_port()}", exchange_secret="s" * 32)
+    with app.app_context():
+        assert services().exchange.lookup("+4915112345678", "CA" + "1" * 32) is None
+    response = app.test_client().get("/healthz")
+    body = response.get_json()
+    assert (response.status_code, body["status"]) == (200, "ok")
+    assert body["exchange"] == "degraded: the last call was unanswered (unreachable (ConnectError))"

@@ -184,3 +184,23 @@ def test_what_a_request_puts_in_a_field_cannot_start_a_log_line_of_its_own(app: 
     lines = stream.getvalue().splitlines()
     assert len(lines) == 1, lines
     assert "fallback for CA111" in lines[0] and "\\n2026-12-07 03:00:00,000 CRITICAL" in lines[0]
+
+
+def test_requests_to_the_exchange_hook_are_not_each_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from datetime import UTC, datetime
+
+    from ivr.clock import FrozenClock
+    from ivr.exchange.reference import EmbeddedExchange
+
+    httpx_logger = logging.getLogger("httpx")
+    before = httpx_logger.level
+    try:
+        logs.configure("text")
+        caplog.set_level(logging.INFO)
+        exchange = EmbeddedExchange("s" * 32, FrozenClock(datetime(2026, 11, 23, tzinfo=UTC)))
+        assert exchange.lookup("+4915112345678", "CA" + "1" * 32) is not None
+    finally:
+        httpx_logger.setLevel(before)
+    assert not [r.getMessage() for r in caplog.records if r.name.startswith("httpx")]

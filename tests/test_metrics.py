@@ -290,6 +290,46 @@ def test_the_error_counter_of_an_app_that_is_gone_hides_no_other_log_handler(
     assert seen == ["first", "second"]
 
 
+# --- the exchange hook ---------------------------------------------------------------------------
+
+CALLER, CALL = "+4915112345678", "CA" + "e" * 32
+
+
+def test_calls_to_the_exchange_hook_are_counted_by_operation_and_result_and_timed(
+    app_factory: Callable[..., Flask],
+) -> None:
+    app = app_factory(exchange_url="embedded://")
+    with app.app_context():
+        exchange = services().exchange
+        assert exchange.lookup(CALLER, CALL) is not None
+        assert exchange.lookup("+4930123456", CALL) is None  # unknown
+        assert exchange.lock("acct-demo-de", CALL, "20261123001", verified=False)
+    found = scrape(app)
+    requests = "ivr_exchange_requests_total"
+    assert value(found, requests, operation="lookup", result="answered") == 1
+    assert value(found, requests, operation="lookup", result="unknown") == 1
+    assert value(found, requests, operation="lock", result="answered") == 1
+    assert value(found, requests, operation="verify_check", result="timeout") == 0  # every series
+    assert value(found, "ivr_exchange_request_seconds_count", operation="lookup") == 2
+    assert value(found, "ivr_exchange_request_seconds_count", operation="verify_start") == 0
+
+
+def test_errors_and_the_open_breaker_are_counted(app_factory: Callable[..., Flask]) -> None:
+    app = app_factory(exchange_url=f"http://127.0.0.1:{free_port()}", exchange_secret="s" * 32)
+    with app.app_context():
+        for _ in range(5):
+            assert services().exchange.lookup(CALLER, CALL) is None
+    found = scrape(app)
+    requests = "ivr_exchange_requests_total"
+    assert value(found, requests, operation="lookup", result="error") == 3
+    assert value(found, requests, operation="lookup", result="breaker_open") == 2
+    assert value(found, "ivr_exchange_request_seconds_count", operation="lookup") == 3
+
+
+def test_without_the_hook_there_are_no_exchange_series(app: Flask) -> None:
+    assert not {n for n in names(scrape(app)) if n.startswith("ivr_exchange")}
+
+
 # --- several processes (prometheus_client's multiprocess mode) ------------------------------------
 
 
@@ -378,6 +418,26 @@ def test_in_multiprocess_mode_changes_held_and_lost_in_every_process_add_up(
         found = scrape(app)
         assert value(found, "ivr_journal_held_records") == 2
         assert value(found, "ivr_journal_lost_records_total") == 1
+
+
+def test_in_multiprocess_mode_calls_to_the_exchange_of_every_process_add_up(
+    app_factory: Callable[..., Flask],
+    multiprocess_folder: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    as_process(monkeypatch, 5001)
+    first = app_factory(exchange_url="embedded://")
+    as_process(monkeypatch, 5002)
+    second = app_factory(exchange_url="embedded://")
+    for app in (first, second):
+        with app.app_context():
+            assert services().exchange.lookup(CALLER, CALL) is not None
+    for app in (first, second):  # whichever process is scraped
+        found = scrape(app)
+        assert (
+            value(found, "ivr_exchange_requests_total", operation="lookup", result="answered") == 2
+        )
+        assert value(found, "ivr_exchange_request_seconds_count", operation="lookup") == 2
 
 
 def test_multiprocess_mode_refuses_to_start_when_prometheus_client_was_imported_first(

@@ -7,9 +7,10 @@ copy of the project with an `instance/` of its own and `ivr` on PATH (as the REA
 `export PATH=...` line puts it), or listed in `NOT_RUN` with the reason; one that is neither, or an
 entry no longer in the README, fails `test_every_readme_command_is_run_or_listed_with_a_reason`.
 
-Two liberties, both said where they are taken: `localhost:5000`, the port of `ivr serve --dev`, is
-another free port (the machine may run something on 5000), and the diagram example's own files
-(`other.yaml`, `other_prompts/`) are copies of the shipped ones.
+Three liberties, each said where it is taken: `localhost:5000`, the port of `ivr serve --dev`, and
+8099, that of `ivr exchange serve`, are other free ports (the machine may run something on them), the
+exchange example waits for its server to listen before its request (a person typing does), and the
+diagram example's own files (`other.yaml`, `other_prompts/`) are copies of the shipped ones.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ EXPORT_PATH = 'export PATH="$PWD/.venv/bin:$PATH"'
 """The README's line that puts `ivr` on PATH; every shell this file starts begins with it."""
 DEV_PORT = "5000"
 """The port of `ivr serve --dev` that the README's requests name."""
+EXCHANGE_PORT = "8099"
+"""The port of `ivr exchange serve` in the README's example, another free one here."""
 SETTINGS = {
     "DATABASE_URL",
     "REDIS_URL",
@@ -156,6 +159,18 @@ RUN = {
     "curl -s localhost:5000/healthz": "test_the_development_server_commands",
     'ivr simulate --url http://127.0.0.1:5000 --keys "2,6,1,h"': (
         "test_the_development_server_commands"
+    ),
+    'export IVR_EXCHANGE_SECRET=$(python3 -c "import secrets; print(secrets.token_urlsafe(32))")': (
+        "test_the_exchange_commands"
+    ),
+    "ivr exchange serve --port 8099 &": "test_the_exchange_commands",
+    'body=\'{"caller": "+4915112345678", "call": "CA123"}\' t=$(date +%s)': (
+        "test_the_exchange_commands"
+    ),
+    'sig=$(printf \'%s.%s\' "$t" "$body" | openssl dgst -sha256 -hmac "$IVR_EXCHANGE_SECRET" '
+    "| sed 's/^.*= //')": "test_the_exchange_commands",
+    'curl -s localhost:8099/ivr/lookup -H "X-IVR-Signature: t=$t,v1=$sig" -d "$body"': (
+        "test_the_exchange_commands"
     ),
 }
 """Each command run here as written, and the test that runs it."""
@@ -423,12 +438,25 @@ def development_server_commands(project: Path) -> tuple[str, subprocess.Complete
         return ran("\n".join(walk), project), sh(simulate, project)
 
 
+def exchange_commands(project: Path) -> str:
+    export, serve, *request = run_by("test_the_exchange_commands")
+    port = str(free_port())
+    listening = (  # the liberty: a bounded wait for the server a person would see start
+        f"for _ in $(seq 600); do curl -s -o /dev/null localhost:{port} && break; sleep 0.1; done"
+    )
+    # Stopped by its PID however the script ends: it would hold the output open past the test.
+    script = [export, serve.replace(EXCHANGE_PORT, port), "trap 'kill $!' EXIT", listening]
+    script += [line.replace(f":{EXCHANGE_PORT}", f":{port}") for line in request]
+    return ran("\n".join(script), project)
+
+
 GROUPS = {
     "test_the_database_commands": database_commands,
     "test_the_diagram_commands": diagram_commands,
     "test_the_admin_account_commands": admin_account_commands,
     "test_the_simulator_commands": simulator_commands,
     "test_the_development_server_commands": development_server_commands,
+    "test_the_exchange_commands": exchange_commands,
 }
 
 
@@ -486,9 +514,16 @@ def test_the_development_server_commands(project: Path, started: dict[str, Futur
     answer, health = out[len(first) :].split("</Response>")
     assert 'language="en-US"' in answer  # key 2 chose English
     assert json.loads(health)["status"] == "ok", health
+    assert json.loads(health)["exchange"] == "ok", health  # --dev: the reference, in-process
     assert simulated.returncode == 0, simulated.stdout + simulated.stderr
     assert "Our phone support is open Monday to Friday" in simulated.stdout  # 6, then 1: the hours
     assert "TWILIO_AUTH_TOKEN is not set, so requests go unsigned" in simulated.stderr
+
+
+def test_the_exchange_commands(started: dict[str, Future[Any]]) -> None:
+    printed = started["test_the_exchange_commands"].result(timeout=120)
+    answer = json.loads(printed.splitlines()[-1])
+    assert answer == {"account": "acct-demo-de", "language": "de-DE", "tier": "standard"}
 
 
 def test_the_load_glob_takes_only_scenarios(project: Path) -> None:

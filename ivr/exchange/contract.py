@@ -12,7 +12,7 @@ import hashlib
 import hmac
 from typing import Annotated, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 SIGNATURE_HEADER: Final = "X-IVR-Signature"
 MAX_AGE_SECONDS: Final = 300
@@ -82,20 +82,36 @@ class Locked(_Message):
     locked: bool
 
 
+def where_invalid(error: ValidationError) -> str:
+    """The fields a message failed on ("code", "account, reference"; "body" for the whole), never
+    their values: a validation error's own text quotes what was sent, a code a caller keyed too."""
+    return ", ".join(sorted({".".join(map(str, e["loc"])) or "body" for e in error.errors()}))
+
+
 def signature(secret: str, body: bytes, at: int) -> str:
     """The `X-IVR-Signature` value of `body`, signed at unix second `at`."""
     mac = hmac.new(secret.encode(), f"{at}.".encode() + body, hashlib.sha256).hexdigest()
     return f"t={at},v1={mac}"
 
 
+def _fields(header: str) -> dict[str, str]:
+    return dict(part.strip().split("=", 1) for part in header.split(",") if "=" in part)
+
+
+def signed_at(header: str) -> int | None:
+    """The unix second an `X-IVR-Signature` value says it was made at; None if it names none."""
+    try:
+        return int(_fields(header).get("t", ""))
+    except ValueError:
+        return None
+
+
 def signature_ok(secret: str, header: str, body: bytes, now: float) -> bool:
     """Whether `header` signs `body` with `secret`, within `MAX_AGE_SECONDS` of `now`."""
-    parts = dict(part.split("=", 1) for part in header.split(",") if "=" in part)
-    try:
-        at = int(parts.get("t", ""))
-    except ValueError:
-        return False
-    if abs(now - at) > MAX_AGE_SECONDS:
+    at = signed_at(header)
+    if at is None or abs(now - at) > MAX_AGE_SECONDS:
         return False
     expected = signature(secret, body, at).split("v1=", 1)[1]
-    return hmac.compare_digest(expected, parts.get("v1", ""))
+    # As bytes: compare_digest refuses str with characters beyond ASCII, which a header may hold.
+    given = _fields(header).get("v1", "").encode("utf-8", "surrogateescape")
+    return hmac.compare_digest(expected.encode(), given)

@@ -10,8 +10,6 @@ when Redis is down: the journal spools, a caller on hold keeps their place in th
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -19,6 +17,8 @@ import redis
 from redis.client import Pipeline
 from redis.cluster import RedisCluster
 from redis.exceptions import ConnectionError, TimeoutError
+
+from ivr.breaker import Breaker as BaseBreaker
 
 COOLDOWN_SECONDS = 1.0
 
@@ -29,34 +29,16 @@ class RedisAway(ConnectionError):
     """Redis failed a moment ago: not asked again until the cooldown is over."""
 
 
-class Breaker:
+class Breaker(BaseBreaker):
     """Opens on a failure, stays open for `cooldown` seconds, closes on the next success."""
 
     def __init__(self, cooldown: float = COOLDOWN_SECONDS) -> None:
-        self.cooldown = cooldown
-        self._lock = threading.Lock()
-        self._open_until = 0.0
-        self._failures = 0
+        super().__init__(cooldown)
 
     def check(self) -> None:
         """Raise `RedisAway` while open."""
-        if time.monotonic() < self._open_until:
+        if self.is_open:
             raise RedisAway("Redis did not answer a moment ago; not asking again yet")
-
-    def failed(self) -> None:
-        with self._lock:
-            self._failures += 1
-            self._open_until = time.monotonic() + self.cooldown
-
-    def succeeded(self) -> None:
-        if self._failures or self._open_until:
-            with self._lock:
-                self._failures = 0
-                self._open_until = 0.0
-
-    @property
-    def is_open(self) -> bool:
-        return time.monotonic() < self._open_until
 
     def call(self, command: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run `command` unless open; a connection error or timeout opens the breaker."""

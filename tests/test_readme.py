@@ -151,7 +151,12 @@ RUN = {
     '--keys "2,2,2|2,0|2,6,1,w2,h"': "test_the_simulator_commands",
     "curl -s -XPOST localhost:5000/voice/incoming -d CallSid=CA123 "
     "--data-urlencode From=+4930123456 | tee first.xml": "test_the_development_server_commands",
-    "next=$(grep -o 'action=\"[^\"]*\"' first.xml | head -1 | cut -d'\"' -f2 "
+    "greet=$(grep -o '<Redirect[^>]*>[^<]*' first.xml | sed 's/.*>//; s/&amp;/\\&/g')": (
+        "test_the_development_server_commands"
+    ),
+    'curl -s -XPOST "localhost:5000$greet" -d CallSid=CA123 '
+    "--data-urlencode From=+4930123456 | tee menu.xml": "test_the_development_server_commands",
+    "next=$(grep -o 'action=\"[^\"]*\"' menu.xml | head -1 | cut -d'\"' -f2 "
     "| sed 's/&amp;/\\&/g')": "test_the_development_server_commands",
     'curl -s -XPOST "localhost:5000$next" -d CallSid=CA123 -d Digits=2': (
         "test_the_development_server_commands"
@@ -293,7 +298,14 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ROOT,
         copy,
         ignore=shutil.ignore_patterns(
-            ".git", ".venv", "instance", "__pycache__", ".*_cache", "*.egg-info", "first.xml"
+            ".git",
+            ".venv",
+            "instance",
+            "__pycache__",
+            ".*_cache",
+            "*.egg-info",
+            "first.xml",
+            "menu.xml",
         ),
     )
     (copy / ".venv").symlink_to(sys.prefix)
@@ -510,8 +522,11 @@ def test_the_simulator_commands(started: dict[str, Future[Any]]) -> None:
 def test_the_development_server_commands(project: Path, started: dict[str, Future[Any]]) -> None:
     out, simulated = started["test_the_development_server_commands"].result(timeout=120)
     first = (project / "first.xml").read_text(encoding="utf-8")
-    assert "<Gather" in first and out.startswith(first)
-    answer, health = out[len(first) :].split("</Response>")
+    menu = (project / "menu.xml").read_text(encoding="utf-8")
+    # A second of silence while the reference exchange is asked; then the greeting and its menu.
+    assert "<Pause" in first and "<Redirect" in first and "<Gather" not in first
+    assert "<Gather" in menu and out.startswith(first + menu)
+    answer, health = out[len(first + menu) :].split("</Response>")
     assert 'language="en-US"' in answer  # key 2 chose English
     assert json.loads(health)["status"] == "ok", health
     assert json.loads(health)["exchange"] == "ok", health  # --dev: the reference, in-process

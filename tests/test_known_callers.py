@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -15,6 +16,7 @@ from flask.testing import FlaskClient
 from ivr.clock import FrozenClock
 from ivr.db import Database
 from ivr.exchange.contract import Account, Verification
+from ivr.exchange.reference import EmbeddedExchange
 from ivr.flow import (
     CODE_DIGITS,
     CODE_TRIES,
@@ -28,6 +30,8 @@ from ivr.flow import (
     Pause,
 )
 from ivr.rules.check import Bundle, load_bundle
+from tests.exchange.support import SECRET as EXCHANGE_SECRET
+from tests.exchange.support import ServedReference
 from tests.support import (
     FakeExchange,
     Phone,
@@ -303,3 +307,85 @@ def test_codes_for_one_account_are_throttled(
     assert sent[:5] == [True] * 5 and sent[-1] is False
     assert len([a for a in exchange.asked if a.startswith("verify")]) == 5
     assert prompt_texts("de-DE")["lock_throttled"] in phone.last_heard()
+
+
+# --- the reference exchange: in-process, and over TCP behind a fault proxy -----------------------
+
+
+def test_done_when_the_reference_exchange_locks_the_account_of_a_known_caller_at_3_am(
+    app_factory: Callable[..., Flask], clock: FrozenClock, database: Database
+) -> None:
+    clock.set(NIGHT)
+    exchange = EmbeddedExchange("reference-exchange-secret-0123456789abcdef", clock)
+    client = app_factory(exchange=exchange).test_client()
+    phone = Phone(client, caller="+4915112345678")  # the reference knows it: acct-demo-de, German
+    phone.dial()
+    phone.follow()
+    for key in ("3", "1", LOCK_NOW):
+        phone.press(key)
+    phone.press(exchange.reference.codes_sent["acct-demo-de"])
+    phone.follow()
+    reference = reference_in(phone.twiml)
+    assert reference is not None and " ".join(reference) in phone.last_heard()
+    lock = exchange.reference.locks["acct-demo-de"]
+    assert (lock.call, lock.reference, lock.verified) == (phone.sid, reference, True)
+    phone.follow()
+    ticket = ticket_of(database, phone.sid)
+    assert (ticket.account, ticket.verified_by, ticket.queue) == ("acct-demo-de", "app", "security")
+    assert ticket.locked_at is not None
+
+
+@pytest.mark.parametrize("fault", ["stall", "refuse", "drop"])
+def test_the_exchange_away_sends_a_known_caller_to_the_security_line_in_time(
+    app_factory: Callable[..., Flask],
+    clock: FrozenClock,
+    database: Database,
+    served_exchange: ServedReference,
+    fault: str,
+) -> None:
+    clock.set(NIGHT)
+    app = app_factory(exchange_url=served_exchange.url, exchange_secret=EXCHANGE_SECRET)
+    slowest = 0.0
+
+    def timed(step: Callable[[], object]) -> None:
+        nonlocal slowest
+        started = time.monotonic()
+        step()
+        slowest = max(slowest, time.monotonic() - started)
+
+    # Known when the call arrives; the exchange goes away before the caller asks for the lock.
+    phone = Phone(app.test_client(), caller="+4915112345678")
+    timed(phone.dial)
+    timed(phone.follow)
+    timed(lambda: phone.press("3"))
+    timed(lambda: phone.press("1"))
+    assert prompt_texts("de-DE")["lock_offer"] in phone.last_heard()
+    getattr(served_exchange.proxy, fault)()
+    timed(lambda: phone.press(LOCK_NOW))
+    assert prompt_texts("de-DE")["lock_unavailable"] in phone.last_heard()
+    timed(phone.follow)  # please hold
+    # Another known caller arrives while it is away: greeted as a stranger, not held up.
+    other = Phone(app.test_client(), caller="+4915112345678")
+    timed(other.dial)
+    timed(other.follow)
+    assert other.twiml is not None and other.twiml.find("Gather") is not None
+    assert slowest < 2.0, f"a webhook took {slowest:.2f} s"
+    ticket = ticket_of(database, phone.sid)
+    assert (ticket.queue, ticket.priority, ticket.locked_at) == ("security", 100, None)
+    health = app.test_client().get("/healthz")
+    assert health.status_code == 200 and health.get_json()["exchange"].startswith("degraded")
+
+
+def test_an_exchange_refusing_our_signature_leaves_the_caller_a_stranger_in_time(
+    app_factory: Callable[..., Flask], clock: FrozenClock, served_exchange: ServedReference
+) -> None:
+    clock.set(NIGHT)
+    wrong = "not-the-exchanges-secret-0123456789abcdef"
+    app = app_factory(exchange_url=served_exchange.url, exchange_secret=wrong)
+    phone = Phone(app.test_client(), caller="+4915112345678")
+    started = time.monotonic()
+    phone.dial()
+    phone.follow()
+    assert time.monotonic() - started < 2.0
+    gather = phone.twiml.find("Gather") if phone.twiml is not None else None
+    assert gather is not None and gather.attrib["action"].startswith("/voice/input?step=language")

@@ -9,6 +9,8 @@ A script is a comma-separated list, taken in order at each menu (`<Gather>`) or 
     t        press nothing at this menu: let it time out
     r12      at a recording, speak for 12 seconds (at a menu: skipped)
     h        hang up now;  h30: hang up 30 seconds from now, whatever is happening
+    code     key the code the simulated exchange last sent to this caller (`--exchange`); nothing
+             sent: the menu times out
 
 At a menu the caller listens to its prompts to the end, then acts; a wait that is the next item
 when a menu starts starts then, so `w3,1` presses 1 three seconds into the menu's prompt. When the
@@ -49,13 +51,19 @@ class HangUp:
     after: float = 0.0
 
 
-Step = Press | Wait | Silence | Speak | HangUp
+@dataclass(frozen=True)
+class KeyCode:
+    """Key the one-time code the exchange sent (`ivr.simulator.exchange`)."""
+
+
+Step = Press | Wait | Silence | Speak | HangUp | KeyCode
 
 _TOKEN = re.compile(
     r"""^(?: (?P<keys>[0-9*#]+)
            | w(?P<wait>\d+(?:\.\d+)?)
            | (?P<t>t)
            | r(?P<speak>\d+)
+           | (?P<code>code)
            | h(?P<hang>\d+(?:\.\d+)?)? )$""",
     re.VERBOSE,
 )
@@ -76,7 +84,7 @@ def parse_script(text: str) -> list[Step]:
         if not match:
             raise ScriptError(
                 f"{item!r} is not a key (0-9 * #), a wait (w10), a time-out (t), "
-                "speech (r12) or a hang-up (h, h30)"
+                "speech (r12), a hang-up (h, h30) or the code the exchange sent (code)"
             )
         if match["keys"]:
             steps.append(Press(match["keys"]))
@@ -86,6 +94,8 @@ def parse_script(text: str) -> list[Step]:
             steps.append(Silence())
         elif match["speak"]:
             steps.append(Speak(int(match["speak"])))
+        elif match["code"]:
+            steps.append(KeyCode())
         else:
             steps.append(HangUp(float(match["hang"] or 0)))
     return steps
@@ -98,10 +108,11 @@ class Caller(Protocol):
 
 
 class ScriptedCaller:
-    """Follows a script (see the module docstring)."""
+    """Follows a script (see the module docstring); `code` is the latest code the exchange sent."""
 
-    def __init__(self, steps: list[Step]) -> None:
+    def __init__(self, steps: list[Step], code: Callable[[], str | None] | None = None) -> None:
         self.steps = list(steps)
+        self._code = code
 
     def wait_first(self) -> float | None:
         """At the start of a menu: the wait the script goes on with, taken now (it runs while the
@@ -115,6 +126,9 @@ class ScriptedCaller:
             step = self.steps.pop(0)
             if at == "menu" and isinstance(step, Speak):
                 continue  # speech is for recordings; at a menu it means nothing
+            if isinstance(step, KeyCode):
+                code = self._code() if self._code is not None else None
+                return Press(code) if code else Silence()
             return step
         return None
 

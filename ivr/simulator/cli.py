@@ -9,7 +9,7 @@ import os
 import random
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +27,7 @@ from ivr.simulator.caller import (
     parse_script,
 )
 from ivr.simulator.engine import AgentBehaviour, SimulatedCall, SimulationError, Simulator
+from ivr.simulator.exchange import parse_exchange
 from ivr.simulator.progress import Progress
 from ivr.simulator.progress import wanted as progress_wanted
 from ivr.simulator.report import printer, summary_lines, summary_of, ticket_line, ticket_record
@@ -111,6 +112,14 @@ def add_parser(commands: Any) -> None:
     )
     simulate.add_argument("--spread", type=seconds, default=10.0, help="seconds between arrivals")
     simulate.add_argument("--seed", type=int, default=1, help="random seed for --calls")
+    simulate.add_argument(
+        "--exchange",
+        action="append",
+        metavar="SPEC",
+        help="in-process: an exchange hook (the reference implementation) that knows these "
+        "numbers: known=NUMBER[@LANGUAGE][:vip][:sms],...; or down, or slow; the script's "
+        "`code` keys the code it sent",
+    )
     simulate.add_argument("--scenario", nargs="+", metavar="FILE", help="run scenario files")
     simulate.add_argument("--explore", action="store_true", help="walk every menu path")
     simulate.add_argument(
@@ -162,6 +171,14 @@ def main(args: argparse.Namespace) -> int:
         return 2
 
 
+Codes = Callable[[str], Callable[[], str | None]]
+"""Where the code the exchange sent to the caller from a number is read."""
+
+
+def _no_codes(number: str) -> Callable[[], str | None]:
+    return lambda: None
+
+
 def _paths(args: argparse.Namespace) -> tuple[Path, Path]:
     settings = Settings.from_env()
     rules = Path(args.rules) if args.rules else settings.routing_rules
@@ -178,8 +195,11 @@ def _behaviour(args: argparse.Namespace) -> AgentBehaviour:
 
 
 @contextmanager
-def _simulator(args: argparse.Namespace, quiet: bool = False) -> Iterator[tuple[Simulator, Any]]:
-    """A simulator in-process (with the app, for tickets) or against `--url` (app is None)."""
+def _simulator(
+    args: argparse.Namespace, quiet: bool = False
+) -> Iterator[tuple[Simulator, Any, Codes]]:
+    """A simulator in-process (with the app, for tickets) or against `--url` (app is None), and
+    where a caller's exchange codes are read (`--exchange`)."""
     emit = None if quiet else printer(sys.stdout, args.json, args.verbose)
     rules, prompts = _paths(args)
     if args.url:
@@ -198,7 +218,9 @@ def _simulator(args: argparse.Namespace, quiet: bool = False) -> Iterator[tuple[
             play_seconds=args.play_seconds,
             on_record=emit,
         )
-        yield simulator, None
+        if args.exchange:
+            raise ValueError("--exchange is for in-process runs: the server at --url has its own")
+        yield simulator, None, _no_codes
         if transport.refused:
             print(NOT_SIGNED_FOR_IT if token is None else WRONG_SIGNATURE, file=sys.stderr)
         return
@@ -216,15 +238,18 @@ def _simulator(args: argparse.Namespace, quiet: bool = False) -> Iterator[tuple[
         status_delay=args.status_delay,
         public_url=args.public_url,
         forwarded=not args.proxy_hides_host,
+        exchange=parse_exchange(args.exchange) if args.exchange else None,
     ) as session:
-        yield session.simulator, session.app
+        yield session.simulator, session.app, session.code_for
 
 
 def _one(args: argparse.Namespace) -> int:
-    caller: Caller = (
-        InteractiveCaller() if args.interactive else ScriptedCaller(parse_script(args.keys))
-    )
-    with _simulator(args) as (simulator, app):
+    with _simulator(args) as (simulator, app, codes):
+        caller: Caller = (
+            InteractiveCaller()
+            if args.interactive
+            else ScriptedCaller(parse_script(args.keys), codes(args.number))
+        )
         call = simulator.place_call(
             args.number,
             args.to,
@@ -250,14 +275,14 @@ def _many(args: argparse.Namespace) -> int:
     calls: list[SimulatedCall] = []
     chosen: list[str] = []
     with (
-        _simulator(args, quiet=not args.verbose) as (simulator, app),
+        _simulator(args, quiet=not args.verbose) as (simulator, app, codes),
         Progress(progress_wanted(args.json, args.verbose), "calls", "calls", args.calls) as bar,
     ):
         simulator.on_call_done = lambda call: bar.advance() if call.direction == "inbound" else None
         for index in range(args.calls):
             chosen.append(rng.choice(scripts))
-            caller = ScriptedCaller(parse_script(chosen[-1]))
             number = f"+1415555{index:04d}"
+            caller = ScriptedCaller(parse_script(chosen[-1]), codes(number))
             patience = args.hangup_after or rng.uniform(60, 900)
             calls.append(
                 simulator.place_call(

@@ -70,6 +70,9 @@ def ticket_fields(ticket: Any) -> dict[str, Any]:
         "recording_url": ticket.recording_url,
         "callback_number": ticket.callback_number,
         "call_status": ticket.call_status,
+        "account": ticket.account,
+        "verified_by": ticket.verified_by,
+        "locked": ticket.locked_at is not None,
     }
 
 
@@ -85,9 +88,13 @@ def ticket_line(fields: dict[str, Any]) -> str:
     ]
     if fields["wait_seconds"] is not None:
         parts.append(f"waited {fields['wait_seconds']} s")
-    for name in ("agent", "satisfaction", "callback_number", "recording_url"):
+    for name in ("agent", "satisfaction", "callback_number", "recording_url", "account"):
         if fields[name] is not None:
             parts.append(f"{name.replace('_', ' ')} {fields[name]}")
+    if fields["verified_by"]:
+        parts.append(f"verified by a code to the {fields['verified_by']}")
+    if fields["locked"]:
+        parts.append("account locked")
     return ", ".join(parts)
 
 

@@ -33,6 +33,7 @@ from ivr.clock import FrozenClock
 from ivr.config import Settings
 from ivr.credentials import PinStore
 from ivr.db import Database
+from ivr.exchange.reference import ReferenceExchange
 from ivr.queue import connect
 from ivr.rules.check import Bundle
 from ivr.rules.schema import Rules
@@ -44,6 +45,7 @@ from ivr.simulator.engine import (
     SimulationError,
     Simulator,
 )
+from ivr.simulator.exchange import ExchangeSetup, codes_for, simulated_exchange
 from ivr.voices import voice_problem
 
 SIMULATED_BASE_URL = "http://ivr.simulator"
@@ -211,6 +213,12 @@ class InProcessSession:
     app: Flask
     simulator: Simulator
     clock: FrozenClock
+    exchange: ReferenceExchange | None = None
+    """The simulated exchange's state (codes sent, locks), when the session has one."""
+
+    def code_for(self, number: str) -> Callable[[], str | None]:
+        """What the caller from `number` reads on their phone: the exchange's latest code."""
+        return codes_for(self.exchange, number) if self.exchange else lambda: None
 
 
 @contextmanager
@@ -229,6 +237,7 @@ def in_process(
     public_url: str | None = None,
     forwarded: bool = True,
     rules_override: Callable[[Rules], Rules] | None = None,
+    exchange: ExchangeSetup | None = None,
 ) -> Iterator[InProcessSession]:
     """The app on a throw-away database, with simulated agents logged in, and a simulator for it.
 
@@ -236,7 +245,8 @@ def in_process(
     while the app is reached at `APP_SEES_URL` through a proxy that forwards the public scheme and
     host (`forwarded`) or does not; the app is then not told its public URL (no PUBLIC_BASE_URL).
     `rules_override`: the app serves the rules this returns for the loaded ones (a load run's
-    `--estimator` on every queue)."""
+    `--estimator` on every queue). `exchange`: the exchange hook, the reference implementation
+    in-process (`ivr.simulator.exchange`); None: no hook."""
     from ivr import create_app
     from ivr.services import services
 
@@ -247,6 +257,7 @@ def in_process(
         database.upgrade()
         clock = FrozenClock(at)
         twilio = SimulatedRest()
+        hook, reference = simulated_exchange(exchange, clock) if exchange else (None, None)
         settings = Settings(
             database_url=str(database.url),
             twilio_auth_token=SIMULATED_TOKEN,
@@ -267,6 +278,7 @@ def in_process(
             database=database,
             redis_client=connect("embedded://"),
             twilio_http_client=twilio,
+            exchange=hook,
         )
         with app.app_context():
             if rules_override is not None:
@@ -303,7 +315,7 @@ def in_process(
                     raise SimulationError(f"no agent {agent_id!r} in the rules")
                 lines = bundle.rules.lines_of(bundle.rules.agents[agent_id])
                 services().queue.agent_available(agent_id, lines)
-            yield InProcessSession(app, simulator, clock)
+            yield InProcessSession(app, simulator, clock, reference)
     finally:
         database.dispose()
         shutil.rmtree(folder, ignore_errors=True)

@@ -78,6 +78,24 @@ SYSTEM_PROMPTS = frozenset(
 )
 """Prompt ids the service itself speaks; every catalog must have them."""
 
+AGENT_LINE_PROMPTS = frozenset(
+    {
+        "agent_line_welcome",
+        "agent_enter_extension",
+        "agent_enter_pin",
+        "agent_login_failed",
+        "agent_pin_throttled",
+        "agent_callback_coming",
+        "agent_callback_enter_pin",
+        "agent_login_unavailable",
+        "agent_now_available",
+        "agent_now_offline",
+        "agent_busy_until_call_ends",
+        "agent_line_options",
+    }
+)
+"""The prompts of the agent line (`ivr.agent_line`, /agent/voice): agents hear them, callers never."""
+
 GLOBAL_PLACEHOLDERS = frozenset({"brand", "email", "website"})
 
 

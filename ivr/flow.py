@@ -836,13 +836,12 @@ class Flow:
             return Decision(
                 (problem, self._closed_gather(replace(state, tries=tries), None, False))
             )
-        # Nobody is there to answer and the caller is not choosing: take a message rather than hang up.
-        if after_hours.voicemail:
-            decision = self._voicemail(state)
-        elif after_hours.callback and self._callable(caller.number):
-            decision = self._callback(state, caller)
-        else:
+        # Nobody is there to answer and the caller is not choosing: take a message rather than hang
+        # up. Never a callback they did not ask for: callers are told that a call they did not
+        # expect is a scam, and ours must never look like one.
+        if not after_hours.voicemail:
             return Decision((problem, self.say("goodbye", language), Hangup()))
+        decision = self._voicemail(state)
         return replace(decision, actions=(problem, *decision.actions))
 
     def _open_language(self, state: CallState) -> str | None:

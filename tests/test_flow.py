@@ -1051,3 +1051,53 @@ def test_a_caller_held_as_long_as_the_silence_limit_with_nobody_logged_in_is_off
     # Agents logged in but busy: the caller holds on, however long (waiting is what they chose).
     busy = flow_at(bundle).hold(replace(HOLD, tries=5), replace(STAFFED, waited_seconds=3 * limit))
     assert not busy.leave
+
+
+# --- callbacks only when asked ----------------------------------------------------------------------
+
+VOICEMAIL_OFF = (
+    ("  voicemail: true\n", "  voicemail: false\n"),
+    ('      "5": {label: opt_voicemail, voicemail: true, issue: voicemail}\n', ""),
+)
+"""The edits that switch voicemail off (after hours, while holding and in the menus)."""
+
+
+def test_a_caller_silent_after_hours_is_never_promised_a_callback_they_did_not_ask_for(
+    tmp_path: Path,
+) -> None:
+    # Without voicemail, a caller who pressed nothing used to be told "we will call you back".
+    path, _ = write_rules(tmp_path, *VOICEMAIL_OFF)
+    no_voicemail = load_bundle(path, ROOT / "voice_prompts")
+    assert no_voicemail.rules.after_hours.callback
+    last_try = replace(CLOSED, tries=no_voicemail.rules.defaults.max_tries - 1)
+    decision = flow_at(no_voicemail, SATURDAY).on_input(last_try, None, US_CALLER)
+    assert decision.ticket.callback_number is None and decision.ticket.outcome is None
+    assert decision.callback_number is None
+    assert heard(decision) == ["no_input", "goodbye"] and isinstance(decision.actions[-1], Hangup)
+
+
+@pytest.mark.parametrize("voicemail", [True, False])
+def test_only_the_callback_key_asks_for_a_callback(tmp_path: Path, voicemail: bool) -> None:
+    path, _ = write_rules(tmp_path, *(() if voicemail else VOICEMAIL_OFF))
+    rules = load_bundle(path, ROOT / "voice_prompts")
+    keys: list[str | None] = [*"0123456789*#", "12", None]
+    max_tries = rules.rules.defaults.max_tries
+    asked = set()
+    for key in keys:
+        for tries in range(max_tries):
+            after_hours = flow_at(rules, SATURDAY).on_input(
+                replace(CLOSED, tries=tries), key, US_CALLER
+            )
+            if after_hours.ticket.callback_number or after_hours.callback_number:
+                asked.add(("closed", key))
+        for info in (STAFFED, replace(STAFFED, agents_logged_in=0, waited_seconds=10**5)):
+            for tries in (0, 1, 3):
+                holding = flow_at(rules).on_hold_key(
+                    replace(HOLD, tries=tries), key, info, US_CALLER
+                )
+                if holding.ticket.callback_number or holding.callback_number:
+                    asked.add(("hold", key))
+            if (round_ := flow_at(rules).hold(HOLD, info)).callback_number:
+                asked.add(("hold round", None))
+            assert round_.ticket.callback_number is None
+    assert asked == {("closed", "2"), ("hold", "2")}

@@ -35,6 +35,7 @@ from ivr.queue.keys import (
     queue_key,
     seen_key,
     stats_key,
+    texted_key,
     waiting_queues_key,
 )
 
@@ -222,6 +223,12 @@ class CallerOps(QueueBase):
         """True the first time a request (by its fingerprint) asks; False for a replay within
         `REMEMBER_SECONDS` (one SET NX)."""
         return bool(self._client.set(seen_key(request_key), "1", nx=True, ex=REMEMBER_SECONDS))
+
+    def claim_text(self, call_sid: str) -> bool:
+        """True the first time a call's caller is to be texted their ticket number; False for
+        every later try within `REMEMBER_SECONDS` (one SET NX)."""
+        check_call_sid(call_sid)
+        return bool(self._client.set(texted_key(call_sid), "1", nx=True, ex=REMEMBER_SECONDS))
 
     def claim_reference(self, call_sid: str, reference: str) -> str:
         """The call's ticket reference: `reference` the first time a call asks, the first one it

@@ -35,6 +35,10 @@ SYSTEM_PLACEHOLDERS: dict[str, frozenset[str]] = {
     "hold_option_callback": frozenset({"key"}),
     "hold_option_voicemail": frozenset({"key"}),
     "callback_kept": frozenset({"number"}),
+    "callback_code": frozenset({"code"}),
+    "callback_opening": frozenset({"code"}),
+    "sms_reference": frozenset({"reference"}),
+    "sms_callback": frozenset({"reference", "code"}),
     "agent_whisper": frozenset({"queue", "language", "reference"}),
 }
 """Placeholders the service fills in for its own prompts; each must appear in every translation."""
@@ -62,6 +66,8 @@ def _targets(rules: Rules) -> Iterator[tuple[Location, Target]]:
 def _prompt_references(rules: Rules) -> Iterator[tuple[Location, str]]:
     for index, prompt in enumerate(rules.greeting):
         yield ("greeting", index), prompt
+    for index, prompt in enumerate(rules.callback_opening or ()):
+        yield ("callback_opening", index), prompt
     for index, announcement in enumerate(rules.announcements):
         yield ("announcements", index, "prompt"), announcement.prompt
     for queue_id, queue in rules.queues.items():

@@ -55,6 +55,8 @@ class Call:
     """The ticket reference: carried in the webhook URLs, or given out by this request."""
     new_reference: bool = False
     """The reference was given out by this request and must be journaled."""
+    called_back: bool = False
+    """This is a callback we placed (its `From` is our number, its `To` the caller's)."""
     callback_code: str | None = None
     """On the first webhook of a callback we placed: the callback code its URL carries, which the
     caller hears before anything else (`Flow.open_callback`); None on every other request."""
@@ -62,6 +64,16 @@ class Call:
     @property
     def owner(self) -> str:
         return self.ticket_sid or self.sid
+
+    @property
+    def their_number(self) -> str | None:
+        """The caller's number: who called us, or whom our callback called."""
+        return self.called if self.called_back else self.number
+
+    @property
+    def our_number(self) -> str | None:
+        """Our number on this call: the one the caller called, or the one our callback came from."""
+        return self.number if self.called_back else self.called
 
     def carry(self) -> dict[str, str]:
         """What every webhook URL of this call carries (see `twiml.render`)."""
@@ -151,7 +163,7 @@ class Switchboard:
                 self.queue.request_callback(
                     sid,
                     decision.callback_number,
-                    our_number=call.called,
+                    our_number=call.our_number,
                     reference=call.reference,
                     code=decision.ticket.callback_code,
                 )
@@ -165,7 +177,7 @@ class Switchboard:
         """Hand the text over to be sent (`Texts`), once per call: Twilio's retries and any replay
         of the request send nothing more. When Redis cannot tell, it is sent: a caller would
         rather have their ticket number twice than not at all."""
-        if not self.telephony.enabled or not call.called:
+        if not self.telephony.enabled or not call.our_number:
             return
         try:
             first = self.queue.claim_text(call.owner)
@@ -174,7 +186,7 @@ class Switchboard:
             first = True
         if first:
             assert self.texts is not None
-            self.texts.send(message.to, call.called, message.body)
+            self.texts.send(message.to, call.our_number, message.body)
 
     def end(self, call: Call, status: str, duration: int | None) -> None:
         """The call ended (Twilio's final status callback): leave the queue, close the ticket."""

@@ -137,6 +137,7 @@ def arrive(*, numbered: bool = True, agent_leg: bool = False) -> tuple[Call, Cal
         ticket_sid=owner,
         reference=reference,
         new_reference=reference is not None and sealed.reference is None,
+        called_back=sealed.origin is not None,
         callback_code=sealed.callback_code,
     )
     return call, sealed.state
@@ -181,7 +182,7 @@ def _caller(call: Call) -> Caller:
     # The code is the ticket's (its call's), whichever leg asks: a callback we placed that is
     # asked for again opens with the same code.
     code = call.callback_code or services().signer.callback_code(call.owner)
-    return Caller(call.number, call.reference or "", code)
+    return Caller(call.their_number, call.reference or "", code)
 
 
 def admitted(flow: Flow, state: CallState | None, *steps: str) -> CallState | None:

@@ -303,6 +303,27 @@ def test_the_opening_is_said_once_not_again_when_the_agent_does_not_answer(
     assert "You keep your place in line" in " ".join(callback.heard)
 
 
+def test_a_callback_asked_for_again_on_the_callback_calls_the_caller_not_our_own_number(
+    client: FlaskClient, rest: FakeTwilioRest, database: Database, clock: FrozenClock
+) -> None:
+    # On a call we placed, Twilio's From is our number and To the caller's.
+    waiting, placed = a_callback_asked_and_placed(client, rest, clock)
+    callback = Phone(client, caller="+18005550199", called="+14155550002", base_url=PUBLIC)
+    callback.redirected_to(placed.path)
+    assert callback.twiml is not None
+    dial = callback.twiml.find("Dial")
+    assert dial is not None
+    callback._post(dial.attrib["action"], DialCallStatus="no-answer", DialCallDuration="0")
+    callback.follow()
+    callback.press("2")  # the agent did not answer: call me back again
+    assert "1 4 1 5 5 5 5 0 0 0 2" in callback.last_heard()
+    assert ticket_of(database, waiting.sid).callback_number == "+14155550002"
+    log_in(client, "emma", AGENT_PINS["emma"])  # logged out for not answering; back again
+    again = rest.placed_calls()[-1]
+    assert again is not placed
+    assert (again.data["To"], again.data["From"]) == ("+14155550002", "+18005550199")
+
+
 def test_a_caller_who_hangs_up_before_the_agent_answers_frees_the_agent(
     client: FlaskClient, rest: FakeTwilioRest
 ) -> None:

@@ -16,6 +16,24 @@ from ivr.rules.loader import Problem, RulesError, Source, read_yaml
 
 AUDIO_SUFFIXES = (".mp3", ".wav")
 
+AGENT_LINE_PROMPTS = frozenset(
+    {
+        "agent_line_welcome",
+        "agent_enter_extension",
+        "agent_enter_pin",
+        "agent_login_failed",
+        "agent_pin_throttled",
+        "agent_callback_coming",
+        "agent_callback_enter_pin",
+        "agent_login_unavailable",
+        "agent_now_available",
+        "agent_now_offline",
+        "agent_busy_until_call_ends",
+        "agent_line_options",
+    }
+)
+"""The prompts of the agent line (`ivr.agent_line`, /agent/voice): agents hear them, callers never."""
+
 SYSTEM_PROMPTS = frozenset(
     {
         "language_option",
@@ -66,39 +84,10 @@ SYSTEM_PROMPTS = frozenset(
         "survey_question",
         "survey_thanks",
         "agent_whisper",
-        "agent_line_welcome",
-        "agent_enter_extension",
-        "agent_enter_pin",
-        "agent_login_failed",
-        "agent_pin_throttled",
-        "agent_callback_coming",
-        "agent_callback_enter_pin",
-        "agent_login_unavailable",
-        "agent_now_available",
-        "agent_now_offline",
-        "agent_busy_until_call_ends",
-        "agent_line_options",
+        *AGENT_LINE_PROMPTS,
     }
 )
 """Prompt ids the service itself speaks; every catalog must have them."""
-
-AGENT_LINE_PROMPTS = frozenset(
-    {
-        "agent_line_welcome",
-        "agent_enter_extension",
-        "agent_enter_pin",
-        "agent_login_failed",
-        "agent_pin_throttled",
-        "agent_callback_coming",
-        "agent_callback_enter_pin",
-        "agent_login_unavailable",
-        "agent_now_available",
-        "agent_now_offline",
-        "agent_busy_until_call_ends",
-        "agent_line_options",
-    }
-)
-"""The prompts of the agent line (`ivr.agent_line`, /agent/voice): agents hear them, callers never."""
 
 GLOBAL_PLACEHOLDERS = frozenset({"brand", "email", "website"})
 

@@ -50,10 +50,14 @@ class Texts:
             if self._running_in != os.getpid():
                 # A new process (or the thread ended idle): what a parent left waiting is its own.
                 self._queue = queue.Queue(self._max_waiting)
+                try:
+                    threading.Thread(
+                        target=self._work, args=(self._queue,), name="ivr-texts", daemon=True
+                    ).start()
+                except RuntimeError:  # no thread to be had: the call goes on without its text
+                    log.exception("cannot start the texting thread: the text to %s is dropped", to)
+                    return
                 self._running_in = os.getpid()
-                threading.Thread(
-                    target=self._work, args=(self._queue,), name="ivr-texts", daemon=True
-                ).start()
             try:
                 self._queue.put_nowait(_Text(to, from_, body))
             except queue.Full:

@@ -208,3 +208,21 @@ def test_a_thread_that_ended_idle_is_started_again_by_the_next_text(
     texts.send(CALLER, OUR_NUMBER, "after")
     assert texts.drain(SETTLE)
     assert [r.data["Body"] for r in http.texts()] == ["before", "after"]
+
+
+def test_no_thread_to_be_had_drops_the_text_and_nothing_else(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    http = FakeTwilioRest()
+    texts = Texts(telephony(http))
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    with caplog.at_level(logging.ERROR, logger="ivr.texts"):
+        texts.send(CALLER, OUR_NUMBER, "lost")  # returns: the webhook answers as ever
+    assert "cannot start the texting thread" in caplog.text
+    monkeypatch.undo()
+    texts.send(CALLER, OUR_NUMBER, "next")  # the next text starts a thread after all
+    assert texts.drain(SETTLE)
+    assert [r.data["Body"] for r in http.texts()] == ["next"]

@@ -158,6 +158,7 @@ def _put_in_line(
         our_number=request.our_number,
         reference=request.reference,
         keep_until_ms=epoch_ms(step.keep_until),
+        code=request.callback_code,
     )
     if placed:
         record = EventRecord(

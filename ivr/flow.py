@@ -316,6 +316,15 @@ class QueueRequest:
 
 
 @dataclass(frozen=True)
+class TextMessage:
+    """A text (SMS) to the caller with their ticket number (`Rules.sms_reference`). Sent on a
+    thread of its own (`ivr.texts`): the call never waits for it, and a failed send changes nothing."""
+
+    to: str
+    body: str
+
+
+@dataclass(frozen=True)
 class Decision:
     actions: tuple[Action, ...]
     ticket: TicketChange = field(default_factory=TicketChange)
@@ -324,6 +333,8 @@ class Decision:
     """Take the caller out of their queue (they chose voicemail, or the queue could not take them)."""
     callback_number: str | None = None
     """Keep the caller's place and call this number back when it comes up."""
+    text: TextMessage | None = None
+    """Text the caller this (once per call; see `Switchboard.apply`)."""
     silent_since: int | None = None
     """The caller's silence clock (`CallState.silent_since`), carried on by every webhook URL of
     this decision (None: by none, and the next silence starts it). Kept apart from the states so
@@ -367,10 +378,14 @@ class Caller:
     """What the flow knows about the call itself."""
 
     number: str | None
+    """The caller's number (on a callback we placed: the number we called)."""
     reference: str
     """The ticket reference, read back after a voicemail or callback request ("" if unknown)."""
     known: KnownCaller | None = None
     """What the exchange knows of the caller (None: a stranger, or no exchange hook)."""
+    callback_code: str = ""
+    """The code a callback to this caller opens with, to prove it is ours (`Signer.callback_code`):
+    told when they ask for one; on a callback we placed, the one they were told ("" if unknown)."""
 
     def read_back(self, flow: Flow, language: str) -> tuple[Say, ...]:
         if not self.reference:
@@ -933,13 +948,12 @@ class Flow:
             return Decision(
                 (problem, self._closed_gather(replace(state, tries=tries), None, False))
             )
-        # Nobody is there to answer and the caller is not choosing: take a message rather than hang up.
-        if after_hours.voicemail:
-            decision = self._voicemail(state)
-        elif after_hours.callback and self._callable(caller.number):
-            decision = self._callback(state, caller)
-        else:
+        # Nobody is there to answer and the caller is not choosing: take a message rather than hang
+        # up. Never a callback they did not ask for: callers are told that a call they did not
+        # expect is a scam, and ours must never look like one.
+        if not after_hours.voicemail:
             return Decision((problem, self.say("goodbye", language), Hangup()))
+        decision = self._voicemail(state)
         return replace(decision, actions=(problem, *decision.actions))
 
     def _open_language(self, state: CallState) -> str | None:
@@ -1001,6 +1015,7 @@ class Flow:
                 Hangup(),
             ),
             TicketChange(outcome=Outcome.VOICEMAIL, recording_url=url, recording_duration=seconds),
+            text=self._text_message("sms_reference", language, caller),
         )
 
     def _callback(self, state: CallState, caller: Caller) -> Decision:
@@ -1023,17 +1038,27 @@ class Flow:
     def _callback_promised(
         self, prompt: str, language: str, caller: Caller, events: tuple[EventRecord, ...] = ()
     ) -> Decision:
-        """Tell the caller we will call them back (number spelled out), read back the ticket, end."""
+        """Tell the caller we will call them back (number spelled out), read back the ticket and
+        the callback code the callback will open with (and text them both), end."""
         assert caller.number is not None
         number = " ".join(caller.number.lstrip("+"))
+        code = caller.callback_code
+        told = (self.say("callback_code", language, code=format_reference(code)),) if code else ()
         return Decision(
             (
                 self.say(prompt, language, number=number),
                 *caller.read_back(self, language),
+                *told,
                 self.say("goodbye", language),
                 Hangup(),
             ),
-            TicketChange(outcome=Outcome.CALLBACK, callback_number=caller.number, events=events),
+            TicketChange(
+                outcome=Outcome.CALLBACK,
+                callback_number=caller.number,
+                callback_code=code or None,
+                events=events,
+            ),
+            text=self._text_message("sms_callback" if code else "sms_reference", language, caller),
         )
 
     # --- lock my account now (a known caller, `Option.lock_offer`) -----------------------------
@@ -1114,6 +1139,30 @@ class Flow:
             state.queue, state.language, state.menu, state.priority, issue=None, step=None
         )
         return replace(decision, actions=(*before, *decision.actions))
+
+    def _text_message(self, prompt: str, language: str, caller: Caller) -> TextMessage | None:
+        """The ticket number (and callback code) by text, where the rules switch it on, to a
+        number the line may call (`callback_prefixes`: no texts to premium-rate numbers). The
+        text carries no account data: the ticket number, the code, the support email."""
+        if not (self.rules.sms_reference and caller.reference and self._callable(caller.number)):
+            return None
+        assert caller.number is not None
+        params = {"reference": caller.reference, "code": caller.callback_code}
+        return TextMessage(caller.number, self.say(prompt, language, **params).text)
+
+    def open_callback(self, decision: Decision, state: CallState, caller: Caller) -> Decision:
+        """The first answer to a callback we placed: before anything else it says (an agent
+        being put through, or holding), who is calling, the callback code the caller was given,
+        their ticket number and the anti-fraud notice, in their language."""
+        language = state.language
+        assert language is not None
+        code = format_reference(caller.callback_code)
+        proof = (
+            self.say("callback_opening", language, code=code),
+            *caller.read_back(self, language),
+            *(self.say(prompt, language) for prompt in self.rules.callback_notice),
+        )
+        return replace(decision, actions=(*proof, *decision.actions))
 
     # --- the state a webhook brings -----------------------------------------------------------
 

@@ -16,6 +16,24 @@ from ivr.rules.loader import Problem, RulesError, Source, read_yaml
 
 AUDIO_SUFFIXES = (".mp3", ".wav")
 
+AGENT_LINE_PROMPTS = frozenset(
+    {
+        "agent_line_welcome",
+        "agent_enter_extension",
+        "agent_enter_pin",
+        "agent_login_failed",
+        "agent_pin_throttled",
+        "agent_callback_coming",
+        "agent_callback_enter_pin",
+        "agent_login_unavailable",
+        "agent_now_available",
+        "agent_now_offline",
+        "agent_busy_until_call_ends",
+        "agent_line_options",
+    }
+)
+"""The prompts of the agent line (`ivr.agent_line`, /agent/voice): agents hear them, callers never."""
+
 SYSTEM_PROMPTS = frozenset(
     {
         "language_option",
@@ -55,6 +73,10 @@ SYSTEM_PROMPTS = frozenset(
         "hold_option_callback",
         "hold_option_voicemail",
         "callback_kept",
+        "callback_code",
+        "callback_opening",
+        "sms_reference",
+        "sms_callback",
         "callback_unavailable",
         "callback_not_this_number",
         "connecting",
@@ -62,18 +84,7 @@ SYSTEM_PROMPTS = frozenset(
         "survey_question",
         "survey_thanks",
         "agent_whisper",
-        "agent_line_welcome",
-        "agent_enter_extension",
-        "agent_enter_pin",
-        "agent_login_failed",
-        "agent_pin_throttled",
-        "agent_callback_coming",
-        "agent_callback_enter_pin",
-        "agent_login_unavailable",
-        "agent_now_available",
-        "agent_now_offline",
-        "agent_busy_until_call_ends",
-        "agent_line_options",
+        *AGENT_LINE_PROMPTS,
         "whisper_verified",
         "whisper_locked",
         "other_language_key",

@@ -59,6 +59,7 @@ def rebuild(s: Services) -> None:
             our_number=callback.our_number,
             reference=callback.reference,
             keep_until_ms=epoch_ms(keep_until),
+            code=callback.callback_code,
         ):
             restored += 1
     logged_in = 0

@@ -29,6 +29,9 @@ CLOCK_SKEW = 60
 """Seconds a seal may come from the future: instances' clocks differ a little."""
 _MAC_LENGTH = 22
 """16 bytes of HMAC-SHA256, URL-safe base64 without padding."""
+CALLBACK_CODE_DIGITS = 4
+"""A callback code is this many digits: short enough to hear and remember, and a caller told a
+code by someone who did not hear it from us has one chance in 10,000 of hearing the right one."""
 
 
 class Signer:
@@ -53,6 +56,18 @@ class Signer:
     def seal(self, url: str, owner: str, now: float) -> str:
         """`url` with its seal appended (as the last parameter)."""
         return f"{url}{_SUFFIX}{self.seal_of(url, owner, now)}"
+
+    def callback_code(self, call_sid: str) -> str:
+        """The callback code of the call `call_sid`'s ticket: 4 digits that nobody without the
+        secret can work out, the same for every request of the call (Twilio's retries too).
+
+        A MAC, not a counter or the clock: two calls share a code only by chance (1 in 10,000 a
+        pair), and a code says nothing about the next one. Told to the caller when they ask for
+        a callback, then stored with the request: a new key (rotation) changes no code given."""
+        message = f"callback-code\n{call_sid}".encode()
+        digest = hmac.new(self._keys[0], message, hashlib.sha256).digest()
+        number = int.from_bytes(digest[:8], "big") % 10**CALLBACK_CODE_DIGITS
+        return str(number).zfill(CALLBACK_CODE_DIGITS)
 
     def is_sealed(self, url: str, owner: str, now: float) -> bool:
         """True when `url` (path and query exactly as requested) was sealed by us for `owner`, and

@@ -1,4 +1,5 @@
-"""Applies what the call flow decided: the ticket journal, the hold queue (Redis) and Twilio's REST API.
+"""Applies what the call flow decided: the ticket journal, the hold queue (Redis), Twilio's REST API
+and texts to callers (`ivr.texts`).
 
 The one place a decision takes effect (views are parse -> flow -> `apply` -> render; the agent line and
 the agent API use it too). Nothing here waits on the database: ticket facts go to the journal
@@ -20,12 +21,13 @@ from urllib.parse import urlencode
 from redis.exceptions import RedisError
 
 from ivr.clock import Clock
-from ivr.flow import CallState, Decision, HoldInfo, epoch_ms
+from ivr.flow import CallState, Decision, HoldInfo, TextMessage, epoch_ms
 from ivr.journal import Journal
 from ivr.queue import AgentStatus, Assignment, CallQueue, HangUp
 from ivr.rules.schema import Rules
 from ivr.signing import Signer
 from ivr.telephony import Telephony
+from ivr.texts import Texts
 from ivr.tickets.changes import EventRecord, Outcome, QueueEvent, TicketChange
 from ivr.tickets.records import NO_CALL, CallEnd, JournalRecord, record_id
 from ivr.twiml import state_url
@@ -53,10 +55,25 @@ class Call:
     """The ticket reference: carried in the webhook URLs, or given out by this request."""
     new_reference: bool = False
     """The reference was given out by this request and must be journaled."""
+    called_back: bool = False
+    """This is a callback we placed (its `From` is our number, its `To` the caller's)."""
+    callback_code: str | None = None
+    """On the first webhook of a callback we placed: the callback code its URL carries, which the
+    caller hears before anything else (`Flow.open_callback`); None on every other request."""
 
     @property
     def owner(self) -> str:
         return self.ticket_sid or self.sid
+
+    @property
+    def their_number(self) -> str | None:
+        """The caller's number: who called us, or whom our callback called."""
+        return self.called if self.called_back else self.number
+
+    @property
+    def our_number(self) -> str | None:
+        """Our number on this call: the one the caller called, or the one our callback came from."""
+        return self.number if self.called_back else self.called
 
     def carry(self) -> dict[str, str]:
         """What every webhook URL of this call carries (see `twiml.render`)."""
@@ -83,8 +100,14 @@ class Switchboard:
     histories: LineHistories = field(default_factory=LineHistories)
     """What the database says about each line, for the `live` wait estimate (kept fresh by the
     background database thread; empty until then)."""
+    texts: Texts | None = None
+    """Sends the texts decisions ask for (None: `Texts` over `telephony`)."""
     _references: OrderedDict[str, str] = field(default_factory=OrderedDict, repr=False)
     _references_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.texts is None:
+            self.texts = Texts(self.telephony)
 
     # --- ticket references ------------------------------------------------------------------------
 
@@ -140,12 +163,30 @@ class Switchboard:
                 self.queue.request_callback(
                     sid,
                     decision.callback_number,
-                    our_number=call.called,
+                    our_number=call.our_number,
                     reference=call.reference,
+                    code=decision.ticket.callback_code,
                 )
                 self.dispatch()  # an agent may be free for this caller right now
         except RedisError:
             log.exception("queue change for %s failed; the hold loop will retry", sid)
+        if decision.text is not None:
+            self._text(call, decision.text)
+
+    def _text(self, call: Call, message: TextMessage) -> None:
+        """Hand the text over to be sent (`Texts`), once per call: Twilio's retries and any replay
+        of the request send nothing more. When Redis cannot tell, it is sent: a caller would
+        rather have their ticket number twice than not at all."""
+        if not self.telephony.enabled or not call.our_number:
+            return
+        try:
+            first = self.queue.claim_text(call.owner)
+        except RedisError:
+            log.warning("cannot tell whether call %s was texted; texting it", call.owner)
+            first = True
+        if first:
+            assert self.texts is not None
+            self.texts.send(message.to, call.our_number, message.body)
 
     def end(self, call: Call, status: str, duration: int | None) -> None:
         """The call ended (Twilio's final status callback): leave the queue, close the ticket."""
@@ -255,11 +296,17 @@ class Switchboard:
             return
         sid = None
         if assignment.our_number:
+            # The callback's first webhook opens with the code the caller was given (a request
+            # made before codes were given has none stored: it gets one, which proves nothing
+            # but costs nothing). Only this first URL carries it: the opening is said once.
+            code = assignment.callback_code or self.signer.callback_code(owner)
             # The new call's sid is not known yet: its URLs are the original call's (`origin`).
             sid = self.telephony.call(
                 assignment.callback_number,
                 assignment.our_number,
-                self.signer.seal(state_url(replace(hold, origin=owner), carry), owner, now),
+                self.signer.seal(
+                    state_url(replace(hold, origin=owner), {**carry, "code": code}), owner, now
+                ),
                 self.signer.seal("/voice/status?" + urlencode({"origin": owner}), owner, now),
             )
         record = EventRecord(

@@ -1,7 +1,7 @@
-"""Calls the service makes itself through Twilio's REST API: moving a held caller to an agent, and
-calling back a caller who asked for it.
+"""Calls the service makes itself through Twilio's REST API: moving a held caller to an agent,
+calling back a caller who asked for it, and texting a caller their ticket number (`ivr.texts`).
 
-Both need `TWILIO_ACCOUNT_SID`, `TWILIO_AUTH_TOKEN` and `PUBLIC_BASE_URL` (the REST API needs absolute
+All need `TWILIO_ACCOUNT_SID`, `TWILIO_AUTH_TOKEN` and `PUBLIC_BASE_URL` (the REST API needs absolute
 URLs). Without them `NoTelephony` stands in: a held caller is then connected at their next hold round
 (within the queue's `announce_every` seconds) instead of at once, and callers are not offered a
 callback while holding, since nobody could place it.
@@ -30,6 +30,11 @@ class Telephony(Protocol):
         """Place an outbound call answered by the webhook at `path`; its sid, or None on failure."""
         ...
 
+    def text(self, to: str, from_: str, body: str) -> str | None:
+        """Send an SMS (Twilio Messaging); its sid, or None on failure. Blocks while Twilio
+        answers: call it from `ivr.texts`, never from a request."""
+        ...
+
 
 class NoTelephony:
     """No REST credentials: nothing is placed or moved; callers are served by the hold loop."""
@@ -41,6 +46,10 @@ class NoTelephony:
 
     def call(self, to: str, from_: str, path: str, status_path: str) -> str | None:
         log.warning("cannot call %s back: Twilio REST credentials are not configured", to)
+        return None
+
+    def text(self, to: str, from_: str, body: str) -> str | None:
+        log.warning("cannot text %s: Twilio REST credentials are not configured", to)
         return None
 
 
@@ -81,6 +90,15 @@ class TwilioTelephony:
             log.exception("could not call %s", to)
             return None
         sid: str = call.sid
+        return sid
+
+    def text(self, to: str, from_: str, body: str) -> str | None:
+        try:
+            message = self._client.messages.create(to=to, from_=from_, body=body)
+        except TwilioException:
+            log.exception("could not text %s", to)
+            return None
+        sid: str = message.sid
         return sid
 
 

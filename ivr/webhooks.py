@@ -30,7 +30,7 @@ from ivr.exchange.contract import Verification
 from ivr.flow import LOCK_NOW, Caller, CallState, Decision, Flow, KnownCaller
 from ivr.security import refuse_unsigned, signed_content
 from ivr.services import services
-from ivr.signing import SEAL_MAX_AGE
+from ivr.signing import CALLBACK_CODE_DIGITS, SEAL_MAX_AGE
 from ivr.switchboard import Call
 from ivr.tickets.changes import FINAL_STATUSES
 from ivr.tickets.references import LONGEST
@@ -46,6 +46,7 @@ CODE = re.compile(r"^[0-9]{6}$")
 GREET_WAITS_SECONDS = 0.6
 """How long the greeting waits for the exchange's lookup (started a second earlier, at most 1.5 s)."""
 REFERENCE = re.compile(rf"^[1-9][0-9]{{6,{LONGEST - 1}}}$")
+CALLBACK_CODE = re.compile(rf"^[0-9]{{{CALLBACK_CODE_DIGITS}}}$")
 _AUDIO_FILE = re.compile(r"^[a-z][a-z0-9_]*\.(mp3|wav)$")
 HANG_UP = "<Response><Hangup/></Response>"
 
@@ -79,10 +80,13 @@ class _Sealed:
     state: CallState | None = None
     reference: str | None = None
     origin: str | None = None
+    callback_code: str | None = None
+    """On the first webhook of a callback we placed: the code it opens with."""
 
 
 def _sealed(sid: str, parent: str) -> _Sealed:
-    """The URL's state, ticket reference and origin, if this service sealed the URL for this call.
+    """The URL's state, ticket reference, origin and callback code, if this service sealed the URL
+    for this call.
 
     The call the URL was sealed for is `origin` when the URL names one (a callback we placed),
     else the caller's call: `ParentCallSid` on the agent's leg (the whisper), else `CallSid`."""
@@ -104,10 +108,12 @@ def _sealed(sid: str, parent: str) -> _Sealed:
         )
         return _Sealed()
     reference = request.args.get("ref", "")
+    code = request.args.get("code", "")
     return _Sealed(
         CallState.from_params(request.args),
         reference if REFERENCE.match(reference) else None,
         origin,
+        code if origin is not None and CALLBACK_CODE.match(code) else None,
     )
 
 
@@ -140,6 +146,8 @@ def arrive(*, numbered: bool = True, agent_leg: bool = False) -> tuple[Call, Cal
         ticket_sid=owner,
         reference=reference,
         new_reference=reference is not None and sealed.reference is None,
+        called_back=sealed.origin is not None,
+        callback_code=sealed.callback_code,
     )
     return call, sealed.state
 
@@ -180,8 +188,13 @@ def answer(call: Call, decision: Decision, flow: Flow) -> Response:
 
 
 def _caller(call: Call) -> Caller:
-    """The call's caller: its number, its ticket reference and what the exchange knows of them."""
-    return Caller(call.number, call.reference or "", services().known.of(call.owner))
+    """The call's caller: their number, the ticket reference, the code a callback to them opens
+    with, and what the exchange knows of them."""
+    # The code is the ticket's (its call's), whichever leg asks: a callback we placed that is
+    # asked for again opens with the same code.
+    code = call.callback_code or services().signer.callback_code(call.owner)
+    known = services().known.of(call.owner)
+    return Caller(call.their_number, call.reference or "", known=known, callback_code=code)
 
 
 def admitted(flow: Flow, state: CallState | None, *steps: str) -> CallState | None:
@@ -329,14 +342,20 @@ def hold() -> Response:
     if turn.ended:
         return twiml(HANG_UP)  # a late or replayed poll of a call that has ended
     if turn.agent is not None and turn.agent in flow.rules.agents:
-        return _respond(call, flow.connect(state, turn.agent), flow)
-    if turn.agent is not None:  # the agent was removed from the rules meanwhile
-        board.not_answered(call, turn.agent, state)
-        turn = board.hold_round(call, state, flow.rules)
-    digits = request.form.get("Digits")
-    if digits is None:
-        return _respond(call, flow.hold(state, turn.info), flow)
-    return _respond(call, flow.on_hold_key(state, digits, turn.info, _caller(call)), flow)
+        decision = flow.connect(state, turn.agent)
+    else:
+        if turn.agent is not None:  # the agent was removed from the rules meanwhile
+            board.not_answered(call, turn.agent, state)
+            turn = board.hold_round(call, state, flow.rules)
+        digits = request.form.get("Digits")
+        if digits is None:
+            decision = flow.hold(state, turn.info)
+        else:
+            decision = flow.on_hold_key(state, digits, turn.info, _caller(call))
+    if call.callback_code is not None:
+        # A callback we placed was answered: it proves itself before anyone speaks.
+        decision = flow.open_callback(decision, state, _caller(call))
+    return _respond(call, decision, flow)
 
 
 @bp.post("/whisper")

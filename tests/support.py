@@ -20,6 +20,7 @@ import struct
 import subprocess
 import sys
 import termios
+import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -114,12 +115,21 @@ class RestRequest:
 
 class FakeTwilioRest(HttpClient):  # type: ignore[misc]
     """Twilio's REST API at the `twilio` library's HTTP client interface: answers like Twilio for
-    the calls we make (create a call, update a call) and records every request."""
+    the requests we make (create a call, update a call, send a text) and records every request.
+
+    Texts, as Twilio's Messages resource page (twilio.com/docs/messaging/api/message-resource)
+    says: "Twilio creates a Message when ... You create a Message resource (i.e., send an outbound
+    message) via the REST API", with a POST to /2010-04-01/Accounts/{AccountSid}/Messages.json;
+    and as "Outbound Message Status in Status Callbacks" says, "When you create a Message resource
+    for an outbound message, it is created with an initial status value": for a "Message created
+    without a Messaging Service: queued"."""
 
     def __init__(self) -> None:
         super().__init__(logging.getLogger("fake-twilio-rest"), is_async=False)
         self.requests: list[RestRequest] = []
         self.fail = False
+        self.texts_wait: threading.Event | None = None
+        """When set, a text is answered only once the event is set (a slow Twilio); bounded."""
 
     def request(
         self,
@@ -134,8 +144,20 @@ class FakeTwilioRest(HttpClient):  # type: ignore[misc]
     ) -> TwilioResponse:
         form = {str(k): str(v) for k, v in (data or {}).items()}
         self.requests.append(RestRequest(method, uri, form))
+        if method == "POST" and uri.endswith("/Messages.json") and self.texts_wait is not None:
+            self.texts_wait.wait(timeout=30)
         if self.fail:
             return TwilioResponse(500, json.dumps({"code": 20500, "message": "internal error"}))
+        if method == "POST" and uri.endswith("/Messages.json"):
+            body = {
+                "sid": f"SM{next(_sids):032x}",
+                "status": "queued",
+                "direction": "outbound-api",
+                "to": form["To"],
+                "from": form["From"],
+                "body": form["Body"],
+            }
+            return TwilioResponse(201, json.dumps(body))
         if method == "POST" and uri.endswith("/Calls.json"):
             body = {
                 "sid": new_call_sid(),
@@ -154,6 +176,9 @@ class FakeTwilioRest(HttpClient):  # type: ignore[misc]
 
     def placed_calls(self) -> list[RestRequest]:
         return [r for r in self.requests if r.url.endswith("/Calls.json")]
+
+    def texts(self) -> list[RestRequest]:
+        return [r for r in self.requests if r.url.endswith("/Messages.json")]
 
 
 @dataclass

@@ -8,6 +8,7 @@ import io
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from flask import Flask
@@ -28,6 +29,7 @@ from tests.support import (
     RULES,
     FakeTwilioRest,
     Phone,
+    RestRequest,
     new_call_sid,
     prompt_texts,
     signed_post,
@@ -232,6 +234,94 @@ def test_callback_keeps_the_place_and_the_service_calls_back_when_it_comes_up(
     with database.session() as session:
         logged = [e.event for e in events_of(session, waiting.sid)]
     assert logged[:3] == ["ENTERQUEUE", "CALLBACK", "CALLBACKDIAL"] and logged[-1] == "CONNECT"
+
+
+def callback_code_in(url: str) -> str:
+    """The callback code the URL of a callback we place carries to its first webhook."""
+    [code] = parse_qs(urlsplit(url).query)["code"]
+    return code
+
+
+def a_callback_asked_and_placed(
+    client: FlaskClient, rest: FakeTwilioRest, clock: FrozenClock, language_key: str = "2"
+) -> tuple[Phone, RestRequest]:
+    """A caller holds for withdrawals, asks to be called back and hangs up; an agent logs in and
+    the service calls them back. The caller's call, and the call placed."""
+    waiting = phone(client, "+14155550002")
+    queue_for_funds(waiting, language_key)
+    waiting.press("2")  # call me back, keep my place
+    waiting.hang_up()
+    clock.advance(60)
+    log_in(client, "emma", AGENT_PINS["emma"])
+    [placed] = rest.placed_calls()
+    return waiting, placed
+
+
+def test_a_callback_opens_with_the_code_the_caller_was_given_before_the_agent_is_rung(
+    client: FlaskClient, rest: FakeTwilioRest, database: Database, clock: FrozenClock
+) -> None:
+    words = prompt_texts("en-US")
+    waiting, placed = a_callback_asked_and_placed(client, rest, clock)
+    [told] = [h for h in waiting.heard if h.startswith("Your callback code is ")]
+    code = told.split(".")[0].removeprefix("Your callback code is ").replace(" ", "")
+    assert len(code) == 4 and code.isdigit()
+    ticket = ticket_of(database, waiting.sid)
+    assert ticket.callback_code == code
+    assert callback_code_in(placed.data["Url"]) == code  # it travelled with the request
+
+    callback = Phone(client, caller="+18005550199", called="+14155550002", base_url=PUBLIC)
+    callback.redirected_to(placed.path)
+    reference = " ".join(ticket.reference)
+    assert callback.heard[:4] == [
+        words["callback_opening"].format(brand="BitP", code=" ".join(code)),
+        words["ticket_reference"].format(reference=reference),
+        words["anti_fraud"].format(brand="BitP", website="www.bitp.example"),
+        words["connecting"],
+    ]
+    assert callback.twiml is not None and callback.twiml.find("Dial/Client") is not None
+    agent_answers(client, callback)  # the agent speaks only now
+    assert (ticket_of(database, waiting.sid).outcome, ticket.callback_number) == (
+        "answered",
+        "+14155550002",
+    )
+
+
+def test_the_opening_is_said_once_not_again_when_the_agent_does_not_answer(
+    client: FlaskClient, rest: FakeTwilioRest, clock: FrozenClock
+) -> None:
+    _, placed = a_callback_asked_and_placed(client, rest, clock)
+    callback = Phone(client, caller="+18005550199", called="+14155550002", base_url=PUBLIC)
+    callback.redirected_to(placed.path)
+    opening = callback.heard[0]
+    assert opening.startswith("Hello, this is BitP support, calling you back")
+    assert callback.twiml is not None
+    dial = callback.twiml.find("Dial")
+    assert dial is not None
+    callback._post(dial.attrib["action"], DialCallStatus="no-answer", DialCallDuration="0")
+    callback.follow()  # back on hold
+    assert callback.heard.count(opening) == 1
+    assert "You keep your place in line" in " ".join(callback.heard)
+
+
+def test_a_callback_asked_for_again_on_the_callback_calls_the_caller_not_our_own_number(
+    client: FlaskClient, rest: FakeTwilioRest, database: Database, clock: FrozenClock
+) -> None:
+    # On a call we placed, Twilio's From is our number and To the caller's.
+    waiting, placed = a_callback_asked_and_placed(client, rest, clock)
+    callback = Phone(client, caller="+18005550199", called="+14155550002", base_url=PUBLIC)
+    callback.redirected_to(placed.path)
+    assert callback.twiml is not None
+    dial = callback.twiml.find("Dial")
+    assert dial is not None
+    callback._post(dial.attrib["action"], DialCallStatus="no-answer", DialCallDuration="0")
+    callback.follow()
+    callback.press("2")  # the agent did not answer: call me back again
+    assert "1 4 1 5 5 5 5 0 0 0 2" in callback.last_heard()
+    assert ticket_of(database, waiting.sid).callback_number == "+14155550002"
+    log_in(client, "emma", AGENT_PINS["emma"])  # logged out for not answering; back again
+    again = rest.placed_calls()[-1]
+    assert again is not placed
+    assert (again.data["To"], again.data["From"]) == ("+14155550002", "+18005550199")
 
 
 def test_a_caller_who_hangs_up_before_the_agent_answers_frees_the_agent(

@@ -174,6 +174,36 @@ def test_a_request_at_23_is_not_called_at_23_30_and_is_called_once_the_team_open
     assert any(t.startswith("CALLBACKDIAL") and "+1 *** *** 123" in t for t in told)
 
 
+def test_the_callback_the_next_morning_opens_with_the_code_told_the_night_before(
+    client: FlaskClient, rest: FakeTwilioRest, database: Database, clock: FrozenClock
+) -> None:
+    s = services_of(client.application)
+    clock.set(MONDAY_23_NY)
+    caller = Phone(client, caller="+4915112345678", called=OUR_NUMBER, base_url=PUBLIC)
+    caller.dial()
+    caller.press("4")  # Deutsch
+    caller.press("2")  # deposits and withdrawals
+    caller.press("2")  # a withdrawal: the European team is closed at 5:00 in Berlin
+    caller.press("2")  # call me back
+    [told] = [h for h in caller.heard if h.startswith("Ihr Rückrufcode lautet ")]
+    code = told.split(".")[0].removeprefix("Ihr Rückrufcode lautet ").replace(" ", "")
+    caller.hang_up()
+    assert ticket_of(database, caller.sid).callback_code == code  # kept on the ticket overnight
+
+    clock.set(datetime(2026, 11, 24, 7, 30, tzinfo=UTC))  # 8:30 in Berlin: the team is open
+    assert round_(s) == 1
+    agent_free(s, "anna")
+    [placed] = rest.placed_calls()
+    callback = Phone(client, caller=OUR_NUMBER, called="+4915112345678", base_url=PUBLIC)
+    callback.redirected_to(placed.path)
+    assert callback.heard[0] == (
+        "Guten Tag, hier ist der Kundenservice von BitP. Wir rufen Sie zurück, wie Sie es "
+        f"gewünscht haben. Ihr Rückrufcode lautet {' '.join(code)}."
+    )
+    assert callback.heard[2].startswith("Zu Ihrer Sicherheit: Mitarbeiter von BitP werden Sie")
+    assert callback.twiml is not None and callback.twiml.find("Dial/Number") is not None
+
+
 # --- order, retries, giving up --------------------------------------------------------------------
 
 

@@ -24,11 +24,12 @@ from ivr.flow import (
     QueueRequest,
     Record,
     Say,
+    TextMessage,
     epoch_ms,
 )
 from ivr.rules.check import Bundle, load_bundle
 from ivr.tickets.changes import Outcome, QueueEvent
-from tests.support import write_rules
+from tests.support import prompt_texts, write_rules
 
 ROOT = Path(__file__).resolve().parents[1]
 MONDAY_AFTERNOON = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)  # New York 10:00, Berlin 16:00
@@ -1051,3 +1052,150 @@ def test_a_caller_held_as_long_as_the_silence_limit_with_nobody_logged_in_is_off
     # Agents logged in but busy: the caller holds on, however long (waiting is what they chose).
     busy = flow_at(bundle).hold(replace(HOLD, tries=5), replace(STAFFED, waited_seconds=3 * limit))
     assert not busy.leave
+
+
+# --- callbacks only when asked ----------------------------------------------------------------------
+
+VOICEMAIL_OFF = (
+    ("  voicemail: true\n", "  voicemail: false\n"),
+    ('      "5": {label: opt_voicemail, voicemail: true, issue: voicemail}\n', ""),
+)
+"""The edits that switch voicemail off (after hours, while holding and in the menus)."""
+
+
+def test_a_caller_silent_after_hours_is_never_promised_a_callback_they_did_not_ask_for(
+    tmp_path: Path,
+) -> None:
+    # Without voicemail, a caller who pressed nothing used to be told "we will call you back".
+    path, _ = write_rules(tmp_path, *VOICEMAIL_OFF)
+    no_voicemail = load_bundle(path, ROOT / "voice_prompts")
+    assert no_voicemail.rules.after_hours.callback
+    last_try = replace(CLOSED, tries=no_voicemail.rules.defaults.max_tries - 1)
+    decision = flow_at(no_voicemail, SATURDAY).on_input(last_try, None, US_CALLER)
+    assert decision.ticket.callback_number is None and decision.ticket.outcome is None
+    assert decision.callback_number is None
+    assert heard(decision) == ["no_input", "goodbye"] and isinstance(decision.actions[-1], Hangup)
+
+
+@pytest.mark.parametrize("voicemail", [True, False])
+def test_only_the_callback_key_asks_for_a_callback(tmp_path: Path, voicemail: bool) -> None:
+    path, _ = write_rules(tmp_path, *(() if voicemail else VOICEMAIL_OFF))
+    rules = load_bundle(path, ROOT / "voice_prompts")
+    keys: list[str | None] = [*"0123456789*#", "12", None]
+    max_tries = rules.rules.defaults.max_tries
+    asked = set()
+    for key in keys:
+        for tries in range(max_tries):
+            after_hours = flow_at(rules, SATURDAY).on_input(
+                replace(CLOSED, tries=tries), key, US_CALLER
+            )
+            if after_hours.ticket.callback_number or after_hours.callback_number:
+                asked.add(("closed", key))
+        for info in (STAFFED, replace(STAFFED, agents_logged_in=0, waited_seconds=10**5)):
+            for tries in (0, 1, 3):
+                holding = flow_at(rules).on_hold_key(
+                    replace(HOLD, tries=tries), key, info, US_CALLER
+                )
+                if holding.ticket.callback_number or holding.callback_number:
+                    asked.add(("hold", key))
+            if (round_ := flow_at(rules).hold(HOLD, info)).callback_number:
+                asked.add(("hold round", None))
+            assert round_.ticket.callback_number is None
+    assert asked == {("closed", "2"), ("hold", "2")}
+
+
+# --- callbacks that prove themselves ---------------------------------------------------------------
+
+LANGUAGES = ("zh-CN", "en-US", "fr-FR", "de-DE")
+ASKING = replace(US_CALLER, callback_code="4712")
+"""A caller whose callback code (`Signer.callback_code`) is 4712."""
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_a_caller_who_asks_for_a_callback_hears_their_callback_code_with_the_ticket_number(
+    bundle: Bundle, language: str
+) -> None:
+    for decision in (
+        flow_at(bundle).on_hold_key(replace(HOLD, language=language), "2", STAFFED, ASKING),
+        flow_at(bundle, SATURDAY).on_input(replace(CLOSED, language=language), "2", ASKING),
+    ):
+        kept_or_confirmed = heard(decision)[0]
+        assert heard(decision) == [
+            kept_or_confirmed,
+            "ticket_reference",
+            "callback_code",
+            "goodbye",
+        ]
+        [code] = [a for a in decision.actions if isinstance(a, Say) and a.prompt == "callback_code"]
+        assert code.language == language and "4 7 1 2" in code.text
+        assert decision.ticket.outcome is Outcome.CALLBACK
+        assert decision.ticket.callback_code == "4712"  # travels with the request
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_a_callback_we_placed_opens_with_who_calls_the_code_the_ticket_and_the_anti_fraud_notice(
+    bundle: Bundle, language: str
+) -> None:
+    flow = flow_at(bundle)
+    state = replace(HOLD, language=language, origin="CA" + "1" * 32)
+    agent = bundle.rules.agents_serving("funds", language)[0]
+    opened = flow.open_callback(flow.connect(state, agent), state, ASKING)
+    # All of it before the agent is rung (the <Dial>), so before any agent speaks.
+    assert heard(opened) == ["callback_opening", "ticket_reference", "anti_fraud", "connecting"]
+    assert isinstance(opened.actions[-1], Dial)
+    says = [a for a in opened.actions if isinstance(a, Say)]
+    assert {s.language for s in says} == {language}
+    assert "BitP" in says[0].text and "4 7 1 2" in says[0].text
+    assert "4 8 2 1 0 9 3" in says[1].text
+    assert says[2] == flow.say("anti_fraud", language)  # the greeting's, word for word
+
+
+def test_the_rules_choose_what_a_callback_says_after_the_proof(tmp_path: Path) -> None:
+    state = replace(HOLD, origin="CA" + "1" * 32)
+    path, _ = write_rules(
+        tmp_path, ("callback_opening: [anti_fraud]", "callback_opening: [hold_comfort_safety]")
+    )
+    chosen = flow_at(load_bundle(path, ROOT / "voice_prompts"))
+    opened = chosen.open_callback(chosen.hold(state, STAFFED), state, ASKING)
+    assert heard(opened)[:3] == ["callback_opening", "ticket_reference", "hold_comfort_safety"]
+    # Left out: the greeting after its welcome, the anti-fraud notice of the shipped rules.
+    path, _ = write_rules(tmp_path, ("callback_opening: [anti_fraud]\n", ""))
+    default = flow_at(load_bundle(path, ROOT / "voice_prompts"))
+    assert default.rules.callback_opening is None
+    opened = default.open_callback(default.hold(state, STAFFED), state, ASKING)
+    assert heard(opened)[:3] == ["callback_opening", "ticket_reference", "anti_fraud"]
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_ticket_number_and_callback_code_go_by_text_in_the_callers_language(
+    bundle: Bundle, language: str
+) -> None:
+    texts_of = prompt_texts(language)
+    values = {"brand": "BitP", "email": "support@bitp.example", "reference": "4821093"}
+    callback = flow_at(bundle).on_hold_key(replace(HOLD, language=language), "2", STAFFED, ASKING)
+    # Nothing of the caller's account: the ticket number, the code and the support email.
+    body = texts_of["sms_callback"].format(**values, code="4712")
+    assert callback.text == TextMessage("+14155550100", body)
+    voicemail = flow_at(bundle, SATURDAY).recorded(
+        replace(CLOSED, step="voicemail", language=language), "https://api.twilio.com/r", 9, ASKING
+    )
+    assert voicemail.text == TextMessage("+14155550100", texts_of["sms_reference"].format(**values))
+
+
+def test_no_text_where_the_rules_do_not_switch_it_on_or_the_line_would_not_call(
+    bundle: Bundle, tmp_path: Path
+) -> None:
+    path, _ = write_rules(tmp_path, ("sms_reference: true", "sms_reference: false"))
+    off = load_bundle(path, ROOT / "voice_prompts")
+    assert flow_at(off).on_hold_key(HOLD, "2", STAFFED, ASKING).text is None
+    # A premium-rate or satellite number is never texted (SMS pumping), nor a call with no ticket.
+    satellite = replace(SATELLITE_CALLER, callback_code="4712")
+    saved = flow_at(bundle).recorded(replace(CLOSED, step="voicemail"), "https://x/r", 9, satellite)
+    assert saved.text is None
+    no_ticket = replace(ASKING, reference="")
+    assert flow_at(bundle).on_hold_key(HOLD, "2", STAFFED, no_ticket).text is None
+    write_rules(tmp_path, ("sms_reference: true\n", ""))
+    assert (
+        load_bundle(tmp_path / "routing_rules.yaml", ROOT / "voice_prompts").rules.sms_reference
+        is False
+    )

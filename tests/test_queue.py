@@ -701,7 +701,12 @@ def test_a_callback_request_stores_our_number_and_the_reference(
     join_in_order(line, clock, ["CA1", "CA2"])
 
     kept = line.request_callback(
-        "CA1", "+4930123456", our_number="+18005550199", reference="T-1234", keep_seconds=3600
+        "CA1",
+        "+4930123456",
+        our_number="+18005550199",
+        reference="T-1234",
+        code="0472",
+        keep_seconds=3600,
     )
     line.request_callback("CA2", "+4930999999")
 
@@ -710,15 +715,17 @@ def test_a_callback_request_stores_our_number_and_the_reference(
     line.agent_available("AGMAX", [("support", "en")])
     got = line.claim_next("AGMAX")
     assert got is not None
-    assert (got.callback_number, got.our_number, got.reference) == (
+    assert (got.callback_number, got.our_number, got.reference, got.callback_code) == (
         "+4930123456",
         "+18005550199",
         "T-1234",
+        "0472",
     )
     assert line.assignment("CA1") == got
     line.finish_call("AGMAX", "CA1")
     other = line.claim_next("AGMAX")
-    assert other is not None and (other.our_number, other.reference) == (None, None)
+    assert other is not None
+    assert (other.our_number, other.reference, other.callback_code) == (None, None, None)
 
 
 def test_a_kept_callback_is_restored_at_its_original_place_after_redis_lost_its_data(
@@ -739,6 +746,7 @@ def test_a_kept_callback_is_restored_at_its_original_place_after_redis_lost_its_
         our_number="+18005550199",
         reference="T-1",
         keep_until_ms=ms(keep_until),
+        code="0472",
     )
     line.join("CA3", "support", "en", 50, enqueued_ms=ms(START) + 2000)
     line.join("CA1", "support", "en", 50, enqueued_ms=ms(START))
@@ -771,6 +779,7 @@ def test_a_kept_callback_is_restored_at_its_original_place_after_redis_lost_its_
         "+18005550199",
     )
     assert (callback.reference, callback.enqueued_at) == ("T-1", START + timedelta(seconds=1))
+    assert callback.callback_code == "0472"
 
 
 def test_a_callback_whose_keep_time_passed_is_not_restored(

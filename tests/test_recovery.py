@@ -46,6 +46,7 @@ def kept_callback(database: Database, sid: str, asked: datetime, *, dialled: boo
             asked,
             outcome=Outcome.CALLBACK,
             callback_number="+14155550100",
+            callback_code="0472",
             events=(EventRecord(E.CALLBACK, "funds", "en-US"),),
         ),
         journal_record(sid, asked + timedelta(seconds=5), end=CallEnd("completed", 200)),
@@ -79,6 +80,10 @@ def test_a_kept_callback_gets_its_place_back_with_its_arrival_time_once(
         30,
     )
     assert place.enqueued_at == MONDAY_AFTERNOON - timedelta(minutes=13)
+    s.queue.agent_available("emma", [("funds", "en-US")])
+    handed = s.queue.claim_next("emma")
+    # The callback still opens with the code the caller was told.
+    assert handed is not None and handed.callback_code == "0472"
     assert not rebuild_if_lost(s)  # once per Redis lifetime
 
     redis_client.flushdb()  # lost again

@@ -22,7 +22,7 @@ from ivr.clock import FrozenClock
 from ivr.db import Database
 from ivr.security import is_signed, signed_content
 from ivr.services import services
-from ivr.signing import SEAL_MAX_AGE
+from ivr.signing import SEAL_MAX_AGE, Signer
 from ivr.tickets.changes import QueueEvent
 from ivr.tickets.events import events_of
 from tests.conftest import AGENT_PINS
@@ -109,6 +109,51 @@ def test_a_sealed_url_with_a_changed_priority_is_not_obeyed(client: FlaskClient)
     twiml = call._post(redirect.text.replace("priority=30", "priority=100"))
     assert LANGUAGE_MENU in spoken(twiml)
     assert in_line(client) == 1  # still the one place, at its own priority
+
+
+CALLING_BACK = "calling you back"
+
+
+def test_a_made_up_callback_url_is_not_obeyed_and_proves_nothing(client: FlaskClient) -> None:
+    # A scammer with a signed request cannot make our line open "calling you back" with a code.
+    victim = waiting_for_funds(client)
+    forged = (
+        "/voice/hold?step=hold&language=en-US&queue=funds&priority=30&tries=0"
+        f"&origin={victim.sid}&ref=4821093&code=1234"
+    )
+    twiml = parse(signed_post(client, forged, {"CallSid": new_call_sid(), "To": "+14155550100"}))
+    assert LANGUAGE_MENU in spoken(twiml)
+    assert not any(CALLING_BACK in said for said in spoken(twiml))
+
+
+def test_only_a_callback_we_placed_opens_with_a_code(client: FlaskClient) -> None:
+    # Sealed by us, but for the caller's own call (no `origin`): holding, not a callback.
+    call = waiting_for_funds(client)
+    url = sealed(
+        client, "/voice/hold?step=hold&language=en-US&queue=funds&tries=1&code=1234", call.sid
+    )
+    twiml = call._post(url)
+    assert "in line" in " ".join(spoken(twiml))
+    assert not any(CALLING_BACK in said for said in spoken(twiml))
+
+
+def test_a_callback_code_cannot_be_worked_out_without_the_secret() -> None:
+    ours, theirs = Signer(["our-secret-0123456789abcdef"]), Signer(["a-guess-0123456789abcdef"])
+    calls = [new_call_sid() for _ in range(50)]
+    codes = [ours.callback_code(sid) for sid in calls]
+    assert all(len(code) == 4 and code.isdigit() for code in codes)
+    assert codes == [ours.callback_code(sid) for sid in calls]  # the same for Twilio's retries
+    # Another key gives other codes: the call's sid alone (in every URL) tells nothing.
+    assert sum(a == theirs.callback_code(sid) for a, sid in zip(codes, calls, strict=True)) <= 2
+
+
+def test_two_callers_share_a_callback_code_only_by_rare_chance() -> None:
+    # Consecutive calls (as Twilio numbers them, or as a busy morning brings them) do not share
+    # codes: 200 calls would share about 2 pairs by chance, never a code for many.
+    signer = Signer(["our-secret-0123456789abcdef"])
+    codes = [signer.callback_code(f"CA{n:032x}") for n in range(1, 201)]
+    assert len(set(codes)) >= 195
+    assert max(codes.count(code) for code in codes) <= 2
 
 
 def test_a_sealed_url_is_good_for_six_hours_only(client: FlaskClient, clock: FrozenClock) -> None:

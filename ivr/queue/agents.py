@@ -138,7 +138,7 @@ class AgentOps(QueueBase):
         (one MULTI of HMGET and ZSCORE: a call whose deadline passed has none)."""
         check_call_sid(call_sid)
         fields = ["agent", "queue", "language", "priority", "enqueued_ms", "assigned_ms"]
-        optional = ["callback", "our_number", "reference"]
+        optional = ["callback", "our_number", "reference", "callback_code"]
         with self._client.pipeline(transaction=True) as pipe:
             pipe.hmget(entry_key(call_sid), [*fields, *optional])
             pipe.zscore(deadlines_key(), call_sid)

@@ -78,6 +78,8 @@ class Assignment:
     """The number the caller called, to place the callback from (None when not stored)."""
     reference: str | None = None
     """The ticket reference stored with a callback request (None when not stored)."""
+    callback_code: str | None = None
+    """The code the caller was given with their callback request: the callback opens with it."""
 
 
 class QueueBase:
@@ -259,9 +261,11 @@ def to_assignment(reply: object) -> Assignment | None:
     """An assignment reply (see scripts.CLAIM_NEXT) as an Assignment."""
     if reply is None:
         return None
-    if not isinstance(reply, list) or len(reply) != 10:
+    if not isinstance(reply, list) or len(reply) != 11:
         raise RuntimeError(f"unexpected reply from an assignment script: {reply!r}")
-    sid, agent, queue, language, priority, enqueued, assigned, callback, ours, reference = reply
+    sid, agent, queue, language, priority, enqueued, assigned, callback, ours, reference, code = (
+        reply
+    )
     return Assignment(
         call_sid=text(sid),
         agent=text(agent),
@@ -273,6 +277,7 @@ def to_assignment(reply: object) -> Assignment | None:
         callback_number=text(callback) or None,
         our_number=text(ours) or None,
         reference=text(reference) or None,
+        callback_code=text(code) or None,
     )
 
 

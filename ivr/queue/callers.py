@@ -36,6 +36,7 @@ from ivr.queue.keys import (
     queue_key,
     seen_key,
     stats_key,
+    texted_key,
     waiting_queues_key,
 )
 
@@ -224,6 +225,12 @@ class CallerOps(QueueBase):
         `REMEMBER_SECONDS` (one SET NX)."""
         return bool(self._client.set(seen_key(request_key), "1", nx=True, ex=REMEMBER_SECONDS))
 
+    def claim_text(self, call_sid: str) -> bool:
+        """True the first time a call's caller is to be texted their ticket number; False for
+        every later try within `REMEMBER_SECONDS` (one SET NX)."""
+        check_call_sid(call_sid)
+        return bool(self._client.set(texted_key(call_sid), "1", nx=True, ex=REMEMBER_SECONDS))
+
     def claim_reference(self, call_sid: str, reference: str) -> str:
         """The call's ticket reference: `reference` the first time a call asks, the first one it
         was given afterwards, for `REMEMBER_SECONDS` (one SET NX GET)."""
@@ -277,13 +284,15 @@ class CallerOps(QueueBase):
         *,
         our_number: str | None = None,
         reference: str | None = None,
+        code: str | None = None,
         keep_seconds: int = DEFAULT_CALLBACK_KEEP_SECONDS,
     ) -> Place | None:
         """Keep a waiting caller's place for a callback to `number` instead of holding on.
 
         The call keeps its member and score (others still count it); the entry stores the
-        number, `our_number` (the number the caller called: the callback is placed from it)
-        and `reference` (the ticket), and the deadline moves to now + `keep_seconds` (never
+        number, `our_number` (the number the caller called: the callback is placed from it),
+        `reference` (the ticket) and `code` (the callback code the caller was given, which the
+        callback opens with), and the deadline moves to now + `keep_seconds` (never
         earlier: no heartbeat will come). None when the call is not queued (unknown, lapsed, or
         already handed to an agent). Atomic (one script).
         """
@@ -295,7 +304,14 @@ class CallerOps(QueueBase):
         reply = self._run(
             self._request_callback,
             [entry_key(call_sid)],
-            [call_sid, number, our_number or "", reference or "", keep_seconds * 1000],
+            [
+                call_sid,
+                number,
+                our_number or "",
+                reference or "",
+                keep_seconds * 1000,
+                code or "",
+            ],
         )
         return to_place(reply)
 
@@ -311,10 +327,13 @@ class CallerOps(QueueBase):
         our_number: str | None,
         reference: str | None,
         keep_until_ms: int,
+        code: str | None = None,
     ) -> bool:
-        """Rebuild a place kept for a callback after Redis lost its data (from the database).
+        """Rebuild a place kept for a callback after Redis lost its data (from the database), or
+        put an after-hours request in its line (`ivr.callbacks`).
 
-        The call gets its entry, its original score and the deadline `keep_until_ms`. Nothing
+        The call gets its entry, its original score and the deadline `keep_until_ms`; `code` is
+        the callback code the caller was given (the callback opens with it). Nothing
         happens (False) when the call already has a live entry or is talking to an agent, or
         when `keep_until_ms` has passed. Atomic (one script).
         """
@@ -337,6 +356,7 @@ class CallerOps(QueueBase):
                 our_number or "",
                 reference or "",
                 keep_until_ms,
+                code or "",
             ],
         )
         return bool(reply)

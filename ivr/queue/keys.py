@@ -13,8 +13,8 @@ two-phase hand-over that can strand an agent or a caller between slots. The stat
 hundred bytes per caller or agent), so one slot on one primary, with a replica for failover, serves
 thousands of waiting callers. The keys no script shares with another key (`seen_key`,
 `call_reference_key`, `known_caller_key`, `pin_checks_key`, `ended_session_key`,
-`agent_callback_key`, `callback_step_key`) have no tag and spread over the cluster; they are the
-many, short-lived ones.
+`agent_callback_key`, `callback_step_key`, `texted_key`) have no tag and spread over the cluster;
+they are the many, short-lived ones.
 """
 
 from __future__ import annotations
@@ -126,3 +126,9 @@ def callback_step_key(call_sid: str, step: str) -> str:
     """STRING: one step of an after-hours callback ("try-2", "give-up") that one process claimed
     (`ivr.callbacks`), so that several workers running the same round take it once; TTL per claim."""
     return f"{UNTAGGED_PREFIX}callback:{call_sid}:{step}"
+
+
+def texted_key(call_sid: str) -> str:
+    """STRING: the call's caller was texted their ticket number (`Switchboard.apply`); a retry or
+    replay of the request that did it texts nothing more."""
+    return f"{UNTAGGED_PREFIX}texted:{call_sid}"

@@ -90,13 +90,13 @@ end
 -- A call's entry as a table, or nil when it has none (or only part of one).
 local function read_entry(sid)
   local e = redis.call('HMGET', entry_of(sid), 'queue', 'language', 'queue_key', 'priority',
-    'enqueued_ms', 'agent', 'assigned_ms', 'callback', 'our_number', 'reference')
+    'enqueued_ms', 'agent', 'assigned_ms', 'callback', 'our_number', 'reference', 'callback_code')
   if not (e[1] and e[2] and e[3] and e[4] and e[5]) then
     return nil
   end
   return {queue = e[1], language = e[2], line = e[3], priority = e[4], enqueued_ms = e[5],
     agent = e[6] or nil, assigned_ms = e[7] or nil, callback = e[8] or nil,
-    our_number = e[9] or nil, reference = e[10] or nil}
+    our_number = e[9] or nil, reference = e[10] or nil, callback_code = e[11] or nil}
 end
 
 -- {queue, language, priority, position, size, enqueued_ms}: where a waiting call stands.
@@ -107,11 +107,11 @@ local function place_of(sid, e)
 end
 
 -- {call SID, agent, queue, language, priority, enqueued_ms, assigned_ms, callback, our number,
--- reference} of an assigned call ('' for what is absent).
+-- reference, callback code} of an assigned call ('' for what is absent).
 local function assignment_of(sid)
   local e = read_entry(sid)
   return {sid, e.agent, e.queue, e.language, e.priority, e.enqueued_ms, e.assigned_ms,
-    e.callback or '', e.our_number or '', e.reference or ''}
+    e.callback or '', e.our_number or '', e.reference or '', e.callback_code or ''}
 end
 
 -- The agent's call ended or never started: available again (idle from now), or offline if it
@@ -516,6 +516,7 @@ REQUEST_CALLBACK: Final = _script(
 -- ARGV[11] = the number the caller called (the callback is placed from it), or ''
 -- ARGV[12] = ticket reference, or ''
 -- ARGV[13] = ms to keep the place from now (the deadline; never shortened)
+-- ARGV[14] = the callback code the caller was given (the callback opens with it), or ''
 -- Returns {queue, language, priority, position, size, enqueued_ms}, or nil when not queued.
 """,
     """
@@ -526,8 +527,9 @@ if not e or e.agent then
   return nil
 end
 redis.call('HSET', entry, 'callback', ARGV[10])
-for i, field in ipairs({'our_number', 'reference'}) do
-  local value = ARGV[10 + i]
+for _, set in ipairs({{'our_number', ARGV[11]}, {'reference', ARGV[12]},
+    {'callback_code', ARGV[14]}}) do
+  local field, value = set[1], set[2]
   if value == '' then
     redis.call('HDEL', entry, field)
   else
@@ -555,6 +557,7 @@ RESTORE_CALLBACK: Final = _script(
 -- ARGV[15] = the number the caller called, or ''
 -- ARGV[16] = ticket reference, or ''
 -- ARGV[17] = keep the place until, ms (the deadline)
+-- ARGV[18] = the callback code the caller was given, or ''
 -- Returns 1 when the place was rebuilt; 0 (nothing changed) when the call has a live entry or
 -- is talking to an agent, or the time to keep it has passed.
 """,
@@ -572,6 +575,9 @@ if ARGV[15] ~= '' then
 end
 if ARGV[16] ~= '' then
   redis.call('HSET', entry, 'reference', ARGV[16])
+end
+if ARGV[18] ~= '' then
+  redis.call('HSET', entry, 'callback_code', ARGV[18])
 end
 extend_deadline(sid, tonumber(ARGV[17]) - NOW)
 redis.call('ZADD', line, score_of(ARGV[12], ARGV[13]), sid)

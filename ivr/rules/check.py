@@ -18,6 +18,7 @@ from ivr.language_id import wrong_language
 from ivr.prompts import GLOBAL_PLACEHOLDERS, SYSTEM_PROMPTS, Prompts, load_prompts, placeholders
 from ivr.rules.loader import Location, Problem, RulesError, Source, load_rules
 from ivr.rules.schema import Queue, Rules, Target
+from ivr.rules.secrets import asked_secret, problem_text
 from ivr.voices import voice_problem
 
 SYSTEM_PLACEHOLDERS: dict[str, frozenset[str]] = {
@@ -34,6 +35,10 @@ SYSTEM_PLACEHOLDERS: dict[str, frozenset[str]] = {
     "hold_option_callback": frozenset({"key"}),
     "hold_option_voicemail": frozenset({"key"}),
     "callback_kept": frozenset({"number"}),
+    "callback_code": frozenset({"code"}),
+    "callback_opening": frozenset({"code"}),
+    "sms_reference": frozenset({"reference"}),
+    "sms_callback": frozenset({"reference", "code"}),
     "agent_whisper": frozenset({"queue", "language", "reference"}),
     "whisper_locked": frozenset({"time"}),
 }
@@ -62,6 +67,8 @@ def _targets(rules: Rules) -> Iterator[tuple[Location, Target]]:
 def _prompt_references(rules: Rules) -> Iterator[tuple[Location, str]]:
     for index, prompt in enumerate(rules.greeting):
         yield ("greeting", index), prompt
+    for index, prompt in enumerate(rules.callback_opening or ()):
+        yield ("callback_opening", index), prompt
     for index, announcement in enumerate(rules.announcements):
         yield ("announcements", index, "prompt"), announcement.prompt
     for queue_id, queue in rules.queues.items():
@@ -252,6 +259,18 @@ def check_prompts(
     return problems
 
 
+def check_secrets(prompts: Prompts, prompt_sources: dict[str, Source]) -> list[Problem]:
+    """No prompt, in any of the rules' languages, asks for a secret (`ivr.rules.secrets`)."""
+    problems: list[Problem] = []
+    for language, catalog in prompts.catalogs.items():
+        for prompt_id, text in catalog.texts.items():
+            asked = asked_secret(text, language, prompt_id)
+            if asked is not None:
+                where: Location = ("prompts", prompt_id)
+                problems.append(prompt_sources[language].problem(where, problem_text(asked)))
+    return problems
+
+
 def check_languages(
     rules: Rules, prompts: Prompts, prompt_sources: dict[str, Source]
 ) -> list[Problem]:
@@ -373,6 +392,7 @@ def _load_bundle(rules_path: Path | str, prompts_dir: Path | str) -> Bundle:
         raise RulesError(problems + exc.problems) from exc
     problems += check_prompts(rules, source, prompts, prompt_sources)
     problems += check_voices(prompts, prompt_sources)
+    problems += check_secrets(prompts, prompt_sources)
     warnings = check_audio(rules, source, prompts)
     warnings += check_languages(rules, prompts, prompt_sources)
     if problems:

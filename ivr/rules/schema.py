@@ -461,6 +461,15 @@ class Rules(Frozen):
     hold_keys: HoldKeys = DEFAULT_HOLD_KEYS
     satisfaction_survey: bool = True
     """After the agent hangs up, ask the caller for a score from 1 to 5."""
+    callback_opening: tuple[PromptId, ...] | None = None
+    """What a callback the service places says after "This is {brand} support calling you back",
+    the callback code and the ticket number, before the agent is put through: the anti-fraud
+    notice. Unset: the greeting's prompts after its first (the welcome)."""
+    sms_reference: bool = False
+    """Text the caller their ticket number (and callback code) when it is read back to them
+    (voicemail saved, callback asked for), from the number they called, to numbers the line may
+    call back (`callback_prefixes`); needs the Twilio REST credentials. Off unless switched on:
+    a text costs money and may need the number registered for SMS."""
     callback_prefixes: tuple[str, ...] | None = None
     """The numbers the line calls back (from the queue or after hours), as E.164 prefixes ('+49',
     '+1212'). Unset: the calling codes of `country_languages`, the countries the line serves. A
@@ -486,6 +495,11 @@ class Rules(Frozen):
             if not re.fullmatch(r"\+[1-9]\d{0,7}", prefix):
                 raise ValueError(f"{prefix!r} is not the start of a phone number like '+49'")
         return value
+
+    @property
+    def callback_notice(self) -> tuple[str, ...]:
+        """The prompts a placed callback opens with after the proof (`callback_opening`)."""
+        return self.greeting[1:] if self.callback_opening is None else self.callback_opening
 
     def may_call_back(self, number: str) -> bool:
         """Whether the line calls `number` back (`callback_prefixes`)."""

@@ -1092,7 +1092,8 @@ class Simulator:
 
 class SimulatedRest(HttpClient):  # type: ignore[misc]
     """Twilio's REST API for the app under test, at the `twilio` library's HTTP client interface:
-    a call update moves the simulated call, a call create places a simulated outbound call."""
+    a call update moves the simulated call, a call create places a simulated outbound call, and a
+    message create (a text to the caller, sent from a thread of the app's own) is only recorded."""
 
     def __init__(self) -> None:
         super().__init__(logging.getLogger(__name__), is_async=False)
@@ -1116,6 +1117,11 @@ class SimulatedRest(HttpClient):  # type: ignore[misc]
         not_found = TwilioResponse(404, json.dumps({"code": 20404, "message": "not found"}))
         if sim is None or method != "POST":
             return not_found
+        if uri.endswith("/Messages.json"):
+            # Twilio's Messages resource: a message created without a Messaging Service starts
+            # "queued". Nothing of the simulation changes: the text arrives on the caller's phone.
+            body = {"sid": "SM" + secrets.token_hex(16), "status": "queued", "to": form["To"]}
+            return TwilioResponse(201, json.dumps(body))
         if uri.endswith("/Calls.json"):
             sid = sim.place_outbound(
                 form["To"], form["From"], form["Url"], form.get("StatusCallback")

@@ -13,11 +13,11 @@ it the requests whose answers it already knows (see `explore`).
 
 Problems: dead ends (the service hangs up on a caller who reached nothing), loops with no way out,
 speech in another language than the caller chose (or empty, or with an unfilled `{placeholder}`),
-anything Twilio would refuse, and menus of the rules no path reaches. Then, from every state found,
-a caller who presses nothing more (an answering machine, a pocket dial) stays on the line: the
-service must let them go at the first webhook once they have been silent for the rules'
-`silence_limit` (time on hold or talking to an agent does not count); where it keeps them instead,
-that is a problem too.
+speech that asks the caller for a secret (`ivr.rules.secrets`), anything Twilio would refuse, and
+menus of the rules no path reaches. Then, from every state found, a caller who presses nothing more
+(an answering machine, a pocket dial) stays on the line: the service must let them go at the first
+webhook once they have been silent for the rules' `silence_limit` (time on hold or talking to an
+agent does not count); where it keeps them instead, that is a problem too.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from ivr.hours import status
 from ivr.language_id import wrong_language
 from ivr.prompts import Prompts
 from ivr.rules.schema import Rules
+from ivr.rules.secrets import asked_secret, problem_text
 from ivr.signing import SEAL_PARAM, Signer
 from ivr.simulator.caller import HangUp, ScriptedCaller, Speak, Step, parse_script
 from ivr.simulator.engine import Record as SimRecord
@@ -93,6 +94,7 @@ LABELS = {
     "twilio_error": "Twilio error",
     "unreached_menu": "menu never reached",
     "kept_silent": "silent caller kept",
+    "asks_for_secret": "asks for a secret",
 }
 
 
@@ -813,12 +815,28 @@ class _Walker:
                 problem = Problem("placeholder", path, message, details)
                 self._speech.setdefault(("placeholder", text), problem)
             heard = verb.attr("language") or "en-US"
+            if text:
+                self._check_secret(heard, text, path, where)
             if (heard, text) in self.offers:
                 continue
             if language and text and _base_language(heard) != _base_language(language):
                 self._wrong_language(language, heard, text, path)
             elif language and text:
                 self._check_written(language, text, path, where)
+
+    def _check_secret(self, spoken_in: str, text: str, path: tuple[str, ...], where: str) -> None:
+        """Speech that asks the caller for a secret, in the words of the language it is spoken in."""
+        if ("asks_for_secret", text) in self._speech:
+            return
+        found = self.matcher.identify(text) if self.matcher else None
+        prompt = found[0] if found else None
+        asked = asked_secret(text, spoken_in, prompt)
+        if asked is None:
+            return
+        named = f"prompt {prompt} " if prompt else ""
+        message = f"{named}in {where} {problem_text(asked)}"
+        details = {"prompt": prompt, "text": text, "secret": asked.secret, "state": where}
+        self._speech[("asks_for_secret", text)] = Problem("asks_for_secret", path, message, details)
 
     def _check_written(self, chosen: str, text: str, path: tuple[str, ...], where: str) -> None:
         """A prompt spoken in the caller's voice but written in another of the rules' languages."""

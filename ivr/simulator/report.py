@@ -69,6 +69,7 @@ def ticket_fields(ticket: Any) -> dict[str, Any]:
         "satisfaction": ticket.satisfaction,
         "recording_url": ticket.recording_url,
         "callback_number": ticket.callback_number,
+        "callback_code": ticket.callback_code,
         "call_status": ticket.call_status,
         "account": ticket.account,
         "verified_by": ticket.verified_by,

@@ -27,6 +27,9 @@ of its own (so runs never influence each other), once per language when `languag
         - recorded: true                       # a voicemail was recorded
         - not_heard: {prompt: no_agents}       # never heard anywhere in the call (not ordered)
         - agent: false                         # `agent: false` / `recorded: false`: never, anywhere
+      callback_expect:                         # optional: the callback the service places to the
+        - heard: {prompt: callback_opening}    # caller (they asked for one), checked like `expect`
+        - agent: true                          # against that call; `false`: none may be placed
       ticket: {outcome: answered, queue: security, language: "{language}"}   # optional
       twilio:                                  # optional: what Twilio does to webhooks, on request
         retries: 1                             # every webhook is sent again (same URL, form and
@@ -97,6 +100,7 @@ SCENARIO_KEYS = (
     "hangup_after",
     "hangup_at",
     "expect",
+    "callback_expect",
     "ticket",
     "twilio",
 )
@@ -209,6 +213,9 @@ class Run:
     expect: tuple[Expectation, ...]
     ticket: Mapping[str, Any] = field(default_factory=dict)
     twilio: TwilioOptions = field(default_factory=lambda: TwilioOptions())
+    callback_expect: tuple[Expectation, ...] | None = None
+    """What the callback the service places to the caller must do; () : no callback may be
+    placed; None: not looked at."""
 
     @property
     def label(self) -> str:
@@ -304,6 +311,7 @@ def _scenario(item: object, at: Path_, bundle: Bundle) -> list[Run]:
         raise _Bad((*at, "hangup_at"), "must be a text the caller hears")
     called = _number(item.get("to", DEFAULT_TO), (*at, "to"))  # the same for every language
     expect = _expectations(item.get("expect", []), (*at, "expect"), bundle)
+    callback_expect = _callback_expectations(item, (*at, "callback_expect"), bundle)
     ticket = _ticket(item.get("ticket", {}), (*at, "ticket"))
     twilio = _twilio(item.get("twilio", {}), (*at, "twilio"))
     runs = []
@@ -333,6 +341,7 @@ def _scenario(item: object, at: Path_, bundle: Bundle) -> list[Run]:
                 expect=expect,
                 ticket=_ticket_for(ticket, (*at, "ticket"), language, bundle),
                 twilio=twilio,
+                callback_expect=callback_expect,
             )
         )
     return runs
@@ -530,6 +539,19 @@ def _expectations(value: object, at: Path_, bundle: Bundle) -> tuple[Expectation
     return tuple(found)
 
 
+def _callback_expectations(
+    item: dict[str, Any], at: Path_, bundle: Bundle
+) -> tuple[Expectation, ...] | None:
+    if "callback_expect" not in item:
+        return None
+    value = item["callback_expect"]
+    if value is False:
+        return ()
+    if value is True or value == []:
+        raise _Bad(at, "must be a list of expectations, or false (no callback may be placed)")
+    return _expectations(value, at, bundle)
+
+
 class _Blank:
     """A ticket with every attribute unset: `ticket_fields` of it names every field there is."""
 
@@ -710,15 +732,35 @@ def verdict(
     problems += [
         f"call error on {c.direction} call {c.number}: {e}" for c in others for e in c.errors
     ]
-    problems += _ordered(run.expect, call.records)
-    for expectation in run.expect:
+    problems += _expected(run.expect, call)
+    if run.callback_expect is not None:
+        problems += _callback_problems(run.callback_expect, call, others)
+    if run.ticket:
+        problems += _ticket_problems(run, ticket)
+    return "; ".join(problems) if problems else None
+
+
+def _expected(expect: Sequence[Expectation], call: SimulatedCall) -> list[str]:
+    """What differs from `expect` (ordered, then never-anywhere) in one call's records."""
+    problems = _ordered(expect, call.records)
+    for expectation in expect:
         if expectation.negative:
             hit = next((r for r in call.records if expectation.matches(r)), None)
             if hit is not None:
                 problems.append(f"{expectation.describe()}: but at {hit.at:.0f} s: {_show(hit)}")
-    if run.ticket:
-        problems += _ticket_problems(run, ticket)
-    return "; ".join(problems) if problems else None
+    return problems
+
+
+def _callback_problems(
+    expect: Sequence[Expectation], call: SimulatedCall, others: Sequence[SimulatedCall]
+) -> list[str]:
+    """The callbacks the service placed to the caller's number, against `callback_expect`."""
+    callbacks = [c for c in others if c.direction == "outbound-api" and c.number == call.number]
+    if not expect:
+        return [f"callback: none expected, but {c.number} was called back" for c in callbacks]
+    if not callbacks:
+        return ["callback: none was placed"]
+    return [f"callback: {problem}" for problem in _expected(expect, callbacks[0])]
 
 
 def _ordered(expect: Sequence[Expectation], records: Sequence[Record]) -> list[str]:

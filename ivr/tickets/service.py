@@ -331,6 +331,8 @@ class PendingCallback:
     number: str
     our_number: str | None
     asked_at: datetime
+    callback_code: str | None = None
+    """The code the caller was given (the callback opens with it); None on older tickets."""
 
 
 def pending_callbacks(session: Session, *, since: datetime) -> list[PendingCallback]:
@@ -373,6 +375,7 @@ def pending_callbacks(session: Session, *, since: datetime) -> list[PendingCallb
                 number=ticket.callback_number,
                 our_number=ticket.called,
                 asked_at=asked_at,
+                callback_code=ticket.callback_code,
             )
         )
     return found
@@ -439,6 +442,8 @@ class AfterHoursCallback:
     """The tries so far, oldest first."""
     given_up: bool
     """A CALLBACKGIVEUP was logged: no more tries."""
+    callback_code: str | None = None
+    """The code the caller was given (the callback opens with it); None on older tickets."""
 
 
 def after_hours_callbacks(session: Session, *, since: datetime) -> list[AfterHoursCallback]:
@@ -491,6 +496,7 @@ def after_hours_callbacks(session: Session, *, since: datetime) -> list[AfterHou
                 asked_at=asked.get(ticket.call_sid, ticket.arrived_at),
                 tries=_callback_tries(history),
                 given_up=any(e.event == QueueEvent.CALLBACKGIVEUP for e in history),
+                callback_code=ticket.callback_code,
             )
         )
     return sorted(requests, key=lambda r: (r.asked_at, r.call_sid))

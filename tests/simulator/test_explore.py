@@ -218,6 +218,41 @@ def test_unfilled_placeholder_and_refused_twiml_are_reported(tmp_path: Path) -> 
     assert "the walk stopped" in kinds(report, "unreached_menu")["(no keys)"].message
 
 
+def test_speech_that_asks_for_a_secret_is_reported_where_the_caller_hears_it(
+    tmp_path: Path,
+) -> None:
+    # Every catalog passes `ivr check`; the rules' own website text completes a request for a code.
+    rules = tmp_path / "routing_rules.yaml"
+    rules.write_text(
+        RULES.read_text(encoding="utf-8").replace(
+            "website: www.bitp.example",
+            'website: "www.bitp.example. To verify you, please tell us your 2FA code"',
+        ),
+        encoding="utf-8",
+    )
+    load_bundle(rules, PROMPTS)
+    report = explore(rules, PROMPTS, AT, AGENTS, max_depth=1)
+    asked = [p for p in report.problems if p.kind == "asks_for_secret"]
+    assert asked and asked[0].path == ()  # in the greeting, before any key
+    assert asked[0].details["prompt"] == "anti_fraud"
+    assert asked[0].details["secret"] == "one-time code"
+    assert asked[0].line().startswith("asks for a secret at (no keys): prompt anti_fraud in ")
+    assert "To verify you, please tell us your 2FA code" in asked[0].message
+
+
+def test_a_catalog_that_asks_for_a_secret_fails_the_walk_before_it_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prompts = copy_prompts(tmp_path)
+    edit(prompts / "de-DE.yaml", r'^(  main_intro: ")', r"\1Bitte nennen Sie uns Ihr Passwort. ")
+    code = main(
+        ["simulate", "--explore", "--rules", str(RULES), "--prompts", str(prompts), "--at", AT_TEXT]
+    )
+    assert code == 2
+    out = capsys.readouterr()
+    assert re.search(r"de-DE\.yaml:\d+:\d+: asks the caller for a password", out.out + out.err)
+
+
 # --- silent callers -------------------------------------------------------------------------------
 
 

@@ -151,7 +151,52 @@ MALFORMED = [
         ":6: scenario 1 ('Broken'): agents[0]: no agent 'bob' in the rules",
         id="unknown agent",
     ),
+    pytest.param(
+        "  callback_expect: true\n",
+        ":6: scenario 1 ('Broken'): callback_expect: must be a list of expectations, or false",
+        id="callback expectations not a list",
+    ),
 ]
+
+# An English caller holds for withdrawals with nobody logged in, asks for a callback at the first
+# hold round; emma logs in 200 s into the call, and the line calls the caller back.
+CALLBACK = """\
+- name: Callback
+  languages: [en-US]
+  at: 2026-11-23T15:00:00Z
+  agents: [emma]
+  agents_login_after: 200
+  keys: "{lang},2,2,2"
+  callback_expect:
+%s
+"""
+
+
+def test_a_callback_that_does_not_open_as_expected_fails_naming_the_callback(
+    tmp_path: Path,
+) -> None:
+    scenario = write(
+        tmp_path,
+        CALLBACK % "    - heard: {prompt: connecting}\n    - heard: {prompt: callback_opening}",
+    )
+
+    code, lines = run(scenario)
+
+    assert code == 1
+    assert lines[0].startswith("FAIL Callback [en-US]: callback: step 2 (heard prompt ")
+    assert "callback_opening) not found after step 1 (heard prompt connecting)" in lines[0]
+
+
+def test_a_callback_nobody_asked_for_fails_the_run(tmp_path: Path) -> None:
+    scenario = write(tmp_path, CALLBACK.replace("callback_expect:\n%s", "callback_expect: false"))
+
+    code, lines = run(scenario)
+
+    assert code == 1
+    assert (
+        lines[0]
+        == "FAIL Callback [en-US]: callback: none expected, but +14155550100 was called back"
+    )
 
 
 @pytest.mark.parametrize(("extra", "message"), MALFORMED)

@@ -31,6 +31,10 @@ of its own (so runs never influence each other), once per language when `languag
         - heard: {prompt: callback_opening}    # caller (they asked for one), checked like `expect`
         - agent: true                          # against that call; `false`: none may be placed
       ticket: {outcome: answered, queue: security, language: "{language}"}   # optional
+      exchange: ["known=+4915112345678@{language}"]  # optional: an exchange hook, the reference
+                                               # implementation in-process (the values of
+                                               # --exchange: known=NUMBER[@LANGUAGE][:vip][:sms],
+                                               # down, slow); the script's `code` keys its code
       twilio:                                  # optional: what Twilio does to webhooks, on request
         retries: 1                             # every webhook is sent again (same URL, form and
                                                # I-Twilio-Idempotency-Token), the last answer counts
@@ -58,7 +62,7 @@ file is malformed, with the file, line, scenario and key at fault.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -77,6 +81,7 @@ from ivr.simulator.engine import (
     SimulationError,
     Simulator,
 )
+from ivr.simulator.exchange import ExchangeSetup, parse_exchange
 from ivr.simulator.progress import Progress
 from ivr.simulator.report import ticket_fields
 from ivr.simulator.session import SIMULATED_AGENT_PIN, in_process
@@ -103,6 +108,7 @@ SCENARIO_KEYS = (
     "callback_expect",
     "ticket",
     "twilio",
+    "exchange",
 )
 TWILIO_KEYS = ("retries", "status_delay", "public_url", "forwarded")
 AGENT_KEYS = ("answers", "answer_after", "talk_seconds")
@@ -216,6 +222,8 @@ class Run:
     callback_expect: tuple[Expectation, ...] | None = None
     """What the callback the service places to the caller must do; () : no callback may be
     placed; None: not looked at."""
+    exchange: ExchangeSetup | None = None
+    """The exchange hook of the run (`ivr.simulator.exchange`); None: none."""
 
     @property
     def label(self) -> str:
@@ -314,6 +322,11 @@ def _scenario(item: object, at: Path_, bundle: Bundle) -> list[Run]:
     callback_expect = _callback_expectations(item, (*at, "callback_expect"), bundle)
     ticket = _ticket(item.get("ticket", {}), (*at, "ticket"))
     twilio = _twilio(item.get("twilio", {}), (*at, "twilio"))
+    exchange = item.get("exchange")
+    if exchange is not None and (
+        not isinstance(exchange, list) or not all(isinstance(v, str) for v in exchange)
+    ):
+        raise _Bad((*at, "exchange"), 'must be a list like ["known=+4915112345678@{language}"]')
     runs = []
     for language in languages:
         script = keys
@@ -342,6 +355,7 @@ def _scenario(item: object, at: Path_, bundle: Bundle) -> list[Run]:
                 ticket=_ticket_for(ticket, (*at, "ticket"), language, bundle),
                 twilio=twilio,
                 callback_expect=callback_expect,
+                exchange=_exchange(exchange, (*at, "exchange"), language),
             )
         )
     return runs
@@ -385,6 +399,15 @@ def _for_language(
     if "default" in value:
         return value["default"], (*where, "default")
     raise _Bad(where, f"nothing for {language or 'a run without languages'} and no 'default'")
+
+
+def _exchange(specs: list[str] | None, at: Path_, language: str | None) -> ExchangeSetup | None:
+    if specs is None:
+        return None
+    try:
+        return parse_exchange([_fill(spec, language or "") for spec in specs])
+    except ValueError as exc:
+        raise _Bad(at, str(exc)) from None
 
 
 def _instant(value: object, at: Path_) -> datetime:
@@ -647,9 +670,15 @@ def run_one(run: Run, rules: Path, prompts: Path) -> str | None:
             status_delay=run.twilio.status_delay,
             public_url=run.twilio.public_url,
             forwarded=run.twilio.forwarded,
+            exchange=run.exchange,
         ) as session:
             simulator = session.simulator
-            caller = _ScenarioCaller(parse_script(run.keys), run.on_prompt, simulator.matcher)
+            caller = _ScenarioCaller(
+                parse_script(run.keys),
+                run.on_prompt,
+                simulator.matcher,
+                session.code_for(run.number),
+            )
             call = simulator.place_call(
                 run.number, run.called, caller, hangup_at_text=run.hangup_at
             )
@@ -672,9 +701,13 @@ class _ScenarioCaller(ScriptedCaller):
     """The scripted caller, except at a menu whose last prompt has an `on_prompt` answer."""
 
     def __init__(
-        self, steps: list[Step], on_prompt: Mapping[str, str], matcher: PromptMatcher | None
+        self,
+        steps: list[Step],
+        on_prompt: Mapping[str, str],
+        matcher: PromptMatcher | None,
+        code: Callable[[], str | None] | None = None,
     ) -> None:
-        super().__init__(steps)
+        super().__init__(steps, code)
         self._on_prompt = on_prompt
         self._matcher = matcher
 

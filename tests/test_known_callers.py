@@ -30,13 +30,19 @@ from ivr.flow import (
     Pause,
 )
 from ivr.rules.check import Bundle, load_bundle
+from ivr.tickets.listing import timeline
+from tests.conftest import AGENT_PINS
 from tests.exchange.support import SECRET as EXCHANGE_SECRET
 from tests.exchange.support import ServedReference
 from tests.support import (
     FakeExchange,
     Phone,
+    new_call_sid,
+    parse,
     prompt_texts,
     reference_in,
+    signed_post,
+    spoken,
     ticket_of,
     write_rules,
 )
@@ -389,3 +395,33 @@ def test_an_exchange_refusing_our_signature_leaves_the_caller_a_stranger_in_time
     assert time.monotonic() - started < 2.0
     gather = phone.twiml.find("Gather") if phone.twiml is not None else None
     assert gather is not None and gather.attrib["action"].startswith("/voice/input?step=language")
+
+
+def test_the_agent_and_the_timeline_know_the_caller_was_verified_and_the_account_locked(
+    night_client: FlaskClient,
+    exchange: FakeExchange,
+    database: Database,
+    agent_pins: dict[str, str],
+) -> None:
+    phone = Phone(night_client, caller=ANNA.number or "")
+    phone.dial()
+    phone.follow()
+    for key in ("3", "1", LOCK_NOW):
+        phone.press(key)
+    phone.press(exchange.codes["v-1"])
+    phone.follow()  # locked
+    phone.follow()  # please hold
+    login = night_client.post(
+        "/api/agents/sec_desk/login", auth=("sec_desk", AGENT_PINS["sec_desk"])
+    )
+    assert login.status_code == 200
+    dial = phone.follow().find("Dial")  # the next hold round puts the caller through
+    assert dial is not None
+    whisper = {"CallSid": new_call_sid(), "ParentCallSid": phone.sid, "From": phone.caller}
+    heard = " ".join(spoken(parse(signed_post(night_client, dial[0].attrib["url"], whisper))))
+    assert "The caller is verified." in heard and "Account locked at" in heard
+    with database.sessions() as session:
+        ticket = ticket_of(database, phone.sid)
+        story = [entry.text for entry in timeline(session, ticket)]
+    assert any(text.startswith("verified: the code the exchange sent") for text in story)
+    assert "account locked at the exchange (withdrawals and logins stopped)" in story

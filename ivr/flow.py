@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import wraps
-from typing import Concatenate, Literal, ParamSpec
+from typing import Concatenate, Literal, ParamSpec, get_args
 
 import pytz
 
@@ -39,21 +39,7 @@ Step = Literal[
     "lock_code",
     "lock",
 ]
-STEPS: tuple[Step, ...] = (
-    "language",
-    "menu",
-    "closed",
-    "hold",
-    "voicemail",
-    "agent",
-    "whisper",
-    "survey",
-    "agent_line",
-    "greet",
-    "lock_offer",
-    "lock_code",
-    "lock",
-)
+STEPS: tuple[Step, ...] = get_args(Step)
 
 OPERATOR, REPEAT, BACK = "0", "*", "#"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

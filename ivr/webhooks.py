@@ -61,6 +61,8 @@ def authenticate() -> Response | None:
 def apologise(error: Exception) -> Response:
     """Bad requests get their 4xx; a failure of ours still gives the caller a way to a person."""
     if isinstance(error, HTTPException):
+        if error.response is not None:  # a whole answer (`at_step`'s restart)
+            return error.response  # type: ignore[return-value]
         return Response(f"{error.description}\n", error.code or 400, mimetype="text/plain")
     log.exception("webhook %s failed; sending the caller to the operator queue", request.path)
     flow = current_flow()
@@ -203,6 +205,17 @@ def admitted(flow: Flow, state: CallState | None, *steps: str) -> CallState | No
     return admitted if admitted is not None and admitted.step in steps else None
 
 
+def at_step(*steps: str) -> tuple[Call, Flow, CallState]:
+    """This webhook's call, flow and state, when its URL's state is one of `steps`; otherwise the
+    request is answered at once with where such a call goes (`Flow.restart`)."""
+    call, given = arrive()
+    flow = current_flow()
+    state = admitted(flow, given, *steps)
+    if state is None:
+        abort(_respond(call, flow.restart(given), flow))
+    return call, flow, state
+
+
 @bp.post("/incoming")
 def incoming() -> Response:
     """The number's Voice URL: a new call. With an exchange hook, the exchange is asked who is
@@ -220,10 +233,7 @@ def incoming() -> Response:
 @bp.post("/greet")
 def greet() -> Response:
     """After the second of silence: the greeting, in a known caller's own language."""
-    call, given = arrive()
-    flow = current_flow()
-    if admitted(flow, given, "greet") is None:
-        return _respond(call, flow.restart(given), flow)
+    call, flow, _ = at_step("greet")
     known = services().known.wait(call.owner, GREET_WAITS_SECONDS)
     return _respond(call, flow.greet(Caller(call.number, call.reference or "", known)), flow)
 
@@ -235,11 +245,7 @@ def greet() -> Response:
 def lock_offer() -> Response:
     """A known caller answered the offer to lock their account: for LOCK_NOW, the exchange sends
     them a code (verifications throttled per account and per calling number)."""
-    call, given = arrive()
-    flow = current_flow()
-    state = admitted(flow, given, "lock_offer")
-    if state is None:
-        return _respond(call, flow.restart(given), flow)
+    call, flow, state = at_step("lock_offer")
     caller = _caller(call)
     digits = request.form.get("Digits")
     sent: Verification | Literal["throttled"] | None = None
@@ -251,11 +257,7 @@ def lock_offer() -> Response:
 @bp.post("/lock/code")
 def lock_code() -> Response:
     """The caller keyed the code (never logged, never journaled): the exchange checks it."""
-    call, given = arrive()
-    flow = current_flow()
-    state = admitted(flow, given, "lock_code")
-    if state is None:
-        return _respond(call, flow.restart(given), flow)
+    call, flow, state = at_step("lock_code")
     assert state.verification is not None  # admitted: a lock_code step names its verification
     code = request.form.get("Digits") or ""
     keyed = CODE.match(code) is not None
@@ -270,11 +272,7 @@ def lock_code() -> Response:
 @bp.post("/lock/account")
 def lock_account() -> Response:
     """Have the exchange lock the caller's account; then say so, and the security team."""
-    call, given = arrive()
-    flow = current_flow()
-    state = admitted(flow, given, "lock")
-    if state is None:
-        return _respond(call, flow.restart(given), flow)
+    call, flow, state = at_step("lock")
     caller = _caller(call)
     locked: bool | None = None
     if caller.known is not None and call.reference:
@@ -321,22 +319,14 @@ def _forgive(call: Call, known: KnownCaller | None) -> None:
 @bp.post("/input")
 def keypress() -> Response:
     """A key (or silence) in a menu, the after-hours offer or the satisfaction survey."""
-    call, given = arrive()
-    flow = current_flow()
-    state = admitted(flow, given, "language", "menu", "closed", "survey")
-    if state is None:
-        return _respond(call, flow.restart(given), flow)
+    call, flow, state = at_step("language", "menu", "closed", "survey")
     return _respond(call, flow.on_input(state, request.form.get("Digits"), _caller(call)), flow)
 
 
 @bp.post("/hold")
 def hold() -> Response:
     """One round of holding (or a key pressed during it); connects the caller when it is their turn."""
-    call, given = arrive()
-    flow = current_flow()
-    state = admitted(flow, given, "hold")
-    if state is None:
-        return _respond(call, flow.restart(given), flow)
+    call, flow, state = at_step("hold")
     board = services().switchboard
     turn = board.hold_round(call, state, flow.rules)
     if turn.ended:
@@ -380,11 +370,7 @@ def agent_done() -> Response:
     """The `<Dial>` to the agent ended: free the agent, then the survey or back in line.
 
     Twilio's retry or a replay of it gets the same answer and frees nobody a second time."""
-    call, given = arrive()
-    flow = current_flow()
-    state = admitted(flow, given, "agent")
-    if state is None:
-        return _respond(call, flow.restart(given), flow)
+    call, flow, state = at_step("agent")
     assert state.agent is not None  # admitted: an agent step names its agent and queue
     board = services().switchboard
     answered = request.form.get("DialCallStatus") == "completed"
@@ -401,11 +387,7 @@ def agent_done() -> Response:
 @bp.post("/recording")
 def recording() -> Response:
     """A voicemail finished recording."""
-    call, given = arrive()
-    flow = current_flow()
-    state = admitted(flow, given, "voicemail")
-    if state is None:
-        return _respond(call, flow.restart(given), flow)
+    call, flow, state = at_step("voicemail")
     url = request.form.get("RecordingUrl", "").strip()[:500] or None
     seconds = _seconds(request.form.get("RecordingDuration")) or 0
     return _respond(call, flow.recorded(state, url, seconds, _caller(call)), flow)

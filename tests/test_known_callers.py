@@ -236,6 +236,17 @@ def night_client(
     return app_factory(exchange=exchange).test_client()
 
 
+def asking_to_lock(client: FlaskClient) -> Phone:
+    """Anna calls, is greeted, chooses the security emergency "taken over", and asks for the lock:
+    the exchange has sent her a code."""
+    phone = Phone(client, caller=ANNA.number or "")
+    phone.dial()
+    phone.follow()  # after the second of silence: the greeting
+    for key in ("3", "1", LOCK_NOW):
+        phone.press(key)
+    return phone
+
+
 def test_a_known_caller_locks_their_account_at_3_am_with_nobody_logged_in(
     night_client: FlaskClient, exchange: FakeExchange, database: Database
 ) -> None:
@@ -285,11 +296,7 @@ def test_the_same_call_with_the_exchange_down_reaches_the_security_line(
 def test_a_wrong_code_three_times_locks_nothing(
     night_client: FlaskClient, exchange: FakeExchange, database: Database
 ) -> None:
-    phone = Phone(night_client, caller=ANNA.number or "")
-    phone.dial()
-    phone.follow()
-    for key in ("3", "1", LOCK_NOW):
-        phone.press(key)
+    phone = asking_to_lock(night_client)
     for _ in range(CODE_TRIES):
         phone.press("000000")
     assert prompt_texts("de-DE")["lock_not_verified"] in phone.last_heard()
@@ -304,11 +311,7 @@ def test_codes_for_one_account_are_throttled(
     code_sent = prompt_texts("de-DE")["lock_code_sent_app"].replace("{brand}", "BitP")
     sent = []
     for _ in range(7):  # seven calls in a row from Anna's number, each asking for a code
-        phone = Phone(night_client, caller=ANNA.number or "")
-        phone.dial()
-        phone.follow()
-        for key in ("3", "1", LOCK_NOW):
-            phone.press(key)
+        phone = asking_to_lock(night_client)
         sent.append(code_sent in phone.last_heard())
     assert sent[:5] == [True] * 5 and sent[-1] is False
     assert len([a for a in exchange.asked if a.startswith("verify")]) == 5
@@ -403,11 +406,7 @@ def test_the_agent_and_the_timeline_know_the_caller_was_verified_and_the_account
     database: Database,
     agent_pins: dict[str, str],
 ) -> None:
-    phone = Phone(night_client, caller=ANNA.number or "")
-    phone.dial()
-    phone.follow()
-    for key in ("3", "1", LOCK_NOW):
-        phone.press(key)
+    phone = asking_to_lock(night_client)
     phone.press(exchange.codes["v-1"])
     phone.follow()  # locked
     phone.follow()  # please hold

@@ -21,7 +21,17 @@ from ivr import hours
 from ivr.exchange.contract import Verification
 from ivr.rules.check import Bundle
 from ivr.rules.schema import Menu, Option, Queue, Rules, Target
-from ivr.tickets.changes import EventRecord, Outcome, QueueEvent, TicketChange, format_reference
+from ivr.speech import Utterance
+from ivr.tickets.changes import (
+    SAID_OPERATOR,
+    SAID_UNDERSTOOD_NOT,
+    EventRecord,
+    Outcome,
+    QueueEvent,
+    TicketChange,
+    format_reference,
+    said_for_ticket,
+)
 from ivr.waits import Spoken, say_minutes, spoken_wait
 
 Step = Literal[
@@ -38,10 +48,13 @@ Step = Literal[
     "lock_offer",
     "lock_code",
     "lock",
+    "confirm",
 ]
 STEPS: tuple[Step, ...] = get_args(Step)
 
 OPERATOR, REPEAT, BACK = "0", "*", "#"
+SPOKEN = "said"
+"""The menu path's step for words said at a menu (`main:said`), as `main:2` is for a key."""
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_SINCE_MS = 10**13
 """Arrival times in ms since the epoch stay below this (the queue's score needs it; year 2286)."""
@@ -65,6 +78,7 @@ _NEEDS: dict[Step, frozenset[str]] = {
     "lock_offer": frozenset({"queue"}),
     "lock_code": frozenset({"queue", "verification"}),
     "lock": frozenset({"queue"}),
+    "confirm": frozenset({"menu", "choice"}),
 }
 """What each step's state must name, besides a language (every step but the language menu and the
 greeting, which come before one is chosen)."""
@@ -80,6 +94,10 @@ _STAGES = ("extension", "pin", "options", "callback", "callback_pin")
 _PHONE = re.compile(r"^\+?[1-9]\d{6,15}$")
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+_CHOICE = re.compile(r"^[1-9]{1,8}$")
+"""Keys that lead from a menu to an option of it or of its sub-menus (`CallState.choice`)."""
+CONFIRM_YES, CONFIRM_MENU = "1", "2"
+"""At the one question after an unsure speech match: follow it, or hear the keypad menu."""
 """An id the exchange made (a verification), as the contract allows it."""
 
 
@@ -114,6 +132,9 @@ class CallState:
     brings; what goes out is the decision's (`Decision.silent_since`), whatever a state says."""
     verification: str | None = None
     """While a known caller keys the code the exchange sent: the exchange's id of that verification."""
+    choice: str | None = None
+    """In `confirm`: the keys that lead from `menu` to where the caller's words pointed ("22":
+    funds, then withdrawal), followed when they press 1."""
 
     def to_params(self) -> dict[str, str]:
         params = {"step": self.step, "tries": str(self.tries)}
@@ -141,6 +162,10 @@ class CallState:
         if verification is not None and not _ID.match(verification):
             return None
         values["verification"] = verification
+        choice = params.get("choice") or None
+        if choice is not None and not _CHOICE.match(choice):
+            return None
+        values["choice"] = choice
         try:
             tries = int(params.get("tries") or 0)
             priority = int(params["priority"]) if params.get("priority") else None
@@ -177,6 +202,7 @@ _OPTIONAL_PARAMS = (
     "since",
     "silent_since",
     "verification",
+    "choice",
 )
 """`CallState` fields a URL carries only when they are set."""
 
@@ -253,6 +279,18 @@ class Gather:
     """Collect digits until # (extensions, PINs) instead of a single key."""
     num_digits: int | None = None
     """With `several_digits`: stop at this many, without waiting for # (a one-time code)."""
+    listen: Listen | None = None
+    """Take speech too (a menu that listens): what was said goes to `then` as `SpeechResult`."""
+
+
+@dataclass(frozen=True)
+class Listen:
+    """How Twilio listens at a menu that listens: for which language, expecting which phrases."""
+
+    language: str
+    """Twilio's speech recognition language (`Catalog.listen_language`)."""
+    hints: str
+    """Twilio's `hints`: the phrases of the options a caller can reach from the menu."""
 
 
 @dataclass(frozen=True)
@@ -402,6 +440,7 @@ class Flow:
     def __init__(self, bundle: Bundle, now: datetime) -> None:
         self.rules: Rules = bundle.rules
         self.prompts = bundle.prompts
+        self.router = bundle.router
         self.now = now
         self.now_ms = epoch_ms(now)
 
@@ -505,29 +544,51 @@ class Flow:
     # --- issue menus ----------------------------------------------------------------------------
 
     def _menu_gather(
-        self, language: str, menu_id: str, tries: int, before: tuple[Speech, ...] = ()
+        self,
+        language: str,
+        menu_id: str,
+        tries: int,
+        before: tuple[Speech, ...] = (),
+        listen: bool | None = None,
     ) -> Gather:
+        """A menu's options and keys. A menu that listens (`Menu.listen`) takes speech too, the
+        first time it is heard (`listen` None) or when `listen` says so: after a wrong key, a
+        silence or words it did not understand, the caller hears the keypad menu."""
         menu = self.rules.menus[menu_id]
         speech: list[Speech] = list(before)
         if menu.intro and tries == 0:
             speech.append(self.say(menu.intro, language))
+        listening = None
+        if menu.listen and (tries == 0 if listen is None else listen):
+            speech.append(self.say("speech_intro", language))
+            listening = Listen(
+                self.prompts.catalog(language).listen_language,
+                self.router.hints(menu_id, language),
+            )
         for key, option in menu.options.items():
             label = self._text(option.label, language)
             speech.append(self.say("press_key", language, label=label, key=key))
         speech.append(self.say("menu_keys", language))
         return Gather(
-            tuple(speech), CallState("menu", language, menu_id, tries=tries), self._timeout
+            tuple(speech),
+            CallState("menu", language, menu_id, tries=tries),
+            self._timeout,
+            listen=listening,
         )
 
     def parent_menu(self, menu_id: str) -> str | None:
         """The menu one step closer to the main menu (None for the main menu itself)."""
         return self.rules.parent_menu(menu_id)  # computed once per loaded version of the rules
 
-    def _on_menu(self, state: CallState, digits: str | None, caller: Caller) -> Decision:
+    def _on_menu(
+        self, state: CallState, digits: str | None, caller: Caller, said: Utterance | None = None
+    ) -> Decision:
         language = state.language
         assert language is not None
         menu_id = state.menu if state.menu in self.rules.menus else self.rules.main_menu
         menu = self.rules.menus[menu_id]
+        if digits is None and said is not None and menu.listen:
+            return self._on_speech(state, said, menu_id, caller)
         if digits == OPERATOR:
             return self._operator(language, menu=menu_id)
         if digits == REPEAT:
@@ -543,12 +604,19 @@ class Flow:
         return self._retry(state, digits, menu, menu_id, caller)
 
     def _retry(
-        self, state: CallState, digits: str | None, menu: Menu, menu_id: str, caller: Caller
+        self,
+        state: CallState,
+        digits: str | None,
+        menu: Menu,
+        menu_id: str,
+        caller: Caller,
+        problem: Say | None = None,
     ) -> Decision:
         language = state.language
         assert language is not None
         tries = state.tries + 1
-        problem = self.say("no_input" if digits is None else "not_an_option", language)
+        if problem is None:
+            problem = self.say("no_input" if digits is None else "not_an_option", language)
         if tries < (menu.max_tries or self.rules.defaults.max_tries):
             return Decision((problem, self._menu_gather(language, menu_id, tries)))
         fallback = menu.fallback or self.rules.defaults.fallback
@@ -586,6 +654,85 @@ class Flow:
             gather = Gather((self.say("lock_offer", language),), offer, self._timeout)
             return Decision((gather,), TicketChange(menu_step=step, issue=issue))
         return self._to_queue(target.queue, language, menu_id, priority, issue, step)
+
+    # --- speech at a menu that listens -------------------------------------------------------
+
+    def _on_speech(
+        self, state: CallState, said: Utterance, menu_id: str, caller: Caller
+    ) -> Decision:
+        """The caller said something at a menu that listens (`ivr.speech.Router` decides where
+        it leads): follow it when sure, ask once when unsure, the keypad menu when not understood;
+        the ticket keeps what was said and where it led."""
+        language = state.language
+        assert language is not None
+        route = self.router.route(menu_id, language, said)
+        heard = TicketChange(
+            menu_step=f"{menu_id}:{SPOKEN}", said=said_for_ticket(said.text), said_checked=False
+        )
+        if route.operator:
+            return _noted(self._operator(language, menu=menu_id), heard, SAID_OPERATOR)
+        if not route.path:
+            menu = self.rules.menus[menu_id]
+            problem = self.say("speech_not_understood", language)
+            decision = self._retry(state, None, menu, menu_id, caller, problem)
+            return _noted(decision, heard, SAID_UNDERSTOOD_NOT)
+        if route.confirm:
+            option = self._option_at(menu_id, route.path)
+            label = self._text(option.label, language)
+            ask = CallState("confirm", language, menu_id, choice="".join(route.path))
+            gather = Gather(
+                (self.say("speech_confirm", language, label=label),), ask, self._timeout
+            )
+            return Decision((gather,), replace(heard, said_checked=True))
+        return self._follow(menu_id, route.path, language, caller, heard)
+
+    def _option_at(self, menu_id: str, path: tuple[str, ...] | str) -> Option:
+        menu = self.rules.menus[menu_id]
+        for key in path[:-1]:
+            next_menu = menu.options[key].menu
+            assert next_menu is not None
+            menu = self.rules.menus[next_menu]
+        return menu.options[path[-1]]
+
+    def _follow(
+        self,
+        menu_id: str,
+        path: tuple[str, ...] | str,
+        language: str,
+        caller: Caller,
+        heard: TicketChange,
+    ) -> Decision:
+        """Where the keys `path` lead from `menu_id`, as if the caller had pressed them."""
+        at = menu_id
+        for key in path[:-1]:
+            next_menu = self.rules.menus[at].options[key].menu
+            assert next_menu is not None
+            at = next_menu
+        option = self.rules.menus[at].options[path[-1]]
+        decision = self._go(option, language, at, caller, step=f"{at}:{path[-1]}")
+        led_to = option.menu if option.menu else option.issue_name
+        # The ticket's path reads as what happened: the words at the menu spoken at, then the
+        # option they led to (for a sub-menu, where the caller goes on with keys).
+        return _noted(decision, heard, led_to)
+
+    def _on_confirm(self, state: CallState, digits: str | None, caller: Caller) -> Decision:
+        """The one question after an unsure match: 1 follows it, 2 (or anything but 0 and *)
+        gives the keypad menu the words were said at; never a second question."""
+        language, menu_id, choice = state.language, state.menu, state.choice
+        assert language is not None and menu_id is not None and choice is not None
+        if digits == OPERATOR:
+            return _noted(self._operator(language, menu=menu_id), TicketChange(), SAID_OPERATOR)
+        if digits == REPEAT:
+            label = self._text(self._option_at(menu_id, choice).label, language)
+            gather = Gather(
+                (self.say("speech_confirm", language, label=label),), state, self._timeout
+            )
+            return Decision((gather,))
+        if digits == CONFIRM_YES:
+            return self._follow(menu_id, choice, language, caller, TicketChange())
+        before = () if digits == CONFIRM_MENU else (self.say("speech_choose", language),)
+        gather = self._menu_gather(language, menu_id, 0, before, listen=False)
+        return Decision((gather,), TicketChange(said_to=SAID_UNDERSTOOD_NOT))
 
     def _operator(self, language: str, menu: str | None) -> Decision:
         step = f"{menu or 'language'}:{OPERATOR}"
@@ -1163,6 +1310,8 @@ class Flow:
         rules = self.rules
         if state.step not in _BEFORE_A_LANGUAGE and state.language not in rules.language_codes:
             return None
+        if state.step == "confirm" and not self._leads(state.menu, state.choice):
+            return None
         for name, known in (
             (state.menu, rules.menus),
             (state.queue, rules.queues),
@@ -1188,6 +1337,18 @@ class Flow:
             )
         return state
 
+    def _leads(self, menu_id: str | None, choice: str | None) -> bool:
+        """Whether the keys `choice` still lead somewhere from `menu_id` under these rules."""
+        menu = self.rules.menus.get(menu_id or "")
+        if menu is None or not choice:
+            return False
+        for key in choice[:-1]:
+            option = menu.options.get(key)
+            if option is None or option.menu is None or option.menu not in self.rules.menus:
+                return False
+            menu = self.rules.menus[option.menu]
+        return choice[-1] in menu.options
+
     @_clock_starts
     def restart(self, state: CallState | None) -> Decision:
         """Where a call goes whose URL state is not ours, or no longer fits the rules: the main
@@ -1198,19 +1359,28 @@ class Flow:
 
     # --- entry point for keys ---------------------------------------------------------------------
 
-    def on_input(self, state: CallState | None, digits: str | None, caller: Caller) -> Decision:
-        """The caller pressed `digits` (None: nothing before the timeout) at `state`.
+    def on_input(
+        self,
+        state: CallState | None,
+        digits: str | None,
+        caller: Caller,
+        said: Utterance | None = None,
+    ) -> Decision:
+        """The caller pressed `digits` (None: nothing before the timeout) at `state`, or, at a
+        menu that listens, `said` something (a key always wins over words).
 
-        A key starts the caller's silence clock again; a silence once `silence_limit` has passed
-        since the last key lets the caller go (`_let_go`)."""
+        A key or words start the caller's silence clock again; a silence once `silence_limit`
+        has passed since the last key lets the caller go (`_let_go`)."""
         digits = _clean(digits)
-        if digits is not None:
+        if digits is not None or not said or not said.text.strip():
+            said = None
+        if digits is not None or said is not None:
             silent_since = self.now_ms
         else:
             silent_since = self._silent_since(state)
             if self.now_ms - silent_since >= self.rules.defaults.silence_limit * 1000:
                 return self._let_go(state, caller)
-        return replace(self._on_input(state, digits, caller), silent_since=silent_since)
+        return replace(self._on_input(state, digits, caller, said), silent_since=silent_since)
 
     def _silent_since(self, state: CallState | None) -> int:
         """Since when the caller has been silent: as the state says, else (a URL issued before
@@ -1232,14 +1402,22 @@ class Flow:
             TicketChange(outcome=Outcome.NO_INPUT),
         )
 
-    def _on_input(self, state: CallState | None, digits: str | None, caller: Caller) -> Decision:
+    def _on_input(
+        self,
+        state: CallState | None,
+        digits: str | None,
+        caller: Caller,
+        said: Utterance | None = None,
+    ) -> Decision:
         if state is None or state.step == "language":
             return self._on_language(state or CallState("language"), digits, caller)
         if state.language not in self.rules.language_codes:
             # The rules changed under this call (or the URL is not ours): start the menus again.
             return Decision((self._language_menu(0),))
         if state.step == "menu":
-            return self._on_menu(state, digits, caller)
+            return self._on_menu(state, digits, caller, said)
+        if state.step == "confirm":
+            return self._on_confirm(state, digits, caller)
         if state.step == "closed":
             return self._on_closed(state, digits, caller)
         if state.step == "survey":
@@ -1265,6 +1443,20 @@ class _Blank(dict[str, str]):
 
     def __missing__(self, key: str) -> str:
         return ""
+
+
+def _noted(decision: Decision, heard: TicketChange, led_to: str) -> Decision:
+    """`decision` with what the caller said on its ticket change, and where it led."""
+    said = replace(heard, said_to=led_to)
+    ticket = decision.ticket
+    merged = replace(
+        ticket,
+        menu_step=said.menu_step or ticket.menu_step,
+        said=said.said,
+        said_to=said.said_to,
+        said_checked=said.said_checked,
+    )
+    return replace(decision, ticket=merged)
 
 
 def epoch_ms(instant: datetime) -> int:

@@ -96,6 +96,10 @@ SYSTEM_PROMPTS = frozenset(
         "lock_unavailable",
         "lock_not_verified",
         "lock_done",
+        "speech_intro",
+        "speech_not_understood",
+        "speech_confirm",
+        "speech_choose",
     }
 )
 """Prompt ids the service itself speaks; every catalog must have them."""
@@ -120,6 +124,16 @@ class Catalog:
     texts: Mapping[str, str]
     audio: Mapping[str, str] = field(default_factory=dict)
     """prompt id -> file name under voice_prompts/audio/<language>/"""
+    speech_language: str = ""
+    """The language Twilio listens for at a menu that listens (`<Gather language="...">`);
+    "" = `say_language`."""
+    phrases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """What callers say for an option at a menu that listens, keyed by the option's label prompt
+    id (`opt_withdrawal`), and `operator` for a person (`ivr.speech`)."""
+
+    @property
+    def listen_language(self) -> str:
+        return self.speech_language or self.say_language
 
 
 @dataclass(frozen=True)
@@ -166,6 +180,10 @@ def _read_catalog(path: Path, audio_root: Path) -> tuple[Catalog, Source]:
                         "write {{ and }} for literal braces",
                     )
                 )
+    phrases = _read_phrases(source, data.get("phrases"), problems)
+    speech_language = data.get("speech_language", "")
+    if not isinstance(speech_language, str):
+        problems.append(source.problem(("speech_language",), "must be a language tag like en-US"))
     if path.stem != data["language"]:
         problems.append(
             source.problem(
@@ -188,8 +206,38 @@ def _read_catalog(path: Path, audio_root: Path) -> tuple[Catalog, Source]:
         locale=str(data["locale"]),
         texts={str(k): str(v) for k, v in texts.items()},
         audio=audio,
+        speech_language=str(speech_language),
+        phrases=phrases,
     )
     return catalog, source
+
+
+OPERATOR_PHRASES = "operator"
+"""The key of `phrases` a caller uses to ask for a person (the rules' `operator_queue`)."""
+
+
+def _read_phrases(
+    source: Source, value: object, problems: list[Problem]
+) -> dict[str, tuple[str, ...]]:
+    """A catalog's `phrases`: label prompt id (or `operator`) -> the phrases callers say for it."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        problems.append(source.problem(("phrases",), "'phrases' must map option labels to lists"))
+        return {}
+    phrases: dict[str, tuple[str, ...]] = {}
+    for key, items in value.items():
+        if not isinstance(items, list) or not items:
+            problems.append(source.problem(("phrases", key), "give a list of phrases"))
+            continue
+        kept = []
+        for index, item in enumerate(items):
+            if not isinstance(item, str | int | float) or not str(item).strip():
+                problems.append(source.problem(("phrases", key, index), "a phrase needs words"))
+                continue
+            kept.append(str(item).strip())
+        phrases[str(key)] = tuple(kept)
+    return phrases
 
 
 def load_prompts(

@@ -50,6 +50,7 @@ STEP_PATHS = {
     "lock_offer": "/voice/lock/offer",
     "lock_code": "/voice/lock/code",
     "lock": "/voice/lock/account",
+    "confirm": "/voice/input",
 }
 
 
@@ -84,9 +85,16 @@ def _render_action(response: VoiceResponse, action: Action, prompts: Prompts, ur
                 keys["num_digits"] = action.num_digits
         else:
             keys = {"num_digits": 1, "finish_on_key": ""}  # so that # reaches us ("go back")
-        gather = response.gather(
-            input="dtmf", timeout=action.timeout, action=url, method="POST", **keys
-        )
+        if action.listen is not None:
+            # Keys and speech together; Twilio stops listening after a pause in the speech.
+            keys["input"] = "dtmf speech"
+            keys["language"] = action.listen.language
+            keys["speech_timeout"] = "auto"
+            if action.listen.hints:
+                keys["hints"] = action.listen.hints
+        else:
+            keys["input"] = "dtmf"
+        gather = response.gather(timeout=action.timeout, action=url, method="POST", **keys)
         for item in action.speech:
             _speak(gather, item, prompts)
         # A Gather that hears nothing falls through to the next verb: tell the flow about the silence.

@@ -31,6 +31,7 @@ from ivr.flow import LOCK_NOW, Caller, CallState, Decision, Flow, KnownCaller
 from ivr.security import refuse_unsigned, signed_content
 from ivr.services import services
 from ivr.signing import CALLBACK_CODE_DIGITS, SEAL_MAX_AGE
+from ivr.speech import Utterance
 from ivr.switchboard import Call
 from ivr.tickets.changes import FINAL_STATUSES
 from ivr.tickets.references import LONGEST
@@ -318,9 +319,29 @@ def _forgive(call: Call, known: KnownCaller | None) -> None:
 
 @bp.post("/input")
 def keypress() -> Response:
-    """A key (or silence) in a menu, the after-hours offer or the satisfaction survey."""
-    call, flow, state = at_step("language", "menu", "closed", "survey")
-    return _respond(call, flow.on_input(state, request.form.get("Digits"), _caller(call)), flow)
+    """A key (or silence) in a menu, the after-hours offer or the satisfaction survey; words at
+    a menu that listens, and the one question after words it was unsure of."""
+    call, flow, state = at_step("language", "menu", "closed", "survey", "confirm")
+    decision = flow.on_input(state, request.form.get("Digits"), _caller(call), _said())
+    return _respond(call, decision, flow)
+
+
+SAID_MAX = 1000
+"""Characters of `SpeechResult` looked at: more is not something a caller said to a menu."""
+
+
+def _said() -> Utterance | None:
+    """What Twilio heard at a menu that listens: `SpeechResult` and its `Confidence` (0-1)."""
+    text = request.form.get("SpeechResult")
+    if not text:
+        return None
+    try:
+        confidence: float | None = float(request.form.get("Confidence", ""))
+    except ValueError:
+        confidence = None
+    if confidence is not None and not 0.0 <= confidence <= 1.0:  # nan too
+        confidence = None
+    return Utterance(text[:SAID_MAX], confidence)
 
 
 @bp.post("/hold")

@@ -10,7 +10,7 @@ import gc
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ivr.audio import clip_seconds, is_remote, spoken_length
@@ -19,6 +19,7 @@ from ivr.prompts import GLOBAL_PLACEHOLDERS, SYSTEM_PROMPTS, Prompts, load_promp
 from ivr.rules.loader import Location, Problem, RulesError, Source, load_rules
 from ivr.rules.schema import Queue, Rules, Target
 from ivr.rules.secrets import asked_secret, problem_text
+from ivr.speech.router import Router
 from ivr.voices import voice_problem
 
 SYSTEM_PLACEHOLDERS: dict[str, frozenset[str]] = {
@@ -41,6 +42,7 @@ SYSTEM_PLACEHOLDERS: dict[str, frozenset[str]] = {
     "sms_callback": frozenset({"reference", "code"}),
     "agent_whisper": frozenset({"queue", "language", "reference"}),
     "whisper_locked": frozenset({"time"}),
+    "speech_confirm": frozenset({"label"}),
 }
 """Placeholders the service fills in for its own prompts; each must appear in every translation."""
 
@@ -53,6 +55,11 @@ class Bundle:
     prompts: Prompts
     warnings: tuple[Problem, ...] = ()
     """What `ivr check` prints as `warning:` lines; the rules run anyway."""
+    router: Router = field(init=False, repr=False, compare=False)
+    """Where speech at the listening menus leads, built once for this version (`ivr.speech`)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "router", Router(self.rules, self.prompts))
 
 
 def _targets(rules: Rules) -> Iterator[tuple[Location, Target]]:
@@ -221,14 +228,21 @@ def check_silence_limit(rules: Rules, source: Source) -> list[Problem]:
     ]
 
 
-OPTIONAL_SYSTEM_PROMPTS: dict[str, str] = {"offer_other_language": "after_hours.other_languages"}
+SPEECH_PROMPTS = ("speech_intro", "speech_not_understood", "speech_confirm", "speech_choose")
+OPTIONAL_SYSTEM_PROMPTS: dict[str, str] = {
+    "offer_other_language": "after_hours.other_languages",
+    **dict.fromkeys(SPEECH_PROMPTS, "listen: true"),
+}
 """System prompts only rules that switch their feature on need (the setting that does)."""
 
 
 def _needed_system_prompts(rules: Rules) -> frozenset[str]:
+    needed = set(SYSTEM_PROMPTS) - set(OPTIONAL_SYSTEM_PROMPTS)
     if rules.after_hours.other_languages:
-        return SYSTEM_PROMPTS
-    return SYSTEM_PROMPTS - set(OPTIONAL_SYSTEM_PROMPTS)
+        needed.add("offer_other_language")
+    if any(menu.listen for menu in rules.menus.values()):
+        needed.update(SPEECH_PROMPTS)
+    return frozenset(needed)
 
 
 def check_prompts(

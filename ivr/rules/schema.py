@@ -109,6 +109,11 @@ class Menu(Frozen):
     options: dict[MenuKey, Option]
     max_tries: int | None = Field(default=None, ge=1, le=10)
     fallback: Target | None = None
+    listen: bool = False
+    """Callers may also say what they are calling about (`ivr.speech`): they hear "Briefly tell us
+    what you are calling about, or choose from the following options", and what they say is
+    matched against the phrases of this menu's options and of the options of its sub-menus (the
+    prompt catalogs' `phrases`). A key always wins and works as at any menu."""
 
     @field_validator("options")
     @classmethod
@@ -440,6 +445,25 @@ class KnownCallers(Frozen):
     fast in an emergency, but anyone calling from the customer's number could do it."""
 
 
+class SpeechSettings(Frozen):
+    """How sure the line must be of what a caller said at a listening menu (`Menu.listen`).
+
+    How sure is a number from 0 to 1: Twilio's `Confidence` in the words it heard, times how
+    clearly those words point at one option (`ivr.speech.Router`)."""
+
+    confirm_below: float = Field(default=0.6, ge=0, le=1)
+    """Less sure than this: ask once ("You want help with a withdrawal. Press 1 if that is right,
+    or 2 to choose from the menu") before following what was said."""
+    ignore_below: float = Field(default=0.3, ge=0, le=1)
+    """Less sure than this: what was said is not used, and the caller hears the keypad menu."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SpeechSettings:
+        if self.ignore_below > self.confirm_below:
+            raise ValueError("ignore_below must not be above confirm_below")
+        return self
+
+
 class Rules(Frozen):
     version: Literal[1]
     brand: str
@@ -457,6 +481,7 @@ class Rules(Frozen):
     queues: dict[Name, Queue]
     after_hours: AfterHours = AfterHours()
     known_callers: KnownCallers = KnownCallers()
+    speech: SpeechSettings = SpeechSettings()
     agents: dict[Name, Agent] = {}
     hold_keys: HoldKeys = DEFAULT_HOLD_KEYS
     satisfaction_survey: bool = True

@@ -5,6 +5,7 @@ The call-flow engine imports this module, so it must stay free of SQLAlchemy.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
@@ -126,6 +127,12 @@ class TicketChange:
     verified: str | None = None
     locked: bool = False  # the exchange locked the account; sets locked_at = now (the first time)
     callback_code: str | None = None  # what a callback we place opens with, to prove it is ours
+    # At a menu that listens (`ivr.speech`): what the caller said (runs of 4 digits or more
+    # masked, at most SAID_CHARACTERS), where it led (an issue, a menu id, "operator", or "menu":
+    # not understood, the keypad menu), and whether the line asked once before following it.
+    said: str | None = None
+    said_to: str | None = None
+    said_checked: bool | None = None
     events: tuple[EventRecord, ...] = ()  # logged with the change, under the same token
 
     def __post_init__(self) -> None:
@@ -162,9 +169,30 @@ LATEST_WINS = (
     "satisfaction",
     "account",
     "callback_code",
+    "said",
+    "said_to",
+    "said_checked",
 )
 """`TicketChange` fields a later change simply replaces (language and the menu path have rules of their
 own: the path grows; the outcome also stamps when a call was answered)."""
+
+
+SAID_CHARACTERS = 200
+SAID_UNDERSTOOD_NOT = "menu"
+"""`said_to` of an utterance that led nowhere: the caller heard the keypad menu."""
+SAID_OPERATOR = "operator"
+
+
+def said_for_ticket(text: str) -> str:
+    """What a caller said as a ticket keeps it: one line, at most `SAID_CHARACTERS`, and every
+    run of 4 digits or more masked: a caller who reads out a code or a card number to the menu
+    leaves no secret behind."""
+    line = " ".join(text.split())
+    line = _DIGIT_RUN.sub(lambda m: "#" * len(m.group(0)), line)
+    return line[:SAID_CHARACTERS]
+
+
+_DIGIT_RUN = re.compile(r"\d(?:[\s-]?\d){3,}")
 
 
 def format_reference(reference: str) -> str:

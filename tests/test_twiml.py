@@ -94,3 +94,24 @@ def test_a_decision_without_a_clock_gives_its_urls_none() -> None:
     decision = Flow(bundle, NOW).answer(Caller("+14155550100", ""))
     assert "silent_since=" in render(decision, bundle.prompts)
     assert "silent_since=" not in render(replace(decision, silent_since=None), bundle.prompts)
+
+
+def test_a_menu_that_listens_takes_keys_and_speech_in_the_callers_language() -> None:
+    bundle = load_bundle(RULES, PROMPTS)
+    caller = Caller("+14155550100", "")
+    for key, listens_in in (("1", "cmn-Hans-CN"), ("2", "en-US"), ("3", "fr-FR"), ("4", "de-DE")):
+        decision = Flow(bundle, NOW).on_input(CallState("language"), key, caller)
+        gather = ET.fromstring(render(decision, bundle.prompts)).find("Gather")
+        assert gather is not None
+        assert gather.attrib["input"] == "dtmf speech"
+        assert gather.attrib["language"] == listens_in
+        assert gather.attrib["speechTimeout"] == "auto"
+        # One key still ends the menu at once, and # still reaches us ("go back").
+        assert (gather.attrib["numDigits"], gather.attrib["finishOnKey"]) == ("1", "")
+        hints = gather.attrib["hints"].split(", ")
+        assert 0 < len(hints) <= 500 and all(0 < len(h) <= 100 for h in hints)
+
+    funds = Flow(bundle, NOW).on_input(CallState("menu", "en-US", "main"), "2", caller)
+    gather = ET.fromstring(render(funds, bundle.prompts)).find("Gather")
+    assert gather is not None and gather.attrib["input"] == "dtmf"
+    assert "language" not in gather.attrib and "hints" not in gather.attrib

@@ -71,8 +71,11 @@ def write_big_rules(folder: Path, menus: int) -> tuple[Path, Path]:
     for language in MENU_WORD:
         catalog = prompts / f"{language}.yaml"
         shipped = (PROMPTS / catalog.name).read_text(encoding="utf-8")
-        # `prompts:` is the last section of every catalog, so appended entries belong to it.
+        # The generated prompts go at the end of the `prompts:` section (the next top-level key,
+        # `phrases:`, or the end of the file, ends it).
+        head, marker, tail = shipped.partition("\nphrases:")
         catalog.write_text(
-            shipped.rstrip("\n") + "\n" + _catalog_yaml(language, menus), encoding="utf-8"
+            head.rstrip("\n") + "\n" + _catalog_yaml(language, menus) + marker + tail,
+            encoding="utf-8",
         )
     return rules, prompts

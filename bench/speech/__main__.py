@@ -84,7 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(report(results, bundle.rules, command, commit(), date), encoding="utf-8")
     print(summary(results))
-    print(f"\nwrote {args.out}")
+    shown = args.out.resolve()
+    print(f"\nwrote {shown.relative_to(ROOT) if shown.is_relative_to(ROOT) else shown}")
     return 0
 
 

@@ -41,7 +41,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 CLOCK = "2026-11-23T15:00:00Z"
 """A Monday, 10:00 in New York: the `funds` queue's team (americas) is open whatever the real time."""
 
-MICRO_MODULES = ("micro_queue", "micro_rules", "micro_journal")
+MICRO_MODULES = ("micro_queue", "micro_rules", "micro_journal", "micro_speech")
 
 CONFIGURATIONS = {
     "app": "one instance, direct",

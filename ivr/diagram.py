@@ -235,6 +235,8 @@ class _Drawing:
         lines = [f"{title}: {menu_id}"]
         if menu.intro:
             lines += wrapped(self.text(menu.intro))
+        if menu.listen:
+            lines.append("listens: words lead to its options and its sub-menus' options")
         self.dot.node(f"menu/{menu_id}", label(lines), **_MENU)
         for key, option in menu.options.items():
             words = [

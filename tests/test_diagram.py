@@ -74,6 +74,13 @@ def test_every_menu_and_every_key_with_its_label_is_drawn(bundle: Bundle, pictur
             assert squeezed(texts[option.label]).lower() in squeezed(labelled[0]).lower()
 
 
+def test_a_menu_that_listens_says_so(bundle: Bundle, picture: Picture) -> None:
+    for menu_id, menu in bundle.rules.menus.items():
+        says = "listens:" in picture.nodes[f"menu/{menu_id}"]
+        assert says == menu.listen, menu_id
+    assert bundle.rules.menus[bundle.rules.main_menu].listen
+
+
 def test_keys_lead_where_the_rules_say(bundle: Bundle, picture: Picture) -> None:
     heads = {text.split(" · ")[0]: head for head, text, _ in picture.edges_from("menu/main")}
     assert heads["1"] == "menu/account"

@@ -58,7 +58,7 @@ def test_what_a_caller_said_reads_back_as_said_on_one_ascii_line(checked: bool) 
         seq=3,
         change=TicketChange(
             menu_step="main:said",
-            said="我的提现没有到账 \u2028 \x1b[31m \"quoted\"",
+            said='我的提现没有到账 \u2028 \x1b[31m "quoted"',
             said_to="withdrawal",
             said_checked=checked,
         ),

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import String, inspect, select
@@ -182,3 +183,23 @@ def test_sqlite_parent_directory_is_created(
     assert (tmp_path / "instance" / "nested").is_dir()
     assert database.ping()
     database.dispose()
+
+
+def test_migration_0006_adds_what_was_said_and_takes_it_away_again(
+    empty_database: Database,
+) -> None:
+    def columns() -> set[str]:
+        with empty_database.engine.connect() as connection:
+            return {c["name"] for c in inspect(connection).get_columns("tickets")}
+
+    empty_database.upgrade()
+    assert {"said", "said_to", "said_checked"} <= columns()
+    config = empty_database.alembic_config()
+    with empty_database.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0005")
+    assert not {"said", "said_to", "said_checked"} & columns()
+    assert "account" in columns()
+
+    empty_database.upgrade()
+    assert empty_database.schema().ready

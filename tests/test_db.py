@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import String, inspect, select
@@ -35,7 +36,7 @@ def test_upgrade_of_an_empty_database_reaches_head(empty_database: Database) -> 
     empty_database.upgrade()
     empty_database.upgrade()  # already at head: nothing to do
 
-    assert empty_database.current_revision() == empty_database.head_revision() == "0005"
+    assert empty_database.current_revision() == empty_database.head_revision() == "0006"
     with empty_database.engine.connect() as connection:
         tables = set(inspect(connection).get_table_names())
     assert {
@@ -49,11 +50,11 @@ def test_upgrade_of_an_empty_database_reaches_head(empty_database: Database) -> 
 
 def test_the_schema_state_says_what_to_run(empty_database: Database) -> None:
     assert empty_database.schema().problem() == (
-        "the database is without any schema, the code needs 0005: run `ivr db upgrade`"
+        "the database is without any schema, the code needs 0006: run `ivr db upgrade`"
     )
     empty_database.upgrade("0002")
     assert empty_database.schema().problem() == (
-        "the database is at revision 0002, the code needs 0005: run `ivr db upgrade`"
+        "the database is at revision 0002, the code needs 0006: run `ivr db upgrade`"
     )
     empty_database.upgrade()
     assert empty_database.schema().ready and empty_database.schema().problem() is None
@@ -182,3 +183,23 @@ def test_sqlite_parent_directory_is_created(
     assert (tmp_path / "instance" / "nested").is_dir()
     assert database.ping()
     database.dispose()
+
+
+def test_migration_0006_adds_what_was_said_and_takes_it_away_again(
+    empty_database: Database,
+) -> None:
+    def columns() -> set[str]:
+        with empty_database.engine.connect() as connection:
+            return {c["name"] for c in inspect(connection).get_columns("tickets")}
+
+    empty_database.upgrade()
+    assert {"said", "said_to", "said_checked"} <= columns()
+    config = empty_database.alembic_config()
+    with empty_database.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0005")
+    assert not {"said", "said_to", "said_checked"} & columns()
+    assert "account" in columns()
+
+    empty_database.upgrade()
+    assert empty_database.schema().ready

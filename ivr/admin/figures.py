@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ivr.services import Services
-from ivr.tickets.events import calls_per_hour, queue_stats, voicemails_per_queue
+from ivr.tickets.events import calls_per_hour, queue_stats, speech_counts, voicemails_per_queue
 from ivr.waits import line_estimate
 
 
@@ -81,6 +81,10 @@ def today(s: Services) -> dict[str, Any]:
         }
         voicemails = voicemails_per_queue(session, since=since, until=now + timedelta(seconds=1))
         hourly = calls_per_hour(session, since=chart_since, until=chart_until)
+        listening = [menu_id for menu_id, menu in rules.menus.items() if menu.listen]
+        speech = speech_counts(
+            session, since=since, until=now + timedelta(seconds=1), listening=listening
+        )
     queues = []
     for queue_id in [*rules.queues, *sorted(set(stats) - set(rules.queues))]:
         row = stats.get(queue_id)
@@ -103,8 +107,20 @@ def today(s: Services) -> dict[str, Any]:
         "since": since.isoformat(),
         "at": now.isoformat(),
         "queues": queues,
+        "speech": {
+            "menus": listening,
+            # Of the calls that reached a menu that listens, those that spoke there.
+            "speech_share": _share(speech.spoke, speech.reached),
+            # Of the calls that spoke, those the line asked once what they meant.
+            "clarification_rate": _share(speech.asked, speech.said),
+        },
         "last_24h": [
             {"hour": (chart_since + timedelta(hours=i)).isoformat(), "calls": count}
             for i, count in enumerate(hourly)
         ],
     }
+
+
+def _share(part: int, whole: int) -> dict[str, Any]:
+    """A figure with its counts: `ratio` is None when `whole` is 0 (nobody to count)."""
+    return {"part": part, "whole": whole, "ratio": part / whole if whole else None}

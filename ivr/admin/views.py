@@ -9,6 +9,7 @@ listing) and renders; escaping is Jinja's autoescape, and caller numbers are mas
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final
 
@@ -97,6 +98,7 @@ def template_helpers() -> dict[str, Any]:
         "mask": listing.mask_number,
         "duration": duration,
         "percent": percent,
+        "share": share,
     }
 
 
@@ -267,6 +269,7 @@ def ticket(reference: str) -> Any:
         "admin/ticket.html",
         ticket=found,
         row=listing.ticket_row(found),
+        said=listing.said_line(found),
         timeline=story,
         recording=recording,
     )
@@ -334,3 +337,10 @@ def duration(seconds: float | None) -> str:
 
 def percent(ratio: float | None) -> str:
     return "–" if ratio is None else f"{ratio * 100:.0f} %"
+
+
+def share(figure: Mapping[str, Any]) -> str:
+    """A share with its counts, "12 % (3 of 25)", or an en dash when nobody was counted."""
+    if not figure["whole"]:
+        return "–"
+    return f"{percent(figure['ratio'])} ({figure['part']} of {figure['whole']})"

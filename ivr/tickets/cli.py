@@ -22,6 +22,7 @@ from ivr.tickets.listing import (
     find_tickets,
     json_of,
     mask_number,
+    said_line,
     timeline,
 )
 from ivr.tickets.models import Ticket
@@ -169,6 +170,7 @@ def _show(args: argparse.Namespace) -> int:
         ("called", ticket.called),
         ("language", ticket.language),
         ("menu path", " > ".join(ticket.menu_path or [])),
+        ("said", said_line(ticket)),
         ("issue", ticket.issue),
         ("queue", ticket.queue),
         ("team", ticket.team),

@@ -9,12 +9,12 @@ session it is given and commits before returning.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, literal, select
+from sqlalchemy import ColumnElement, Text, case, cast, false, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from ivr.tickets.changes import Outcome, QueueEvent
@@ -176,6 +176,42 @@ def voicemails_per_queue(session: Session, *, since: datetime, until: datetime) 
     )
     with _unit_of_work(session):
         return {queue: count for queue, count in session.execute(query).all() if queue}
+
+
+@dataclass(frozen=True)
+class SpeechCounts:
+    """How callers used the menus that listen (`ivr.speech`) over a time range of arrivals."""
+
+    reached: int
+    """Calls whose menu path has a step at a menu that listens: a key or words said there."""
+    spoke: int
+    """Of those, calls that said something (the ticket has `said`)."""
+    said: int
+    """Calls that said something at all (`said`), whatever the menus listen to now."""
+    asked: int
+    """Of those, calls the line asked once what they meant (`said_checked`)."""
+
+
+def speech_counts(
+    session: Session, *, since: datetime, until: datetime, listening: Iterable[str]
+) -> SpeechCounts:
+    """`SpeechCounts` of the calls that arrived in [since, until); `listening`: the ids of the
+    menus that listen in the current rules. One query, counted in the database."""
+    # A step at menu "main" is the JSON string "main:<key or said>": its text has `"main:` in it
+    # (menu ids are plain names; the autoescape keeps a `_` in one from matching any character).
+    path = cast(Ticket.menu_path, Text)
+    steps = [path.contains(f'"{menu}:', autoescape=True) for menu in listening]
+    reached = or_(*steps) if steps else false()
+    said = Ticket.said.is_not(None)
+    query = select(
+        _count(reached).label("reached"),
+        _count(reached & said).label("spoke"),
+        _count(said).label("said"),
+        _count(said & Ticket.said_checked.is_(True)).label("asked"),
+    ).where(Ticket.arrived_at >= since, Ticket.arrived_at < until)
+    with _unit_of_work(session):
+        row = session.execute(query).one()
+    return SpeechCounts(reached=row.reached, spoke=row.spoke, said=row.said, asked=row.asked)
 
 
 TALK_SAMPLES = 200

@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
-from ivr.tickets.changes import Outcome, QueueEvent
+from ivr.tickets.changes import SAID_OPERATOR, SAID_UNDERSTOOD_NOT, Outcome, QueueEvent
 from ivr.tickets.events import events_of
 from ivr.tickets.models import QueueEventRow, Ticket
 from ivr.tickets.records import JournalRecord
@@ -178,8 +178,8 @@ class TimelineEntry:
 
     at: datetime
     kind: str
-    """call, language, menu, issue, route, queue (an event), agent, recording, callback, survey,
-    outcome or end."""
+    """call, language, menu, speech, issue, route, queue (an event), agent, recording, callback,
+    survey, outcome or end."""
     text: str
 
 
@@ -254,7 +254,15 @@ def _record_entries(
         add("language", f"language {change.language}")
     if change.menu_step is not None:
         menu, _, key = change.menu_step.rpartition(":")
-        add("menu", f"menu {menu}: pressed {key}" if menu else f"menu {change.menu_step}")
+        if menu and key == _SPOKEN:
+            words = "spoke" if change.said is None else f"said {quoted(change.said)}"
+            add("menu", f"menu {menu}: {words}")
+        else:
+            add("menu", f"menu {menu}: pressed {key}" if menu else f"menu {change.menu_step}")
+    if change.said_checked:
+        add("speech", "unsure what the words meant: the line asked once")
+    if change.said_to is not None:
+        add("speech", f"the words led to {_said_to_words(change.said_to)}")
     if change.issue is not None:
         add("issue", f"issue {change.issue}")
     if change.queue is not None:
@@ -290,6 +298,47 @@ def _record_entries(
         duration = f" after {record.end.duration} s" if record.end.duration is not None else ""
         add("end", f"call ended: {record.end.status}{duration}")
     return found
+
+
+_SPOKEN = "said"
+"""The key of a menu path step for words said at a menu (`ivr.flow.SPOKEN`): "main:said"."""
+
+
+def _said_to_words(said_to: str) -> str:
+    if said_to == SAID_UNDERSTOOD_NOT:
+        return "the keypad menu (not understood or not confirmed)"
+    if said_to == SAID_OPERATOR:
+        return "the operator"
+    return said_to
+
+
+def quoted(text: str) -> str:
+    """Untrusted text (a caller's words, via Twilio's speech recognition) between double quotes,
+    on one line and harmless at a terminal: quotes and backslashes escaped, and every character
+    that does not print (a control character, an escape sequence's ESC, a line separator, a
+    right-to-left override) written as its code, \\u001b."""
+    shown = []
+    for char in text:
+        if char in '"\\':
+            shown.append("\\" + char)
+        elif char.isprintable():
+            shown.append(char)
+        else:
+            shown.append(f"\\u{ord(char):04x}" if ord(char) <= 0xFFFF else f"\\U{ord(char):08x}")
+    return '"' + "".join(shown) + '"'
+
+
+def said_line(ticket: Ticket) -> str | None:
+    """What the caller said and where it led, for people: `"my withdrawal never arrived" ->
+    withdrawal (asked once)`; None when the caller said nothing at a menu that listens."""
+    if ticket.said is None:
+        return None
+    line = quoted(ticket.said)
+    if ticket.said_to is not None:
+        line += f" -> {ticket.said_to}"
+    if ticket.said_checked:
+        line += " (asked once)"
+    return line
 
 
 _GIVE_UP_WORDS = {
@@ -381,6 +430,9 @@ EXPORT_COLUMNS = (
     "verified_by",
     "verified_at",
     "locked_at",
+    "said",
+    "said_to",
+    "said_checked",
 )
 """The columns of an export, in order (`ticket_row`)."""
 
@@ -416,6 +468,9 @@ def ticket_row(ticket: Ticket, *, full_numbers: bool = False) -> dict[str, str |
         "verified_by": ticket.verified_by,
         "verified_at": _iso(ticket.verified_at),
         "locked_at": _iso(ticket.locked_at),
+        "said": ticket.said,
+        "said_to": ticket.said_to,
+        "said_checked": ticket.said_checked,
     }
 
 

@@ -98,6 +98,14 @@ class Ticket(Base):
     """When the exchange locked the account at the caller's request."""
     callback_code: Mapped[str | None] = mapped_column(SafeString(8))
     """What a callback we place opens with, so that the caller knows it is ours."""
+    said: Mapped[str | None] = mapped_column(SafeString(200))
+    """What the caller said at a menu that listens (via Twilio's speech recognition, so untrusted
+    text; runs of 4 digits or more masked, `said_for_ticket`)."""
+    said_to: Mapped[str | None] = mapped_column(SafeString(64))
+    """Where the words led: an issue, a sub-menu, "operator", or "menu" (not understood or declined:
+    the keypad menu)."""
+    said_checked: Mapped[bool | None]
+    """True: the match was unsure and the line asked once before following it."""
     # Bookkeeping of the row itself, hence the real clock rather than the call flow's `now`.
     created_at: Mapped[datetime] = mapped_column(default=_utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=_utcnow, onupdate=_utcnow)

@@ -54,6 +54,9 @@ class TicketFields:
     verified_at: datetime | None = None
     locked_at: datetime | None = None
     callback_code: str | None = None
+    said: str | None = None
+    said_to: str | None = None
+    said_checked: bool | None = None
 
 
 @dataclass(frozen=True)

@@ -139,6 +139,9 @@ def _change_from(body: dict[str, Any]) -> TicketChange:
     for name in ("priority", "recording_duration", "satisfaction"):
         if name in values:
             values[name] = int(values[name])
+    if not isinstance(values.get("said_checked", False), bool):
+        # A string "false" would read as true on the ticket: only JSON's own booleans are kept.
+        raise BadRecord(f"said_checked must be true or false, not {values['said_checked']!r}")
     if body.get("outcome") is not None:
         values["outcome"] = Outcome(body["outcome"])
     return TicketChange(

@@ -6,6 +6,7 @@ import csv
 import io
 import re
 from datetime import timedelta
+from html import unescape
 
 import pytest
 from flask import Flask
@@ -14,7 +15,8 @@ from flask.testing import FlaskClient
 from ivr.clock import FrozenClock
 from ivr.services import services
 from tests.admin_support import create_admin, login
-from tests.support import Phone
+from tests.support import Phone, reference_in
+from tests.test_spoken_calls import speak
 
 CALLER = "+12025550123"
 
@@ -284,3 +286,65 @@ def test_today_starts_at_midnight(app: Flask, admin: FlaskClient, clock: FrozenC
     data = admin.get("/admin/api/today").get_json()
     assert all(q["offered"] == 0 for q in data["queues"])
     assert sum(h["calls"] for h in data["last_24h"]) == 0
+
+
+def test_today_shows_the_speech_share_and_the_clarification_rate_with_their_counts(
+    app: Flask, admin: FlaskClient, clock: FrozenClock
+) -> None:
+    html = admin.get("/admin/today").get_data(as_text=True)
+    assert speech_figure(html, "speech-share") == "–"  # nobody reached the main menu yet
+    assert speech_figure(html, "clarification-rate") == "–"
+
+    wait_in_security_queue(app, caller="+12025550120").hang_up()  # keys at the main menu
+    sure = at_the_main_menu(app, "+12025550121")
+    speak(sure, "my withdrawal never arrived", 0.9)
+    sure.hang_up()
+    unsure = at_the_main_menu(app, "+12025550122")
+    speak(unsure, "my withdrawal never arrived", 0.5)  # asked once: "did you mean ...?"
+    unsure.press("1")
+    unsure.hang_up()
+    gone = Phone(app.test_client(), caller="+12025550123")
+    gone.dial()
+    gone.hang_up()  # never reached the main menu: not counted
+
+    html = admin.get("/admin/today").get_data(as_text=True)
+    assert speech_figure(html, "speech-share") == "67 % (2 of 3)"
+    assert speech_figure(html, "clarification-rate") == "50 % (1 of 2)"
+    speech = admin.get("/admin/api/today").get_json()["speech"]
+    assert speech["menus"] == ["main"]
+    assert speech["speech_share"] == {"part": 2, "whole": 3, "ratio": 2 / 3}
+    assert speech["clarification_rate"] == {"part": 1, "whole": 2, "ratio": 0.5}
+
+    clock.advance(timedelta(days=1).total_seconds())  # a new day: nobody yet
+    login(admin)
+    speech = admin.get("/admin/api/today").get_json()["speech"]
+    assert speech["speech_share"] == {"part": 0, "whole": 0, "ratio": None}
+    assert speech["clarification_rate"] == {"part": 0, "whole": 0, "ratio": None}
+
+
+def test_the_ticket_page_shows_what_the_caller_said_escaped(app: Flask, admin: FlaskClient) -> None:
+    phone = at_the_main_menu(app, CALLER)
+    speak(phone, '<script>alert(1)</script> "my withdrawal" never arrived', 0.9)
+    phone.hang_up()
+    reference = reference_in(phone.twiml)
+    assert reference is not None
+    html = admin.get(f"/admin/tickets/{reference}").get_data(as_text=True)
+    assert "<script>alert" not in html
+    found = re.search(r'<dt>said</dt><dd class="said">(.*?)</dd>', html)
+    assert found is not None
+    assert unescape(found.group(1)) == (
+        '"<script>alert(1)</script> \\"my withdrawal\\" never arrived" -> withdrawal'
+    )
+
+
+def at_the_main_menu(app: Flask, caller: str) -> Phone:
+    phone = Phone(app.test_client(), caller=caller)
+    phone.dial()
+    phone.press("2")  # English
+    return phone
+
+
+def speech_figure(html: str, name: str) -> str:
+    found = re.search(rf'<dd class="{name}">(.*?)</dd>', html, re.S)
+    assert found is not None, f"no figure {name}"
+    return found.group(1).strip()

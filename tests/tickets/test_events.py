@@ -18,6 +18,7 @@ from ivr.tickets.events import (
     events_of,
     line_histories,
     queue_stats,
+    speech_counts,
 )
 from ivr.tickets.models import QueueEventRow, Ticket
 from ivr.tickets.records import NO_CALL
@@ -337,6 +338,50 @@ def test_queue_stats_of_an_empty_range(database: Database) -> None:
     _script_day(database)
 
     assert _stats(database, since=_at(30), until=_at(40)) == {}
+
+
+# --- speech at the menus that listen, for the dashboard -------------------------------------------
+
+
+def test_speech_counts_who_reached_a_listening_menu_spoke_there_and_was_asked(
+    database: Database,
+) -> None:
+    calls: list[dict[str, Any]] = [
+        {"path": ["language:2", "main:said"], "said": "withdrawal", "said_checked": False},
+        {"path": ["language:2", "main:said", "funds:2"], "said": "money", "said_checked": True},
+        {"path": ["language:2", "main:said"], "said": "hm", "said_checked": False},
+        {"path": ["language:2", "main:1", "account:2"]},  # keys at the listening menu
+        {"path": ["language:2", "main:0"]},  # the operator, by key
+        {"path": ["language:2"]},  # hung up before the main menu's first key
+        {"path": ["language:2", "domain:1"]},  # "domain:" is not a step at "main"
+        {"path": ["language:2", "self9service:1"]},  # "_" in "self_service" is no wildcard
+    ]
+    for i, call in enumerate(calls):
+        sid = f"CA{i}"
+        write_records(
+            database,
+            *[
+                journal_record(sid, _later(i + n / 10), menu_step=step)
+                for n, step in enumerate(call["path"])
+            ],
+        )
+        if "said" in call:
+            _log(
+                database, sid, _later(i + 0.9), said=call["said"], said_checked=call["said_checked"]
+            )
+    # Yesterday's speaker is not today's.
+    _log(database, "CAold", NOW - timedelta(days=1), menu_step="main:said", said="old")
+
+    with database.sessions() as session:
+        found = speech_counts(
+            session, since=DAY, until=DAY + timedelta(days=1), listening=["main", "self_service"]
+        )
+        nothing_listens = speech_counts(
+            session, since=DAY, until=DAY + timedelta(days=1), listening=[]
+        )
+    assert (found.reached, found.spoke, found.said, found.asked) == (5, 3, 3, 1)
+    assert (nothing_listens.reached, nothing_listens.spoke) == (0, 0)
+    assert (nothing_listens.said, nothing_listens.asked) == (3, 1)
 
 
 # --- schema ----------------------------------------------------------------------------------

@@ -142,6 +142,31 @@ def test_a_call_that_has_not_ended_is_not_settled() -> None:
     assert (ticket.outcome, ticket.ended_at, ticket.wait_seconds) == (Outcome.QUEUED, None, None)
 
 
+def test_the_ticket_keeps_what_was_said_where_it_led_and_that_the_line_asked() -> None:
+    ticket, _ = project(
+        "CA1",
+        [
+            journal_record("CA1", at(0), language="en-US", menu_step="language:2"),
+            # Unsure: the line asks once ("Did you mean withdrawals?"); the caller presses 1.
+            journal_record(
+                "CA1", at(5), menu_step="main:said", said="my money is gone", said_checked=True
+            ),
+            journal_record("CA1", at(9), menu_step="funds:2", said_to="withdrawal"),
+        ],
+    )
+    assert ticket.menu_path == ["language:2", "main:said", "funds:2"]
+    assert (ticket.said, ticket.said_to, ticket.said_checked) == (
+        "my money is gone",
+        "withdrawal",
+        True,
+    )
+
+
+def test_a_call_nobody_spoke_on_has_nothing_said() -> None:
+    ticket, _ = project("CA1", a_whole_call())
+    assert (ticket.said, ticket.said_to, ticket.said_checked) == (None, None, None)
+
+
 def test_records_of_other_calls_are_ignored_and_none_at_all_is_an_error() -> None:
     ticket, _ = project(
         "CA1", [journal_record("CA1", at(0)), journal_record("CA2", at(1), menu_step="x")]

@@ -49,6 +49,28 @@ def test_a_full_record_reads_back_equal() -> None:
     assert JournalRecord.from_json(line.encode()) == record
 
 
+@pytest.mark.parametrize("checked", [True, False])
+def test_what_a_caller_said_reads_back_as_said_on_one_ascii_line(checked: bool) -> None:
+    record = JournalRecord(
+        id="abc",
+        call_sid="CA1",
+        at=AT,
+        seq=3,
+        change=TicketChange(
+            menu_step="main:said",
+            said='我的提现没有到账 \u2028 \x1b[31m "quoted"',
+            said_to="withdrawal",
+            said_checked=checked,
+        ),
+    )
+
+    line = record.to_json()
+    assert line.isascii() and "\n" not in line
+    back = JournalRecord.from_json(line)
+    assert back == record
+    assert back.change.said_checked is checked
+
+
 def test_an_empty_record_stays_small_and_reads_back() -> None:
     record = JournalRecord(id="x", call_sid="CA1", at=AT, seq=1)
     assert len(record.to_json()) < 100
@@ -75,6 +97,8 @@ def test_times_keep_their_instant_whatever_the_offset() -> None:
         ' "change": {"colour": "red"}}',
         '{"v": 1, "id": "x", "call": "CA1", "at": "2026-11-23T15:00:00+00:00", "seq": 1,'
         ' "change": {"satisfaction": 9}}',
+        '{"v": 1, "id": "x", "call": "CA1", "at": "2026-11-23T15:00:00+00:00", "seq": 1,'
+        ' "change": {"said": "hi", "said_checked": "false"}}',
         '{"v": 1, "id": "x", "call": "CA1", "at": "2026-11-23T15:00:00+00:00", "seq": 1,'
         ' "change": {"events": [{"event": "HANGUP"}]}}',
     ],

@@ -729,7 +729,10 @@ class Flow:
             )
             return Decision((gather,))
         if digits == CONFIRM_YES:
-            return self._follow(menu_id, choice, language, caller, TicketChange())
+            # The menu path already reads `main:said` (from the question); the caller pressed no
+            # key of the menu the option is in, so no step of it is added.
+            followed = self._follow(menu_id, choice, language, caller, TicketChange())
+            return replace(followed, ticket=replace(followed.ticket, menu_step=None))
         before = () if digits == CONFIRM_MENU else (self.say("speech_choose", language),)
         gather = self._menu_gather(language, menu_id, 0, before, listen=False)
         return Decision((gather,), TicketChange(said_to=SAID_UNDERSTOOD_NOT))

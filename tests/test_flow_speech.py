@@ -177,6 +177,7 @@ def test_pressing_1_follows_the_words(plain_phrases: Bundle) -> None:
     decision = flow(plain_phrases).on_input(at, "1", US_CALLER)
     assert decision.join is not None and decision.join.queue == "funds"
     assert (decision.ticket.issue, decision.ticket.said_to) == ("withdrawal", "withdrawal")
+    assert decision.ticket.menu_step is None  # the path already says main:said; no key of funds
 
 
 @pytest.mark.parametrize(

@@ -426,7 +426,9 @@ def _said(value: object, at: Path_) -> tuple[Utter, ...]:
                 raise _Bad((*where, unknown[0]), "unknown key (known: text, confidence)")
             text, confidence = item.get("text"), item.get("confidence", 0.9)
         if not isinstance(text, str) or not text.strip():
-            raise _Bad(where, "must be some words the caller says (or {text: ..., confidence: ...})")
+            raise _Bad(
+                where, "must be some words the caller says (or {text: ..., confidence: ...})"
+            )
         if isinstance(confidence, bool) or not isinstance(confidence, int | float):
             raise _Bad(where, "confidence must be a number from 0 to 1")
         if not 0 <= confidence <= 1:

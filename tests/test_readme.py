@@ -151,6 +151,8 @@ RUN = {
     '--keys "2,2,2|2,0|2,6,1,w2,h"': "test_the_simulator_commands",
     'ivr simulate --at "2026-11-25 03:00 UTC" --from +4915112345678 --exchange '
     'known=+4915112345678 --keys "3,1,1,code" --hangup-after 150': "test_the_simulator_commands",
+    'ivr simulate --at "2026-11-23 10:00 America/New_York" --keys "2,s" --say "my withdrawal '
+    'never arrived" --hangup-after 90': "test_the_simulator_commands",
     "curl -s -XPOST localhost:5000/voice/incoming -d CallSid=CA123 "
     "--data-urlencode From=+4930123456 | tee first.xml": "test_the_development_server_commands",
     "greet=$(grep -o '<Redirect[^>]*>[^<]*' first.xml | sed 's/.*>//; s/&amp;/\\&/g')": (
@@ -514,12 +516,16 @@ def test_the_admin_account_commands(started: dict[str, Future[Any]]) -> None:
 
 
 def test_the_simulator_commands(started: dict[str, Future[Any]]) -> None:
-    christmas, monday, summary, locked = started["test_the_simulator_commands"].result(timeout=120)
+    christmas, monday, summary, locked, said = started["test_the_simulator_commands"].result(
+        timeout=120
+    )
     assert "outcome voicemail" in christmas.splitlines()[-1]
     assert "outcome answered" in monday.splitlines()[-1]
     reached = re.search(r"^reached an agent: (\d+) while holding", summary, re.M)
     assert summary.startswith("50 calls: ") and reached and int(reached.group(1)) > 0, summary
     assert "verified by a code to the app, account locked" in locked.splitlines()[-1]
+    assert 'says "my withdrawal never arrived"' in said
+    assert "issue withdrawal, queue funds" in said.splitlines()[-1]
 
 
 def test_the_development_server_commands(project: Path, started: dict[str, Future[Any]]) -> None:

@@ -11,6 +11,9 @@ A script is a comma-separated list, taken in order at each menu (`<Gather>`) or 
     h        hang up now;  h30: hang up 30 seconds from now, whatever is happening
     code     key the code the simulated exchange last sent to this caller (`--exchange`); nothing
              sent: the menu times out
+    s        say the next of the texts given with the script (`--say TEXT`, a scenario's `say:`),
+             as Twilio hears speech: at a `<Gather>` that listens, `SpeechResult` and `Confidence`
+             are posted; at one that takes keys only, the words are silence
 
 At a menu the caller listens to its prompts to the end, then acts; a wait that is the next item
 when a menu starts starts then, so `w3,1` presses 1 three seconds into the menu's prompt. When the
@@ -21,7 +24,7 @@ time limit for one call.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -47,6 +50,15 @@ class Speak:
 
 
 @dataclass(frozen=True)
+class Utter:
+    """Words said at a menu, as Twilio's speech recognition would transcribe them."""
+
+    text: str
+    confidence: float = 0.9
+    """What Twilio sends as `Confidence` (0-1)."""
+
+
+@dataclass(frozen=True)
 class HangUp:
     after: float = 0.0
 
@@ -56,7 +68,7 @@ class KeyCode:
     """Key the one-time code the exchange sent (`ivr.simulator.exchange`)."""
 
 
-Step = Press | Wait | Silence | Speak | HangUp | KeyCode
+Step = Press | Wait | Silence | Speak | Utter | HangUp | KeyCode
 
 _TOKEN = re.compile(
     r"""^(?: (?P<keys>[0-9*#]+)
@@ -64,6 +76,7 @@ _TOKEN = re.compile(
            | (?P<t>t)
            | r(?P<speak>\d+)
            | (?P<code>code)
+           | (?P<say>s)
            | h(?P<hang>\d+(?:\.\d+)?)? )$""",
     re.VERBOSE,
 )
@@ -73,9 +86,13 @@ class ScriptError(ValueError):
     """A caller script item that is not one of the forms above."""
 
 
-def parse_script(text: str) -> list[Step]:
-    """'2,w10,1,t,r5,h30' -> the steps it names; raises ScriptError naming the bad item."""
+def parse_script(text: str, said: Sequence[Utter] = ()) -> list[Step]:
+    """'2,w10,1,t,r5,h30' -> the steps it names; raises ScriptError naming the bad item.
+
+    Each `s` says the next of `said`, in order; an `s` with nothing left to say, or words left
+    over, is an error: the script and its texts would not say what their author meant."""
     steps: list[Step] = []
+    words = list(said)
     for raw in text.split(","):
         item = raw.strip()
         if not item:
@@ -84,7 +101,8 @@ def parse_script(text: str) -> list[Step]:
         if not match:
             raise ScriptError(
                 f"{item!r} is not a key (0-9 * #), a wait (w10), a time-out (t), "
-                "speech (r12), a hang-up (h, h30) or the code the exchange sent (code)"
+                "speech (r12), a hang-up (h, h30), the code the exchange sent (code) or words "
+                "to say (s)"
             )
         if match["keys"]:
             steps.append(Press(match["keys"]))
@@ -96,8 +114,20 @@ def parse_script(text: str) -> list[Step]:
             steps.append(Speak(int(match["speak"])))
         elif match["code"]:
             steps.append(KeyCode())
+        elif match["say"]:
+            if not words:
+                raise ScriptError(
+                    "an s has nothing left to say: give one text to say (--say TEXT, or a "
+                    "scenario's say:) for each s of the script"
+                )
+            steps.append(words.pop(0))
         else:
             steps.append(HangUp(float(match["hang"] or 0)))
+    if words:
+        raise ScriptError(
+            f"{len(words)} text(s) to say but no s left in the script to say them "
+            f"(first: {words[0].text!r})"
+        )
     return steps
 
 
@@ -140,9 +170,11 @@ class InteractiveCaller:
         self._ask = ask
 
     def next_step(self, at: str, heard: list[str]) -> Step | None:
-        prompt = "keys (or t, w10, h) > " if at == "menu" else "seconds to speak (or h) > "
+        prompt = "keys (or t, w10, h, s WORDS) > " if at == "menu" else "seconds to speak (or h) > "
         while True:
             answer = (self._ask or input)(prompt).strip()
+            if at == "menu" and answer.startswith("s ") and answer[2:].strip():
+                return Utter(answer[2:].strip())
             if at == "record" and answer.isdigit():
                 answer = f"r{answer}"
             try:

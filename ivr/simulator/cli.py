@@ -24,6 +24,7 @@ from ivr.simulator.caller import (
     InteractiveCaller,
     ScriptedCaller,
     ScriptError,
+    Utter,
     parse_script,
 )
 from ivr.simulator.engine import AgentBehaviour, SimulatedCall, SimulationError, Simulator
@@ -61,7 +62,22 @@ def add_parser(commands: Any) -> None:
     simulate.add_argument("--from", dest="number", default="+14155550100", help="caller's number")
     simulate.add_argument("--to", default="+18005550199", help="the support number called")
     simulate.add_argument("--keys", default="", help='caller script, e.g. "2,w10,1,t,r12,h30"')
-    simulate.add_argument("--interactive", action="store_true", help="type keys as prompts come")
+    simulate.add_argument(
+        "--say",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="words the caller says, one per s in --keys, in order (repeatable)",
+    )
+    simulate.add_argument(
+        "--speech-confidence",
+        type=_confidence,
+        default=0.9,
+        help="the Confidence Twilio sends with the --say words (0-1, default 0.9)",
+    )
+    simulate.add_argument(
+        "--interactive", action="store_true", help="type keys (or s WORDS) as prompts come"
+    )
     simulate.add_argument("--hangup-after", type=seconds, help="hang up after this many seconds")
     simulate.add_argument("--hangup-at", help="hang up on hearing a prompt containing this text")
     simulate.add_argument("--at", help="in-process: the date and time of the call")
@@ -171,6 +187,25 @@ def main(args: argparse.Namespace) -> int:
         return 2
 
 
+def _confidence(text: str) -> float:
+    """A speech recognition confidence, as Twilio sends it: 0 to 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number from 0 to 1") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number from 0 to 1")
+    return value
+
+
+def _said(args: argparse.Namespace) -> list[Utter]:
+    """The --say texts, in order, with --speech-confidence."""
+    texts = [text.strip() for text in args.say]
+    if any(not text for text in texts):
+        raise ScriptError("--say needs some words")
+    return [Utter(text, args.speech_confidence) for text in texts]
+
+
 Codes = Callable[[str], Callable[[], str | None]]
 """Where the code the exchange sent to the caller from a number is read."""
 
@@ -248,7 +283,7 @@ def _one(args: argparse.Namespace) -> int:
         caller: Caller = (
             InteractiveCaller()
             if args.interactive
-            else ScriptedCaller(parse_script(args.keys), codes(args.number))
+            else ScriptedCaller(parse_script(args.keys, _said(args)), codes(args.number))
         )
         call = simulator.place_call(
             args.number,
@@ -282,7 +317,7 @@ def _many(args: argparse.Namespace) -> int:
         for index in range(args.calls):
             chosen.append(rng.choice(scripts))
             number = f"+1415555{index:04d}"
-            caller = ScriptedCaller(parse_script(chosen[-1]), codes(number))
+            caller = ScriptedCaller(parse_script(chosen[-1], _said(args)), codes(number))
             patience = args.hangup_after or rng.uniform(60, 900)
             calls.append(
                 simulator.place_call(

@@ -31,8 +31,17 @@ from twilio.http import HttpClient
 from twilio.http.response import Response as TwilioResponse
 
 from ivr.clock import FrozenClock
-from ivr.simulator.caller import Caller, HangUp, Press, ScriptedCaller, Speak, Step, Wait
-from ivr.simulator.twiml import TwimlError, Verb, parse_twiml
+from ivr.simulator.caller import (
+    Caller,
+    HangUp,
+    Press,
+    ScriptedCaller,
+    Speak,
+    Step,
+    Utter,
+    Wait,
+)
+from ivr.simulator.twiml import GatherInput, TwimlError, Verb, gather_input, parse_twiml
 
 TWILIO_TIMEOUT_SECONDS = 15.0
 DEFAULT_PLAY_SECONDS = 30.0
@@ -41,6 +50,9 @@ DTMF_TONE_SECONDS = 0.5
 """One tone of `<Play digits>` (and each `w`, which Twilio documents as a half-second pause)."""
 TWILIO_QUEUE_SIZE = 1000
 """Twilio's <Enqueue> page: "The default maximum length of the queue is 1000." """
+SPEECH_PAUSE_SECONDS = 1.0
+"""speechTimeout="auto": the pause after the caller's last word at which Twilio stops listening
+(Twilio names no figure; a second is what a caller notices)."""
 IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"
 Next = tuple[str, str, dict[str, str]]
 """Where the call goes next: (absolute URL, method, extra form fields)."""
@@ -241,8 +253,11 @@ class SimulatedCall:
         step, self._pending = self._pending, None
         return step if step is not None else self.caller.next_step(at, self.heard)
 
-    def _act(self, until: float, during_prompt: bool) -> Generator[float, None, Press | None]:
-        """What the caller does at a menu before `until`: the keys they press, or None (nothing).
+    def _act(
+        self, until: float, during_prompt: bool
+    ) -> Generator[float, None, Press | Utter | None]:
+        """What the caller does at a menu before `until`: the keys they press, the words they say,
+        or None (nothing).
 
         A caller listens to a menu's prompts before acting, unless a wait (`wN`) of theirs ends while
         a prompt plays: the item after it happens then, so a key interrupts the prompt. A wait runs in
@@ -265,7 +280,7 @@ class SimulatedCall:
                 if step.after <= 0:
                     raise _HungUp()
                 self.deadline = min(self.deadline, self.sim.t + step.after)
-            elif isinstance(step, Press):
+            elif isinstance(step, Press | Utter):
                 return step
             elif not isinstance(step, Speak):  # Silence, or the script is over: nothing here
                 self._menu_silent = True
@@ -400,9 +415,9 @@ class SimulatedCall:
 
     def _speech(
         self, verb: Verb, url: str, listen: bool = False
-    ) -> Generator[float, None, Press | None]:
-        """Speak, play or pause; with `listen` (inside a <Gather>) the caller's first key interrupts
-        it and is returned."""
+    ) -> Generator[float, None, Press | Utter | None]:
+        """Speak, play or pause; with `listen` (inside a <Gather>) the caller's first key (or words)
+        interrupts it and is returned."""
         loops = verb.int_attr("loop", 1)
         if verb.name == "Pause":
             seconds = float(verb.int_attr("length", 1))
@@ -441,9 +456,10 @@ class SimulatedCall:
         started = self.sim.t
         pressed = yield from self._act(self.sim.t + seconds, during_prompt=True)
         if pressed is not None:
+            by = "a key" if isinstance(pressed, Press) else "the caller's words"
             self.log(
                 "interrupted",
-                f"<{verb.name}> cut off after {self.sim.t - started:g} s by a key",
+                f"<{verb.name}> cut off after {self.sim.t - started:g} s by {by}",
                 seconds=round(self.sim.t - started, 1),
             )
         return pressed
@@ -463,6 +479,7 @@ class SimulatedCall:
         wanted = verb.int_attr("numDigits", 0)
         timeout = verb.int_attr("timeout", 5)
         on_empty = verb.attr("actionOnEmptyResult", "false") == "true"
+        takes = gather_input(verb)
         self._menu_silent = False
         wait_first = getattr(self.caller, "wait_first", None)
         if self._quiet_until is None and self._pending is None and wait_first is not None:
@@ -470,19 +487,28 @@ class SimulatedCall:
             if seconds is not None:
                 self.log("wait", f"waits {seconds:g} s", seconds=seconds)
                 self._quiet_until = self.sim.t + seconds
-        pressed: Press | None = None
+        done: Press | Utter | None = None
         for child in verb.children:
-            pressed = yield from self._speech(child, url, listen=True)
-            if pressed is not None:
+            done = yield from self._speech(child, url, listen=True)
+            if done is not None and not self._heard(done, takes):
+                done = None  # the prompt goes on: Twilio did not notice
+            if done is not None:
                 break
-        if pressed is None:
-            # The time-out starts when the prompts end: a wait of the caller's counts against it.
-            pressed = yield from self._act(self.sim.t + timeout, during_prompt=False)
+        # The time-out starts when the prompts end: a wait of the caller's counts against it.
+        until = self.sim.t + timeout
+        while done is None and self.sim.t < until and not self._menu_silent:
+            done = yield from self._act(until, during_prompt=False)
+            if done is not None and not self._heard(done, takes):
+                done = None
+        if isinstance(done, Utter):
+            return (yield from self._said(done, takes, action, method))
         digits, finished_on = "", ""
-        if pressed is None:
+        if done is None:
+            if self.sim.t < until:
+                yield from self._sleep(until - self.sim.t)
             self.log("silence", f"presses nothing; the menu times out after {timeout} s")
         else:
-            for key in pressed.digits:
+            for key in done.digits:
                 self.log("press", f"presses {key}", key=key)
                 if key == finish:
                     finished_on = key
@@ -496,6 +522,43 @@ class SimulatedCall:
         if digits or finished_on or on_empty:
             return (action, method, {"Digits": digits, "FinishedOnKey": finished_on})
         return None  # Twilio goes on with the verb after the <Gather>
+
+    def _heard(self, done: Press | Utter, takes: GatherInput) -> bool:
+        """Whether this <Gather> takes what the caller did; if not, it is silence to Twilio and the
+        caller does nothing more at this menu (they wait for an answer that does not come)."""
+        if isinstance(done, Utter) and not takes.speech:
+            self.log(
+                "unheard",
+                f'says "{done.text}", but this <Gather> takes keys only: Twilio hears silence',
+                words=done.text,
+            )
+        elif isinstance(done, Press) and not takes.keys:
+            self.log(
+                "unheard",
+                f"presses {done.digits}, but this <Gather> takes speech only: Twilio hears nothing",
+                key=done.digits,
+            )
+        else:
+            return True
+        self._menu_silent = True
+        return False
+
+    def _said(
+        self, said: Utter, takes: GatherInput, action: str, method: str
+    ) -> Generator[float, None, Next]:
+        """Words at a <Gather> that takes speech: the caller speaks, Twilio waits for the pause
+        after them (speechTimeout), then posts the whole transcription at once, with no Digits."""
+        self.log(
+            "speech",
+            f'says "{said.text}" ({takes.language}, confidence {said.confidence:g})',
+            words=said.text,
+            language=takes.language,
+            confidence=said.confidence,
+        )
+        yield from self._sleep(speaking_seconds(said.text))
+        pause = takes.speech_timeout
+        yield from self._sleep(SPEECH_PAUSE_SECONDS if pause == "auto" else float(pause))
+        return (action, method, {"SpeechResult": said.text, "Confidence": f"{said.confidence:g}"})
 
     def _record(self, verb: Verb, url: str) -> Generator[float, None, Next | None]:
         action = urljoin(url, verb.attr("action") or url)
@@ -537,6 +600,8 @@ class SimulatedCall:
                     continue
                 self._quiet_until = None
                 step = self._take("record")
+                if isinstance(step, Utter):  # words into a recording: speech of their length
+                    step = Speak(round(speaking_seconds(step.text)))
                 if isinstance(step, Speak):
                     seconds = min(float(step.seconds), left)
                     yield from self._sleep(seconds)

@@ -11,6 +11,12 @@ ends. Every call starts at the same virtual instant, so business hours do not dr
 The app takes milliseconds a request and a walk makes hundreds of calls, so by default the walk spares
 it the requests whose answers it already knows (see `explore`).
 
+At a menu that listens (`<Gather input="dtmf speech">`) the caller also speaks: every phrase of every
+option reachable by speech and of a person (the catalog's `phrases`), an off-topic sentence, and
+silence. A phrase of an option must lead where that option's keys lead, or to the one question about
+it (`words_elsewhere` otherwise); the other checks apply to speech as to keys. A spoken step of a path
+is shown in quotes: `2 > "withdrawal"`.
+
 Problems: dead ends (the service hangs up on a caller who reached nothing), loops with no way out,
 speech in another language than the caller chose (or empty, or with an unfilled `{placeholder}`),
 speech that asks the caller for a secret (`ivr.rules.secrets`), anything Twilio would refuse, and
@@ -39,17 +45,17 @@ import pytz
 
 from ivr.hours import status
 from ivr.language_id import wrong_language
-from ivr.prompts import Prompts
+from ivr.prompts import OPERATOR_PHRASES, Prompts
 from ivr.rules.schema import Rules
 from ivr.rules.secrets import asked_secret, problem_text
 from ivr.signing import SEAL_PARAM, Signer
-from ivr.simulator.caller import HangUp, ScriptedCaller, Speak, Step, parse_script
+from ivr.simulator.caller import HangUp, ScriptedCaller, Speak, Step, Utter, parse_script
 from ivr.simulator.engine import Record as SimRecord
 from ivr.simulator.engine import Reply, SimulatedCall, Transport
 from ivr.simulator.progress import Progress
 from ivr.simulator.session import InProcessSession, in_process
 from ivr.simulator.shared import parse_when, ticket_of
-from ivr.simulator.twiml import TwimlError, Verb, parse_twiml
+from ivr.simulator.twiml import TwimlError, Verb, gather_input, parse_twiml
 from ivr.tickets.changes import Outcome
 
 KEYS: tuple[str, ...] = (*"1234567890", "*", "#", "t")
@@ -95,7 +101,34 @@ LABELS = {
     "unreached_menu": "menu never reached",
     "kept_silent": "silent caller kept",
     "asks_for_secret": "asks for a secret",
+    "words_elsewhere": "words lead elsewhere",
 }
+
+OPERATOR_KEY = "0"
+"""The key for a person in every menu (`ivr.flow.OPERATOR`): where `operator` phrases must lead."""
+OFF_TOPIC = {
+    "zh": "明天天气怎么样",
+    "en": "what is the weather like tomorrow",
+    "fr": "quel temps fera-t-il demain",
+    "de": "wie wird das Wetter morgen",
+}
+"""A sentence about nothing the line offers, by base language: it must lead somewhere sensible."""
+
+
+def spoken(text: str) -> str:
+    """The path step that says `text` (keys are never quoted)."""
+    return f'"{text}"'
+
+
+def _path_steps(path: Iterable[str]) -> list[Step]:
+    """The caller's steps for a path of keys, `t` and spoken words."""
+    steps: list[Step] = []
+    for item in path:
+        if len(item) >= 2 and item.startswith('"') and item.endswith('"'):
+            steps.append(Utter(item[1:-1]))
+        else:
+            steps += parse_script(item)
+    return steps
 
 
 @dataclass(frozen=True)
@@ -393,6 +426,16 @@ class _Recorder:
                 self._parsed[reply.body] = None  # the engine reports it as the call's error
         return self._parsed[reply.body]
 
+    def gather_listens(self) -> str | None:
+        """The speech language of the `<Gather>` the call is at, when it takes speech."""
+        if not self.documents:
+            return None
+        for verb in self.verbs(self.documents[-1]) or ():
+            if verb.name == "Gather":
+                takes = gather_input(verb)
+                return takes.language if takes.speech else None
+        return None
+
     def gather_action(self) -> str:
         """Where the `<Gather>` the call is at sends its key ("" when the document has none)."""
         if not self.documents:
@@ -408,10 +451,12 @@ class _PathCaller(ScriptedCaller):
     """Presses the keys of a path, then hangs up at the next menu; speaks into any recording."""
 
     def __init__(self, path: tuple[str, ...], recorder: _Recorder) -> None:
-        super().__init__(parse_script(",".join(path)))
+        super().__init__(_path_steps(path))
         self.recorder = recorder
         self.menus: list[str] = []
         """The Gather action URL at each menu the caller reached, in order."""
+        self.listening: list[str | None] = []
+        """The speech language of each of those menus (None: keys only)."""
         self.pressed = 0
         self.recorded = False
         self.call: SimulatedCall | None = None
@@ -427,6 +472,7 @@ class _PathCaller(ScriptedCaller):
             self.recorded = True
             return Speak(VOICEMAIL_SECONDS)
         self.menus.append(self.recorder.gather_action())
+        self.listening.append(self.recorder.gather_listens())
         step = super().next_step(at, heard)
         if step is None:
             call = self.call
@@ -477,7 +523,7 @@ def kept_silent(records: Iterable[SimRecord], limit: float) -> Kept | None:
     quiet_from, due, holding = 0.0, None, False
     found: tuple[str, float] | None = None
     for record in records:
-        if record.kind == "press":
+        if record.kind in ("press", "speech"):
             if found is not None:
                 return _kept(found, record.at - quiet_from, ended_by_service=False)
             quiet_from, due, holding = record.at, None, False
@@ -558,6 +604,8 @@ class _Result:
     """The full action URL of the next menu, if the call reached one."""
     response: bytes = b""
     """The app's answer to the last key, to tell wrong keys that behave alike."""
+    listens: str | None = None
+    """The speech language of the next menu's <Gather>, when it takes speech."""
 
 
 # --- the walk -------------------------------------------------------------------------------------
@@ -613,6 +661,11 @@ class _Walker:
         self._speech: dict[tuple[str, str], Problem] = {}
         self._wrong: dict[tuple[str, str], tuple[tuple[str, ...], list[str], str]] = {}
         self._written: dict[tuple[str, str], Problem] = {}
+        self._listening: dict[str, tuple[tuple[str, ...], str]] = {}
+        """States whose menu listens: the path that reaches them listening and the language."""
+        self._elsewhere: list[Problem] = []
+        self._last: SimulatedCall | None = None
+        self.bundle = session.app.extensions["ivr"].rules.get()
 
     # --- walking ---
 
@@ -622,6 +675,8 @@ class _Walker:
             return
         todo = deque([first.target])
         self.graph.paths[first.target] = ()
+        if first.listens is not None:
+            self._listening[first.target] = ((), first.listens)
         while todo:
             state = todo.popleft()
             path = self.graph.paths[state]
@@ -635,19 +690,82 @@ class _Walker:
                     return
                 result = self._try(state, path, key)
                 edges[key] = result.target
-                target = result.target
-                if target in SENTINELS:
-                    continue
-                if target not in self.graph.paths:
-                    self.graph.paths[target] = result.path
-                    todo.append(target)
-                elif target not in self.graph.edges and len(result.path) < len(
-                    self.graph.paths[target]
-                ):
-                    # Reached more directly than first found (0 rather than 7 > 7 > 7): shorter
-                    # replays, and the path a problem there is reported with reads better.
-                    self.graph.paths[target] = result.path
+                self._found(result, todo)
+            if state in self._listening:
+                for said, result in self._speak(state):
+                    edges[said] = result.target
+                    self._found(result, todo)
             self.graph.edges[state] = edges
+
+    def _found(self, result: _Result, todo: deque[str]) -> None:
+        """Note where a step led: a new state to expand, or a shorter path to a known one."""
+        target = result.target
+        if target in SENTINELS:
+            return
+        if result.listens is not None and target not in self._listening:
+            self._listening[target] = (result.path, result.listens)
+        if target not in self.graph.paths:
+            self.graph.paths[target] = result.path
+            todo.append(target)
+        elif target not in self.graph.edges and len(result.path) < len(self.graph.paths[target]):
+            # Reached more directly than first found (0 rather than 7 > 7 > 7): shorter
+            # replays, and the path a problem there is reported with reads better.
+            self.graph.paths[target] = result.path
+
+    def _speak(self, state: str) -> Iterator[tuple[str, _Result]]:
+        """At a listening menu: every phrase of every option (and of a person), which must lead
+        where the option's keys lead or to the one question about it, then an off-topic sentence."""
+        path, language = self._listening[state]
+        menu = _query(state).get("menu", "")
+        chosen = _query(state).get("language") or language
+        phrases = self.bundle.prompts.catalog(chosen).phrases
+        wanted = [(keys, label) for keys, label in self.bundle.router.options(menu)]
+        wanted.append(((OPERATOR_KEY,), OPERATOR_PHRASES))
+        for keys, label in wanted:
+            for phrase in phrases.get(label, ()):
+                if self.calls >= self.max_calls:
+                    self.complete = False
+                    return
+                said = spoken(phrase)
+                result = self._call((*path, said))
+                landed = self._landing(result)
+                yield said, result
+                asked = _query(result.target)
+                if asked.get("step") == "confirm" and asked.get("choice") == "".join(keys):
+                    continue  # the one question about this option
+                by_keys = self._call((*path, *keys))
+                should = self._landing(by_keys)
+                if landed != should:
+                    self._words_elsewhere(result.path, landed, should, phrase, label, keys, state)
+        off_topic = OFF_TOPIC.get(_base_language(chosen))
+        if off_topic and self.calls < self.max_calls:
+            said = spoken(off_topic)
+            yield said, self._call((*path, said))
+
+    def _landing(self, result: _Result) -> tuple[object, ...]:
+        """Where a path's last step left the caller: the next menu, or the queue and issue."""
+        call = self._last
+        if result.target not in SENTINELS or call is None:
+            return (result.target,)
+        ticket = ticket_of(self.session.app, call.sid)
+        return (result.target, tuple(call.queues), ticket["issue"] if ticket else None)
+
+    def _words_elsewhere(
+        self,
+        path: tuple[str, ...],
+        landed: tuple[object, ...],
+        should: tuple[object, ...],
+        phrase: str,
+        label: str,
+        keys: tuple[str, ...],
+        state: str,
+    ) -> None:
+        message = (
+            f'in {describe(state)} "{phrase}", a phrase of {label}, leads to {_landed(landed)}, '
+            f"not where the keys {format_path(keys)} lead ({_landed(should)})"
+        )
+        details = {"phrase": phrase, "label": label, "state": describe(state), "keys": list(keys)}
+        self._elsewhere.append(Problem("words_elsewhere", path, message, details))
 
     def walk_silently(self, limit: int) -> None:
         """From every state the walk found, a caller who presses nothing more stays on the line;
@@ -696,6 +814,7 @@ class _Walker:
         self.recorder.watch(call, caller)
         simulator.run()
         simulator.calls.pop(call.sid, None)  # thousands of transcripts are not needed afterwards
+        self._last = call
         for document in self.recorder.documents:
             self._note_menus(document)
             self._check_speech(document, path[: document.pressed])
@@ -711,10 +830,12 @@ class _Walker:
         at = caller.menus[count - 1] if 0 < count <= len(caller.menus) else ""
         response = next((d.reply.body for d in documents if d.pressed >= count), b"")
         then = caller.menus[count] if len(caller.menus) > count else None
+        listens = caller.listening[count] if len(caller.listening) > count else None
         if self._reached(call, caller, ended=then is None):
             return _Result(path, EXIT, at, then or "", response)
         if then is not None:
-            return _Result(path, state_of(then) if then else UNKNOWN, at, then, response)
+            target = state_of(then) if then else UNKNOWN
+            return _Result(path, target, at, then, response, listens)
         if call.errors:
             return _Result(path, ERROR, at, "", response)
         ending = next((r.text for r in reversed(call.records) if r.kind == "hangup"), "")
@@ -771,7 +892,7 @@ class _Walker:
     def _note_errors(self, call: SimulatedCall, path: tuple[str, ...]) -> None:
         steps = 0
         for record in call.records:
-            if record.kind in ("press", "silence"):
+            if record.kind in ("press", "silence", "speech", "unheard"):
                 steps += 1
             elif record.kind == "error":
                 key = re.sub(r"tries=\d+", "tries=N", record.text)
@@ -885,7 +1006,19 @@ class _Walker:
             *wrong,
             *self._written.values(),
             *self._speech.values(),
+            *self._elsewhere,
         ]
+
+
+def _landed(landing: tuple[object, ...]) -> str:
+    """A landing of `_Walker._landing` as a person would name it."""
+    target = str(landing[0])
+    if target not in SENTINELS:
+        return describe(target)
+    queues, issue = landing[1:] if len(landing) == 3 else ((), None)
+    if isinstance(queues, tuple) and queues:
+        return f"queue {queues[-1]}" + (f" (issue {issue})" if issue else "")
+    return target
 
 
 def _rank(path: tuple[str, ...]) -> tuple[int, bool]:

@@ -15,6 +15,8 @@ _LABELS = {
     "play": "music",
     "pause": "pause",
     "press": "presses",
+    "speech": "says",
+    "unheard": "unheard",
     "silence": "silence",
     "wait": "waits",
     "queue": "queue",

@@ -14,6 +14,10 @@ of its own (so runs never influence each other), once per language when `languag
       agent: {answers: true, answer_after: 5, talk_seconds: 60}   # optional: how agents behave
       keys: "{lang},3,1,w1,5"                  # the caller script (see ivr.simulator.caller); "{lang}"
                                                # is the run's language's key in the language menu
+      say: ["my withdrawal never arrived"]     # optional: what each `s` of the script says, in order;
+                                               # an item may be {text: ..., confidence: 0.4} (the
+                                               # Confidence Twilio sends, default 0.9); may map
+                                               # languages to lists, like `at`
       on_prompt: {survey_question: "5"}        # optional: at a menu whose last prompt is this id,
                                                # press these keys (the script is not used there)
       hangup_after: 600                        # optional: the caller hangs up after this many seconds
@@ -72,7 +76,7 @@ import yaml
 
 from ivr.rules.check import Bundle, load_bundle
 from ivr.rules.loader import RulesError
-from ivr.simulator.caller import Press, ScriptedCaller, ScriptError, Step, parse_script
+from ivr.simulator.caller import Press, ScriptedCaller, ScriptError, Step, Utter, parse_script
 from ivr.simulator.engine import (
     AgentBehaviour,
     PromptMatcher,
@@ -101,6 +105,7 @@ SCENARIO_KEYS = (
     "agents_login_after",
     "agent",
     "keys",
+    "say",
     "on_prompt",
     "hangup_after",
     "hangup_at",
@@ -224,6 +229,8 @@ class Run:
     placed; None: not looked at."""
     exchange: ExchangeSetup | None = None
     """The exchange hook of the run (`ivr.simulator.exchange`); None: none."""
+    said: tuple[Utter, ...] = ()
+    """What the script's `s` steps say, in order."""
 
     @property
     def label(self) -> str:
@@ -333,8 +340,9 @@ def _scenario(item: object, at: Path_, bundle: Bundle) -> list[Run]:
         if language is not None:
             key = next(choice.key for choice in rules.languages if choice.code == language)
             script = keys.replace("{lang}", key)
+        said = _said(*_for_language(item, "say", at, language, bundle))
         try:
-            parse_script(script)
+            parse_script(script, said)
         except ScriptError as exc:
             raise _Bad((*at, "keys"), f"bad caller script: {exc}") from None
         runs.append(
@@ -356,6 +364,7 @@ def _scenario(item: object, at: Path_, bundle: Bundle) -> list[Run]:
                 twilio=twilio,
                 callback_expect=callback_expect,
                 exchange=_exchange(exchange, (*at, "exchange"), language),
+                said=said,
             )
         )
     return runs
@@ -399,6 +408,33 @@ def _for_language(
     if "default" in value:
         return value["default"], (*where, "default")
     raise _Bad(where, f"nothing for {language or 'a run without languages'} and no 'default'")
+
+
+def _said(value: object, at: Path_) -> tuple[Utter, ...]:
+    """The `say:` list: texts, or {text, confidence} mappings."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise _Bad(at, 'must be a list of what the caller says, e.g. ["my withdrawal is late"]')
+    said = []
+    for index, item in enumerate(value):
+        where = (*at, index)
+        text, confidence = item, 0.9
+        if isinstance(item, dict):
+            unknown = [str(k) for k in item if k not in ("text", "confidence")]
+            if unknown:
+                raise _Bad((*where, unknown[0]), "unknown key (known: text, confidence)")
+            text, confidence = item.get("text"), item.get("confidence", 0.9)
+        if not isinstance(text, str) or not text.strip():
+            raise _Bad(
+                where, "must be some words the caller says (or {text: ..., confidence: ...})"
+            )
+        if isinstance(confidence, bool) or not isinstance(confidence, int | float):
+            raise _Bad(where, "confidence must be a number from 0 to 1")
+        if not 0 <= confidence <= 1:
+            raise _Bad(where, "confidence must be a number from 0 to 1")
+        said.append(Utter(text.strip(), float(confidence)))
+    return tuple(said)
 
 
 def _exchange(specs: list[str] | None, at: Path_, language: str | None) -> ExchangeSetup | None:
@@ -674,7 +710,7 @@ def run_one(run: Run, rules: Path, prompts: Path) -> str | None:
         ) as session:
             simulator = session.simulator
             caller = _ScenarioCaller(
-                parse_script(run.keys),
+                parse_script(run.keys, run.said),
                 run.on_prompt,
                 simulator.matcher,
                 session.code_for(run.number),

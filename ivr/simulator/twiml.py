@@ -75,6 +75,32 @@ class Verb:
         return default if value is None else int(value.strip())
 
 
+@dataclass(frozen=True)
+class GatherInput:
+    """What a `<Gather>` listens for: keys, words (in which language, with which hints), or both."""
+
+    keys: bool
+    speech: bool
+    language: str
+    """The language Twilio recognises speech in (its default: en-US)."""
+    hints: tuple[str, ...]
+    speech_timeout: str
+    """auto, or whole seconds of silence after the words (Twilio's default: `timeout`)."""
+
+
+def gather_input(gather: Verb) -> GatherInput:
+    """The input a parsed `<Gather>` takes (Twilio's default `input` is dtmf)."""
+    words = (gather.attr("input") or "dtmf").split()
+    hints = tuple(h.strip() for h in (gather.attr("hints") or "").split(",") if h.strip())
+    return GatherInput(
+        keys="dtmf" in words,
+        speech="speech" in words,
+        language=gather.attr("language") or "en-US",
+        hints=hints,
+        speech_timeout=gather.attr("speechTimeout") or gather.attr("timeout") or "5",
+    )
+
+
 def parse_twiml(body: bytes | str, content_type: str | None = "text/xml") -> tuple[Verb, ...]:
     """The verbs of a TwiML <Response>, validated the way Twilio validates them; raises TwimlError."""
     charset = _check_content_type(content_type)
@@ -274,6 +300,33 @@ def _speech_timeout(value: str) -> str | None:
     if value.strip() == "auto" or _integer(1)(value) is None:
         return None
     return "must be auto or a whole number of at least 1"
+
+
+HINTS_MAX = 500
+HINT_CHARACTERS = 100
+"""Twilio error 13330: "hints must be a comma-separated list of up to 500 entries, each entry can be
+100 characters or fewer"."""
+
+
+def _gather_hints(node: _Node) -> Iterator[str]:
+    """Twilio refuses hints over its limits (error 13330); within them they are only a hint."""
+    value = node.attrs.get("hints")
+    if value is None:
+        return
+    entries = [entry.strip() for entry in value.split(",")]
+    if len(entries) > HINTS_MAX:
+        yield (
+            f"<Gather> hints has {len(entries)} entries, Twilio allows at most {HINTS_MAX} "
+            "(error 13330)"
+        )
+    for entry in entries:
+        if len(entry) > HINT_CHARACTERS:
+            shown = entry[:37] + "..."
+            yield (
+                f"<Gather> hints entry {shown!r} is {len(entry)} characters long, Twilio allows at "
+                f"most {HINT_CHARACTERS} (error 13330)"
+            )
+            break
 
 
 def _ssml_time(value: str) -> str | None:
@@ -496,6 +549,7 @@ _SPECS: dict[str, _Spec] = {
             "debug": _boolean,
         },
         _SPEECH,
+        rules=(_gather_hints,),
     ),
     "Redirect": _Spec(
         {"method": _method}, text="required", text_name="a URL", text_check=_url_text

@@ -467,3 +467,38 @@ def test_a_transcript_read_by_head_ends_quietly(tmp_path: Path) -> None:
     assert "request   POST /voice/incoming" in line
     assert status == EXIT_READER_GONE
     assert "Traceback" not in err and "BrokenPipeError" not in err, err
+
+
+def test_say_speaks_at_the_listening_menu_and_the_ticket_has_the_issue(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, lines = simulate(
+        capsys, "--at", MONDAY_NEW_YORK, "--keys", "2,s", "--say", "my withdrawal never arrived",
+        "--hangup-after", "120",
+    )  # fmt: skip
+    assert code == 0
+    assert any(
+        'says "my withdrawal never arrived" (en-US, confidence 0.9)' in line for line in lines
+    )
+    assert "issue withdrawal, queue funds" in lines[-1]
+
+
+def test_low_speech_confidence_asks_once(capsys: pytest.CaptureFixture[str]) -> None:
+    code, lines = simulate(
+        capsys, "--at", MONDAY_NEW_YORK, "--keys", "2,s", "--say", "my withdrawal never arrived",
+        "--speech-confidence", "0.4", "--hangup-after", "80",
+    )  # fmt: skip
+    assert code == 0
+    assert any("You want help with a withdrawal. Press 1" in line for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("keys", "said"),
+    [("2,s", []), ("2,s,s", ["one"]), ("2", ["left over"]), ("2,s", [" "])],
+)
+def test_s_and_say_must_match_or_it_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], keys: str, said: list[str]
+) -> None:
+    options = [item for text in said for item in ("--say", text)]
+    code, _ = simulate(capsys, "--at", MONDAY_NEW_YORK, "--keys", keys, *options)
+    assert code == 2

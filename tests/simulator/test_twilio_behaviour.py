@@ -6,8 +6,15 @@ from __future__ import annotations
 
 import pytest
 
-from ivr.simulator.caller import ScriptedCaller, parse_script
-from ivr.simulator.engine import AgentBehaviour, Reply, Simulator
+from ivr.simulator.caller import ScriptedCaller, Utter, parse_script
+from ivr.simulator.engine import (
+    SPEECH_PAUSE_SECONDS,
+    AgentBehaviour,
+    Reply,
+    SimulatedCall,
+    Simulator,
+    speaking_seconds,
+)
 from ivr.simulator.twiml import TwimlError, parse_twiml
 from ivr.voices import voice_problem
 from tests.simulator.test_engine import START, Page, Pages, call_with
@@ -353,3 +360,98 @@ def test_caller_script_is_unchanged() -> None:
     assert (
         parse_script("w4,1") and ScriptedCaller(parse_script("1")).next_step("menu", []) is not None
     )
+
+
+# --- <Gather input="dtmf speech">: the caller speaks ----------------------------------------------
+
+GATHER_PAGE = "https://www.twilio.com/docs/voice/twiml/gather"
+LISTENING = (
+    '<Response><Gather input="dtmf speech" language="fr-FR" speechTimeout="auto" hints="retrait"'
+    ' action="/menu" numDigits="1" timeout="5"><Say>Dites-nous pourquoi vous appelez.</Say>'
+    "</Gather><Redirect>/silence</Redirect></Response>"
+)
+KEYS_ONLY = (
+    '<Response><Gather action="/menu" numDigits="1" timeout="5"><Say>Press 1.</Say></Gather>'
+    "<Redirect>/silence</Redirect></Response>"
+)
+
+
+def speaking(pages: dict[str, str], keys: str, *said: Utter) -> tuple[SimulatedCall, Pages]:
+    app = Pages(dict(pages))
+    sim = Simulator(app, START)
+    caller = ScriptedCaller(parse_script(keys, said))
+    call = sim.place_call("+14155550100", "+18005550199", caller, start_path="/start")
+    sim.run()
+    return call, app
+
+
+def test_words_at_a_gather_that_takes_keys_only_are_silence() -> None:
+    """Twilio's <Gather> page: input's default is dtmf, and "If no input is received before the
+    timeout, Twilio falls through to the next verb in the TwiML document." Words the caller says
+    there are not heard: the Gather times out and the Redirect after it runs."""
+    call, app = speaking({"/start": KEYS_ONLY}, "s", Utter("my withdrawal"))
+    assert app.posted("/menu") == []
+    assert len(app.posted("/silence")) == 1
+    assert [r.kind for r in call.records if r.kind in ("unheard", "silence")] == [
+        "unheard",
+        "silence",
+    ]
+
+
+def test_words_at_a_listening_gather_post_speech_result_and_confidence_without_digits() -> None:
+    """Twilio's <Gather> page: with input "dtmf speech", "the first detected input (speech or dtmf)
+    will take precedence"; speech is posted as "SpeechResult: The transcribed result of your
+    caller's speech" and "Confidence: A confidence score between 0.0 and 1.0". Words: no Digits."""
+    call, app = speaking({"/start": LISTENING}, "s", Utter("mon retrait", 0.42))
+    [posted] = app.posted("/menu")
+    assert posted["SpeechResult"] == "mon retrait"
+    assert posted["Confidence"] == "0.42"
+    assert "Digits" not in posted
+    assert app.posted("/silence") == []
+    [said] = [r for r in call.records if r.kind == "speech"]
+    assert said.data["language"] == "fr-FR"
+
+
+def test_a_key_first_at_a_listening_gather_posts_digits_without_speech_result() -> None:
+    """Twilio's <Gather> page: "the first detected input (speech or dtmf) will take precedence":
+    a key pressed first is posted as Digits, with no SpeechResult, and the words after it are for
+    the next menu."""
+    pages = {"/start": LISTENING, "/menu": KEYS_ONLY}
+    call, app = speaking(pages, "2,s", Utter("mon retrait"))
+    first = app.posted("/menu")[0]
+    assert first["Digits"] == "2"
+    assert "SpeechResult" not in first and "Confidence" not in first
+    assert [r.kind for r in call.records if r.kind in ("press", "unheard")] == ["press", "unheard"]
+
+
+def test_speech_timeout_auto_posts_the_words_once_after_a_pause() -> None:
+    """Twilio's <Gather> page: "If you set speechTimeout to auto, Twilio will stop recognizing
+    speech following a pause in speech and return the results immediately." Partial results go
+    only to a partialResultCallback ("Twilio will make requests to this URL in real-time as it
+    recognizes speech"), which we do not set: the action gets the whole words in one request."""
+    words = "mon retrait n'est jamais arrivé"
+    call, app = speaking({"/start": LISTENING}, "s", Utter(words))
+    assert [p["SpeechResult"] for p in app.posted("/menu")] == [words]
+    [said] = at(call, "speech")
+    [request] = [r.at for r in call.records if r.kind == "request" and r.text.endswith("/menu")]
+    assert request == pytest.approx(said + speaking_seconds(words) + SPEECH_PAUSE_SECONDS)
+
+
+def test_silence_at_a_listening_gather_times_out_and_runs_the_next_verb() -> None:
+    """Twilio's <Gather> page: timeout "allows you to set the limit (in seconds) that Twilio will
+    wait for the caller to press another digit or say another word before moving on"; with
+    nothing said or pressed, "Twilio falls through to the next verb in the TwiML document"."""
+    call, app = speaking({"/start": LISTENING}, "t")
+    assert app.posted("/menu") == []
+    [silence] = at(call, "silence")
+    [redirect] = [r.at for r in call.records if r.kind == "request" and r.text.endswith("/silence")]
+    assert redirect == pytest.approx(silence)
+    prompt_end = speaking_seconds("Dites-nous pourquoi vous appelez.")
+    assert silence == pytest.approx(prompt_end + 5)
+
+
+def test_hints_are_only_a_hint_the_words_are_posted_as_said() -> None:
+    """Twilio's <Gather> page lists hints as "words, phrases that have many words" that help
+    recognition; the simulator transcribes exactly what the caller says, hint or not."""
+    _, app = speaking({"/start": LISTENING}, "s", Utter("mon retraite"))
+    assert app.posted("/menu")[0]["SpeechResult"] == "mon retraite"

@@ -10,7 +10,7 @@ from twilio.twiml.voice_response import VoiceResponse
 from ivr import flow
 from ivr.flow import CallState, Decision
 from ivr.prompts import load_prompts
-from ivr.simulator.twiml import MAX_TWIML_BYTES, TwimlError, Verb, parse_twiml
+from ivr.simulator.twiml import MAX_TWIML_BYTES, TwimlError, Verb, gather_input, parse_twiml
 from ivr.twiml import render
 from tests.support import PROMPTS
 
@@ -634,3 +634,32 @@ def test_the_size_limit_counts_bytes_not_characters() -> None:
     words = "日本語" * 7300  # 21 900 characters, 65 700 bytes in UTF-8
     with pytest.raises(TwimlError, match="Twilio's limit is 65536"):
         parse_twiml(f"<Response><Say>{words}</Say></Response>")
+
+
+def test_a_gather_says_whether_it_takes_speech_and_in_which_language() -> None:
+    [gather] = parse_twiml(
+        '<Response><Gather input="dtmf speech" language="cmn-Hans-CN" speechTimeout="auto" '
+        'hints="提现, 充值" action="/menu"><Say>请讲</Say></Gather></Response>'
+    )
+    takes = gather_input(gather)
+    assert (takes.keys, takes.speech, takes.language) == (True, True, "cmn-Hans-CN")
+    assert takes.hints == ("提现", "充值")
+    assert takes.speech_timeout == "auto"
+    [keys_only] = parse_twiml('<Response><Gather action="/menu"/></Response>')
+    assert (gather_input(keys_only).keys, gather_input(keys_only).speech) == (True, False)
+    assert gather_input(keys_only).language == "en-US"  # Twilio's default
+
+
+def test_hints_over_twilios_limits_are_refused_as_error_13330() -> None:
+    """Twilio error 13330: "hints must be a comma-separated list of up to 500 entries, each entry
+    can be 100 characters or fewer"."""
+    fine = ", ".join(f"phrase {n}" for n in range(500))
+    parse_twiml(f'<Response><Gather input="dtmf speech" hints="{fine}"/></Response>')
+    parse_twiml(f'<Response><Gather input="speech" hints="{"a" * 100}"/></Response>')
+    too_many = fine + ", one more"
+    with pytest.raises(
+        TwimlError, match="501 entries, Twilio allows at most 500 \\(error 13330\\)"
+    ):
+        parse_twiml(f'<Response><Gather input="speech" hints="{too_many}"/></Response>')
+    with pytest.raises(TwimlError, match="is 101 characters long, Twilio allows at most 100"):
+        parse_twiml(f'<Response><Gather input="speech" hints="ok, {"b" * 101}"/></Response>')

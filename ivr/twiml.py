@@ -35,6 +35,8 @@ from ivr.signing import SEAL_PARAM
 Seal = Callable[[str, CallState], str]
 """The seal of a webhook URL that continues the call at that state (`Signer.seal_of`)."""
 URLs = Callable[[CallState], str]
+SPEECH_PAUSE_SECONDS = 2
+"""At a menu that listens: the pause after a caller's words at which Twilio stops listening."""
 
 STEP_PATHS = {
     "language": "/voice/input",
@@ -86,10 +88,12 @@ def _render_action(response: VoiceResponse, action: Action, prompts: Prompts, ur
         else:
             keys = {"num_digits": 1, "finish_on_key": ""}  # so that # reaches us ("go back")
         if action.listen is not None:
-            # Keys and speech together; Twilio stops listening after a pause in the speech.
+            # Keys and speech together; Twilio stops listening after a pause in the speech. A
+            # number of seconds, not "auto": Twilio warns "speechTimeout auto cannot be used with
+            # model default" (13335), and we leave the model to Twilio.
             keys["input"] = "dtmf speech"
             keys["language"] = action.listen.language
-            keys["speech_timeout"] = "auto"
+            keys["speech_timeout"] = SPEECH_PAUSE_SECONDS
             if action.listen.hints:
                 keys["hints"] = action.listen.hints
         else:

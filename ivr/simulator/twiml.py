@@ -329,6 +329,18 @@ def _gather_hints(node: _Node) -> Iterator[str]:
             break
 
 
+def _gather_speech_timeout(node: _Node) -> Iterator[str]:
+    """Twilio warning 13335: "Gather: speechTimeout auto cannot be used with model default": the
+    words would never be ended by a pause. Without a speechModel, Twilio chooses the model."""
+    timeout = node.attrs.get("speechTimeout", "").strip()
+    model = node.attrs.get("speechModel", "default").strip() or "default"
+    if timeout == "auto" and model == "default":
+        yield (
+            '<Gather speechTimeout="auto"> needs a speechModel other than default: Twilio warns '
+            '"speechTimeout auto cannot be used with model default" (warning 13335)'
+        )
+
+
 def _ssml_time(value: str) -> str | None:
     return None if re.fullmatch(r"\d+(\.\d+)?(s|ms)", value.strip()) else "must be like 500ms or 2s"
 
@@ -549,7 +561,7 @@ _SPECS: dict[str, _Spec] = {
             "debug": _boolean,
         },
         _SPEECH,
-        rules=(_gather_hints,),
+        rules=(_gather_hints, _gather_speech_timeout),
     ),
     "Redirect": _Spec(
         {"method": _method}, text="required", text_name="a URL", text_check=_url_text

@@ -386,9 +386,10 @@ def speaking(pages: dict[str, str], keys: str, *said: Utter) -> tuple[SimulatedC
 
 
 def test_words_at_a_gather_that_takes_keys_only_are_silence() -> None:
-    """Twilio's <Gather> page: input's default is dtmf, and "If no input is received before the
-    timeout, Twilio falls through to the next verb in the TwiML document." Words the caller says
-    there are not heard: the Gather times out and the Redirect after it runs."""
+    """Twilio's <Gather> page lists `input` as "dtmf , speech , dtmf speech" with the default
+    "dtmf": a Gather that was not asked for speech does not transcribe it. Our model (the stored
+    copy of the page read here does not say it in one sentence): words there are silence, the
+    Gather times out and the Redirect after it runs, as for a caller who says nothing."""
     call, app = speaking({"/start": KEYS_ONLY}, "s", Utter("my withdrawal"))
     assert app.posted("/menu") == []
     assert len(app.posted("/silence")) == 1
@@ -399,9 +400,10 @@ def test_words_at_a_gather_that_takes_keys_only_are_silence() -> None:
 
 
 def test_words_at_a_listening_gather_post_speech_result_and_confidence_without_digits() -> None:
-    """Twilio's <Gather> page: with input "dtmf speech", "the first detected input (speech or dtmf)
-    will take precedence"; speech is posted as "SpeechResult: The transcribed result of your
-    caller's speech" and "Confidence: A confidence score between 0.0 and 1.0". Words: no Digits."""
+    """Twilio's <Gather> page: "This input could include speech, digits pressed on the keypad, or
+    both", and "Twilio then sends the user's input as a parameter in a POST request to ... the
+    action URL". Words go as `SpeechResult` with Twilio's `Confidence` (0 to 1), the parameters
+    the line reads; our model posts no `Digits` with them."""
     call, app = speaking({"/start": LISTENING}, "s", Utter("mon retrait", 0.42))
     [posted] = app.posted("/menu")
     assert posted["SpeechResult"] == "mon retrait"
@@ -413,9 +415,10 @@ def test_words_at_a_listening_gather_post_speech_result_and_confidence_without_d
 
 
 def test_a_key_first_at_a_listening_gather_posts_digits_without_speech_result() -> None:
-    """Twilio's <Gather> page: "the first detected input (speech or dtmf) will take precedence":
-    a key pressed first is posted as Digits, with no SpeechResult, and the words after it are for
-    the next menu."""
+    """With input "dtmf speech" the caller may press or speak ("speech, digits pressed on the
+    keypad, or both", Twilio's <Gather> page). Our model, not a quoted sentence: what comes first
+    ends the Gather; a key first is posted as Digits with no SpeechResult, and words after it are
+    for the next menu. The line lets a key win either way (tests/test_flow_speech.py)."""
     pages = {"/start": LISTENING, "/menu": KEYS_ONLY}
     call, app = speaking(pages, "2,s", Utter("mon retrait"))
     first = app.posted("/menu")[0]
@@ -425,10 +428,10 @@ def test_a_key_first_at_a_listening_gather_posts_digits_without_speech_result() 
 
 
 def test_speech_timeout_auto_posts_the_words_once_after_a_pause() -> None:
-    """Twilio's <Gather> page: "If you set speechTimeout to auto, Twilio will stop recognizing
-    speech following a pause in speech and return the results immediately." Partial results go
-    only to a partialResultCallback ("Twilio will make requests to this URL in real-time as it
-    recognizes speech"), which we do not set: the action gets the whole words in one request."""
+    """speechTimeout ends the words after a pause (auto: Twilio's own pause; the line sends a
+    number, because Twilio warns "Gather: speechTimeout auto cannot be used with model default",
+    warning 13335). Partial results would go only to a partialResultCallback, which the line does
+    not set: our model posts the whole words to the action in one request, after the pause."""
     words = "mon retrait n'est jamais arrivé"
     call, app = speaking({"/start": LISTENING}, "s", Utter(words))
     assert [p["SpeechResult"] for p in app.posted("/menu")] == [words]
@@ -438,9 +441,9 @@ def test_speech_timeout_auto_posts_the_words_once_after_a_pause() -> None:
 
 
 def test_silence_at_a_listening_gather_times_out_and_runs_the_next_verb() -> None:
-    """Twilio's <Gather> page: timeout "allows you to set the limit (in seconds) that Twilio will
-    wait for the caller to press another digit or say another word before moving on"; with
-    nothing said or pressed, "Twilio falls through to the next verb in the TwiML document"."""
+    """Twilio's <Gather> page: "When Twilio executes this TwiML, it will pause for up to five
+    seconds to wait for the caller to enter digits" (timeout, 5 by default). With nothing said or
+    pressed the Gather ends without a request and the next verb runs: our Redirect."""
     call, app = speaking({"/start": LISTENING}, "t")
     assert app.posted("/menu") == []
     [silence] = at(call, "silence")
@@ -451,7 +454,7 @@ def test_silence_at_a_listening_gather_times_out_and_runs_the_next_verb() -> Non
 
 
 def test_hints_are_only_a_hint_the_words_are_posted_as_said() -> None:
-    """Twilio's <Gather> page lists hints as "words, phrases that have many words" that help
-    recognition; the simulator transcribes exactly what the caller says, hint or not."""
+    """Twilio's <Gather> page lists hints as "words, phrases that have many words", class tokens:
+    they help recognition; the simulator transcribes exactly what the caller says, hint or not."""
     _, app = speaking({"/start": LISTENING}, "s", Utter("mon retraite"))
     assert app.posted("/menu")[0]["SpeechResult"] == "mon retraite"

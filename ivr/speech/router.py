@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING
 from rapidfuzz import fuzz, process
 
 from ivr.prompts import OPERATOR_PHRASES, Prompts
-from ivr.speech.words import COIN, is_chinese, words
+from ivr.speech.words import CJK, COIN, is_chinese, words
 
 if TYPE_CHECKING:
     from ivr.rules.schema import Rules
@@ -67,6 +67,9 @@ SPELLED = 0.9
 more."""
 SYLLABLE = 0.5
 """The weight of a Chinese syllable: two of them make about one word."""
+AREA_WEIGHT = 0.6
+"""The weight of a match for an area (an option with a sub-menu): its phrases are the general
+words ("money", "pending", "not me") that an issue's own words should outweigh."""
 AREA_SHARE = 0.5
 """How much of its area's strength an issue inside it gets."""
 HINTS_MAX = 500
@@ -78,8 +81,8 @@ CACHE_WORDS = 20_000
 
 STOP_WORDS = {
     "en": """a an the i im my mine myself we our us he him his she her it its they
-        them their this that these those is am are was were be been being has had to of for on at by
-        with from about as into than then so and or but if because um uh uhm er erm hmm hi hello hey
+        them their this that these those is am are was were be been being has had of for on at by
+        with about as than then ve ll re d s m so and or but if because um uh uhm er erm hmm hi hello hey
         yes yeah yep ok okay please thanks thank just like well oh also again still very
         some any anything something there here which who how why where want wanna need
         would like trying try get got gets getting help question problem issue regarding guys
@@ -139,6 +142,8 @@ class _Phrase:
     """Index of the option in the menu's choices; one past the last = a person."""
     parts: tuple[tuple[str, ...], ...]
     """Runs of words that stand together; up to the gap between runs (see the module)."""
+    scale: float = 1.0
+    """`AREA_WEIGHT` for an area's phrase."""
 
 
 @dataclass(frozen=True)
@@ -151,8 +156,10 @@ class _Match:
 class _Lexicon:
     """One language's phrase words, and what each word a caller says matches among them."""
 
-    def __init__(self, language: str, phrase_words: set[str]) -> None:
+    def __init__(self, language: str, phrase_words: set[str], latin: set[str]) -> None:
         self.chinese = is_chinese(language)
+        self.latin = frozenset(latin)
+        """Chinese catalogs: the words written in letters ("APP", "KYC"), which weigh a word."""
         self.infix = language.split("-")[0].lower() == "de"
         self.stop = _stop_words(language)
         self.vocabulary = frozenset(phrase_words)
@@ -175,7 +182,9 @@ class _Lexicon:
         return found
 
     def _syllable(self, syllable: str) -> dict[str, float]:
-        return {syllable: SYLLABLE} if syllable in self.vocabulary else {}
+        if syllable not in self.vocabulary:
+            return {}
+        return {syllable: 1.0 if syllable in self.latin else SYLLABLE}
 
     def _latin(self, word: str) -> dict[str, float]:
         found: dict[str, float] = {}
@@ -214,20 +223,24 @@ class Router:
             if language not in prompts.catalogs:
                 continue
             catalog = prompts.catalog(language)
-            lexicon = _Lexicon(language, set())
+            lexicon = _Lexicon(language, set(), set())
             vocabulary: set[str] = set()
+            latin: set[str] = set()
             for menu_id in listening:
+                paths = self._paths[menu_id]
                 labels = [label for _, label in self.options(menu_id)] + [OPERATOR_PHRASES]
                 by_first: dict[str, list[_Phrase]] = {}
                 for choice, label in enumerate(labels):
                     for text in catalog.phrases.get(label, ()):
-                        phrase = _phrase(text, choice, language, lexicon)
+                        area = choice < len(paths) and self._is_area(menu_id, paths[choice])
+                        phrase = _phrase(text, choice, language, lexicon, area)
                         if phrase is not None:
                             by_first.setdefault(phrase.parts[0][0], []).append(phrase)
                             vocabulary.update(w for part in phrase.parts for w in part)
+                            latin.update(words(CJK.sub(" ", text), language))
                 self._phrases[(menu_id, language)] = {w: tuple(p) for w, p in by_first.items()}
                 self._hints[(menu_id, language)] = _hints(catalog.phrases, labels, lexicon.chinese)
-            self._lexicons[language] = _Lexicon(language, vocabulary)
+            self._lexicons[language] = _Lexicon(language, vocabulary, latin)
 
     def options(self, menu_id: str) -> Iterator[tuple[tuple[str, ...], str]]:
         """(path of keys, label prompt id) of every option a caller can reach from `menu_id` by
@@ -242,6 +255,10 @@ class Router:
                 if option.menu and option.menu not in seen and option.menu in self._rules.menus:
                     seen.add(option.menu)
                     todo.append((path, option.menu))
+
+    def _is_area(self, menu_id: str, path: tuple[str, ...]) -> bool:
+        """An option of the menu itself that leads to a sub-menu."""
+        return len(path) == 1 and bool(self._rules.menus[menu_id].options[path[0]].menu)
 
     def hints(self, menu_id: str, language: str) -> str:
         """Twilio's `hints` for a listening menu: its options' phrases and the phrases for a
@@ -301,7 +318,7 @@ def _stop_words(language: str) -> frozenset[str]:
     return frozenset(words(STOP_WORDS.get(base, ""), language))
 
 
-def _phrase(text: str, choice: int, language: str, lexicon: _Lexicon) -> _Phrase | None:
+def _phrase(text: str, choice: int, language: str, lexicon: _Lexicon, area: bool) -> _Phrase | None:
     """A catalog phrase as the router compares it (None when only small words are left)."""
     if lexicon.chinese:
         runs = (lexicon.content(run, language) for run in text.split())
@@ -310,7 +327,7 @@ def _phrase(text: str, choice: int, language: str, lexicon: _Lexicon) -> _Phrase
         parts = tuple((word,) for word in lexicon.content(text, language))
     if all(word.isdigit() for part in parts for word in part):
         return None  # a bare number says nothing
-    return _Phrase(choice, parts)
+    return _Phrase(choice, parts, AREA_WEIGHT if area else 1.0)
 
 
 def _strengths(
@@ -357,7 +374,7 @@ def _match(phrase: _Phrase, found: list[dict[str, float]], start: int, gap: int)
             weight += found[position][word]
             positions.append(position)
         at = positions[-1]
-    return _Match(weight, phrase.choice, frozenset(positions))
+    return _Match(weight * phrase.scale, phrase.choice, frozenset(positions))
 
 
 def _hints(phrases: Mapping[str, tuple[str, ...]], labels: list[str], chinese: bool) -> str:

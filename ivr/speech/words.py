@@ -29,7 +29,7 @@ import snowballstemmer
 from pypinyin import lazy_pinyin
 
 _STEMMERS = {"en": "english", "fr": "french", "de": "german"}
-_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
+CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _SPELLED = re.compile(r"\b(?:[a-z0-9] ){1,}[a-z0-9]\b")
 """Single letters or digits said one by one: "u s d t", "2 f a"."""
@@ -78,7 +78,7 @@ def words(text: str, language: str) -> tuple[str, ...]:
     text = _SPELLED.sub(lambda m: m.group(0).replace(" ", ""), text)
     out: list[str] = []
     position = 0
-    for run in _CJK.finditer(text):
+    for run in CJK.finditer(text):
         out.extend(_latin_words(text[position : run.start()], base))
         out.extend(_syllables(run.group(0)))
         position = run.end()

@@ -7,14 +7,23 @@ compares the caller's words with phrases already cut into words.
 
 How it decides:
 
-1. The caller's words and every phrase go through `words.words` (stems, pinyin, spelled letters).
+1. The caller's words and every phrase go through `words.words` (stems, pinyin, spelled letters,
+   negations written out, coin names as one word). Small words (`STOP_WORDS`: articles, pronouns,
+   fillers, "want", "please") and coin names are then left out on both sides: they never match
+   and do not stand between the words of a phrase; a phrase of numbers only is left out.
 2. A phrase matches when its words appear in what was said, in order; between two of its words
-   at most `GAP` others may stand (Chinese: none, syllables are too short to stand apart). A word
-   matches when it is the same, when the caller's word begins with it (German compounds:
-   "auszahlungsproblem" holds "auszahl"), or when it is a long word recognition spelled a little
+   at most `GAP` others may stand. A Chinese phrase is compared syllable by syllable without gaps,
+   except where the catalog puts a space ("账户 被盗" also matches "账户昨天被盗了"): there up to
+   `CHINESE_GAP` syllables may stand. A word matches when it is the same, when the caller's word
+   begins with it (German: holds it anywhere; compounds: "auszahlungsproblem" holds "auszahl",
+   "kontoauszug" holds "auszug"), or when it is a long word recognition spelled a little
    differently (`SIMILAR` or more on `rapidfuzz`'s ratio).
-3. An option's strength is the weight of its best matching phrase (its words; a Chinese syllable
-   counts half) plus, for an option inside a sub-menu, a share of its area's strength.
+3. A match weighs its words: 1 each (`PARTIAL` for a word found inside a longer one, `SPELLED`
+   for one spelled a little differently, `SYLLABLE` for a Chinese syllable). The heaviest
+   matches are kept first and a match that shares a word with one already kept is dropped: in
+   "a withdrawal I did not make" the security option's "withdrawal ... not make" keeps the word
+   "withdrawal" from the funds option's "withdrawal". An option's strength is the weight of its
+   kept matches, plus, for an option inside a sub-menu, a share (`AREA_SHARE`) of its area's.
 4. The strongest area (an option of the listening menu) must beat the next; inside it, the
    strongest issue must beat the next, else only the area is clear and the caller gets its menu.
 5. How sure: Twilio's confidence times how clearly the winner beat the runner-up. Below the
@@ -22,6 +31,9 @@ How it decides:
    asked once.
 6. "A person" (the catalog's `operator` phrases) wins only when no option matched at all: "I want
    to talk to someone about my withdrawal" goes to the withdrawal team, who are people too.
+
+A request looks each word it heard up once in the phrases' words (a dictionary, its prefixes and
+one `rapidfuzz` pass over the long words) and tries only the phrases that start with a word found.
 """
 
 from __future__ import annotations
@@ -30,24 +42,68 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 
 from ivr.prompts import OPERATOR_PHRASES, Prompts
-from ivr.speech.words import is_chinese, words
+from ivr.speech.words import CJK, COIN, is_chinese, words
 
 if TYPE_CHECKING:
     from ivr.rules.schema import Rules
 
 GAP = 2
+"""Other words (not small ones) that may stand between two words of a phrase."""
+CHINESE_GAP = 6
+"""Syllables that may stand where a Chinese phrase has a space."""
 SIMILAR = 86.0
 """rapidfuzz ratio (0-100) from which two words of `LONG_WORD` letters or more are the same word."""
 LONG_WORD = 6
+PART_WORD = 4
+"""A phrase word of this many letters or more is also found at the start of a longer word."""
+PARTIAL = 0.8
+"""The weight of a phrase word found inside a longer word ("retrait" in "retraits" is whole: the
+stems are the same): a whole word of another option's phrase outweighs it."""
+SPELLED = 0.9
+"""The weight of a phrase word recognition spelled a little differently: the word itself weighs
+more."""
+SYLLABLE = 0.5
+"""The weight of a Chinese syllable: two of them make about one word."""
+AREA_WEIGHT = 0.6
+"""The weight of a match for an area (an option with a sub-menu): its phrases are the general
+words ("money", "pending", "not me") that an issue's own words should outweigh."""
 AREA_SHARE = 0.5
 """How much of its area's strength an issue inside it gets."""
 HINTS_MAX = 500
 HINT_CHARACTERS = 100
 """Twilio's limits on `<Gather hints>`: "a comma-separated list of up to 500 entries, each entry
 can be 100 characters or fewer" (Twilio error 13330)."""
+CACHE_WORDS = 20_000
+"""Words heard whose matches a router remembers (per language) before it starts again."""
+
+STOP_WORDS = {
+    "en": """a an the i im my mine myself we our us he him his she her it its they
+        them their this that these those is am are was were be been being has had of for on at by
+        with about as than then ve ll re d s m so and or but if because um uh uhm er erm hmm hi hello hey
+        yes yeah yep ok okay please thanks thank just like well oh also again still very
+        some any anything something there here which who how why where want wanna need
+        would like trying try get got gets getting help question problem issue regarding guys
+        good morning afternoon evening sir madam all""",
+    "fr": """le la les l un une des de du d au aux à a je j me m mon ma mes tu te t ton ta tes vous
+        votre vos son sa ses nous notre nos il elle ils elles on ce c cet cette ces ça ca cela est
+        et ou mais donc que qu qui quoi dont en y pour par avec sur dans chez se s ne n oui bonjour
+        allô allo euh bah ben alors voilà merci svp plaît plait voudrais veux voudrait souhaite
+        souhaiterais aimerais besoin aide question problème souci madame monsieur bien très encore
+        toujours déjà comment pourquoi quand où est-ce suis es sommes
+        êtes sont avais""",
+    "de": """der die das den dem des ein eine einen einem einer eines ich mich sich mein meine meinen
+        meinem meiner meines du dich dir dein deine sie ihr ihre ihren ihrem ihnen wir uns unser
+        unsere er es man und oder aber denn dass weil wenn ob zu zum zur von vom mit bei beim für
+        auf an am im in ins aus nach über um so ja nein doch mal bitte danke hallo guten tag äh
+        ähm hm also halt eben noch schon gerne gern möchte möchten würde will wollen hätte bin
+        bist ist sind war waren wurde wurden worden sein da hier was wie warum wo welche
+        welcher welches frage problem hilfe brauche""",
+}
+"""Words that carry nothing about what the caller needs (before stemming; negations, "can",
+"did", "not" are not among them: "did not make" and "can not withdraw" differ)."""
 
 
 @dataclass(frozen=True)
@@ -82,14 +138,73 @@ NOWHERE = Route()
 
 @dataclass(frozen=True)
 class _Phrase:
-    words: tuple[str, ...]
-    weight: float
+    choice: int
+    """Index of the option in the menu's choices; one past the last = a person."""
+    parts: tuple[tuple[str, ...], ...]
+    """Runs of words that stand together; up to the gap between runs (see the module)."""
+    scale: float = 1.0
+    """`AREA_WEIGHT` for an area's phrase."""
 
 
 @dataclass(frozen=True)
-class _Choice:
-    path: tuple[str, ...]
-    phrases: tuple[_Phrase, ...]
+class _Match:
+    weight: float
+    choice: int
+    positions: frozenset[int]
+
+
+class _Lexicon:
+    """One language's phrase words, and what each word a caller says matches among them."""
+
+    def __init__(self, language: str, phrase_words: set[str], latin: set[str]) -> None:
+        self.chinese = is_chinese(language)
+        self.latin = frozenset(latin)
+        """Chinese catalogs: the words written in letters ("APP", "KYC"), which weigh a word."""
+        self.infix = language.split("-")[0].lower() == "de"
+        self.stop = _stop_words(language)
+        self.vocabulary = frozenset(phrase_words)
+        self.long = sorted(w for w in phrase_words if len(w) >= LONG_WORD)
+        self._cache: dict[str, dict[str, float]] = {}
+
+    def content(self, text: str, language: str) -> tuple[str, ...]:
+        """The words of `text` that can match: no small words or coin names."""
+        return tuple(w for w in words(text, language) if w not in self.stop and w != COIN)
+
+    def found(self, word: str) -> dict[str, float]:
+        """The phrase words `word` matches, with the weight it gives them."""
+        known = self._cache.get(word)
+        if known is not None:
+            return known
+        found = self._syllable(word) if self.chinese else self._latin(word)
+        if len(self._cache) >= CACHE_WORDS:
+            self._cache.clear()
+        self._cache[word] = found
+        return found
+
+    def _syllable(self, syllable: str) -> dict[str, float]:
+        if syllable not in self.vocabulary:
+            return {}
+        return {syllable: 1.0 if syllable in self.latin else SYLLABLE}
+
+    def _latin(self, word: str) -> dict[str, float]:
+        found: dict[str, float] = {}
+        for end in range(PART_WORD, len(word)):
+            if word[:end] in self.vocabulary:
+                found[word[:end]] = PARTIAL
+        if self.infix:
+            for start in range(1, len(word) - PART_WORD + 1):
+                for end in range(start + PART_WORD, len(word) + 1):
+                    if word[start:end] in self.vocabulary:
+                        found[word[start:end]] = PARTIAL
+        if len(word) >= LONG_WORD:
+            for similar, _, _ in process.extract(
+                word, self.long, scorer=fuzz.ratio, score_cutoff=SIMILAR, limit=None
+            ):
+                if abs(len(similar) - len(word)) <= 2:
+                    found[similar] = SPELLED
+        if word in self.vocabulary:
+            found[word] = 1.0
+        return found
 
 
 class Router:
@@ -97,25 +212,35 @@ class Router:
 
     def __init__(self, rules: Rules, prompts: Prompts) -> None:
         self._rules = rules
-        self._choices: dict[tuple[str, str], tuple[_Choice, ...]] = {}
-        self._operator: dict[str, tuple[_Phrase, ...]] = {}
+        self._paths: dict[str, tuple[tuple[str, ...], ...]] = {}
+        self._phrases: dict[tuple[str, str], dict[str, tuple[_Phrase, ...]]] = {}
+        self._lexicons: dict[str, _Lexicon] = {}
         self._hints: dict[tuple[str, str], str] = {}
+        listening = [menu_id for menu_id, menu in rules.menus.items() if menu.listen]
+        for menu_id in listening:
+            self._paths[menu_id] = tuple(path for path, _ in self.options(menu_id))
         for language in rules.language_codes:
             if language not in prompts.catalogs:
                 continue
             catalog = prompts.catalog(language)
-            self._operator[language] = _phrases(catalog.phrases.get(OPERATOR_PHRASES, ()), language)
-            for menu_id, menu in rules.menus.items():
-                if not menu.listen:
-                    continue
-                choices = tuple(
-                    _Choice(path, _phrases(catalog.phrases.get(label, ()), language))
-                    for path, label in self.options(menu_id)
-                )
-                self._choices[(menu_id, language)] = choices
-                self._hints[(menu_id, language)] = _hints(
-                    catalog.phrases, [label for _, label in self.options(menu_id)]
-                )
+            lexicon = _Lexicon(language, set(), set())
+            vocabulary: set[str] = set()
+            latin: set[str] = set()
+            for menu_id in listening:
+                paths = self._paths[menu_id]
+                labels = [label for _, label in self.options(menu_id)] + [OPERATOR_PHRASES]
+                by_first: dict[str, list[_Phrase]] = {}
+                for choice, label in enumerate(labels):
+                    for text in catalog.phrases.get(label, ()):
+                        area = choice < len(paths) and self._is_area(menu_id, paths[choice])
+                        phrase = _phrase(text, choice, language, lexicon, area)
+                        if phrase is not None:
+                            by_first.setdefault(phrase.parts[0][0], []).append(phrase)
+                            vocabulary.update(w for part in phrase.parts for w in part)
+                            latin.update(words(CJK.sub(" ", text), language))
+                self._phrases[(menu_id, language)] = {w: tuple(p) for w, p in by_first.items()}
+                self._hints[(menu_id, language)] = _hints(catalog.phrases, labels, lexicon.chinese)
+            self._lexicons[language] = _Lexicon(language, vocabulary, latin)
 
     def options(self, menu_id: str) -> Iterator[tuple[tuple[str, ...], str]]:
         """(path of keys, label prompt id) of every option a caller can reach from `menu_id` by
@@ -131,29 +256,36 @@ class Router:
                     seen.add(option.menu)
                     todo.append((path, option.menu))
 
+    def _is_area(self, menu_id: str, path: tuple[str, ...]) -> bool:
+        """An option of the menu itself that leads to a sub-menu."""
+        return len(path) == 1 and bool(self._rules.menus[menu_id].options[path[0]].menu)
+
     def hints(self, menu_id: str, language: str) -> str:
-        """Twilio's `hints` for a listening menu: its options' phrases, within Twilio's limits."""
+        """Twilio's `hints` for a listening menu: its options' phrases and the phrases for a
+        person, within Twilio's limits."""
         return self._hints.get((menu_id, language), "")
 
     def route(self, menu_id: str, language: str, said: Utterance) -> Route:
-        choices = self._choices.get((menu_id, language))
-        if choices is None:
+        phrases = self._phrases.get((menu_id, language))
+        lexicon = self._lexicons.get(language)
+        if phrases is None or lexicon is None:
             return NOWHERE
-        heard = words(said.text, language)
+        heard = lexicon.content(said.text, language)
         if not heard:
             return NOWHERE
-        chinese = is_chinese(language)
-        strength = {c.path: _strength(c.phrases, heard, chinese) for c in choices}
+        paths = self._paths[menu_id]
+        strength = _strengths(heard, phrases, lexicon, len(paths) + 1)
         confidence = 1.0 if said.confidence is None else min(max(said.confidence, 0.0), 1.0)
-        if not any(strength.values()):
-            if _strength(self._operator.get(language, ()), heard, chinese):
+        if not any(strength[: len(paths)]):
+            if strength[len(paths)]:
                 return self._judged(Route(operator=True), confidence)
             return NOWHERE
+        by_path = dict(zip(paths, strength, strict=False))
         # Each area (an option of the menu spoken at): its own strength and its best issue's.
         areas: dict[str, float] = {}
-        for keys, value in strength.items():
+        for keys, value in by_path.items():
             head = keys[0]
-            areas[head] = max(areas.get(head, 0.0), value + strength[(head,)] * (len(keys) > 1))
+            areas[head] = max(areas.get(head, 0.0), value + by_path[(head,)] * (len(keys) > 1))
         ranked = sorted(areas.items(), key=lambda item: item[1], reverse=True)
         (area, best), runner_up = ranked[0], (ranked[1][1] if len(ranked) > 1 else 0.0)
         if best <= runner_up:
@@ -161,8 +293,8 @@ class Router:
         clarity = best / (best + runner_up)
         inside = sorted(
             (
-                (value + AREA_SHARE * strength[(area,)], keys)
-                for keys, value in strength.items()
+                (value + AREA_SHARE * by_path[(area,)], keys)
+                for keys, value in by_path.items()
                 if len(keys) > 1 and keys[0] == area and value > 0
             ),
             reverse=True,
@@ -181,57 +313,76 @@ class Router:
         return Route(route.path, route.operator, sure, confirm=sure < settings.confirm_below)
 
 
-def _phrases(texts: tuple[str, ...], language: str) -> tuple[_Phrase, ...]:
-    chinese = is_chinese(language)
-    out = []
-    for text in texts:
-        cut = words(text, language)
-        if cut:
-            weight = len(cut) * (0.5 if chinese else 1.0)
-            out.append(_Phrase(cut, weight))
-    return tuple(out)
+def _stop_words(language: str) -> frozenset[str]:
+    base = language.split("-")[0].lower()
+    return frozenset(words(STOP_WORDS.get(base, ""), language))
 
 
-def _strength(phrases: tuple[_Phrase, ...], heard: tuple[str, ...], chinese: bool) -> float:
-    return max((p.weight for p in phrases if _matches(p.words, heard, chinese)), default=0.0)
+def _phrase(text: str, choice: int, language: str, lexicon: _Lexicon, area: bool) -> _Phrase | None:
+    """A catalog phrase as the router compares it (None when only small words are left)."""
+    if lexicon.chinese:
+        runs = (lexicon.content(run, language) for run in text.split())
+        parts = tuple(run for run in runs if run)
+    else:
+        parts = tuple((word,) for word in lexicon.content(text, language))
+    if all(word.isdigit() for part in parts for word in part):
+        return None  # a bare number says nothing
+    return _Phrase(choice, parts, AREA_WEIGHT if area else 1.0)
 
 
-def _matches(phrase: tuple[str, ...], heard: tuple[str, ...], chinese: bool) -> bool:
-    gap = 0 if chinese else GAP
-    for start, word in enumerate(heard):
-        if not _same(phrase[0], word, chinese):
-            continue
-        at = start
-        for wanted in phrase[1:]:
-            window = heard[at + 1 : at + 2 + gap]
-            found = next((i for i, w in enumerate(window) if _same(wanted, w, chinese)), None)
-            if found is None:
-                break
-            at += 1 + found
-        else:
-            return True
-    return False
+def _strengths(
+    heard: tuple[str, ...],
+    phrases: Mapping[str, tuple[_Phrase, ...]],
+    lexicon: _Lexicon,
+    choices: int,
+) -> list[float]:
+    """Each choice's strength: the weight of its matches that no heavier match took a word of."""
+    found = [lexicon.found(word) for word in heard]
+    gap = CHINESE_GAP if lexicon.chinese else GAP
+    matches: list[_Match] = []
+    for start, here in enumerate(found):
+        for first in here:
+            for phrase in phrases.get(first, ()):
+                match = _match(phrase, found, start, gap)
+                if match is not None:
+                    matches.append(match)
+    matches.sort(key=lambda m: (-m.weight, max(m.positions) - min(m.positions)))
+    strength = [0.0] * choices
+    taken: set[int] = set()
+    for match in matches:
+        if taken.isdisjoint(match.positions):
+            taken |= match.positions
+            strength[match.choice] += match.weight
+    return strength
 
 
-def _same(wanted: str, word: str, chinese: bool) -> bool:
-    if wanted == word:
-        return True
-    if chinese and len(wanted) < 4:
-        return False
-    if len(wanted) >= 4 and word.startswith(wanted):
-        return True
-    return (
-        len(wanted) >= LONG_WORD
-        and abs(len(wanted) - len(word)) <= 2
-        and fuzz.ratio(wanted, word) >= SIMILAR
-    )
+def _match(phrase: _Phrase, found: list[dict[str, float]], start: int, gap: int) -> _Match | None:
+    """`phrase` matched from the word at `start` (its first word is there), or None."""
+    positions: list[int] = []
+    weight = 0.0
+    at = start
+    for index, part in enumerate(phrase.parts):
+        if index:  # the next run starts within the gap
+            window = range(at + 1, min(at + 2 + gap, len(found)))
+            at = next((i for i in window if part[0] in found[i]), -1)
+            if at < 0:
+                return None
+        for offset, word in enumerate(part):
+            position = at + offset
+            if position >= len(found) or word not in found[position]:
+                return None
+            weight += found[position][word]
+            positions.append(position)
+        at = positions[-1]
+    return _Match(weight * phrase.scale, phrase.choice, frozenset(positions))
 
 
-def _hints(phrases: Mapping[str, tuple[str, ...]], labels: list[str]) -> str:
+def _hints(phrases: Mapping[str, tuple[str, ...]], labels: list[str], chinese: bool) -> str:
     seen: dict[str, None] = {}
     for label in labels:
         for phrase in phrases.get(label, ()):
-            text = " ".join(phrase.replace(",", " ").split())
+            text = "".join(phrase.split()) if chinese else " ".join(phrase.split())
+            text = text.replace(",", " ").strip()
             if text and len(text) <= HINT_CHARACTERS:
                 seen.setdefault(text, None)
     return ", ".join(list(seen)[:HINTS_MAX])

@@ -9,7 +9,7 @@ would make it route badly, or make Twilio ignore the hints:
   it (funds and withdrawal) may share one: the router then picks the issue.
 - Warnings (the rules run anyway): the same phrase twice for one option; an option callers can reach
   by speech with no phrase in one of the languages (those callers must press keys for it); a catalog
-  with no `operator` phrases; a `phrases` key that labels no such option (a typo); a comma inside a
+  with no `operator` phrases; a `phrases` key that labels no option (a typo); a comma inside a
   phrase (one phrase said whole, where two were probably meant); hints over Twilio's limits, which
   the router leaves out (Twilio would log warning 13330 and ignore all the hints).
 """
@@ -41,10 +41,13 @@ def check_speech(
         return []  # phrases kept for later do no harm while no menu listens
     router = Router(rules, prompts)
     reach: Reach = {menu_id: list(router.options(menu_id)) for menu_id in listening}
+    labels = sorted(
+        {option.label for menu in rules.menus.values() for option in menu.options.values()}
+    )
     problems = _missing_phrases(rules, source, prompts, prompt_sources, reach)
     for language, catalog in prompts.catalogs.items():
         catalog_source = prompt_sources[language]
-        problems += _phrase_problems(catalog, catalog_source, reach)
+        problems += _phrase_problems(catalog, catalog_source, reach, labels)
         problems += _hint_problems(catalog, catalog_source, reach)
     return problems
 
@@ -95,8 +98,13 @@ def _listed(items: list[str]) -> str:
     return " and ".join(filter(None, [", ".join(items[:-1]), items[-1]]))
 
 
-def _phrase_problems(catalog: Catalog, source: Source, reach: Reach) -> list[Problem]:
-    """A catalog's phrases: shared by two options, listed twice, under a key no option has."""
+def _phrase_problems(
+    catalog: Catalog, source: Source, reach: Reach, labels: list[str]
+) -> list[Problem]:
+    """A catalog's phrases: shared by two options, listed twice, under a key no option has.
+
+    A key that labels an option no listening menu reaches is left alone: not a typo, and when a
+    mistake in the rules cuts a sub-menu off, its phrases would only bury that mistake."""
     problems: list[Problem] = []
     reached: dict[str, dict[str, list[KeyPath]]] = {}
     """label -> listening menu -> the paths from it to options with that label"""
@@ -113,13 +121,10 @@ def _phrase_problems(catalog: Catalog, source: Source, reach: Reach) -> list[Pro
             )
         )
     for key in catalog.phrases:
-        if key != OPERATOR_PHRASES and key not in reached:
-            near = difflib.get_close_matches(key, [*reached, OPERATOR_PHRASES], n=1, cutoff=0.6)
+        if key != OPERATOR_PHRASES and key not in labels:
+            near = difflib.get_close_matches(key, [*labels, OPERATOR_PHRASES], n=1, cutoff=0.6)
             hint = f": did you mean {near[0]!r}?" if near else ""
-            message = (
-                f"{key!r} is neither {OPERATOR_PHRASES!r} nor the label of an option callers can "
-                f"reach by speech{hint}"
-            )
+            message = f"{key!r} is neither {OPERATOR_PHRASES!r} nor the label of an option{hint}"
             problems.append(source.warning(("phrases", key), message, at_key=True))
 
     def menu_reaching_both(first: str, second: str) -> str | None:

@@ -168,7 +168,7 @@ def test_a_prompt_missing_from_a_catalog_is_reported_where_the_rules_use_it(
     rules_file, prompts = copy_project(tmp_path)
     [(line, column)] = edit(rules_file, ('"1": {label: opt_hours,', '"1": {label: ‸opt_hours,'))
     for language in languages:
-        edit(prompts / f"{language}.yaml", ("  opt_hours: ", "  opt_hours_old: "))
+        edit(prompts / f"{language}.yaml", ('  opt_hours: "', '  opt_hours_old: "'))
     assert sorted(bundle_problems(rules_file, prompts)) == sorted(
         f"{rules_file}:{line}:{column}: prompt 'opt_hours' is missing from "
         f"{prompts / language}.yaml"

@@ -225,7 +225,7 @@ def test_a_phrases_key_no_option_has_is_a_warning_at_the_key(tmp_path: Path) -> 
     )
     assert warnings_of(rules, prompts) == [
         f"{catalog}:{line}:{column}: warning: 'opt_withdrawl' is neither 'operator' nor the label "
-        "of an option callers can reach by speech: did you mean 'opt_withdrawal'?"
+        "of an option: did you mean 'opt_withdrawal'?"
     ]
 
 
@@ -296,3 +296,15 @@ def test_more_hints_than_twilio_takes_is_a_warning_at_the_first_left_out(
     assert len(hints) == 500
     assert "withdrawal" not in hints
     assert ("log in" in hints) == (over == 1)
+
+
+def test_phrases_of_options_no_listening_menu_reaches_are_left_alone(tmp_path: Path) -> None:
+    """Not a typo: the label is an option's. Only the funds menu listens here."""
+    rules, prompts = write_setup(tmp_path)
+    edit(
+        rules,
+        ("    listen: true\n", ""),
+        ("    intro: prepare_transaction\n", "    intro: prepare_transaction\n    listen: true\n"),
+    )
+    assert warnings_of(rules, prompts) == []
+    assert load_bundle(rules, prompts).router.hints("funds", "en-US") == "deposit, withdrawal"

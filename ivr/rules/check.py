@@ -19,6 +19,7 @@ from ivr.prompts import GLOBAL_PLACEHOLDERS, SYSTEM_PROMPTS, Prompts, load_promp
 from ivr.rules.loader import Location, Problem, RulesError, Source, load_rules
 from ivr.rules.schema import Queue, Rules, Target
 from ivr.rules.secrets import asked_secret, problem_text
+from ivr.rules.speech_check import check_speech
 from ivr.speech.router import Router
 from ivr.voices import voice_problem
 
@@ -407,8 +408,11 @@ def _load_bundle(rules_path: Path | str, prompts_dir: Path | str) -> Bundle:
     problems += check_prompts(rules, source, prompts, prompt_sources)
     problems += check_voices(prompts, prompt_sources)
     problems += check_secrets(prompts, prompt_sources)
+    speech = check_speech(rules, source, prompts, prompt_sources)
+    problems += [p for p in speech if p.severity == "error"]
     warnings = check_audio(rules, source, prompts)
     warnings += check_languages(rules, prompts, prompt_sources)
+    warnings += [p for p in speech if p.severity == "warning"]
     if problems:
         # The warnings go along: an admin fixing the errors should see them too.
         raise RulesError(_in_file_order(problems + warnings))

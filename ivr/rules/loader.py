@@ -77,8 +77,8 @@ class Source:
         line, column = self.position(loc, at_key)
         return Problem(self.file, line, column, message)
 
-    def warning(self, loc: Location, message: str) -> Problem:
-        line, column = self.position(loc)
+    def warning(self, loc: Location, message: str, at_key: bool = False) -> Problem:
+        line, column = self.position(loc, at_key)
         return Problem(self.file, line, column, message, "warning")
 
 

@@ -22,6 +22,7 @@ QUEUES = ("general", "account", "funds", "tech", "security", "supervisors")
 MENU_WORD = {"zh-CN": "菜单", "en-US": "menu", "fr-FR": "menu", "de-DE": "Menü"}
 _MENUS_START = "main_menu: main\nmenus:\n"
 _MENUS_END = "\n# Teams and their opening hours"
+_PROMPTS_START = "\nprompts:\n"
 
 
 def menu_id(index: int) -> str:
@@ -71,11 +72,8 @@ def write_big_rules(folder: Path, menus: int) -> tuple[Path, Path]:
     for language in MENU_WORD:
         catalog = prompts / f"{language}.yaml"
         shipped = (PROMPTS / catalog.name).read_text(encoding="utf-8")
-        # The generated prompts go at the end of the `prompts:` section (the next top-level key,
-        # `phrases:`, or the end of the file, ends it).
-        head, marker, tail = shipped.partition("\nphrases:")
-        catalog.write_text(
-            head.rstrip("\n") + "\n" + _catalog_yaml(language, menus) + marker + tail,
-            encoding="utf-8",
-        )
+        # The generated prompts go first under `prompts:` (other sections, `phrases:`, follow it).
+        at = shipped.index(_PROMPTS_START) + len(_PROMPTS_START)
+        generated = _catalog_yaml(language, menus)
+        catalog.write_text(shipped[:at] + generated + shipped[at:], encoding="utf-8")
     return rules, prompts

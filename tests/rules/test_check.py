@@ -132,7 +132,9 @@ def test_a_name_that_points_nowhere_is_reported_where_it_is_used(
     ]
     rules, source = load_rules(rules_file)
     assert in_file_order(check_references(rules, source)) == expected
-    assert bundle_problems(rules_file, prompts) == expected
+    # Warnings come along (an option taken out leaves its phrases behind); the errors are these.
+    errors = [p for p in bundle_problems(rules_file, prompts) if ": warning: " not in p]
+    assert errors == expected
 
 
 def test_a_silence_limit_the_menus_time_outs_alone_outlast_is_reported(tmp_path: Path) -> None:
@@ -168,7 +170,7 @@ def test_a_prompt_missing_from_a_catalog_is_reported_where_the_rules_use_it(
     rules_file, prompts = copy_project(tmp_path)
     [(line, column)] = edit(rules_file, ('"1": {label: opt_hours,', '"1": {label: ‸opt_hours,'))
     for language in languages:
-        edit(prompts / f"{language}.yaml", ("  opt_hours: ", "  opt_hours_old: "))
+        edit(prompts / f"{language}.yaml", ('  opt_hours: "', '  opt_hours_old: "'))
     assert sorted(bundle_problems(rules_file, prompts)) == sorted(
         f"{rules_file}:{line}:{column}: prompt 'opt_hours' is missing from "
         f"{prompts / language}.yaml"

@@ -147,12 +147,14 @@ def _phrase_problems(
                 continue
             where: Location = ("phrases", label, index)
             before = earlier.setdefault(cut, [])
-            twice = next((other for key, other in before if key == label), None)
-            if twice is not None:
-                same = "" if twice == text else f" (as {twice!r}, the same words)"
-                problems.append(
-                    source.warning(where, f"{text!r} is already a phrase of {label}{same}")
-                )
+            # One option may list forms that come to the same words ("withdraw", "withdrawal"):
+            # they route alike, and as hints they help recognition hear either. Only the same
+            # text twice is a slip.
+            if any(key == label and _same_text(other, text) for key, other in before):
+                problems.append(source.warning(where, f"{text!r} is already a phrase of {label}"))
+                continue
+            if any(key == label for key, _ in before):
+                before.append((label, text))
                 continue
             for other_label, other in before:
                 menu_id = menu_reaching_both(other_label, label)
@@ -169,6 +171,10 @@ def _phrase_problems(
                     break
             before.append((label, text))
     return problems
+
+
+def _same_text(one: str, other: str) -> bool:
+    return " ".join(one.casefold().split()) == " ".join(other.casefold().split())
 
 
 def _hint_text(phrase: str) -> str:

@@ -442,7 +442,14 @@ def report(results: Results, rules: Rules, command: str, commit: str, date: str)
     for language in results.languages(shown):
         lines += [f"### {language}", "", *confusion(results.by_corpus[(shown, language)]), ""]
     lines += ["## What dominates the misses", "", misses(results, shown, rules), ""]
+    if ROUNDS.exists():
+        lines += ["## Earlier rounds", "", ROUNDS.read_text(encoding="utf-8").strip(), ""]
     return "\n".join(lines)
+
+
+ROUNDS = Path(__file__).with_name("rounds.md")
+"""Earlier held-out measurements, kept by hand: a held-out set once looked at joins the tune set,
+and what it measured before that stays on record in the report."""
 
 
 def summary(results: Results) -> str:

@@ -8,7 +8,6 @@ import pytest
 
 from ivr.simulator.caller import ScriptedCaller, Utter, parse_script
 from ivr.simulator.engine import (
-    SPEECH_PAUSE_SECONDS,
     AgentBehaviour,
     Reply,
     SimulatedCall,
@@ -366,7 +365,7 @@ def test_caller_script_is_unchanged() -> None:
 
 GATHER_PAGE = "https://www.twilio.com/docs/voice/twiml/gather"
 LISTENING = (
-    '<Response><Gather input="dtmf speech" language="fr-FR" speechTimeout="auto" hints="retrait"'
+    '<Response><Gather input="dtmf speech" language="fr-FR" speechTimeout="2" hints="retrait"'
     ' action="/menu" numDigits="1" timeout="5"><Say>Dites-nous pourquoi vous appelez.</Say>'
     "</Gather><Redirect>/silence</Redirect></Response>"
 )
@@ -427,7 +426,7 @@ def test_a_key_first_at_a_listening_gather_posts_digits_without_speech_result() 
     assert [r.kind for r in call.records if r.kind in ("press", "unheard")] == ["press", "unheard"]
 
 
-def test_speech_timeout_auto_posts_the_words_once_after_a_pause() -> None:
+def test_speech_timeout_posts_the_words_once_after_the_pause() -> None:
     """speechTimeout ends the words after a pause (auto: Twilio's own pause; the line sends a
     number, because Twilio warns "Gather: speechTimeout auto cannot be used with model default",
     warning 13335). Partial results would go only to a partialResultCallback, which the line does
@@ -437,7 +436,7 @@ def test_speech_timeout_auto_posts_the_words_once_after_a_pause() -> None:
     assert [p["SpeechResult"] for p in app.posted("/menu")] == [words]
     [said] = at(call, "speech")
     [request] = [r.at for r in call.records if r.kind == "request" and r.text.endswith("/menu")]
-    assert request == pytest.approx(said + speaking_seconds(words) + SPEECH_PAUSE_SECONDS)
+    assert request == pytest.approx(said + speaking_seconds(words) + 2)
 
 
 def test_silence_at_a_listening_gather_times_out_and_runs_the_next_verb() -> None:

@@ -639,7 +639,8 @@ def test_the_size_limit_counts_bytes_not_characters() -> None:
 def test_a_gather_says_whether_it_takes_speech_and_in_which_language() -> None:
     [gather] = parse_twiml(
         '<Response><Gather input="dtmf speech" language="cmn-Hans-CN" speechTimeout="auto" '
-        'hints="提现, 充值" action="/menu"><Say>请讲</Say></Gather></Response>'
+        'speechModel="phone_call" hints="提现, 充值" action="/menu"><Say>请讲</Say></Gather>'
+        "</Response>"
     )
     takes = gather_input(gather)
     assert (takes.keys, takes.speech, takes.language) == (True, True, "cmn-Hans-CN")
@@ -663,3 +664,14 @@ def test_hints_over_twilios_limits_are_refused_as_error_13330() -> None:
         parse_twiml(f'<Response><Gather input="speech" hints="{too_many}"/></Response>')
     with pytest.raises(TwimlError, match="is 101 characters long, Twilio allows at most 100"):
         parse_twiml(f'<Response><Gather input="speech" hints="ok, {"b" * 101}"/></Response>')
+
+
+def test_speech_timeout_auto_needs_a_speech_model_other_than_default() -> None:
+    """Twilio warning 13335: "Gather: speechTimeout auto cannot be used with model default"."""
+    for model in ("", ' speechModel="default"'):
+        with pytest.raises(TwimlError, match="13335"):
+            parse_twiml(
+                f'<Response><Gather input="speech" speechTimeout="auto"{model} action="/m"/>'
+                "</Response>"
+            )
+    parse_twiml('<Response><Gather input="speech" speechTimeout="3" action="/m"/></Response>')

@@ -6,8 +6,9 @@ Run from the project root: `.venv/bin/python -m bench.micro_speech` (or through 
    `Router.route` at the main menu, several passes; median, p99 and max per utterance.
 2. Webhooks in-process (`bench.profile.build_app`: signatures checked, SQLite, fakeredis), calls in
    turn: the language menu's answer (what the caller hears next is the main menu, listening), then
-   at the main menu either a key (2: funds) or words (a corpus sentence as `SpeechResult`), in
-   alternation so both see the same machine; p50 and p99 of each kind.
+   at the main menu a key to a sub-menu (2: funds), a key to a queue (4: complaints; joining a
+   queue is what most words lead to) or words (an English corpus sentence as `SpeechResult`), in
+   rotation so all see the same machine; p50 and p99 of each kind.
 
 Copied into an export of an older commit (`git archive C | tar -x -C DIR; cp bench/micro_speech.py
 DIR/bench/`), it times that commit's main menu the same way: the figure the issue compares (the main
@@ -90,7 +91,12 @@ def webhook_times(calls: int) -> dict[str, Any]:
         app = build_app(f"sqlite:///{work}/speech.sqlite3", "embedded://")
         client = app.test_client()
         validator = RequestValidator(TOKEN)
-        kinds: dict[str, list[float]] = {"main_menu": [], "key": [], "words": []}
+        kinds: dict[str, list[float]] = {
+            "main_menu": [],
+            "key_to_menu": [],
+            "key_to_queue": [],
+            "words": [],
+        }
         for number in range(calls + 5):  # the first 5 calls warm imports, pools and caches
             base = {
                 "AccountSid": ACCOUNT_SID,
@@ -116,12 +122,13 @@ def webhook_times(calls: int) -> dict[str, Any]:
             _, document = post("/voice/incoming", base)
             elapsed, document = post(_action(document), {**base, "Digits": "2"})
             menu = _action(document)
-            if number % 2:
-                form = {**base, "Digits": "2"}
-                kind = "key"
-            else:
+            turn = number % 3
+            if turn == 0:
                 form = {**base, "SpeechResult": said[number % len(said)], "Confidence": "0.9"}
                 kind = "words"
+            else:  # 2: the funds menu; 4: the complaints queue (most words end in a queue)
+                form = {**base, "Digits": "2" if turn == 1 else "4"}
+                kind = "key_to_menu" if turn == 1 else "key_to_queue"
             spoken, _ = post(menu, form)
             post("/voice/status", {**base, "CallStatus": "completed", "CallDuration": "30"})
             if number >= 5:
@@ -144,7 +151,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     """Measure both; plain JSON-able data."""
     return {
         "router": router_times(passes=2 if quick else 10),
-        "webhooks": webhook_times(calls=60 if quick else 600),
+        "webhooks": webhook_times(calls=60 if quick else 900),
     }
 
 

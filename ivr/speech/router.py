@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING
 from rapidfuzz import fuzz, process
 
 from ivr.prompts import OPERATOR_PHRASES, Prompts
-from ivr.speech.words import CJK, COIN, is_chinese, words
+from ivr.speech.words import CJK, COIN, is_chinese, stem, words
 
 if TYPE_CHECKING:
     from ivr.rules.schema import Rules
@@ -76,6 +76,10 @@ HINTS_MAX = 500
 HINT_CHARACTERS = 100
 """Twilio's limits on `<Gather hints>`: "a comma-separated list of up to 500 entries, each entry
 can be 100 characters or fewer" (Twilio error 13330)."""
+ANY_ORDER = ("de",)
+"""Languages whose two-word phrases also match the other way round (see `_orders`)."""
+NEGATIONS = frozenset({"nicht", "kein", "nie", "niemand"})
+"""Words whose place in a German phrase matters: what they deny follows them."""
 CACHE_WORDS = 20_000
 """Words heard whose matches a router remembers (per language) before it starts again."""
 
@@ -100,7 +104,7 @@ STOP_WORDS = {
         auf an am im in ins aus nach über um so ja nein doch mal bitte danke hallo guten tag äh
         ähm hm also halt eben noch schon gerne gern möchte möchten würde will wollen hätte bin
         bist ist sind war waren wurde wurden worden sein da hier was wie warum wo welche
-        welcher welches frage problem hilfe brauche""",
+        welcher welches frage problem hilfe brauche immer mehr ganz ganze ganzen seit glaube""",
 }
 """Words that carry nothing about what the caller needs (before stemming; negations, "can",
 "did", "not" are not among them: "did not make" and "can not withdraw" differ)."""
@@ -167,8 +171,35 @@ class _Lexicon:
         self._cache: dict[str, dict[str, float]] = {}
 
     def content(self, text: str, language: str) -> tuple[str, ...]:
-        """The words of `text` that can match: no small words or coin names."""
-        return tuple(w for w in words(text, language) if w not in self.stop and w != COIN)
+        """The words of `text` that can match: no small words or coin names; two words that
+        recognition split and that together make a phrase word ("with drawl", "aus Zahlung")
+        are joined again."""
+        said = words(text, language)
+        if not self.chinese and self.vocabulary:
+            said = self._joined(said, language)
+        return tuple(w for w in said if w not in self.stop and w != COIN)
+
+    def _joined(self, said: tuple[str, ...], language: str) -> tuple[str, ...]:
+        """`said` with each pair of words joined whose first word is no phrase word and whose
+        joined form is one; a joined form only spelled like one when the second word is no phrase
+        word either ("my password" stays two words)."""
+        base = language.split("-")[0].lower()
+        out: list[str] = []
+        index = 0
+        while index < len(said):
+            first = said[index]
+            if index + 1 < len(said) and first.isalpha() and first not in self.vocabulary:
+                second = said[index + 1]
+                joined = stem(first + second, base) if second.isalpha() else ""
+                if joined in self.vocabulary or (
+                    joined and self._alone(second) and SPELLED in self.found(joined).values()
+                ):
+                    out.append(joined)
+                    index += 2
+                    continue
+            out.append(first)
+            index += 1
+        return tuple(out)
 
     def found(self, word: str) -> dict[str, float]:
         """The phrase words `word` matches, with the weight it gives them."""
@@ -181,12 +212,18 @@ class _Lexicon:
         self._cache[word] = found
         return found
 
+    def _alone(self, word: str) -> bool:
+        """A word that is no phrase word, nor spelled like one."""
+        return not {SPELLED, 1.0} & set(self.found(word).values())
+
     def _syllable(self, syllable: str) -> dict[str, float]:
         if syllable not in self.vocabulary:
             return {}
         return {syllable: 1.0 if syllable in self.latin else SYLLABLE}
 
     def _latin(self, word: str) -> dict[str, float]:
+        if word in self.vocabulary:  # "fehlt" is itself a phrase word, not "Fehler" ("fehl")
+            return {word: 1.0}
         found: dict[str, float] = {}
         for end in range(PART_WORD, len(word)):
             if word[:end] in self.vocabulary:
@@ -202,8 +239,6 @@ class _Lexicon:
             ):
                 if abs(len(similar) - len(word)) <= 2:
                     found[similar] = SPELLED
-        if word in self.vocabulary:
-            found[word] = 1.0
         return found
 
 
@@ -234,9 +269,11 @@ class Router:
                     for text in catalog.phrases.get(label, ()):
                         area = choice < len(paths) and self._is_area(menu_id, paths[choice])
                         phrase = _phrase(text, choice, language, lexicon, area)
-                        if phrase is not None:
-                            by_first.setdefault(phrase.parts[0][0], []).append(phrase)
-                            vocabulary.update(w for part in phrase.parts for w in part)
+                        if phrase is None:
+                            continue
+                        vocabulary.update(w for part in phrase.parts for w in part)
+                        for form in _orders(phrase, language):
+                            by_first.setdefault(form.parts[0][0], []).append(form)
                             latin.update(words(CJK.sub(" ", text), language))
                 self._phrases[(menu_id, language)] = {w: tuple(p) for w, p in by_first.items()}
                 self._hints[(menu_id, language)] = _hints(catalog.phrases, labels, lexicon.chinese)
@@ -328,6 +365,16 @@ def _phrase(text: str, choice: int, language: str, lexicon: _Lexicon, area: bool
     if all(word.isdigit() for part in parts for word in part):
         return None  # a bare number says nothing
     return _Phrase(choice, parts, AREA_WEIGHT if area else 1.0)
+
+
+def _orders(phrase: _Phrase, language: str) -> tuple[_Phrase, ...]:
+    """The phrase, and in German a phrase of two words also the other way round: German puts
+    the verb second or last ("Handynummer ändern", "wie ändere ich die Handynummer"). Not a
+    negation: "nicht von mir" is not "kann mir nicht"."""
+    base = language.split("-")[0].lower()
+    if base not in ANY_ORDER or len(phrase.parts) != 2 or NEGATIONS & set(phrase.parts[0]):
+        return (phrase,)
+    return phrase, _Phrase(phrase.choice, phrase.parts[::-1], phrase.scale)
 
 
 def _strengths(

@@ -61,7 +61,7 @@ from ivr.tickets.changes import Outcome
 KEYS: tuple[str, ...] = (*"1234567890", "*", "#", "t")
 """What the caller tries at each menu, in order; `t` is silence until the menu times out."""
 MAX_DEPTH = 12
-MAX_CALLS = 3000
+MAX_CALLS = 4000
 MAX_REPEATS = 10
 """Wrong keys or silences in a row followed, to see what a menu's fallback does."""
 VOICEMAIL_SECONDS = 10
@@ -664,6 +664,8 @@ class _Walker:
         self._listening: dict[str, tuple[tuple[str, ...], str]] = {}
         """States whose menu listens: the path that reaches them listening and the language."""
         self._elsewhere: list[Problem] = []
+        self._key_landings: dict[tuple[str, tuple[str, ...]], tuple[object, ...]] = {}
+        """Where keys pressed at a listening state land (`_landing_by_keys`)."""
         self._last: SimulatedCall | None = None
         self.bundle = session.app.extensions["ivr"].rules.get()
 
@@ -733,14 +735,23 @@ class _Walker:
                 asked = _query(result.target)
                 if asked.get("step") == "confirm" and asked.get("choice") == "".join(keys):
                     continue  # the one question about this option
-                by_keys = self._call((*path, *keys))
-                should = self._landing(by_keys)
+                should = self._landing_by_keys(state, path, keys)
                 if landed != should:
                     self._words_elsewhere(result.path, landed, should, phrase, label, keys, state)
         off_topic = OFF_TOPIC.get(_base_language(chosen))
         if off_topic and self.calls < self.max_calls:
             said = spoken(off_topic)
             yield said, self._call((*path, said))
+
+    def _landing_by_keys(
+        self, state: str, path: tuple[str, ...], keys: tuple[str, ...]
+    ) -> tuple[object, ...]:
+        """Where pressing `keys` at `state` lands, asked once per state and keys: every phrase of
+        an option is compared with it."""
+        known = self._key_landings.get((state, keys))
+        if known is None:
+            known = self._key_landings[(state, keys)] = self._landing(self._call((*path, *keys)))
+        return known
 
     def _landing(self, result: _Result) -> tuple[object, ...]:
         """Where a path's last step left the caller: the next menu, or the queue and issue."""

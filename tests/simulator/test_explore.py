@@ -103,11 +103,9 @@ def test_keys_lead_where_the_rules_say(shipped: ExploreReport) -> None:
     assert paths["menu main (en-US)"] == ("2",)
     assert paths["menu account (fr-FR)"] == ("3", "1")
     # Asia is closed at 23:00 in Shanghai: Chinese callers get the after-hours offer ...
-    assert paths["the after-hours offer of queue account from menu account (zh-CN)"] == (
-        "1",
-        "1",
-        "1",
-    )
+    # (by keys 1, 1, 1, or sooner by words at the main menu, which listens: 1, "登录").
+    offer = paths["the after-hours offer of queue account from menu account (zh-CN)"]
+    assert offer[0] == "1" and offer in (("1", "1", "1"), ("1", '"登录"'))
     # ... while the others join the queue and reach an agent.
     english = state_of("/voice/input?step=menu&language=en-US&menu=account&tries=0")
     assert shipped.graph.edges[english]["1"] == EXIT

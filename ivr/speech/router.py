@@ -48,7 +48,7 @@ from ivr.prompts import OPERATOR_PHRASES, Prompts
 from ivr.speech.words import CJK, COIN, is_chinese, stem, words
 
 if TYPE_CHECKING:
-    from ivr.rules.schema import Rules
+    from ivr.rules.schema import Option, Rules
 
 GAP = 2
 """Other words (not small ones) that may stand between two words of a phrase."""
@@ -252,8 +252,10 @@ class Router:
         self._lexicons: dict[str, _Lexicon] = {}
         self._hints: dict[tuple[str, str], str] = {}
         listening = [menu_id for menu_id, menu in rules.menus.items() if menu.listen]
+        self._urgent: dict[str, frozenset[tuple[str, ...]]] = {}
         for menu_id in listening:
             self._paths[menu_id] = tuple(path for path, _ in self.options(menu_id))
+            self._urgent[menu_id] = self._most_urgent(menu_id)
         for language in rules.language_codes:
             if language not in prompts.catalogs:
                 continue
@@ -293,6 +295,33 @@ class Router:
                     seen.add(option.menu)
                     todo.append((path, option.menu))
 
+    def _priority(self, menu_id: str, path: tuple[str, ...]) -> int:
+        """The priority a caller who chose the option at `path` waits with: the option's own, else
+        its queue's (0 for an option without a queue)."""
+        option = self._option(menu_id, path)
+        if option.priority is not None:
+            return option.priority
+        queue = self._rules.queues.get(option.queue) if option.queue else None
+        return queue.priority if queue else 0
+
+    def _most_urgent(self, menu_id: str) -> frozenset[tuple[str, ...]]:
+        """The options served first (the highest priority of all reachable from `menu_id`, when
+        some option has a priority of its own) and their areas: their words win over another
+        area's ("a withdrawal I never made", "hacked, I can't log in")."""
+        paths = self._paths[menu_id]
+        own = [p for p in paths if self._option(menu_id, p).priority is not None]
+        if not own:
+            return frozenset()
+        top = max(self._priority(menu_id, p) for p in paths)
+        urgent = {p for p in own if self._priority(menu_id, p) == top}
+        return frozenset(urgent | {p[:1] for p in urgent if self._is_area(menu_id, p[:1])})
+
+    def _option(self, menu_id: str, path: tuple[str, ...]) -> Option:
+        menu = self._rules.menus[menu_id]
+        for key in path[:-1]:
+            menu = self._rules.menus[menu.options[key].menu or menu_id]
+        return menu.options[path[-1]]
+
     def _is_area(self, menu_id: str, path: tuple[str, ...]) -> bool:
         """An option of the menu itself that leads to a sub-menu."""
         return len(path) == 1 and bool(self._rules.menus[menu_id].options[path[0]].menu)
@@ -324,6 +353,12 @@ class Router:
             head = keys[0]
             areas[head] = max(areas.get(head, 0.0), value + by_path[(head,)] * (len(keys) > 1))
         ranked = sorted(areas.items(), key=lambda item: item[1], reverse=True)
+        urgent = {keys[0] for keys in self._urgent[menu_id] if by_path[keys] > 0}
+        if len(urgent) == 1 and ranked[0][0] not in urgent:
+            # Security first: its words were said, next to another area's ("money left my
+            # account and it wasn't me"); its team sorts out the rest.
+            ranked = sorted(ranked, key=lambda item: item[0] not in urgent)
+            ranked[1] = (ranked[1][0], 0.0)
         (area, best), runner_up = ranked[0], (ranked[1][1] if len(ranked) > 1 else 0.0)
         if best <= runner_up:
             return NOWHERE

@@ -677,22 +677,17 @@ class Flow:
             decision = self._retry(state, None, menu, menu_id, caller, problem)
             return _noted(decision, heard, SAID_UNDERSTOOD_NOT)
         if route.confirm:
-            option = self._option_at(menu_id, route.path)
-            label = self._text(option.label, language)
             ask = CallState("confirm", language, menu_id, choice="".join(route.path))
-            gather = Gather(
-                (self.say("speech_confirm", language, label=label),), ask, self._timeout
-            )
-            return Decision((gather,), replace(heard, said_checked=True))
+            return Decision((self._confirm_gather(ask),), replace(heard, said_checked=True))
         return self._follow(menu_id, route.path, language, caller, heard)
 
-    def _option_at(self, menu_id: str, path: tuple[str, ...] | str) -> Option:
-        menu = self.rules.menus[menu_id]
-        for key in path[:-1]:
-            next_menu = menu.options[key].menu
-            assert next_menu is not None
-            menu = self.rules.menus[next_menu]
-        return menu.options[path[-1]]
+    def _confirm_gather(self, ask: CallState) -> Gather:
+        """The one question: "You want help with <the option's label>. Press 1 ... or 2 ..."."""
+        language, menu_id, choice = ask.language, ask.menu, ask.choice
+        assert language is not None and menu_id is not None and choice is not None
+        _, option = self.rules.option_at(menu_id, choice)
+        label = self._text(option.label, language)
+        return Gather((self.say("speech_confirm", language, label=label),), ask, self._timeout)
 
     def _follow(
         self,
@@ -703,12 +698,7 @@ class Flow:
         heard: TicketChange,
     ) -> Decision:
         """Where the keys `path` lead from `menu_id`, as if the caller had pressed them."""
-        at = menu_id
-        for key in path[:-1]:
-            next_menu = self.rules.menus[at].options[key].menu
-            assert next_menu is not None
-            at = next_menu
-        option = self.rules.menus[at].options[path[-1]]
+        at, option = self.rules.option_at(menu_id, path)
         decision = self._go(option, language, at, caller, step=f"{at}:{path[-1]}")
         led_to = option.menu if option.menu else option.issue_name
         # The ticket's path reads as what happened: the words at the menu spoken at, then the
@@ -723,11 +713,7 @@ class Flow:
         if digits == OPERATOR:
             return _noted(self._operator(language, menu=menu_id), TicketChange(), SAID_OPERATOR)
         if digits == REPEAT:
-            label = self._text(self._option_at(menu_id, choice).label, language)
-            gather = Gather(
-                (self.say("speech_confirm", language, label=label),), state, self._timeout
-            )
-            return Decision((gather,))
+            return Decision((self._confirm_gather(state),))
         if digits == CONFIRM_YES:
             # The menu path already reads `main:said` (from the question); the caller pressed no
             # key of the menu the option is in, so no step of it is added.
@@ -1342,15 +1328,13 @@ class Flow:
 
     def _leads(self, menu_id: str | None, choice: str | None) -> bool:
         """Whether the keys `choice` still lead somewhere from `menu_id` under these rules."""
-        menu = self.rules.menus.get(menu_id or "")
-        if menu is None or not choice:
+        if menu_id is None or not choice:
             return False
-        for key in choice[:-1]:
-            option = menu.options.get(key)
-            if option is None or option.menu is None or option.menu not in self.rules.menus:
-                return False
-            menu = self.rules.menus[option.menu]
-        return choice[-1] in menu.options
+        try:
+            self.rules.option_at(menu_id, choice)
+        except KeyError:
+            return False
+        return True
 
     @_clock_starts
     def restart(self, state: CallState | None) -> Decision:

@@ -181,13 +181,8 @@ def destination(rules: Rules, route: Route, menu_id: str = MENU) -> str:
         return OPERATOR
     if not route.path:
         return NOT_UNDERSTOOD
-    menu = rules.menus[menu_id]
-    for index, key in enumerate(route.path):
-        option = menu.options[key]
-        if option.menu is None or index == len(route.path) - 1:
-            return option.menu or option.issue_name
-        menu = rules.menus[option.menu]
-    raise AssertionError("unreachable: the loop returns at the path's last key")
+    _, option = rules.option_at(menu_id, route.path)
+    return option.menu or option.issue_name
 
 
 @dataclass(frozen=True)

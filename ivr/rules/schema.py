@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from types import MappingProxyType
 from typing import Annotated, Any, Literal
@@ -591,6 +591,16 @@ class Rules(Frozen):
     def parent_menu(self, menu_id: str) -> str | None:
         """The menu `#` goes back to from `menu_id`; None for the main menu and unreachable menus."""
         return self._parents.get(menu_id)
+
+    def option_at(self, menu_id: str, keys: Sequence[str]) -> tuple[str, Option]:
+        """The option the keys lead to from `menu_id` (every key but the last choosing a
+        sub-menu), and the menu it is written in. KeyError when they lead nowhere."""
+        for key in keys[:-1]:
+            sub_menu = self.menus[menu_id].options[key].menu
+            if sub_menu is None:
+                raise KeyError(key)
+            menu_id = sub_menu
+        return menu_id, self.menus[menu_id].options[keys[-1]]
 
     def agent_by_extension(self, extension: str) -> tuple[str, Agent] | None:
         return self._agent_by_extension.get(extension)

@@ -21,8 +21,8 @@ import difflib
 from ivr.prompts import OPERATOR_PHRASES, Catalog, Prompts
 from ivr.rules.loader import Location, Problem, Source
 from ivr.rules.schema import Rules
-from ivr.speech.router import HINT_CHARACTERS, HINTS_MAX, Router
-from ivr.speech.words import words
+from ivr.speech.router import HINT_CHARACTERS, HINTS_MAX, hint_text, reachable
+from ivr.speech.words import is_chinese, words
 
 KeyPath = tuple[str, ...]
 Reach = dict[str, list[tuple[KeyPath, str]]]
@@ -39,8 +39,7 @@ def check_speech(
     listening = [menu_id for menu_id, menu in rules.menus.items() if menu.listen]
     if not listening:
         return []  # phrases kept for later do no harm while no menu listens
-    router = Router(rules, prompts)
-    reach: Reach = {menu_id: list(router.options(menu_id)) for menu_id in listening}
+    reach: Reach = {menu_id: list(reachable(rules, menu_id)) for menu_id in listening}
     labels = sorted(
         {option.label for menu in rules.menus.values() for option in menu.options.values()}
     )
@@ -50,15 +49,6 @@ def check_speech(
         problems += _phrase_problems(catalog, catalog_source, reach, labels)
         problems += _hint_problems(catalog, catalog_source, reach)
     return problems
-
-
-def _owner(rules: Rules, menu_id: str, path: KeyPath) -> tuple[str, str]:
-    """The menu an option at `path` from `menu_id` is written in, and its key there."""
-    for key in path[:-1]:
-        sub_menu = rules.menus[menu_id].options[key].menu
-        assert sub_menu is not None  # a path only goes on through a sub-menu
-        menu_id = sub_menu
-    return menu_id, path[-1]
 
 
 def _missing_phrases(
@@ -73,7 +63,8 @@ def _missing_phrases(
     done: set[tuple[str, str]] = set()
     for listening_menu, options in reach.items():
         for path, label in options:
-            menu_id, key = _owner(rules, listening_menu, path)
+            menu_id, _ = rules.option_at(listening_menu, path)
+            key = path[-1]
             if (menu_id, key) in done:
                 continue
             done.add((menu_id, key))
@@ -177,11 +168,6 @@ def _same_text(one: str, other: str) -> bool:
     return " ".join(one.casefold().split()) == " ".join(other.casefold().split())
 
 
-def _hint_text(phrase: str) -> str:
-    """The phrase as the router sends it in `<Gather hints>` (`ivr.speech.router._hints`)."""
-    return " ".join(phrase.replace(",", " ").split())
-
-
 def _hint_problems(catalog: Catalog, source: Source, reach: Reach) -> list[Problem]:
     """Warnings about phrases Twilio would not take as hints, and commas that split them.
 
@@ -199,10 +185,11 @@ def _hint_problems(catalog: Catalog, source: Source, reach: Reach) -> list[Probl
                         "them as two (a comma also separates Twilio's hints)",
                     )
                 )
+    chinese = is_chinese(catalog.language)
     hinted = {label for options in reach.values() for _, label in options}
     for key, texts in catalog.phrases.items():
         for index, text in enumerate(texts):
-            length = len(_hint_text(text))
+            length = len(hint_text(text, chinese))
             if key in hinted and length > HINT_CHARACTERS:
                 warnings.append(
                     source.warning(
@@ -216,7 +203,7 @@ def _hint_problems(catalog: Catalog, source: Source, reach: Reach) -> list[Probl
         entries: dict[str, Location] = {}
         for _, label in options:
             for index, text in enumerate(catalog.phrases.get(label, ())):
-                hint = _hint_text(text)
+                hint = hint_text(text, chinese)
                 if hint and len(hint) <= HINT_CHARACTERS:
                     entries.setdefault(hint, ("phrases", label, index))
         if len(entries) > HINTS_MAX:

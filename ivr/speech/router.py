@@ -253,8 +253,11 @@ class Router:
         self._hints: dict[tuple[str, str], str] = {}
         listening = [menu_id for menu_id, menu in rules.menus.items() if menu.listen]
         self._urgent: dict[str, frozenset[tuple[str, ...]]] = {}
+        labels: dict[str, list[str]] = {}
         for menu_id in listening:
-            self._paths[menu_id] = tuple(path for path, _ in self.options(menu_id))
+            options = list(reachable(rules, menu_id))
+            self._paths[menu_id] = tuple(path for path, _ in options)
+            labels[menu_id] = [label for _, label in options] + [OPERATOR_PHRASES]
             self._urgent[menu_id] = self._most_urgent(menu_id)
         for language in rules.language_codes:
             if language not in prompts.catalogs:
@@ -265,35 +268,27 @@ class Router:
             latin: set[str] = set()
             for menu_id in listening:
                 paths = self._paths[menu_id]
-                labels = [label for _, label in self.options(menu_id)] + [OPERATOR_PHRASES]
                 by_first: dict[str, list[_Phrase]] = {}
-                for choice, label in enumerate(labels):
+                for choice, label in enumerate(labels[menu_id]):
                     for text in catalog.phrases.get(label, ()):
                         area = choice < len(paths) and self._is_area(menu_id, paths[choice])
                         phrase = _phrase(text, choice, language, lexicon, area)
                         if phrase is None:
                             continue
                         vocabulary.update(w for part in phrase.parts for w in part)
+                        latin.update(words(CJK.sub(" ", text), language))
                         for form in _orders(phrase, language):
                             by_first.setdefault(form.parts[0][0], []).append(form)
-                            latin.update(words(CJK.sub(" ", text), language))
                 self._phrases[(menu_id, language)] = {w: tuple(p) for w, p in by_first.items()}
-                self._hints[(menu_id, language)] = _hints(catalog.phrases, labels, lexicon.chinese)
+                self._hints[(menu_id, language)] = _hints(
+                    catalog.phrases, labels[menu_id], lexicon.chinese
+                )
             self._lexicons[language] = _Lexicon(language, vocabulary, latin)
 
     def options(self, menu_id: str) -> Iterator[tuple[tuple[str, ...], str]]:
         """(path of keys, label prompt id) of every option a caller can reach from `menu_id` by
-        speech: its own and, through sub-menus, theirs (each menu once)."""
-        seen = {menu_id}
-        todo: list[tuple[tuple[str, ...], str]] = [((), menu_id)]
-        while todo:
-            prefix, current = todo.pop(0)
-            for key, option in self._rules.menus[current].options.items():
-                path = (*prefix, key)
-                yield path, option.label
-                if option.menu and option.menu not in seen and option.menu in self._rules.menus:
-                    seen.add(option.menu)
-                    todo.append((path, option.menu))
+        speech (`reachable`)."""
+        return reachable(self._rules, menu_id)
 
     def _priority(self, menu_id: str, path: tuple[str, ...]) -> int:
         """The priority a caller who chose the option at `path` waits with: the option's own, else
@@ -317,10 +312,7 @@ class Router:
         return frozenset(urgent | {p[:1] for p in urgent if self._is_area(menu_id, p[:1])})
 
     def _option(self, menu_id: str, path: tuple[str, ...]) -> Option:
-        menu = self._rules.menus[menu_id]
-        for key in path[:-1]:
-            menu = self._rules.menus[menu.options[key].menu or menu_id]
-        return menu.options[path[-1]]
+        return self._rules.option_at(menu_id, path)[1]
 
     def _is_area(self, menu_id: str, path: tuple[str, ...]) -> bool:
         """An option of the menu itself that leads to a sub-menu."""
@@ -459,12 +451,33 @@ def _match(phrase: _Phrase, found: list[dict[str, float]], start: int, gap: int)
     return _Match(weight * phrase.scale, phrase.choice, frozenset(positions))
 
 
+def reachable(rules: Rules, menu_id: str) -> Iterator[tuple[tuple[str, ...], str]]:
+    """(path of keys, label prompt id) of every option a caller can reach from `menu_id` by
+    speech: its own and, through sub-menus, theirs (each menu once)."""
+    seen = {menu_id}
+    todo: list[tuple[tuple[str, ...], str]] = [((), menu_id)]
+    while todo:
+        prefix, current = todo.pop(0)
+        for key, option in rules.menus[current].options.items():
+            path = (*prefix, key)
+            yield path, option.label
+            if option.menu and option.menu not in seen and option.menu in rules.menus:
+                seen.add(option.menu)
+                todo.append((path, option.menu))
+
+
+def hint_text(phrase: str, chinese: bool) -> str:
+    """A phrase as `<Gather hints>` carries it: one space between words (none in Chinese), no
+    comma (it separates the hints)."""
+    text = "".join(phrase.split()) if chinese else " ".join(phrase.split())
+    return text.replace(",", " ").strip()
+
+
 def _hints(phrases: Mapping[str, tuple[str, ...]], labels: list[str], chinese: bool) -> str:
     seen: dict[str, None] = {}
     for label in labels:
         for phrase in phrases.get(label, ()):
-            text = "".join(phrase.split()) if chinese else " ".join(phrase.split())
-            text = text.replace(",", " ").strip()
+            text = hint_text(phrase, chinese)
             if text and len(text) <= HINT_CHARACTERS:
                 seen.setdefault(text, None)
     return ", ".join(list(seen)[:HINTS_MAX])

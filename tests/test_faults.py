@@ -353,10 +353,16 @@ def test_every_webhook_answers_in_time_while_redis_is_away_and_nothing_is_lost(
         line.redis_proxy.forward()
     path, seconds = line.client.slowest()
     assert seconds < DEADLINE, f"{path} took {seconds:.2f} s"
-    # Once Redis answers again the caller who held on still has their place ...
+    # Once Redis answers again the caller who held on still has their place ... (a round whose
+    # Redis call misses its deadline on a busy machine says no position, by design: the next
+    # round says it; at most 3 rounds)
     wait_until(lambda: line.services.queue.ping(), timeout=10)
-    waiting.follow()
-    assert "You are next in line." in waiting.last_heard()
+
+    def hears_their_place() -> bool:
+        waiting.follow()
+        return "You are next in line." in waiting.last_heard()
+
+    assert any(hears_their_place() for _ in range(3)), waiting.last_heard()
     waiting.hang_up()
     # ... and what was spooled meanwhile reached the tickets.
     wait_until(lambda: all(complete(line, p) for p in [waiting, *newcomers]), timeout=30)

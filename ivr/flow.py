@@ -32,7 +32,7 @@ from ivr.tickets.changes import (
     format_reference,
     said_for_ticket,
 )
-from ivr.waits import Spoken, say_minutes, spoken_wait
+from ivr.waits import Spoken, WaitEstimate, say_minutes, spoken_wait
 
 Step = Literal[
     "language",
@@ -372,8 +372,8 @@ class HoldInfo:
     position: int | None
     """1 = next; None when the queue cannot be reached right now."""
     waited_seconds: int = 0
-    estimated_wait: int | None = None
-    """Seconds; None when unknown or nobody is logged in (see `waits.estimate_wait`)."""
+    estimate: WaitEstimate | None = None
+    """The caller's predicted wait; None when unknown or nobody is logged in (`ivr.waits`)."""
     agents_logged_in: int | None = None
     """Agents logged in for the caller's queue and language; None when unknown."""
     can_call_back: bool = False
@@ -830,9 +830,9 @@ class Flow:
                     speech.append(self.say("queue_position", language, position=str(position)))
         low, high = heard.low, heard.high
         at = position
-        if queue.announce_wait and info.estimated_wait:
+        if queue.announce_wait and info.estimate is not None and info.estimate.median > 0:
             said: Spoken | None
-            said = spoken_wait(info.estimated_wait, queue.wait_speech, queue.wait_range, position)
+            said = spoken_wait(info.estimate, queue.wait_speech)
             moved_forward = heard.at is None or position < heard.at
             if only_down and high is not None and not moved_forward and said.high <= high:
                 # Not news: no shorter wait for standing still, and no repeat unless asked.
@@ -1462,7 +1462,8 @@ def _too_long(queue: Queue, info: HoldInfo) -> bool:
     """The caller waited past the queue's `max_wait`, or is told a wait that would take them past it."""
     if queue.max_wait is None:
         return False
-    return info.waited_seconds + (info.estimated_wait or 0) >= queue.max_wait
+    told = info.estimate.median if info.estimate is not None else 0
+    return info.waited_seconds + told >= queue.max_wait
 
 
 def _phone(number: str | None) -> bool:

@@ -23,15 +23,15 @@ from redis.exceptions import RedisError
 from ivr.clock import Clock
 from ivr.flow import CallState, Decision, HoldInfo, TextMessage, epoch_ms
 from ivr.journal import Journal
-from ivr.queue import AgentStatus, Assignment, CallQueue, HangUp
-from ivr.rules.schema import Rules
+from ivr.queue import AgentStatus, Assignment, CallQueue, HangUp, LineLoad, Place
+from ivr.rules.schema import Queue, Rules
 from ivr.signing import Signer
 from ivr.telephony import Telephony
 from ivr.texts import Texts
 from ivr.tickets.changes import EventRecord, Outcome, QueueEvent, TicketChange
 from ivr.tickets.records import NO_CALL, CallEnd, JournalRecord, record_id
 from ivr.twiml import state_url
-from ivr.waits import LineHistories, line_estimate
+from ivr.waits import LineHistories, LineHistory, WaitEstimate, line_estimate
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,18 @@ class Turn:
     """The call has ended (its status callback came before this late or replayed poll)."""
 
 
+@dataclass(frozen=True)
+class EstimateMade:
+    """One hold round's wait estimate and everything it was made from (`Switchboard.on_estimate`)."""
+
+    call_sid: str
+    queue: Queue
+    place: Place
+    load: LineLoad
+    history: LineHistory | None
+    estimate: WaitEstimate | None
+
+
 @dataclass
 class Switchboard:
     queue: CallQueue
@@ -102,6 +114,9 @@ class Switchboard:
     background database thread; empty until then)."""
     texts: Texts | None = None
     """Sends the texts decisions ask for (None: `Texts` over `telephony`)."""
+    on_estimate: Callable[[EstimateMade], None] | None = None
+    """Told of every hold round's estimate (the load simulator pairs each with the wait that
+    followed, and compares other estimators on the same line state)."""
     _references: OrderedDict[str, str] = field(default_factory=OrderedDict, repr=False)
     _references_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -248,19 +263,16 @@ class Switchboard:
         place, load = round_.place, round_.load
         if place is None:
             return Turn(None, HoldInfo(position=None, can_call_back=False))
-        estimate = line_estimate(
-            queue,
-            place.position,
-            place.priority,
-            load,
-            self.histories.get(place.queue, place.language),
-        )
+        history = self.histories.get(place.queue, place.language)
+        estimate = line_estimate(queue, place.position, place.priority, load, history)
+        if self.on_estimate is not None:
+            self.on_estimate(EstimateMade(call.owner, queue, place, load, history, estimate))
         return Turn(
             None,
             HoldInfo(
                 position=place.position,
                 waited_seconds=self._seconds_since(place.enqueued_at),
-                estimated_wait=estimate,
+                estimate=estimate,
                 agents_logged_in=load.agents_available + load.agents_busy,
                 can_call_back=self.telephony.enabled,
                 rejoined=round_.rejoined,

@@ -3,42 +3,45 @@
 Two estimators, chosen per queue (`wait_estimate` in the rules):
 
 * `formula`, the first one: ceil(position / agents) x average handling time, with the handling time
-  the mean of the line's last 50 conversations (or the queue's `default_handle_time`).
-* `live` (`live_estimate`), which uses what the line knows now. It is a queue-length-based
-  predictor in the sense of Whitt ("Predicting queueing delays", Management Science 45, 1999) and
-  Ibrahim and Whitt ("Real-time delay estimation based on delay history", MSOM 11, 2009; "Real-time
-  delay estimation in overloaded multiserver queues with abandonments", Management Science 55,
-  2009). Their QL_m predictor for the M/M/s+M model gives the caller with n others ahead
+  the mean of the line's last 50 conversations (or the queue's `default_handle_time`), said as a
+  range of the queue's `wait_range` factors around it.
+* `live` (`live_estimate`): the *predictive distribution* of the caller's wait, from what the line
+  knows now, and its median and percentiles. The median is the estimate with the least mean absolute
+  error, and the 10th to 90th percentiles (the queue's `wait_percentiles`) are the narrowest range
+  that holds for 80% of callers. For the textbook models it is the known answer: with every agent
+  busy, a caller with k callers ahead waits an Erlang(k + 1, s mu) time (Erlang C), or, when callers
+  give up at rate theta, the sum over i = 0..k of Exp(s mu + i theta) (Ibrahim and Whitt's QL
+  predictor, "Real-time delay estimation in overloaded multiserver queues with abandonments",
+  Management Science 55, 2009). Real lines are not textbook ones, so the distribution is drawn as
+  `SAMPLES` possible futures of the line, each played out departure by departure:
 
-      E[W] = sum over i = 0..n of 1 / (s mu + i theta)
+  - each agent on a call frees up after the *rest* of its call, drawn from the line's conversations
+    that lasted longer than this one has so far (Whitt, "Predicting queueing delays", Management
+    Science 45, 1999: the elapsed times improve the prediction); a call longer than nearly any seen
+    ends after an exponential rest as long as the longest calls' excess;
+  - an agent still putting a caller through frees up after the rest of the connect time and a
+    whole conversation; every agent who frees up takes the next caller ahead, for the connect time
+    (ringing and the whisper, learnt from the line) and a conversation drawn from the history;
+  - between two agents freeing up, each caller ahead gives up with probability 1 - exp(-theta dt)
+    (theta: abandons / seconds waited, the maximum-likelihood rate of exponential patience), and
+    callers of higher priority join ahead as a Poisson stream at the rate they joined this line at
+    this hour (which is what makes an estimate given during a security emergency grow less
+    surprisingly);
+  - available agents take the first callers at once; logged-out agents are not counted; the caller's
+    own wait ends when an agent is free for them and has put them through.
 
-  (s agents finishing at rate mu each, each caller ahead giving up at rate theta). We follow the
-  same reasoning step by step instead of in closed form, so that it can use more than the rates:
+  The handling times are the database's recent conversations, else the line's last 50 in Redis;
+  with fewer than `MIN_SHAPE_TALKS` of them, only their mean (or the queue's
+  `default_handle_time`) is trusted, with exponential conversations around it. The futures use a
+  fixed seed: the same line gives the same estimate, and a caller further back is never told a
+  shorter wait for the same line.
 
-  - the calls in progress and how long each has run: the first agents free up after the
-    *residual* of their call, E[T - e | T > e] over the line's handling-time history (Whitt's
-    point that the elapsed service times improve the prediction), not after a full mean;
-  - the handling-time distribution itself (recent conversations from the database, else the
-    line's last 50 in Redis, else `default_handle_time`), not only its mean;
-  - abandonment: between two agents freeing up, the callers ahead shrink by exp(-theta dt), with
-    theta the maximum-likelihood rate of exponential patience (abandons / total time waited);
-  - callers of higher priority likely to arrive and go ahead (the rate at which they joined this
-    line at this hour of the day, from the database), which is what makes an estimate given during
-    a security emergency grow less surprisingly;
-  - the agents' state: available agents take the first callers at once; logged-out agents are not
-    counted.
-
-  With no history it falls back to the queue's `default_handle_time` and no abandonment, which is
-  the formula's assumption without the rounding up.
-
-How it is said (`wait_speech`): "about N minutes", "less than N minutes", or "between A and B
-minutes", where A and B are the estimate times the queue's `wait_range` factors. The factors are
-chosen from the measured error (docs/waits.md) so that the range holds for about 80% of callers.
+How it is said (`spoken_wait`): "about N minutes" (the median), "less than N minutes" (the high
+percentile), or "between A and B minutes" (the two percentiles, rounded to the nearest minute).
 """
 
 from __future__ import annotations
 
-import heapq
 import math
 import threading
 import time
@@ -47,22 +50,33 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+import numpy as np
 from babel.dates import format_timedelta
 from babel.units import format_unit
 
 if TYPE_CHECKING:  # the flow imports this module, and must load no store
+    from numpy.typing import NDArray
+
     from ivr.queue.history import LineLoad
     from ivr.rules.schema import Queue
 
 MIN_DATABASE_TALKS = 10
 """Below this many conversations in the database's history, the Redis list is used instead."""
+MIN_SHAPE_TALKS = 10
+"""Below this many conversations, only their mean is trusted (exponential conversations around it)."""
+MIN_TAIL = 8
+"""The rest of a call is drawn from the conversations that lasted longer, when there are this many;
+else from an exponential as long as the longest `MIN_TAIL` calls' excess over the shortest of them."""
+SAMPLES = 1000
+"""Possible futures drawn per estimate: the median's own error is then about 5% of a one-departure
+wait, which costs the mean absolute error under 1% (the error is flat around the median)."""
+SEED = 2009
+"""Every estimate draws from the same seed, so the same line state always gives the same answer."""
+MAX_STEPS = 2000
+"""Departures played out per future; a caller further back is estimated from where the walk stops,
+at the line's mean pace."""
 NARROWING = 0.25
-"""The range said narrows as position ** -NARROWING. Whitt's M/M/s analysis gives 0.5 (the relative
-error of the estimate falls as 1 / sqrt(n + 1)); the load scenarios, whose staffing and arrivals
-change, show the error falling more slowly, and 0.25 holds about as well at every position
-(docs/waits.md)."""
-MAX_STEPS = 5000
-"""Bound on the step-by-step walk (a line of thousands ahead is estimated from where it stops)."""
+"""`formula` only: its range narrows as position ** -NARROWING (docs/waits.md)."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +93,16 @@ class LineHistory:
     def faster_arrivals(self, priority: int) -> float:
         """Callers per second who join with a higher priority than `priority` (they go ahead)."""
         return sum(rate for p, rate in self.arrivals_per_second.items() if p > priority)
+
+
+@dataclass(frozen=True)
+class WaitEstimate:
+    """What a holding caller can expect, in seconds: the `median` of their predicted wait, and the
+    range between the low and high percentiles the queue asks for (`wait_percentiles`)."""
+
+    median: int
+    low: int
+    high: int
 
 
 def estimate_wait(
@@ -100,6 +124,16 @@ def estimate_wait(
     return math.ceil(math.ceil(position / agents) * handle)
 
 
+def formula_estimate(seconds: int, factors: tuple[float, float], position: int = 1) -> WaitEstimate:
+    """`formula`'s estimate of `seconds` with its range: the queue's `wait_range` factors for a
+    caller next in line, narrowing further back as position ** -NARROWING (a wait of many
+    departures averages out more than a wait of one)."""
+    spread = max(1, position) ** -NARROWING
+    low = seconds * (1 - (1 - factors[0]) * spread)
+    high = seconds * (1 + (factors[1] - 1) * spread)
+    return WaitEstimate(seconds, math.floor(low), math.ceil(high))
+
+
 def live_estimate(
     position: int,
     priority: int,
@@ -108,34 +142,138 @@ def live_estimate(
     recent_talk_seconds: Sequence[int],
     default_handle_seconds: int,
     history: LineHistory | None = None,
-) -> int | None:
-    """The `live` estimator (see the module's docstring): seconds until a caller at `position`
-    (1 = next) with `priority` is put through; None when no agent is logged in."""
-    if agents_available + len(busy_seconds) <= 0:
+    *,
+    connecting_seconds: Sequence[float] = (),
+    recent_connect_seconds: Sequence[int] = (),
+    percentiles: tuple[int, int] = (10, 90),
+) -> WaitEstimate | None:
+    """The `live` estimator (see the module's docstring): the median and `percentiles` of the
+    seconds until a caller at `position` (1 = next) with `priority` is talking to an agent; None
+    when no agent is logged in.
+
+    `busy_seconds`: how long each busy agent has been talking (0 while putting a caller through);
+    `connecting_seconds`: for each agent still putting a caller through, the seconds since it was
+    handed the caller; `recent_connect_seconds`: how long putting a caller through took lately."""
+    agents = agents_available + len(busy_seconds)
+    if agents <= 0:
         return None
-    ahead = float(position - 1)
+    ahead = position - 1
     if ahead < agents_available:
-        return 0
+        return WaitEstimate(0, 0, 0)
     history = history or LineHistory()
-    talks = _talks(history.talk_seconds, recent_talk_seconds, default_handle_seconds)
-    mean = sum(talks) / len(talks)
-    theta = max(0.0, history.abandon_rate)
-    joining = max(0.0, history.faster_arrivals(priority))
-    # When each agent is next free: now, or after the rest of the call it is on.
-    free = [0.0] * agents_available + [_residual(talks, mean, e) for e in busy_seconds]
-    heapq.heapify(free)
-    now = 0.0
-    for _ in range(MAX_STEPS):
-        at = heapq.heappop(free)
-        span = at - now
-        # Meanwhile some callers ahead give up, and some with a higher priority join ahead.
-        ahead = ahead * math.exp(-theta * span) + joining * span
-        now = at
-        if ahead < 0.5:
-            return math.ceil(now)
-        ahead -= 1.0
-        heapq.heappush(free, at + mean)
-    return math.ceil(now)
+    lengths = _talks(history.talk_seconds, recent_talk_seconds, default_handle_seconds)
+    connects = [float(c) for c in recent_connect_seconds if c >= 0]
+    futures = _Futures(
+        np.sort(np.asarray(lengths, dtype=float)),
+        sum(connects) / len(connects) if connects else 0.0,
+    )
+    connecting = list(connecting_seconds)[: sum(1 for e in busy_seconds if e <= 0)]
+    talking = sorted(busy_seconds, reverse=True)[: len(busy_seconds) - len(connecting)]
+    free = np.zeros((SAMPLES, agents))
+    for column, elapsed in enumerate(talking, start=agents_available):
+        free[:, column] = futures.rest_of_call(elapsed)
+    for column, since in enumerate(connecting, start=agents_available + len(talking)):
+        free[:, column] = max(0.0, futures.connect - since) + futures.conversations()
+    waits = futures.wait(
+        free,
+        ahead,
+        max(0.0, history.abandon_rate),
+        max(0.0, history.faster_arrivals(priority)),
+    )
+    low, middle, high = np.quantile(waits, [percentiles[0] / 100, 0.5, percentiles[1] / 100])
+    return WaitEstimate(round(float(middle)), round(float(low)), round(float(high)))
+
+
+class _Futures:
+    """Possible futures of one line: conversations drawn from its history, played out."""
+
+    def __init__(self, lengths: NDArray[np.float64], connect: float) -> None:
+        self.lengths = lengths
+        """The conversations' lengths, sorted."""
+        self.mean = float(lengths.mean())
+        self.connect = connect
+        self.shaped = len(lengths) >= MIN_SHAPE_TALKS
+        """Whether the history is long enough for its shape to be trusted, not only its mean."""
+        seeds = np.random.SeedSequence(SEED).spawn(4)
+        # One stream per kind of draw, so that the futures of a caller further back are those of
+        # the caller before them, played on for longer.
+        self._rests, self._talks, self._patience, self._joins = (
+            np.random.default_rng(s) for s in seeds
+        )
+
+    def conversations(self, rng: np.random.Generator | None = None) -> NDArray[np.float64]:
+        """One conversation per future."""
+        rng = rng or self._rests
+        if self.shaped:
+            return self.lengths[(_stratified(rng) * len(self.lengths)).astype(np.int64)]
+        return -self.mean * np.log1p(-_stratified(rng))
+
+    def rest_of_call(self, elapsed: float) -> NDArray[np.float64]:
+        """What is left of a call `elapsed` seconds old, per future."""
+        if not self.shaped:
+            return -self.mean * np.log1p(-_stratified(self._rests))
+        cut = int(np.searchsorted(self.lengths, elapsed, side="right"))
+        longer = self.lengths[cut:] - elapsed
+        if len(longer) >= MIN_TAIL:
+            return longer[(_stratified(self._rests) * len(longer)).astype(np.int64)]
+        longest = self.lengths[-MIN_TAIL:]
+        excess = float((longest - longest[0]).mean())
+        scale = excess if excess > 0 else max(1.0, self.mean / 4)
+        return -scale * np.log1p(-_stratified(self._rests))
+
+    def wait(
+        self, free: NDArray[np.float64], ahead: int, theta: float, joining: float
+    ) -> NDArray[np.float64]:
+        """Per future, the seconds until the caller with `ahead` callers ahead is talking to an
+        agent, given when each agent is next free (`free`, futures x agents; updated in place).
+
+        A departure serves, in turn: a caller of higher priority who joined meanwhile, else the
+        next caller ahead who has not given up (each has an exponential patience at rate `theta`),
+        else our caller."""
+        rows = np.arange(SAMPLES)
+        patience = (
+            self._patience.exponential(1 / theta, (ahead, SAMPLES))
+            if theta > 0 and ahead > 0
+            else None
+        )
+        served = np.zeros(SAMPLES, dtype=np.int64)
+        """Per future, callers ahead served or given up."""
+        urgent = np.zeros(SAMPLES, dtype=np.int64)
+        waits = np.full(SAMPLES, np.nan)
+        now = np.zeros(SAMPLES)
+        for _ in range(MAX_STEPS):
+            agent = free.argmin(axis=1)
+            at = free[rows, agent]
+            if joining > 0:
+                urgent += self._joins.poisson(joining * (at - now))
+            if patience is not None:
+                while True:  # those ahead who gave up before this departure are gone
+                    left = served < ahead
+                    gone = left & (patience[np.minimum(served, ahead - 1), rows] <= at)
+                    if not gone.any():
+                        break
+                    served += gone
+            first = urgent > 0
+            urgent -= first
+            ours = ~first & (served >= ahead) & np.isnan(waits)
+            waits[ours] = at[ours]
+            served += ~first & ~ours
+            free[rows, agent] = at + self.connect + self.conversations(self._talks)
+            now = at
+            if not np.isnan(waits).any():
+                break
+        else:
+            late = np.isnan(waits)
+            pace = (self.connect + self.mean) / free.shape[1]
+            waits[late] = now[late] + (ahead - served[late] + urgent[late] + 1) * pace
+        return waits + self.connect
+
+
+def _stratified(rng: np.random.Generator) -> NDArray[np.float64]:
+    """`SAMPLES` uniform draws in [0, 1), one in each of `SAMPLES` equal slices, shuffled (Latin
+    hypercube sampling: each agent's draws follow its distribution closely, so that a few hundred
+    futures say what thousands of independent draws would)."""
+    return (rng.permutation(SAMPLES) + rng.random(SAMPLES)) / SAMPLES
 
 
 def line_estimate(
@@ -144,17 +282,18 @@ def line_estimate(
     priority: int,
     load: LineLoad,
     history: LineHistory | None,
-) -> int | None:
+) -> WaitEstimate | None:
     """The wait of a caller at `position` with `priority` in a line of `queue`, by the queue's
     `wait_estimate`; None when no agent is logged in."""
     if queue.wait_estimate == "formula":
-        return estimate_wait(
+        seconds = estimate_wait(
             position,
             load.agents_available,
             load.agents_busy,
             load.recent_talk_seconds,
             queue.default_handle_time,
         )
+        return None if seconds is None else formula_estimate(seconds, queue.wait_range, position)
     return live_estimate(
         position,
         priority,
@@ -163,6 +302,9 @@ def line_estimate(
         load.recent_talk_seconds,
         queue.default_handle_time,
         history,
+        connecting_seconds=getattr(load, "connecting_seconds", ()),
+        recent_connect_seconds=getattr(load, "recent_connect_seconds", ()),
+        percentiles=queue.wait_percentiles,
     )
 
 
@@ -173,14 +315,6 @@ def _talks(database: Sequence[float], redis: Sequence[int], default: int) -> lis
     return recent or [float(t) for t in database if t > 0] or [float(default)]
 
 
-def _residual(talks: Sequence[float], mean: float, elapsed: float) -> float:
-    """E[T - e | T > e] over the history; a call longer than any seen is given a quarter mean."""
-    longer = [t - elapsed for t in talks if t > elapsed]
-    if not longer:
-        return max(1.0, mean / 4)
-    return sum(longer) / len(longer)
-
-
 @dataclass(frozen=True)
 class Spoken:
     """What a caller is told: between `low` and `high` minutes (`low` 0: "less than"; equal: "about")."""
@@ -189,25 +323,19 @@ class Spoken:
     high: int
 
 
-def spoken_wait(
-    seconds: int, style: str, factors: tuple[float, float], position: int = 1
-) -> Spoken:
-    """The minutes to say for an estimate of `seconds` (> 0) in a queue's `wait_speech` style.
-
-    `factors` (the queue's `wait_range`) bracket the estimate of a caller next in line; further
-    back the range narrows as position ** -NARROWING, as the relative error of a queue-length-based
-    estimate does: a wait of many departures averages out more than a wait of one."""
+def spoken_wait(estimate: WaitEstimate, style: str) -> Spoken:
+    """The minutes to say for an `estimate` (median > 0) in a queue's `wait_speech` style: "about"
+    the median, "less than" the high end, or "between" the low and high ends rounded to the nearest
+    minute (so that the range said holds about as often as the range estimated; equal ends: "about",
+    a low end of 0: "less than")."""
     if style == "about":
-        minutes = spoken_minutes(seconds)
+        minutes = spoken_minutes(estimate.median)
         return Spoken(minutes, minutes)
-    spread = max(1, position) ** -NARROWING
-    low_factor = 1 - (1 - factors[0]) * spread
-    high_factor = 1 + (factors[1] - 1) * spread
-    high = max(1, math.ceil(seconds * high_factor / 60))
     if style == "under":
-        return Spoken(0, high)
-    low = math.floor(seconds * low_factor / 60)
-    return Spoken(low if 0 < low < high else 0, high)
+        return Spoken(0, spoken_minutes(estimate.high))
+    high = max(1, round(estimate.high / 60))
+    low = min(round(estimate.low / 60), high)
+    return Spoken(low, high)
 
 
 def spoken_minutes(seconds: int) -> int:

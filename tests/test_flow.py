@@ -29,6 +29,7 @@ from ivr.flow import (
 )
 from ivr.rules.check import Bundle, load_bundle
 from ivr.tickets.changes import Outcome, QueueEvent
+from ivr.waits import WaitEstimate
 from tests.support import prompt_texts, write_rules
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -424,7 +425,11 @@ def test_silence_after_hours_ends_in_voicemail_not_a_hang_up(bundle: Bundle) -> 
 
 HOLD = CallState("hold", "en-US", "funds", "funds", 30)
 STAFFED = HoldInfo(
-    position=3, waited_seconds=60, estimated_wait=400, agents_logged_in=2, can_call_back=True
+    position=3,
+    waited_seconds=60,
+    estimate=WaitEstimate(400, 180, 600),
+    agents_logged_in=2,
+    can_call_back=True,
 )
 
 
@@ -445,7 +450,7 @@ def test_hold_round_tells_position_and_wait_offers_keys_then_waits(bundle: Bundl
     ]
     text = texts(decision)
     assert "You are number 3 in line." in text
-    # 400 s, said as a range of half to one and a half times it (the queue's wait_range).
+    # A median of 400 s, said as the range of its 10th and 90th percentiles (3 and 10 minutes).
     assert "Your estimated wait is between 3 minutes and 10 minutes." in text
     assert "without losing your place, press 2" in text
     # The shipped queues play no clip of unknown length: the caller hears their place every 30 s.
@@ -471,7 +476,7 @@ def test_the_wait_is_spoken_naturally_in_each_language(
 def test_later_rounds_rotate_comfort_messages_and_first_in_line_hears_next(bundle: Bundle) -> None:
     flow = flow_at(bundle)
     general = CallState("hold", "en-US", "main", "general", 10)
-    info = replace(STAFFED, position=1, estimated_wait=0)
+    info = replace(STAFFED, position=1, estimate=WaitEstimate(0, 0, 0))
     comforts = [heard(flow.hold(replace(general, tries=n), info))[0] for n in (1, 2, 3, 4)]
     assert comforts == [
         "hold_comfort_prepare",
@@ -574,7 +579,7 @@ def test_voicemail_key_leaves_the_queue_and_records(bundle: Bundle) -> None:
     ("info", "event"),
     [
         (replace(STAFFED, waited_seconds=1250), QueueEvent.EXITWITHTIMEOUT),
-        (replace(STAFFED, agents_logged_in=0, estimated_wait=None), QueueEvent.EXITEMPTY),
+        (replace(STAFFED, agents_logged_in=0, estimate=None), QueueEvent.EXITEMPTY),
     ],
 )
 def test_leaving_after_the_max_wait_or_with_nobody_logged_in_is_logged_as_such(
@@ -983,16 +988,18 @@ def test_a_shorter_wait_is_not_said_unless_the_caller_moved_forward(bundle: Bund
     assert "between 3 minutes and 10 minutes" in text
     # Same place, a rosier estimate (an agent logged in): no better news for standing still,
     # and the same wait is not said again every round either...
-    text, then = told(flow, then, replace(STAFFED, estimated_wait=100))
+    text, then = told(flow, then, replace(STAFFED, estimate=WaitEstimate(100, 40, 160)))
     assert "estimated wait" not in text
     # ...unless the caller asks for their position again: the wait they heard last.
-    asked = flow.on_hold_key(then, "1", replace(STAFFED, estimated_wait=100), US_CALLER)
+    asked = flow.on_hold_key(
+        then, "1", replace(STAFFED, estimate=WaitEstimate(100, 40, 160)), US_CALLER
+    )
     assert "between 3 minutes and 10 minutes" in texts(asked)
     # A longer estimate is said: bad news is news.
-    text, then = told(flow, then, replace(STAFFED, estimated_wait=900))
+    text, then = told(flow, then, replace(STAFFED, estimate=WaitEstimate(900, 480, 1320)))
     assert "between 8 minutes and 22 minutes" in text
     # Moved forward to second: the shorter estimate is said.
-    text, then = told(flow, then, replace(STAFFED, position=2, estimated_wait=200))
+    text, then = told(flow, then, replace(STAFFED, position=2, estimate=WaitEstimate(200, 60, 360)))
     assert "between 1 minute and 6 minutes" in text
 
 
@@ -1012,8 +1019,8 @@ def test_each_queue_says_the_wait_its_way(bundle: Bundle, speech: str, spoken: s
 
 
 def test_a_short_estimate_is_said_as_less_than_a_few_minutes(bundle: Bundle) -> None:
-    # 50 s: half is under a minute, so "between 0 and 2" is said as "less than 2 minutes".
-    text = texts(flow_at(bundle).hold(HOLD, replace(STAFFED, estimated_wait=50)))
+    # 20 to 110 s rounds to "between 0 and 2", which is said as "less than 2 minutes".
+    text = texts(flow_at(bundle).hold(HOLD, replace(STAFFED, estimate=WaitEstimate(50, 20, 110))))
     assert "Your estimated wait is less than 2 minutes." in text
 
 
@@ -1041,7 +1048,7 @@ def test_a_caller_held_as_long_as_the_silence_limit_with_nobody_logged_in_is_off
     bundle: Bundle,
 ) -> None:
     limit = bundle.rules.defaults.silence_limit
-    empty = replace(STAFFED, agents_logged_in=0, estimated_wait=None)
+    empty = replace(STAFFED, agents_logged_in=0, estimate=None)
     holding = flow_at(bundle).hold(replace(HOLD, tries=4), replace(empty, waited_seconds=limit - 1))
     assert listening_at(holding) is not None and not holding.leave
     offered = flow_at(bundle).hold(replace(HOLD, tries=5), replace(empty, waited_seconds=limit))

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import itertools
+import math
+import random
 
+import numpy as np
 import pytest
 
 from ivr.waits import (
     LineHistories,
     LineHistory,
     Spoken,
+    WaitEstimate,
     estimate_wait,
+    formula_estimate,
     live_estimate,
     say_minutes,
     spoken_minutes,
@@ -62,29 +67,87 @@ def test_minutes_are_spoken_in_the_callers_language(locale: str, words: str) -> 
 # --- the live estimator ---------------------------------------------------------------------------
 
 
+def exponential_talks(mean: float, n: int = 400) -> tuple[float, ...]:
+    """`n` conversations whose lengths are an exponential distribution's quantiles of `mean`."""
+    return tuple(-mean * math.log(1 - (i + 0.5) / n) for i in range(n))
+
+
+def erlang_quantile(q: float, phases: int, rate: float) -> float:
+    """The `q` quantile of an Erlang(phases, rate) time, by bisection on its CDF."""
+
+    def cdf(t: float) -> float:
+        x = rate * t
+        term = total = math.exp(-x)
+        for n in range(1, phases):
+            term *= x / n
+            total += term
+        return 1 - total
+
+    low, high = 0.0, 100 * phases / rate
+    for _ in range(100):
+        middle = (low + high) / 2
+        low, high = (middle, high) if cdf(middle) < q else (low, middle)
+    return low
+
+
 def test_live_has_no_estimate_without_agents_and_none_for_a_caller_a_free_agent_takes() -> None:
     assert live_estimate(3, 30, 0, [], [240], 300) is None
-    assert live_estimate(2, 30, 2, [], [240], 300) == 0
+    assert live_estimate(2, 30, 2, [], [240], 300) == WaitEstimate(0, 0, 0)
 
 
 def test_live_counts_what_is_left_of_the_calls_in_progress() -> None:
     # One agent, 200 s into a call; conversations here last 300 s: the caller next in line waits
     # the remaining 100 s, where the formula says a whole 300.
-    assert live_estimate(1, 30, 0, [200.0], [300] * 20, 300) == 100
+    assert live_estimate(1, 30, 0, [200.0], [300] * 20, 300) == WaitEstimate(100, 100, 100)
     assert estimate_wait(1, 0, 1, [300] * 20, 300) == 300
     # Second in line: the rest of this call, then one whole call.
-    assert live_estimate(2, 30, 0, [200.0], [300] * 20, 300) == 400
+    assert live_estimate(2, 30, 0, [200.0], [300] * 20, 300) == WaitEstimate(400, 400, 400)
 
 
 def test_live_uses_the_distribution_not_only_the_mean() -> None:
     # Half the calls are 60 s, half 540 s (mean 300). A call 100 s old is one of the long ones:
     # 440 s left; the mean alone would say 200.
     talks = [60, 540] * 10
-    assert live_estimate(1, 30, 0, [100.0], talks, 300) == 440
+    assert live_estimate(1, 30, 0, [100.0], talks, 300) == WaitEstimate(440, 440, 440)
 
 
 def test_a_call_longer_than_any_in_the_history_still_ends_soon() -> None:
-    assert live_estimate(1, 30, 0, [1000.0], [300] * 20, 300) == 75
+    estimate = live_estimate(1, 30, 0, [1000.0], [300] * 20, 300)
+    assert estimate is not None and 0 < estimate.low < estimate.median < 100 < estimate.high
+
+
+@pytest.mark.parametrize(("agents", "ahead"), [(4, 0), (4, 1), (4, 4), (4, 12), (20, 0), (20, 9)])
+def test_with_exponential_conversations_the_estimate_is_erlangs(agents: int, ahead: int) -> None:
+    # Erlang C: with every agent busy, a caller with k callers ahead waits an Erlang(k + 1, s mu)
+    # time, whatever the calls in progress have lasted (exponential conversations forget). Its
+    # median is the estimate with the least mean absolute error, its 10th to 90th percentiles the
+    # narrowest range that holds for 80% of callers.
+    rng = random.Random(agents * 100 + ahead)
+    busy = [rng.uniform(0, 600) for _ in range(agents)]
+    history = LineHistory(talk_seconds=exponential_talks(240))
+    estimate = live_estimate(ahead + 1, 0, 0, busy, [], 300, history)
+    assert estimate is not None
+    rate = agents / 240
+    for said, q in ((estimate.median, 0.5), (estimate.low, 0.1), (estimate.high, 0.9)):
+        exact = erlang_quantile(q, ahead + 1, rate)
+        assert said == pytest.approx(exact, rel=0.15, abs=3), (q, said, exact)
+
+
+@pytest.mark.parametrize("ahead", [0, 5, 20])
+def test_with_abandonment_the_estimate_is_the_ql_predictors(ahead: int) -> None:
+    # Erlang A (Ibrahim and Whitt): with i callers ahead, the next one is gone (served, or given
+    # up) at rate s mu + i theta, so the wait is the sum over i = 0..k of Exp(s mu + i theta).
+    agents, theta = 20, 1 / 300
+    rng = np.random.default_rng(1)
+    rates = agents / 240 + theta * np.arange(ahead + 1)
+    exact = np.quantile(
+        rng.exponential(1 / rates, (100_000, ahead + 1)).sum(axis=1), [0.1, 0.5, 0.9]
+    )
+    history = LineHistory(talk_seconds=exponential_talks(240), abandon_rate=theta)
+    estimate = live_estimate(ahead + 1, 0, 0, [100.0] * agents, [], 300, history)
+    assert estimate is not None
+    said = (estimate.low, estimate.median, estimate.high)
+    assert said == pytest.approx(tuple(exact), rel=0.15, abs=3)
 
 
 def test_abandonment_shortens_the_wait_of_a_caller_far_back() -> None:
@@ -92,7 +155,8 @@ def test_abandonment_shortens_the_wait_of_a_caller_far_back() -> None:
     impatient = live_estimate(
         10, 30, 0, [0.0, 0.0], [300] * 20, 300, LineHistory(abandon_rate=1 / 600)
     )
-    assert patient is not None and impatient is not None and impatient < patient * 0.8
+    assert patient is not None and impatient is not None
+    assert impatient.median < patient.median * 0.8
 
 
 def test_urgent_callers_likely_to_join_ahead_lengthen_the_wait() -> None:
@@ -101,21 +165,70 @@ def test_urgent_callers_likely_to_join_ahead_lengthen_the_wait() -> None:
     plain = live_estimate(5, 30, 0, [0.0], [300] * 20, 300)
     behind_urgent = live_estimate(5, 30, 0, [0.0], [300] * 20, 300, emergencies)
     first_class = live_estimate(5, 100, 0, [0.0], [300] * 20, 300, emergencies)
-    assert plain is not None and behind_urgent is not None and behind_urgent > plain
+    assert plain is not None and behind_urgent is not None
+    assert behind_urgent.median > plain.median
     assert first_class == plain  # nobody goes ahead of the highest priority
+
+
+def test_putting_a_caller_through_takes_the_lines_connect_time() -> None:
+    # Ringing and the whisper take 10 s on this line: the caller next in line waits the rest of
+    # the call in progress and their own 10 s; the second also the next caller's 10 s.
+    connect = {"recent_connect_seconds": [10] * 20}
+    assert live_estimate(1, 30, 0, [200.0], [300] * 20, 300, **connect).median == 110  # type: ignore[union-attr]
+    assert live_estimate(2, 30, 0, [200.0], [300] * 20, 300, **connect).median == 420  # type: ignore[union-attr]
+    # An agent who has been putting a caller through for 4 s: 6 s more, then a conversation.
+    through = live_estimate(1, 30, 0, [0.0], [300] * 20, 300, connecting_seconds=[4.0], **connect)
+    assert through == WaitEstimate(316, 316, 316)
+
+
+def test_with_few_conversations_known_only_their_mean_is_trusted() -> None:
+    # Five conversations of 300 s are no proof that every conversation lasts exactly 300 s: the
+    # range is that of exponential conversations of that mean, not a certainty.
+    estimate = live_estimate(1, 30, 0, [0.0], [300] * 5, 300)
+    assert estimate is not None and estimate.low < estimate.median < estimate.high
+    assert estimate.median == pytest.approx(300 * math.log(2), rel=0.15)
+
+
+def test_the_range_is_the_percentiles_the_queue_asks_for() -> None:
+    history = LineHistory(talk_seconds=exponential_talks(240))
+    wide = live_estimate(3, 0, 0, [50.0] * 4, [], 300, history)
+    narrow = live_estimate(3, 0, 0, [50.0] * 4, [], 300, history, percentiles=(25, 75))
+    assert wide is not None and narrow is not None and wide.median == narrow.median
+    assert wide.low < narrow.low < narrow.median < narrow.high < wide.high
 
 
 def test_the_database_history_is_preferred_once_it_has_enough_calls() -> None:
     few = LineHistory(talk_seconds=(600.0,) * 5)
     enough = LineHistory(talk_seconds=(600.0,) * 10)
-    assert live_estimate(1, 30, 0, [0.0], [300] * 20, 300, few) == 300  # Redis's 50 instead
-    assert live_estimate(1, 30, 0, [0.0], [300] * 20, 300, enough) == 600
-    assert live_estimate(1, 30, 0, [0.0], [], 300) == 300  # nothing at all: the default
+    assert live_estimate(1, 30, 0, [0.0], [300] * 20, 300, few) == WaitEstimate(300, 300, 300)
+    assert live_estimate(1, 30, 0, [0.0], [300] * 20, 300, enough) == WaitEstimate(600, 600, 600)
+    nothing = live_estimate(1, 30, 0, [0.0], [], 300)  # nothing at all: the default's mean
+    assert nothing is not None and nothing.median == pytest.approx(300 * math.log(2), rel=0.15)
 
 
-def test_live_never_tells_a_later_caller_a_shorter_wait() -> None:
-    waits = [live_estimate(p, 30, 1, [50.0, 120.0], [200, 400] * 10, 300) for p in range(1, 30)]
-    assert all(a is not None and b is not None and a <= b for a, b in itertools.pairwise(waits))
+@pytest.mark.parametrize(
+    "history",
+    [
+        LineHistory(),
+        LineHistory(abandon_rate=1 / 300),
+        LineHistory(abandon_rate=1 / 300, arrivals_per_second={100: 1 / 120}),
+    ],
+)
+def test_live_never_tells_a_later_caller_a_shorter_wait(history: LineHistory) -> None:
+    estimates = [
+        live_estimate(p, 30, 1, [50.0, 120.0], [200, 400] * 10, 300, history) for p in range(1, 30)
+    ]
+    for a, b in itertools.pairwise(estimates):
+        assert a is not None and b is not None
+        assert (a.low, a.median, a.high) <= (b.low, b.median, b.high) or (
+            a.low <= b.low and a.median <= b.median and a.high <= b.high
+        )
+
+
+def test_the_formula_says_its_estimate_with_the_queues_factors_narrowing_further_back() -> None:
+    assert formula_estimate(400, (0.5, 1.5)) == WaitEstimate(400, 200, 600)
+    second = formula_estimate(400, (0.5, 1.5), position=16)  # 16 ** -0.25 = 1/2
+    assert second == WaitEstimate(400, 300, 500)
 
 
 def test_line_histories_are_empty_until_refreshed_and_due_again_after_a_while() -> None:
@@ -127,14 +240,19 @@ def test_line_histories_are_empty_until_refreshed_and_due_again_after_a_while() 
 
 
 @pytest.mark.parametrize(
-    ("seconds", "style", "spoken"),
+    ("estimate", "style", "spoken"),
     [
-        (400, "between", Spoken(3, 10)),
-        (400, "under", Spoken(0, 10)),
-        (400, "about", Spoken(7, 7)),
-        (50, "between", Spoken(0, 2)),  # under a minute's low end: "less than 2 minutes"
-        (30, "about", Spoken(1, 1)),
+        (WaitEstimate(400, 180, 600), "between", Spoken(3, 10)),
+        (WaitEstimate(400, 180, 600), "under", Spoken(0, 10)),
+        (WaitEstimate(400, 180, 600), "about", Spoken(7, 7)),
+        (WaitEstimate(400, 200, 620), "between", Spoken(3, 10)),  # to the nearest minute
+        (WaitEstimate(50, 20, 110), "between", Spoken(0, 2)),  # "less than 2 minutes"
+        (WaitEstimate(20, 5, 25), "between", Spoken(0, 1)),  # never "less than 0 minutes"
+        (WaitEstimate(75, 65, 85), "between", Spoken(1, 1)),  # both ends one minute: "about"
+        (WaitEstimate(30, 10, 50), "about", Spoken(1, 1)),
     ],
 )
-def test_the_spoken_minutes_bracket_the_estimate(seconds: int, style: str, spoken: Spoken) -> None:
-    assert spoken_wait(seconds, style, (0.5, 1.5)) == spoken
+def test_the_spoken_minutes_bracket_the_estimate(
+    estimate: WaitEstimate, style: str, spoken: Spoken
+) -> None:
+    assert spoken_wait(estimate, style) == spoken

@@ -10,7 +10,7 @@ from typing import Any
 
 from ivr.services import Services
 from ivr.tickets.events import calls_per_hour, queue_stats, speech_counts, voicemails_per_queue
-from ivr.waits import line_estimate
+from ivr.waits import WaitEstimate, line_estimate
 
 
 def live_queues(s: Services) -> dict[str, Any]:
@@ -33,13 +33,15 @@ def live_queues(s: Services) -> dict[str, Any]:
                     "longest_wait_seconds": (
                         None if earliest is None else max(0, int((now - earliest).total_seconds()))
                     ),
-                    # What a caller joining now would be told.
-                    "estimated_wait_seconds": line_estimate(
-                        queue,
-                        load.waiting + 1,
-                        queue.priority,
-                        load,
-                        s.switchboard.histories.get(queue_id, language),
+                    # What a caller joining now would be told (the median).
+                    "estimated_wait_seconds": _median(
+                        line_estimate(
+                            queue,
+                            load.waiting + 1,
+                            queue.priority,
+                            load,
+                            s.switchboard.histories.get(queue_id, language),
+                        )
                     ),
                     "agents_available": load.agents_available,
                     "agents_busy": load.agents_busy,
@@ -124,3 +126,7 @@ def today(s: Services) -> dict[str, Any]:
 def _share(part: int, whole: int) -> dict[str, Any]:
     """A figure with its counts: `ratio` is None when `whole` is 0 (nobody to count)."""
     return {"part": part, "whole": whole, "ratio": part / whole if whole else None}
+
+
+def _median(estimate: WaitEstimate | None) -> int | None:
+    return None if estimate is None else estimate.median

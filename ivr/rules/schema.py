@@ -340,16 +340,19 @@ class Queue(Frozen):
     service_level: int = Field(default=60, ge=1, description="seconds")
     """Target answer time; the share of calls answered within it is the queue's service level."""
     wait_estimate: Literal["formula", "live"] = "live"
-    """How the wait is estimated (`ivr.waits`): `formula` is ceil(position / agents) x average
-    handling time; `live` also uses the calls in progress, the handling-time distribution,
-    abandonment and the callers of higher priority likely to join ahead."""
+    """How the wait is estimated (`ivr.waits`): `live` draws the distribution of the caller's wait
+    from the calls in progress, the line's handling times, abandonment and the callers of higher
+    priority likely to join ahead, and says its median and `wait_percentiles`; `formula` is
+    ceil(position / agents) x average handling time, said with the `wait_range` factors."""
     wait_speech: Literal["about", "under", "between"] = "between"
-    """How the estimate is said: "about N minutes", "less than N minutes" (N = the estimate times
-    the high factor of `wait_range`), or "between A and B minutes" (both factors)."""
+    """How the estimate is said: "about N minutes" (the median), "less than N minutes" (the high
+    end of the range), or "between A and B minutes" (both ends)."""
+    wait_percentiles: tuple[int, int] = (10, 90)
+    """`live`: the percentiles of the predicted wait said as the range; the 10th to the 90th is the
+    narrowest range that holds for 80% of callers."""
     wait_range: tuple[float, float] = (0.4, 1.6)
-    """Factors of the estimate for the low and high ends of what is said (`wait_speech`) to a
-    caller next in line; further back the range narrows as 1 / sqrt(position). Chosen from the
-    measured error so that it holds for about 80% of callers (docs/waits.md)."""
+    """`formula`: factors of the estimate for the low and high ends of what is said to a caller
+    next in line; further back the range narrows as position ** -0.25 (docs/waits.md)."""
     position_only_down: bool = True
     """Never announce a higher position than the one this caller last heard; say instead that
     urgent calls are being served first (Asterisk's announce-position-only-up). The wait said is
@@ -357,6 +360,12 @@ class Queue(Frozen):
 
     @model_validator(mode="after")
     def _range_brackets_the_estimate(self) -> Queue:
+        below, above = self.wait_percentiles
+        if not (1 <= below < 50 < above <= 99):
+            raise ValueError(
+                f"wait_percentiles [{below}, {above}]: the low percentile must be 1-49 and the "
+                "high one 51-99, so that the range brackets the median (e.g. [10, 90])"
+            )
         low, high = self.wait_range
         if not (0 <= low <= 1 <= high <= 10):
             raise ValueError(

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from functools import cache
 from typing import Any
 
-from ivr.waits import say_minutes
+from ivr.waits import WaitEstimate, say_minutes
 
 WAIT_PROMPTS = ("queue_wait", "queue_wait_under", "queue_wait_between")
 """The prompts that tell a holding caller their wait."""
@@ -74,6 +74,39 @@ class Pair:
         record = asdict(self)
         record["inside"] = self.inside if self.actual is not None else None
         return record
+
+
+@dataclass(frozen=True)
+class Round:
+    """One hold round's wait estimates (the line's own and any compared with it, all made from the
+    same line state) and the wait that followed: what the estimate is judged by, whether or not
+    the caller heard it (the position rule says a wait only when it is news)."""
+
+    call: str
+    queue: str
+    language: str
+    at: float
+    """Simulation seconds of the hold round."""
+    position: int
+    """1 = next in line."""
+    priority: int
+    agents_available: int
+    """Agents serving the line, available, at the round."""
+    agents_busy: int
+    """Agents serving the line, talking or putting a caller through."""
+    estimates: Mapping[str, WaitEstimate]
+    """By estimator: the line's own under its `wait_estimate` name, then the compared ones."""
+    actual: float | None
+    """Seconds from the round to the moment an agent answered; None: none did while they held."""
+    fate: str
+    """answered, abandoned, callback or waiting."""
+    history: int
+    """Conversations the queue had finished in this run before the round."""
+
+    @property
+    def all_busy(self) -> bool:
+        """Every agent serving the line was busy (the rounds the textbook models speak of)."""
+        return self.agents_available == 0 and self.agents_busy > 0
 
 
 # --- reading the spoken words back -------------------------------------------------------------

@@ -19,7 +19,7 @@ import math
 import random
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,12 +27,17 @@ from typing import Any
 import yaml
 
 from ivr.rules.schema import Queue, Rules
-from ivr.simulator.accuracy import WAIT_PROMPTS, Pair, figures, heard_interval, summarize
+from ivr.simulator.accuracy import WAIT_PROMPTS, Pair, Round, figures, heard_interval, summarize
 from ivr.simulator.caller import ScriptedCaller, ScriptError, parse_script
 from ivr.simulator.engine import AgentBehaviour, SimulatedCall, Simulator
 from ivr.simulator.progress import Progress
 from ivr.simulator.session import in_process
 from ivr.simulator.shared import parse_when
+from ivr.switchboard import EstimateMade
+from ivr.waits import WaitEstimate
+
+Estimator = Callable[[EstimateMade], WaitEstimate | None]
+"""Another way to estimate a wait, compared with the line's own on the same line state."""
 
 ESTIMATORS = ("formula", "live")
 POSITION_PROMPTS = {"queue_next", "queue_position", "many_ahead"}
@@ -331,7 +336,23 @@ class Recorder:
     callbacks: set[str] = field(default_factory=set)
     unread: list[str] = field(default_factory=list)
     """Wait texts that could not be read back (a catalog the inverse does not know)."""
+    compare: Mapping[str, Estimator] = field(default_factory=dict)
+    estimated: list[tuple[float, EstimateMade, dict[str, WaitEstimate]]] = field(
+        default_factory=list
+    )
+    """Every hold round's estimates: (when, what the line made it from, by estimator)."""
     _positions: dict[str, int | None] = field(default_factory=dict)
+
+    def on_estimate(self, made: EstimateMade) -> None:
+        """`Switchboard.on_estimate`: keep the line's estimate and the compared ones."""
+        if made.estimate is None:
+            return
+        estimates: dict[str, WaitEstimate] = {made.queue.wait_estimate: made.estimate}
+        for name, estimator in self.compare.items():
+            other = estimator(made)
+            if other is not None:
+                estimates.setdefault(name, other)
+        self.estimated.append((self.simulator.t, made, estimates))
 
     def __call__(
         self, call: SimulatedCall, prompt: str, params: dict[str, str], say_language: str
@@ -381,6 +402,12 @@ class LoadResult:
     callbacks_placed: int
     errors: list[str]
     unread: list[str]
+    rounds: list[Round] = field(default_factory=list)
+    """Every hold round's estimates with the wait that followed (`Round`)."""
+    hung_up_after_assignment: int = 0
+    """Callers who hung up after an agent was handed their call, before it was answered."""
+    abandoned_after_assignment_unrecorded: int = 0
+    """Of those, how many have no ABANDON in the line's history (the database)."""
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -396,6 +423,9 @@ class LoadResult:
             "callbacks_placed": self.callbacks_placed,
             "errors": self.errors,
             "unread_estimates": self.unread,
+            "hold_rounds_estimated": len(self.rounds),
+            "hung_up_after_assignment": self.hung_up_after_assignment,
+            "abandoned_after_assignment_unrecorded": self.abandoned_after_assignment_unrecorded,
             "queues": summarize(self.pairs, HISTORY_FOR_TARGETS),
             "targets": [asdict(check) for check in self.target_checks()],
         }
@@ -477,10 +507,13 @@ def run_load(
     estimator: str | None = None,
     queue_settings: Mapping[str, Any] | None = None,
     progress: Progress | None = None,
+    compare: Mapping[str, Estimator] | None = None,
 ) -> LoadResult:
-    """Run a load scenario in-process and pair every estimate heard with the wait that followed.
-    `estimator` and `queue_settings` (for example `{"position_only_down": False}`) are set on
-    every queue of the rules for the run; `progress` counts the callers whose call has ended."""
+    """Run a load scenario in-process and pair every estimate heard, and every hold round's
+    estimate, with the wait that followed. `estimator` and `queue_settings` (for example
+    `{"position_only_down": False}`) are set on every queue of the rules for the run; `compare`
+    names other estimators to make from the same line state at every hold round; `progress`
+    counts the callers whose call has ended."""
     from ivr.services import services
 
     rules_path = scenario.rules or rules
@@ -506,8 +539,9 @@ def run_load(
         for code, catalog in bundle.prompts.catalogs.items():
             locales[catalog.say_language] = (code, catalog.locale)
             locales[code] = (code, catalog.locale)
-        recorder = Recorder(simulator, locales)
+        recorder = Recorder(simulator, locales, compare=dict(compare or {}))
         simulator.on_prompt = recorder
+        services().switchboard.on_estimate = recorder.on_estimate
         _schedule_shifts(simulator, scenario, loaded)
         _schedule_history_reads(simulator, horizon)
         placed = _place_callers(simulator, scenario, loaded)
@@ -517,7 +551,47 @@ def run_load(
                 progress.advance() if call.direction == "inbound" else None
             )
         simulator.run()
-    return _result(scenario, estimator, simulator, recorder, placed)
+        hung_up = [call for _, call in placed if _hung_up_after_assignment(call)]
+        unrecorded = _without_abandon([call.sid for call in hung_up])
+    result = _result(scenario, estimator, simulator, recorder, placed)
+    return replace(
+        result,
+        hung_up_after_assignment=len(hung_up),
+        abandoned_after_assignment_unrecorded=unrecorded,
+    )
+
+
+def _hung_up_after_assignment(call: SimulatedCall) -> bool:
+    """The caller was rung through to an agent (a <Dial> after holding) and never talked to one."""
+    return (
+        call.connected_at is None
+        and bool(call.queues)
+        and any(record.kind == "dial" for record in call.records)
+    )
+
+
+def _without_abandon(call_sids: Sequence[str]) -> int:
+    """How many of these calls have no ABANDON queue event in the database (the line's history)."""
+    if not call_sids:
+        return 0
+    from sqlalchemy import select
+
+    from ivr.services import services
+    from ivr.tickets.changes import QueueEvent
+    from ivr.tickets.models import QueueEventRow
+
+    s = services()
+    s.writer.drain()
+    with s.db.sessions() as session:
+        recorded = set(
+            session.scalars(
+                select(QueueEventRow.call_sid).where(
+                    QueueEventRow.event == QueueEvent.ABANDON,
+                    QueueEventRow.call_sid.in_(list(call_sids)),
+                )
+            )
+        )
+    return sum(1 for sid in call_sids if sid not in recorded)
 
 
 def _schedule_shifts(simulator: Simulator, scenario: LoadScenario, rules: Rules) -> None:
@@ -638,6 +712,28 @@ def _result(
                     history=bisect.bisect_left(done.get(heard.queue, []), heard.at),
                 )
             )
+    calls = {call.sid: call for _, call in placed}
+    rounds = []
+    for at, made, estimates in recorder.estimated:
+        held = calls.get(made.call_sid)
+        if held is None:
+            continue
+        rounds.append(
+            Round(
+                call=held.sid,
+                queue=made.place.queue,
+                language=made.place.language,
+                at=round(at, 1),
+                position=made.place.position,
+                priority=made.place.priority,
+                agents_available=made.load.agents_available,
+                agents_busy=made.load.agents_busy,
+                estimates=estimates,
+                actual=None if held.connected_at is None else round(held.connected_at - at, 1),
+                fate=fate_of(held, recorder.callbacks, horizon),
+                history=bisect.bisect_left(done.get(made.place.queue, []), at),
+            )
+        )
     callbacks = [c for c in simulator.calls.values() if c.direction == "outbound-api"]
     errors = [e for c in simulator.calls.values() for e in c.errors]
     return LoadResult(
@@ -652,6 +748,7 @@ def _result(
         callbacks_placed=len(callbacks),
         errors=errors,
         unread=recorder.unread,
+        rounds=rounds,
     )
 
 

@@ -363,7 +363,7 @@ class Switchboard:
                 connect = self._seconds_since(assignment.assigned_at)
                 self.queue.record_connect(assignment.queue, assignment.language, connect)
         except RedisError:
-            log.exception("cannot record the wait of %s", sid)
+            log.exception("cannot record the wait and connect time of %s", sid)
         record = EventRecord(
             QueueEvent.CONNECT,
             assignment.queue,

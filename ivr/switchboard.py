@@ -204,7 +204,13 @@ class Switchboard:
             self.texts.send(message.to, call.our_number, message.body)
 
     def end(self, call: Call, status: str, duration: int | None) -> None:
-        """The call ended (Twilio's final status callback): leave the queue, close the ticket."""
+        """The call ended (Twilio's final status callback): leave the queue, close the ticket.
+
+        A caller who hangs up while waiting, or after an agent was assigned but before the agent
+        answered, abandoned the line: journaled as ABANDON with the seconds since they joined it
+        (the second kind has no position, names the agent being rung and says stage
+        "connecting"). A callback we were placing that ends unanswered is a CALLBACKDIAL, not
+        an abandonment."""
         sid = call.owner
         events: list[EventRecord] = []
         if sid != call.sid and status != "completed":
@@ -222,6 +228,20 @@ class Switchboard:
                     wait_seconds=self._seconds_since(place.enqueued_at),
                 )
             )
+        elif gone is not None and gone.assigned is not None:
+            assigned = gone.assigned
+            if assigned.callback_number is None:
+                # Held no place any more (position None): the agent was being rung.
+                events.append(
+                    EventRecord(
+                        QueueEvent.ABANDON,
+                        assigned.queue,
+                        assigned.language,
+                        agent=assigned.agent,
+                        wait_seconds=self._seconds_since(assigned.enqueued_at),
+                        data={"stage": "connecting"},
+                    )
+                )
         change = TicketChange(events=tuple(events))
         self._journal(call, change, purpose="end", end=CallEnd(status, duration))
 
@@ -335,7 +355,9 @@ class Switchboard:
             self._hang_up(assignment.call_sid)
 
     def answered(self, call: Call) -> Assignment | None:
-        """The agent picked up: the caller leaves the queue; record the wait."""
+        """The agent picked up: the caller leaves the queue; record the wait, and for a caller
+        who held, how long the agent took from being assigned to answering (the line's connect
+        history, for the wait estimate)."""
         sid = call.owner
         try:
             assignment = self.queue.connected(sid)
@@ -350,8 +372,10 @@ class Switchboard:
                 # Only callers who held feed the line's wait history (the estimate callers on
                 # hold hear): a callback's wait counts from when it was asked, overnight perhaps.
                 self.queue.record_answered(assignment.queue, assignment.language, wait)
+                connect = self._seconds_since(assignment.assigned_at)
+                self.queue.record_connect(assignment.queue, assignment.language, connect)
         except RedisError:
-            log.exception("cannot record the wait of %s", sid)
+            log.exception("cannot record the wait and connect time of %s", sid)
         record = EventRecord(
             QueueEvent.CONNECT,
             assignment.queue,

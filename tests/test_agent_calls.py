@@ -22,7 +22,7 @@ from ivr.credentials import PinStore, most_checks
 from ivr.db import Database
 from ivr.queue import CallQueue
 from ivr.services import services
-from ivr.tickets.events import events_of, queue_stats
+from ivr.tickets.events import events_of, line_histories, queue_stats
 from tests.conftest import AGENT_PINS, MONDAY_AFTERNOON
 from tests.support import (
     PUBLIC,
@@ -333,6 +333,100 @@ def test_a_caller_who_hangs_up_before_the_agent_answers_frees_the_agent(
     call.hang_up()
     with client.application.app_context():
         assert services().queue.agent_status("emma") == "available"
+
+
+def test_a_caller_who_hangs_up_while_being_connected_abandoned_the_line(
+    client: FlaskClient, rest: FakeTwilioRest, database: Database, clock: FrozenClock
+) -> None:
+    """Twilio's call statuses (twilio.com/help/faq/voice/what-do-the-call-statuses-mean):
+    "After an answered call ends it has a completed status": the caller's own call (answered
+    by the line) hangs up while the agent's phone rings, and its status callback says so."""
+    call = phone(client)
+    queue_for_funds(call, "2")
+    clock.advance(50)
+    log_in(client, "emma", AGENT_PINS["emma"])  # emma is assigned the caller at once
+    call.redirected_to(rest.redirects()[0].path)
+    assert call.twiml is not None and call.twiml.find("Dial/Client") is not None  # ringing
+    clock.advance(8)
+    call.hang_up()
+    call.hang_up()  # Twilio's retry, or a replay: nothing more is journaled
+
+    with database.session() as session:
+        logged = events_of(session, call.sid)
+        histories = line_histories(session, clock.now())
+    assert [e.event for e in logged] == ["ENTERQUEUE", "ABANDON"]
+    abandon = logged[1]
+    assert (abandon.queue, abandon.language, abandon.agent) == ("funds", "en-US", "emma")
+    assert (abandon.position, abandon.wait_seconds, abandon.data) == (
+        None,
+        58,
+        {"stage": "connecting"},
+    )
+    assert ticket_of(database, call.sid).outcome == "abandoned"
+    # One abandonment in 58 seconds waited: the wait estimate's abandonment rate counts it.
+    assert histories[("funds", "en-US")].abandon_rate == pytest.approx(1 / 58)
+    with client.application.app_context():
+        assert services().queue.agent_status("emma") == "available"
+
+
+def test_a_callback_nobody_answers_is_no_abandonment(
+    client: FlaskClient, rest: FakeTwilioRest, database: Database, clock: FrozenClock
+) -> None:
+    """Twilio's call statuses (twilio.com/help/faq/voice/what-do-the-call-statuses-mean):
+    "no-answer: Twilio dialed the number but no one answered before the Timeout value elapsed";
+    the status callback of the call we placed says so."""
+    waiting, placed = a_callback_asked_and_placed(client, rest, clock)
+    clock.advance(30)
+    callback = Phone(client, caller="+18005550199", called="+14155550002", base_url=PUBLIC)
+    status_url = urlsplit(placed.data["StatusCallback"])
+    path = f"{status_url.path}?{status_url.query}"
+    form = callback.form(CallStatus="no-answer", CallDuration="0")
+    assert signed_post(client, path, form, base_url=PUBLIC).status_code == 204
+
+    with database.session() as session:
+        logged = [
+            (e.event, dict(e.data or {}).get("result")) for e in events_of(session, waiting.sid)
+        ]
+    assert ("CALLBACKDIAL", "no-answer") in logged
+    assert "ABANDON" not in [event for event, _ in logged]
+    with client.application.app_context():
+        assert services().queue.agent_status("emma") == "available"
+
+
+def test_the_line_remembers_how_long_agents_take_to_answer_callers_who_hold(
+    client: FlaskClient, rest: FakeTwilioRest, clock: FrozenClock
+) -> None:
+    call = phone(client)
+    queue_for_funds(call, "2")
+    clock.advance(40)
+    log_in(client, "emma", AGENT_PINS["emma"])
+    call.redirected_to(rest.redirects()[0].path)
+    clock.advance(6)
+    with client.application.app_context():
+        ringing = services().queue.line_load("funds", "en-US", ["emma"])
+    assert (ringing.busy_seconds, ringing.connecting_seconds) == ((0.0,), (6.0,))
+
+    agent_answers(client, call)
+    clock.advance(30)
+
+    with client.application.app_context():
+        talking = services().queue.line_load("funds", "en-US", ["emma"])
+    assert talking.recent_connect_seconds == (6,)
+    assert (talking.busy_seconds, talking.connecting_seconds) == ((30.0,), ())
+
+
+def test_a_callback_answered_adds_nothing_to_the_connect_history(
+    client: FlaskClient, rest: FakeTwilioRest, clock: FrozenClock
+) -> None:
+    _, placed = a_callback_asked_and_placed(client, rest, clock)
+    clock.advance(9)  # the caller's phone rings
+    callback = Phone(client, caller="+18005550199", called="+14155550002", base_url=PUBLIC)
+    callback.redirected_to(placed.path)
+    agent_answers(client, callback)
+    with client.application.app_context():
+        load = services().queue.line_load("funds", "en-US", [])
+    assert load.recent_connect_seconds == ()
+    assert load.recent_wait_seconds == ()  # as before: a callback's wait is not a hold
 
 
 def test_queue_events_give_the_queues_statistics(

@@ -591,6 +591,7 @@ def test_a_hold_round_heartbeats_and_reports_place_and_load(
     join_in_order(line, clock, ["CA1", "CA2", "CA3"])
     line.record_talk("support", "en", 240)
     line.record_answered("support", "en", 30)
+    line.record_connect("support", "en", 12)
     line.agent_available("AGOUT", [("support", "en")])
     line.agent_offline("AGOUT")
     clock.advance(60)
@@ -602,6 +603,7 @@ def test_a_hold_round_heartbeats_and_reports_place_and_load(
     assert (held.assignment, held.dispatched) == (None, ())
     assert (held.load.waiting, held.load.agents_available, held.load.agents_busy) == (3, 0, 0)
     assert (held.load.recent_talk_seconds, held.load.recent_wait_seconds) == ((240,), (30,))
+    assert held.load.recent_connect_seconds == (12,)
     assert deadline_of(redis_client, "CA2") == clock.now() + timedelta(seconds=HEARTBEAT)
 
 
@@ -646,11 +648,14 @@ def test_a_hold_round_hands_waiting_callers_to_free_agents(
     assert held.place is not None and held.place.position == 1
     assert held.assignment is None
     assert (held.load.waiting, held.load.agents_available, held.load.agents_busy) == (2, 0, 1)
+    assert (held.load.busy_seconds, held.load.connecting_seconds) == ((0.0,), (0.0,))
 
+    clock.advance(7)
     line.agent_available("AGEVA", [("support", "en")])
     mine = line.hold_round("CA2", "support", "en", 50, ms(START), ["AGMAX", "AGEVA"])
 
     assert mine.place is None
+    assert sorted(mine.load.connecting_seconds) == [0.0, 7.0]  # AGMAX rings CA1 for 7 s
     assert mine.assignment is not None and mine.assignment.agent == "AGEVA"
     assert mine.dispatched == (mine.assignment,)
     # The next round still reports the assignment (made before), dispatching nothing new.

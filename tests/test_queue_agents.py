@@ -493,17 +493,36 @@ def test_hang_up_before_being_connected_frees_the_agent_for_the_next_caller(
 ) -> None:
     wait_in(line, clock, ["CA1", "CA2"])
     line.agent_available("AGMAX", [FUNDS_EN])
-    line.claim_next("AGMAX")
+    got = line.claim_next("AGMAX")
+    clock.advance(5)
 
     hung_up = line.hang_up("CA1")
 
     assert (hung_up.left, hung_up.kept_for_callback, hung_up.freed_agent) == (None, False, "AGMAX")
+    # What the assignment was: its line, arrival and when the agent was assigned.
+    assert got is not None and hung_up.assigned == got
+    assert (got.queue, got.language, got.priority, got.callback_number) == (*FUNDS_EN, 50, None)
+    assert (got.enqueued_at, got.assigned_at) == (START, START + timedelta(seconds=2))
     assert line.assignment("CA1") is None
     assert line.agent_status("AGMAX") == "available"
     assert claimed(line.claim_next("AGMAX")) == "CA2"
     # A duplicate status callback changes nothing.
-    assert line.hang_up("CA1").freed_agent is None
+    assert (line.hang_up("CA1").freed_agent, line.hang_up("CA1").assigned) == (None, None)
     assert line.agent_call("AGMAX") == "CA2"
+
+
+def test_the_end_of_a_callback_being_placed_says_it_was_a_callback(
+    line: CallQueue, clock: FrozenClock
+) -> None:
+    wait_in(line, clock, ["CA1"])
+    line.request_callback("CA1", "+4930123456")
+    line.agent_available("AGMAX", [FUNDS_EN])
+    assert claimed(line.claim_next("AGMAX")) == "CA1"  # the callback is being placed
+
+    hung_up = line.hang_up("CA1", leg="CACALLBACK")  # the call we placed was not answered
+
+    assert hung_up.freed_agent == "AGMAX"
+    assert hung_up.assigned is not None and hung_up.assigned.callback_number == "+4930123456"
 
 
 def test_leave_before_being_connected_frees_the_agent_too(
@@ -764,18 +783,23 @@ def test_history_keeps_the_newest_durations(line: CallQueue, redis_client: redis
     for seconds in range(60):
         line.record_answered(*FUNDS_EN, seconds)
         line.record_talk(*FUNDS_EN, 1000 + seconds)
+        line.record_connect(*FUNDS_EN, 2000 + seconds)
     line.record_talk(*FUNDS_DE, 7)
 
     load = line.line_load(*FUNDS_EN, [])
 
     assert load.recent_wait_seconds == tuple(range(59, 59 - HISTORY_LENGTH, -1))
     assert load.recent_talk_seconds == tuple(range(1059, 1059 - HISTORY_LENGTH, -1))
+    assert load.recent_connect_seconds == tuple(range(2059, 2059 - HISTORY_LENGTH, -1))
     assert line.line_load(*FUNDS_DE, []).recent_talk_seconds == (7,)
     assert line.line_load(*FUNDS_DE, []).recent_wait_seconds == ()
-    for key in (stats_key(*FUNDS_EN, "wait"), stats_key(*FUNDS_EN, "talk")):
-        assert 6 * 24 * 3600 < redis_client.ttl(key) <= 7 * 24 * 3600
+    assert line.line_load(*FUNDS_DE, []).recent_connect_seconds == ()
+    for kind in ("wait", "talk", "connect"):
+        assert 6 * 24 * 3600 < redis_client.ttl(stats_key(*FUNDS_EN, kind)) <= 7 * 24 * 3600
     with pytest.raises(ValueError):
         line.record_answered(*FUNDS_EN, -1)
+    with pytest.raises(ValueError):
+        line.record_connect(*FUNDS_EN, -1)
 
 
 def test_line_load_counts_waiting_callers_and_the_given_agents(
@@ -817,12 +841,13 @@ def test_every_per_call_and_agent_key_expires(
     line.connected("CA1")
     line.record_answered(*FUNDS_EN, 30)
     line.record_talk(*FUNDS_EN, 300)
+    line.record_connect(*FUNDS_EN, 9)
 
     keys = text_keys(redis_client)
     shared = {queue_key(*FUNDS_EN), waiting_queues_key(), available_agents_key(), deadlines_key()}
     per_call = {entry_key(sid) for sid in ("CA2", "CA3", "CA4")} | {connection_key("CA1")}
     agents = {agent_key(a) for a in ("AGTALK", "AGRING", "AGIDLE", "AGOUT")}
-    stats = {stats_key(*FUNDS_EN, "wait"), stats_key(*FUNDS_EN, "talk")}
+    stats = {stats_key(*FUNDS_EN, kind) for kind in ("wait", "talk", "connect")}
     assert keys == shared | per_call | agents | stats
     assert all(k.startswith(KEY_PREFIX) for k in keys)
     for key in per_call | agents | stats:
@@ -920,3 +945,27 @@ def test_the_line_load_says_how_long_each_busy_agent_has_been_talking(
 
     assert (load.agents_available, load.agents_busy) == (1, 2)
     assert sorted(load.busy_seconds) == [0.0, 90.0]
+    assert load.connecting_seconds == (90.0,)  # AGEVA's caller was assigned 90 s ago
+
+
+def test_the_line_load_says_how_long_each_agent_being_put_through_has_been_at_it(
+    line: CallQueue, clock: FrozenClock
+) -> None:
+    wait_in(line, clock, ["CA1", "CA2", "CA3"])
+    line.agent_available("AGMAX", [FUNDS_EN])
+    line.dispatch()  # CA1 to AGMAX
+    clock.advance(4.5)
+    line.agent_available("AGEVA", [FUNDS_EN])
+    line.dispatch()  # CA2 to AGEVA
+    clock.advance(2)
+
+    load = line.line_load(*FUNDS_EN, ["AGMAX", "AGEVA"])
+
+    assert (load.waiting, load.agents_busy) == (1, 2)
+    assert load.busy_seconds == (0.0, 0.0)
+    assert sorted(load.connecting_seconds) == [2.0, 6.5]
+    # Put through, then back in line unanswered: neither counts as being put through any more.
+    line.connected("CA1")
+    line.return_to_queue("CA2")
+    after = line.line_load(*FUNDS_EN, ["AGMAX", "AGEVA"])
+    assert (after.agents_busy, after.busy_seconds, after.connecting_seconds) == (1, (0.0,), ())

@@ -34,8 +34,9 @@ Data model:
   served. TTL `agent_ttl_seconds`, refreshed on every change, so a forgotten login expires.
 * `available_agents_key()` — ZSET of available agent ids scored by idle-since ms (longest idle
   first). The agent hash is the truth: a member whose hash says otherwise is dropped when seen.
-* `stats_key(queue, language, kind)` — LIST of the newest `HISTORY_LENGTH` wait or talk
-  durations in seconds, newest first, for the wait estimate; TTL 7 days, refreshed on write.
+* `stats_key(queue, language, kind)` — LIST of the newest `HISTORY_LENGTH` wait, talk or connect
+  (assigned to answered) durations in seconds, newest first, for the wait estimate; TTL 7 days,
+  refreshed on write.
 * `pin_checks_key(source)` — HASH (count, last_ms, next_ms) of the PIN checks from one calling
   number or client address since its last right PIN, for the growing waits between them
   (`ivr.credentials`); per source, never per agent. TTL the window plus the longest wait.

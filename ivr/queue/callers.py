@@ -24,7 +24,13 @@ from ivr.queue.base import (
     to_assignment,
     to_place,
 )
-from ivr.queue.history import HISTORY_LENGTH, LineLoad, to_line_load, unique_agents
+from ivr.queue.history import (
+    HISTORY_LENGTH,
+    LineLoad,
+    line_load_keys,
+    to_line_load,
+    unique_agents,
+)
 from ivr.queue.keys import (
     call_reference_key,
     callback_step_key,
@@ -35,7 +41,6 @@ from ivr.queue.keys import (
     known_caller_key,
     queue_key,
     seen_key,
-    stats_key,
     texted_key,
     waiting_queues_key,
 )
@@ -63,6 +68,9 @@ class HangUp:
     released_agent: str | None = None
     """They were talking to this agent, which is released as `finish_call` would release it
     (a `finish_call` afterwards changes nothing)."""
+    assigned: Assignment | None = None
+    """With `freed_agent`: the assignment that ended unconnected (its line, arrival, when the
+    agent was assigned, and the callback number when it was a callback being placed)."""
 
 
 @dataclass(frozen=True)
@@ -206,8 +214,9 @@ class CallerOps(QueueBase):
 
         Waiting with a callback requested: everything is kept. Waiting otherwise: leaves its
         line. Assigned but not connected: the entry is dropped and the agent released
-        (`freed_agent`). Connected: the agent still busy with this call is released
-        (`released_agent`), as `finish_call` would. Unknown: nothing.
+        (`freed_agent`; `assigned` says what the assignment was). Connected: the agent still
+        busy with this call is released (`released_agent`), as `finish_call` would. Unknown:
+        nothing.
 
         `leg`: the call that ended (`call_sid` itself, or a callback we placed for it). It is
         remembered for `REMEMBER_SECONDS`, and `enter` and `hold_round` for it change nothing.
@@ -394,13 +403,7 @@ class CallerOps(QueueBase):
         check_enqueued_ms(arrival)
         reply = self._run(
             self._hold_round,
-            [
-                entry_key(call_sid),
-                queue_key(queue, language),
-                stats_key(queue, language, "wait"),
-                stats_key(queue, language, "talk"),
-                ended_key(leg),
-            ],
+            [entry_key(call_sid), ended_key(leg), *line_load_keys(queue, language)],
             [call_sid, queue, language, priority, arrival, HISTORY_LENGTH, *agents],
             now,
         )
@@ -509,8 +512,13 @@ class CallerOps(QueueBase):
             return HangUp(left=to_place(reply[1:]), kept_for_callback=False, freed_agent=None)
         if kind == "kept":
             return HangUp(left=None, kept_for_callback=True, freed_agent=None)
-        if kind == "freed" and len(reply) == 2:
-            return HangUp(left=None, kept_for_callback=False, freed_agent=text(reply[1]))
+        if kind == "freed" and len(reply) == 3:
+            return HangUp(
+                left=None,
+                kept_for_callback=False,
+                freed_agent=text(reply[1]),
+                assigned=to_assignment(reply[2]),
+            )
         if kind == "released" and len(reply) == 2:
             return HangUp(
                 left=None, kept_for_callback=False, freed_agent=None, released_agent=text(reply[1])

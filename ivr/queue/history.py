@@ -1,4 +1,4 @@
-"""Recent wait and talk durations of each line, and the load the wait estimate needs."""
+"""Recent wait, talk and connect durations of each line, and the load the wait estimate needs."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from ivr.queue.base import QueueBase, check_agent, check_line, text
 from ivr.queue.keys import queue_key, stats_key
 
 HISTORY_LENGTH: Final = 50
-"""How many recent wait and talk durations each line keeps."""
+"""How many recent wait, talk and connect durations each line keeps."""
 HISTORY_TTL_SECONDS: Final = 7 * 24 * 3600
 
 
@@ -30,6 +30,12 @@ class LineLoad:
     """Newest first, at most `HISTORY_LENGTH`."""
     busy_seconds: tuple[float, ...] = ()
     """How long each busy agent has been talking (0 while its caller is being put through)."""
+    recent_connect_seconds: tuple[int, ...] = ()
+    """How long agents took from being assigned a holding caller to answering (ringing and the
+    whisper), newest first, at most `HISTORY_LENGTH`."""
+    connecting_seconds: tuple[float, ...] = ()
+    """For each busy agent whose caller is still being put through (counted as 0 in
+    `busy_seconds`): how long since that caller was assigned to it."""
 
 
 class HistoryOps(QueueBase):
@@ -43,19 +49,18 @@ class HistoryOps(QueueBase):
         """Remember how long a conversation lasted; atomic (MULTI), keeps the newest 50."""
         self._record(stats_key(queue, language, "talk"), queue, language, talk_seconds)
 
+    def record_connect(self, queue: str, language: str, connect_seconds: int) -> None:
+        """Remember how long an agent took from being assigned a holding caller to answering;
+        atomic (MULTI), keeps the newest 50."""
+        self._record(stats_key(queue, language, "connect"), queue, language, connect_seconds)
+
     def line_load(self, queue: str, language: str, agent_ids: Sequence[str]) -> LineLoad:
         """Callers, available and busy agents among `agent_ids`, and recent history of one line,
         for the wait estimate; atomic (one script: sweeps first, settles stale agents)."""
         check_line(queue, language)
         agents = unique_agents(agent_ids)
         reply = self._run(
-            self._line_load,
-            keys=[
-                queue_key(queue, language),
-                stats_key(queue, language, "wait"),
-                stats_key(queue, language, "talk"),
-            ],
-            args=[HISTORY_LENGTH, *agents],
+            self._line_load, keys=line_load_keys(queue, language), args=[HISTORY_LENGTH, *agents]
         )
         return to_line_load(reply)
 
@@ -78,11 +83,23 @@ def unique_agents(agent_ids: Sequence[str]) -> list[str]:
     return agents
 
 
+def line_load_keys(queue: str, language: str) -> list[str]:
+    """The keys a line's load is read from, in the order the scripts take them (see
+    `scripts.HELPERS` line_load): the line's zset, its wait, talk and connect histories."""
+    return [
+        queue_key(queue, language),
+        stats_key(queue, language, "wait"),
+        stats_key(queue, language, "talk"),
+        stats_key(queue, language, "connect"),
+    ]
+
+
 def to_line_load(reply: object) -> LineLoad:
-    """A {waiting, available, busy, {waits}, {talks}, {busy ms}} reply as a LineLoad."""
-    if not isinstance(reply, list) or len(reply) != 6:
+    """A {waiting, available, busy, {waits}, {talks}, {busy ms}, {connects}, {connecting ms}}
+    reply (LINE_LOAD's, and HOLD_ROUND's fifth item) as a LineLoad."""
+    if not isinstance(reply, list) or len(reply) != 8:
         raise RuntimeError(f"unexpected reply from a line load script: {reply!r}")
-    waiting, available, busy, waits, talks, elapsed = reply
+    waiting, available, busy, waits, talks, elapsed, connects, connecting = reply
     return LineLoad(
         waiting=int(waiting),
         agents_available=int(available),
@@ -90,4 +107,6 @@ def to_line_load(reply: object) -> LineLoad:
         recent_talk_seconds=tuple(int(text(t)) for t in talks),
         recent_wait_seconds=tuple(int(text(w)) for w in waits),
         busy_seconds=tuple(int(text(ms)) / 1000 for ms in elapsed),
+        recent_connect_seconds=tuple(int(text(c)) for c in connects),
+        connecting_seconds=tuple(int(text(ms)) / 1000 for ms in connecting),
     )

@@ -32,7 +32,9 @@ ENTRY_SUFFIX: Final = ":entry"
 CONNECTION_SUFFIX: Final = ":agent"
 AGENT_PREFIX: Final = f"{KEY_PREFIX}agent:"
 
-HistoryKind = Literal["wait", "talk"]
+HistoryKind = Literal["wait", "talk", "connect"]
+"""What a history list holds: how long answered callers waited, conversations lasted, or agents
+took from being assigned a holding caller to answering (ringing and the whisper)."""
 
 
 def queue_key(queue: str, language: str) -> str:
@@ -89,7 +91,7 @@ def call_reference_key(call_sid: str) -> str:
 
 
 def stats_key(queue: str, language: str, kind: HistoryKind) -> str:
-    """LIST of recent wait or talk durations (seconds, newest first) of one line."""
+    """LIST of recent wait, talk or connect durations (seconds, newest first) of one line."""
     return f"{KEY_PREFIX}stats:{queue}:{language}:{kind}"
 
 

@@ -107,9 +107,9 @@ local function place_of(sid, e)
 end
 
 -- {call SID, agent, queue, language, priority, enqueued_ms, assigned_ms, callback, our number,
--- reference, callback code} of an assigned call ('' for what is absent).
-local function assignment_of(sid)
-  local e = read_entry(sid)
+-- reference, callback code} of an assigned call ('' for what is absent); `e`: its entry, if read.
+local function assignment_of(sid, e)
+  e = e or read_entry(sid)
   return {sid, e.agent, e.queue, e.language, e.priority, e.enqueued_ms, e.assigned_ms,
     e.callback or '', e.our_number or '', e.reference or '', e.callback_code or ''}
 end
@@ -332,24 +332,41 @@ local function join_line(sid, line, queue, language, priority, enqueued_ms)
     enqueued_ms = enqueued_ms})
 end
 
--- {waiting, available, busy, {wait seconds...}, {talk seconds...}, {busy ms...}} of one line; the
--- agents are ARGV[first_agent..], their statuses settled as agent_state does. Busy ms: how long
--- each busy agent has been talking (0 while its caller is still being put through).
-local function line_load(line, waits, talks, history_length, first_agent)
-  local available, busy, elapsed = 0, 0, {}
-  for i = first_agent, #ARGV do
-    local status = agent_state(ARGV[i])
+-- The load of one line: {waiting, available, busy, {wait seconds...}, {talk seconds...},
+-- {busy ms...}, {connect seconds...}, {connecting ms...}}. KEYS[first_key..first_key + 3] are the
+-- line's zset and its wait, talk and connect history lists; ARGV[history_arg] is the history
+-- length and the agent ids follow it, their statuses settled as agent_state does. Busy ms: how
+-- long each busy agent has been talking (0 while its caller is still being put through);
+-- connecting ms: for each busy agent whose caller is still being put through, how long since the
+-- caller was assigned to it (the entry's assigned_ms: agent_state has just checked that the
+-- entry names this agent).
+local function line_load(first_key, history_arg)
+  local line, waits, talks, connects = KEYS[first_key], KEYS[first_key + 1],
+    KEYS[first_key + 2], KEYS[first_key + 3]
+  local available, busy, elapsed, connecting = 0, 0, {}, {}
+  for i = history_arg + 1, #ARGV do
+    local aid = ARGV[i]
+    local status = agent_state(aid)
     if status == 'available' then
       available = available + 1
     elseif status == 'busy' then
       busy = busy + 1
-      local since = redis.call('HGET', agent_of(ARGV[i]), 'connected_ms')
-      elapsed[#elapsed + 1] = since and int_str(math.max(0, NOW - tonumber(since))) or '0'
+      local a = redis.call('HMGET', agent_of(aid), 'call', 'call_state', 'connected_ms')
+      if a[2] == 'connected' then
+        elapsed[#elapsed + 1] = a[3] and int_str(math.max(0, NOW - tonumber(a[3]))) or '0'
+      else
+        elapsed[#elapsed + 1] = '0'
+        local assigned = redis.call('HGET', entry_of(a[1]), 'assigned_ms')
+        if assigned then
+          connecting[#connecting + 1] = int_str(math.max(0, NOW - tonumber(assigned)))
+        end
+      end
     end
   end
-  local last = tonumber(history_length) - 1
+  local last = tonumber(ARGV[history_arg]) - 1
   return {redis.call('ZCARD', line), available, busy, redis.call('LRANGE', waits, 0, last),
-    redis.call('LRANGE', talks, 0, last), elapsed}
+    redis.call('LRANGE', talks, 0, last), elapsed, redis.call('LRANGE', connects, 0, last),
+    connecting}
 end
 """
 
@@ -454,7 +471,9 @@ HANG_UP: Final = _script(
 -- Returns one of
 --   {'left', queue, language, priority, position, size, enqueued_ms}  was waiting, now removed
 --   {'kept'}                                                          waiting for a callback, kept
---   {'freed', agent}                     was assigned, not connected: entry gone, agent released
+--   {'freed', agent, assignment}         was assigned, not connected: entry gone, agent released;
+--                                        the assignment as claim_next returns it (queue, language,
+--                                        priority, enqueued_ms, assigned_ms, callback, ...)
 --   {'released', agent}                 was talking to this agent, which is now released
 --   {'none'}                                                          nothing to do
 """,
@@ -466,9 +485,10 @@ if tonumber(ARGV[11]) > 0 then
 end
 local e = read_entry(sid)
 if e and e.agent then
+  local assigned = assignment_of(sid, e)
   local gone = drop_call(sid)
   if gone[8] ~= '' then
-    result = {'freed', gone[8]}
+    result = {'freed', gone[8], assigned}
   end
 elseif e and e.callback and hanging_up and is_live(sid) then
   result = {'kept'}
@@ -590,9 +610,11 @@ return 1
 HOLD_ROUND: Final = _script(
     """\
 -- KEYS[4] = entry hash of the holding call
--- KEYS[5] = queue zset of the line it holds for (to rejoin; its load is reported)
--- KEYS[6] = wait history list of that line
--- KEYS[7] = talk history list of that line
+-- KEYS[5] = the ended marker of the call leg holding (see HANG_UP)
+-- KEYS[6] = queue zset of the line it holds for (to rejoin; its load is reported)
+-- KEYS[7] = wait history list of that line
+-- KEYS[8] = talk history list of that line
+-- KEYS[9] = connect history list of that line
 -- ARGV[9] = call SID
 -- ARGV[10] = queue name
 -- ARGV[11] = language
@@ -600,16 +622,14 @@ HOLD_ROUND: Final = _script(
 -- ARGV[13] = original arrival, ms, for a rejoin
 -- ARGV[14] = history length
 -- ARGV[15..] = ids of the agents serving that line
--- KEYS[8] = the ended marker of the call leg holding (see HANG_UP)
 -- Returns {rejoined (0 or 1), place or {}, assignment or {}, {assignment...} made by this
--- round's dispatch, {waiting, available, busy, {wait seconds...}, {talk seconds...}, {busy ms...}},
--- ended (0
--- or 1)}. A leg that has ended changes nothing: a late or replayed poll never rejoins the line.
+-- round's dispatch, the line's load as LINE_LOAD returns it, ended (0 or 1)}. A leg that has
+-- ended changes nothing: a late or replayed poll never rejoins the line.
 """,
     """
 local sid = ARGV[9]
-if redis.call('EXISTS', KEYS[8]) == 1 then
-  return {0, {}, {}, {}, line_load(KEYS[5], KEYS[6], KEYS[7], ARGV[14], 15), 1}
+if redis.call('EXISTS', KEYS[5]) == 1 then
+  return {0, {}, {}, {}, line_load(6, 14), 1}
 end
 sweep(REQUEST_SWEEP)
 local rejoined = 0
@@ -621,7 +641,7 @@ if e then
   end
 else
   -- Redis lost the call, or its heartbeat lapsed: back at its original arrival.
-  join_line(sid, KEYS[5], ARGV[10], ARGV[11], ARGV[12], ARGV[13])
+  join_line(sid, KEYS[6], ARGV[10], ARGV[11], ARGV[12], ARGV[13])
   rejoined = 1
 end
 -- After the heartbeat and any rejoin, so that this caller can be handed to an agent this round.
@@ -633,7 +653,7 @@ if e and e.agent then
 elseif e then
   place = place_of(sid, e)
 end
-return {rejoined, place, assignment, dispatched, line_load(KEYS[5], KEYS[6], KEYS[7], ARGV[14], 15), 0}
+return {rejoined, place, assignment, dispatched, line_load(6, 14), 0}
 """,
 )
 """One round of holding: heartbeat or rejoin, dispatch, assignment or place, line load (hold_round)."""
@@ -870,14 +890,17 @@ LINE_LOAD: Final = _script(
 -- KEYS[4] = queue zset
 -- KEYS[5] = wait history list
 -- KEYS[6] = talk history list
+-- KEYS[7] = connect history list
 -- ARGV[9] = history length
 -- ARGV[10..] = agent ids
--- Returns {waiting, available, busy, {wait seconds...}, {talk seconds...}, {busy ms...}}, newest
--- first.
+-- Returns {waiting, available, busy, {wait seconds...}, {talk seconds...}, {busy ms...},
+-- {connect seconds...}, {connecting ms...}}: the histories newest first, at most the history
+-- length; busy ms one per busy agent (0 while its caller is being put through); connecting ms
+-- one per busy agent whose caller is being put through, since that caller was assigned.
 """,
     """
 sweep(REQUEST_SWEEP)
-return line_load(KEYS[4], KEYS[5], KEYS[6], ARGV[9], 10)
+return line_load(4, 9)
 """,
 )
 """Everything the wait estimate of one line needs, in one round trip (line_load)."""

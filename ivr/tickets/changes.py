@@ -41,7 +41,9 @@ class QueueEvent(StrEnum):
     RINGNOANSWER = "RINGNOANSWER"  # an agent was rung, did not answer; the caller waits on
     COMPLETECALLER = "COMPLETECALLER"  # conversation ended by the caller (talk_seconds)
     COMPLETEAGENT = "COMPLETEAGENT"  # conversation ended by the agent (talk_seconds)
-    ABANDON = "ABANDON"  # caller hung up while waiting (position, wait_seconds)
+    # Caller hung up while waiting (position, wait_seconds), or after an agent was assigned and
+    # before the agent answered (no position; agent, wait_seconds, data: stage = connecting).
+    ABANDON = "ABANDON"
     EXITWITHKEY = "EXITWITHKEY"  # caller left by pressing a key (data: key, to: callback|voicemail)
     EXITWITHTIMEOUT = "EXITWITHTIMEOUT"  # waited past max wait; offered callback/voicemail
     EXITFULL = "EXITFULL"  # queue was full when the caller arrived (never entered)

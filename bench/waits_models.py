@@ -194,15 +194,20 @@ class _Uniformized:
         if t <= 0:
             return 0.0
         weights = _poisson_pmf(self.top * t, self.steps)
-        return float(min(1.0, math.fsum(weights * self.absorbed)))
+        # Ticks beyond the last step (past the t it was built for) count as that step's share.
+        beyond = max(0.0, 1.0 - math.fsum(weights)) * float(self.absorbed[-1])
+        return float(min(1.0, math.fsum(weights * self.absorbed) + beyond))
 
 
 def _t_max(rates: np.ndarray, top_q: float) -> float:
     """A time the wait (without the connect time) stays below with probability at least `top_q`:
-    by Cantelli, P(W > mean + c sd) <= 1 / (1 + c^2)."""
+    the tighter of Cantelli's bound, P(W > mean + c sd) <= 1 / (1 + c^2), and Chernoff's at
+    lambda = half the smallest rate, P(W > t) <= 2^(k+1) exp(-lambda t)."""
     mean = float(np.sum(1.0 / rates))
     sd = math.sqrt(float(np.sum(1.0 / rates**2)))
-    return mean + sd * (math.sqrt(top_q / (1 - top_q)) + 1)
+    cantelli = mean + sd * math.sqrt(top_q / (1 - top_q))
+    chernoff = (len(rates) * math.log(2) - math.log(1 - top_q)) * 2 / float(rates.min())
+    return min(cantelli, chernoff)
 
 
 def wait_cdf(

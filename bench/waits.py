@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from bench.waits_legacy import legacy_estimate
 from bench.waits_models import (
     GROUPS,
     Model,
@@ -44,6 +45,9 @@ from bench.waits_models import (
     model_of,
     spread,
 )
+from ivr.simulator.load import Estimator
+from ivr.switchboard import EstimateMade
+from ivr.waits import WaitEstimate, formula_estimate, line_estimate
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "scenarios" / "waits"
@@ -726,6 +730,31 @@ def scenario_files() -> list[Path]:
     return sorted(files, key=lambda p: (rank.get(p.stem, len(rank)), p.stem))
 
 
+def compared() -> dict[str, Estimator]:
+    """`legacy` and `formula`, made at every hold round from the line state `live` was made from.
+    Each says its range as it did: the queue's `wait_range` factors around its estimate."""
+
+    def legacy(made: EstimateMade) -> WaitEstimate | None:
+        seconds = legacy_estimate(
+            made.place.position,
+            made.place.priority,
+            made.load.agents_available,
+            made.load.busy_seconds,
+            made.load.recent_talk_seconds,
+            made.queue.default_handle_time,
+            made.history,
+        )
+        if seconds is None:
+            return None
+        return formula_estimate(seconds, made.queue.wait_range, made.place.position)
+
+    def formula(made: EstimateMade) -> WaitEstimate | None:
+        queue = made.queue.model_copy(update={"wait_estimate": "formula"})
+        return line_estimate(queue, made.place.position, made.place.priority, made.load, None)
+
+    return {"legacy": legacy, "formula": formula}
+
+
 def run_all(files: Sequence[Path]) -> list[ScenarioRun]:
     """Each scenario once with `live`; the original five again without the position rule."""
     from ivr.simulator.load import load_scenario, run_load
@@ -734,7 +763,7 @@ def run_all(files: Sequence[Path]) -> list[ScenarioRun]:
     for path in files:
         scenario = load_scenario(path)
         print(f"bench.waits: {scenario.name} ...", file=sys.stderr, flush=True)
-        result = run_load(scenario, RULES, PROMPTS, "live")
+        result = run_load(scenario, RULES, PROMPTS, "live", compare=compared())
         off = None
         if scenario.name in ORIGINAL:
             rule_off = {"position_only_down": False}

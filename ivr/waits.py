@@ -302,8 +302,8 @@ def line_estimate(
         load.recent_talk_seconds,
         queue.default_handle_time,
         history,
-        connecting_seconds=getattr(load, "connecting_seconds", ()),
-        recent_connect_seconds=getattr(load, "recent_connect_seconds", ()),
+        connecting_seconds=load.connecting_seconds,
+        recent_connect_seconds=load.recent_connect_seconds,
         percentiles=queue.wait_percentiles,
     )
 

@@ -192,6 +192,9 @@ class SimulatedCall:
         """Simulation seconds when the caller was first put through to an agent."""
         self.agent_done_at: float | None = None
         """Simulation seconds when that first conversation ended."""
+        self.answered_at: float | None = None
+        """Simulation seconds when an agent first picked up (before their whisper): the end of the
+        caller's wait, as the line measures it (`Switchboard.answered`)."""
         self.patience: float | None = None
         """Seconds the caller holds on once in a queue before hanging up (None: no limit)."""
         self._deadline_before_patience: float | None = None
@@ -658,6 +661,11 @@ class SimulatedCall:
         status, talked, dial_sid = "no-answer", 0, self.sim.new_sid()
         try:
             yield from self._sleep(agent.answer_after if answers else timeout)
+            # Our model: the dialed call (the agent's leg) lasts from the agent's answer to its
+            # hang-up, its whisper included; DialCallDuration is that call's duration.
+            picked_up = self.sim.t
+            if answers and self.answered_at is None:
+                self.answered_at = picked_up
             if answers and noun.attr("url"):
                 answers = yield from self._whisper(
                     urljoin(url, noun.attr("url") or ""), noun, dial_sid
@@ -666,11 +674,10 @@ class SimulatedCall:
                 status = "completed"
                 self._reach_agent()
                 self.log("agent", f"{target} answers; caller and agent talk", target=target)
-                started = self.sim.t
                 try:
                     yield from self._sleep(agent.conversation_seconds())
                 finally:
-                    talked = round(self.sim.t - started)
+                    talked = round(self.sim.t - picked_up)
                     if self.agent_done_at is None:
                         self.agent_done_at = self.sim.t
                 self.log("agent", f"{target} hangs up after {talked} s", seconds=talked)
@@ -737,6 +744,8 @@ class SimulatedCall:
                 yield from self._sleep(min(1.0, until - self.sim.t))
         if other is not None:
             other.bridge(self.sid, noun.attr("url") and urljoin(url, noun.attr("url") or ""))
+            if other.answered_at is None:
+                other.answered_at = self.sim.t
             status = "completed"
             self._reach_agent()
             self.log("agent", f"connected with {other.number} from queue {name}")

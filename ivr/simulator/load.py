@@ -561,6 +561,14 @@ def run_load(
     )
 
 
+def _wait_ended(call: SimulatedCall) -> float | None:
+    """When the caller's wait ended as the line measures it: an agent picked up (the whisper then
+    plays to the agent while the caller is put through); None when they never talked to one."""
+    if call.connected_at is None:
+        return None
+    return call.answered_at if call.answered_at is not None else call.connected_at
+
+
 def _hung_up_after_assignment(call: SimulatedCall) -> bool:
     """The caller was rung through to an agent (a <Dial> after holding) and never talked to one."""
     return (
@@ -692,7 +700,7 @@ def _result(
         fates[fate] += 1
         by_stream.setdefault(name, Counter())[fate] += 1
         for index, heard in enumerate(recorder.heard.get(call.sid, [])):
-            actual = None if call.connected_at is None else call.connected_at - heard.at
+            actual = None if (end := _wait_ended(call)) is None else end - heard.at
             pairs.append(
                 Pair(
                     call=call.sid,
@@ -729,7 +737,7 @@ def _result(
                 agents_available=made.load.agents_available,
                 agents_busy=made.load.agents_busy,
                 estimates=estimates,
-                actual=None if held.connected_at is None else round(held.connected_at - at, 1),
+                actual=None if (end := _wait_ended(held)) is None else round(end - at, 1),
                 fate=fate_of(held, recorder.callbacks, horizon),
                 history=bisect.bisect_left(done.get(made.place.queue, []), at),
             )

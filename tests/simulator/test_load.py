@@ -186,6 +186,39 @@ def test_lognormal_talk_has_the_mean_and_sd_asked_for() -> None:
     assert statistics.stdev(values) == pytest.approx(120, rel=0.08)
 
 
+def test_exponential_talk_has_its_mean_as_its_sd_and_fixed_talk_is_the_mean() -> None:
+    sample = load_module.Talk(240, distribution="exponential").sampler(random.Random(5))
+    values = [sample() for _ in range(20000)]
+    assert statistics.fmean(values) == pytest.approx(240, rel=0.03)
+    assert statistics.stdev(values) == pytest.approx(240, rel=0.05)
+    fixed = load_module.Talk(240, distribution="fixed").sampler(random.Random(5))
+    assert {fixed() for _ in range(10)} == {240}
+
+
+def test_talk_and_patience_distributions_are_read_from_the_scenario(tmp_path: Path) -> None:
+    good = yaml.safe_load((WAITS / "steady.yaml").read_text())
+    stream = {"keys": "2,2,2", "arrivals": [{"per_hour": 9}]}
+    path = tmp_path / "options.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                **good,
+                "talk": {"distribution": "exponential", "mean": 240},
+                "callers": [
+                    {**stream, "patience": {"distribution": "exponential", "mean": 300}},
+                    {**stream, "patience": {"mean": 300}},
+                    {**stream, "patience": 300},
+                ],
+            }
+        )
+    )
+    scenario = load_scenario(path)
+    assert (scenario.talk.distribution, scenario.talk.mean) == ("exponential", 240)
+    assert [s.patience for s in scenario.streams] == [300, 300, 300]
+    steady = load_scenario(WAITS / "steady.yaml").talk
+    assert (steady.distribution, steady.mean, steady.sd) == ("lognormal", 240, 120)
+
+
 def test_arrivals_are_poisson_per_period_and_seeded() -> None:
     periods = (Arrivals(0, 60, 60), Arrivals(60, 120, 0), Arrivals(120, 180, 600))
     times = arrival_times(periods, random.Random(9))
@@ -211,6 +244,33 @@ def test_a_scenario_with_a_mistake_is_refused_naming_the_key(tmp_path: Path) -> 
         ({"targets": {"inside_percent": 80}}, "targets: inside_percent must be [low, high]"),
         ({"targets": {"inside_percent": [85, 75]}}, "inside_percent needs low <= high <= 100"),
         ({"targets": {"position_rises": -1}}, "targets: position_rises must be a number >= 0"),
+        (
+            {"talk": {"distribution": "exponential", "mean": 240, "sd": 120}},
+            "bad.yaml: talk: sd is for the lognormal distribution only; exponential takes the "
+            "mean alone",
+        ),
+        ({"talk": {"distribution": "fixed", "mean": 240, "sd": 1}}, "talk: sd is for the"),
+        (
+            {"talk": {"distribution": "gamma", "mean": 240}},
+            "talk: distribution must be one of lognormal, exponential, fixed (got 'gamma')",
+        ),
+        ({"talk": {"mean": 240, "cv": 1}}, "talk: unknown keys cv"),
+        (
+            {"callers": [{"keys": "2", "arrivals": [{"per_hour": 9}], "patience": {"mean": -1}}]},
+            "callers[0]: patience: mean must be a number >= 0",
+        ),
+        (
+            {
+                "callers": [
+                    {
+                        "keys": "2",
+                        "arrivals": [{"per_hour": 9}],
+                        "patience": {"distribution": "lognormal", "mean": 300},
+                    }
+                ]
+            },
+            "callers[0]: patience: distribution must be exponential (got 'lognormal')",
+        ),
     ]:
         path = tmp_path / "bad.yaml"
         path.write_text(yaml.safe_dump({**good, **change}))

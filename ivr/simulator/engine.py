@@ -196,8 +196,12 @@ class SimulatedCall:
         """Simulation seconds when an agent first picked up (before their whisper): the end of the
         caller's wait, as the line measures it (`Switchboard.answered`)."""
         self.patience: float | None = None
-        """Seconds the caller holds on once in a queue before hanging up (None: no limit)."""
-        self._deadline_before_patience: float | None = None
+        """Seconds the caller holds on in a queue before hanging up (None: no limit); counted only
+        while they hold, not while being put through to an agent."""
+        self._patience_left: float | None = None
+        """What is left of `patience` (None: they have not held yet)."""
+        self._patience_ends: float | None = None
+        """While they hold: the instant their patience runs out (None: it is not running)."""
         self.ended = False
         self.status = "in-progress"
         self.in_queue = False
@@ -244,11 +248,20 @@ class SimulatedCall:
                 raise _Redirected(url)
             if self.bridged_by is not None and self.in_queue:
                 raise _Bridged(self.bridged_by)
-            if self.sim.t >= self.deadline:
+            hangs_up = self.hangs_up_at
+            if self.sim.t >= hangs_up:
                 raise _HungUp()
             if self.sim.t >= end:
                 return
-            yield min(end, self.deadline) - self.sim.t
+            yield min(end, hangs_up) - self.sim.t
+
+    @property
+    def hangs_up_at(self) -> float:
+        """When the caller hangs up if nothing else ends the call first: at their `deadline`, or
+        when their patience runs out while they hold."""
+        if self._patience_ends is None:
+            return self.deadline
+        return min(self.deadline, self._patience_ends)
 
     # --- the caller's timeline ------------------------------------------------------------------
 
@@ -297,26 +310,46 @@ class SimulatedCall:
         reply = self.sim.request(method, url, params, self)
         self.log("request", f"{method} {_path(url)}", params={k: v for k, v in extra.items()})
         verbs = _accepted(reply, _path(url))
-        self._note_queue(url)
+        self._note_queue(url, verbs)
         return verbs
 
-    def _note_queue(self, url: str) -> None:
+    def _note_queue(self, url: str, verbs: tuple[Verb, ...]) -> None:
+        """A hold round of the app's queue (`/hold?queue=...`): the caller holds, and their patience
+        runs, unless the answer puts them through to an agent (a <Dial>): then it pauses."""
         query = dict(parse_qsl(urlsplit(url).query))
         queue = query.get("queue")
-        if urlsplit(url).path.endswith("/hold") and queue and queue not in self.queues:
+        if not (urlsplit(url).path.endswith("/hold") and queue):
+            return
+        if queue not in self.queues:
             self.queues.append(queue)
             self.log("queue", f"joins queue {queue}", queue=queue)
-            if self.patience is not None and self._deadline_before_patience is None:
-                self._deadline_before_patience = self.deadline
-                self.deadline = min(self.deadline, self.sim.t + self.patience)
+        if any(verb.name == "Dial" for verb in verbs):
+            self._pause_patience()
+        else:
+            self._run_patience()
+
+    def _run_patience(self) -> None:
+        """The caller holds: their patience runs down from what is left of it."""
+        if self.patience is None or self._patience_ends is not None:
+            return
+        if self._patience_left is None:
+            self._patience_left = self.patience
+        self._patience_ends = self.sim.t + self._patience_left
+
+    def _pause_patience(self) -> None:
+        """The caller is being put through to an agent: they wait for the agent, not the queue, and
+        keep what is left of their patience in case they are put back on hold."""
+        if self._patience_ends is None:
+            return
+        self._patience_left = max(0.0, self._patience_ends - self.sim.t)
+        self._patience_ends = None
 
     def _reach_agent(self) -> None:
-        """The caller talks to an agent now: note when, and they no longer lose patience."""
+        """The caller talks to an agent now: note when; their patience does not run meanwhile."""
         self.reached_agent = True
         if self.connected_at is None:
             self.connected_at = self.sim.t
-        if self._deadline_before_patience is not None:
-            self.deadline = self._deadline_before_patience
+        self._pause_patience()
 
     def post_quietly(self, url: str, method: str, extra: dict[str, str]) -> None:
         """A request whose TwiML Twilio ignores (the caller is gone)."""
@@ -1090,7 +1123,9 @@ class Simulator:
     ) -> SimulatedCall:
         """An inbound call from `number` to `called`, arriving `at` seconds into the simulation;
         the caller hangs up `hangup_after` seconds after dialling, if the call lasts that long,
-        or `patience` seconds after joining a queue, unless an agent answers first."""
+        or once they have held `patience` seconds in a queue: the time between an agent being
+        assigned (the hold round answers with a <Dial>) and the caller being put back on hold
+        (the agent did not answer), or talking, does not count."""
         call = SimulatedCall(
             self,
             self.new_sid(),

@@ -4,7 +4,8 @@ A scenario (YAML, see scenarios/waits/) says when the run starts and how long ca
 the streams of callers (the keys that take them to a queue, Poisson arrivals per period, how patient
 they are, how many ask for a callback while holding), the agents' shifts (log in and out at given
 minutes, through the app's switchboard as the agent line does) and how long conversations last (a
-lognormal draw per conversation). Everything random is seeded: a scenario runs the same every time.
+lognormal, exponential or fixed length per conversation). Everything random is seeded: a scenario
+runs the same every time.
 
 While it runs, every wait estimate a caller hears is recorded (`accuracy.heard_interval`) with the
 wait that followed it, up to the moment an agent answered; `accuracy.summarize` makes the figures.
@@ -68,7 +69,8 @@ class Stream:
     keys: str
     arrivals: tuple[Arrivals, ...]
     patience: float | None = None
-    """Mean seconds (exponential) a caller holds before hanging up; None: they never do."""
+    """Mean seconds (exponential) a caller holds before hanging up; None: they never do. Only time
+    on hold counts, not the time an assigned agent takes to be put through."""
     callback_share: float = 0.0
     """Share of callers who press the callback key `callback_after` seconds into holding."""
     callback_after: float = 60.0
@@ -82,15 +84,23 @@ class Shift:
     logout: float | None = None
 
 
+TALK_DISTRIBUTIONS = ("lognormal", "exponential", "fixed")
+PATIENCE_DISTRIBUTIONS = ("exponential",)
+
+
 @dataclass(frozen=True)
 class Talk:
-    """Conversation length: lognormal with this mean and standard deviation (seconds)."""
+    """Conversation length in seconds, drawn per conversation: lognormal with this mean and standard
+    deviation (no sd: the mean every time), exponential with this mean, or fixed (the mean)."""
 
     mean: float
     sd: float = 0.0
+    distribution: str = "lognormal"
 
     def sampler(self, rng: random.Random) -> Callable[[], float]:
-        if self.sd <= 0:
+        if self.distribution == "exponential":
+            return lambda: rng.expovariate(1 / self.mean)
+        if self.distribution == "fixed" or self.sd <= 0:
             return lambda: self.mean
         sigma2 = math.log(1 + (self.sd / self.mean) ** 2)
         mu = math.log(self.mean) - sigma2 / 2
@@ -204,10 +214,6 @@ def load_scenario(path: Path) -> LoadScenario:
         _stream(_mapping(item, f"{path}: callers[{i}]"), f"{path}: callers[{i}]", duration)
         for i, item in enumerate(_list(data.get("callers"), f"{path}: callers"))
     )
-    talk = _mapping(data.get("talk", {"mean": 240}), f"{path}: talk")
-    mean = _number(talk, "mean", f"{path}: talk")
-    if mean <= 0:
-        raise LoadError(f"{path}: talk: mean must be above 0")
     rules = data.get("rules")
     return LoadScenario(
         path=path,
@@ -219,7 +225,7 @@ def load_scenario(path: Path) -> LoadScenario:
         seed=int(_number(data, "seed", str(path), 1)),
         rules=(path.parent / str(rules)).resolve() if rules else None,
         shifts=shifts,
-        talk=Talk(mean, _number(talk, "sd", f"{path}: talk", 0)),
+        talk=_talk(data.get("talk", {"mean": 240}), f"{path}: talk"),
         answer_after=_number(data, "answer_after", str(path), 5),
         streams=streams,
         targets=_targets(data.get("targets", {}), f"{path}: targets"),
@@ -251,6 +257,48 @@ def _targets(value: object, where: str) -> Targets:
     )
 
 
+def _distribution(item: Mapping[str, Any], where: str, known: tuple[str, ...]) -> str:
+    distribution = item.get("distribution", known[0])
+    if distribution not in known:
+        allowed = known[0] if len(known) == 1 else f"one of {', '.join(known)}"
+        raise LoadError(f"{where}: distribution must be {allowed} (got {distribution!r})")
+    return str(distribution)
+
+
+def _talk(value: object, where: str) -> Talk:
+    talk = _mapping(value, where)
+    unknown = sorted(set(talk) - {"mean", "sd", "distribution"})
+    if unknown:
+        raise LoadError(
+            f"{where}: unknown keys {', '.join(unknown)} (known: mean, sd, distribution)"
+        )
+    distribution = _distribution(talk, where, TALK_DISTRIBUTIONS)
+    mean = _number(talk, "mean", where)
+    if mean <= 0:
+        raise LoadError(f"{where}: mean must be above 0")
+    if "sd" in talk and distribution != "lognormal":
+        raise LoadError(
+            f"{where}: sd is for the lognormal distribution only; {distribution} takes the mean "
+            f"alone{' (its sd is the mean)' if distribution == 'exponential' else ''}"
+        )
+    return Talk(mean, _number(talk, "sd", where, 0), distribution)
+
+
+def _patience(item: Mapping[str, Any], where: str) -> float | None:
+    """A stream's mean patience: `patience: 300`, or `patience: {distribution: exponential, mean: 300}`."""
+    value = item.get("patience")
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        return _number(item, "patience", where)
+    at = f"{where}: patience"
+    unknown = sorted(set(value) - {"mean", "distribution"})
+    if unknown:
+        raise LoadError(f"{at}: unknown keys {', '.join(unknown)} (known: mean, distribution)")
+    _distribution(value, at, PATIENCE_DISTRIBUTIONS)
+    return _number(value, "mean", at)
+
+
 def _shift(item: Mapping[str, Any], where: str) -> Shift:
     agent = item.get("id")
     if not isinstance(agent, str) or not agent:
@@ -280,7 +328,6 @@ def _stream(item: Mapping[str, Any], where: str, duration: float) -> Stream:
         if end <= start or end > duration:
             raise LoadError(f"{at}: needs from < to <= duration_minutes ({duration:g})")
         periods.append(Arrivals(start, end, _number(period, "per_hour", at)))
-    patience = item.get("patience")
     share = _number(item, "callback_share", where, 0)
     if share > 1:
         raise LoadError(f"{where}: callback_share is a share, from 0 to 1")
@@ -288,7 +335,7 @@ def _stream(item: Mapping[str, Any], where: str, duration: float) -> Stream:
         name=str(item.get("name", keys)),
         keys=keys,
         arrivals=tuple(periods),
-        patience=None if patience is None else _number(item, "patience", where),
+        patience=_patience(item, where),
         callback_share=share,
         callback_after=_number(item, "callback_after", where, 60),
     )

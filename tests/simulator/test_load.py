@@ -186,6 +186,39 @@ def test_lognormal_talk_has_the_mean_and_sd_asked_for() -> None:
     assert statistics.stdev(values) == pytest.approx(120, rel=0.08)
 
 
+def test_exponential_talk_has_its_mean_as_its_sd_and_fixed_talk_is_the_mean() -> None:
+    sample = load_module.Talk(240, distribution="exponential").sampler(random.Random(5))
+    values = [sample() for _ in range(20000)]
+    assert statistics.fmean(values) == pytest.approx(240, rel=0.03)
+    assert statistics.stdev(values) == pytest.approx(240, rel=0.05)
+    fixed = load_module.Talk(240, distribution="fixed").sampler(random.Random(5))
+    assert {fixed() for _ in range(10)} == {240}
+
+
+def test_talk_and_patience_distributions_are_read_from_the_scenario(tmp_path: Path) -> None:
+    good = yaml.safe_load((WAITS / "steady.yaml").read_text())
+    stream = {"keys": "2,2,2", "arrivals": [{"per_hour": 9}]}
+    path = tmp_path / "options.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                **good,
+                "talk": {"distribution": "exponential", "mean": 240},
+                "callers": [
+                    {**stream, "patience": {"distribution": "exponential", "mean": 300}},
+                    {**stream, "patience": {"mean": 300}},
+                    {**stream, "patience": 300},
+                ],
+            }
+        )
+    )
+    scenario = load_scenario(path)
+    assert (scenario.talk.distribution, scenario.talk.mean) == ("exponential", 240)
+    assert [s.patience for s in scenario.streams] == [300, 300, 300]
+    steady = load_scenario(WAITS / "steady.yaml").talk
+    assert (steady.distribution, steady.mean, steady.sd) == ("lognormal", 240, 120)
+
+
 def test_arrivals_are_poisson_per_period_and_seeded() -> None:
     periods = (Arrivals(0, 60, 60), Arrivals(60, 120, 0), Arrivals(120, 180, 600))
     times = arrival_times(periods, random.Random(9))
@@ -211,6 +244,33 @@ def test_a_scenario_with_a_mistake_is_refused_naming_the_key(tmp_path: Path) -> 
         ({"targets": {"inside_percent": 80}}, "targets: inside_percent must be [low, high]"),
         ({"targets": {"inside_percent": [85, 75]}}, "inside_percent needs low <= high <= 100"),
         ({"targets": {"position_rises": -1}}, "targets: position_rises must be a number >= 0"),
+        (
+            {"talk": {"distribution": "exponential", "mean": 240, "sd": 120}},
+            "bad.yaml: talk: sd is for the lognormal distribution only; exponential takes the "
+            "mean alone",
+        ),
+        ({"talk": {"distribution": "fixed", "mean": 240, "sd": 1}}, "talk: sd is for the"),
+        (
+            {"talk": {"distribution": "gamma", "mean": 240}},
+            "talk: distribution must be one of lognormal, exponential, fixed (got 'gamma')",
+        ),
+        ({"talk": {"mean": 240, "cv": 1}}, "talk: unknown keys cv"),
+        (
+            {"callers": [{"keys": "2", "arrivals": [{"per_hour": 9}], "patience": {"mean": -1}}]},
+            "callers[0]: patience: mean must be a number >= 0",
+        ),
+        (
+            {
+                "callers": [
+                    {
+                        "keys": "2",
+                        "arrivals": [{"per_hour": 9}],
+                        "patience": {"distribution": "lognormal", "mean": 300},
+                    }
+                ]
+            },
+            "callers[0]: patience: distribution must be exponential (got 'lognormal')",
+        ),
     ]:
         path = tmp_path / "bad.yaml"
         path.write_text(yaml.safe_dump({**good, **change}))
@@ -221,12 +281,68 @@ def test_a_scenario_with_a_mistake_is_refused_naming_the_key(tmp_path: Path) -> 
 def test_every_shipped_scenario_loads_and_names_agents_of_its_rules() -> None:
     files = sorted(WAITS.glob("*.yaml"))  # what the README's --load scenarios/waits/*.yaml takes
     names = {f.stem for f in files}
-    assert names == {"steady", "peak", "agents_logout", "callbacks_abandon", "emergency"}
+    assert names == {
+        "steady",
+        "peak",
+        "agents_logout",
+        "callbacks_abandon",
+        "emergency",
+        *ERLANG,
+        "steady_cv1",
+        "steady_20",
+    }
     for name in names:
         scenario = load_scenario(WAITS / f"{name}.yaml")
         rules = load_bundle(scenario.rules or RULES, PROMPTS).rules
         assert {s.agent for s in scenario.shifts} <= set(rules.agents), name
         assert scenario.start.weekday() == 0 and scenario.start.hour == 15  # 10:00 New York
+
+
+ERLANG = {
+    "erlang_c_s4_072",
+    "erlang_c_s4_084",
+    "erlang_c_s4_095",
+    "erlang_c_s20_090",
+    "erlang_a_s4_084",
+    "erlang_a_s4_119",
+    "erlang_a_s20_109",
+}
+CONNECT_SECONDS = 11.2
+"""On the single-line rules with answer_after 0: "connecting" (4.8 s) and the whisper (6.4 s)."""
+
+
+@pytest.mark.parametrize("name", sorted(ERLANG))
+def test_each_erlang_scenario_is_the_model_its_name_says(name: str) -> None:
+    scenario = load_scenario(WAITS / f"{name}.yaml")
+    _, model, agents, load = name.split("_")
+    (stream,) = scenario.streams
+    (arrivals,) = stream.arrivals
+    # One line, every agent there from minute 0 to the end, Poisson arrivals all along.
+    assert scenario.rules == WAITS / "rules" / "single_line.yaml"
+    assert scenario.answer_after == 0 and stream.keys == "0"
+    assert [(s.login, s.logout) for s in scenario.shifts] == [(0, None)] * int(agents[1:])
+    assert (arrivals.start, arrivals.end) == (0, scenario.duration)
+    assert (scenario.talk.distribution, scenario.talk.mean) == ("exponential", 240)
+    assert stream.patience == (300 if model == "a" else None)
+    assert stream.callback_share == 0
+    # The load the name says: per_hour / 3600 x (talk mean + connect time) / agents.
+    offered = arrivals.per_hour / 3600 * (240 + CONNECT_SECONDS) / int(agents[1:])
+    assert offered == pytest.approx(int(load) / 100, abs=0.005)
+    # Enough callers: ~700 at 4 agents, ~1,500 at 20.
+    callers = arrivals.per_hour * scenario.duration / 60
+    assert callers >= (690 if agents == "s4" else 1500)
+
+
+def test_the_single_line_rules_pass_ivr_check_and_have_one_queue_open_around_the_clock() -> None:
+    single = WAITS / "rules" / "single_line.yaml"
+    assert main(["check", str(single), "--prompts", str(PROMPTS)]) == 0
+    rules = load_bundle(single, PROMPTS).rules
+    assert list(rules.queues) == ["funds"] and rules.operator_queue == "funds"
+    (team,) = rules.teams.values()
+    assert all(day == (team.weekly[0][0],) for day in team.weekly.values())
+    assert (team.weekly[0][0].start, team.weekly[0][0].end, len(team.weekly)) == (0, 1440, 7)
+    assert len(rules.agents) == 20
+    assert all(agent.queues == ("funds",) for agent in rules.agents.values())
 
 
 def test_the_emergency_rules_copy_differs_only_in_its_agents() -> None:

@@ -48,6 +48,65 @@ def test_an_impatient_caller_hangs_up_that_long_after_joining_the_queue() -> Non
     assert call.ended_at - joined == 10
 
 
+def put_through_on_round(put_through: int) -> dict[str, object]:
+    """An app whose hold round `put_through` answers with "connecting" and a <Dial> to an agent,
+    whose leg hears a whisper first; each other round is 10 s of holding. An unanswered <Dial>
+    goes back to hold, as the app's /agent does."""
+    rounds = itertools.count(1)
+
+    def hold(params: dict[str, str]) -> str:
+        if next(rounds) == put_through:
+            return (
+                "<Response><Say>We are connecting you with an agent now.</Say>"
+                '<Dial action="/agent" timeout="30"><Number url="/whisper">+15550001</Number>'
+                "</Dial></Response>"
+            )
+        return '<Response><Say>Please hold.</Say><Pause length="9"/>' + AGAIN
+
+    return {
+        "/start": "<Response>" + AGAIN,
+        "/hold": hold,
+        "/whisper": "<Response><Say>Support call for withdrawals, in English.</Say></Response>",
+        "/agent": lambda params: (
+            "<Response><Hangup/></Response>"
+            if params["DialCallStatus"] == "completed"
+            else "<Response><Say>The agent is not available.</Say>" + AGAIN
+        ),
+    }
+
+
+AGAIN = "<Redirect>/hold?queue=funds</Redirect></Response>"
+
+
+def hold_requests(call: SimulatedCall) -> list[float]:
+    return [r.at for r in call.records if r.kind == "request" and r.text.startswith("POST /hold")]
+
+
+def test_patience_stops_when_an_agent_is_assigned_so_ring_and_whisper_do_not_lose_the_caller() -> (
+    None
+):
+    # Held 10 s, then "connecting" (about 3 s), a 20 s ring and the whisper (about 2 s): the caller's
+    # 15 s of patience would run out while the agent's phone rings if it counted the connecting.
+    agent = AgentBehaviour(answer_after=20, talk_seconds=60)
+    call, sim = place(put_through_on_round(2), patience=15, agent=agent)
+    sim.run()
+    assert call.connected_at is not None and call.agent_done_at is not None
+    assert call.connected_at - hold_requests(call)[1] > 15
+
+
+def test_a_caller_put_back_on_hold_gives_up_after_the_rest_of_their_patience() -> None:
+    # Twilio's <Dial> page: "The <Dial> verb will end the new call if: The called party does not
+    # pick up." Then "Twilio will make a GET or POST request to the action URL", whose TwiML (the
+    # app's) puts the caller back on hold. Held 10 s of 25, so 15 s are left after the 30 s ring.
+    call, sim = place(put_through_on_round(2), patience=25, agent=AgentBehaviour(answers=False))
+    sim.run()
+    assert call.connected_at is None and not call.reached_agent
+    first, assigned, back = hold_requests(call)[:3]
+    assert assigned - first == 10
+    assert back - assigned > 30  # "connecting", the 30 s of ringing, "not available"
+    assert call.ended_at - back == 15
+
+
 def test_each_conversation_lasts_its_own_drawn_length() -> None:
     lengths = itertools.count(100, 50)
     agent = AgentBehaviour(talk=lambda: float(next(lengths)))

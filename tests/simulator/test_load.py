@@ -331,6 +331,16 @@ def test_each_erlang_scenario_is_the_model_its_name_says(name: str) -> None:
     # Enough callers: ~700 at 4 agents, ~1,500 at 20.
     callers = arrivals.per_hour * scenario.duration / 60
     assert callers >= (690 if agents == "s4" else 1500)
+    # The seed draws (as run_load does: one generator per stream, one for talk) the callers, talk
+    # mean and patience the file says, give or take 1% (2% for patience): the run is its model.
+    rng = random.Random(f"{scenario.seed}:{stream.name}")
+    drawn = arrival_times(stream.arrivals, rng)
+    assert len(drawn) == pytest.approx(callers, rel=0.01)
+    talk = scenario.talk.sampler(random.Random(f"{scenario.seed}:talk"))
+    assert statistics.fmean(talk() for _ in drawn) == pytest.approx(240, rel=0.01)
+    if stream.patience:
+        patience = [rng.expovariate(1 / stream.patience) for _ in drawn]
+        assert statistics.fmean(patience) == pytest.approx(300, rel=0.02)
 
 
 def test_the_single_line_rules_pass_ivr_check_and_have_one_queue_open_around_the_clock() -> None:

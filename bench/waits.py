@@ -774,10 +774,23 @@ def run_all(files: Sequence[Path]) -> list[ScenarioRun]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.parse_args(argv)
-    runs = run_all(scenario_files())
+    parser.add_argument(
+        "--only",
+        metavar="NAMES",
+        help="comma-separated scenario names: run these and print their targets, writing nothing",
+    )
+    args = parser.parse_args(argv)
+    files = scenario_files()
+    if args.only:
+        names = set(args.only.split(","))
+        files = [f for f in files if f.stem in names]
+    runs = run_all(files)
     figures = {run.name: rows(run) for run in runs}
     checks = targets(runs, figures)
+    if args.only:
+        for c in checks:
+            print(f"{'met' if c.met else 'MISSED'}: {c.scenario}: {c.target}: {c.measured}")
+        return
     commit = (
         subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True

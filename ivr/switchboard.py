@@ -31,7 +31,7 @@ from ivr.texts import Texts
 from ivr.tickets.changes import EventRecord, Outcome, QueueEvent, TicketChange
 from ivr.tickets.records import NO_CALL, CallEnd, JournalRecord, record_id
 from ivr.twiml import state_url
-from ivr.waits import LineHistories, LineHistory, WaitEstimate, line_estimate
+from ivr.waits import LineHistories, LineHistory, WaitEstimate, line_estimate, sharing_agents
 
 log = logging.getLogger(__name__)
 
@@ -284,7 +284,8 @@ class Switchboard:
         if place is None:
             return Turn(None, HoldInfo(position=None, can_call_back=False))
         history = self.histories.get(place.queue, place.language)
-        estimate = line_estimate(queue, place.position, place.priority, load, history)
+        shared = sharing_agents(rules, place.queue, place.language, self.histories, history)
+        estimate = line_estimate(queue, place.position, place.priority, load, shared)
         if self.on_estimate is not None:
             self.on_estimate(EstimateMade(call.owner, queue, place, load, history, estimate))
         return Turn(

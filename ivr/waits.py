@@ -46,7 +46,7 @@ import math
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -58,7 +58,7 @@ if TYPE_CHECKING:  # the flow imports this module, and must load no store
     from numpy.typing import NDArray
 
     from ivr.queue.history import LineLoad
-    from ivr.rules.schema import Queue
+    from ivr.rules.schema import Queue, Rules
 
 MIN_DATABASE_TALKS = 10
 """Below this many conversations in the database's history, the Redis list is used instead."""
@@ -194,18 +194,24 @@ class _Futures:
         self.connect = connect
         self.shaped = len(lengths) >= MIN_SHAPE_TALKS
         """Whether the history is long enough for its shape to be trusted, not only its mean."""
-        seeds = np.random.SeedSequence(SEED).spawn(4)
+        seeds = np.random.SeedSequence(SEED).spawn(5)
         # One stream per kind of draw, so that the futures of a caller further back are those of
         # the caller before them, played on for longer.
-        self._rests, self._talks, self._patience, self._joins = (
+        self._rests, self._talks, self._patience, self._joins, scales = (
             np.random.default_rng(s) for s in seeds
         )
+        # The line's mean conversation is itself only known from its history: each future plays
+        # its conversations at a pace drawn from what that mean may be (its standard error), so
+        # that the range of a caller far back, whose wait is many conversations, stays honest.
+        spread = float(lengths.std()) / self.mean / math.sqrt(len(lengths)) if self.shaped else 0.0
+        self.pace = np.clip(1 + spread * scales.standard_normal(SAMPLES), 0.5, 1.5)
 
     def conversations(self, rng: np.random.Generator | None = None) -> NDArray[np.float64]:
         """One conversation per future."""
         rng = rng or self._rests
         if self.shaped:
-            return self.lengths[(_stratified(rng) * len(self.lengths)).astype(np.int64)]
+            drawn = self.lengths[(_stratified(rng) * len(self.lengths)).astype(np.int64)]
+            return drawn * self.pace
         return -self.mean * np.log1p(-_stratified(rng))
 
     def rest_of_call(self, elapsed: float) -> NDArray[np.float64]:
@@ -306,6 +312,31 @@ def line_estimate(
         recent_connect_seconds=load.recent_connect_seconds,
         percentiles=queue.wait_percentiles,
     )
+
+
+def sharing_agents(
+    rules: Rules, queue: str, language: str, histories: LineHistories, history: LineHistory | None
+) -> LineHistory | None:
+    """`history` with the callers who join the *other* lines this line's agents serve: an agent
+    takes the best caller of all its lines (higher priority first), so an urgent caller of another
+    line takes one of our agents as often as our agents are among that line's. Their arrival rates
+    are added, weighted by that share; `faster_arrivals` then counts those who go ahead."""
+    ours = set(rules.agents_serving(queue, language))
+    if not ours:
+        return history
+    arrivals = dict(history.arrivals_per_second) if history is not None else {}
+    others = {line for agent in ours for line in rules.lines_of(rules.agents[agent])}
+    for other in others - {(queue, language)}:
+        seen = histories.get(*other)
+        serving = rules.agents_serving(*other)
+        if seen is None or not serving:
+            continue
+        share = len(ours.intersection(serving)) / len(serving)
+        for priority, rate in seen.arrivals_per_second.items():
+            arrivals[priority] = arrivals.get(priority, 0.0) + share * rate
+    if not arrivals:
+        return history
+    return replace(history or LineHistory(), arrivals_per_second=arrivals)
 
 
 def _talks(database: Sequence[float], redis: Sequence[int], default: int) -> list[float]:

@@ -9,6 +9,7 @@ import random
 import numpy as np
 import pytest
 
+from ivr.rules.check import load_bundle
 from ivr.waits import (
     LineHistories,
     LineHistory,
@@ -18,9 +19,11 @@ from ivr.waits import (
     formula_estimate,
     live_estimate,
     say_minutes,
+    sharing_agents,
     spoken_minutes,
     spoken_wait,
 )
+from tests.support import PROMPTS, RULES
 
 
 @pytest.mark.parametrize(
@@ -65,6 +68,9 @@ def test_minutes_are_spoken_in_the_callers_language(locale: str, words: str) -> 
 
 
 # --- the live estimator ---------------------------------------------------------------------------
+
+
+WAITS_RULES = RULES.parent / "scenarios" / "waits" / "rules" / "routing_rules.yaml"
 
 
 def exponential_talks(mean: float, n: int = 400) -> tuple[float, ...]:
@@ -195,6 +201,37 @@ def test_the_range_is_the_percentiles_the_queue_asks_for() -> None:
     narrow = live_estimate(3, 0, 0, [50.0] * 4, [], 300, history, percentiles=(25, 75))
     assert wide is not None and narrow is not None and wide.median == narrow.median
     assert wide.low < narrow.low < narrow.median < narrow.high < wide.high
+
+
+def test_the_range_far_back_allows_for_a_mean_learnt_from_few_conversations() -> None:
+    # The same shape of conversations, known from 20 calls or from 400: the median is the same,
+    # but 30 places back the range allows for the 20 calls' mean being off by a few percent.
+    few = LineHistory(talk_seconds=exponential_talks(240, 20))
+    many = LineHistory(talk_seconds=exponential_talks(240, 400))
+    a = live_estimate(30, 0, 0, [50.0] * 4, [], 300, few)
+    b = live_estimate(30, 0, 0, [50.0] * 4, [], 300, many)
+    assert a is not None and b is not None
+    assert a.median == pytest.approx(b.median, rel=0.05)
+    assert a.high - a.low > 1.3 * (b.high - b.low)
+
+
+def test_urgent_callers_of_the_other_lines_our_agents_serve_go_ahead_too() -> None:
+    # In the emergency scenario's rules, the four funds agents are four of security's five: a
+    # security caller (priority 90 or 100) takes one of ours four times in five.
+    rules = load_bundle(WAITS_RULES, PROMPTS).rules
+    histories = LineHistories()
+    security = LineHistory(arrivals_per_second={100: 1 / 300, 0: 1 / 60})
+    histories.replace({("security", "en-US"): security})
+    funds = LineHistory(arrivals_per_second={30: 1 / 80})
+    shared = sharing_agents(rules, "funds", "en-US", histories, funds)
+    assert shared is not None
+    assert shared.faster_arrivals(30) == pytest.approx(4 / 5 / 300)
+    assert shared.arrivals_per_second[30] == funds.arrivals_per_second[30]
+    alone = sharing_agents(load_bundle(RULES, PROMPTS).rules, "funds", "en-US", histories, funds)
+    assert alone == funds  # the shipped funds agents take no security calls
+    slower = live_estimate(5, 30, 0, [10.0, 80.0, 150.0, 220.0], [300] * 20, 300, shared)
+    plain = live_estimate(5, 30, 0, [10.0, 80.0, 150.0, 220.0], [300] * 20, 300, funds)
+    assert slower is not None and plain is not None and slower.median > plain.median
 
 
 def test_the_database_history_is_preferred_once_it_has_enough_calls() -> None:

@@ -36,7 +36,8 @@ from ivr.simulator.load import (
     on_every_queue,
     run_load,
 )
-from ivr.waits import say_minutes
+from ivr.switchboard import EstimateMade
+from ivr.waits import WaitEstimate, say_minutes
 from tests.support import PROMPTS, RULES
 
 WAITS = Path(__file__).resolve().parents[2] / "scenarios" / "waits"
@@ -405,7 +406,43 @@ SMALL = {
 def small_run(tmp_path_factory: pytest.TempPathFactory) -> load_module.LoadResult:
     path = tmp_path_factory.mktemp("load") / "small.yaml"
     path.write_text(yaml.safe_dump(SMALL))
-    return run_load(load_scenario(path), RULES, PROMPTS)
+    return run_load(load_scenario(path), RULES, PROMPTS, compare={"twice": twice_the_line})
+
+
+def twice_the_line(made: EstimateMade) -> WaitEstimate | None:
+    """A compared estimator for the tests: twice what the line said, from the same state."""
+    said = made.estimate
+    return None if said is None else WaitEstimate(2 * said.median, 2 * said.low, 2 * said.high)
+
+
+def test_every_hold_round_is_paired_with_the_wait_that_followed(
+    small_run: load_module.LoadResult,
+) -> None:
+    rounds = small_run.rounds
+    assert len(rounds) > len(small_run.pairs)  # the position rule says a wait only when it is news
+    assert all(r.queue == "funds" and r.language == "en-US" and r.position >= 1 for r in rounds)
+    assert all(set(r.estimates) == {"live", "twice"} for r in rounds)
+    assert all(r.estimates["twice"].median == 2 * r.estimates["live"].median for r in rounds)
+    answered = [r for r in rounds if r.actual is not None]
+    assert answered and all(r.fate == "answered" and r.actual >= 0 for r in answered)
+    assert all(r.actual is None for r in rounds if r.fate != "answered")
+    # A caller's rounds come in time order, each later one with less of the wait left.
+    by_call: dict[str, list[float]] = {}
+    for r in answered:
+        by_call.setdefault(r.call, []).append(r.actual or 0.0)
+    assert all(waits == sorted(waits, reverse=True) for waits in by_call.values())
+    assert any(r.all_busy for r in rounds)
+
+
+def test_callers_who_hang_up_after_an_agent_was_assigned_are_counted_and_in_the_history(
+    small_run: load_module.LoadResult,
+) -> None:
+    # Patience no longer runs while a caller is put through, so nobody here hangs up then; the
+    # switchboard's ABANDON for those who do is tested with the webhooks (test_agent_calls).
+    assert small_run.hung_up_after_assignment == 0
+    assert small_run.abandoned_after_assignment_unrecorded == 0
+    summary = small_run.summary()
+    assert summary["hold_rounds_estimated"] == len(small_run.rounds)
 
 
 def test_a_small_run_pairs_estimates_with_the_waits_that_followed(

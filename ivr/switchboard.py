@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from urllib.parse import urlencode
@@ -31,7 +31,14 @@ from ivr.texts import Texts
 from ivr.tickets.changes import EventRecord, Outcome, QueueEvent, TicketChange
 from ivr.tickets.records import NO_CALL, CallEnd, JournalRecord, record_id
 from ivr.twiml import state_url
-from ivr.waits import LineHistories, LineHistory, WaitEstimate, line_estimate, sharing_agents
+from ivr.waits import (
+    LineHistories,
+    LineHistory,
+    WaitEstimate,
+    line_estimate,
+    shared_lines,
+    sharing_agents,
+)
 
 log = logging.getLogger(__name__)
 
@@ -284,8 +291,10 @@ class Switchboard:
         if place is None:
             return Turn(None, HoldInfo(position=None, can_call_back=False))
         history = self.histories.get(place.queue, place.language)
-        shared = sharing_agents(rules, place.queue, place.language, self.histories, history)
-        estimate = line_estimate(queue, place.position, place.priority, load, shared)
+        shares = shared_lines(rules, place.queue, place.language)
+        shared = sharing_agents(shares, self.histories, history)
+        elsewhere = self._waiting_elsewhere(shares, place)
+        estimate = line_estimate(queue, place.position, place.priority, load, shared, elsewhere)
         if self.on_estimate is not None:
             self.on_estimate(EstimateMade(call.owner, queue, place, load, history, estimate))
         return Turn(
@@ -299,6 +308,22 @@ class Switchboard:
                 rejoined=round_.rejoined,
             ),
         )
+
+    def _waiting_elsewhere(
+        self, shares: Mapping[tuple[str, str], float], place: Place
+    ) -> list[tuple[int, float]]:
+        """(callers who go first, share) for each other line our agents serve; none when Redis
+        cannot tell (the estimate then counts only their arrivals)."""
+        if not shares:
+            return []
+        try:
+            counts = self.queue.waiting_before(
+                list(shares), place.priority, epoch_ms(place.enqueued_at)
+            )
+        except RedisError:
+            log.warning("cannot count the callers of the lines sharing %s's agents", place.queue)
+            return []
+        return [(counts[line], share) for line, share in shares.items() if counts.get(line)]
 
     def dispatch(self) -> list[Assignment]:
         """Hand waiting callers to free agents and move each to their agent (atomic in Redis)."""

@@ -146,6 +146,7 @@ def live_estimate(
     connecting_seconds: Sequence[float] = (),
     recent_connect_seconds: Sequence[int] = (),
     percentiles: tuple[int, int] = (10, 90),
+    waiting_elsewhere: Sequence[tuple[int, float]] = (),
 ) -> WaitEstimate | None:
     """The `live` estimator (see the module's docstring): the median and `percentiles` of the
     seconds until a caller at `position` (1 = next) with `priority` is talking to an agent; None
@@ -153,7 +154,9 @@ def live_estimate(
 
     `busy_seconds`: how long each busy agent has been talking (0 while putting a caller through);
     `connecting_seconds`: for each agent still putting a caller through, the seconds since it was
-    handed the caller; `recent_connect_seconds`: how long putting a caller through took lately."""
+    handed the caller; `recent_connect_seconds`: how long putting a caller through took lately;
+    `waiting_elsewhere`: (callers, share) of the other lines our agents serve, the callers an agent
+    would take before ours and the share of that line's agents that are ours."""
     agents = agents_available + len(busy_seconds)
     if agents <= 0:
         return None
@@ -179,6 +182,7 @@ def live_estimate(
         ahead,
         max(0.0, history.abandon_rate),
         max(0.0, history.faster_arrivals(priority)),
+        waiting_elsewhere,
     )
     low, middle, high = np.quantile(waits, [percentiles[0] / 100, 0.5, percentiles[1] / 100])
     return WaitEstimate(round(float(middle)), round(float(low)), round(float(high)))
@@ -228,7 +232,12 @@ class _Futures:
         return -scale * np.log1p(-_stratified(self._rests))
 
     def wait(
-        self, free: NDArray[np.float64], ahead: int, theta: float, joining: float
+        self,
+        free: NDArray[np.float64],
+        ahead: int,
+        theta: float,
+        joining: float,
+        elsewhere: Sequence[tuple[int, float]] = (),
     ) -> NDArray[np.float64]:
         """Per future, the seconds until the caller with `ahead` callers ahead is talking to an
         agent, given when each agent is next free (`free`, futures x agents; updated in place).
@@ -245,6 +254,8 @@ class _Futures:
         served = np.zeros(SAMPLES, dtype=np.int64)
         """Per future, callers ahead served or given up."""
         urgent = np.zeros(SAMPLES, dtype=np.int64)
+        for callers, share in elsewhere:  # each goes to one of our agents with that share
+            urgent += self._joins.binomial(callers, min(1.0, max(0.0, share)), SAMPLES)
         waits = np.full(SAMPLES, np.nan)
         now = np.zeros(SAMPLES)
         for _ in range(MAX_STEPS):
@@ -288,6 +299,7 @@ def line_estimate(
     priority: int,
     load: LineLoad,
     history: LineHistory | None,
+    waiting_elsewhere: Sequence[tuple[int, float]] = (),
 ) -> WaitEstimate | None:
     """The wait of a caller at `position` with `priority` in a line of `queue`, by the queue's
     `wait_estimate`; None when no agent is logged in."""
@@ -311,30 +323,39 @@ def line_estimate(
         connecting_seconds=load.connecting_seconds,
         recent_connect_seconds=load.recent_connect_seconds,
         percentiles=queue.wait_percentiles,
+        waiting_elsewhere=waiting_elsewhere,
     )
 
 
-def sharing_agents(
-    rules: Rules, queue: str, language: str, histories: LineHistories, history: LineHistory | None
-) -> LineHistory | None:
-    """`history` with the callers who join the *other* lines this line's agents serve: an agent
-    takes the best caller of all its lines (higher priority first), so an urgent caller of another
-    line takes one of our agents as often as our agents are among that line's. Their arrival rates
-    are added, weighted by that share; `faster_arrivals` then counts those who go ahead."""
+def shared_lines(rules: Rules, queue: str, language: str) -> dict[tuple[str, str], float]:
+    """The other lines this line's agents serve, each with the share of its agents that are ours:
+    an agent takes the best caller of all its lines (higher priority first, then earlier), so a
+    caller of another line who goes first takes one of our agents about as often."""
     ours = set(rules.agents_serving(queue, language))
-    if not ours:
-        return history
-    arrivals = dict(history.arrivals_per_second) if history is not None else {}
     others = {line for agent in ours for line in rules.lines_of(rules.agents[agent])}
-    for other in others - {(queue, language)}:
-        seen = histories.get(*other)
+    shares = {}
+    for other in sorted(others - {(queue, language)}):
         serving = rules.agents_serving(*other)
-        if seen is None or not serving:
+        if serving:
+            shares[other] = len(ours.intersection(serving)) / len(serving)
+    return shares
+
+
+def sharing_agents(
+    shares: Mapping[tuple[str, str], float], histories: LineHistories, history: LineHistory | None
+) -> LineHistory | None:
+    """`history` with the arrival rates of the other lines our agents serve (`shared_lines`) added,
+    weighted by their share: `faster_arrivals` then counts those who go ahead."""
+    arrivals = dict(history.arrivals_per_second) if history is not None else {}
+    added = False
+    for other, share in shares.items():
+        seen = histories.get(*other)
+        if seen is None:
             continue
-        share = len(ours.intersection(serving)) / len(serving)
         for priority, rate in seen.arrivals_per_second.items():
             arrivals[priority] = arrivals.get(priority, 0.0) + share * rate
-    if not arrivals:
+            added = True
+    if not added:
         return history
     return replace(history or LineHistory(), arrivals_per_second=arrivals)
 
@@ -364,9 +385,14 @@ def spoken_wait(estimate: WaitEstimate, style: str) -> Spoken:
         return Spoken(minutes, minutes)
     if style == "under":
         return Spoken(0, spoken_minutes(estimate.high))
-    high = max(1, round(estimate.high / 60))
-    low = min(round(estimate.low / 60), high)
+    high = max(1, _nearest_minute(estimate.high))
+    low = min(_nearest_minute(estimate.low), high)
     return Spoken(low, high)
+
+
+def _nearest_minute(seconds: int) -> int:
+    """Whole minutes, halves rounded up (90 s: 2 minutes)."""
+    return math.floor(seconds / 60 + 0.5)
 
 
 def spoken_minutes(seconds: int) -> int:

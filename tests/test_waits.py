@@ -19,6 +19,7 @@ from ivr.waits import (
     formula_estimate,
     live_estimate,
     say_minutes,
+    shared_lines,
     sharing_agents,
     spoken_minutes,
     spoken_wait,
@@ -219,19 +220,38 @@ def test_urgent_callers_of_the_other_lines_our_agents_serve_go_ahead_too() -> No
     # In the emergency scenario's rules, the four funds agents are four of security's five: a
     # security caller (priority 90 or 100) takes one of ours four times in five.
     rules = load_bundle(WAITS_RULES, PROMPTS).rules
+    shares = shared_lines(rules, "funds", "en-US")
+    assert shares[("security", "en-US")] == pytest.approx(4 / 5)
+    shipped = shared_lines(load_bundle(RULES, PROMPTS).rules, "funds", "en-US")
+    assert ("funds", "de-DE") in shipped  # anna takes German funds callers too
+    assert not any(queue == "security" for queue, _ in shipped)  # but no funds agent security
     histories = LineHistories()
     security = LineHistory(arrivals_per_second={100: 1 / 300, 0: 1 / 60})
     histories.replace({("security", "en-US"): security})
     funds = LineHistory(arrivals_per_second={30: 1 / 80})
-    shared = sharing_agents(rules, "funds", "en-US", histories, funds)
+    shared = sharing_agents(shares, histories, funds)
     assert shared is not None
     assert shared.faster_arrivals(30) == pytest.approx(4 / 5 / 300)
     assert shared.arrivals_per_second[30] == funds.arrivals_per_second[30]
-    alone = sharing_agents(load_bundle(RULES, PROMPTS).rules, "funds", "en-US", histories, funds)
-    assert alone == funds  # the shipped funds agents take no security calls
-    slower = live_estimate(5, 30, 0, [10.0, 80.0, 150.0, 220.0], [300] * 20, 300, shared)
-    plain = live_estimate(5, 30, 0, [10.0, 80.0, 150.0, 220.0], [300] * 20, 300, funds)
+    assert sharing_agents({}, histories, funds) == funds  # agents of our own: nothing added
+    busy = [10.0, 80.0, 150.0, 220.0]
+    slower = live_estimate(5, 30, 0, busy, [300] * 20, 300, shared)
+    plain = live_estimate(5, 30, 0, busy, [300] * 20, 300, funds)
     assert slower is not None and plain is not None and slower.median > plain.median
+
+
+def test_callers_of_other_lines_waiting_to_go_first_take_our_agents_as_often_as_they_share_them() -> (
+    None
+):
+    busy = [10.0, 80.0, 150.0, 220.0]
+    plain = live_estimate(2, 30, 0, busy, [300] * 20, 300)
+    # Three security callers wait; our agents are all of that line's: they take three departures.
+    behind_three = live_estimate(2, 30, 0, busy, [300] * 20, 300, waiting_elsewhere=[(3, 1.0)])
+    assert plain is not None and behind_three is not None
+    assert behind_three == live_estimate(5, 30, 0, busy, [300] * 20, 300)
+    # Our agents are half of that line's: about half of them go to ours.
+    half = live_estimate(2, 30, 0, busy, [300] * 20, 300, waiting_elsewhere=[(3, 0.5)])
+    assert half is not None and plain.median < half.median < behind_three.median
 
 
 def test_the_database_history_is_preferred_once_it_has_enough_calls() -> None:

@@ -64,6 +64,22 @@ class HistoryOps(QueueBase):
         )
         return to_line_load(reply)
 
+    def waiting_before(
+        self, lines: Sequence[tuple[str, str]], priority: int, enqueued_ms: int
+    ) -> dict[tuple[str, str], int]:
+        """For each of `lines`, the callers an agent would take before a caller of `priority` who
+        arrived at `enqueued_ms` (higher priority, or the same and earlier: a lower score, as
+        `score_of` in the scripts ranks them); one pipeline of ZCOUNTs, read for the wait estimate
+        (not atomic with anything: a caller may come or go meanwhile)."""
+        for queue, language in lines:
+            check_line(queue, language)
+        below = f"({score_of(priority, enqueued_ms)}"
+        with self._client.pipeline(transaction=False) as pipe:
+            for queue, language in lines:
+                pipe.zcount(queue_key(queue, language), "-inf", below)
+            counts = pipe.execute()
+        return {line: int(count) for line, count in zip(lines, counts, strict=True)}
+
     def _record(self, key: str, queue: str, language: str, seconds: int) -> None:
         check_line(queue, language)
         if seconds < 0:
@@ -73,6 +89,12 @@ class HistoryOps(QueueBase):
             pipe.ltrim(key, 0, HISTORY_LENGTH - 1)
             pipe.expire(key, HISTORY_TTL_SECONDS)
             pipe.execute()
+
+
+def score_of(priority: int, enqueued_ms: int) -> int:
+    """A waiting caller's score in its line: higher priority first, then earlier arrival (the twin
+    of the scripts' `score_of`; below 2**53)."""
+    return (100 - priority) * 10**13 + enqueued_ms
 
 
 def unique_agents(agent_ids: Sequence[str]) -> list[str]:

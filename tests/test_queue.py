@@ -913,3 +913,23 @@ def test_no_request_path_script_walks_a_line(command_counter: CountedServer) -> 
     # The claims did read the line (its head), and there were callers to claim.
     assert small["claim"]["ZRANGE"] >= 1
     assert small["hold_round dispatching"]["ZRANGE"] >= 2
+
+
+def test_waiting_before_counts_the_callers_an_agent_would_take_first_in_other_lines(
+    line: CallQueue, clock: FrozenClock
+) -> None:
+    # Our caller: priority 30, arrived at START + 10 s. In another line: two callers of the same
+    # priority who came earlier, one who came later, and one urgent caller who came later still.
+    clock.advance(60)  # an arrival is never later than now
+    for sid, queue, priority, at in [
+        ("CAearly1", "security", 30, 0),
+        ("CAearly2", "security", 30, 5),
+        ("CAlater", "security", 30, 20),
+        ("CAurgent", "security", 100, 30),
+        ("CAother", "tech", 10, 0),
+    ]:
+        line.join(sid, queue, "en", priority, enqueued_ms=ms(START) + at * 1000)
+    ours = ms(START) + 10_000
+    counts = line.waiting_before([("security", "en"), ("tech", "en"), ("account", "en")], 30, ours)
+    assert counts == {("security", "en"): 3, ("tech", "en"): 0, ("account", "en"): 0}
+    assert line.waiting_before([], 30, ours) == {}

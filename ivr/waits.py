@@ -88,7 +88,10 @@ class LineHistory:
     abandon_rate: float = 0.0
     """Per second of waiting: abandons / seconds waited by everyone (exponential patience)."""
     arrivals_per_second: dict[int, float] = field(default_factory=dict)
-    """By priority: how often callers joined this line at this hour of the day."""
+    """By priority: how often callers joined this line lately (the last hour), or at this hour of
+    the day, whichever is higher."""
+    usual_arrivals_per_second: dict[int, float] = field(default_factory=dict)
+    """By priority: how often callers joined this line at this hour of the day (the last week)."""
 
     def faster_arrivals(self, priority: int) -> float:
         """Callers per second who join with a higher priority than `priority` (they go ahead)."""
@@ -344,15 +347,18 @@ def shared_lines(rules: Rules, queue: str, language: str) -> dict[tuple[str, str
 def sharing_agents(
     shares: Mapping[tuple[str, str], float], histories: LineHistories, history: LineHistory | None
 ) -> LineHistory | None:
-    """`history` with the arrival rates of the other lines our agents serve (`shared_lines`) added,
-    weighted by their share: `faster_arrivals` then counts those who go ahead."""
+    """`history` with the usual arrival rates of the other lines our agents serve (`shared_lines`)
+    added, weighted by their share: `faster_arrivals` then counts those who go ahead. Their usual
+    rate at this hour, not the last hour's: a burst there is counted while its callers wait
+    (`waiting_elsewhere`), and when it ends is not known; projecting it forward told the callers
+    of the emergency scenario minutes too much once it was over (docs/waits.md)."""
     arrivals = dict(history.arrivals_per_second) if history is not None else {}
     added = False
     for other, share in shares.items():
         seen = histories.get(*other)
         if seen is None:
             continue
-        for priority, rate in seen.arrivals_per_second.items():
+        for priority, rate in seen.usual_arrivals_per_second.items():
             arrivals[priority] = arrivals.get(priority, 0.0) + share * rate
             added = True
     if not added:

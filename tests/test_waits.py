@@ -226,7 +226,9 @@ def test_urgent_callers_of_the_other_lines_our_agents_serve_go_ahead_too() -> No
     assert ("funds", "de-DE") in shipped  # anna takes German funds callers too
     assert not any(queue == "security" for queue, _ in shipped)  # but no funds agent security
     histories = LineHistories()
-    security = LineHistory(arrivals_per_second={100: 1 / 300, 0: 1 / 60})
+    security = LineHistory(
+        arrivals_per_second={100: 1 / 60}, usual_arrivals_per_second={100: 1 / 300, 0: 1 / 60}
+    )
     histories.replace({("security", "en-US"): security})
     funds = LineHistory(arrivals_per_second={30: 1 / 80})
     shared = sharing_agents(shares, histories, funds)

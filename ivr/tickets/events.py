@@ -294,23 +294,28 @@ def line_histories(session: Session, now: datetime) -> dict[Line, LineHistory]:
                 abandoned.get(line, 0) / seconds_waited[line] if seconds_waited.get(line) else 0.0
             ),
             arrivals_per_second=_arrival_rates(joined.get(line, []), now),
+            usual_arrivals_per_second=_arrival_rates(joined.get(line, []), now, recent=False),
         )
         for line in {*talk_seconds, *seconds_waited, *joined}
     }
 
 
-def _arrival_rates(joins: Sequence[tuple[datetime, int]], now: datetime) -> dict[int, float]:
-    recent: dict[int, int] = {}
+def _arrival_rates(
+    joins: Sequence[tuple[datetime, int]], now: datetime, recent: bool = True
+) -> dict[int, float]:
+    """By priority: the higher of the last hour's rate and the usual rate at this hour of the day
+    (the last `HISTORY_DAYS`); only the usual one when not `recent`."""
+    last_hour: dict[int, int] = {}
     same_hour: dict[int, int] = {}
     days: set[Any] = set()
     for at, priority in joins:
         at = at if at.tzinfo else at.replace(tzinfo=UTC)
-        if now - at <= timedelta(hours=1):
-            recent[priority] = recent.get(priority, 0) + 1
+        if recent and now - at <= timedelta(hours=1):
+            last_hour[priority] = last_hour.get(priority, 0) + 1
         if at.hour == now.hour and at.date() != now.date():
             same_hour[priority] = same_hour.get(priority, 0) + 1
             days.add(at.date())
-    rates = {p: n / 3600 for p, n in recent.items()}
+    rates = {p: n / 3600 for p, n in last_hour.items()}
     for p, n in same_hour.items():
         rates[p] = max(rates.get(p, 0.0), n / (len(days) * 3600))
     return rates

@@ -484,6 +484,7 @@ def test_line_history_reads_talk_times_patience_and_who_joins(database: Database
     assert history.abandon_rate == pytest.approx(2 / 600)
     assert history.arrivals_per_second == pytest.approx({100: 2 / 3600, 30: 1 / 3600})
     assert history.faster_arrivals(30) == pytest.approx(2 / 3600)
+    assert history.usual_arrivals_per_second == pytest.approx({30: 1 / 3600})
 
 
 def test_a_line_nobody_called_has_no_history(database: Database) -> None:

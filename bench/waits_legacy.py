@@ -49,28 +49,6 @@ class LineHistory:
         return sum(rate for p, rate in self.arrivals_per_second.items() if p > priority)
 
 
-def legacy_estimate(
-    position: int,
-    priority: int,
-    agents_available: int,
-    busy_seconds: Sequence[float],
-    recent_talk_seconds: Sequence[int],
-    default_handle_seconds: int,
-    history: HistoryLike | None = None,
-) -> int | None:
-    """Seconds the pre-issue-21 `live` estimator would tell a caller at `position` (1 = next) with
-    `priority`; None when no agent is logged in."""
-    return live_estimate(
-        position,
-        priority,
-        agents_available,
-        busy_seconds,
-        recent_talk_seconds,
-        default_handle_seconds,
-        history,
-    )
-
-
 def live_estimate(
     position: int,
     priority: int,
@@ -122,3 +100,8 @@ def _residual(talks: Sequence[float], mean: float, elapsed: float) -> float:
     if not longer:
         return max(1.0, mean / 4)
     return sum(longer) / len(longer)
+
+
+legacy_estimate = live_estimate
+"""The name bench.waits compares it under: seconds the pre-issue-21 `live` estimator would tell a
+caller at `position` (1 = next) with `priority`; None when no agent is logged in."""

@@ -231,7 +231,10 @@ NOT_RUN = {
     "ivr simulate --load scenarios/waits/peak.yaml --estimator formula": (
         "15 s; tests/simulator/test_load.py runs --estimator formula on a shorter scenario"
     ),
-    ".venv/bin/python -m bench.waits": "about a minute, and it rewrites docs/waits.md",
+    ".venv/bin/python -m bench.waits": "about 10 minutes, and it rewrites docs/waits.md",
+    ".venv/bin/python -m bench.waits --only steady,erlang_c_s4_084": (
+        "a minute or two; tests/bench/test_waits_report.py checks the report on made-up rounds"
+    ),
     ".venv/bin/uv sync -q --locked --inexact --extra dev --extra bench && "
     ".venv/bin/python -m bench.run": "the benchmark: about 6 minutes on PostgreSQL and Redis",
     ".venv/bin/uv lock && .venv/bin/uv sync --locked --inexact --extra dev": (

@@ -168,8 +168,14 @@ def test_dial_runs_the_whisper_on_the_agents_leg_then_reports_the_conversation()
     [whisper] = app.posted("/whisper")
     assert whisper["ParentCallSid"] == call.sid and whisper["CallSid"] != call.sid
     [after] = app.posted("/after")
-    assert (after["DialCallStatus"], after["DialCallDuration"]) == ("completed", "90")
+    # Our model: the agent's leg lasts from its answer to its hang-up, so DialCallDuration is the
+    # whisper ("Call for you": 1.2 s at 2.5 words a second) and the 90 s of conversation.
+    assert (after["DialCallStatus"], after["DialCallDuration"]) == ("completed", "91")
     assert call.reached_agent
+    # The caller's wait ends when the agent picks up, as the line measures it; they are put
+    # through once the agent has heard the whisper.
+    assert call.answered_at is not None and call.connected_at is not None
+    assert call.connected_at - call.answered_at == pytest.approx(1.2)
 
 
 def test_dial_that_nobody_answers_reports_no_answer_after_its_timeout() -> None:

@@ -150,7 +150,13 @@ class ScenarioRun:
 def scenario_run(result: ResultLike, rule_off_rises: int | None = None) -> ScenarioRun:
     """The report's view of a load run; the model's connect time is measured from its rounds."""
     scenario = result.scenario
-    connect = connect_time(result.rounds, fallback=scenario.answer_after)
+    measured = getattr(result, "connect_seconds", None)
+    connect = (
+        measured
+        if measured is not None
+        else connect_time(result.rounds, fallback=scenario.answer_after)
+    )
+    whisper = getattr(result, "whisper_seconds", None) or 0.0
     try:
         file = str(scenario.path.relative_to(ROOT))
     except ValueError:
@@ -161,7 +167,7 @@ def scenario_run(result: ResultLike, rule_off_rises: int | None = None) -> Scena
         file=file,
         rounds=result.rounds,
         pairs=result.pairs,
-        model=model_of(scenario, connect),
+        model=model_of(scenario, connect, whisper),
         calls=result.calls,
         fates=dict(result.fates),
         position_rises=result.position_rises,
@@ -555,9 +561,10 @@ def model_words(model: Model | None) -> str:
     kind = "Erlang C (M/M/s)" if model.patience_mean is None else "Erlang A (M/M/s+M)"
     patience = "" if model.patience_mean is None else f", patience {model.patience_mean:.0f} s"
     return (
-        f"{kind}: {model.agents} agents, service {model.service_mean:.0f} s (talk "
-        f"{model.service_mean - model.connect:.0f} s + connect {model.connect:.1f} s, as "
-        f"measured){patience}. The yardstick is the least possible MAE (the model's median)."
+        f"{kind}: {model.agents} agents, service {model.service_mean:.1f} s (the talk, the "
+        f"agent's whisper and connect {model.connect:.1f} s, as measured in the run; the connect "
+        f"time is part of every wait){patience}. The yardstick is the least possible MAE (the "
+        "model's median)."
     )
 
 

@@ -355,11 +355,13 @@ def position_only_yardstick(rounds: Iterable[RoundLike]) -> Yardstick:
 # --- which scenarios have a model ---------------------------------------------------------------
 
 
-def model_of(scenario: ScenarioLike, connect: float) -> Model | None:
+def model_of(scenario: ScenarioLike, connect: float, whisper: float = 0.0) -> Model | None:
     """A `Model` when the scenario is of the Erlang kind: exponential talk times, one stream of
     callers, none asking for a callback, every agent logged in from minute 0 and none logging out;
-    else None. `connect` is the run's connect time (`connect_time`); the service an agent gives is
-    taken as exponential with mean talk mean + connect (the module's docstring)."""
+    else None. `connect` is the run's connect time (handed to an agent -> the agent picks up, part
+    of the wait) and `whisper` what the agent then hears before the caller is put through; the
+    service an agent gives is taken as exponential with mean talk mean + connect + whisper (the
+    module's docstring)."""
     if scenario.talk.distribution != "exponential" or len(scenario.streams) != 1:
         return None
     (stream,) = scenario.streams
@@ -369,7 +371,7 @@ def model_of(scenario: ScenarioLike, connect: float) -> Model | None:
         return None
     return Model(
         agents=len(scenario.shifts),
-        service_mean=scenario.talk.mean + connect,
+        service_mean=scenario.talk.mean + connect + whisper,
         patience_mean=stream.patience,
         connect=connect,
     )

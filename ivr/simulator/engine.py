@@ -192,6 +192,9 @@ class SimulatedCall:
         """Simulation seconds when the caller was first put through to an agent."""
         self.agent_done_at: float | None = None
         """Simulation seconds when that first conversation ended."""
+        self.assigned_at: float | None = None
+        """Simulation seconds when a hold round last put the caller through to an agent (a <Dial>)
+        before one picked up: when the line handed them to the agent."""
         self.answered_at: float | None = None
         """Simulation seconds when an agent first picked up (before their whisper): the end of the
         caller's wait, as the line measures it (`Switchboard.answered`)."""
@@ -324,6 +327,8 @@ class SimulatedCall:
             self.queues.append(queue)
             self.log("queue", f"joins queue {queue}", queue=queue)
         if any(verb.name == "Dial" for verb in verbs):
+            if self.answered_at is None:
+                self.assigned_at = self.sim.t
             self._pause_patience()
         else:
             self._run_patience()

@@ -18,6 +18,7 @@ import bisect
 import itertools
 import math
 import random
+import statistics
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -451,6 +452,10 @@ class LoadResult:
     unread: list[str]
     rounds: list[Round] = field(default_factory=list)
     """Every hold round's estimates with the wait that followed (`Round`)."""
+    connect_seconds: float | None = None
+    """Median seconds from the line handing a caller to an agent to the agent picking up."""
+    whisper_seconds: float | None = None
+    """Median seconds from the agent picking up to the caller being put through (the whisper)."""
     hung_up_after_assignment: int = 0
     """Callers who hung up after an agent was handed their call, before it was answered."""
     abandoned_after_assignment_unrecorded: int = 0
@@ -789,6 +794,16 @@ def _result(
                 history=bisect.bisect_left(done.get(made.place.queue, []), at),
             )
         )
+    connects = [
+        c.answered_at - c.assigned_at
+        for _, c in placed
+        if c.assigned_at is not None and c.answered_at is not None and c.connected_at is not None
+    ]
+    whispers = [
+        c.connected_at - c.answered_at
+        for _, c in placed
+        if c.answered_at is not None and c.connected_at is not None
+    ]
     callbacks = [c for c in simulator.calls.values() if c.direction == "outbound-api"]
     errors = [e for c in simulator.calls.values() for e in c.errors]
     return LoadResult(
@@ -804,6 +819,8 @@ def _result(
         errors=errors,
         unread=recorder.unread,
         rounds=rounds,
+        connect_seconds=statistics.median(connects) if connects else None,
+        whisper_seconds=statistics.median(whispers) if whispers else None,
     )
 
 

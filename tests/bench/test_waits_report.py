@@ -210,7 +210,7 @@ def test_the_document_json_and_plot(tmp_path: Path) -> None:
     now = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
     text = report(runs, figures, checks, "python -m bench.waits", "abc1234", now)
     assert "| biased | MAE at most 1.1x the least possible, overall |" in text
-    assert "Erlang A (M/M/s+M): 4 agents, service 250 s" in text
+    assert "Erlang A (M/M/s+M): 4 agents, service 250.0 s" in text
     assert "### erlang_a_s4" in text and "| 6+ | 6000 |" in text
     words = "\n".join(reading(runs, figures, checks))
     assert "biased at position" in words  # the worst group is named, from the figures

@@ -28,7 +28,10 @@ Two estimators, chosen per queue (`wait_estimate` in the rules):
     this hour (which is what makes an estimate given during a security emergency grow less
     surprisingly);
   - available agents take the first callers at once; logged-out agents are not counted; the caller's
-    own wait ends when an agent is free for them and has put them through.
+    own wait ends when an agent is free for them and has picked up;
+  - the wait told is that of the callers who are answered: a future counts for less by the chance
+    exp(-theta w) that a caller as patient as the line's holds on that long (without it, the
+    estimate is that of a caller who would never give up, longer than what the answered waited).
 
   The handling times are the database's recent conversations, else the line's last 50 in Redis;
   with fewer than `MIN_SHAPE_TALKS` of them, only their mean (or the queue's
@@ -184,11 +187,32 @@ def live_estimate(
         free,
         ahead,
         max(0.0, history.abandon_rate),
-        max(0.0, history.faster_arrivals(priority)),
+        history.faster_arrivals(priority),
         waiting_elsewhere,
     )
-    low, middle, high = np.quantile(waits, [percentiles[0] / 100, 0.5, percentiles[1] / 100])
-    return WaitEstimate(round(float(middle)), round(float(low)), round(float(high)))
+    theta = max(0.0, history.abandon_rate)
+    # The wait told is that of the callers who are answered: a future in which this caller, as
+    # patient as the line's callers, would have given up first counts for less, by the chance
+    # exp(-theta w) that they hold on for w (with exponential patience, the waits of the callers
+    # who stay are those of Ibrahim and Whitt's predictor with every stage theta faster).
+    weights = np.exp(-theta * (waits - futures.connect)) if theta > 0 else None
+    low, middle, high = _quantiles(
+        waits, weights, (percentiles[0] / 100, 0.5, percentiles[1] / 100)
+    )
+    return WaitEstimate(round(middle), round(low), round(high))
+
+
+def _quantiles(
+    values: NDArray[np.float64], weights: NDArray[np.float64] | None, qs: tuple[float, ...]
+) -> tuple[float, ...]:
+    """The `qs` quantiles of `values`, each counted by its weight (None: equally)."""
+    if weights is None:
+        return tuple(float(v) for v in np.quantile(values, qs))
+    order = np.argsort(values, kind="stable")
+    cumulative = np.cumsum(weights[order])
+    cumulative /= cumulative[-1]
+    at = np.searchsorted(cumulative, qs, side="left")
+    return tuple(float(values[order][min(i, len(values) - 1)]) for i in at)
 
 
 class _Futures:

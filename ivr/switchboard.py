@@ -36,7 +36,6 @@ from ivr.waits import (
     LineHistory,
     WaitEstimate,
     line_estimate,
-    shared_lines,
     sharing_agents,
 )
 
@@ -291,7 +290,7 @@ class Switchboard:
         if place is None:
             return Turn(None, HoldInfo(position=None, can_call_back=False))
         history = self.histories.get(place.queue, place.language)
-        shares = shared_lines(rules, place.queue, place.language)
+        shares = rules.shared_lines(place.queue, place.language)
         shared = sharing_agents(shares, self.histories, history)
         elsewhere = self._waiting_elsewhere(shares, place)
         estimate = line_estimate(queue, place.position, place.priority, load, shared, elsewhere)

@@ -61,7 +61,7 @@ if TYPE_CHECKING:  # the flow imports this module, and must load no store
     from numpy.typing import NDArray
 
     from ivr.queue.history import LineLoad
-    from ivr.rules.schema import Queue, Rules
+    from ivr.rules.schema import Queue
 
 MIN_DATABASE_TALKS = 10
 """Below this many conversations in the database's history, the Redis list is used instead."""
@@ -354,24 +354,10 @@ def line_estimate(
     )
 
 
-def shared_lines(rules: Rules, queue: str, language: str) -> dict[tuple[str, str], float]:
-    """The other lines this line's agents serve, each with the share of its agents that are ours:
-    an agent takes the best caller of all its lines (higher priority first, then earlier), so a
-    caller of another line who goes first takes one of our agents about as often."""
-    ours = set(rules.agents_serving(queue, language))
-    others = {line for agent in ours for line in rules.lines_of(rules.agents[agent])}
-    shares = {}
-    for other in sorted(others - {(queue, language)}):
-        serving = rules.agents_serving(*other)
-        if serving:
-            shares[other] = len(ours.intersection(serving)) / len(serving)
-    return shares
-
-
 def sharing_agents(
     shares: Mapping[tuple[str, str], float], histories: LineHistories, history: LineHistory | None
 ) -> LineHistory | None:
-    """`history` with the usual arrival rates of the other lines our agents serve (`shared_lines`)
+    """`history` with the usual arrival rates of the other lines our agents serve (`Rules.shared_lines`)
     added, weighted by their share: `faster_arrivals` then counts those who go ahead. Their usual
     rate at this hour, not the last hour's: a burst there is counted while its callers wait
     (`waiting_elsewhere`), and when it ends is not known; projecting it forward told the callers

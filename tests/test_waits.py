@@ -19,7 +19,6 @@ from ivr.waits import (
     formula_estimate,
     live_estimate,
     say_minutes,
-    shared_lines,
     sharing_agents,
     spoken_minutes,
     spoken_wait,
@@ -223,9 +222,9 @@ def test_urgent_callers_of_the_other_lines_our_agents_serve_go_ahead_too() -> No
     # In the emergency scenario's rules, the four funds agents are four of security's five: a
     # security caller (priority 90 or 100) takes one of ours four times in five.
     rules = load_bundle(WAITS_RULES, PROMPTS).rules
-    shares = shared_lines(rules, "funds", "en-US")
+    shares = rules.shared_lines("funds", "en-US")
     assert shares[("security", "en-US")] == pytest.approx(4 / 5)
-    shipped = shared_lines(load_bundle(RULES, PROMPTS).rules, "funds", "en-US")
+    shipped = load_bundle(RULES, PROMPTS).rules.shared_lines("funds", "en-US")
     assert ("funds", "de-DE") in shipped  # anna takes German funds callers too
     assert not any(queue == "security" for queue, _ in shipped)  # but no funds agent security
     histories = LineHistories()

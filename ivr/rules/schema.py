@@ -558,6 +558,9 @@ class Rules(Frozen):
     _parents: dict[str, str] = PrivateAttr(default_factory=dict)
     _agent_by_extension: dict[str, tuple[str, Agent]] = PrivateAttr(default_factory=dict)
     _agents_serving: dict[tuple[str, str], tuple[str, ...]] = PrivateAttr(default_factory=dict)
+    _shared_lines: dict[tuple[str, str], Mapping[tuple[str, str], float]] = PrivateAttr(
+        default_factory=dict
+    )
 
     def model_post_init(self, context: Any, /) -> None:
         """Precompute the per-request lookups (the model is frozen, so they never go stale)."""
@@ -621,6 +624,24 @@ class Rules(Frozen):
     def agents_serving(self, queue: str, language: str) -> tuple[str, ...]:
         """The agents who take callers of this queue in this language, in the order listed."""
         return self._agents_serving.get((queue, language), ())
+
+    def shared_lines(self, queue: str, language: str) -> Mapping[tuple[str, str], float]:
+        """The other lines this line's agents serve, each with the share of its agents that are
+        ours: an agent takes the best caller of all its lines (higher priority first, then
+        earlier), so a caller of another line who goes first takes one of our agents about as
+        often. Worked out once per line and kept (the model is frozen: it never goes stale)."""
+        line = (queue, language)
+        shares = self._shared_lines.get(line)
+        if shares is None:
+            ours = set(self.agents_serving(queue, language))
+            others = {other for agent in ours for other in self.lines_of(self.agents[agent])}
+            found = {}
+            for other in sorted(others - {line}):
+                serving = self.agents_serving(*other)
+                if serving:
+                    found[other] = len(ours.intersection(serving)) / len(serving)
+            shares = self._shared_lines[line] = MappingProxyType(found)
+        return shares
 
 
 def _menu_parents(main_menu: str, menus: Mapping[str, Menu]) -> dict[str, str]:

@@ -183,14 +183,8 @@ def live_estimate(
         free[:, column] = futures.rest_of_call(elapsed)
     for column, since in enumerate(connecting, start=agents_available + len(talking)):
         free[:, column] = max(0.0, futures.connect - since) + futures.conversations()
-    waits = futures.wait(
-        free,
-        ahead,
-        max(0.0, history.abandon_rate),
-        history.faster_arrivals(priority),
-        waiting_elsewhere,
-    )
     theta = max(0.0, history.abandon_rate)
+    waits = futures.wait(free, ahead, theta, history.faster_arrivals(priority), waiting_elsewhere)
     # The wait told is that of the callers who are answered: a future in which this caller, as
     # patient as the line's callers, would have given up first counts for less, by the chance
     # exp(-theta w) that they hold on for w (with exponential patience, the waits of the callers

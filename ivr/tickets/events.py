@@ -287,35 +287,37 @@ def line_histories(session: Session, now: datetime) -> dict[Line, LineHistory]:
     for queue, language, at, priority in joins:
         if queue is not None and language is not None:
             joined.setdefault((queue, language), []).append((at, int(priority or 0)))
-    return {
-        line: LineHistory(
+    histories: dict[Line, LineHistory] = {}
+    for line in {*talk_seconds, *seconds_waited, *joined}:
+        lately, usual = _arrival_rates(joined.get(line, []), now)
+        histories[line] = LineHistory(
             talk_seconds=tuple(talk_seconds.get(line, ())),
             abandon_rate=(
                 abandoned.get(line, 0) / seconds_waited[line] if seconds_waited.get(line) else 0.0
             ),
-            arrivals_per_second=_arrival_rates(joined.get(line, []), now),
-            usual_arrivals_per_second=_arrival_rates(joined.get(line, []), now, recent=False),
+            arrivals_per_second=lately,
+            usual_arrivals_per_second=usual,
         )
-        for line in {*talk_seconds, *seconds_waited, *joined}
-    }
+    return histories
 
 
 def _arrival_rates(
-    joins: Sequence[tuple[datetime, int]], now: datetime, recent: bool = True
-) -> dict[int, float]:
-    """By priority: the higher of the last hour's rate and the usual rate at this hour of the day
-    (the last `HISTORY_DAYS`); only the usual one when not `recent`."""
+    joins: Sequence[tuple[datetime, int]], now: datetime
+) -> tuple[dict[int, float], dict[int, float]]:
+    """By priority, in one pass over the joins: the rate lately (the higher of the last hour's and
+    the usual one) and the usual rate (at this hour of the day over the last `HISTORY_DAYS`)."""
     last_hour: dict[int, int] = {}
     same_hour: dict[int, int] = {}
     days: set[Any] = set()
     for at, priority in joins:
         at = at if at.tzinfo else at.replace(tzinfo=UTC)
-        if recent and now - at <= timedelta(hours=1):
+        if now - at <= timedelta(hours=1):
             last_hour[priority] = last_hour.get(priority, 0) + 1
         if at.hour == now.hour and at.date() != now.date():
             same_hour[priority] = same_hour.get(priority, 0) + 1
             days.add(at.date())
+    usual = {p: n / (len(days) * 3600) for p, n in same_hour.items()}
     rates = {p: n / 3600 for p, n in last_hour.items()}
-    for p, n in same_hour.items():
-        rates[p] = max(rates.get(p, 0.0), n / (len(days) * 3600))
-    return rates
+    for p, rate in usual.items():
+        rates[p] = max(rates.get(p, 0.0), rate)
+    return rates, usual

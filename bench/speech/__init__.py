@@ -32,7 +32,7 @@ from pathlib import Path
 import yaml
 
 from ivr.rules.schema import Rules
-from ivr.speech.router import Route, Utterance
+from ivr.speech.router import Route, Utterance, reachable
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT / "bench" / "speech" / "corpus"
@@ -136,17 +136,10 @@ def leaves(rules: Rules, menu_id: str = MENU) -> dict[str, tuple[str, ...]]:
     """Issue name -> keys from `menu_id` of every option reachable from it that ends the menus
     (a queue, an answer or voicemail); the first key is the issue's area."""
     found: dict[str, tuple[str, ...]] = {}
-    seen = {menu_id}
-    todo: list[tuple[tuple[str, ...], str]] = [((), menu_id)]
-    while todo:
-        prefix, current = todo.pop(0)
-        for key, option in rules.menus[current].options.items():
-            path = (*prefix, key)
-            if option.menu is None:
-                found.setdefault(option.issue_name, path)
-            elif option.menu not in seen:
-                seen.add(option.menu)
-                todo.append((path, option.menu))
+    for path, _ in reachable(rules, menu_id):  # breadth first: the shortest path wins
+        _, option = rules.option_at(menu_id, path)
+        if option.menu is None:
+            found.setdefault(option.issue_name, path)
     return found
 
 

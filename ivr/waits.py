@@ -39,6 +39,10 @@ Two estimators, chosen per queue (`wait_estimate` in the rules):
   fixed seed: the same line gives the same estimate, and a caller further back is never told a
   shorter wait for the same line.
 
+  A line of many agents costs what a line of 64 does: it plays out fewer futures (`DRAWS` next free
+  times drawn at most, `MIN_SAMPLES` futures at least), and in each only the agents who free up first
+  (as many as there are callers ahead, plus `SPARE_AGENTS`): the others cannot serve those callers.
+
 How it is said (`spoken_wait`): "about N minutes" (the median), "less than N minutes" (the high
 percentile), or "between A and B minutes" (the two percentiles, rounded to the nearest minute).
 """
@@ -73,11 +77,22 @@ else from an exponential as long as the longest `MIN_TAIL` calls' excess over th
 SAMPLES = 1000
 """Possible futures drawn per estimate: the median's own error is then about 5% of a one-departure
 wait, which costs the mean absolute error under 1% (the error is flat around the median)."""
+DRAWS = 64 * SAMPLES
+"""Draws of the agents' next free times an estimate makes at most: a line of more than 64 agents
+plays out fewer futures (at least `MIN_SAMPLES`), so that a thousand agents cost what 64 do. Its
+waits are short and made of many departures, so fewer futures tell them as well."""
+MIN_SAMPLES = 64
 SEED = 2009
 """Every estimate draws from the same seed, so the same line state always gives the same answer."""
 MAX_STEPS = 2000
 """Departures played out per future; a caller further back is estimated from where the walk stops,
 at the line's mean pace."""
+SPARE_AGENTS = 32
+"""Agents kept in the walk beyond those whose departures a caller's wait needs (callers ahead and
+joining ahead, and the caller): a line of a thousand agents is played out as a few dozen, the ones
+that free up first in each future. Urgent callers joining at random may need more departures than
+that; those come from the agents kept, played on (later than they could be: rare, and on the long
+side)."""
 NARROWING = 0.25
 """`formula` only: its range narrows as position ** -NARROWING (docs/waits.md)."""
 
@@ -175,14 +190,24 @@ def live_estimate(
     futures = _Futures(
         np.sort(np.asarray(lengths, dtype=float)),
         sum(connects) / len(connects) if connects else 0.0,
+        max(MIN_SAMPLES, min(SAMPLES, DRAWS // agents)),
     )
     connecting = list(connecting_seconds)[: sum(1 for e in busy_seconds if e <= 0)]
     talking = sorted(busy_seconds, reverse=True)[: len(busy_seconds) - len(connecting)]
-    free = np.zeros((SAMPLES, agents))
-    for column, elapsed in enumerate(talking, start=agents_available):
-        free[:, column] = futures.rest_of_call(elapsed)
-    for column, since in enumerate(connecting, start=agents_available + len(talking)):
-        free[:, column] = max(0.0, futures.connect - since) + futures.conversations()
+    free = np.hstack(
+        [
+            np.zeros((futures.samples, agents_available)),
+            futures.rests_of_calls(np.asarray(talking, dtype=float)),
+            np.maximum(0.0, futures.connect - np.asarray(connecting, dtype=float))
+            + futures.conversations(columns=len(connecting)),
+        ]
+    )
+    # Only the agents who free up first can serve the callers ahead: in each future, the
+    # departures that decide this caller's wait are among the `needed` earliest of them (the
+    # callers ahead, those who join ahead, this caller) or come from agents those freed.
+    needed = ahead + 1 + sum(c for c, _ in waiting_elsewhere) + SPARE_AGENTS
+    if needed < free.shape[1]:
+        free = np.partition(free, needed - 1, axis=1)[:, :needed]
     theta = max(0.0, history.abandon_rate)
     waits = futures.wait(free, ahead, theta, history.faster_arrivals(priority), waiting_elsewhere)
     # The wait told is that of the callers who are answered: a future in which this caller, as
@@ -212,7 +237,9 @@ def _quantiles(
 class _Futures:
     """Possible futures of one line: conversations drawn from its history, played out."""
 
-    def __init__(self, lengths: NDArray[np.float64], connect: float) -> None:
+    def __init__(self, lengths: NDArray[np.float64], connect: float, samples: int) -> None:
+        self.samples = samples
+        """How many futures."""
         self.lengths = lengths
         """The conversations' lengths, sorted."""
         self.mean = float(lengths.mean())
@@ -229,28 +256,34 @@ class _Futures:
         # its conversations at a pace drawn from what that mean may be (its standard error), so
         # that the range of a caller far back, whose wait is many conversations, stays honest.
         spread = float(lengths.std()) / self.mean / math.sqrt(len(lengths)) if self.shaped else 0.0
-        self.pace = np.clip(1 + spread * scales.standard_normal(SAMPLES), 0.5, 1.5)
+        self.pace = np.clip(1 + spread * scales.standard_normal(samples), 0.5, 1.5)
 
-    def conversations(self, rng: np.random.Generator | None = None) -> NDArray[np.float64]:
-        """One conversation per future."""
-        rng = rng or self._rests
+    def conversations(
+        self, rng: np.random.Generator | None = None, columns: int | None = None
+    ) -> NDArray[np.float64]:
+        """One conversation per future (`columns`: one per future and column, each column's
+        draws stratified on their own)."""
+        u = _stratified(rng or self._rests, self.samples, columns)
+        pace = self.pace if columns is None else self.pace[:, None]
         if self.shaped:
-            drawn = self.lengths[(_stratified(rng) * len(self.lengths)).astype(np.int64)]
-            return drawn * self.pace
-        return -self.mean * np.log1p(-_stratified(rng))
+            return self.lengths[(u * len(self.lengths)).astype(np.int64)] * pace
+        return -self.mean * np.log1p(-u)
 
-    def rest_of_call(self, elapsed: float) -> NDArray[np.float64]:
-        """What is left of a call `elapsed` seconds old, per future."""
+    def rests_of_calls(self, elapsed: NDArray[np.float64]) -> NDArray[np.float64]:
+        """What is left of calls `elapsed` seconds old: futures x calls."""
+        u = _stratified(self._rests, self.samples, len(elapsed))
         if not self.shaped:
-            return -self.mean * np.log1p(-_stratified(self._rests))
-        cut = int(np.searchsorted(self.lengths, elapsed, side="right"))
-        longer = self.lengths[cut:] - elapsed
-        if len(longer) >= MIN_TAIL:
-            return longer[(_stratified(self._rests) * len(longer)).astype(np.int64)]
+            return -self.mean * np.log1p(-u)
+        cut = np.searchsorted(self.lengths, elapsed, side="right")
+        longer = len(self.lengths) - cut
+        # Drawn from the conversations that lasted longer, when there are MIN_TAIL of them ...
+        picked = np.minimum(cut + (u * longer).astype(np.int64), len(self.lengths) - 1)
+        from_history = self.lengths[picked] - elapsed
+        # ... else an exponential as long as the longest calls' excess over the shortest of them.
         longest = self.lengths[-MIN_TAIL:]
         excess = float((longest - longest[0]).mean())
         scale = excess if excess > 0 else max(1.0, self.mean / 4)
-        return -scale * np.log1p(-_stratified(self._rests))
+        return np.where(longer >= MIN_TAIL, from_history, -scale * np.log1p(-u))
 
     def wait(
         self,
@@ -266,19 +299,20 @@ class _Futures:
         A departure serves, in turn: a caller of higher priority who joined meanwhile, else the
         next caller ahead who has not given up (each has an exponential patience at rate `theta`),
         else our caller."""
-        rows = np.arange(SAMPLES)
+        samples = self.samples
+        rows = np.arange(samples)
         patience = (
-            self._patience.exponential(1 / theta, (ahead, SAMPLES))
+            self._patience.exponential(1 / theta, (ahead, samples))
             if theta > 0 and ahead > 0
             else None
         )
-        served = np.zeros(SAMPLES, dtype=np.int64)
+        served = np.zeros(samples, dtype=np.int64)
         """Per future, callers ahead served or given up."""
-        urgent = np.zeros(SAMPLES, dtype=np.int64)
+        urgent = np.zeros(samples, dtype=np.int64)
         for callers, share in elsewhere:  # each goes to one of our agents with that share
-            urgent += self._joins.binomial(callers, min(1.0, max(0.0, share)), SAMPLES)
-        waits = np.full(SAMPLES, np.nan)
-        now = np.zeros(SAMPLES)
+            urgent += self._joins.binomial(callers, min(1.0, max(0.0, share)), samples)
+        waits = np.full(samples, np.nan)
+        now = np.zeros(samples)
         for _ in range(MAX_STEPS):
             agent = free.argmin(axis=1)
             at = free[rows, agent]
@@ -307,11 +341,17 @@ class _Futures:
         return waits + self.connect
 
 
-def _stratified(rng: np.random.Generator) -> NDArray[np.float64]:
-    """`SAMPLES` uniform draws in [0, 1), one in each of `SAMPLES` equal slices, shuffled (Latin
+def _stratified(
+    rng: np.random.Generator, samples: int, columns: int | None = None
+) -> NDArray[np.float64]:
+    """`samples` uniform draws in [0, 1), one in each of `samples` equal slices, shuffled (Latin
     hypercube sampling: each agent's draws follow its distribution closely, so that a few hundred
-    futures say what thousands of independent draws would)."""
-    return (rng.permutation(SAMPLES) + rng.random(SAMPLES)) / SAMPLES
+    futures say what thousands of independent draws would); `columns`: samples x columns, each
+    column on slices of its own."""
+    if columns is None:
+        return (rng.permutation(samples) + rng.random(samples)) / samples
+    slices = rng.permuted(np.tile(np.arange(samples), (columns, 1)), axis=1).T
+    return (slices + rng.random((samples, columns))) / samples
 
 
 def line_estimate(

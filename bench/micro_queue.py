@@ -101,11 +101,11 @@ def _measure(client: redis.Redis, size: int, repeat: int) -> dict[str, float]:
         return line.place(callers[middle][0])
 
     def line_load() -> object:
-        return line.line_load(QUEUE, LANGUAGE, AGENTS)
+        return line.line_load(QUEUE, LANGUAGE)
 
     def hold_round() -> object:
         sid, arrival = callers[middle]
-        return line.hold_round(sid, QUEUE, LANGUAGE, 50, arrival, AGENTS)
+        return line.hold_round(sid, QUEUE, LANGUAGE, 50, arrival)
 
     hung_up = iter(range(middle + 1, size))
 

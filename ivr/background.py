@@ -8,9 +8,11 @@
 - `ivr-journal`: writes the journal records held in memory (neither the spool nor Redis took them) to
   whichever takes them first, and ships the records this process spooled to the Redis stream, every
   0.1 s.
-- `ivr-redis`: sweeps callers whose heartbeat lapsed out of the hold queues, and settles every
-  agent of the rules (one left busy by a call whose Dial action and status callback were both lost
-  is released once no Twilio call could still be going on).
+- `ivr-redis`: sweeps callers whose heartbeat lapsed out of the hold queues, and settles the agents
+  of the rules (one left busy by a call whose Dial action and status callback were both lost is
+  released once no Twilio call could still be going on; each agent is put in its lines' agent sets):
+  all of them in the first round, then `SETTLE_AGENTS_PER_ROUND` a second in turn, so that a
+  thousand agents cost each process no more Redis work a second than fifty.
 - `ivr-database` also reads, every minute, what the database says about each line for the `live`
   wait estimate (`refresh_histories`).
 - `ivr-callbacks`: every 30 s, puts the after-hours callback requests that are due in their lines
@@ -28,7 +30,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from redis.exceptions import RedisError
 
@@ -47,6 +49,7 @@ CALLBACKS_EVERY_SECONDS = 30.0
 HISTORY_EVERY_SECONDS = 60.0
 SHIP_RETRY_SECONDS = 1.0
 SWEEP_LIMIT = 1000
+SETTLE_AGENTS_PER_ROUND = 50
 
 
 class Background:
@@ -60,6 +63,7 @@ class Background:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._ship_again_at = 0.0
+        self._settle_from: int | None = None  # None: settle every agent in the next round
 
     def running(self) -> bool:
         """Whether this process's threads are running."""
@@ -143,9 +147,22 @@ class Background:
             s.queue.sweep(SWEEP_LIMIT)
             agents = list(s.rules.get().rules.agents)
             if agents:
-                s.queue.agent_statuses(agents)  # reading an agent settles it (see agent_state)
+                # Reading an agent settles it (see agent_state and index_agent in the scripts).
+                chunk, self._settle_from = agents_to_settle(agents, self._settle_from)
+                s.queue.agent_statuses(chunk)
         except RedisError:
             return  # away; the next round sweeps
+
+
+def agents_to_settle(agents: Sequence[str], start: int | None) -> tuple[list[str], int]:
+    """The agents a round settles, and where the next round starts: every agent when `start` is
+    None (a process may start right after an upgrade that added the per-line agent sets), then
+    `SETTLE_AGENTS_PER_ROUND` of the roster in turn, from `start` on, wrapping around."""
+    if start is None or len(agents) <= SETTLE_AGENTS_PER_ROUND:
+        return list(agents), 0
+    start %= len(agents)
+    chunk = [agents[(start + i) % len(agents)] for i in range(SETTLE_AGENTS_PER_ROUND)]
+    return chunk, (start + SETTLE_AGENTS_PER_ROUND) % len(agents)
 
 
 def refresh_histories(s: Services) -> None:

@@ -347,16 +347,16 @@ def _queue(s: Services) -> Iterator[Metric]:
     )
     line_agents = GaugeMetricFamily(
         "ivr_line_agents",
-        "Logged-in agents who serve a line (per the rules), by state: available or busy.",
+        "Agents logged in to serve a line, by state: available or busy.",
         labels=["queue", "language", "state"],
     )
     for queue_id in rules.queues:
         for language in rules.language_codes:
-            load = s.queue.line_load(queue_id, language, rules.agents_serving(queue_id, language))
+            load = s.queue.line_load(queue_id, language)
             waiting.add_metric([queue_id, language], load.waiting)
             line_agents.add_metric([queue_id, language, "available"], load.agents_available)
             line_agents.add_metric([queue_id, language, "busy"], load.agents_busy)
-    statuses = s.queue.agent_statuses(list(rules.agents))
+    statuses = s.queue.agents_at_a_glance(list(rules.agents))
     agents = GaugeMetricFamily("ivr_agents", "Agents of the rules, by state.", labels=["state"])
     for state in AGENT_STATES:
         agents.add_metric([state], sum(1 for v in statuses.values() if v == state))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from urllib.parse import urlencode
@@ -271,10 +271,16 @@ class Switchboard:
         queue = rules.queues[state.queue]
         priority = state.priority if state.priority is not None else queue.priority
         since = state.since if state.since is not None else epoch_ms(self.clock.now())
-        agents = rules.agents_serving(state.queue, state.language)
+        shares = rules.shared_lines(state.queue, state.language)
         try:
             round_ = self.queue.hold_round(
-                call.owner, state.queue, state.language, priority, since, agents, leg=call.sid
+                call.owner,
+                state.queue,
+                state.language,
+                priority,
+                since,
+                leg=call.sid,
+                sharing=list(shares),
             )
         except RedisError:
             log.exception("queue unavailable while %s holds", call.owner)
@@ -290,9 +296,11 @@ class Switchboard:
         if place is None:
             return Turn(None, HoldInfo(position=None, can_call_back=False))
         history = self.histories.get(place.queue, place.language)
-        shares = rules.shared_lines(place.queue, place.language)
         shared = sharing_agents(shares, self.histories, history)
-        elsewhere = self._waiting_elsewhere(shares, place)
+        # Callers of the other lines our agents serve who go first, each with our share of them.
+        elsewhere = [
+            (count, shares[line]) for line, count in round_.waiting_before.items() if count
+        ]
         estimate = line_estimate(queue, place.position, place.priority, load, shared, elsewhere)
         if self.on_estimate is not None:
             self.on_estimate(EstimateMade(call.owner, queue, place, load, history, estimate))
@@ -307,22 +315,6 @@ class Switchboard:
                 rejoined=round_.rejoined,
             ),
         )
-
-    def _waiting_elsewhere(
-        self, shares: Mapping[tuple[str, str], float], place: Place
-    ) -> list[tuple[int, float]]:
-        """(callers who go first, share) for each other line our agents serve; none when Redis
-        cannot tell (the estimate then counts only their arrivals)."""
-        if not shares:
-            return []
-        try:
-            counts = self.queue.waiting_before(
-                list(shares), place.priority, epoch_ms(place.enqueued_at)
-            )
-        except RedisError:
-            log.warning("cannot count the callers of the lines sharing %s's agents", place.queue)
-            return []
-        return [(counts[line], share) for line, share in shares.items() if counts.get(line)]
 
     def dispatch(self) -> list[Assignment]:
         """Hand waiting callers to free agents and move each to their agent (atomic in Redis)."""

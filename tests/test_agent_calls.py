@@ -403,14 +403,14 @@ def test_the_line_remembers_how_long_agents_take_to_answer_callers_who_hold(
     call.redirected_to(rest.redirects()[0].path)
     clock.advance(6)
     with client.application.app_context():
-        ringing = services().queue.line_load("funds", "en-US", ["emma"])
+        ringing = services().queue.line_load("funds", "en-US")
     assert (ringing.busy_seconds, ringing.connecting_seconds) == ((0.0,), (6.0,))
 
     agent_answers(client, call)
     clock.advance(30)
 
     with client.application.app_context():
-        talking = services().queue.line_load("funds", "en-US", ["emma"])
+        talking = services().queue.line_load("funds", "en-US")
     assert talking.recent_connect_seconds == (6,)
     assert (talking.busy_seconds, talking.connecting_seconds) == ((30.0,), ())
 
@@ -424,7 +424,7 @@ def test_a_callback_answered_adds_nothing_to_the_connect_history(
     callback.redirected_to(placed.path)
     agent_answers(client, callback)
     with client.application.app_context():
-        load = services().queue.line_load("funds", "en-US", [])
+        load = services().queue.line_load("funds", "en-US")
     assert load.recent_connect_seconds == ()
     assert load.recent_wait_seconds == ()  # as before: a callback's wait is not a hold
 

@@ -165,7 +165,7 @@ def test_a_request_at_23_is_not_called_at_23_30_and_is_called_once_the_team_open
     assert signed_post(client, target.attrib["url"], form, base_url=PUBLIC).status_code == 200
     assert ticket_of(database, caller.sid).outcome == "answered"
     # The night it waited is on the ticket, but not in the wait callers on hold are told about.
-    assert s.queue.line_load("funds", "en-US", []).recent_wait_seconds == ()
+    assert s.queue.line_load("funds", "en-US").recent_wait_seconds == ()
 
     clock.set(TUESDAY_OPENS + timedelta(hours=2))
     assert round_(s) == 0 and len(rest.placed_calls()) == 1  # answered: never called again

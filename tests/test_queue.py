@@ -32,6 +32,7 @@ from ivr.queue import (
     deadlines_key,
     entry_key,
     epoch_key,
+    lines_waiting_key,
     queue_key,
     waiting_queues_key,
 )
@@ -314,6 +315,7 @@ def test_every_per_call_key_expires_and_all_keys_share_the_prefix(
         queue_key("support", "en"),
         queue_key("billing", "es"),
         waiting_queues_key(),
+        lines_waiting_key(),
         deadlines_key(),
     }
     assert all(k.startswith(KEY_PREFIX) for k in keys)
@@ -322,7 +324,12 @@ def test_every_per_call_key_expires_and_all_keys_share_the_prefix(
     for sid in ("CA1", "CA2"):
         assert redis_client.ttl(entry_key(sid)) > 0
     # The shared lines, the index and the deadlines outlive any one call.
-    for key in (queue_key("support", "en"), waiting_queues_key(), deadlines_key()):
+    for key in (
+        queue_key("support", "en"),
+        waiting_queues_key(),
+        lines_waiting_key(),
+        deadlines_key(),
+    ):
         assert redis_client.ttl(key) == -1, key
     assert redis_client.smembers(waiting_queues_key()) == {
         queue_key("support", "en").encode(),
@@ -596,7 +603,7 @@ def test_a_hold_round_heartbeats_and_reports_place_and_load(
     line.agent_offline("AGOUT")
     clock.advance(60)
 
-    held = line.hold_round("CA2", "support", "en", 50, ms(START), ["AGOUT", "AGNEVER"])
+    held = line.hold_round("CA2", "support", "en", 50, ms(START))
 
     assert held.rejoined is False
     assert held.place == Place("support", "en", 50, 2, 3, START + timedelta(seconds=1))
@@ -615,12 +622,12 @@ def test_a_hold_round_of_a_caller_redis_lost_rejoins_at_the_original_arrival(
     clock.advance(30)
     line.join("CA3", "support", "en", 50, enqueued_ms=ms(START) + 2000)
 
-    held = line.hold_round("CA1", "support", "en", 50, ms(START), [])
+    held = line.hold_round("CA1", "support", "en", 50, ms(START))
 
     assert held.rejoined is True
     assert held.place is not None
     assert (held.place.position, held.place.size, held.place.enqueued_at) == (1, 2, START)
-    assert line.hold_round("CA1", "support", "en", 50, ms(START), []).rejoined is False
+    assert line.hold_round("CA1", "support", "en", 50, ms(START)).rejoined is False
 
 
 def test_a_hold_round_after_the_heartbeat_lapsed_rejoins_in_order(
@@ -629,7 +636,7 @@ def test_a_hold_round_after_the_heartbeat_lapsed_rejoins_in_order(
     join_in_order(line, clock, ["CASLOW", "CA2"])
     outlive(line, clock, ["CA2"])
 
-    held = line.hold_round("CASLOW", "support", "en", 50, ms(START), [])
+    held = line.hold_round("CASLOW", "support", "en", 50, ms(START))
 
     assert held.rejoined is True
     assert held.place is not None and (held.place.position, held.place.enqueued_at) == (1, START)
@@ -642,7 +649,7 @@ def test_a_hold_round_hands_waiting_callers_to_free_agents(
     line.agent_available("AGMAX", [("support", "en")])
 
     # CA2's round dispatches CA1 (ahead of it) to the free agent; CA2 moves up.
-    held = line.hold_round("CA2", "support", "en", 50, ms(START), ["AGMAX"])
+    held = line.hold_round("CA2", "support", "en", 50, ms(START))
 
     assert [(a.call_sid, a.agent) for a in held.dispatched] == [("CA1", "AGMAX")]
     assert held.place is not None and held.place.position == 1
@@ -652,14 +659,14 @@ def test_a_hold_round_hands_waiting_callers_to_free_agents(
 
     clock.advance(7)
     line.agent_available("AGEVA", [("support", "en")])
-    mine = line.hold_round("CA2", "support", "en", 50, ms(START), ["AGMAX", "AGEVA"])
+    mine = line.hold_round("CA2", "support", "en", 50, ms(START))
 
     assert mine.place is None
     assert sorted(mine.load.connecting_seconds) == [0.0, 7.0]  # AGMAX rings CA1 for 7 s
     assert mine.assignment is not None and mine.assignment.agent == "AGEVA"
     assert mine.dispatched == (mine.assignment,)
     # The next round still reports the assignment (made before), dispatching nothing new.
-    again = line.hold_round("CA2", "support", "en", 50, ms(START), ["AGMAX", "AGEVA"])
+    again = line.hold_round("CA2", "support", "en", 50, ms(START))
     assert (again.assignment, again.dispatched) == (mine.assignment, ())
 
 
@@ -683,18 +690,20 @@ def counted_client(
 def test_a_hold_round_is_one_round_trip(
     line: CallQueue, clock: FrozenClock, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    join_in_order(line, clock, ["CA1", "CA2"])
-    line.agent_available("AGMAX", [("funds", "en")])
+    join_in_order(line, clock, ["CA1", "CA2", "CA3"])
+    line.agent_available("AGMAX", [("support", "en")])
+    line.agent_available("AGEVA", [("funds", "en")])
     client, sent = counted_client(redis_client, monkeypatch)
     counted = CallQueue(client, clock)
-    counted.hold_round("CA2", "support", "en", 50, ms(START), ["AGMAX"])  # loads the script
+    counted.hold_round("CA2", "support", "en", 50, ms(START))  # loads the script
     sent.clear()
 
-    held = counted.hold_round("CA2", "support", "en", 50, ms(START), ["AGMAX"])
+    held = counted.hold_round("CA3", "support", "en", 50, ms(START))
 
     assert sent == ["EVALSHA"]
     assert held.place is not None and held.place.position == 2
-    assert held.load.agents_available == 1
+    # The agent of the line took its first caller; the agent of another line is not counted.
+    assert (held.load.agents_available, held.load.agents_busy) == (0, 1)
 
 
 # --- callbacks ------------------------------------------------------------------------------------
@@ -881,8 +890,8 @@ def script_costs(size: int, counted: CountedServer) -> dict[str, Counter[str]]:
         ("place", log_out, lambda: line.place(middle)),
         ("size", log_out, lambda: line.size("support", "en")),
         ("heartbeat", log_out, lambda: line.heartbeat(middle)),
-        ("line_load", log_out, lambda: line.line_load("support", "en", ["AGMAX"])),
-        ("hold_round", log_out, lambda: line.hold_round("CANEW", "support", "en", 50, 0, [])),
+        ("line_load", log_out, lambda: line.line_load("support", "en")),
+        ("hold_round", log_out, lambda: line.hold_round("CANEW", "support", "en", 50, 0)),
         ("request_callback", log_out, lambda: line.request_callback(middle, "+4930123456")),
         ("hang_up", log_out, lambda: line.hang_up(f"CA{size // 3:06d}")),
         ("claim", log_in, lambda: line.claim_next("AGMAX")),
@@ -891,7 +900,7 @@ def script_costs(size: int, counted: CountedServer) -> dict[str, Counter[str]]:
         (
             "hold_round dispatching",
             lambda: line.agent_available("AGEVA", [("support", "en")]),
-            lambda: line.hold_round(middle, "support", "en", 50, 0, []),
+            lambda: line.hold_round(middle, "support", "en", 50, 0),
         ),
     ]
     costs: dict[str, Counter[str]] = {}
@@ -915,7 +924,7 @@ def test_no_request_path_script_walks_a_line(command_counter: CountedServer) -> 
     assert small["hold_round dispatching"]["ZRANGE"] >= 2
 
 
-def test_waiting_before_counts_the_callers_an_agent_would_take_first_in_other_lines(
+def test_a_hold_round_counts_the_callers_an_agent_would_take_first_in_other_lines(
     line: CallQueue, clock: FrozenClock
 ) -> None:
     # Our caller: priority 30, arrived at START + 10 s. In another line: two callers of the same
@@ -927,9 +936,12 @@ def test_waiting_before_counts_the_callers_an_agent_would_take_first_in_other_li
         ("CAlater", "security", 30, 20),
         ("CAurgent", "security", 100, 30),
         ("CAother", "tech", 10, 0),
+        ("CAours", "support", 30, 10),
     ]:
         line.join(sid, queue, "en", priority, enqueued_ms=ms(START) + at * 1000)
-    ours = ms(START) + 10_000
-    counts = line.waiting_before([("security", "en"), ("tech", "en"), ("account", "en")], 30, ours)
-    assert counts == {("security", "en"): 3, ("tech", "en"): 0, ("account", "en"): 0}
-    assert line.waiting_before([], 30, ours) == {}
+    others = [("security", "en"), ("tech", "en"), ("account", "en")]
+
+    held = line.hold_round("CAours", "support", "en", 30, ms(START) + 10_000, sharing=others)
+
+    assert held.waiting_before == {("security", "en"): 3, ("tech", "en"): 0, ("account", "en"): 0}
+    assert line.hold_round("CAours", "support", "en", 30, 0).waiting_before == {}

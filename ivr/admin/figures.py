@@ -20,8 +20,7 @@ def live_queues(s: Services) -> dict[str, Any]:
     lines: list[dict[str, Any]] = []
     for queue_id, queue in rules.queues.items():
         for language in rules.language_codes:
-            agents = rules.agents_serving(queue_id, language)
-            load = s.queue.line_load(queue_id, language, agents)
+            load = s.queue.line_load(queue_id, language)
             if load.waiting == 0 and load.agents_available + load.agents_busy == 0:
                 continue
             earliest = s.queue.earliest_arrival(queue_id, language) if load.waiting else None
@@ -47,7 +46,7 @@ def live_queues(s: Services) -> dict[str, Any]:
                     "agents_busy": load.agents_busy,
                 }
             )
-    statuses = s.queue.agent_statuses(list(rules.agents))
+    statuses = s.queue.agents_at_a_glance(list(rules.agents))
     agents_out = [
         {
             "agent": agent_id,

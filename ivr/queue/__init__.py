@@ -28,8 +28,17 @@ Data model:
   caller's hang-up or the agent's `finish_call`; TTL `agent_ttl_seconds`. With it the hang-up
   releases the agent without asking the database.
 * `waiting_queues_key()` — SET of every queue zset that ever had callers, for the audit and admin.
+* `lines_waiting_key()` — SET of the queue zsets that may have callers: every script that puts a
+  caller in a line adds it, dispatch removes those it finds empty. Dispatch looks only at these.
+* `line_agents_key(queue, language, state)` — ZSET per line and state of the logged-in agents who
+  serve it: "free" (available, by idle-since ms), "talking" (by connected-since ms) and
+  "connecting" (assigned a caller not yet put through, by assigned ms). Every script that changes an
+  agent's status or call state moves it (`index_agent`), so dispatch takes the longest-idle agent of
+  the lines with callers and a line's load reads its own agents, whatever the size of the roster.
+  A member left by an agent whose hash expired is dropped when dispatch meets it.
 * `agent_key(agent_id)` — HASH: `status` ("available", "busy" or "offline"; no hash = offline),
-  `idle_ms` while available, `call` and `call_state` ("assigned", then "connected") while busy,
+  `idle_ms` while available, `call`, `call_state` ("assigned", then "connected"), `assigned_ms`
+  and `connected_ms` while busy,
   `logout` when the agent logged out during a call, and one field `line:<queue key>` per line
   served. TTL `agent_ttl_seconds`, refreshed on every change, so a forgotten login expires.
 * `available_agents_key()` — ZSET of available agent ids scored by idle-since ms (longest idle
@@ -53,8 +62,9 @@ its entry and deadline go. Every request-path script that reports a position or 
 at most 16; the app also sweeps in the background. Between sweeps a position may count a ghost or
 two. A claim drops heads that are not live (lapsed, no entry, naming another line, assigned), at
 most 32 per line; a busy agent whose assigned caller is gone is released by the next script that
-reads that agent. `audit(cursor, count)` is a bounded background pass (ZSCAN) that removes
-members with no entry, naming another line, or assigned.
+reads that agent (the background reads a bounded share of the roster every second).
+`audit(cursor, count)` is a bounded background pass (ZSCAN) that removes members with no entry,
+naming another line, or assigned.
 
 The scripts build other callers' entry keys and the agents' keys from prefixes passed in ARGV, so
 they suit a single Redis (or a replicated primary), not Redis Cluster.
@@ -76,6 +86,8 @@ from ivr.queue.keys import (
     deadlines_key,
     entry_key,
     epoch_key,
+    line_agents_key,
+    lines_waiting_key,
     pin_checks_key,
     queue_key,
     stats_key,
@@ -112,6 +124,8 @@ __all__ = [
     "deadlines_key",
     "entry_key",
     "epoch_key",
+    "line_agents_key",
+    "lines_waiting_key",
     "pin_checks_key",
     "queue_key",
     "stats_key",

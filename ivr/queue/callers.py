@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
@@ -29,7 +29,6 @@ from ivr.queue.history import (
     LineLoad,
     line_load_keys,
     to_line_load,
-    unique_agents,
 )
 from ivr.queue.keys import (
     call_reference_key,
@@ -39,6 +38,7 @@ from ivr.queue.keys import (
     ended_key,
     entry_key,
     known_caller_key,
+    lines_waiting_key,
     queue_key,
     seen_key,
     texted_key,
@@ -89,6 +89,9 @@ class HoldRound:
     at the arrival time given."""
     ended: bool = False
     """The call holding has ended (its status callback came): nothing was changed for it."""
+    waiting_before: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    """While the caller waits: for each of the other lines asked about, the callers an agent
+    would take before this one (higher priority, or the same and earlier)."""
 
 
 @dataclass(frozen=True)
@@ -377,9 +380,9 @@ class CallerOps(QueueBase):
         language: str,
         priority: int,
         enqueued_ms: int,
-        agent_ids: Sequence[str],
         *,
         leg: str | None = None,
+        sharing: Sequence[tuple[str, str]] = (),
     ) -> HoldRound:
         """One round of holding, which writes; atomic (one script, one round trip).
 
@@ -387,29 +390,37 @@ class CallerOps(QueueBase):
         place (Redis lost it, or its heartbeat lapsed), join (queue, language) again at
         `enqueued_ms` with `priority` (`rejoined`); dispatch (every available agent claims as
         `dispatch` does); then this call's assignment or place, and the load of (queue,
-        language) among `agent_ids` as `line_load` gives it.
+        language) as `line_load` gives it.
 
         `leg`: the call holding (default `call_sid`); when it has ended (`hang_up`) nothing
         changes and the round says so (`ended`): a late or replayed poll never rejoins the line.
+        `sharing`: other lines (queue, language) the line's agents serve; while the caller waits,
+        the round counts the callers of each whom an agent would take first (`waiting_before`).
         """
         check_call_sid(call_sid)
         leg = leg or call_sid
         check_call_sid(leg)
         check_line(queue, language)
         check_priority(priority)
-        agents = unique_agents(agent_ids)
+        for other in sharing:
+            check_line(*other)
         now = self._now_ms()
         arrival = min(enqueued_ms, now)
         check_enqueued_ms(arrival)
         reply = self._run(
             self._hold_round,
-            [entry_key(call_sid), ended_key(leg), *line_load_keys(queue, language)],
-            [call_sid, queue, language, priority, arrival, HISTORY_LENGTH, *agents],
+            [
+                entry_key(call_sid),
+                ended_key(leg),
+                *line_load_keys(queue, language),
+                *(queue_key(*other) for other in sharing),
+            ],
+            [call_sid, queue, language, priority, arrival, HISTORY_LENGTH],
             now,
         )
-        if not isinstance(reply, list) or len(reply) != 6:
+        if not isinstance(reply, list) or len(reply) != 7:
             raise RuntimeError(f"unexpected reply from the hold round script: {reply!r}")
-        rejoined, place, assignment, dispatched, load, ended = reply
+        rejoined, place, assignment, dispatched, load, ended, before = reply
         return HoldRound(
             place=to_place(place) if place else None,
             assignment=to_assignment(assignment) if assignment else None,
@@ -417,6 +428,7 @@ class CallerOps(QueueBase):
             dispatched=tuple(to_assignments(dispatched)),
             rejoined=bool(rejoined),
             ended=bool(ended),
+            waiting_before=dict(zip(sharing, map(int, before), strict=False)),
         )
 
     def sweep(self, limit: int = 1000) -> list[Swept]:
@@ -495,6 +507,7 @@ class CallerOps(QueueBase):
                 pipe.zadd(deadlines_key(), {sid: deadline for sid, _ in batch}, gt=True)
                 pipe.zadd(line, {sid: (100 - priority) * 10**13 + ms for sid, ms in batch})
                 pipe.sadd(waiting_queues_key(), line)
+                pipe.sadd(lines_waiting_key(), line)
                 pipe.execute()
 
     def _end(self, call_sid: str, *, hanging_up: bool, leg: str | None = None) -> HangUp:

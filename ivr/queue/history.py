@@ -21,9 +21,9 @@ class LineLoad:
     waiting: int
     """Callers in the line (ZCARD), callers waiting for a callback included."""
     agents_available: int
-    """Among the agent ids passed in."""
+    """Agents logged in to serve the line and free."""
     agents_busy: int
-    """Among the agent ids passed in."""
+    """Agents logged in to serve the line and on a call (talking, or being put through)."""
     recent_talk_seconds: tuple[int, ...]
     """Newest first, at most `HISTORY_LENGTH`."""
     recent_wait_seconds: tuple[int, ...]
@@ -54,31 +54,15 @@ class HistoryOps(QueueBase):
         atomic (MULTI), keeps the newest 50."""
         self._record(stats_key(queue, language, "connect"), queue, language, connect_seconds)
 
-    def line_load(self, queue: str, language: str, agent_ids: Sequence[str]) -> LineLoad:
-        """Callers, available and busy agents among `agent_ids`, and recent history of one line,
-        for the wait estimate; atomic (one script: sweeps first, settles stale agents)."""
+    def line_load(self, queue: str, language: str) -> LineLoad:
+        """Callers, available and busy agents (those logged in to serve the line), and recent
+        history of one line, for the wait estimate; atomic (one script: sweeps first). Its cost
+        grows with the line's busy agents, not with the agents logged in."""
         check_line(queue, language)
-        agents = unique_agents(agent_ids)
         reply = self._run(
-            self._line_load, keys=line_load_keys(queue, language), args=[HISTORY_LENGTH, *agents]
+            self._line_load, keys=line_load_keys(queue, language), args=[HISTORY_LENGTH]
         )
         return to_line_load(reply)
-
-    def waiting_before(
-        self, lines: Sequence[tuple[str, str]], priority: int, enqueued_ms: int
-    ) -> dict[tuple[str, str], int]:
-        """For each of `lines`, the callers an agent would take before a caller of `priority` who
-        arrived at `enqueued_ms` (higher priority, or the same and earlier: a lower score, as
-        `score_of` in the scripts ranks them); one pipeline of ZCOUNTs, read for the wait estimate
-        (not atomic with anything: a caller may come or go meanwhile)."""
-        for queue, language in lines:
-            check_line(queue, language)
-        below = f"({score_of(priority, enqueued_ms)}"
-        with self._client.pipeline(transaction=False) as pipe:
-            for queue, language in lines:
-                pipe.zcount(queue_key(queue, language), "-inf", below)
-            counts = pipe.execute()
-        return {line: int(count) for line, count in zip(lines, counts, strict=True)}
 
     def _record(self, key: str, queue: str, language: str, seconds: int) -> None:
         check_line(queue, language)
@@ -89,12 +73,6 @@ class HistoryOps(QueueBase):
             pipe.ltrim(key, 0, HISTORY_LENGTH - 1)
             pipe.expire(key, HISTORY_TTL_SECONDS)
             pipe.execute()
-
-
-def score_of(priority: int, enqueued_ms: int) -> int:
-    """A waiting caller's score in its line: higher priority first, then earlier arrival (the twin
-    of the scripts' `score_of`; below 2**53)."""
-    return (100 - priority) * 10**13 + enqueued_ms
 
 
 def unique_agents(agent_ids: Sequence[str]) -> list[str]:

@@ -62,6 +62,22 @@ def waiting_queues_key() -> str:
     return f"{KEY_PREFIX}queues"
 
 
+def lines_waiting_key() -> str:
+    """SET of the queue keys that may have callers; dispatch looks only at these (the scripts
+    build it as `waiting_queues_key() + ":waiting"`)."""
+    return f"{waiting_queues_key()}:waiting"
+
+
+LineAgentState = Literal["free", "talking", "connecting"]
+
+
+def line_agents_key(queue: str, language: str, state: LineAgentState) -> str:
+    """ZSET of the logged-in agents serving one line in one state: free (by idle-since ms),
+    talking (by connected-since ms), connecting (by assigned ms); the scripts build it as the
+    line's `queue_key` + ":" + state."""
+    return f"{queue_key(queue, language)}:{state}"
+
+
 def agent_key(agent_id: str) -> str:
     """HASH describing one agent (status, current call, lines); long TTL."""
     return f"{AGENT_PREFIX}{agent_id}"

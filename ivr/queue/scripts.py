@@ -7,7 +7,12 @@ each script after its header; they are locals only (Redis 7 forbids globals).
 Cost: no script walks a line. A line is read only by ZRANK, ZCARD, ZSCORE and the head
 (`ZRANGE line 0 0`); expired calls are found through the deadlines zset
 (`ZRANGEBYSCORE deadlines -inf now LIMIT 0 n`), at most `n` of them per script. Loops run over
-agents (and their few lines), never over callers, and each is bounded.
+agents (and their few lines), never over callers, and each is bounded. No script on a call's path
+walks the agents logged in either: each line keeps its agents by state (available, talking, being
+put through; `index_agent` moves an agent at every change of its state), dispatch looks only at the
+lines with callers and the longest-idle agents of each, and a line's load reads its own agent sets.
+Reading agents by id (`AGENT_STATUSES`) is for the dashboard, the metrics and the background's
+settling, a bounded number at a time.
 
 The scripts build other calls' and agents' key names from the prefixes and suffixes in the
 context, so they suit a single Redis (or a replicated primary), not Redis Cluster. `now` always
@@ -40,11 +45,22 @@ local AGENT_TTL = ARGV[4]
 local CALL_PREFIX, ENTRY_SUFFIX, AGENT_PREFIX = ARGV[5], ARGV[6], ARGV[7]
 local REQUEST_SWEEP = tonumber(ARGV[8])
 local DEADLINES, AVAILABLE, LINES = KEYS[1], KEYS[2], KEYS[3]
+-- The lines that may have callers (a subset of LINES): every script that puts a caller in a line
+-- adds it, dispatch takes out those it finds empty.
+local WAITING = LINES .. ':waiting'
+-- Each line's agents, by what they are doing, suffixed to the line's key: available (idle since,
+-- ms), talking (connected since) and being put through (assigned since). Kept by index_agent at
+-- every change of an agent's state, so that dispatch and line_load read the agents of the lines
+-- they look at, never the whole roster.
+local FREE, TALKING, CONNECTING = ':free', ':talking', ':connecting'
+local AGENT_SETS = {FREE, TALKING, CONNECTING}
 -- Heads of one line a claim may drop before giving up on that line for now (the sweep and the
 -- audit clean up the rest): keeps a claim bounded whatever the line holds.
 local CLAIM_TRIES = 32
--- Rounds of a dispatch: each round every available agent tries once; a round without a claim ends it.
-local DISPATCH_ROUNDS = 100
+-- Agents a dispatch hands callers to at most (the next dispatch goes on), and the longest-idle
+-- agents of a line it looks at for one that has not already come away empty this dispatch.
+local DISPATCH_CLAIMS = 500
+local DISPATCH_PEEK = 8
 -- Twilio ends a call after four hours unless told otherwise (<Dial timeLimit>): an agent connected
 -- for longer, plus a margin, is on a call whose Dial action and status callback both never came.
 local MAX_CONNECTED_MS = (4 * 3600 + 15 * 60) * 1000
@@ -114,30 +130,90 @@ local function assignment_of(sid, e)
     e.callback or '', e.our_number or '', e.reference or '', e.callback_code or ''}
 end
 
+-- The queue zsets of the lines an agent serves (its hash's `line:` fields).
+local function lines_of(akey)
+  local lines = {}
+  for _, field in ipairs(redis.call('HKEYS', akey)) do
+    if string.sub(field, 1, 5) == 'line:' then
+      lines[#lines + 1] = string.sub(field, 6)
+    end
+  end
+  return lines
+end
+
+-- Take an agent out of the per-line agent sets of `lines`.
+local function unindex_agent(aid, lines)
+  for _, line in ipairs(lines) do
+    for _, kind in ipairs(AGENT_SETS) do
+      redis.call('ZREM', line .. kind, aid)
+    end
+  end
+end
+
+-- Put an agent in the per-line agent sets its hash says, in each of its lines: FREE when
+-- available, TALKING when connected, CONNECTING when assigned a caller not yet put through, none
+-- when offline (or gone). Every script that changes an agent's status or call state calls it.
+local function index_agent(aid)
+  local akey = agent_of(aid)
+  local a = redis.call('HMGET', akey, 'status', 'call_state', 'idle_ms', 'connected_ms',
+    'assigned_ms', 'call')
+  local kind, score = nil, nil
+  if a[1] == 'available' then
+    kind, score = FREE, a[3] or int_str(NOW)
+  elseif a[1] == 'busy' and a[2] == 'connected' then
+    kind, score = TALKING, a[4] or int_str(NOW)
+  elseif a[1] == 'busy' then
+    kind = CONNECTING
+    score = a[5] or (a[6] and redis.call('HGET', entry_of(a[6]), 'assigned_ms')) or int_str(NOW)
+  end
+  for _, line in ipairs(lines_of(akey)) do
+    for _, k in ipairs(AGENT_SETS) do
+      if k == kind then
+        redis.call('ZADD', line .. k, score, aid)
+      else
+        redis.call('ZREM', line .. k, aid)
+      end
+    end
+  end
+end
+
+-- Put `sid` in `line` at `score` (NX: only if it is not there) and note that the line has callers.
+local function add_to_line(line, score, sid, nx)
+  if nx then
+    redis.call('ZADD', line, 'NX', score, sid)
+  else
+    redis.call('ZADD', line, score, sid)
+  end
+  redis.call('SADD', WAITING, line)
+end
+
 -- The agent's call ended or never started: available again (idle from now), or offline if it
 -- logged out meanwhile. Returns the new status.
 local function release_agent(aid)
   local akey = agent_of(aid)
-  redis.call('HDEL', akey, 'call', 'call_state', 'connected_ms')
+  redis.call('HDEL', akey, 'call', 'call_state', 'connected_ms', 'assigned_ms')
   if redis.call('HGET', akey, 'logout') then
     redis.call('HDEL', akey, 'logout', 'idle_ms')
     redis.call('HSET', akey, 'status', 'offline')
     redis.call('ZREM', AVAILABLE, aid)
     redis.call('EXPIRE', akey, AGENT_TTL)
+    index_agent(aid)
     return 'offline'
   end
   redis.call('HSET', akey, 'status', 'available', 'idle_ms', int_str(NOW))
   redis.call('ZADD', AVAILABLE, int_str(NOW), aid)
   redis.call('EXPIRE', akey, AGENT_TTL)
+  index_agent(aid)
   return 'available'
 end
 
 local function set_offline(aid)
   local akey = agent_of(aid)
-  redis.call('HDEL', akey, 'call', 'call_state', 'connected_ms', 'logout', 'idle_ms')
+  redis.call('HDEL', akey, 'call', 'call_state', 'connected_ms', 'assigned_ms', 'logout', 'idle_ms')
   redis.call('HSET', akey, 'status', 'offline')
   redis.call('ZREM', AVAILABLE, aid)
   redis.call('EXPIRE', akey, AGENT_TTL)
+  index_agent(aid)
 end
 
 -- Remove every trace of a call that is gone: it leaves its line, an agent it was assigned to
@@ -259,13 +335,10 @@ local function claim(aid)
   end
   local akey = agent_of(aid)
   local best_line, best_sid, best_score = nil, nil, nil
-  for _, field in ipairs(redis.call('HKEYS', akey)) do
-    if string.sub(field, 1, 5) == 'line:' then
-      local line = string.sub(field, 6)
-      local sid, score = live_head(line)
-      if sid and (not best_score or score < best_score or (score == best_score and sid < best_sid)) then
-        best_line, best_sid, best_score = line, sid, score
-      end
+  for _, line in ipairs(lines_of(akey)) do
+    local sid, score = live_head(line)
+    if sid and (not best_score or score < best_score or (score == best_score and sid < best_sid)) then
+      best_line, best_sid, best_score = line, sid, score
     end
   end
   if not best_sid then
@@ -275,27 +348,58 @@ local function claim(aid)
   redis.call('HSET', entry_of(best_sid), 'agent', aid, 'assigned_ms', int_str(NOW))
   -- At least a heartbeat to ring the agent; a callback's longer deadline stays.
   extend_deadline(best_sid, HEARTBEAT_MS)
-  redis.call('HSET', akey, 'status', 'busy', 'call', best_sid, 'call_state', 'assigned')
+  redis.call('HSET', akey, 'status', 'busy', 'call', best_sid, 'call_state', 'assigned',
+    'assigned_ms', int_str(NOW))
   redis.call('HDEL', akey, 'idle_ms')
   redis.call('ZREM', AVAILABLE, aid)
   redis.call('EXPIRE', akey, AGENT_TTL)
+  index_agent(aid)
   return assignment_of(best_sid)
 end
 
 -- Every available agent, longest idle first, claims as claim() does, until nobody can. Returns
 -- the assignments made, in order.
+--
+-- Only agents of lines with callers can claim, and lines only lose callers during a dispatch, so
+-- the next agent to claim is always the longest idle among the available agents of the lines
+-- with callers: the heads of those lines' FREE sets. That is the order in which walking every
+-- available agent, longest idle first, would have made the same claims, at a cost that grows
+-- with the lines holding callers and the claims made, not with the agents logged in.
 local function dispatch()
-  local made = {}
-  for _ = 1, DISPATCH_ROUNDS do
-    local before = #made
-    for _, aid in ipairs(redis.call('ZRANGE', AVAILABLE, 0, -1)) do
-      local got = claim(aid)
-      if got then
-        made[#made + 1] = got
+  local made, empty_handed = {}, {}
+  for _ = 1, DISPATCH_CLAIMS do
+    local aid, idle, line_of_aid = nil, nil, nil
+    for _, line in ipairs(redis.call('SMEMBERS', WAITING)) do
+      if redis.call('ZCARD', line) == 0 then
+        redis.call('SREM', WAITING, line)
+      else
+        local free = redis.call('ZRANGE', line .. FREE, 0, DISPATCH_PEEK - 1, 'WITHSCORES')
+        for i = 1, #free, 2 do
+          if not empty_handed[free[i]] then
+            local since = tonumber(free[i + 1])
+            if not idle or since < idle or (since == idle and free[i] < aid) then
+              aid, idle, line_of_aid = free[i], since, line
+            end
+            break
+          end
+        end
       end
     end
-    if #made == before then
+    if not aid then
       break
+    end
+    local got = claim(aid)
+    if got then
+      made[#made + 1] = got
+    elseif agent_state(aid) ~= 'available' then
+      -- Not available after all (its hash expired, say): out of the sets it is still in.
+      index_agent(aid)
+      redis.call('ZREM', line_of_aid .. FREE, aid)
+    elseif redis.call('HEXISTS', agent_of(aid), 'line:' .. line_of_aid) == 0 then
+      redis.call('ZREM', line_of_aid .. FREE, aid)
+    else
+      -- Its lines' heads were all gone (CLAIM_TRIES each): the sweep and the audit clean up.
+      empty_handed[aid] = true
     end
   end
   return made
@@ -326,47 +430,36 @@ local function join_line(sid, line, queue, language, priority, enqueued_ms)
   extend_deadline(sid, HEARTBEAT_MS)
   -- Plain ZADD, not NX: on a retry the score is unchanged anyway, and a stale member left by
   -- an expired call gets the new score.
-  redis.call('ZADD', line, score_of(priority, enqueued_ms), sid)
+  add_to_line(line, score_of(priority, enqueued_ms), sid, false)
   redis.call('SADD', LINES, line)
   return place_of(sid, {queue = queue, language = language, line = line, priority = priority,
     enqueued_ms = enqueued_ms})
 end
 
 -- The load of one line: {waiting, available, busy, {wait seconds...}, {talk seconds...},
--- {busy ms...}, {connect seconds...}, {connecting ms...}}. KEYS[first_key..first_key + 3] are the
--- line's zset and its wait, talk and connect history lists; ARGV[history_arg] is the history
--- length and the agent ids follow it, their statuses settled as agent_state does. Busy ms: how
--- long each busy agent has been talking (0 while its caller is still being put through);
--- connecting ms: for each busy agent whose caller is still being put through, how long since the
--- caller was assigned to it (the entry's assigned_ms: agent_state has just checked that the
--- entry names this agent).
+-- {busy ms...}, {connect seconds...}, {connecting ms...}}, read from the line's agent sets (the
+-- agents logged in to serve it). KEYS[first_key..first_key + 3] are the line's zset and its wait,
+-- talk and connect history lists; ARGV[history_arg] is the history length. Busy ms: how long
+-- each busy agent has been talking (0 while its caller is still being put through); connecting
+-- ms: for each busy agent whose caller is still being put through, how long since the caller
+-- was assigned to it.
 local function line_load(first_key, history_arg)
   local line, waits, talks, connects = KEYS[first_key], KEYS[first_key + 1],
     KEYS[first_key + 2], KEYS[first_key + 3]
-  local available, busy, elapsed, connecting = 0, 0, {}, {}
-  for i = history_arg + 1, #ARGV do
-    local aid = ARGV[i]
-    local status = agent_state(aid)
-    if status == 'available' then
-      available = available + 1
-    elseif status == 'busy' then
-      busy = busy + 1
-      local a = redis.call('HMGET', agent_of(aid), 'call', 'call_state', 'connected_ms')
-      if a[2] == 'connected' then
-        elapsed[#elapsed + 1] = a[3] and int_str(math.max(0, NOW - tonumber(a[3]))) or '0'
-      else
-        elapsed[#elapsed + 1] = '0'
-        local assigned = redis.call('HGET', entry_of(a[1]), 'assigned_ms')
-        if assigned then
-          connecting[#connecting + 1] = int_str(math.max(0, NOW - tonumber(assigned)))
-        end
-      end
-    end
+  local talking = redis.call('ZRANGE', line .. TALKING, 0, -1, 'WITHSCORES')
+  local being_put_through = redis.call('ZRANGE', line .. CONNECTING, 0, -1, 'WITHSCORES')
+  local elapsed, connecting = {}, {}
+  for i = 2, #talking, 2 do
+    elapsed[#elapsed + 1] = int_str(math.max(0, NOW - tonumber(talking[i])))
+  end
+  for i = 2, #being_put_through, 2 do
+    elapsed[#elapsed + 1] = '0'
+    connecting[#connecting + 1] = int_str(math.max(0, NOW - tonumber(being_put_through[i])))
   end
   local last = tonumber(ARGV[history_arg]) - 1
-  return {redis.call('ZCARD', line), available, busy, redis.call('LRANGE', waits, 0, last),
-    redis.call('LRANGE', talks, 0, last), elapsed, redis.call('LRANGE', connects, 0, last),
-    connecting}
+  return {redis.call('ZCARD', line), redis.call('ZCARD', line .. FREE), #elapsed,
+    redis.call('LRANGE', waits, 0, last), redis.call('LRANGE', talks, 0, last), elapsed,
+    redis.call('LRANGE', connects, 0, last), connecting}
 end
 """
 
@@ -435,7 +528,7 @@ if not e or e.agent then
   return nil
 end
 -- The entry is the truth; put the member back if the zset lost it (e.g. deleted by hand).
-redis.call('ZADD', e.line, 'NX', score_of(e.priority, e.enqueued_ms), sid)
+add_to_line(e.line, score_of(e.priority, e.enqueued_ms), sid, true)
 return place_of(sid, e)
 """,
 )
@@ -557,7 +650,7 @@ for _, set in ipairs({{'our_number', ARGV[11]}, {'reference', ARGV[12]},
   end
 end
 extend_deadline(sid, tonumber(ARGV[13]))
-redis.call('ZADD', e.line, 'NX', score_of(e.priority, e.enqueued_ms), sid)
+add_to_line(e.line, score_of(e.priority, e.enqueued_ms), sid, true)
 return place_of(sid, e)
 """,
 )
@@ -600,7 +693,7 @@ if ARGV[18] ~= '' then
   redis.call('HSET', entry, 'callback_code', ARGV[18])
 end
 extend_deadline(sid, tonumber(ARGV[17]) - NOW)
-redis.call('ZADD', line, score_of(ARGV[12], ARGV[13]), sid)
+add_to_line(line, score_of(ARGV[12], ARGV[13]), sid, false)
 redis.call('SADD', LINES, line)
 return 1
 """,
@@ -621,15 +714,17 @@ HOLD_ROUND: Final = _script(
 -- ARGV[12] = priority (0..100), for a rejoin
 -- ARGV[13] = original arrival, ms, for a rejoin
 -- ARGV[14] = history length
--- ARGV[15..] = ids of the agents serving that line
+-- KEYS[10..] = queue zsets of other lines the line's agents serve
 -- Returns {rejoined (0 or 1), place or {}, assignment or {}, {assignment...} made by this
--- round's dispatch, the line's load as LINE_LOAD returns it, ended (0 or 1)}. A leg that has
+-- round's dispatch, the line's load as LINE_LOAD returns it, ended (0 or 1), {callers...}}: the
+-- last, for each of the other lines while the caller waits, the callers an agent would take
+-- before this one (a lower score: higher priority, or the same and earlier). A leg that has
 -- ended changes nothing: a late or replayed poll never rejoins the line.
 """,
     """
 local sid = ARGV[9]
 if redis.call('EXISTS', KEYS[5]) == 1 then
-  return {0, {}, {}, {}, line_load(6, 14), 1}
+  return {0, {}, {}, {}, line_load(6, 14), 1, {}}
 end
 sweep(REQUEST_SWEEP)
 local rejoined = 0
@@ -637,7 +732,7 @@ local e = live_entry(sid)
 if e then
   extend_deadline(sid, HEARTBEAT_MS)
   if not e.agent then
-    redis.call('ZADD', e.line, 'NX', score_of(e.priority, e.enqueued_ms), sid)
+    add_to_line(e.line, score_of(e.priority, e.enqueued_ms), sid, true)
   end
 else
   -- Redis lost the call, or its heartbeat lapsed: back at its original arrival.
@@ -646,14 +741,18 @@ else
 end
 -- After the heartbeat and any rejoin, so that this caller can be handed to an agent this round.
 local dispatched = dispatch()
-local place, assignment = {}, {}
+local place, assignment, before = {}, {}, {}
 e = read_entry(sid)
 if e and e.agent then
   assignment = assignment_of(sid)
 elseif e then
   place = place_of(sid, e)
+  local below = '(' .. score_of(e.priority, e.enqueued_ms)
+  for i = 10, #KEYS do
+    before[#before + 1] = redis.call('ZCOUNT', KEYS[i], '-inf', below)
+  end
 end
-return {rejoined, place, assignment, dispatched, line_load(6, 14), 0}
+return {rejoined, place, assignment, dispatched, line_load(6, 14), 0, before}
 """,
 )
 """One round of holding: heartbeat or rejoin, dispatch, assignment or place, line load (hold_round)."""
@@ -706,10 +805,10 @@ AGENT_AVAILABLE: Final = _script(
     """
 local akey, aid = KEYS[4], ARGV[9]
 local status = agent_state(aid)
-for _, field in ipairs(redis.call('HKEYS', akey)) do
-  if string.sub(field, 1, 5) == 'line:' then
-    redis.call('HDEL', akey, field)
-  end
+local old_lines = lines_of(akey)
+unindex_agent(aid, old_lines)
+for _, line in ipairs(old_lines) do
+  redis.call('HDEL', akey, 'line:' .. line)
 end
 for i = 10, #ARGV do
   redis.call('HSET', akey, 'line:' .. ARGV[i], '1')
@@ -718,6 +817,7 @@ if status == 'busy' then
   -- Back in service during a call: a logout requested meanwhile is withdrawn.
   redis.call('HDEL', akey, 'logout')
   redis.call('EXPIRE', akey, AGENT_TTL)
+  index_agent(aid)
   return 'busy'
 end
 if status ~= 'available' then
@@ -726,6 +826,7 @@ end
 -- An agent already available keeps its idle-since: a repeated login must not cost its turn.
 redis.call('ZADD', AVAILABLE, redis.call('HGET', akey, 'idle_ms'), aid)
 redis.call('EXPIRE', akey, AGENT_TTL)
+index_agent(aid)
 return 'available'
 """,
 )
@@ -755,11 +856,13 @@ AGENT_STATUSES: Final = _script(
 -- KEYS[4..] = agent hashes, in the order of the agent ids
 -- ARGV[9..] = agent ids
 -- Returns {status, call SID or '', status, call SID or '', ...} in the order of the ids.
+-- Settles each agent as agent_state does and puts it in the right per-line agent sets.
 """,
     """
 local out = {}
 for i = 9, #ARGV do
   local status = agent_state(ARGV[i])
+  index_agent(ARGV[i])
   out[#out + 1] = status
   out[#out + 1] = (status == 'busy' and redis.call('HGET', agent_of(ARGV[i]), 'call')) or ''
 end
@@ -816,6 +919,7 @@ if a[1] ~= 'busy' or a[2] == sid then
   redis.call('HDEL', akey, 'idle_ms')
   redis.call('ZREM', AVAILABLE, aid)
   redis.call('EXPIRE', akey, AGENT_TTL)
+  index_agent(aid)
   -- So that the caller's hang-up can release the agent without asking the database.
   redis.call('SET', KEYS[5], aid, 'EX', AGENT_TTL)
 end
@@ -872,7 +976,7 @@ end
 redis.call('HDEL', KEYS[4], 'agent', 'assigned_ms')
 extend_deadline(sid, HEARTBEAT_MS)
 -- The original score: first among the callers of its priority who arrived after it.
-redis.call('ZADD', e.line, score_of(e.priority, e.enqueued_ms), sid)
+add_to_line(e.line, score_of(e.priority, e.enqueued_ms), sid, false)
 local a = redis.call('HMGET', agent_of(e.agent), 'status', 'call')
 if a[1] ~= 'busy' or a[2] == sid then
   -- A phone nobody answers must not get the next caller.
@@ -892,7 +996,6 @@ LINE_LOAD: Final = _script(
 -- KEYS[6] = talk history list
 -- KEYS[7] = connect history list
 -- ARGV[9] = history length
--- ARGV[10..] = agent ids
 -- Returns {waiting, available, busy, {wait seconds...}, {talk seconds...}, {busy ms...},
 -- {connect seconds...}, {connecting ms...}}: the histories newest first, at most the history
 -- length; busy ms one per busy agent (0 while its caller is being put through); connecting ms

@@ -17,6 +17,11 @@ trip included) and the median reported in microseconds:
 
 The target (issue): each operation at 100,000 callers within 3x of its time at 100. Reported,
 never asserted: the machine is shared and noisy, so compare the ratios of one run only.
+
+Then the agents logged in (`agents` in the result): with 100 callers waiting, hold_round, enter
+(join and dispatch) and line_load with 10 agents free on other lines, 1,000 free on other lines,
+and 1,000 busy on this line (700 talking, 300 being put through). Issue 22's target: hold and join
+with 1,000 agents within 1.5x of the same with 10.
 """
 
 from __future__ import annotations
@@ -64,17 +69,73 @@ def run(
             for name, micros in _measure(client, size, repeat).items():
                 ops[name][str(size)] = micros
             _delete_our_keys(client)
+        agents = {case: _measure_agents(client, case, repeat) for case in AGENT_CASES}
     finally:
         _delete_our_keys(client)
         client.close()
     smallest, largest = str(min(sizes)), str(max(sizes))
     ratio = {name: round(ops[name][largest] / ops[name][smallest], 2) for name in OPERATIONS}
+    fewest = agents[AGENT_CASES[0]]
     return {
         "sizes": list(sizes),
         "repeat": repeat,
         "ops": ops,
         f"ratio_{_label(max(sizes))}_to_{_label(min(sizes))}": ratio,
+        "agents": agents,
+        "agents_ratio_to_10": {
+            case: {op: round(micros / fewest[op], 2) for op, micros in agents[case].items()}
+            for case in AGENT_CASES[1:]
+        },
     }
+
+
+AGENT_CASES = ("10 free elsewhere", "1,000 free elsewhere", "1,000 busy here")
+AGENT_OPERATIONS = ("hold_round", "enter", "line_load")
+AGENT_CALLERS = 100
+
+
+def _measure_agents(client: redis.Redis, case: str, repeat: int) -> dict[str, float]:
+    """Median µs of the request path's agent-touching operations with `case`'s agents logged in."""
+    _delete_our_keys(client)
+    clock = FrozenClock(START)
+    line = CallQueue(client, clock)
+    now_ms = _ms(START)
+    count = 10 if case.startswith("10 ") else 1000
+    if case == "1,000 busy here":
+        # Every agent takes a caller, most of them answer: then 100 callers wait.
+        extra = [(f"CAB{i:07d}", now_ms - 10 * count + i) for i in range(count)]
+        line.write_waiting(QUEUE, LANGUAGE, 50, extra)
+        for i in range(count):
+            line.agent_available(f"AGHERE{i:04d}", [(QUEUE, LANGUAGE)])
+        while line.dispatch():
+            pass
+        for sid, _ in extra[: count * 7 // 10]:
+            line.connected(sid)
+    else:
+        for i in range(count):
+            line.agent_available(f"AGFAR{i:04d}", [(f"other{i % 20}", LANGUAGE)])
+    callers = [(f"CAW{i:07d}", now_ms - AGENT_CALLERS + i) for i in range(AGENT_CALLERS)]
+    line.write_waiting(QUEUE, LANGUAGE, 50, callers)
+    sid, arrival = callers[AGENT_CALLERS // 2]
+    joined = iter(range(10**9))
+    left: list[str] = []
+
+    def tick() -> None:
+        clock.advance(0.001)
+        while left:  # untimed: the line keeps its length
+            line.hang_up(left.pop())
+
+    def enter() -> object:
+        new = f"CANEW{next(joined):07d}"
+        left.append(new)
+        return line.enter(new, QUEUE, LANGUAGE, 50)
+
+    timed: dict[str, Callable[[], object]] = {
+        "hold_round": lambda: line.hold_round(sid, QUEUE, LANGUAGE, 50, arrival),
+        "enter": enter,
+        "line_load": lambda: line.line_load(QUEUE, LANGUAGE),
+    }
+    return {name: _median_micros(timed[name], tick, repeat) for name in AGENT_OPERATIONS}
 
 
 def _measure(client: redis.Redis, size: int, repeat: int) -> dict[str, float]:
@@ -220,8 +281,22 @@ def print_table(result: dict[str, Any]) -> None:
         [name, *(f"{result['ops'][name][s]:.0f}" for s in sizes), f"{result[ratio_key][name]}x"]
         for name in OPERATIONS
     ]
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
+    _print_rows([header, *rows])
+    agents = result.get("agents")
+    if agents:
+        print()
+        header = [f"{AGENT_CALLERS} callers waiting (median µs)", *AGENT_OPERATIONS]
+        rows = [[case, *(f"{agents[case][op]:.0f}" for op in AGENT_OPERATIONS)] for case in agents]
+        rows += [
+            [f"{case} / 10", *(f"{ratios[op]}x" for op in AGENT_OPERATIONS)]
+            for case, ratios in result["agents_ratio_to_10"].items()
+        ]
+        _print_rows([header, *rows])
+
+
+def _print_rows(rows: list[list[str]]) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
         print(
             "  ".join(
                 cell.rjust(w) if i else cell.ljust(w)

@@ -5,6 +5,7 @@ Same fixtures as tests/test_queue.py: fakeredis, or the real Redis when TEST_RED
 
 from __future__ import annotations
 
+import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -920,20 +921,24 @@ def test_agents_of_other_lines_cost_a_hold_round_nothing(
     assert sum(counts[1].values()) < 60, counts[1]
 
 
-def test_a_thousand_agents_busy_on_the_line_are_read_in_one_command_per_state(
+def test_a_thousand_agents_busy_on_the_line_are_read_fifty_of_each_kind(
     redis_sentinel: SentinelSetup, clock: FrozenClock
 ) -> None:
+    """A line's load reads at most 50 of its talking and 50 of its connecting agents, evenly spread
+    by how long they have been at it; each stands for its share of the rest."""
     redis_sentinel.flush()
     client = connect(redis_sentinel.url)
-    line = CallQueue(client, clock, heartbeat_seconds=HEARTBEAT)
+    line = CallQueue(client, clock, heartbeat_seconds=3600)  # nobody's deadline passes
     sids = [f"CA{i:04d}" for i in range(1000)]
     line.write_waiting(*FUNDS_EN, 50, [(sid, ms_of(START)) for sid in sids])
     for i in range(1000):
         line.agent_available(f"AG{i:04d}", [FUNDS_EN])
     assert len(line.dispatch()) == 500  # a dispatch hands out at most 500; the next goes on
     assert len(line.dispatch()) == 500
-    for sid in sids[:600]:
+    for i, sid in enumerate(sids[:600]):
+        clock.set(START + timedelta(seconds=i))  # connected 0 to 599 s before the hold round
         line.connected(sid)
+    clock.set(START + timedelta(seconds=600))
     wait_in(line, clock, ["CAWAIT"])
     primary = private_redis(redis_sentinel.primary_port())
 
@@ -942,7 +947,12 @@ def test_a_thousand_agents_busy_on_the_line_are_read_in_one_command_per_state(
 
     assert (load.waiting, load.agents_available, load.agents_busy) == (1, 0, 1000)
     assert len(load.busy_seconds) == 1000 and len(load.connecting_seconds) == 400
-    assert commands.get("zrange", 0) <= 4 and commands.get("hmget", 0) <= 4, commands
+    talking = sorted(load.busy_seconds, reverse=True)[:600]
+    # 50 of the 600 read, every 12th from the one who has talked longest: 601 s, 589 s, ...
+    assert len(set(talking)) == 50 and talking[0] == pytest.approx(601, abs=0.01)
+    assert statistics.mean(talking) == pytest.approx(statistics.mean(range(2, 602)), rel=0.02)
+    assert load.busy_seconds.count(0.0) == 400
+    assert commands.get("zrange", 0) <= 2 * 50 + 2 and commands.get("hmget", 0) <= 4, commands
     client.close()
 
 

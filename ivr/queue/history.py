@@ -95,18 +95,32 @@ def line_load_keys(queue: str, language: str) -> list[str]:
 
 
 def to_line_load(reply: object) -> LineLoad:
-    """A {waiting, available, busy, {waits}, {talks}, {busy ms}, {connects}, {connecting ms}}
-    reply (LINE_LOAD's, and HOLD_ROUND's fifth item) as a LineLoad."""
-    if not isinstance(reply, list) or len(reply) != 8:
+    """A {waiting, available, busy, {waits}, {talks}, {talking ms}, {connects}, {connecting ms},
+    talking} reply (LINE_LOAD's, and HOLD_ROUND's fifth item) as a LineLoad. The two lists of ms
+    are at most the scripts' LOAD_SAMPLE agents each, evenly spread by how long they have been at
+    it; each stands for its share of the agents when there are more."""
+    if not isinstance(reply, list) or len(reply) != 9:
         raise RuntimeError(f"unexpected reply from a line load script: {reply!r}")
-    waiting, available, busy, waits, talks, elapsed, connects, connecting = reply
+    waiting, available, busy, waits, talks, talking, connects, connecting, talking_count = reply
+    talkers = int(talking_count)
+    connecting_seconds = _spread([int(text(ms)) / 1000 for ms in connecting], int(busy) - talkers)
     return LineLoad(
         waiting=int(waiting),
         agents_available=int(available),
         agents_busy=int(busy),
         recent_talk_seconds=tuple(int(text(t)) for t in talks),
         recent_wait_seconds=tuple(int(text(w)) for w in waits),
-        busy_seconds=tuple(int(text(ms)) / 1000 for ms in elapsed),
+        # Agents putting a caller through count as 0 s into their conversation.
+        busy_seconds=_spread([int(text(ms)) / 1000 for ms in talking], talkers)
+        + (0.0,) * len(connecting_seconds),
         recent_connect_seconds=tuple(int(text(c)) for c in connects),
-        connecting_seconds=tuple(int(text(ms)) / 1000 for ms in connecting),
+        connecting_seconds=connecting_seconds,
     )
+
+
+def _spread(sample: list[float], count: int) -> tuple[float, ...]:
+    """`count` values from an evenly spread `sample` of them (sorted by rank): each sampled value
+    stands for its share (the sample itself when it is all of them)."""
+    if not sample or len(sample) >= count:
+        return tuple(sample)
+    return tuple(sample[i * len(sample) // count] for i in range(count))

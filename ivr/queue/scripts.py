@@ -436,30 +436,49 @@ local function join_line(sid, line, queue, language, priority, enqueued_ms)
     enqueued_ms = enqueued_ms})
 end
 
+-- At most this many of a line's talking (and of its connecting) agents are read for its load,
+-- evenly spread over them by how long they have been at it; the client stands each for its
+-- share of the rest (`to_line_load`), so a line of a thousand busy agents reads fifty.
+local LOAD_SAMPLE = 50
+
+-- NOW - score, in ms, of at most LOAD_SAMPLE members of an agent set, evenly spread by rank
+-- (oldest first), and how many members it has.
+local function ages(key)
+  local count = redis.call('ZCARD', key)
+  local out = {}
+  if count <= LOAD_SAMPLE then
+    local members = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
+    for i = 2, #members, 2 do
+      out[#out + 1] = NOW - tonumber(members[i])
+    end
+  else
+    for i = 0, LOAD_SAMPLE - 1 do
+      local rank = math.floor(i * count / LOAD_SAMPLE)
+      local member = redis.call('ZRANGE', key, rank, rank, 'WITHSCORES')
+      out[#out + 1] = NOW - tonumber(member[2])
+    end
+  end
+  return out, count
+end
+
 -- The load of one line: {waiting, available, busy, {wait seconds...}, {talk seconds...},
--- {busy ms...}, {connect seconds...}, {connecting ms...}}, read from the line's agent sets (the
--- agents logged in to serve it). KEYS[first_key..first_key + 3] are the line's zset and its wait,
--- talk and connect history lists; ARGV[history_arg] is the history length. Busy ms: how long
--- each busy agent has been talking (0 while its caller is still being put through); connecting
--- ms: for each busy agent whose caller is still being put through, how long since the caller
--- was assigned to it.
+-- {talking ms...}, {connect seconds...}, {connecting ms...}, talking}, read from the line's agent
+-- sets (the agents logged in to serve it). KEYS[first_key..first_key + 3] are the line's zset and
+-- its wait, talk and connect history lists; ARGV[history_arg] is the history length. Busy counts
+-- the agents talking (`talking` of them) and those putting a caller through; talking ms: how long
+-- each talking agent has been talking; connecting ms: for each agent putting a caller through, how
+-- long since the caller was assigned to it. Each of the two lists has at most LOAD_SAMPLE items
+-- (see `ages`).
 local function line_load(first_key, history_arg)
   local line, waits, talks, connects = KEYS[first_key], KEYS[first_key + 1],
     KEYS[first_key + 2], KEYS[first_key + 3]
-  local talking = redis.call('ZRANGE', line .. TALKING, 0, -1, 'WITHSCORES')
-  local being_put_through = redis.call('ZRANGE', line .. CONNECTING, 0, -1, 'WITHSCORES')
-  local elapsed, connecting = {}, {}
-  for i = 2, #talking, 2 do
-    elapsed[#elapsed + 1] = int_str(math.max(0, NOW - tonumber(talking[i])))
-  end
-  for i = 2, #being_put_through, 2 do
-    elapsed[#elapsed + 1] = '0'
-    connecting[#connecting + 1] = int_str(math.max(0, NOW - tonumber(being_put_through[i])))
-  end
+  local talking, talking_count = ages(line .. TALKING)
+  local connecting, connecting_count = ages(line .. CONNECTING)
   local last = tonumber(ARGV[history_arg]) - 1
-  return {redis.call('ZCARD', line), redis.call('ZCARD', line .. FREE), #elapsed,
-    redis.call('LRANGE', waits, 0, last), redis.call('LRANGE', talks, 0, last), elapsed,
-    redis.call('LRANGE', connects, 0, last), connecting}
+  return {redis.call('ZCARD', line), redis.call('ZCARD', line .. FREE),
+    talking_count + connecting_count, redis.call('LRANGE', waits, 0, last),
+    redis.call('LRANGE', talks, 0, last), talking, redis.call('LRANGE', connects, 0, last),
+    connecting, talking_count}
 end
 """
 
@@ -996,10 +1015,10 @@ LINE_LOAD: Final = _script(
 -- KEYS[6] = talk history list
 -- KEYS[7] = connect history list
 -- ARGV[9] = history length
--- Returns {waiting, available, busy, {wait seconds...}, {talk seconds...}, {busy ms...},
--- {connect seconds...}, {connecting ms...}}: the histories newest first, at most the history
--- length; busy ms one per busy agent (0 while its caller is being put through); connecting ms
--- one per busy agent whose caller is being put through, since that caller was assigned.
+-- Returns {waiting, available, busy, {wait seconds...}, {talk seconds...}, {talking ms...},
+-- {connect seconds...}, {connecting ms...}, talking}: the histories newest first, at most the
+-- history length; talking ms for the agents talking (`talking` of them), connecting ms since the
+-- caller was assigned for the agents putting one through, at most LOAD_SAMPLE each (see line_load).
 """,
     """
 sweep(REQUEST_SWEEP)

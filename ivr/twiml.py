@@ -14,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, is_dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote_plus
 
 from twilio.twiml.voice_response import Gather as TwiGather
 from twilio.twiml.voice_response import VoiceResponse
@@ -62,7 +62,20 @@ STEP_PATHS = {
 
 def state_url(state: CallState, carry: Mapping[str, str] | None = None) -> str:
     """The webhook that continues the call at `state`, carrying the call's context."""
-    return f"{STEP_PATHS[state.step]}?{urlencode({**state.to_params(), **(carry or {})})}"
+    return f"{STEP_PATHS[state.step]}?{_query({**state.to_params(), **(carry or {})})}"
+
+
+def _query(params: Mapping[str, str]) -> str:
+    """`urlencode(params)`, the same text, without quoting what quoting leaves as it is."""
+    return "&".join(f"{_quoted(name)}={_quoted(value)}" for name, value in params.items())
+
+
+def _quoted(text: str) -> str:
+    return text if _UNQUOTED.fullmatch(text) else quote_plus(text)
+
+
+_UNQUOTED = re.compile(r"[A-Za-z0-9_.~-]*")
+"""What `quote_plus` gives back unchanged."""
 
 
 def audio_url(language: str, file_name: str) -> str:
@@ -174,7 +187,7 @@ def _sealed(state: CallState, carry: Mapping[str, str], seal: Seal | None) -> st
     own silence clock is left out: the decision's, in `carry`, is the one URLs carry."""
     params = state.to_params()
     params.pop(SILENT_SINCE, None)
-    url = f"{STEP_PATHS[state.step]}?{urlencode({**params, **carry})}"
+    url = f"{STEP_PATHS[state.step]}?{_query({**params, **carry})}"
     return url if seal is None else f"{url}&{SEAL_PARAM}={seal(url, state)}"
 
 
@@ -225,28 +238,34 @@ def _shape(value: object, texts: list[str], states: list[CallState]) -> object:
     in the order met; the texts and states are appended to `texts` and `states`. Slots of texts
     come first: text `i` is slot `i`, state `j` is slot `len(texts) + j` once the walk is over,
     so states are numbered apart (`_StateSlot`) and placed after the texts when filled."""
-    if isinstance(value, Say):
+    kind: type[Any] = type(value)  # exact types: a dispatch that costs one look-up, not a chain
+    if kind is Say:
+        assert isinstance(value, Say)
         if value.audio:  # a recording: the text is not in the document
             return Say("", value.language, "", value.audio)
         if not value.text:
             return Say("", value.language, "")
         texts.append(value.text)
         return Say(_marker(len(texts) - 1), value.language, "")
-    if isinstance(value, CallState):
+    if kind is CallState:
+        assert isinstance(value, CallState)
         states.append(value)
         return _StateSlot(len(states) - 1)
-    if isinstance(value, tuple):
+    if kind is tuple:
+        assert isinstance(value, tuple)
         return tuple(_shape(item, texts, states) for item in value)
-    if isinstance(value, Pause | Music | Hangup) or not is_dataclass(value):
-        return value  # plain values (numbers, names): part of the shape as they are
-    kind: type[Any] = type(value)
-    return kind(**{name: _shape(getattr(value, name), texts, states) for name in _fields(kind)})
+    names = _fields(kind)
+    if not names:
+        return value  # plain values (numbers, names) and verbs of constants: as they are
+    return kind(**{name: _shape(getattr(value, name), texts, states) for name in names})
 
 
 def _fields(kind: type[Any]) -> tuple[str, ...]:
+    """The fields of a dataclass that may hold texts or states; none for anything else."""
     names = _FIELD_NAMES.get(kind)
     if names is None:
-        names = _FIELD_NAMES[kind] = tuple(field.name for field in fields(kind))
+        holds = is_dataclass(kind) and kind not in (Pause, Music, Hangup)
+        names = _FIELD_NAMES[kind] = tuple(f.name for f in fields(kind)) if holds else ()
     return names
 
 

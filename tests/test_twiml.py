@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from ivr import twiml
 from ivr.flow import (
@@ -193,3 +193,9 @@ def test_the_least_recently_used_template_goes_first_when_the_cache_is_full() ->
     assert len(templates) == 2
     assert templates.get(bundle.prompts, shapes[0], 0) is first
     assert templates.get(bundle.prompts, shapes[1], 0).filled([]).count("<Pause") == 1
+
+
+def test_webhook_urls_quote_their_values_exactly_as_urlencode_does() -> None:
+    values = ["", "4821093", "a b", "a+b", "a&b=c", "x_y.z-~", "é", "中文", "1:2::4", "\n", "%41"]
+    params = {f"k{index}": value for index, value in enumerate(values)} | {"a b": "c"}
+    assert twiml._query(params) == urlencode(params)

@@ -294,8 +294,8 @@ def markdown(results: dict[str, Any]) -> str:
         "| round | phase | calls placed | tickets | complete | ended | menu path | outcome | waited |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    if not results["phases"]:
-        lines[-2:] = ["HTTP phases not run (`--only micro`)"]
+    if not any(run["target"] != "floor" for run in results["runs"]):
+        lines[-2:] = ["no HTTP phase run"]
     for run in results["runs"]:
         if run["target"] == "floor":
             continue
@@ -308,7 +308,7 @@ def markdown(results: dict[str, Any]) -> str:
         )
     lines += ["", "### Micro-benchmarks", ""]
     if not results["micro"]:
-        lines.append("not run (`--only http`)")
+        lines.append("not run (`--only` another part)")
     for name, result in results["micro"].items():
         lines += [f"**{name}**", "", *_micro_lines(result), ""]
     return "\n".join(lines).rstrip() + "\n"

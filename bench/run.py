@@ -892,6 +892,7 @@ class Bench:
             "rss": growth,
             "samples": [{"seconds": round(s.seconds, 1), "rss_kib": s.rss} for s in samples],
             "windows": windows,
+            "stats": record["stats"],
             "calls": record["whole_calls"],
             "redis_errors": redis_errors,
         }

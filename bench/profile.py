@@ -46,7 +46,9 @@ def build_app(database_url: str, redis_url: str) -> Any:
     from ivr.config import Settings
     from ivr.db import Database
 
-    Database(database_url).upgrade()
+    upgrader = Database(database_url)
+    upgrader.upgrade()
+    upgrader.dispose()
     settings = Settings(
         database_url=database_url,
         redis_url=redis_url,
@@ -155,6 +157,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 requests += place_call(client, validator, random.randrange(10_000) + number)
             profiler.disable()
             elapsed = time.perf_counter() - started
+            services = app.extensions["ivr"]
+            # Before its database is dropped: no thread of the app may open a connection again.
+            if services.background is not None:
+                services.background.stop()
+            services.db.dispose()
     finally:
         if redis is not None:
             redis.stop()

@@ -5,7 +5,7 @@
     .venv/bin/python -m bench.profile --memory [--calls 2000]   # what grows, with tracemalloc
 
 The app is built with `ivr.create_app` from the project's own rules and prompts, on a throw-away SQLite
-database (or, with --postgres, a fresh `ivr_bench` database on 127.0.0.1) and our own redis-server
+database (or, with --postgres, a database of its own on 127.0.0.1, dropped after) and our own redis-server
 (or, with --embedded, the in-process fakeredis), with signatures
 checked; the Flask test client places the benchmark's scripted call (bench.loadgen.CALL_SCRIPT:
 incoming -> language -> menus -> queue -> 3 hold rounds -> status), signed like Twilio signs it. It
@@ -55,7 +55,9 @@ def build_app(database_url: str, redis_url: str) -> Any:
     from ivr.config import Settings
     from ivr.db import Database
 
-    Database(database_url).upgrade()
+    upgrader = Database(database_url)
+    upgrader.upgrade()
+    upgrader.dispose()
     settings = Settings(
         database_url=database_url,
         redis_url=redis_url,
@@ -138,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=200, help="calls to profile (200)")
     parser.add_argument("--embedded", action="store_true", help="fakeredis instead of our own")
     parser.add_argument(
-        "--postgres", action="store_true", help="a fresh ivr_bench PostgreSQL database, not SQLite"
+        "--postgres", action="store_true", help="a PostgreSQL database of its own, not SQLite"
     )
     parser.add_argument("--top", type=int, default=30, help="functions per table (30)")
     parser.add_argument("--dump", type=Path, help="also write the raw profile (for snakeviz)")
@@ -150,13 +152,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return measure(args.calls, args.embedded, args.postgres, args.top, memory=args.memory)
 
     redis = None if args.embedded else servers.RedisServer()
+    database = servers.create_database() if args.postgres else None
     try:
         if redis is not None:
             redis.start()
         with tempfile.TemporaryDirectory(prefix="ivr-profile-") as work:
-            database_url = (
-                servers.fresh_database() if args.postgres else f"sqlite:///{work}/profile.sqlite3"
-            )
+            database_url = database or f"sqlite:///{work}/profile.sqlite3"
             app = build_app(database_url, redis.url() if redis else "embedded://")
             client = app.test_client()
             validator = RequestValidator(TOKEN)
@@ -170,12 +171,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                 requests += place_call(client, validator, random.randrange(10_000) + number)
             profiler.disable()
             elapsed = time.perf_counter() - started
+            services = app.extensions["ivr"]
+            # Before its database is dropped: no thread of the app may open a connection again.
+            if services.background is not None:
+                services.background.stop()
+            services.db.dispose()
     finally:
         if redis is not None:
             redis.stop()
+        if database is not None:
+            servers.drop_database(database)
 
     store = "fakeredis (in-process)" if args.embedded else "redis-server (own, loopback)"
-    database = "PostgreSQL (ivr_bench)" if args.postgres else "SQLite"
+    database = "PostgreSQL (a database of its own)" if args.postgres else "SQLite"
     print(
         f"{args.calls} calls, {requests} requests in {elapsed:.2f} s under the profiler: "
         f"{1000 * elapsed / requests:.2f} ms per request ({database}, {store}, signatures "

@@ -11,6 +11,9 @@
 - `ivr-redis`: sweeps callers whose heartbeat lapsed out of the hold queues, and settles every
   agent of the rules (one left busy by a call whose Dial action and status callback were both lost
   is released once no Twilio call could still be going on).
+- `ivr-database`, in a process that writes tickets (`IVR_WRITER=thread`, `ivr worker`), also prunes
+  every minute the journal records of calls that ended more than `IVR_TICKET_CHANGES_RETENTION_DAYS`
+  ago, at most `RETENTION_BATCHES` batches a round (`ivr.tickets.retention`).
 - `ivr-database` also reads, every minute, what the database says about each line for the `live`
   wait estimate (`refresh_histories`).
 - `ivr-callbacks`: every 30 s, puts the after-hours callback requests that are due in their lines
@@ -38,6 +41,7 @@ from ivr.journal import SHIP_EVERY_SECONDS
 from ivr.recovery import rebuild_if_lost
 from ivr.services import Services
 from ivr.tickets.events import line_histories
+from ivr.tickets.retention import Pruned, cutoff, prune
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +51,10 @@ CALLBACKS_EVERY_SECONDS = 30.0
 HISTORY_EVERY_SECONDS = 60.0
 SHIP_RETRY_SECONDS = 1.0
 SWEEP_LIMIT = 1000
+RETENTION_EVERY_SECONDS = 60.0
+RETENTION_BATCHES = 10
+"""Batches of `retention.BATCH_CALLS` calls a round at most: a backlog (the first run on a database
+kept whole so far) is worked off a minute at a time, not in one long burst."""
 
 
 class Background:
@@ -60,6 +68,7 @@ class Background:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._ship_again_at = 0.0
+        self._prune_at = 0.0
 
     def running(self) -> bool:
         """Whether this process's threads are running."""
@@ -119,6 +128,9 @@ class Background:
         rebuild_if_lost(s)
         if s.switchboard.histories.due(HISTORY_EVERY_SECONDS):
             refresh_histories(s)
+        if self._writer and time.monotonic() >= self._prune_at:
+            self._prune_at = time.monotonic() + RETENTION_EVERY_SECONDS
+            prune_old_changes(s)
 
     def _callbacks(self) -> None:
         s = self._services
@@ -146,6 +158,24 @@ class Background:
                 s.queue.agent_statuses(agents)  # reading an agent settles it (see agent_state)
         except RedisError:
             return  # away; the next round sweeps
+
+
+def prune_old_changes(s: Services, max_batches: int = RETENTION_BATCHES) -> Pruned:
+    """Prune the journal records retention no longer keeps (`IVR_TICKET_CHANGES_RETENTION_DAYS`;
+    0 keeps them all), logging what was deleted."""
+    days = s.settings.ticket_changes_retention_days
+    if not days:
+        return Pruned(0, 0)
+    now = s.clock.now()
+    done = prune(s.db, before=cutoff(now, days), now=now, max_batches=max_batches)
+    if done.records:
+        log.info(
+            "retention: deleted %d journal records of %d calls that ended more than %d days ago",
+            done.records,
+            done.calls,
+            days,
+        )
+    return done
 
 
 def refresh_histories(s: Services) -> None:

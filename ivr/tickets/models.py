@@ -146,7 +146,8 @@ class PrunedCall(Base):
     pruned_at: Mapped[datetime]
     # Reassign rather than mutate: SQLAlchemy does not see in-place changes to a JSON value.
     record_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
-    """The ids of the records deleted: about 35 bytes each, where a record took about 600."""
+    """The ids of the records deleted: the row takes about 330 bytes for a call's 5 records, which
+    took about 3,100 with their indexes."""
 
 
 class ReferenceBlock(Base):

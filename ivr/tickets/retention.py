@@ -3,8 +3,8 @@
 A ticket is folded from all of its call's records (`projection.project`), so records are pruned a
 whole call at a time, and only for a call whose ticket ended (its final status callback came) before
 the cutoff; the ticket itself is never touched. What is kept of the call's records is their ids, in
-`pruned_calls` (about 35 bytes a record instead of about 600), and the writer reads them under the
-ticket's row lock (`service.apply_records`):
+`pruned_calls` (about 330 bytes a call instead of about 3,100 for its 5 records), and the writer
+reads them under the ticket's row lock (`service.apply_records`):
 
 - a late repeat of a pruned record (a retried webhook, a spool file or `ivr journal replay` delivering
   it again) is known as applied and changes nothing;
@@ -17,7 +17,10 @@ their queue events stay, and a late repeat of one stores its row again and adds 
 own key, record id and place, is unique).
 
 `ivr tickets show` of a pruned ticket shows its queue events, not its menu keys: those were in the
-records. Queue events and tickets are kept; this prunes only the records they were made from.
+records. Queue events and tickets are kept; this prunes only the records they were made from. An
+after-hours callback whose call's records are gone is timed from the call's arrival instead of the
+moment the caller asked (minutes earlier); that only happens with a retention shorter than the
+rules' `callback_keep_days`.
 """
 
 from __future__ import annotations

@@ -3,9 +3,9 @@
     .venv/bin/python -m bench.cpu_share [--seconds 12] [--calls 16]
 
 Starts the app as `bench.run` does (gunicorn web workers with IVR_WRITER=off and one `ivr worker`, our
-own redis-server, a fresh `ivr_bench` database), drives whole calls flat out, and reads the CPU time
+own redis-server, a database of its own), drives whole calls flat out, and reads the CPU time
 (user + system, /proc/PID/stat) each process used during the phase: the web workers, redis-server,
-the ticket writer, the PostgreSQL backends of `ivr_bench` and the load generator itself. Then the same
+the ticket writer, the PostgreSQL backends of that database and the load generator itself. Then the same
 for the floor. Prints milliseconds of CPU per request for each, which is what decides throughput on a
 machine where they all share the cores.
 """
@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import loadgen, servers
+from bench import loadgen, production, servers
 from bench.floor import document_key
 from bench.loadgen import Phase, Target
 from bench.run import CLOCK, launch_app
@@ -46,28 +46,28 @@ def children(pid: int) -> list[int]:
     return [int(p) for p in out.split()]
 
 
-def postgres_backends() -> list[int]:
+def postgres_backends(database: str) -> list[int]:
     out = subprocess.run(
-        ["pgrep", "-f", "postgres: .*ivr_bench"], capture_output=True, text=True
+        ["pgrep", "-f", f"postgres: .*{database}"], capture_output=True, text=True
     ).stdout
     return [int(p) for p in out.split()]
 
 
 def measure(
-    target: Target, groups: dict[str, list[int]], calls: int, seconds: float
+    target: Target, groups: dict[str, list[int]], calls: int, seconds: float, database: str = ""
 ) -> dict[str, Any]:
     """CPU ms per request of each process group during one flat-out phase."""
     asyncio.run(loadgen.run_phase(target, Phase("warm-up", calls, 0.0, 3), 10))
     groups = {**groups, "load generator": [os.getpid()]}
     before = {name: cpu_seconds(pids) for name, pids in groups.items()}
-    database_before = {pid: cpu_seconds([pid]) for pid in postgres_backends()}
+    database_before = {pid: cpu_seconds([pid]) for pid in postgres_backends(database)}
     started = time.monotonic()
     run = asyncio.run(loadgen.run_phase(target, Phase("flat-out", calls, 0.0, seconds), 10))
     wall = time.monotonic() - started
     requests = len(run.samples)
     used = {name: cpu_seconds(pids) - before[name] for name, pids in groups.items()}
     if "ivr worker" in groups:
-        backends = postgres_backends()
+        backends = postgres_backends(database)
         used["postgres"] = sum(cpu_seconds([p]) - database_before.get(p, 0.0) for p in backends)
     return {
         "requests": requests,
@@ -85,8 +85,8 @@ def main() -> None:
     redis_server = servers.RedisServer()
     redis_server.start()
     processes: list[subprocess.Popen[bytes]] = []
+    database_url = servers.create_database()
     try:
-        database_url = servers.fresh_database()
         servers.upgrade_database(servers.clean_env(DATABASE_URL=database_url))
         token = secrets.token_hex(16)
         app = Target("app", servers.free_port(), token)
@@ -108,7 +108,9 @@ def main() -> None:
             "redis": [redis_server.process.pid],
             "ivr worker": [writer.pid],
         }
-        result: dict[str, Any] = {"app": measure(app, app_groups, args.calls, args.seconds)}
+        result: dict[str, Any] = {
+            "app": measure(app, app_groups, args.calls, args.seconds, servers.name_of(database_url))
+        }
 
         documents = asyncio.run(loadgen.capture_call(app))
         captured = {document_key(p, d): b.decode() for (p, d), b in documents.items()}
@@ -119,7 +121,10 @@ def main() -> None:
             TWILIO_AUTH_TOKEN=token,
             PUBLIC_BASE_URL=floor.base_url,
         )
-        process = servers.gunicorn("bench.floor:app", floor.port, floor_env, work / "floor.log")
+        serve, _ = production.read()
+        process = servers.gunicorn(
+            "bench.floor:app", floor.port, floor_env, work / "floor.log", serve.gunicorn_settings()
+        )
         processes.append(process)
         servers.wait_until_ok(f"{floor.base_url}/healthz", process)
         floor_groups = {"web workers": children(process.pid)}
@@ -129,6 +134,7 @@ def main() -> None:
         for process in processes:
             servers.stop(process)
         redis_server.stop()
+        servers.drop_database(database_url)
 
 
 if __name__ == "__main__":

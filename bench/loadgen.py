@@ -1,9 +1,13 @@
-"""The load generator: whole calls placed the way Twilio places them, over keep-alive HTTP/1.1.
+"""The load generator: whole calls placed the way Twilio places them.
 
 It shares the machine's two cores with the servers it measures, so it is deliberately small: one
-asyncio loop, a hand-written HTTP/1.1 client (one connection per call, reused between its webhooks),
-no XML beyond finding the next URL. Every request is signed like Twilio signs it and carries
-Twilio's form fields and an `I-Twilio-Idempotency-Token`.
+asyncio loop, a hand-written HTTP/1.1 client, no XML beyond finding the next URL and whether a hold
+answer tells the caller their place. Each webhook opens a new connection and asks the server to
+close it (`Connection: close`), as Twilio does not reuse connections between a call's webhooks;
+`keep_alive=True` reuses one connection per call instead. Every request is signed like Twilio signs
+it and carries Twilio's form fields and an `I-Twilio-Idempotency-Token`. Besides every webhook, each
+whole call is recorded: the sum of its webhooks' latencies (the server time a caller waited on) and
+its wall time from the first webhook's start to the status callback's answer.
 """
 
 from __future__ import annotations
@@ -13,10 +17,12 @@ import random
 import time
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
+import yaml
 from twilio.request_validator import RequestValidator
 
 TWILIO_GIVES_UP_SECONDS = 15.0
@@ -27,7 +33,17 @@ CALLED_NUMBER = "+18005550100"
 EXPECTED_MENU_PATH = ["language:2", "main:2", "funds:1"]
 """The ticket's menu path after the scripted call: English, funds, deposit."""
 
-KINDS = ("incoming", "language", "menu", "hold", "status")
+Route = tuple[str, str, str]
+"""The keys a call presses: at the language menu, the main menu and the sub-menu."""
+DEFAULT_ROUTE: Route = ("2", "2", "1")
+"""English, funds, deposit: the line every phase's callers queue in unless told otherwise."""
+
+POSITION_PROMPTS = ("queue_position", "queue_next", "many_ahead", "queue_urgent_first")
+"""The prompts a hold answer tells the caller their place with (ivr/flow.py `hold`)."""
+
+KINDS = ("incoming", "language", "menu", "join", "hold", "status")
+"""The webhook kinds reported: `join` is the sub-menu key that queues the caller (the menu
+webhook whose answer is "please hold"), `menu` the main menu's."""
 
 
 @dataclass(frozen=True)
@@ -59,16 +75,58 @@ class Step:
     next_kind: str
 
 
-CALL_SCRIPT = (
-    Step("incoming", None, "gather", "language"),
-    Step("language", "2", "gather", "menu"),  # English
-    Step("menu", "2", "gather", "menu"),  # main menu: deposits, withdrawals
-    Step("menu", "1", "redirect", "hold"),  # funds menu: deposit -> "please hold"
-    Step("hold", None, "redirect", "hold"),  # hold round 1 times out: the Gather's Redirect
-    Step("hold", None, "redirect", "hold"),  # hold round 2
-    Step("hold", None, "redirect", "hold"),  # hold round 3; then the caller hangs up
-)
-"""incoming -> language -> menus -> queue -> 3 hold rounds; the status callback follows."""
+def call_script(route: Route = DEFAULT_ROUTE) -> tuple[Step, ...]:
+    """incoming -> language -> menus -> queue -> 3 hold rounds; the status callback follows."""
+    language, main, sub = route
+    return (
+        Step("incoming", None, "gather", "language"),
+        Step("language", language, "gather", "menu"),  # 2: English
+        Step("menu", main, "gather", "menu"),  # main menu; 2: deposits, withdrawals
+        Step("join", sub, "redirect", "hold"),  # sub-menu; 1: deposit -> queued, "please hold"
+        Step("hold", None, "redirect", "hold"),  # hold round 1 times out: the Gather's Redirect
+        Step("hold", None, "redirect", "hold"),  # hold round 2
+        Step("hold", None, "redirect", "hold"),  # hold round 3; then the caller hangs up
+    )
+
+
+CALL_SCRIPT = call_script()
+"""The default call: English, funds, deposit, 3 hold rounds."""
+
+
+def menu_path(route: Route) -> list[str]:
+    """The ticket's menu path after a call along `route` (the menus `funds` and, in generated
+    rules, others: the path names the menu by id, so this is the shipped rules' shape)."""
+    return [f"language:{route[0]}", f"main:{route[1]}", f"funds:{route[2]}"]
+
+
+def position_markers(prompts_dir: Path) -> tuple[str, ...]:
+    """The fixed text of every prompt that tells a holding caller their place, in every
+    language of `prompts_dir` (a position prompt is cut at its `{position}`)."""
+    markers: list[str] = []
+    for catalog in sorted(prompts_dir.glob("*.yaml")):
+        loaded = yaml.safe_load(catalog.read_text(encoding="utf-8"))
+        stack = [loaded]
+        while stack:
+            node = stack.pop()
+            if not isinstance(node, dict):
+                continue
+            for key, value in node.items():
+                if key in POSITION_PROMPTS and isinstance(value, str):
+                    fixed = value.split("{", 1)[0].strip()
+                    if fixed:
+                        markers.append(fixed)
+                elif isinstance(value, dict):
+                    stack.append(value)
+    return tuple(dict.fromkeys(markers))
+
+
+def tells_position(document: bytes, markers: Sequence[str]) -> bool:
+    """Whether a TwiML answer says one of `markers` (a hold answer telling the caller's place)."""
+    try:
+        spoken = "".join(ET.fromstring(document).itertext())
+    except ET.ParseError:
+        return False
+    return any(marker in spoken for marker in markers)
 
 
 @dataclass
@@ -82,13 +140,29 @@ class Sample:
 
 
 @dataclass
+class CallRecord:
+    """One whole call: the sum of its webhooks' latencies, its wall time (first webhook sent to
+    the status callback answered, pauses included), its webhooks and failed ones, and whether its
+    first hold answer told the caller their place (None: it never reached the hold)."""
+
+    call_sid: str
+    server_seconds: float
+    wall_seconds: float
+    webhooks: int
+    errors: int
+    position_told: bool | None
+
+
+@dataclass
 class Phase:
-    """A load shape: `calls` concurrent calls, `pause` seconds between webhooks, for `seconds`."""
+    """A load shape: `calls` concurrent calls, `pause` seconds between webhooks, for `seconds`;
+    call number i (0, 1, ...) presses `routes[i % len(routes)]`."""
 
     name: str
     calls: int
     pause: float
     seconds: float
+    routes: tuple[Route, ...] = (DEFAULT_ROUTE,)
 
 
 @dataclass
@@ -100,6 +174,7 @@ class PhaseRun:
     started: float
     samples: list[Sample] = field(default_factory=list)
     call_sids: list[str] = field(default_factory=list)
+    calls: list[CallRecord] = field(default_factory=list)
     cancelled_calls: int = 0
     wall_seconds: float = 0.0
 
@@ -227,12 +302,32 @@ def next_url(document: bytes, step: Step, current: str) -> str | None:
 class Caller:
     """Places whole calls against one target and records every request."""
 
-    def __init__(self, target: Target, record: Callable[[Sample], None]) -> None:
+    def __init__(
+        self,
+        target: Target,
+        record: Callable[[Sample], None],
+        *,
+        keep_alive: bool = False,
+        record_call: Callable[[CallRecord], None] | None = None,
+        markers: Sequence[str] = (),
+    ) -> None:
         self.target = target
         self.validator = RequestValidator(target.auth_token)
         self.record = record
+        self.keep_alive = keep_alive
+        self.record_call = record_call
+        self.markers = markers
 
     async def _webhook(
+        self, connection: Connection, path: str, form: dict[str, str], kind: str
+    ) -> tuple[Sample, bytes]:
+        try:
+            return await self._send(connection, path, form, kind)
+        finally:
+            if not self.keep_alive:
+                connection.close()
+
+    async def _send(
         self, connection: Connection, path: str, form: dict[str, str], kind: str
     ) -> tuple[Sample, bytes]:
         body = urlencode(form).encode()
@@ -243,6 +338,8 @@ class Caller:
             "I-Twilio-Idempotency-Token": uuid.uuid4().hex,
             "User-Agent": "TwilioProxy/1.1",
         }
+        if not self.keep_alive:
+            headers["Connection"] = "close"
         started = time.monotonic()
         try:
             status, payload = await asyncio.wait_for(
@@ -267,9 +364,13 @@ class Caller:
         pause: float,
         rng: random.Random,
         capture: dict[tuple[str, str | None], bytes] | None = None,
+        route: Route = DEFAULT_ROUTE,
     ) -> None:
         """One whole call: the script's webhooks, pauses between them, then the status callback."""
         connection = Connection(self.target.port)
+        server_seconds = 0.0
+        webhooks = errors = 0
+        position_told: bool | None = None
         base = {
             "AccountSid": ACCOUNT_SID,
             "ApiVersion": "2010-04-01",
@@ -283,7 +384,7 @@ class Caller:
         started = time.monotonic()
         path: str | None = "/voice/incoming"
         try:
-            for step in CALL_SCRIPT:
+            for step in call_script(route):
                 assert path is not None
                 if step.kind != "incoming" and pause > 0:
                     # Callers listen for varying times; a fixed pause would march them in lockstep.
@@ -300,7 +401,12 @@ class Caller:
                 following = None if sample.error else next_url(document, step, path)
                 if sample.error is None and following is None:
                     sample.error = "bad TwiML"
+                if step.kind == "hold" and position_told is None:
+                    position_told = sample.error is None and tells_position(document, self.markers)
                 self.record(sample)
+                server_seconds += sample.seconds
+                webhooks += 1
+                errors += sample.error is not None
                 if sample.error:
                     break  # Twilio apologises and hangs up; the status callback still comes
                 path = following
@@ -310,6 +416,17 @@ class Caller:
             form["CallDuration"] = str(max(1, round(time.monotonic() - started)))
             sample, _ = await self._webhook(connection, "/voice/status", form, "status")
             self.record(sample)
+            if self.record_call is not None:
+                self.record_call(
+                    CallRecord(
+                        call_sid,
+                        server_seconds + sample.seconds,
+                        time.monotonic() - started,
+                        webhooks + 1,
+                        errors + (sample.error is not None),
+                        position_told,
+                    )
+                )
         finally:
             connection.close()
 
@@ -319,10 +436,24 @@ def new_call_sid() -> str:
     return "CA" + uuid.uuid4().hex
 
 
-async def run_phase(target: Target, phase: Phase, drain_seconds: float, seed: int = 1) -> PhaseRun:
+async def run_phase(
+    target: Target,
+    phase: Phase,
+    drain_seconds: float,
+    seed: int = 1,
+    *,
+    keep_alive: bool = False,
+    markers: Sequence[str] = (),
+) -> PhaseRun:
     """Keep `phase.calls` calls going for `phase.seconds`, then let the calls in progress end."""
     run = PhaseRun(target.name, phase, time.monotonic())
-    caller = Caller(target, run.samples.append)
+    caller = Caller(
+        target,
+        run.samples.append,
+        keep_alive=keep_alive,
+        record_call=run.calls.append,
+        markers=markers,
+    )
     deadline = run.started + phase.seconds
 
     async def line(index: int) -> None:
@@ -334,7 +465,9 @@ async def run_phase(target: Target, phase: Phase, drain_seconds: float, seed: in
             sid = new_call_sid()
             run.call_sids.append(sid)
             number += 1
-            await caller.call(sid, f"+1212{index:03d}{number % 10_000:04d}", phase.pause, rng)
+            route = phase.routes[index % len(phase.routes)]
+            number_ = f"+1212{index:03d}{number % 10_000:04d}"
+            await caller.call(sid, number_, phase.pause, rng, route=route)
 
     tasks = [asyncio.create_task(line(i)) for i in range(phase.calls)]
     _, pending = await asyncio.wait(tasks, timeout=phase.seconds + drain_seconds)

@@ -4,8 +4,8 @@
 
 Whole calls' worth of journal records (8 records a call, as the benchmark's call makes them) are
 appended to a spool, shipped to the stream, and written to the database by one `TicketWriter`; each
-stage is timed on its own and the three together. On its own it starts a redis-server and uses a fresh
-`ivr_bench` database (as `bench.run` does); `bench.run` hands it its own.
+stage is timed on its own and the three together. On its own it starts a redis-server and creates a
+database of its own, dropped after (as `bench.run` does); `bench.run` hands it its own.
 """
 
 from __future__ import annotations
@@ -147,8 +147,8 @@ def main() -> None:
     own = servers.RedisServer()
     own.start()
     try:
-        database_url = servers.fresh_database()
-        print(json.dumps(run(own.url(0), database_url, args.quick), indent=2))
+        with servers.own_database() as database_url:
+            print(json.dumps(run(own.url(0), database_url, args.quick), indent=2))
     finally:
         own.stop()
 

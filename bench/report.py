@@ -10,7 +10,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bench.loadgen import KINDS, PhaseRun
+from bench.loadgen import KINDS, CallRecord, PhaseRun
 
 ROWS = (*KINDS, "all")
 FIGURES = ("p50_ms", "p95_ms", "p99_ms", "max_ms", "rps", "errors")
@@ -54,6 +54,46 @@ def kind_stats(runs: list[PhaseRun], kind: str) -> dict[str, Any]:
     }
 
 
+CALL_FIGURES = ("server_p50_ms", "server_p99_ms", "wall_p50_s", "wall_p99_s")
+
+
+def call_stats(calls: list[CallRecord]) -> dict[str, Any]:
+    """Figures of whole calls: p50/p99 of each call's server time (the sum of its webhooks'
+    latencies) and of its wall time (pauses included), failed calls (a webhook failed), calls
+    that reached the hold, and those whose first hold answer told no place in line."""
+    server = sorted(c.server_seconds for c in calls)
+    wall = sorted(c.wall_seconds for c in calls)
+    holding = [c for c in calls if c.position_told is not None]
+    return {
+        "calls": len(calls),
+        "server_p50_ms": round(percentile(server, 0.50) * 1000, 2),
+        "server_p99_ms": round(percentile(server, 0.99) * 1000, 2),
+        "wall_p50_s": round(percentile(wall, 0.50), 2),
+        "wall_p99_s": round(percentile(wall, 0.99), 2),
+        "failed_calls": sum(1 for c in calls if c.errors),
+        "reached_hold": len(holding),
+        "no_position": sum(1 for c in holding if not c.position_told),
+    }
+
+
+def round_ratios(app_runs: list[PhaseRun], floor_runs: list[PhaseRun]) -> list[dict[str, Any]]:
+    """Per round (the runs in the order they were made), app / floor of the p99 of every webhook,
+    of whole calls' server time, and of requests/s."""
+    rounds = []
+    for number, (app, floor) in enumerate(zip(app_runs, floor_runs, strict=False), start=1):
+        a, f = kind_stats([app], "all"), kind_stats([floor], "all")
+        ca, cf = call_stats(app.calls), call_stats(floor.calls)
+        rounds.append(
+            {
+                "round": number,
+                "webhook_p99": ratio(a["p99_ms"], f["p99_ms"]),
+                "call_p99": ratio(ca["server_p99_ms"], cf["server_p99_ms"]),
+                "rps": ratio(a["rps"], f["rps"]),
+            }
+        )
+    return rounds
+
+
 def ratio(app: float, floor: float) -> float | None:
     """app / floor, None when the floor's figure is 0."""
     return round(app / floor, 2) if floor else None
@@ -69,6 +109,14 @@ def phase_summary(app_runs: list[PhaseRun], floor_runs: list[PhaseRun]) -> dict[
             "floor": floor,
             "ratio": {name: ratio(app[name], floor[name]) for name in FIGURES},
         }
+    app_calls = call_stats([c for run in app_runs for c in run.calls])
+    floor_calls = call_stats([c for run in floor_runs for c in run.calls])
+    summary["calls"] = {
+        "app": app_calls,
+        "floor": floor_calls,
+        "ratio": {name: ratio(app_calls[name], floor_calls[name]) for name in CALL_FIGURES},
+    }
+    summary["rounds"] = round_ratios(app_runs, floor_runs)
     return summary
 
 
@@ -190,12 +238,19 @@ def _cell(row: dict[str, Any], name: str) -> str:
 def markdown(results: dict[str, Any]) -> str:
     """The results as markdown: targets, one table per phase, tickets, micro-benchmarks."""
     settings = results["settings"]
+    serving = (
+        f"`{settings['app_command']}` and `{settings['worker_command']}`, Redis with "
+        f"{' and '.join(settings['redis'])}, the floor under gunicorn {' '.join(settings['gunicorn'])}"
+        if "app_command" in settings
+        else f"gunicorn {' '.join(settings['gunicorn'])}"
+    )
     lines = [
         f"Run {results['started_at']} ({'quick' if settings['quick'] else 'full'}, "
         f"{results['wall_seconds']:.0f} s, commit {results['commit']}{results['dirty']}): "
-        f"gunicorn {' '.join(settings['gunicorn'])}, {settings['rounds']} round(s) of "
-        f"{settings['seconds']:g} s per phase and target, app and floor interleaved."
-        + (f" Note: {settings['note']}" if settings.get("note") else ""),
+        f"{serving}; {settings.get('connections', 'keep-alive, one per call')}, "
+        f"{settings['pause']:g} s (±20 %) between a paced call's webhooks; "
+        f"{settings['rounds']} round(s) of {settings['seconds']:g} s per phase and target, "
+        "interleaved." + (f" Note: {settings['note']}" if settings.get("note") else ""),
         "",
         "### Targets (reported, not asserted)",
         "",
@@ -209,6 +264,7 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append(f"| {target['name']} | {target['measured']} | {met} |")
     if results["phases"]:
         lines += ["", "### All webhooks of whole calls", "", *summary_table(results)]
+        lines += ["", "### Whole calls", "", *calls_table(results)]
     for phase in results["phases"]:
         summary = results["summary"][phase["name"]]
         lines += [
@@ -230,6 +286,7 @@ def markdown(results: dict[str, Any]) -> str:
         if errors:
             lines += ["", "Errors: " + ", ".join(f"{k}: {v}" for k, v in errors.items())]
     lines += instances_lines(results)
+    lines += scale_lines(results)
     lines += [
         "",
         "### Tickets (app)",
@@ -237,8 +294,8 @@ def markdown(results: dict[str, Any]) -> str:
         "| round | phase | calls placed | tickets | complete | ended | menu path | outcome | waited |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    if not results["phases"]:
-        lines[-2:] = ["HTTP phases not run (`--only micro`)"]
+    if not any(run["target"] != "floor" for run in results["runs"]):
+        lines[-2:] = ["no HTTP phase run"]
     for run in results["runs"]:
         if run["target"] == "floor":
             continue
@@ -251,7 +308,7 @@ def markdown(results: dict[str, Any]) -> str:
         )
     lines += ["", "### Micro-benchmarks", ""]
     if not results["micro"]:
-        lines.append("not run (`--only http`)")
+        lines.append("not run (`--only` another part)")
     for name, result in results["micro"].items():
         lines += [f"**{name}**", "", *_micro_lines(result), ""]
     return "\n".join(lines).rstrip() + "\n"
@@ -271,6 +328,143 @@ def summary_table(results: dict[str, Any]) -> list[str]:
         cells = " | ".join(_cell(row, name) for name in FIGURES)
         lines.append(f"| {phase['label']} | {cells} | {tickets} / {calls} |")
     return lines
+
+
+def _call_cell(calls: dict[str, Any], name: str) -> str:
+    a, f = calls["app"][name], calls["floor"][name]
+    shown = (_ms(a), _ms(f)) if name.endswith("_ms") else (f"{a:g}", f"{f:g}")
+    return f"{shown[0]} / {shown[1]} ({_ratio(calls['ratio'][name])})"
+
+
+def calls_table(results: dict[str, Any]) -> list[str]:
+    """One row per phase: whole calls' server time (the sum of their webhooks' latencies) and
+    wall time, app / floor (×ratio), callers on hold told no place, and per round the p99 ratios."""
+    lines = [
+        "| phase | calls | server p50 ms | server p99 ms | wall p50 s | wall p99 s "
+        "| failed calls | holding without a position | per round: webhook p99, call p99, requests/s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for phase in results["phases"]:
+        summary = results["summary"][phase["name"]]
+        calls = summary.get("calls")
+        if calls is None:
+            continue
+        app, floor = calls["app"], calls["floor"]
+
+        rounds = "; ".join(
+            f"{r['round']}: {_ratio(r['webhook_p99'])}, {_ratio(r['call_p99'])}, {_ratio(r['rps'])}"
+            for r in summary.get("rounds", [])
+        )
+        lines.append(
+            f"| {phase['label']} | {app['calls']} / {floor['calls']} | "
+            f"{_call_cell(calls, 'server_p50_ms')} | {_call_cell(calls, 'server_p99_ms')} | "
+            f"{_call_cell(calls, 'wall_p50_s')} | {_call_cell(calls, 'wall_p99_s')} | "
+            f"{app['failed_calls']} / {floor['failed_calls']} | "
+            f"{app['no_position']} of {app['reached_hold']} | {rounds} |"
+        )
+    return lines
+
+
+def _kind_row(label: str, stats: dict[str, Any], calls: dict[str, Any], redis_errors: float) -> str:
+    cells = " | ".join(_ms(stats[kind]["p99_ms"]) for kind in ("join", "hold", "all"))
+    return (
+        f"| {label} | {calls['calls']} | {cells} | {_ms(calls['server_p99_ms'])} | "
+        f"{stats['all']['rps']:g} | {stats['all']['errors']} | {redis_errors:g} | "
+        f"{calls['no_position']} of {calls['reached_hold']} |"
+    )
+
+
+def scale_lines(results: dict[str, Any]) -> list[str]:
+    """The scale cases: per case and variant the p99 of joining, holding, every webhook and whole
+    calls, Redis errors and callers told no place; the agents cases' ratios; the soak's memory."""
+    scaled = results.get("scale") or {}
+    if not scaled:
+        return []
+    lines = [
+        "",
+        "### Scale cases",
+        "",
+        "p99 in ms; app only (no floor); Redis errors: `ivr_redis_errors_total` counted during the run.",
+        "",
+        "| case | calls | join p99 | hold p99 | all p99 | whole calls p99 | requests/s | errors "
+        "| Redis errors | holding without a position |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for case, found in scaled.items():
+        if "variants" in found:
+            for which in ("baseline", "scaled"):
+                v = found["variants"][which]
+                label = f"{case}: {v['agents']} agents"
+                lines.append(_kind_row(label, v["stats"], v["calls"], v["redis_errors"]))
+        elif "stats" in found:
+            lines.append(_kind_row(case, found["stats"], found["calls"], found["redis_errors"]))
+    for case, found in scaled.items():
+        if "comparison" not in found:
+            continue
+        c = found["comparison"]
+        lines += [
+            "",
+            f"{case} ({found['label']}): p99 with {c['agents']} / with {c['baseline_agents']}: "
+            + ", ".join(
+                f"{kind} {_ratio(c[kind]['ratio'])}" for kind in ("join", "hold", "all", "calls")
+            )
+            + "; agents at the end of each run (scaled): "
+            + "; ".join(
+                ", ".join(f"{k} {n}" for k, n in sorted(counted.items()))
+                for counted in found["variants"]["scaled"]["agents_at_end"]
+            ),
+        ]
+    soak = scaled.get("soak")
+    if soak:
+        first, last = soak["windows"]["first"], soak["windows"]["last"]
+        lines += [
+            "",
+            f"#### Soak: {soak['label']}",
+            "",
+            f"RSS sampled every {soak['sample_seconds']:g} s; settled = the first sample at or "
+            f"after {soak['settled_seconds']:g} s. Every webhook, first {soak['settled_seconds']:g} "
+            f"s: p50 {_ms(first['p50_ms'])} ms, p99 {_ms(first['p99_ms'])} ms; last as long: p50 "
+            f"{_ms(last['p50_ms'])} ms, p99 {_ms(last['p99_ms'])} ms. Redis errors "
+            f"{soak['redis_errors']:g}; {soak['calls']['no_position']} of "
+            f"{soak['calls']['reached_hold']} holding callers told no place.",
+            "",
+            "| process | settled MiB | at | last MiB | at | last / settled |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, g in soak["rss"].items():
+            lines.append(
+                f"| {name} | {g['settled_mib']:g} | {g['settled_at_seconds']} s | "
+                f"{g['last_mib']:g} | {g['last_at_seconds']} s | {_ratio(g['ratio'])} |"
+            )
+    return lines
+
+
+def plot_soak(results: dict[str, Any], path: Path) -> None:
+    """The soak's RSS of every process over time (MiB)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    soak = results["scale"]["soak"]
+    figure, axis = plt.subplots(figsize=(8, 4.5))
+    names = list(soak["rss"])
+    for name in names:
+        points = [
+            (s["seconds"], s["rss_kib"][name] / 1024)
+            for s in soak["samples"]
+            if name in s["rss_kib"]
+        ]
+        axis.plot([p[0] / 60 for p in points], [p[1] for p in points], label=name)
+    axis.axvline(soak["settled_seconds"] / 60, color="grey", linestyle=":", linewidth=1)
+    axis.set_xlabel("minutes into the soak")
+    axis.set_ylabel("RSS (MiB)")
+    axis.set_title(f"soak: {soak['label']} ({results['started_at']})", fontsize=10)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=7, loc="upper left")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
 
 
 def _flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:

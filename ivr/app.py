@@ -11,7 +11,8 @@ import time
 import uuid
 from typing import Any
 
-from flask import Flask, Response, request
+from flask import Flask, Request, Response, request
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from redis import Redis
 from sqlalchemy.exc import SQLAlchemyError
 from twilio.http import HttpClient
@@ -119,6 +120,7 @@ def _serve_admin(app: Flask, settings: Settings) -> None:
     from ivr.admin import auth, views
 
     app.secret_key = auth.session_key(settings.state_secrets[0])
+    app.session_interface = _CookieSessions()
     app.config.update(
         SESSION_COOKIE_NAME="ivr_admin",
         SESSION_COOKIE_PATH="/admin",
@@ -127,6 +129,16 @@ def _serve_admin(app: Flask, settings: Settings) -> None:
         SESSION_COOKIE_SECURE=(settings.public_base_url or "").startswith("https://"),
     )
     app.register_blueprint(views.bp)
+
+
+class _CookieSessions(SecureCookieSessionInterface):
+    """Flask's signed cookie sessions, opened without building the cookie's signer when the
+    request brings no cookie: every webhook opens a session, and none of Twilio's brings one."""
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()  # what Flask's own gives then, less the signer
+        return super().open_session(app, request)
 
 
 def start_background(app: Flask, wait_seconds: float = 1.0) -> None:

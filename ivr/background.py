@@ -13,6 +13,9 @@
   released once no Twilio call could still be going on; each agent is put in its lines' agent sets):
   all of them in the first round, then `SETTLE_AGENTS_PER_ROUND` a second in turn, so that a
   thousand agents cost each process no more Redis work a second than fifty.
+- `ivr-database`, in a process that writes tickets (`IVR_WRITER=thread`, `ivr worker`), also prunes
+  every minute the journal records of calls that ended more than `IVR_TICKET_CHANGES_RETENTION_DAYS`
+  ago, at most `RETENTION_BATCHES` batches a round (`ivr.tickets.retention`).
 - `ivr-database` also reads, every minute, what the database says about each line for the `live`
   wait estimate (`refresh_histories`).
 - `ivr-callbacks`: every 30 s, puts the after-hours callback requests that are due in their lines
@@ -40,6 +43,7 @@ from ivr.journal import SHIP_EVERY_SECONDS
 from ivr.recovery import rebuild_if_lost
 from ivr.services import Services
 from ivr.tickets.events import line_histories
+from ivr.tickets.retention import Pruned, cutoff, prune
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +54,10 @@ HISTORY_EVERY_SECONDS = 60.0
 SHIP_RETRY_SECONDS = 1.0
 SWEEP_LIMIT = 1000
 SETTLE_AGENTS_PER_ROUND = 50
+RETENTION_EVERY_SECONDS = 60.0
+RETENTION_BATCHES = 10
+"""Batches of `retention.BATCH_CALLS` calls a round at most: a backlog (the first run on a database
+kept whole so far) is worked off a minute at a time, not in one long burst."""
 
 
 class Background:
@@ -64,6 +72,7 @@ class Background:
         self._threads: list[threading.Thread] = []
         self._ship_again_at = 0.0
         self._settle_from: int | None = None  # None: settle every agent in the next round
+        self._prune_at = 0.0
 
     def running(self) -> bool:
         """Whether this process's threads are running."""
@@ -123,6 +132,9 @@ class Background:
         rebuild_if_lost(s)
         if s.switchboard.histories.due(HISTORY_EVERY_SECONDS):
             refresh_histories(s)
+        if self._writer and time.monotonic() >= self._prune_at:
+            self._prune_at = time.monotonic() + RETENTION_EVERY_SECONDS
+            prune_old_changes(s)
 
     def _callbacks(self) -> None:
         s = self._services
@@ -163,6 +175,24 @@ def agents_to_settle(agents: Sequence[str], start: int | None) -> tuple[list[str
     start %= len(agents)
     chunk = [agents[(start + i) % len(agents)] for i in range(SETTLE_AGENTS_PER_ROUND)]
     return chunk, (start + SETTLE_AGENTS_PER_ROUND) % len(agents)
+
+
+def prune_old_changes(s: Services, max_batches: int = RETENTION_BATCHES) -> Pruned:
+    """Prune the journal records retention no longer keeps (`IVR_TICKET_CHANGES_RETENTION_DAYS`;
+    0 keeps them all), logging what was deleted."""
+    days = s.settings.ticket_changes_retention_days
+    if not days:
+        return Pruned(0, 0)
+    now = s.clock.now()
+    done = prune(s.db, before=cutoff(now, days), now=now, max_batches=max_batches)
+    if done.records:
+        log.info(
+            "retention: deleted %d journal records of %d calls that ended more than %d days ago",
+            done.records,
+            done.calls,
+            days,
+        )
+    return done
 
 
 def refresh_histories(s: Services) -> None:

@@ -40,6 +40,8 @@ NO_EXCHANGE_SECRET = (
 )
 MAX_MEMORY_RECORDS = 1_000_000
 """`IVR_JOURNAL_MEMORY_RECORDS` at most: about a gigabyte of memory."""
+DEFAULT_RETENTION_DAYS = 30
+MAX_RETENTION_DAYS = 3650
 
 
 class ConfigError(ValueError):
@@ -69,6 +71,10 @@ class Settings:
     journal_memory_records: int = MEMORY_RECORDS
     """`IVR_JOURNAL_MEMORY_RECORDS`: how many ticket changes a process holds in memory while neither
     the spool nor Redis takes them (beyond that, each is logged as `JOURNAL-LOST`). 0: none."""
+    ticket_changes_retention_days: int = DEFAULT_RETENTION_DAYS
+    """`IVR_TICKET_CHANGES_RETENTION_DAYS`: the journal records of a call whose ticket ended longer
+    ago than this are deleted by the processes that write tickets (`ivr.tickets.retention`); the
+    tickets and queue events stay. 0: kept forever."""
     background: bool = True
     """Run the per-process threads (ticket writer, rules reload, spool and queue upkeep). Off for tests."""
     state_secrets: tuple[str, ...] = ()
@@ -165,6 +171,16 @@ class Settings:
                 "IVR_JOURNAL_MEMORY_RECORDS must be a number of records from 0 to "
                 f"{MAX_MEMORY_RECORDS}, got {env.get('IVR_JOURNAL_MEMORY_RECORDS')!r}"
             )
+        retention_text = (env.get("IVR_TICKET_CHANGES_RETENTION_DAYS") or "").strip()
+        try:
+            retention_days = int(retention_text or DEFAULT_RETENTION_DAYS)
+        except ValueError:
+            retention_days = -1
+        if not 0 <= retention_days <= MAX_RETENTION_DAYS:
+            raise ConfigError(
+                "IVR_TICKET_CHANGES_RETENTION_DAYS must be whole days from 1 to "
+                f"{MAX_RETENTION_DAYS}, or 0 to keep ticket changes forever, got {retention_text!r}"
+            )
         log_format = (env.get("IVR_LOG_FORMAT") or "text").strip().lower()
         if log_format not in LOG_FORMATS:
             raise ConfigError(f"IVR_LOG_FORMAT must be text or json, got {log_format!r}")
@@ -183,6 +199,7 @@ class Settings:
             writer=writer,
             spool_dir=Path(env.get("IVR_SPOOL_DIR") or "instance/journal"),
             journal_memory_records=memory_records,
+            ticket_changes_retention_days=retention_days,
             state_secrets=secrets,
             operator_number=operator,
             trusted_proxies=proxies,

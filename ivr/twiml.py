@@ -8,9 +8,13 @@ without asking a store, and ends in its seal (`ivr.signing`), so that nobody els
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, replace
-from urllib.parse import urlencode
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, is_dataclass
+from typing import Any
+from urllib.parse import quote_plus
 
 from twilio.twiml.voice_response import Gather as TwiGather
 from twilio.twiml.voice_response import VoiceResponse
@@ -58,7 +62,20 @@ STEP_PATHS = {
 
 def state_url(state: CallState, carry: Mapping[str, str] | None = None) -> str:
     """The webhook that continues the call at `state`, carrying the call's context."""
-    return f"{STEP_PATHS[state.step]}?{urlencode({**state.to_params(), **(carry or {})})}"
+    return f"{STEP_PATHS[state.step]}?{_query({**state.to_params(), **(carry or {})})}"
+
+
+def _query(params: Mapping[str, str]) -> str:
+    """`urlencode(params)`, the same text, without quoting what quoting leaves as it is."""
+    return "&".join(f"{_quoted(name)}={_quoted(value)}" for name, value in params.items())
+
+
+def _quoted(text: str) -> str:
+    return text if _UNQUOTED.fullmatch(text) else quote_plus(text)
+
+
+_UNQUOTED = re.compile(r"[A-Za-z0-9_.~-]*")
+"""What `quote_plus` gives back unchanged."""
 
 
 def audio_url(language: str, file_name: str) -> str:
@@ -144,104 +161,47 @@ def render(
     carries); each URL ends in its `seal` (without one, as in the unit tests of this module, URLs
     are not sealed).
 
-    Callers at the same place hear the same document but for their ticket reference, silence
-    clock and seals, so documents are built once per version of the prompts and those are filled
-    in afterwards."""
+    Callers at the same place hear documents of the same shape: the same verbs and attributes,
+    with their own words (position, wait) and their own webhook URLs (arrival time, round, what
+    they last heard, ticket reference, seal). So a document is built once per shape and version
+    of the prompts (`_TEMPLATES`, least recently used dropped first) and each answer fills in
+    its words and URLs, byte for byte what building it afresh gives (`_render_afresh`)."""
     carry = dict(carry or {})
     if decision.silent_since is not None:
         carry[SILENT_SINCE] = str(decision.silent_since)
-    actions = _unclocked(decision.actions)
-    if not all(value.isdigit() for value in carry.values()):  # not cacheable: build it as it is
-        return _build(actions, prompts, lambda state: _sealed(state, carry, seal))
-    names = tuple(sorted(carry))
-    key = (id(prompts), actions, names, seal is not None)
-    template = _documents.get(key)
-    if template is None or template.prompts is not prompts:
-        template = _template(actions, prompts, names, seal is not None)
-        if len(_documents) >= _CACHED_DOCUMENTS:
-            _documents.clear()  # a new version of the rules: start afresh
-        _documents[key] = template
-    document = _filled(template.document, carry, names)
-    if seal is not None:
-        for index, (url, state) in enumerate(template.urls):
-            document = document.replace(_seal_slot(index), seal(_filled(url, carry, names), state))
-    return document
+    texts: list[str] = []
+    states: list[CallState] = []
+    shape = tuple(_shape(action, texts, states) for action in decision.actions)
+    template = _TEMPLATES.get(prompts, shape, len(texts))
+    values = [_escape(text) for text in texts]
+    values += [_escape(_sealed(state, carry, seal)) for state in states]
+    return template.filled(values)
 
 
 SILENT_SINCE = "silent_since"
 """The URL parameter of the caller's silence clock (`CallState.silent_since`)."""
 
 
-def _unclocked(actions: tuple[Action, ...]) -> tuple[Action, ...]:
-    """The actions with no silence clock in their states: the decision's is the one URLs carry."""
-    if not any(state.silent_since is not None for state in _states(actions)):
-        return actions
-    return tuple(_without_clock(action) for action in actions)
-
-
-def _states(actions: tuple[Action, ...]) -> Iterator[CallState]:
-    for action in actions:
-        if isinstance(action, FlowGather | Record):
-            yield action.then
-        elif isinstance(action, GoTo):
-            yield action.state
-        elif isinstance(action, Dial):
-            yield from (action.then, action.whisper)
-
-
-def _without_clock(action: Action) -> Action:
-    if isinstance(action, FlowGather | Record):
-        return replace(action, then=replace(action.then, silent_since=None))
-    if isinstance(action, GoTo):
-        return replace(action, state=replace(action.state, silent_since=None))
-    if isinstance(action, Dial):
-        then, whisper = action.then, action.whisper
-        return replace(
-            action,
-            then=replace(then, silent_since=None),
-            whisper=replace(whisper, silent_since=None),
-        )
-    return action
-
-
 def _sealed(state: CallState, carry: Mapping[str, str], seal: Seal | None) -> str:
-    url = state_url(state, carry)
+    """The webhook URL of `state` with the call's context and (given `seal`) its seal. The state's
+    own silence clock is left out: the decision's, in `carry`, is the one URLs carry."""
+    params = state.to_params()
+    params.pop(SILENT_SINCE, None)
+    url = f"{STEP_PATHS[state.step]}?{_query({**params, **carry})}"
     return url if seal is None else f"{url}&{SEAL_PARAM}={seal(url, state)}"
 
 
-def _filled(text: str, carry: Mapping[str, str], names: tuple[str, ...]) -> str:
-    """A template's text with the call's own values in place of their slots."""
-    for index, name in enumerate(names):
-        text = text.replace(_carry_slot(index), carry[name])
-    return text
-
-
-@dataclass(frozen=True)
-class _Template:
-    prompts: Prompts
-    document: str
-    """The document with slots for the call's own values (`carry`) and for the seal of each URL
-    in `urls`."""
-    urls: tuple[tuple[str, CallState], ...]
-    """The distinct webhook URLs in the document (with the slots of the call's own values) and
-    their states."""
-
-
-def _template(
-    actions: tuple[Action, ...], prompts: Prompts, names: tuple[str, ...], sealed: bool
-) -> _Template:
-    carry = {name: _carry_slot(index) for index, name in enumerate(names)}
-    urls: dict[str, CallState] = {}
-
-    def place(state: CallState) -> str:
-        url = state_url(state, carry)
-        if not sealed:
-            return url
-        urls.setdefault(url, state)
-        return f"{url}&{SEAL_PARAM}={_seal_slot(list(urls).index(url))}"
-
-    document = _build(actions, prompts, place)
-    return _Template(prompts, document, tuple(urls.items()))
+def _render_afresh(
+    decision: Decision,
+    prompts: Prompts,
+    carry: Mapping[str, str] | None = None,
+    seal: Seal | None = None,
+) -> str:
+    """`render` without templates: the document built verb by verb (what templates must match)."""
+    carry = dict(carry or {})
+    if decision.silent_since is not None:
+        carry[SILENT_SINCE] = str(decision.silent_since)
+    return _build(decision.actions, prompts, lambda state: _sealed(state, carry, seal))
 
 
 def _build(actions: tuple[Action, ...], prompts: Prompts, urls: URLs) -> str:
@@ -251,14 +211,142 @@ def _build(actions: tuple[Action, ...], prompts: Prompts, urls: URLs) -> str:
     return str(response)
 
 
-# Letters and digits only: urlencode leaves them as they are, and no prompt or URL of ours has them.
-def _seal_slot(index: int) -> str:
-    return f"IVRSEAL{index}SLOT"
+# --- templates ------------------------------------------------------------------------------------
+#
+# A document's shape is its actions with each spoken text and each state replaced by a slot: a
+# `Say` whose text is a slot marker, a `_StateSlot` where a state was. Shapes compare and hash as
+# the actions do, and rendering a shape gives the document with markers where the words and URLs
+# go. Markers are letters and digits only, which XML and urlencode leave as they are; no prompt,
+# audio file or hold-music URL of ours has them.
+
+_MARKER = re.compile(r"IVRSLOT(\d+)X")
 
 
-def _carry_slot(index: int) -> str:
-    return f"IVRCARRY{index}SLOT"
+def _marker(index: int) -> str:
+    return f"IVRSLOT{index}X"
 
 
-_CACHED_DOCUMENTS = 20_000
-_documents: dict[tuple[int, tuple[Action, ...], tuple[str, ...], bool], _Template] = {}
+@dataclass(frozen=True)
+class _StateSlot:
+    """Where a state was in an action: its webhook URL goes into slot `index`."""
+
+    index: int
+
+
+def _shape(value: object, texts: list[str], states: list[CallState]) -> object:
+    """`value` (an action, or a part of one) with its texts and states replaced by slots, numbered
+    in the order met; the texts and states are appended to `texts` and `states`. Slots of texts
+    come first: text `i` is slot `i`, state `j` is slot `len(texts) + j` once the walk is over,
+    so states are numbered apart (`_StateSlot`) and placed after the texts when filled."""
+    kind: type[Any] = type(value)  # exact types: a dispatch that costs one look-up, not a chain
+    if kind is Say:
+        assert isinstance(value, Say)
+        if value.audio:  # a recording: the text is not in the document
+            return Say("", value.language, "", value.audio)
+        if not value.text:
+            return Say("", value.language, "")
+        texts.append(value.text)
+        return Say(_marker(len(texts) - 1), value.language, "")
+    if kind is CallState:
+        assert isinstance(value, CallState)
+        states.append(value)
+        return _StateSlot(len(states) - 1)
+    if kind is tuple:
+        assert isinstance(value, tuple)
+        return tuple(_shape(item, texts, states) for item in value)
+    names = _fields(kind)
+    if not names:
+        return value  # plain values (numbers, names) and verbs of constants: as they are
+    return kind(**{name: _shape(getattr(value, name), texts, states) for name in names})
+
+
+def _fields(kind: type[Any]) -> tuple[str, ...]:
+    """The fields of a dataclass that may hold texts or states; none for anything else."""
+    names = _FIELD_NAMES.get(kind)
+    if names is None:
+        holds = is_dataclass(kind) and kind not in (Pause, Music, Hangup)
+        names = _FIELD_NAMES[kind] = tuple(f.name for f in fields(kind)) if holds else ()
+    return names
+
+
+_FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {}
+
+
+@dataclass(frozen=True)
+class _Template:
+    prompts: Prompts
+    texts: int
+    """How many slots hold words; the rest hold webhook URLs."""
+    pieces: tuple[str, ...]
+    """The document's text between slots: one more piece than `slots`."""
+    slots: tuple[int, ...]
+    """Which slot goes between each two pieces (text slots first, then state slots)."""
+
+    def filled(self, values: list[str]) -> str:
+        """The document with `values` (texts then URLs, escaped for XML) in their slots."""
+        parts = [self.pieces[0]]
+        for slot, piece in zip(self.slots, self.pieces[1:], strict=True):
+            parts.append(values[slot])
+            parts.append(piece)
+        return "".join(parts)
+
+
+def _template(shape: tuple[object, ...], prompts: Prompts, texts: int) -> _Template:
+    """The template of a document of `shape` whose first `texts` slots hold words."""
+
+    def place(slot: object) -> str:
+        assert isinstance(slot, _StateSlot)
+        return _marker(texts + slot.index)
+
+    actions: tuple[Action, ...] = shape  # type: ignore[assignment]  # with slots for states
+    document = _build(actions, prompts, place)
+    split = _MARKER.split(document)
+    return _Template(prompts, texts, tuple(split[0::2]), tuple(int(n) for n in split[1::2]))
+
+
+class _Templates:
+    """Documents by shape and prompts, at most `size`, the least recently used dropped first."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._lock = threading.Lock()
+        self._templates: OrderedDict[tuple[int, tuple[object, ...]], _Template] = OrderedDict()
+
+    def get(self, prompts: Prompts, shape: tuple[object, ...], texts: int) -> _Template:
+        """The template of `shape` (whose first `texts` slots hold words) with these prompts."""
+        key = (id(prompts), shape)
+        with self._lock:
+            template = self._templates.get(key)
+            if template is not None and template.prompts is prompts:
+                self._templates.move_to_end(key)
+                return template
+        template = _template(
+            shape, prompts, texts
+        )  # outside the lock: two threads may both build it
+        with self._lock:
+            self._templates[key] = template
+            self._templates.move_to_end(key)
+            while len(self._templates) > self._size:
+                self._templates.popitem(last=False)
+        return template
+
+    def __len__(self) -> int:
+        return len(self._templates)
+
+
+TEMPLATES_KEPT = 2_000
+"""Document shapes kept per process: a line's menus, hold rounds and answers are a few hundred."""
+_TEMPLATES = _Templates(TEMPLATES_KEPT)
+
+
+def _escape(text: str) -> str:
+    """As ElementTree escapes an element's text. In an attribute it also escapes quotes, tabs and
+    line ends, which no URL of ours holds (urlencode leaves none), so URLs are escaped this way
+    wherever they stand (an action attribute, a Redirect's text)."""
+    if "&" in text:
+        text = text.replace("&", "&amp;")
+    if "<" in text:
+        text = text.replace("<", "&lt;")
+    if ">" in text:
+        text = text.replace(">", "&gt;")
+    return text

@@ -5,7 +5,8 @@ may run at once (the consumer group hands each stream entry to one of them, a sp
 whoever holds its lock, and applying a record twice is applying it once). While the database is down or
 its schema is behind, records wait in the journal and the writer retries with a growing pause; nothing
 is acknowledged before it is committed. A record no database will take (unreadable, or refused for its
-data) is set aside with the reason instead of blocking the ones behind it.
+data) is set aside with the reason instead of blocking the ones behind it, and so is a record new to a
+call whose records retention pruned (`ivr.tickets.retention`): its ticket is final.
 """
 
 from __future__ import annotations
@@ -194,31 +195,37 @@ class TicketWriter:
         readable = [d for d in deliveries if d.record is not None]
         if not readable:
             return 0
+        refused: set[str] = set()
         try:
-            self._write(readable)
+            refused.update(self._write(readable))
         except (DataError, IntegrityError) as exc:
             # Something in the batch is refused for its data: find it, write the rest.
             log.warning("ticket writer: batch refused (%s); applying record by record", _short(exc))
             for delivery in readable:
                 try:
-                    self._write([delivery])
+                    refused.update(self._write([delivery]))
                 except (DataError, IntegrityError) as single:
                     self._reject(delivery, _short(single))
-        self.status.applied += len(readable)
+        set_aside = [d for d in readable if d.record is not None and d.record.id in refused]
+        for delivery in set_aside:
+            self._reject(delivery, service.REFUSED_PRUNED)
+        self.status.applied += len(readable) - len(set_aside)
         self.status.last_batch_at = self.clock.now()
         self.status.problem = None
         return len(readable)
 
-    def _write(self, deliveries: list[Delivery]) -> None:
+    def _write(self, deliveries: list[Delivery]) -> tuple[str, ...]:
+        """Apply the records in one transaction; the ids of those refused (`Applied.refused`)."""
         records = [d.record for d in deliveries if d.record is not None]
         try:
             # Every call of the batch may be new and unnumbered: have enough references at hand
             # before the batch's transaction (leasing takes a transaction of its own).
             self.references.refill(needed=len({r.call_sid for r in records}))
             with self.db.sessions() as session:
-                service.apply_records(
+                applied = service.apply_records(
                     session, records, new_reference=self._new_reference, parsed=self._parsed
                 )
+            return applied.refused
         except (DataError, IntegrityError):
             raise
         except SQLAlchemyError as exc:

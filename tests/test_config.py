@@ -87,6 +87,10 @@ def test_defaults() -> None:
             tuple(ip_network(n) for n in ("127.0.0.1/32", "10.0.0.0/8", "::1/128")),
         ),
         ({"IVR_TRUSTED_PROXIES": ""}, "trusted_proxies", ()),
+        ({}, "ticket_changes_retention_days", 30),
+        ({"IVR_TICKET_CHANGES_RETENTION_DAYS": ""}, "ticket_changes_retention_days", 30),
+        ({"IVR_TICKET_CHANGES_RETENTION_DAYS": " 90 "}, "ticket_changes_retention_days", 90),
+        ({"IVR_TICKET_CHANGES_RETENTION_DAYS": "0"}, "ticket_changes_retention_days", 0),
     ],
 )
 def test_each_variable_is_read(env: dict[str, str], attribute: str, expected: object) -> None:
@@ -129,11 +133,24 @@ def test_dev_mode_flag(value: str, dev_mode: bool) -> None:
         ({"IVR_TRUSTED_PROXIES": "1"}, "IVR_TRUSTED_PROXIES"),  # it counted proxies once
         ({"IVR_TRUSTED_PROXIES": "nginx.internal"}, "IVR_TRUSTED_PROXIES"),
         ({"IVR_TRUSTED_PROXIES": "10.0.0.0/33"}, "IVR_TRUSTED_PROXIES"),
+        ({"IVR_TICKET_CHANGES_RETENTION_DAYS": "-1"}, "IVR_TICKET_CHANGES_RETENTION_DAYS"),
+        ({"IVR_TICKET_CHANGES_RETENTION_DAYS": "30d"}, "IVR_TICKET_CHANGES_RETENTION_DAYS"),
+        ({"IVR_TICKET_CHANGES_RETENTION_DAYS": "1.5"}, "IVR_TICKET_CHANGES_RETENTION_DAYS"),
+        ({"IVR_TICKET_CHANGES_RETENTION_DAYS": "3651"}, "IVR_TICKET_CHANGES_RETENTION_DAYS"),
     ],
 )
 def test_a_malformed_setting_names_its_variable(env: dict[str, str], variable: str) -> None:
     with pytest.raises(ConfigError, match=f"^{variable} "):
         Settings.from_env(env)
+
+
+def test_a_bad_retention_says_what_to_write() -> None:
+    with pytest.raises(ConfigError) as refused:
+        Settings.from_env({"IVR_TICKET_CHANGES_RETENTION_DAYS": "30d"})
+    assert str(refused.value) == (
+        "IVR_TICKET_CHANGES_RETENTION_DAYS must be whole days from 1 to 3650, or 0 to keep "
+        "ticket changes forever, got '30d'"
+    )
 
 
 @pytest.mark.parametrize(

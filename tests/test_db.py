@@ -10,7 +10,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import String, inspect, select
+from sqlalchemy import String, inspect, select, text
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from ivr.db import Base, Database, normalise_url
@@ -36,7 +36,7 @@ def test_upgrade_of_an_empty_database_reaches_head(empty_database: Database) -> 
     empty_database.upgrade()
     empty_database.upgrade()  # already at head: nothing to do
 
-    assert empty_database.current_revision() == empty_database.head_revision() == "0006"
+    assert empty_database.current_revision() == empty_database.head_revision() == "0007"
     with empty_database.engine.connect() as connection:
         tables = set(inspect(connection).get_table_names())
     assert {
@@ -50,11 +50,11 @@ def test_upgrade_of_an_empty_database_reaches_head(empty_database: Database) -> 
 
 def test_the_schema_state_says_what_to_run(empty_database: Database) -> None:
     assert empty_database.schema().problem() == (
-        "the database is without any schema, the code needs 0006: run `ivr db upgrade`"
+        "the database is without any schema, the code needs 0007: run `ivr db upgrade`"
     )
     empty_database.upgrade("0002")
     assert empty_database.schema().problem() == (
-        "the database is at revision 0002, the code needs 0006: run `ivr db upgrade`"
+        "the database is at revision 0002, the code needs 0007: run `ivr db upgrade`"
     )
     empty_database.upgrade()
     assert empty_database.schema().ready and empty_database.schema().problem() is None
@@ -203,3 +203,35 @@ def test_migration_0006_adds_what_was_said_and_takes_it_away_again(
 
     empty_database.upgrade()
     assert empty_database.schema().ready
+
+
+def test_migration_0007_adds_retention_to_a_database_with_records_and_takes_it_away_again(
+    empty_database: Database,
+) -> None:
+    def schema() -> tuple[set[str], set[str]]:
+        with empty_database.engine.connect() as connection:
+            found = inspect(connection)
+            indexes = {i["name"] or "" for i in found.get_indexes("ticket_changes")}
+            return set(found.get_table_names()), indexes
+
+    empty_database.upgrade("0006")
+    with empty_database.engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO ticket_changes (id, call_sid, at, seq, body, written_at) "
+                "VALUES ('r1', 'CA1', '2026-11-01 10:00:00+00:00', 1, '{}', "
+                "'2026-11-01 10:00:00+00:00')"
+            )
+        )
+    empty_database.upgrade()  # `ivr db upgrade` on a database in use
+
+    tables, indexes = schema()
+    assert "pruned_calls" in tables and "ix_ticket_changes_at" in indexes
+    with empty_database.engine.connect() as connection:
+        assert connection.execute(text("SELECT id FROM ticket_changes")).scalars().all() == ["r1"]
+    config = empty_database.alembic_config()
+    with empty_database.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0006")
+    tables, indexes = schema()
+    assert "pruned_calls" not in tables and "ix_ticket_changes_at" not in indexes

@@ -36,6 +36,9 @@ from ivr.queue import (
     queue_key,
     waiting_queues_key,
 )
+from ivr.queue.callers import REMEMBER_SECONDS
+from ivr.queue.keys import ended_key
+from ivr.signing import CLOCK_SKEW, SEAL_MAX_AGE
 from tests.topologies import TOPOLOGY_URLS, all_keys
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -945,3 +948,17 @@ def test_a_hold_round_counts_the_callers_an_agent_would_take_first_in_other_line
 
     assert held.waiting_before == {("security", "en"): 3, ("tech", "en"): 0, ("account", "en"): 0}
     assert line.hold_round("CAours", "support", "en", 30, 0).waiting_before == {}
+
+
+def test_an_ended_call_is_remembered_while_any_url_issued_to_it_could_still_be_obeyed(
+    line: CallQueue, clock: FrozenClock, redis_client: redis.Redis
+) -> None:
+    # A sealed URL is obeyed for SEAL_MAX_AGE (and the clock skew) after it was issued, so a
+    # replayed hold round can come that long after the last one: the marker must outlive that.
+    join_in_order(line, clock, ["CA1"])
+    line.hang_up("CA1", leg="CA1")
+
+    assert line.has_ended("CA1")
+    assert SEAL_MAX_AGE + CLOCK_SKEW < redis_client.ttl(ended_key("CA1")) <= REMEMBER_SECONDS
+    replayed = line.hold_round("CA1", "support", "en", 50, ms(START), leg="CA1")
+    assert replayed.ended and positions(line, "CA1") == [None]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 from flask import Flask
@@ -468,6 +468,50 @@ def test_twilios_published_example_signature_is_checked_behind_a_proxy(
         from flask import request
 
         assert is_signed(request, EXAMPLE_TOKEN, base_url) is expected
+
+
+@pytest.mark.parametrize(
+    "public",
+    [
+        "https://mycompany.com/voice/hold?step=hold&ref=4821093",
+        "https://mycompany.com:443/voice/hold?step=hold",
+        "http://mycompany.com:8080/voice/input",
+        "http://mycompany.com/voice/input?a=%26b&c=d+e",
+    ],
+)
+@pytest.mark.parametrize("method", ["POST", "GET"])
+def test_signatures_are_accepted_exactly_as_twilios_validator_accepts_them(
+    app: Flask, public: str, method: str
+) -> None:
+    """Signed over the URL with its port, without it, over another URL or form, or not at all:
+    the check says what `RequestValidator.validate` says, for every one."""
+    form = MultiDict([("CallSid", "CA1"), ("Digits", "12"), ("Digits", "3"), ("Digits", "12")])
+    validator = RequestValidator(EXAMPLE_TOKEN)
+    split = urlsplit(public)
+    bare = split._replace(netloc=split.hostname or "").geturl()
+    with_port = split._replace(netloc=f"{split.hostname}:{split.port or 443}").geturl()
+    signed = form if method == "POST" else {}
+    signatures = [
+        validator.compute_signature(url, params)
+        for url in (public, bare, with_port, public + "&x=1")
+        for params in (signed, {"CallSid": "CA2"})
+    ] + ["", "not base64 ☃", EXAMPLE_SIGNATURE]
+    base_url, path = public.split("/voice")[0], "/voice" + public.split("/voice")[1]
+    accepted = []
+    for signature in signatures:
+        with app.test_request_context(
+            path,
+            base_url="http://internal:8000",
+            method=method,
+            data=form if method == "POST" else None,
+            headers={"X-Twilio-Signature": signature},
+        ):
+            from flask import request
+
+            expected = bool(signature) and validator.validate(public, signed, signature)
+            assert is_signed(request, EXAMPLE_TOKEN, base_url) is expected
+            accepted.append(expected)
+    assert any(accepted) and not all(accepted)
 
 
 def test_a_wrong_signature_is_refused_on_every_webhook(client: FlaskClient) -> None:

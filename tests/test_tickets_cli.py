@@ -1,12 +1,13 @@
 """`ivr tickets list|export|show` on a database filled by simulated calls (see
 tests/tickets/test_listing.py for the calls): what an admin reads on the terminal, and a CSV file a
-spreadsheet opens."""
+spreadsheet opens; `ivr tickets prune` on journal records written straight to the database."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,8 @@ from ivr.cli import main
 from ivr.clock import FrozenClock
 from ivr.db import Database
 from ivr.tickets.models import Ticket
-from tests.support import FakeTwilioRest, ticket_of
+from ivr.tickets.records import CallEnd
+from tests.support import FakeTwilioRest, journal_record, ticket_of, write_records
 from tests.tickets.test_listing import (  # the calls of the listing tests
     AMERICAN,
     FRENCH,
@@ -288,3 +290,86 @@ def test_a_listing_read_by_head_ends_quietly(tmp_path: Path) -> None:
         "CALLER",
     ]
     assert (status, err) == (EXIT_READER_GONE, "")
+
+
+# --- ivr tickets prune ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def old_and_recent_calls(database: Database, monkeypatch: pytest.MonkeyPatch) -> Database:
+    """A call that ended 40 days before the clock (4 records) and one that ended two days before (4)."""
+    monkeypatch.setenv("DATABASE_URL", database.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("IVR_CLOCK", "2026-12-07T12:00:00Z")
+    monkeypatch.delenv("IVR_TICKET_CHANGES_RETENTION_DAYS", raising=False)
+    now = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+    for sid, start in (("CA-old", now - timedelta(days=40)), ("CA-new", now - timedelta(days=2))):
+        write_records(
+            database,
+            journal_record(sid, start, caller=GERMAN),
+            journal_record(sid, start + timedelta(seconds=5), language="de-DE"),
+            journal_record(sid, start + timedelta(seconds=9), queue="funds", queued=True),
+            journal_record(sid, start + timedelta(seconds=60), end=CallEnd("completed", 60)),
+        )
+    return database
+
+
+def test_prune_deletes_the_records_of_calls_that_ended_before_the_retention_and_says_so(
+    old_and_recent_calls: Database, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = ticket_of(old_and_recent_calls, "CA-old")
+
+    assert run(capsys, "prune", "--dry-run") == (
+        0,
+        "would delete 4 journal records of 1 calls ended before 2026-11-07 12:00:00Z\n",
+        "",
+    )
+    assert run(capsys, "prune") == (
+        0,
+        "deleted 4 journal records of 1 calls ended before 2026-11-07 12:00:00Z\n",
+        "",
+    )
+    assert run(capsys, "prune")[1].startswith("deleted 0 journal records of 0 calls")
+    after = ticket_of(old_and_recent_calls, "CA-old")
+    assert (after.outcome, after.language, after.queue, after.ended_at) == (
+        before.outcome,
+        before.language,
+        before.queue,
+        before.ended_at,
+    )
+    assert run(capsys, "prune", "--older-than", "1")[1] == (
+        "deleted 4 journal records of 1 calls ended before 2026-12-06 12:00:00Z\n"
+    )
+
+
+def test_prune_with_retention_off_deletes_nothing_unless_told_how_old(
+    old_and_recent_calls: Database,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("IVR_TICKET_CHANGES_RETENTION_DAYS", "0")
+
+    code, out, _ = run(capsys, "prune")
+
+    assert code == 0
+    assert out == (
+        "IVR_TICKET_CHANGES_RETENTION_DAYS is 0: ticket changes are kept forever "
+        "(give --older-than DAYS to prune anyway)\n"
+    )
+    assert run(capsys, "prune", "--older-than", "30")[1].startswith("deleted 4 journal records")
+
+
+def test_prune_refuses_a_bad_age_in_one_line(
+    old_and_recent_calls: Database,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with pytest.raises(SystemExit) as usage:
+        main(["tickets", "prune", "--older-than", "0"])
+    assert usage.value.code == 2
+    assert "must be 1 or more" in capsys.readouterr().err
+
+    monkeypatch.setenv("IVR_TICKET_CHANGES_RETENTION_DAYS", "a month")
+    code, out, err = run(capsys, "prune")
+    assert (code, out) == (1, "")
+    assert err.startswith("cannot prune: IVR_TICKET_CHANGES_RETENTION_DAYS must be whole days")
+    assert len(err.splitlines()) == 1

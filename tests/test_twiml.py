@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import random
 import shutil
 import xml.etree.ElementTree as ET
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from ivr.flow import Caller, CallState, Flow, epoch_ms
+from ivr import twiml
+from ivr.flow import (
+    Caller,
+    CallState,
+    Decision,
+    Flow,
+    Gather,
+    GoTo,
+    HoldInfo,
+    Pause,
+    Say,
+    epoch_ms,
+)
 from ivr.rules.check import load_bundle
 from ivr.twiml import render
+from ivr.waits import WaitEstimate
 from tests.support import PROMPTS, RULES, reference_in
 
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
@@ -117,3 +131,71 @@ def test_a_menu_that_listens_takes_keys_and_speech_in_the_callers_language() -> 
     gather = ET.fromstring(render(funds, bundle.prompts)).find("Gather")
     assert gather is not None and gather.attrib["input"] == "dtmf"
     assert "language" not in gather.attrib and "hints" not in gather.attrib
+
+
+def test_callers_holding_share_templates_and_hear_what_building_afresh_gives() -> None:
+    """A thousand callers, each arriving at their own time, at their own place in line, hearing
+    their own wait, round after round: a handful of document shapes serve them all, and every
+    answer is byte for byte the document built verb by verb."""
+    bundle = load_bundle(RULES, PROMPTS)
+    hold = CallState("hold", "en-US", "funds", "funds", 30)
+    seal = lambda url, state: f"{len(url)}.{state.tries}"  # noqa: E731  # differs per URL
+    rng = random.Random(22)
+    templates_before = len(twiml._TEMPLATES)
+    for caller in range(1000):
+        arrived = epoch_ms(NOW) - rng.randrange(3_600_000)
+        state = replace(hold, since=arrived, tries=rng.randrange(12))
+        for _ in range(3):
+            position = rng.randrange(1, 400)
+            median = rng.randrange(0, 3600)
+            info = HoldInfo(
+                position,
+                waited_seconds=rng.randrange(bundle.rules.defaults.silence_limit),
+                estimate=WaitEstimate(median, median // 2, median * 2),
+                agents_logged_in=rng.choice((0, 3)),
+                can_call_back=rng.random() < 0.5,
+            )
+            decision = Flow(bundle, NOW).hold(state, info)
+            carry = {"ref": str(4_000_000 + caller)}
+            document = render(decision, bundle.prompts, carry, seal)
+            assert document == twiml._render_afresh(decision, bundle.prompts, carry, seal)
+            gather = decision.actions[-1]
+            assert isinstance(gather, Gather) and gather.then.step == "hold"
+            state = gather.then
+
+    assert len(twiml._TEMPLATES) - templates_before <= 50
+
+
+def test_words_and_urls_with_characters_xml_escapes_are_filled_in_escaped() -> None:
+    bundle = load_bundle(RULES, PROMPTS)
+    decision = Decision(
+        (
+            Say('Tom & Jerry <say> "hi"', "en-US", "custom"),
+            Say("", "en-US", "empty"),
+            GoTo(CallState("menu", "en-US", "funds", silent_since=5)),
+        )
+    )
+    for carry in ({"ref": 'a&b<c>"d'}, {"ref": "1234567", "x": "\t\n"}):
+        document = render(decision, bundle.prompts, carry)
+        assert document == twiml._render_afresh(decision, bundle.prompts, carry)
+    assert ET.fromstring(document).find("Say").text == 'Tom & Jerry <say> "hi"'  # type: ignore[union-attr]
+
+
+def test_the_least_recently_used_template_goes_first_when_the_cache_is_full() -> None:
+    bundle = load_bundle(RULES, PROMPTS)
+    templates = twiml._Templates(2)
+    shapes = [(Pause(seconds),) for seconds in (1, 2, 3)]
+    first = templates.get(bundle.prompts, shapes[0], 0)
+    templates.get(bundle.prompts, shapes[1], 0)
+    assert templates.get(bundle.prompts, shapes[0], 0) is first  # used again: now the newest
+    templates.get(bundle.prompts, shapes[2], 0)  # full: the second goes
+
+    assert len(templates) == 2
+    assert templates.get(bundle.prompts, shapes[0], 0) is first
+    assert templates.get(bundle.prompts, shapes[1], 0).filled([]).count("<Pause") == 1
+
+
+def test_webhook_urls_quote_their_values_exactly_as_urlencode_does() -> None:
+    values = ["", "4821093", "a b", "a+b", "a&b=c", "x_y.z-~", "é", "中文", "1:2::4", "\n", "%41"]
+    params = {f"k{index}": value for index, value in enumerate(values)} | {"a b": "c"}
+    assert twiml._query(params) == urlencode(params)

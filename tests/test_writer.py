@@ -18,6 +18,7 @@ from ivr.tickets import service
 from ivr.tickets.changes import Outcome
 from ivr.tickets.records import CallEnd, JournalRecord
 from ivr.tickets.references import References
+from ivr.tickets.retention import cutoff, prune
 from ivr.writer import StoreUnavailable, TicketWriter
 from tests.faults import free_port
 from tests.support import journal_record, ticket_of
@@ -255,3 +256,27 @@ def test_entries_read_while_redis_stalled_are_read_again_by_the_same_writer(
     writer.drain()
     assert ticket_of(database, "CA2").menu_path == ["language:2"]
     assert journal.backlog().stream == 0
+
+
+def test_a_late_record_for_a_pruned_call_is_set_aside_with_the_reason_and_a_repeat_is_not(
+    journal: Journal, database: Database, redis_client: redis.Redis
+) -> None:
+    call = a_call("CA1")
+    journaled(journal, *call)
+    writer = writer_for(journal, database)
+    writer.drain()
+    later = NOW + timedelta(days=31)
+    assert prune(database, before=cutoff(later, 30), now=later).calls == 1
+    ticket = ticket_of(database, "CA1")
+    late = journal_record("CA1", NOW + timedelta(seconds=30), satisfaction=5)
+
+    journaled(journal, call[-1], late)  # a retried status callback, and a record never seen
+    writer.drain()
+
+    assert (writer.status.applied, writer.status.rejected) == (4 + 1, 1)
+    assert journal.backlog().rejected == 1
+    (_, fields), *_ = redis_client.xrange("ivr:{journal}:rejected")
+    assert fields[b"reason"].decode() == service.REFUSED_PRUNED
+    assert JournalRecord.from_json(fields[b"r"]).id == late.id  # kept whole for an operator
+    again = ticket_of(database, "CA1")
+    assert (again.satisfaction, again.updated_at) == (None, ticket.updated_at)

@@ -48,7 +48,10 @@ from ivr.queue.keys import (
 DEFAULT_CALLBACK_KEEP_SECONDS: Final = 24 * 3600
 REMEMBER_SECONDS: Final = 8 * 3600
 """How long Redis remembers that a call leg ended, or that a request took effect: longer than a
-sealed URL is good for (`ivr.signing.SEAL_MAX_AGE`), after which a replay is refused anyway."""
+sealed URL is good for (`ivr.signing.SEAL_MAX_AGE`, 6 h, and `CLOCK_SKEW`), after which a replay is
+refused anyway. Not shorter: a hold-round URL issued just before the caller hung up is obeyed for
+6 h, and a replay of it must find the call ended. The 2 h beyond cost one 120-byte key per call that
+ended in them (about 0.3 MB at 1,200 calls an hour), too little to trade the margin for."""
 _BULK_BATCH: Final = 5000
 ADMIN_SCAN_LIMIT: Final = 1000
 """Members of a line `earliest_arrival` reads at most (the admin dashboard polls it)."""

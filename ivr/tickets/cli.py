@@ -1,4 +1,5 @@
-"""`ivr tickets`: list, export and show call tickets from the command line (reads $DATABASE_URL).
+"""`ivr tickets`: list, export and show call tickets from the command line (reads $DATABASE_URL),
+and prune the journal records of calls that ended long ago.
 
 Caller numbers are masked ("+49 *** *** 456") unless --full-numbers is given.
 """
@@ -11,8 +12,9 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from ivr.command import positive_int, reading_database
-from ivr.config import Settings
+from ivr.clock import clock_from
+from ivr.command import CommandError, positive_int, reading_database
+from ivr.config import ConfigError, Settings
 from ivr.db import Database
 from ivr.tickets.listing import (
     DATE_HELP,
@@ -26,13 +28,14 @@ from ivr.tickets.listing import (
     timeline,
 )
 from ivr.tickets.models import Ticket
+from ivr.tickets.retention import cutoff, prune, would_prune
 from ivr.tickets.service import find_by_reference
 
 _TABLE = ("REFERENCE", "TIME", "LANGUAGE", "ISSUE", "QUEUE", "OUTCOME", "WAIT", "CALLER")
 
 
 def add_parser(commands: Any) -> None:
-    """Register `ivr tickets list|export|show` on the `ivr` command's subparsers."""
+    """Register `ivr tickets list|export|show|prune` on the `ivr` command's subparsers."""
     tickets = commands.add_parser(
         "tickets", help="list, export and show call tickets ($DATABASE_URL)", description=__doc__
     )
@@ -55,6 +58,22 @@ def add_parser(commands: Any) -> None:
     show.add_argument("reference", help="the ticket reference (spaces allowed: '482 1093')")
     show.add_argument("--full-numbers", action="store_true", help="show phone numbers in full")
     show.set_defaults(run=_show)
+
+    prune = actions.add_parser(
+        "prune",
+        help="delete the journal records of calls that ended long ago (tickets stay)",
+        description="Delete the journal records (ticket_changes) of calls whose ticket ended more "
+        "than DAYS ago, in batches; the tickets and queue events stay. ivr worker does this every "
+        "minute with IVR_TICKET_CHANGES_RETENTION_DAYS.",
+    )
+    prune.add_argument(
+        "--older-than",
+        type=positive_int,
+        metavar="DAYS",
+        help="calls that ended more than DAYS ago (default IVR_TICKET_CHANGES_RETENTION_DAYS)",
+    )
+    prune.add_argument("--dry-run", action="store_true", help="count what would go; delete nothing")
+    prune.set_defaults(run=_prune)
 
 
 def _add_filters(parser: argparse.ArgumentParser) -> None:
@@ -194,6 +213,36 @@ def _show(args: argparse.Namespace) -> int:
     for entry in story:
         print(f"  {entry.at:%Y-%m-%d %H:%M:%S}Z  {entry.kind:<9}  {entry.text}")
     return 0
+
+
+def _prune(args: argparse.Namespace) -> int:
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        raise CommandError(f"cannot prune: {exc}") from None
+    days = args.older_than or settings.ticket_changes_retention_days
+    if not days:
+        print(
+            "IVR_TICKET_CHANGES_RETENTION_DAYS is 0: ticket changes are kept forever "
+            "(give --older-than DAYS to prune anyway)"
+        )
+        return 0
+    now = clock_from(settings.clock_start, settings.clock_anchor).now()
+    before = cutoff(now, days)
+    ended = f"ended before {before:%Y-%m-%d %H:%M:%S}Z"
+    with reading_database(settings.database_url, "prune ticket changes") as database:
+        if args.dry_run:
+            with database.sessions() as session:
+                found = would_prune(session, before=before)
+            print(f"would delete {found.records} journal records of {found.calls} calls {ended}")
+            return 0
+        done = prune(database, before=before, now=now, max_batches=_NO_LIMIT)
+    print(f"deleted {done.records} journal records of {done.calls} calls {ended}")
+    return 0
+
+
+_NO_LIMIT = 1_000_000_000
+"""Batches `ivr tickets prune` may run: all there is (each batch is its own short transaction)."""
 
 
 def _verified(ticket: Ticket) -> str | None:

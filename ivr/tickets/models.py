@@ -118,7 +118,11 @@ class TicketChangeRow(Base):
     """One journal record the writer applied: the facts a ticket is folded from, and its history."""
 
     __tablename__ = "ticket_changes"
-    __table_args__ = (Index("ix_ticket_changes_call_sid_at", "call_sid", "at"),)
+    __table_args__ = (
+        Index("ix_ticket_changes_call_sid_at", "call_sid", "at"),
+        # Retention (`tickets.retention`) finds the oldest records without reading the others.
+        Index("ix_ticket_changes_at", "at"),
+    )
 
     # The record's own id: a record delivered twice (a retried webhook, a writer that died before
     # acknowledging) is stored once.
@@ -129,6 +133,21 @@ class TicketChangeRow(Base):
     body: Mapped[str] = mapped_column(Text)
     """The record as the journal carried it (JSON, see `ivr.tickets.records`)."""
     written_at: Mapped[datetime] = mapped_column(default=_utcnow)
+
+
+class PrunedCall(Base):
+    """A call whose journal records retention deleted (`tickets.retention`): the ticket stays as it
+    was folded, and the ids it was folded from are kept, so that a late repeat of one of them is
+    known for what it is and a late new record is set aside rather than folded into a new ticket."""
+
+    __tablename__ = "pruned_calls"
+
+    call_sid: Mapped[str] = mapped_column(SafeString(64), primary_key=True)
+    pruned_at: Mapped[datetime]
+    # Reassign rather than mutate: SQLAlchemy does not see in-place changes to a JSON value.
+    record_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    """The ids of the records deleted: the row takes about 330 bytes for a call's 5 records, which
+    took about 3,100 with their indexes."""
 
 
 class ReferenceBlock(Base):

@@ -17,12 +17,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from ivr.db import insert_for
 from ivr.tickets.changes import Outcome, QueueEvent
-from ivr.tickets.models import QueueEventRow, ReferenceBlock, Ticket, TicketChangeRow
+from ivr.tickets.models import (
+    PrunedCall,
+    QueueEventRow,
+    ReferenceBlock,
+    Ticket,
+    TicketChangeRow,
+)
 from ivr.tickets.projection import EventFields, TicketFields, agent_events, in_order, project
 from ivr.tickets.records import NO_CALL, BadRecord, JournalRecord
 
@@ -42,6 +48,15 @@ class Applied:
     """Records in the batch that were new to the database (the others were applied before)."""
     tickets: int
     """Tickets created or brought up to date."""
+    refused: tuple[str, ...] = ()
+    """Ids of new records for calls whose records retention pruned (`tickets.retention`): not
+    applied, for the writer to set aside with `REFUSED_PRUNED`."""
+
+
+REFUSED_PRUNED = (
+    "its call's journal records were pruned (IVR_TICKET_CHANGES_RETENTION_DAYS): a record new to "
+    "the call cannot be folded into its ticket"
+)
 
 
 @contextmanager
@@ -56,9 +71,13 @@ def _unit_of_work(session: Session) -> Iterator[None]:
 
 class ParsedRecords:
     """Journal records a writer has parsed already, by id (the newest `size`), so that folding a
-    call again does not parse its earlier records again."""
+    call again does not parse its earlier records again.
 
-    def __init__(self, size: int = 100_000) -> None:
+    A parsed record holds 1-2 kB: the default keeps the writer within 10-20 MiB of them, the
+    records of the last ~1,000 calls (minutes of a busy line; an older one is parsed again if its
+    call is folded again). 100,000, as before, grew the writer by 100-180 MiB before it was full."""
+
+    def __init__(self, size: int = 10_000) -> None:
         self._size = size
         self._records: OrderedDict[str, JournalRecord] = OrderedDict()
 
@@ -86,6 +105,9 @@ def apply_records(
     several writers at once, records out of order and records delivered twice all end the same.
     `new_reference` numbers a ticket whose webhooks could give it none; `parsed` spares a writer
     parsing again the records it has seen.
+
+    A call whose records were pruned (`tickets.retention`) keeps its ticket as it is: a repeat of a
+    pruned record is known as applied, a new record is not stored and comes back in `refused`.
     """
     unique = list({r.id: r for r in records}.values())
     if not unique:
@@ -97,7 +119,26 @@ def apply_records(
             if record.id in stored:  # what the database holds now; a repeat may differ from it
                 parsed.add(record)
         calls = sorted({r.call_sid for r in unique if r.call_sid != NO_CALL})
-        tickets = _lock_or_create(session, calls, new_reference, parsed)
+        # A call retention pruned takes no record (`tickets.retention`), and gets no new ticket
+        # if its own was deleted. Asked again under the row locks, as retention prunes under them.
+        pruned = _pruned_ids(session, calls)
+        tickets = _lock_or_create(
+            session, [sid for sid in calls if sid not in pruned], new_reference, parsed
+        )
+        pruned |= _pruned_ids(session, list(tickets))
+        late = [r for r in unique if r.call_sid in pruned]
+        undo = [r.id for r in late if r.id in stored]  # stored again, or new: never kept
+        if undo:
+            session.execute(delete(TicketChangeRow).where(TicketChangeRow.id.in_(undo)))
+            stored -= set(undo)
+        refused = tuple(r.id for r in late if r.id not in pruned[r.call_sid])
+        if refused:
+            log.warning(
+                "ticket writer: %d records refused, their calls' records were pruned: %s",
+                len(refused),
+                ", ".join(sorted({r.call_sid for r in late if r.id in refused})),
+            )
+        calls = [sid for sid in calls if sid not in pruned]
         # Read only now, under the row locks: a writer that held them before us has committed,
         # so every record of these calls is visible and none is folded in behind our back.
         history = _records_of(session, calls, parsed)
@@ -118,7 +159,7 @@ def apply_records(
         agents = [r for r in unique if r.call_sid == NO_CALL and r.id in stored]
         event_rows += [_event_row(e, None) for e in agent_events(agents)]
         _upsert_events(session, event_rows)
-        return Applied(len(stored), len(calls))
+        return Applied(len(stored), len(calls), refused)
 
 
 def _store_records(session: Session, records: Sequence[JournalRecord]) -> set[str]:
@@ -159,6 +200,16 @@ def _records_of(
             parsed.add(record)
         found[record.call_sid].append(record)
     return found
+
+
+def _pruned_ids(session: Session, calls: Sequence[str]) -> dict[str, set[str]]:
+    """The calls among `calls` whose records retention pruned, with those records' ids."""
+    if not calls:
+        return {}
+    rows = session.execute(
+        select(PrunedCall.call_sid, PrunedCall.record_ids).where(PrunedCall.call_sid.in_(calls))
+    )
+    return {call_sid: set(ids) for call_sid, ids in rows}
 
 
 def _lock(session: Session, calls: Sequence[str]) -> dict[str, Ticket]:

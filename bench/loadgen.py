@@ -120,6 +120,58 @@ def position_markers(prompts_dir: Path) -> tuple[str, ...]:
     return tuple(dict.fromkeys(markers))
 
 
+SPOKEN_CHARACTERS_PER_SECOND = 15.0
+"""How fast a `<Say>` is heard: ~150 words a minute."""
+CJK_CHARACTERS_PER_SECOND = 4.0
+"""The same for Chinese, which has no spaces and a syllable per character."""
+CLIP_SECONDS = 5.0
+"""A `<Play>`ed clip, whose length the TwiML does not say."""
+
+
+def _heard(verb: ET.Element) -> float:
+    """Seconds a caller spends hearing one verb (Say, Play, Pause; others take none)."""
+    if verb.tag == "Say":
+        text = (verb.text or "").strip()
+        wide = sum(1 for char in text if "\u3000" <= char <= "\u9fff")
+        return wide / CJK_CHARACTERS_PER_SECOND + (len(text) - wide) / SPOKEN_CHARACTERS_PER_SECOND
+    if verb.tag == "Pause":
+        return float(verb.get("length", "1"))
+    if verb.tag == "Play":
+        return CLIP_SECONDS
+    return 0.0
+
+
+def heard_seconds(document: bytes, pressing: bool) -> float:
+    """How long a caller hears an answer before the next webhook: up to its `<Gather>`'s end
+    (`pressing`: a key, once the prompt is heard) or, when nothing is pressed, also the Gather's
+    `timeout` of silence (a hold round), then the `<Redirect>` at once."""
+    try:
+        root = ET.fromstring(document)
+    except ET.ParseError:
+        return 0.0
+    total = 0.0
+    for verb in root:
+        if verb.tag == "Gather":
+            total += sum(_heard(inner) for inner in verb)
+            if pressing:
+                return total
+            total += float(verb.get("timeout", "5"))
+        elif verb.tag == "Redirect":
+            break
+        else:
+            total += _heard(verb)
+    return total
+
+
+def caller_pause(document: bytes, pressing: bool, rng: random.Random) -> float:
+    """The pause a real caller makes after an answer: a key after 60-100 % of the prompt (and a
+    second to press it), or the whole round when waiting (±5 %)."""
+    heard = heard_seconds(document, pressing)
+    if pressing:
+        return heard * rng.uniform(0.6, 1.0) + 1.0
+    return heard * rng.uniform(0.95, 1.05)
+
+
 def tells_position(document: bytes, markers: Sequence[str]) -> bool:
     """Whether a TwiML answer says one of `markers` (a hold answer telling the caller's place)."""
     try:
@@ -156,13 +208,15 @@ class CallRecord:
 @dataclass
 class Phase:
     """A load shape: `calls` concurrent calls, `pause` seconds between webhooks, for `seconds`;
-    call number i (0, 1, ...) presses `routes[i % len(routes)]`."""
+    call number i (0, 1, ...) presses `routes[i % len(routes)]`. `caller_pace`: instead of
+    `pause`, each pause is as long as a caller would listen to the answer before (`caller_pause`)."""
 
     name: str
     calls: int
     pause: float
     seconds: float
     routes: tuple[Route, ...] = (DEFAULT_ROUTE,)
+    caller_pace: bool = False
 
 
 @dataclass
@@ -365,6 +419,7 @@ class Caller:
         rng: random.Random,
         capture: dict[tuple[str, str | None], bytes] | None = None,
         route: Route = DEFAULT_ROUTE,
+        caller_pace: bool = False,
     ) -> None:
         """One whole call: the script's webhooks, pauses between them, then the status callback."""
         connection = Connection(self.target.port)
@@ -383,10 +438,13 @@ class Caller:
         }
         started = time.monotonic()
         path: str | None = "/voice/incoming"
+        document = b""
         try:
             for step in call_script(route):
                 assert path is not None
-                if step.kind != "incoming" and pause > 0:
+                if step.kind != "incoming" and caller_pace:
+                    await asyncio.sleep(caller_pause(document, step.digits is not None, rng))
+                elif step.kind != "incoming" and pause > 0:
                     # Callers listen for varying times; a fixed pause would march them in lockstep.
                     await asyncio.sleep(pause * rng.uniform(0.8, 1.2))
                 form = {
@@ -410,7 +468,9 @@ class Caller:
                 if sample.error:
                     break  # Twilio apologises and hangs up; the status callback still comes
                 path = following
-            if pause > 0:
+            if caller_pace:  # the caller hangs up somewhere in the last answer
+                await asyncio.sleep(heard_seconds(document, False) * rng.uniform(0.2, 1.0))
+            elif pause > 0:
                 await asyncio.sleep(pause * rng.uniform(0.8, 1.2))
             form = {**base, "CallStatus": "completed"}
             form["CallDuration"] = str(max(1, round(time.monotonic() - started)))
@@ -436,6 +496,10 @@ def new_call_sid() -> str:
     return "CA" + uuid.uuid4().hex
 
 
+CALLER_SPREAD_SECONDS = 10.0
+"""At a caller's pace, the first calls of a phase start over this long."""
+
+
 async def run_phase(
     target: Target,
     phase: Phase,
@@ -458,8 +522,9 @@ async def run_phase(
 
     async def line(index: int) -> None:
         rng = random.Random(seed * 100_003 + index)
-        if phase.pause > 0:  # spread the first webhooks over one pause, not all at once
-            await asyncio.sleep(index * phase.pause / phase.calls)
+        spread = CALLER_SPREAD_SECONDS if phase.caller_pace else phase.pause
+        if spread > 0:  # spread the first webhooks over one pause, not all at once
+            await asyncio.sleep(index * spread / phase.calls)
         number = 0
         while time.monotonic() < deadline:
             sid = new_call_sid()
@@ -467,7 +532,9 @@ async def run_phase(
             number += 1
             route = phase.routes[index % len(phase.routes)]
             number_ = f"+1212{index:03d}{number % 10_000:04d}"
-            await caller.call(sid, number_, phase.pause, rng, route=route)
+            await caller.call(
+                sid, number_, phase.pause, rng, route=route, caller_pace=phase.caller_pace
+            )
 
     tasks = [asyncio.create_task(line(i)) for i in range(phase.calls)]
     _, pending = await asyncio.wait(tasks, timeout=phase.seconds + drain_seconds)

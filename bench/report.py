@@ -248,8 +248,12 @@ def markdown(results: dict[str, Any]) -> str:
         f"Run {results['started_at']} ({'quick' if settings['quick'] else 'full'}, "
         f"{results['wall_seconds']:.0f} s, commit {results['commit']}{results['dirty']}): "
         f"{serving}; {settings.get('connections', 'keep-alive, one per call')}, "
-        f"{settings['pause']:g} s (±20 %) between a paced call's webhooks; "
-        f"{settings['rounds']} round(s) of {settings['seconds']:g} s per phase and target, "
+        + (
+            "a caller's pace between a paced call's webhooks (--caller-pace); "
+            if settings.get("caller_pace")
+            else f"{settings['pause']:g} s (±20 %) between a paced call's webhooks; "
+        )
+        + f"{settings['rounds']} round(s) of {settings['seconds']:g} s per phase and target, "
         "interleaved." + (f" Note: {settings['note']}" if settings.get("note") else ""),
         "",
         "### Targets (reported, not asserted)",

@@ -75,6 +75,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, help="app/floor rounds per phase (2; quick: 1)")
     parser.add_argument("--pause", type=float, default=1.0, help="seconds between webhooks")
     parser.add_argument(
+        "--caller-pace",
+        action="store_true",
+        help="pause as long as a caller hears each answer (instead of --pause); calls last "
+        "~2 minutes, so give phases --seconds 180 or more",
+    )
+    parser.add_argument(
         "--paced", default="20,100", help="concurrent calls of the paced phases (20,100)"
     )
     parser.add_argument(
@@ -222,7 +228,13 @@ def nginx_upstreams(name: str, ports: Sequence[int]) -> list[int] | None:
 def all_http_phases(args: argparse.Namespace) -> list[Phase]:
     """Every app-against-floor load shape: paced calls at each concurrency, then flat out."""
     shapes = [
-        Phase(f"paced-{int(calls)}", int(calls), args.pause, args.seconds)
+        Phase(
+            f"paced-{int(calls)}",
+            int(calls),
+            args.pause,
+            args.seconds,
+            caller_pace=args.caller_pace,
+        )
         for calls in args.paced.split(",")
         if calls.strip()
     ]
@@ -239,6 +251,8 @@ def phases(args: argparse.Namespace) -> list[Phase]:
 
 def label(phase: Phase) -> str:
     """How a phase is named in the report."""
+    if phase.caller_pace:
+        return f"{phase.calls} concurrent calls at a caller's pace"
     if phase.pause:
         return f"{phase.calls} concurrent calls, {phase.pause:g} s between webhooks"
     return f"flat out: {phase.calls} concurrent calls, no pause"
@@ -801,7 +815,13 @@ class Bench:
         """1,000 agents against 10, rounds interleaved: hold and join p99 and their ratio."""
         here = case == "agents_busy_here"
         base = scale.load_base(servers.ROOT / "routing_rules.yaml")
-        phase = Phase(case, self.args.scale_calls, self.args.pause, self.args.seconds)
+        phase = Phase(
+            case,
+            self.args.scale_calls,
+            self.args.pause,
+            self.args.seconds,
+            caller_pace=self.args.caller_pace,
+        )
         counts = {"baseline": self.args.baseline_agents, "scaled": self.args.scale_agents}
         runs: dict[str, list[PhaseRun]] = {"baseline": [], "scaled": []}
         records: dict[str, list[dict[str, Any]]] = {"baseline": [], "scaled": []}
@@ -820,7 +840,14 @@ class Bench:
         base = scale.load_base(servers.ROOT / "routing_rules.yaml")
         rules, routes = scale.busy_lines_rules(base)
         calls = max(self.args.scale_calls, len(routes))
-        phase = Phase("busy_lines_50", calls, self.args.pause, self.args.seconds, tuple(routes))
+        phase = Phase(
+            "busy_lines_50",
+            calls,
+            self.args.pause,
+            self.args.seconds,
+            tuple(routes),
+            caller_pace=self.args.caller_pace,
+        )
         paths = [scale.route_menu_path(route) for route in routes]
         runs, records = [], []
         for round_number in range(1, self.args.rounds + 1):
@@ -842,7 +869,13 @@ class Bench:
         app and of redis-server sampled every `--soak-sample-seconds`."""
         seconds = self.args.soak_seconds
         settled = min(300.0, seconds / 5)
-        phase = Phase("soak", self.args.soak_calls, self.args.pause, seconds)
+        phase = Phase(
+            "soak",
+            self.args.soak_calls,
+            self.args.pause,
+            seconds,
+            caller_pace=self.args.caller_pace,
+        )
         target, started = self.start_app(None, self.work / "soak.log")
         assert self.redis.process is not None
         redis_pid = self.redis.process.pid
@@ -953,6 +986,7 @@ class Bench:
                 "seconds": self.args.seconds,
                 "rounds": self.args.rounds,
                 "pause": self.args.pause,
+                "caller_pace": self.args.caller_pace,
                 "instances": self.args.instances,
                 "phases": self.args.phases,
                 "scale_cases": scale_cases(self.args),

@@ -60,3 +60,52 @@ def test_webhooks_of_one_call_use_a_connection_each_unless_kept_alive(
     seen, heads = asyncio.run(webhooks_over(keep_alive, 3))
     assert seen == connections
     assert all((b"Connection: close" in head) is not keep_alive for head in heads)
+
+
+MENU = (
+    b'<Response><Gather timeout="6" action="/voice/input?step=menu" numDigits="1">'
+    b'<Say>For deposits, press 1. For withdrawals, press 2.</Say><Pause length="1"/></Gather>'
+    b'<Redirect method="POST">/voice/input?step=menu</Redirect></Response>'
+)
+HOLD = (
+    b'<Response><Gather timeout="30" action="/voice/hold" numDigits="1">'
+    b"<Say>You are number 7 in line.</Say></Gather>"
+    b'<Redirect method="POST">/voice/hold</Redirect></Response>'
+)
+
+
+def test_a_caller_presses_a_key_once_the_prompt_is_heard() -> None:
+    from bench.loadgen import heard_seconds
+
+    spoken = len("For deposits, press 1. For withdrawals, press 2.") / 15.0
+    assert heard_seconds(MENU, pressing=True) == pytest.approx(spoken + 1.0)
+
+
+def test_a_hold_round_lasts_its_speech_and_its_silence() -> None:
+    from bench.loadgen import heard_seconds
+
+    spoken = len("You are number 7 in line.") / 15.0
+    assert heard_seconds(HOLD, pressing=False) == pytest.approx(spoken + 30.0)
+
+
+def test_chinese_is_heard_a_character_at_a_time() -> None:
+    from bench.loadgen import heard_seconds
+
+    document = "<Response><Say>您现在排在第12位。</Say></Response>".encode()
+    assert heard_seconds(document, pressing=False) == pytest.approx(
+        8 / 4.0 + 2 / 15.0
+    )  # 8 wide characters, "12"
+
+
+def test_a_callers_pauses_stay_within_what_they_hear() -> None:
+    import random
+
+    from bench.loadgen import caller_pause, heard_seconds
+
+    rng = random.Random(3)
+    heard = heard_seconds(HOLD, pressing=False)
+    pauses = [caller_pause(HOLD, False, rng) for _ in range(200)]
+    assert all(0.95 * heard <= p <= 1.05 * heard for p in pauses)
+    keyed = heard_seconds(MENU, pressing=True)
+    presses = [caller_pause(MENU, True, rng) for _ in range(200)]
+    assert all(0.6 * keyed + 1.0 <= p <= keyed + 1.0 for p in presses)

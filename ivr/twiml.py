@@ -9,10 +9,12 @@ without asking a store, and ends in its seal (`ivr.signing`), so that nobody els
 from __future__ import annotations
 
 import re
+import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, is_dataclass
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote_plus
 
@@ -67,11 +69,16 @@ def state_url(state: CallState, carry: Mapping[str, str] | None = None) -> str:
 
 def _query(params: Mapping[str, str]) -> str:
     """`urlencode(params)`, the same text, without quoting what quoting leaves as it is."""
-    return "&".join(f"{_quoted(name)}={_quoted(value)}" for name, value in params.items())
+    return "&".join([f"{_quoted_name(name)}={_quoted(value)}" for name, value in params.items()])
 
 
 def _quoted(text: str) -> str:
     return text if _UNQUOTED.fullmatch(text) else quote_plus(text)
+
+
+@lru_cache(maxsize=256)
+def _quoted_name(name: str) -> str:
+    return _quoted(name)  # the same few names in every URL
 
 
 _UNQUOTED = re.compile(r"[A-Za-z0-9_.~-]*")
@@ -216,14 +223,16 @@ def _build(actions: tuple[Action, ...], prompts: Prompts, urls: URLs) -> str:
 # A document's shape is its actions with each spoken text and each state replaced by a slot: a
 # `Say` whose text is a slot marker, a `_StateSlot` where a state was. Shapes compare and hash as
 # the actions do, and rendering a shape gives the document with markers where the words and URLs
-# go. Markers are letters and digits only, which XML and urlencode leave as they are; no prompt,
-# audio file or hold-music URL of ours has them.
+# go. Markers are letters and digits only, which XML and urlencode leave as they are, and hold a
+# random word drawn at start-up, so that no menu's hints, agent's number or hold-music URL that
+# stays in a template as it is can be taken for one.
 
-_MARKER = re.compile(r"IVRSLOT(\d+)X")
+_NONCE = secrets.token_hex(6)
+_MARKER = re.compile(rf"ivr{_NONCE}slot(\d+)x")
 
 
 def _marker(index: int) -> str:
-    return f"IVRSLOT{index}X"
+    return f"ivr{_NONCE}slot{index}x"
 
 
 @dataclass(frozen=True)
@@ -257,7 +266,15 @@ def _shape(value: object, texts: list[str], states: list[CallState]) -> object:
     names = _fields(kind)
     if not names:
         return value  # plain values (numbers, names) and verbs of constants: as they are
-    return kind(**{name: _shape(getattr(value, name), texts, states) for name in names})
+    parts = {}
+    for name in names:
+        part = getattr(value, name)
+        parts[name] = part if type(part) in _PLAIN else _shape(part, texts, states)
+    return kind(**parts)
+
+
+_PLAIN = frozenset({str, int, bool, type(None)})
+"""Values that are part of a shape as they are (looked up to save a call for each)."""
 
 
 def _fields(kind: type[Any]) -> tuple[str, ...]:
@@ -320,9 +337,8 @@ class _Templates:
             if template is not None and template.prompts is prompts:
                 self._templates.move_to_end(key)
                 return template
-        template = _template(
-            shape, prompts, texts
-        )  # outside the lock: two threads may both build it
+        # Built outside the lock: two threads may both build it, and either's will do.
+        template = _template(shape, prompts, texts)
         with self._lock:
             self._templates[key] = template
             self._templates.move_to_end(key)

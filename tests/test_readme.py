@@ -239,7 +239,7 @@ NOT_RUN = {
         "a minute or two; tests/bench/test_waits_report.py checks the report on made-up rounds"
     ),
     ".venv/bin/uv sync -q --locked --inexact --extra dev --extra bench && "
-    ".venv/bin/python -m bench.run": "the benchmark: about 20 minutes on PostgreSQL and Redis",
+    ".venv/bin/python -m bench.run": "the benchmark: about 12 minutes on PostgreSQL and Redis",
     ".venv/bin/uv lock && .venv/bin/uv sync --locked --inexact --extra dev": (
         "rewrites uv.lock and the virtualenv from PyPI, a maintainer's step (CI runs uv lock --check)"
     ),

@@ -141,19 +141,25 @@ local function lines_of(akey)
   return lines
 end
 
--- Take an agent out of the per-line agent sets of `lines`.
-local function unindex_agent(aid, lines)
+-- Put an agent in the `kind` set of each of `lines` at `score`, and out of their other agent
+-- sets (out of all of them when `kind` is nil).
+local function place_agent(aid, lines, kind, score)
   for _, line in ipairs(lines) do
-    for _, kind in ipairs(AGENT_SETS) do
-      redis.call('ZREM', line .. kind, aid)
+    for _, k in ipairs(AGENT_SETS) do
+      if k == kind then
+        redis.call('ZADD', line .. k, score, aid)
+      else
+        redis.call('ZREM', line .. k, aid)
+      end
     end
   end
 end
 
--- Put an agent in the per-line agent sets its hash says, in each of its lines: FREE when
--- available, TALKING when connected, CONNECTING when assigned a caller not yet put through, none
--- when offline (or gone). Every script that changes an agent's status or call state calls it.
-local function index_agent(aid)
+-- Put an agent in the per-line agent sets its hash says, in each of its lines (`lines`, when
+-- already read): FREE when available, TALKING when connected, CONNECTING when assigned a caller
+-- not yet put through, none when offline (or gone). Every script that changes an agent's status
+-- or call state calls it.
+local function index_agent(aid, lines)
   local akey = agent_of(aid)
   local a = redis.call('HMGET', akey, 'status', 'call_state', 'idle_ms', 'connected_ms',
     'assigned_ms', 'call')
@@ -166,15 +172,7 @@ local function index_agent(aid)
     kind = CONNECTING
     score = a[5] or (a[6] and redis.call('HGET', entry_of(a[6]), 'assigned_ms')) or int_str(NOW)
   end
-  for _, line in ipairs(lines_of(akey)) do
-    for _, k in ipairs(AGENT_SETS) do
-      if k == kind then
-        redis.call('ZADD', line .. k, score, aid)
-      else
-        redis.call('ZREM', line .. k, aid)
-      end
-    end
-  end
+  place_agent(aid, lines or lines_of(akey), kind, score)
 end
 
 -- Put `sid` in `line` at `score` (NX: only if it is not there) and note that the line has callers.
@@ -334,8 +332,9 @@ local function claim(aid)
     return nil
   end
   local akey = agent_of(aid)
+  local lines = lines_of(akey)
   local best_line, best_sid, best_score = nil, nil, nil
-  for _, line in ipairs(lines_of(akey)) do
+  for _, line in ipairs(lines) do
     local sid, score = live_head(line)
     if sid and (not best_score or score < best_score or (score == best_score and sid < best_sid)) then
       best_line, best_sid, best_score = line, sid, score
@@ -353,7 +352,7 @@ local function claim(aid)
   redis.call('HDEL', akey, 'idle_ms')
   redis.call('ZREM', AVAILABLE, aid)
   redis.call('EXPIRE', akey, AGENT_TTL)
-  index_agent(aid)
+  index_agent(aid, lines)
   return assignment_of(best_sid)
 end
 
@@ -825,7 +824,7 @@ AGENT_AVAILABLE: Final = _script(
 local akey, aid = KEYS[4], ARGV[9]
 local status = agent_state(aid)
 local old_lines = lines_of(akey)
-unindex_agent(aid, old_lines)
+place_agent(aid, old_lines, nil)
 for _, line in ipairs(old_lines) do
   redis.call('HDEL', akey, 'line:' .. line)
 end

@@ -173,9 +173,7 @@ def render(
     they last heard, ticket reference, seal). So a document is built once per shape and version
     of the prompts (`_TEMPLATES`, least recently used dropped first) and each answer fills in
     its words and URLs, byte for byte what building it afresh gives (`_render_afresh`)."""
-    carry = dict(carry or {})
-    if decision.silent_since is not None:
-        carry[SILENT_SINCE] = str(decision.silent_since)
+    carry = _carried(decision, carry)
     texts: list[str] = []
     states: list[CallState] = []
     shape = tuple(_shape(action, texts, states) for action in decision.actions)
@@ -187,6 +185,15 @@ def render(
 
 SILENT_SINCE = "silent_since"
 """The URL parameter of the caller's silence clock (`CallState.silent_since`)."""
+
+
+def _carried(decision: Decision, carry: Mapping[str, str] | None) -> dict[str, str]:
+    """What every webhook URL of `decision`'s document carries: `carry` and the caller's silence
+    clock (`Decision.silent_since`)."""
+    carried = dict(carry or {})
+    if decision.silent_since is not None:
+        carried[SILENT_SINCE] = str(decision.silent_since)
+    return carried
 
 
 def _sealed(state: CallState, carry: Mapping[str, str], seal: Seal | None) -> str:
@@ -205,9 +212,7 @@ def _render_afresh(
     seal: Seal | None = None,
 ) -> str:
     """`render` without templates: the document built verb by verb (what templates must match)."""
-    carry = dict(carry or {})
-    if decision.silent_since is not None:
-        carry[SILENT_SINCE] = str(decision.silent_since)
+    carry = _carried(decision, carry)
     return _build(decision.actions, prompts, lambda state: _sealed(state, carry, seal))
 
 

@@ -508,6 +508,9 @@ class Rules(Frozen):
     """The numbers the line calls back (from the queue or after hours), as E.164 prefixes ('+49',
     '+1212'). Unset: the calling codes of `country_languages`, the countries the line serves. A
     caller ID elsewhere (a premium-rate or satellite number: toll fraud) is offered a voicemail."""
+    testers: tuple[str, ...] = ()
+    """Calling numbers (E.164) that hear the draft, when one is staged (`ivr rules publish
+    --draft`); everyone else hears the live version. The live and the draft version's lists count."""
 
     @field_validator("languages")
     @classmethod
@@ -528,6 +531,14 @@ class Rules(Frozen):
         for prefix in value or ():
             if not re.fullmatch(r"\+[1-9]\d{0,7}", prefix):
                 raise ValueError(f"{prefix!r} is not the start of a phone number like '+49'")
+        return value
+
+    @field_validator("testers")
+    @classmethod
+    def _tester_numbers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for number in value:
+            if not re.fullmatch(r"\+[1-9]\d{6,14}", number):
+                raise ValueError(f"{number!r} is not a whole phone number like '+4930123456'")
         return value
 
     @property

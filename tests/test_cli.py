@@ -218,7 +218,7 @@ def test_ivr_worker_drain_writes_what_waits_in_the_spool(tmp_path: Path) -> None
             IVR_SPOOL_DIR=str(tmp_path / "spool"),
         )
         assert (result.returncode, result.stdout) == (0, "wrote 1 journal records\n"), result.stderr
-        assert database.current_revision() == "0007"
+        assert database.current_revision() == "0009"
         with database.engine.connect() as connection:
             tickets = connection.exec_driver_sql("SELECT call_sid FROM tickets").scalars().all()
         assert tickets == ["CA1"]

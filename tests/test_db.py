@@ -36,7 +36,7 @@ def test_upgrade_of_an_empty_database_reaches_head(empty_database: Database) -> 
     empty_database.upgrade()
     empty_database.upgrade()  # already at head: nothing to do
 
-    assert empty_database.current_revision() == empty_database.head_revision() == "0007"
+    assert empty_database.current_revision() == empty_database.head_revision() == "0009"
     with empty_database.engine.connect() as connection:
         tables = set(inspect(connection).get_table_names())
     assert {
@@ -50,11 +50,11 @@ def test_upgrade_of_an_empty_database_reaches_head(empty_database: Database) -> 
 
 def test_the_schema_state_says_what_to_run(empty_database: Database) -> None:
     assert empty_database.schema().problem() == (
-        "the database is without any schema, the code needs 0007: run `ivr db upgrade`"
+        "the database is without any schema, the code needs 0009: run `ivr db upgrade`"
     )
     empty_database.upgrade("0002")
     assert empty_database.schema().problem() == (
-        "the database is at revision 0002, the code needs 0007: run `ivr db upgrade`"
+        "the database is at revision 0002, the code needs 0009: run `ivr db upgrade`"
     )
     empty_database.upgrade()
     assert empty_database.schema().ready and empty_database.schema().problem() is None
@@ -235,3 +235,23 @@ def test_migration_0007_adds_retention_to_a_database_with_records_and_takes_it_a
         command.downgrade(config, "0006")
     tables, indexes = schema()
     assert "pruned_calls" not in tables and "ix_ticket_changes_at" not in indexes
+
+
+def test_migration_0009_adds_the_incident_heard_to_tickets_and_takes_it_away_again(
+    empty_database: Database,
+) -> None:
+    def columns() -> set[str]:
+        with empty_database.engine.connect() as connection:
+            return {c["name"] for c in inspect(connection).get_columns("tickets")}
+
+    empty_database.upgrade()
+    assert "incident" in columns()
+    config = empty_database.alembic_config()
+    with empty_database.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0008")
+    assert "incident" not in columns()
+    assert "said_checked" in columns()
+
+    empty_database.upgrade()
+    assert empty_database.schema().ready

@@ -135,6 +135,9 @@ class TicketChange:
     said: str | None = None
     said_to: str | None = None
     said_checked: bool | None = None
+    # The incident notice the caller heard before their queue (its id, `ivr.incidents`): the
+    # Today page counts the callers who heard one and those who hung up after it.
+    incident: int | None = None
     events: tuple[EventRecord, ...] = ()  # logged with the change, under the same token
 
     def __post_init__(self) -> None:
@@ -174,6 +177,7 @@ LATEST_WINS = (
     "said",
     "said_to",
     "said_checked",
+    "incident",
 )
 """`TicketChange` fields a later change simply replaces (language and the menu path have rules of their
 own: the path grows; the outcome also stamps when a call was answered)."""

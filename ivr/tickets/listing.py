@@ -292,6 +292,8 @@ def _record_entries(
         add("locked", "account locked at the exchange (withdrawals and logins stopped)")
     if change.callback_code is not None:
         add("callback", f"callback code {change.callback_code} given")
+    if change.incident is not None:
+        add("incident", f"heard incident notice {change.incident}")
     if change.outcome is not None:
         add("outcome", f"outcome {change.outcome.value}")
     if record.end is not None:

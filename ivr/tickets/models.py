@@ -106,6 +106,9 @@ class Ticket(Base):
     the keypad menu)."""
     said_checked: Mapped[bool | None]
     """True: the match was unsure and the line asked once before following it."""
+    incident: Mapped[int | None]
+    """The incident notice the caller heard before their queue (`incidents.id`; not a foreign
+    key: a ticket outlives what it heard, as queue events outlive their tickets)."""
     # Bookkeeping of the row itself, hence the real clock rather than the call flow's `now`.
     created_at: Mapped[datetime] = mapped_column(default=_utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=_utcnow, onupdate=_utcnow)

@@ -57,6 +57,7 @@ class TicketFields:
     said: str | None = None
     said_to: str | None = None
     said_checked: bool | None = None
+    incident: int | None = None
 
 
 @dataclass(frozen=True)

@@ -136,7 +136,7 @@ def _change_from(body: dict[str, Any]) -> TicketChange:
     if unknown:
         raise BadRecord(f"unknown ticket fields {sorted(unknown)}")
     values: dict[str, Any] = {name: body[name] for name in _SCALARS if body.get(name) is not None}
-    for name in ("priority", "recording_duration", "satisfaction"):
+    for name in ("priority", "recording_duration", "satisfaction", "incident"):
         if name in values:
             values[name] = int(values[name])
     if not isinstance(values.get("said_checked", False), bool):

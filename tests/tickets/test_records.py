@@ -35,6 +35,7 @@ def test_a_full_record_reads_back_equal() -> None:
             recording_duration=12,
             agent="anna",
             satisfaction=5,
+            incident=7,
             events=(
                 EventRecord(QueueEvent.ENTERQUEUE, "security", "de-DE", data={"priority": "100"}),
                 EventRecord(QueueEvent.ABANDON, position=3, wait_seconds=95),

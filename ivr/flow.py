@@ -18,7 +18,9 @@ from typing import Concatenate, Literal, ParamSpec, get_args
 import pytz
 
 from ivr import hours
+from ivr.eta import country_zone, spoken_eta
 from ivr.exchange.contract import Verification
+from ivr.incidents import Incident
 from ivr.rules.check import Bundle
 from ivr.rules.schema import Menu, Option, Queue, Rules, Target
 from ivr.speech import Utterance
@@ -49,6 +51,7 @@ Step = Literal[
     "lock_code",
     "lock",
     "confirm",
+    "incident",
 ]
 STEPS: tuple[Step, ...] = get_args(Step)
 
@@ -79,6 +82,7 @@ _NEEDS: dict[Step, frozenset[str]] = {
     "lock_code": frozenset({"queue", "verification"}),
     "lock": frozenset({"queue"}),
     "confirm": frozenset({"menu", "choice"}),
+    "incident": frozenset({"queue"}),
 }
 """What each step's state must name, besides a language (every step but the language menu and the
 greeting, which come before one is chosen)."""
@@ -98,6 +102,12 @@ _CHOICE = re.compile(r"^[1-9]{1,8}$")
 """Keys that lead from a menu to an option of it or of its sub-menus (`CallState.choice`)."""
 CONFIRM_YES, CONFIRM_MENU = "1", "2"
 """At the one question after an unsure speech match: follow it, or hear the keypad menu."""
+KEEP_WAITING, CALL_ME_BACK = "1", "2"
+"""At an incident notice (`Flow.incident_notice`): queue as planned, or keep the place and be
+called back (the hold callback, `on_hold_key`)."""
+ASKED_CALLBACK = "callback"
+"""The `stage` of a hold state whose first round is the hold callback key, pressed at the
+incident notice (the hold webhook takes it as that key: `webhooks.hold`)."""
 """An id the exchange made (a verification), as the contract allows it."""
 
 
@@ -363,6 +373,9 @@ class Decision:
     """The caller's silence clock (`CallState.silent_since`), carried on by every webhook URL of
     this decision (None: by none, and the next silence starts it). Kept apart from the states so
     that callers at the same place still hear the same document (`twiml.render`)."""
+    notice: int | None = None
+    """The incident notice this decision plays (its id): from here on every webhook URL of the
+    call carries it (`Caller.notice`), so that the caller is not asked again in this call."""
 
 
 @dataclass(frozen=True)
@@ -410,6 +423,11 @@ class Caller:
     callback_code: str = ""
     """The code a callback to this caller opens with, to prove it is ours (`Signer.callback_code`):
     told when they ask for one; on a callback we placed, the one they were told ("" if unknown)."""
+    country: str | None = None
+    """The ISO code of the caller's country as Twilio knows it (`FromCountry`; on a callback we
+    placed, `ToCountry`): an incident's ETA is said in its time zone (`ivr.eta`)."""
+    notice: int | None = None
+    """The incident notice this call already heard (its id; carried in every URL once heard)."""
 
     def read_back(self, flow: Flow, language: str) -> tuple[Say, ...]:
         if not self.reference:
@@ -437,12 +455,14 @@ def _clock_starts(
 class Flow:
     """Decisions for one version of the rules. Cheap to create; make one per request."""
 
-    def __init__(self, bundle: Bundle, now: datetime) -> None:
+    def __init__(self, bundle: Bundle, now: datetime, incident: Incident | None = None) -> None:
         self.rules: Rules = bundle.rules
         self.prompts = bundle.prompts
         self.router = bundle.router
         self.now = now
         self.now_ms = epoch_ms(now)
+        self.incident = incident
+        """The incident notice that is on (`ivr incident start`), None when none is."""
 
     # --- speech -------------------------------------------------------------------------------
 
@@ -653,7 +673,7 @@ class Flow:
             offer = CallState("lock_offer", language, menu_id, target.queue, priority)
             gather = Gather((self.say("lock_offer", language),), offer, self._timeout)
             return Decision((gather,), TicketChange(menu_step=step, issue=issue))
-        return self._to_queue(target.queue, language, menu_id, priority, issue, step)
+        return self._to_queue(target.queue, language, menu_id, priority, issue, step, caller)
 
     # --- speech at a menu that listens -------------------------------------------------------
 
@@ -740,7 +760,11 @@ class Flow:
         priority: int | None,
         issue: str | None,
         step: str | None,
+        caller: Caller | None = None,
     ) -> Decision:
+        """The caller's chosen queue: its team's after-hours offer when closed; else, when an
+        incident notice concerns the caller (`caller`: one who chose `issue` at a menu) and they
+        have not heard it in this call, the notice first (`incident_notice`); else they join."""
         queue = self.rules.queues[queue_id]
         team_id = queue.team_for(language)
         priority = queue.priority if priority is None else priority
@@ -754,6 +778,9 @@ class Flow:
                 (self._closed_gather(closed, status.next_open, first=True),),
                 replace(change, outcome=Outcome.CLOSED_HOURS),
             )
+        if caller is not None and caller.notice is None and self._concerned(issue, language):
+            notice = CallState("incident", language, menu_id, queue_id, priority)
+            return Decision((GoTo(notice),), change)
         since = epoch_ms(self.now)
         hold = CallState("hold", language, menu_id, queue_id, priority, since=since)
         enter = EventRecord(
@@ -764,6 +791,88 @@ class Flow:
             replace(change, queued=True, outcome=Outcome.QUEUED, events=(enter,)),
             QueueRequest(queue_id, language, priority, since),
         )
+
+    # --- an incident notice (`ivr incident start`) -------------------------------------------------
+
+    def _concerned(self, issue: str | None, language: str) -> bool:
+        return self.incident is not None and self.incident.concerns(issue, language)
+
+    @_clock_starts
+    def incident_notice(
+        self, state: CallState, digits: str | None, caller: Caller, can_call_back: bool
+    ) -> Decision:
+        """The incident notice a caller hears before their queue, and their answer to it.
+
+        First (`tries` 0) the notice, with when the exchange expects a fix in the caller's time
+        zone, and its keys: KEEP_WAITING (or 0) queues as planned, CALL_ME_BACK keeps the place and
+        has the caller called back, as the hold callback key does (offered where that is:
+        `can_call_back` and a hold callback key). Silence, or wrong keys past the tries, keeps them
+        waiting: nobody is dropped for not answering a notice. The ticket records which notice
+        they heard (`TicketChange.incident`)."""
+        language = state.language
+        assert language is not None and state.queue is not None
+        incident = self.incident
+        if state.tries == 0:
+            if incident is None:  # it ended since the caller chose: nothing to tell
+                return self._after_notice(state)
+            asked = replace(state, tries=1)
+            gather = self._notice_gather(asked, incident, caller, can_call_back)
+            return Decision((gather,), TicketChange(incident=incident.id), notice=incident.id)
+        key = _clean(digits)
+        if key in (None, KEEP_WAITING, OPERATOR):
+            return self._after_notice(state)
+        if key == CALL_ME_BACK and self.rules.hold_keys.callback:
+            return self._after_notice(state, callback=True)
+        if key == REPEAT and incident is not None:
+            return Decision((self._notice_gather(state, incident, caller, can_call_back),))
+        problem = self.say("not_an_option", language)
+        if state.tries >= self.rules.defaults.max_tries or incident is None:
+            decision = self._after_notice(state)
+            return replace(decision, actions=(problem, *decision.actions))
+        again = replace(state, tries=state.tries + 1)
+        keys = self._notice_keys(language, can_call_back)
+        return Decision((problem, Gather(keys, again, self._timeout)))
+
+    def _notice_gather(
+        self, state: CallState, incident: Incident, caller: Caller, can_call_back: bool
+    ) -> Gather:
+        language, queue_id = state.language, state.queue
+        assert language is not None and queue_id is not None
+        if incident.eta is None or incident.eta <= self.now:
+            # An ETA gone by is no promise to repeat: the notice without one.
+            notice = self.say("incident_notice_no_eta", language)
+        else:
+            zone = country_zone(caller.country) or self._team(queue_id, language).timezone
+            locale = self.prompts.catalog(language).locale
+            eta = spoken_eta(incident.eta, self.now, zone, locale)
+            notice = self.say("incident_notice", language, eta=eta)
+        keys = self._notice_keys(language, can_call_back)
+        return Gather((notice, *keys), state, self._timeout)
+
+    def _notice_keys(self, language: str, can_call_back: bool) -> tuple[Say, ...]:
+        wait = self.say("incident_option_wait", language, key=KEEP_WAITING)
+        if not (can_call_back and self.rules.hold_keys.callback):
+            return (wait,)
+        return (wait, self.say("incident_option_callback", language, key=CALL_ME_BACK))
+
+    def _after_notice(self, state: CallState, *, callback: bool = False) -> Decision:
+        """The queue the caller chose, as without the notice (its after-hours offer if the team
+        closed meanwhile); with `callback`, the first hold round takes the hold callback key."""
+        language, queue_id = state.language, state.queue
+        assert language is not None and queue_id is not None
+        decision = self._to_queue(queue_id, language, state.menu, state.priority, None, None)
+        if not callback or decision.join is None:
+            return decision
+        hold = CallState(
+            "hold",
+            language,
+            state.menu,
+            queue_id,
+            decision.join.priority,
+            since=decision.join.since,
+            stage=ASKED_CALLBACK,
+        )
+        return replace(decision, actions=(GoTo(hold),))
 
     @_clock_starts
     def hold(self, state: CallState, info: HoldInfo) -> Decision:

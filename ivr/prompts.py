@@ -100,6 +100,10 @@ SYSTEM_PROMPTS = frozenset(
         "speech_not_understood",
         "speech_confirm",
         "speech_choose",
+        "incident_notice",
+        "incident_notice_no_eta",
+        "incident_option_wait",
+        "incident_option_callback",
     }
 )
 """Prompt ids the service itself speaks; every catalog must have them."""

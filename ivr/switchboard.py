@@ -30,7 +30,7 @@ from ivr.telephony import Telephony
 from ivr.texts import Texts
 from ivr.tickets.changes import EventRecord, Outcome, QueueEvent, TicketChange
 from ivr.tickets.records import NO_CALL, CallEnd, JournalRecord, record_id
-from ivr.twiml import state_url
+from ivr.twiml import NOTICE, state_url
 from ivr.waits import (
     LineHistories,
     LineHistory,
@@ -66,6 +66,8 @@ class Call:
     callback_code: str | None = None
     """On the first webhook of a callback we placed: the callback code its URL carries, which the
     caller hears before anything else (`Flow.open_callback`); None on every other request."""
+    notice: int | None = None
+    """The incident notice the call heard (its id), as its URL carries it (`Caller.notice`)."""
 
     @property
     def owner(self) -> str:
@@ -83,7 +85,10 @@ class Call:
 
     def carry(self) -> dict[str, str]:
         """What every webhook URL of this call carries (see `twiml.render`)."""
-        return {"ref": self.reference} if self.reference else {}
+        carried = {"ref": self.reference} if self.reference else {}
+        if self.notice is not None:
+            carried[NOTICE] = str(self.notice)
+        return carried
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,7 @@ STEP_PATHS = {
     "lock_code": "/voice/lock/code",
     "lock": "/voice/lock/account",
     "confirm": "/voice/input",
+    "incident": "/voice/incident",
 }
 
 
@@ -185,14 +186,18 @@ def render(
 
 SILENT_SINCE = "silent_since"
 """The URL parameter of the caller's silence clock (`CallState.silent_since`)."""
+NOTICE = "notice"
+"""The URL parameter of the incident notice a call heard (`Decision.notice`, `Caller.notice`)."""
 
 
 def _carried(decision: Decision, carry: Mapping[str, str] | None) -> dict[str, str]:
-    """What every webhook URL of `decision`'s document carries: `carry` and the caller's silence
-    clock (`Decision.silent_since`)."""
+    """What every webhook URL of `decision`'s document carries: `carry`, the caller's silence
+    clock (`Decision.silent_since`) and the incident notice it plays (`Decision.notice`)."""
     carried = dict(carry or {})
     if decision.silent_since is not None:
         carried[SILENT_SINCE] = str(decision.silent_since)
+    if decision.notice is not None:
+        carried[NOTICE] = str(decision.notice)
     return carried
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from flask import Blueprint, Response, abort, request, send_from_directory
@@ -27,7 +27,7 @@ from werkzeug.exceptions import HTTPException
 
 from ivr.credentials import PIN_DELAYS, WINDOW_SECONDS
 from ivr.exchange.contract import Verification
-from ivr.flow import LOCK_NOW, Caller, CallState, Decision, Flow, KnownCaller
+from ivr.flow import ASKED_CALLBACK, LOCK_NOW, Caller, CallState, Decision, Flow, KnownCaller
 from ivr.security import refuse_unsigned, signed_content
 from ivr.services import services
 from ivr.signing import CALLBACK_CODE_DIGITS, SEAL_MAX_AGE
@@ -35,7 +35,7 @@ from ivr.speech import Utterance
 from ivr.switchboard import Call
 from ivr.tickets.changes import FINAL_STATUSES
 from ivr.tickets.references import LONGEST
-from ivr.twiml import Seal, render
+from ivr.twiml import NOTICE, Seal, render
 
 log = logging.getLogger(__name__)
 bp = Blueprint("voice", __name__, url_prefix="/voice")
@@ -48,6 +48,10 @@ GREET_WAITS_SECONDS = 0.6
 """How long the greeting waits for the exchange's lookup (started a second earlier, at most 1.5 s)."""
 REFERENCE = re.compile(rf"^[1-9][0-9]{{6,{LONGEST - 1}}}$")
 CALLBACK_CODE = re.compile(rf"^[0-9]{{{CALLBACK_CODE_DIGITS}}}$")
+NOTICE_ID = re.compile(r"^[1-9][0-9]{0,17}$")
+"""An incident id a URL carries (`Caller.notice`)."""
+COUNTRY = re.compile(r"^[A-Z]{2}$")
+"""An ISO country code, as Twilio's `FromCountry` gives it."""
 _AUDIO_FILE = re.compile(r"^[a-z][a-z0-9_]*\.(mp3|wav)$")
 HANG_UP = "<Response><Hangup/></Response>"
 
@@ -85,6 +89,8 @@ class _Sealed:
     origin: str | None = None
     callback_code: str | None = None
     """On the first webhook of a callback we placed: the code it opens with."""
+    notice: int | None = None
+    """The incident notice the call heard (`Caller.notice`)."""
 
 
 def _sealed(sid: str, parent: str) -> _Sealed:
@@ -112,11 +118,13 @@ def _sealed(sid: str, parent: str) -> _Sealed:
         return _Sealed()
     reference = request.args.get("ref", "")
     code = request.args.get("code", "")
+    notice = request.args.get(NOTICE, "")
     return _Sealed(
         CallState.from_params(request.args),
         reference if REFERENCE.match(reference) else None,
         origin,
         code if origin is not None and CALLBACK_CODE.match(code) else None,
+        int(notice) if NOTICE_ID.match(notice) else None,
     )
 
 
@@ -151,6 +159,7 @@ def arrive(*, numbered: bool = True, agent_leg: bool = False) -> tuple[Call, Cal
         new_reference=reference is not None and sealed.reference is None,
         called_back=sealed.origin is not None,
         callback_code=sealed.callback_code,
+        notice=sealed.notice,
     )
     return call, sealed.state
 
@@ -197,7 +206,22 @@ def _caller(call: Call) -> Caller:
     # asked for again opens with the same code.
     code = call.callback_code or services().signer.callback_code(call.owner)
     known = services().known.of(call.owner)
-    return Caller(call.their_number, call.reference or "", known=known, callback_code=code)
+    return Caller(
+        call.their_number,
+        call.reference or "",
+        known=known,
+        callback_code=code,
+        country=_country(call),
+        notice=call.notice,
+    )
+
+
+def _country(call: Call) -> str | None:
+    """The caller's country (ISO code) as Twilio knows it: of `From`, or on a callback we placed,
+    of `To` (the caller's number)."""
+    country = request.form.get("ToCountry" if call.called_back else "FromCountry", "")
+    country = country.strip().upper()
+    return country if COUNTRY.match(country) else None
 
 
 def admitted(flow: Flow, state: CallState | None, *steps: str) -> CallState | None:
@@ -227,7 +251,7 @@ def incoming() -> Response:
     look_up = known.enabled and call.number is not None and PHONE.match(call.number) is not None
     if look_up:
         known.look_up(call.sid, call.number)
-    caller = Caller(call.number, call.reference or "")
+    caller = Caller(call.number, call.reference or "", country=_country(call))
     return _respond(call, flow.answer(caller, look_up=look_up), flow, always=True)
 
 
@@ -344,10 +368,24 @@ def _said() -> Utterance | None:
     return Utterance(text[:SAID_MAX], confidence)
 
 
+@bp.post("/incident")
+def incident() -> Response:
+    """The incident notice before the queue, and the key pressed at it (keep waiting, or a
+    callback that keeps the place: offered where the line can place one)."""
+    call, flow, state = at_step("incident")
+    can_call_back = services().telephony.enabled
+    decision = flow.incident_notice(state, request.form.get("Digits"), _caller(call), can_call_back)
+    return _respond(call, decision, flow)
+
+
 @bp.post("/hold")
 def hold() -> Response:
     """One round of holding (or a key pressed during it); connects the caller when it is their turn."""
     call, flow, state = at_step("hold")
+    # The callback key pressed at the incident notice: this first round answers it (or connects
+    # the caller, when an agent is free right now).
+    asked_callback = state.stage == ASKED_CALLBACK
+    state = replace(state, stage=None) if asked_callback else state
     board = services().switchboard
     turn = board.hold_round(call, state, flow.rules)
     if turn.ended:
@@ -359,6 +397,8 @@ def hold() -> Response:
             board.not_answered(call, turn.agent, state)
             turn = board.hold_round(call, state, flow.rules)
         digits = request.form.get("Digits")
+        if asked_callback:
+            digits = flow.rules.hold_keys.callback
         if digits is None:
             decision = flow.hold(state, turn.info)
         else:

@@ -44,6 +44,9 @@ SYSTEM_PLACEHOLDERS: dict[str, frozenset[str]] = {
     "agent_whisper": frozenset({"queue", "language", "reference"}),
     "whisper_locked": frozenset({"time"}),
     "speech_confirm": frozenset({"label"}),
+    "incident_notice": frozenset({"eta"}),
+    "incident_option_wait": frozenset({"key"}),
+    "incident_option_callback": frozenset({"key"}),
 }
 """Placeholders the service fills in for its own prompts; each must appear in every translation."""
 

@@ -192,8 +192,11 @@ class Phone:
     twiml: ET.Element | None = None
     heard: list[str] = field(default_factory=list)
     base_url: str = BASE_URL
+    country: str | None = None
+    """Twilio's `FromCountry` of the caller (ISO code), sent with every webhook when set."""
 
     def form(self, **extra: str) -> dict[str, str]:
+        country = {"FromCountry": self.country} if self.country else {}
         return {
             "CallSid": self.sid,
             "AccountSid": "AC" + "0" * 32,
@@ -201,6 +204,7 @@ class Phone:
             "To": self.called,
             "CallStatus": "in-progress",
             "Direction": "inbound",
+            **country,
             **extra,
         }
 

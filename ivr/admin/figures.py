@@ -9,7 +9,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ivr.services import Services
-from ivr.tickets.events import calls_per_hour, queue_stats, speech_counts, voicemails_per_queue
+from ivr.tickets.events import (
+    calls_per_hour,
+    incident_counts,
+    queue_stats,
+    speech_counts,
+    voicemails_per_queue,
+)
 from ivr.waits import WaitEstimate, line_estimate
 
 
@@ -86,6 +92,7 @@ def today(s: Services) -> dict[str, Any]:
         speech = speech_counts(
             session, since=since, until=now + timedelta(seconds=1), listening=listening
         )
+        incidents = incident_counts(session, since=since, until=now + timedelta(seconds=1))
     queues = []
     for queue_id in [*rules.queues, *sorted(set(stats) - set(rules.queues))]:
         row = stats.get(queue_id)
@@ -114,6 +121,12 @@ def today(s: Services) -> dict[str, Any]:
             "speech_share": _share(speech.spoke, speech.reached),
             # Of the calls that spoke, those the line asked once what they meant.
             "clarification_rate": _share(speech.asked, speech.said),
+        },
+        "incident_notices": {
+            # Callers who heard an incident notice, and of them those who hung up after it
+            # without queueing: the calls the notice saved.
+            "heard": incidents.heard,
+            "calls_saved": _share(incidents.saved, incidents.heard),
         },
         "last_24h": [
             {"hour": (chart_since + timedelta(hours=i)).isoformat(), "calls": count}

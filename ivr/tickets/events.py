@@ -214,6 +214,31 @@ def speech_counts(
     return SpeechCounts(reached=row.reached, spoke=row.spoke, said=row.said, asked=row.asked)
 
 
+@dataclass(frozen=True)
+class IncidentCounts:
+    """What incident notices (`ivr incident start`) did over a time range of arrivals."""
+
+    heard: int
+    """Calls that heard an incident notice before their queue (the ticket has `incident`)."""
+    saved: int
+    """Of those, calls that hung up after it without queueing: calls the notice answered, that
+    would otherwise have waited for an agent ("calls saved")."""
+
+
+def incident_counts(session: Session, *, since: datetime, until: datetime) -> IncidentCounts:
+    """`IncidentCounts` of the calls that arrived in [since, until). One query."""
+    heard = Ticket.incident.is_not(None)
+    # Ended, never queued, and nothing else settled it (a voicemail, a closed team's offer):
+    # the writer settles such an end as abandoned.
+    saved = heard & Ticket.queued_at.is_(None) & (Ticket.outcome == Outcome.ABANDONED)
+    query = select(_count(heard).label("heard"), _count(saved).label("saved")).where(
+        Ticket.arrived_at >= since, Ticket.arrived_at < until
+    )
+    with _unit_of_work(session):
+        row = session.execute(query).one()
+    return IncidentCounts(heard=row.heard, saved=row.saved)
+
+
 TALK_SAMPLES = 200
 """Conversations a line's handling-time distribution is read from (the newest)."""
 HISTORY_DAYS = 7

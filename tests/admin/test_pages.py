@@ -12,7 +12,10 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from ivr import webhooks
 from ivr.clock import FrozenClock
+from ivr.flow import Flow
+from ivr.incidents import Incident
 from ivr.services import services
 from tests.admin_support import create_admin, login
 from tests.support import Phone, reference_in
@@ -320,6 +323,46 @@ def test_today_shows_the_speech_share_and_the_clarification_rate_with_their_coun
     speech = admin.get("/admin/api/today").get_json()["speech"]
     assert speech["speech_share"] == {"part": 0, "whole": 0, "ratio": None}
     assert speech["clarification_rate"] == {"part": 0, "whole": 0, "ratio": None}
+
+
+def test_today_counts_the_callers_who_heard_an_incident_notice_and_the_calls_it_saved(
+    app: Flask, admin: FlaskClient, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outage = Incident(7, frozenset({"withdrawal"}))
+
+    def with_incident() -> Flow:
+        return Flow(services().rules.get(), services().clock.now(), outage)
+
+    monkeypatch.setattr(webhooks, "current_flow", with_incident)
+    html = admin.get("/admin/today").get_data(as_text=True)
+    assert speech_figure(html, "incident-heard") == "0"
+    assert speech_figure(html, "incident-saved") == "–"
+
+    def to_withdrawal(caller: str) -> Phone:
+        phone = at_the_main_menu(app, caller)
+        phone.press("2")  # deposits and withdrawals
+        phone.press("2")  # withdrawals
+        phone.follow()  # the notice
+        assert "official announcements" in phone.last_heard()
+        return phone
+
+    to_withdrawal("+12025550131").hang_up()  # the notice told them enough: a call saved
+    waited = to_withdrawal("+12025550132")
+    waited.press("1")  # keep waiting
+    waited.follow()
+    waited.hang_up()  # gave up in the queue: not saved
+    wait_in_security_queue(app, caller="+12025550133").hang_up()  # not concerned
+
+    html = admin.get("/admin/today").get_data(as_text=True)
+    assert speech_figure(html, "incident-heard") == "2"
+    assert speech_figure(html, "incident-saved") == "50 % (1 of 2)"
+    figures = admin.get("/admin/api/today").get_json()["incident_notices"]
+    assert figures == {"heard": 2, "calls_saved": {"part": 1, "whole": 2, "ratio": 0.5}}
+
+    clock.advance(timedelta(days=1).total_seconds())  # a new day: nobody yet
+    login(admin)
+    figures = admin.get("/admin/api/today").get_json()["incident_notices"]
+    assert figures == {"heard": 0, "calls_saved": {"part": 0, "whole": 0, "ratio": None}}
 
 
 def test_the_ticket_page_shows_what_the_caller_said_escaped(app: Flask, admin: FlaskClient) -> None:

@@ -16,12 +16,13 @@ from ivr.tickets.events import (
     TALK_SAMPLES,
     QueueStats,
     events_of,
+    incident_counts,
     line_histories,
     queue_stats,
     speech_counts,
 )
 from ivr.tickets.models import QueueEventRow, Ticket
-from ivr.tickets.records import NO_CALL
+from ivr.tickets.records import NO_CALL, CallEnd
 from tests.support import journal_record, write_records
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
@@ -382,6 +383,43 @@ def test_speech_counts_who_reached_a_listening_menu_spoke_there_and_was_asked(
     assert (found.reached, found.spoke, found.said, found.asked) == (5, 3, 3, 1)
     assert (nothing_listens.reached, nothing_listens.spoke) == (0, 0)
     assert (nothing_listens.said, nothing_listens.asked) == (3, 1)
+
+
+# --- incident notices, for the dashboard ------------------------------------------------------
+
+
+def test_incident_counts_who_heard_a_notice_and_who_hung_up_after_it_without_queueing(
+    database: Database,
+) -> None:
+    def call(sid: str, start: datetime, *changes: dict[str, Any], ended: bool = True) -> None:
+        records = [journal_record(sid, start, issue="withdrawal", queue="funds")]
+        records += [
+            journal_record(sid, start + timedelta(seconds=n + 1), **c)
+            for n, c in enumerate(changes)
+        ]
+        if ended:
+            records.append(
+                journal_record(sid, start + timedelta(seconds=60), end=CallEnd("completed"))
+            )
+        write_records(database, *records)
+
+    queued = {"queued": True, "outcome": Outcome.QUEUED}
+    call("CA-saved-1", _later(0), {"incident": 3})  # heard it, hung up
+    call("CA-saved-2", _later(1), {"incident": 3})
+    call("CA-waited", _later(2), {"incident": 3}, queued)  # heard it, queued, hung up while waiting
+    call("CA-called-back", _later(3), {"incident": 3}, {**queued, "outcome": Outcome.CALLBACK})
+    call("CA-listening", _later(4), {"incident": 3}, ended=False)  # still hearing it
+    call("CA-voicemail", _later(5), {"incident": 3}, {"outcome": Outcome.VOICEMAIL})
+    call("CA-login", _later(6), queued)  # no notice
+    call("CA-yesterday", NOW - timedelta(days=1), {"incident": 2})
+
+    with database.sessions() as session:
+        today = incident_counts(session, since=DAY, until=DAY + timedelta(days=1))
+        nothing = incident_counts(
+            session, since=DAY + timedelta(days=1), until=DAY + timedelta(days=2)
+        )
+    assert (today.heard, today.saved) == (6, 2)
+    assert (nothing.heard, nothing.saved) == (0, 0)
 
 
 # --- schema ----------------------------------------------------------------------------------

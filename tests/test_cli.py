@@ -171,7 +171,7 @@ def test_ivr_serve_refuses_a_schema_behind_the_code_and_says_what_to_run(tmp_pat
         database.dispose()
     assert result.returncode == 1
     assert (
-        "cannot start: the database is at revision 0002, the code needs 0007: "
+        "cannot start: the database is at revision 0002, the code needs 0009: "
         "run `ivr db upgrade`" in result.stderr
     )
 

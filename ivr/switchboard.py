@@ -66,6 +66,8 @@ class Call:
     callback_code: str | None = None
     """On the first webhook of a callback we placed: the callback code its URL carries, which the
     caller hears before anything else (`Flow.open_callback`); None on every other request."""
+    rules_version: int | None = None
+    """The rules version the call hears until it ends (`LiveRules.for_call`): carried in its URLs."""
 
     @property
     def owner(self) -> str:
@@ -83,7 +85,10 @@ class Call:
 
     def carry(self) -> dict[str, str]:
         """What every webhook URL of this call carries (see `twiml.render`)."""
-        return {"ref": self.reference} if self.reference else {}
+        carried = {"ref": self.reference} if self.reference else {}
+        if self.rules_version is not None:
+            carried["rv"] = str(self.rules_version)
+        return carried
 
 
 @dataclass(frozen=True)

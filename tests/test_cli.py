@@ -171,7 +171,7 @@ def test_ivr_serve_refuses_a_schema_behind_the_code_and_says_what_to_run(tmp_pat
         database.dispose()
     assert result.returncode == 1
     assert (
-        "cannot start: the database is at revision 0002, the code needs 0007: "
+        "cannot start: the database is at revision 0002, the code needs 0008: "
         "run `ivr db upgrade`" in result.stderr
     )
 
@@ -218,7 +218,7 @@ def test_ivr_worker_drain_writes_what_waits_in_the_spool(tmp_path: Path) -> None
             IVR_SPOOL_DIR=str(tmp_path / "spool"),
         )
         assert (result.returncode, result.stdout) == (0, "wrote 1 journal records\n"), result.stderr
-        assert database.current_revision() == "0007"
+        assert database.current_revision() == "0008"
         with database.engine.connect() as connection:
             tickets = connection.exec_driver_sql("SELECT call_sid FROM tickets").scalars().all()
         assert tickets == ["CA1"]

@@ -36,7 +36,7 @@ def test_upgrade_of_an_empty_database_reaches_head(empty_database: Database) -> 
     empty_database.upgrade()
     empty_database.upgrade()  # already at head: nothing to do
 
-    assert empty_database.current_revision() == empty_database.head_revision() == "0007"
+    assert empty_database.current_revision() == empty_database.head_revision() == "0008"
     with empty_database.engine.connect() as connection:
         tables = set(inspect(connection).get_table_names())
     assert {
@@ -50,11 +50,11 @@ def test_upgrade_of_an_empty_database_reaches_head(empty_database: Database) -> 
 
 def test_the_schema_state_says_what_to_run(empty_database: Database) -> None:
     assert empty_database.schema().problem() == (
-        "the database is without any schema, the code needs 0007: run `ivr db upgrade`"
+        "the database is without any schema, the code needs 0008: run `ivr db upgrade`"
     )
     empty_database.upgrade("0002")
     assert empty_database.schema().problem() == (
-        "the database is at revision 0002, the code needs 0007: run `ivr db upgrade`"
+        "the database is at revision 0002, the code needs 0008: run `ivr db upgrade`"
     )
     empty_database.upgrade()
     assert empty_database.schema().ready and empty_database.schema().problem() is None

@@ -98,7 +98,7 @@ def test_a_schema_behind_the_code_takes_the_instance_out_with_what_to_run(
     body = response.get_json()
     assert response.status_code == 503
     assert body["database"] == (
-        "the database is at revision 0002, the code needs 0007: run `ivr db upgrade`"
+        "the database is at revision 0002, the code needs 0008: run `ivr db upgrade`"
     )
 
 

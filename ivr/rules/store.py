@@ -98,8 +98,10 @@ class Sources:
         prompts_dir = Path(prompts_dir)
         catalogs = {}
         if prompts_dir.is_dir():
-            catalogs = {p.name: p.read_text("utf-8") for p in sorted(prompts_dir.glob("*.yaml"))}
-        return cls(Path(rules_path).read_text("utf-8"), catalogs)
+            catalogs = {
+                p.name: p.read_bytes().decode("utf-8") for p in sorted(prompts_dir.glob("*.yaml"))
+            }
+        return cls(Path(rules_path).read_bytes().decode("utf-8"), catalogs)
 
     @property
     def sha256(self) -> str:
@@ -128,10 +130,10 @@ class Sources:
         for name, text in self.catalogs.items():
             if "/" in name or not name.endswith(".yaml"):
                 continue  # never a path out of the directory
-            (prompts / name).write_text(text, "utf-8")
+            (prompts / name).write_bytes(text.encode())
         if audio_dir is not None and audio_dir.is_dir():
             (prompts / "audio").symlink_to(audio_dir.resolve(), target_is_directory=True)
-        (building / RULES_FILE_NAME).write_text(self.rules_text, "utf-8")
+        (building / RULES_FILE_NAME).write_bytes(self.rules_text.encode())
         with contextlib.suppress(OSError):  # another process wrote the same content first
             building.rename(root)
         return root
@@ -151,10 +153,10 @@ class Sources:
 
 
 def _replace(path: Path, text: str) -> None:
-    if path.exists() and path.read_text("utf-8") == text:
+    if path.exists() and path.read_bytes() == text.encode():
         return
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(text, "utf-8")
+    temporary.write_bytes(text.encode())
     temporary.replace(path)
 
 

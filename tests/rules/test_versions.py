@@ -21,11 +21,21 @@ from flask import Flask
 from ivr.cli import main
 from ivr.clock import FrozenClock
 from ivr.db import Database
+from ivr.queue.base import Assignment
 from ivr.rules.live import LiveRules
 from ivr.rules.loader import RulesError
 from ivr.rules.store import RulesStore, Sources, StoreError
 from ivr.services import Services
-from tests.support import Phone, copy_project, edit, run_ivr
+from tests.support import (
+    PUBLIC,
+    REST_ACCOUNT_SID,
+    FakeTwilioRest,
+    Phone,
+    apply_edits,
+    copy_project,
+    edit,
+    run_ivr,
+)
 
 FUNDS_MENU = """  funds:
     intro: prepare_transaction
@@ -42,6 +52,10 @@ WITHOUT_FUNDS_MENU = (
     (FUNDS_MENU, ""),
 )
 """A version in which "funds" is no longer a menu: option 2 of the main menu queues at once."""
+FUNDS_QUEUE = """  funds:
+    team: {zh-CN: asia, en-US: americas, default: europe}
+    priority: 30
+"""
 WELCOME = ("Welcome to {brand} customer", "Hello from {brand} customer")
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 
@@ -441,3 +455,50 @@ def test_an_incident_is_started_and_ended_from_the_command_line(
     assert ivr("incident", "end")[1] == "no incident notice is on\n"
     history = ivr("rules", "history")[1]
     assert "incident 1 on" in history and "incident 1 off" in history
+
+
+def test_a_caller_an_agents_turn_moves_keeps_their_version_when_the_queue_was_removed(
+    app_factory: Callable[..., Flask],
+    project: tuple[Path, Path],
+    store: RulesStore,
+    rest: FakeTwilioRest,
+    tmp_path: Path,
+) -> None:
+    """The URL an agent's turn moves a caller to is built without the caller's own URL (no
+    version in it): the version they queued with is remembered for them."""
+    app = _app(
+        app_factory,
+        project,
+        twilio_http_client=rest,
+        twilio_account_sid=REST_ACCOUNT_SID,
+        public_base_url=PUBLIC,
+    )
+    s = _services(app)
+    phone = Phone(app.test_client(), base_url=PUBLIC)
+    phone.dial()
+    phone.press("2")
+    phone.press("2")
+    phone.press("2")  # a withdrawal: queue funds, version 1
+    phone.follow()
+    rules_text = project[0].read_text("utf-8")
+    without_funds = apply_edits(rules_text, *WITHOUT_FUNDS_MENU)[0]
+    without_funds = without_funds.replace(FUNDS_QUEUE, "").replace(", funds, tech", ", tech")
+    removed = tmp_path / "removed.yaml"
+    removed.write_text(without_funds, "utf-8")
+    store.publish(Sources.read(removed, project[1]), "cli:ana", NOW)
+    s.rules.sync()
+    assert "funds" not in s.rules.get().rules.queues
+
+    now = s.clock.now()
+    s.switchboard._deliver(
+        Assignment(phone.sid, "emma", "funds", "en-US", 30, now, now, callback_number=None)
+    )
+    [moved] = rest.redirects()
+    assert "rv=" not in moved.data["Url"]
+    phone.redirected_to(moved.path)
+
+    assert "main_intro" not in phone.last_heard()
+    assert phone.twiml is not None
+    gather = phone.twiml.find("Gather")
+    assert gather is not None and "queue=funds" in gather.attrib["action"]
+    assert _url_version(phone) == "1"

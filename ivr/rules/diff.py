@@ -76,6 +76,8 @@ def said(value: object) -> str:
         return f"{_clock(value.start)}-{_clock(value.end)}"
     if isinstance(value, datetime | date):
         return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # `hold_music_seconds: 25` is read as 25.0
     if isinstance(value, BaseModel):
         return said(_written(value))
     if isinstance(value, Mapping):

@@ -344,9 +344,9 @@ NEW_AGENT = (
             ],
             {},
             [
+                "agent emma: language fr-FR added",
                 "agent emma: queue security added",
                 "agent emma: queue tech removed",
-                "agent emma: language fr-FR added",
             ],
             id="agent-queues-languages",
         ),
@@ -358,6 +358,15 @@ NEW_AGENT = (
                 "languages [de-DE], queues [general]"
             ],
             id="agent-added",
+        ),
+        pytest.param(
+            [("[en-US, zh-CN, fr-FR, de-DE]", "[de-DE, en-US, zh-CN, fr-FR]")],
+            {},
+            [
+                "agent sec_desk: languages [de-DE, en-US, zh-CN, fr-FR] "
+                "(was [en-US, zh-CN, fr-FR, de-DE])"
+            ],
+            id="agent-whisper-language",
         ),
         pytest.param(
             [
@@ -394,8 +403,8 @@ NEW_AGENT = (
             {},
             [
                 "brand: BitX (was BitP)",
-                "defaults: fallback now records a voicemail (was queue general)",
                 "defaults: max_tries 4 (was 3)",
+                "defaults: fallback now records a voicemail (was queue general)",
                 "greeting: [anti_fraud, greeting] (was [greeting, anti_fraud])",
                 "speech: confirm_below 0.7 (was 0.6)",
                 "hold_keys: voicemail off (was 3)",

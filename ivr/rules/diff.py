@@ -85,7 +85,7 @@ def said(value: object) -> str:
         return "{" + ", ".join(f"{said(k)}: {said(v)}" for k, v in value.items()) + "}"
     if isinstance(value, list | tuple):
         return "[" + ", ".join(said(item) for item in value) + "]"
-    return str(value)
+    return str(value) if value != "" else '""'
 
 
 def _written(model: BaseModel) -> dict[str, object]:
@@ -136,10 +136,12 @@ def _in_order(old: Iterable[K], new: Iterable[K]) -> list[K]:
     """The keys of both versions in file order: the new file's, each removed key after the key it
     followed in the old file."""
     merged = list(new)
+    present = set(merged)
     previous: K | None = None
     for key in old:
-        if key not in merged:
+        if key not in present:
             merged.insert(merged.index(previous) + 1 if previous is not None else 0, key)
+            present.add(key)
         previous = key
     return merged
 
@@ -645,6 +647,8 @@ def _catalog(language: str, old: Catalog, new: Catalog) -> list[str]:
     ]
 
     def changed(prompt_id: str, before: str, after: str) -> list[str]:
+        if _flat(before) == _flat(after):
+            return [f"{language} prompt {prompt_id} changed in its spaces and line breaks only"]
         was, now = _excerpts(before, after)
         return [f'{language} prompt {prompt_id} changed: "{now}" (was "{was}")']
 
@@ -719,6 +723,8 @@ def _excerpts(old: str, new: str) -> tuple[str, str]:
     same = 0
     while same < min(len(old), len(new)) and old[same] == new[same]:
         same += 1
+    # An excerpt is cut at a word after at least TEXT_LIMIT // 2 characters: a difference before
+    # that is always shown, one after it is brought forward.
     too_long = max(len(old), len(new)) > TEXT_LIMIT
-    start = same - 40 if too_long and same > TEXT_LIMIT - 40 else 0
+    start = same - 40 if too_long and same >= TEXT_LIMIT // 2 else 0
     return _excerpt(old, start), _excerpt(new, start)

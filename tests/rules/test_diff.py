@@ -8,6 +8,7 @@ loaded as the service loads them (`load_bundle`).
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -20,7 +21,12 @@ from pydantic import BaseModel
 
 from ivr.prompts import Prompts
 from ivr.rules.check import Bundle, load_bundle
-from ivr.rules.diff import describe_changes, describe_prompt_changes, describe_rules_changes
+from ivr.rules.diff import (
+    TEXT_LIMIT,
+    describe_changes,
+    describe_prompt_changes,
+    describe_rules_changes,
+)
 from ivr.rules.schema import DateOverride, HolidayCalendar, Rules, Target
 from tests.support import PROMPTS, RULES, copy_project, edit
 
@@ -549,6 +555,57 @@ def test_a_long_text_changed_near_its_end_shows_where(shipped: Bundle, tmp_path:
         'de-DE prompt answer_later changed: "…zuständigen Teams. Sicherheitsnotfälle werden '
         'jederzeit angenommen." (was "…zuständigen Teams. Sicherheitsnotfälle werden rund um '
         'die Uhr angenommen.")'
+    ]
+
+
+def with_text(bundle: Bundle, language: str, prompt_id: str, text: str) -> Prompts:
+    """The bundle's prompts with one text replaced (no files: for many texts in a row)."""
+    catalog = bundle.prompts.catalogs[language]
+    changed = dataclasses.replace(catalog, texts={**catalog.texts, prompt_id: text})
+    return dataclasses.replace(
+        bundle.prompts, catalogs={**bundle.prompts.catalogs, language: changed}
+    )
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    words=st.lists(
+        st.sampled_from(
+            ["Konto", "Auszahlung", "wird", "bearbeitet", "Sicherheitsnotfälle", "bitte", "x"]
+        ),
+        min_size=1,
+        max_size=60,
+    ),
+    at=st.integers(min_value=0, max_value=59),
+    chinese=st.booleans(),
+)
+def test_two_excerpts_of_a_changed_text_never_look_the_same(
+    shipped: Bundle, words: list[str], at: int, chinese: bool
+) -> None:
+    """Wherever one word of a text of any length changes, the two excerpts differ and stay short
+    (a Chinese text has no spaces to cut at)."""
+    glue = "" if chinese else " "
+    changed = [*words]
+    changed[at % len(words)] += "n"
+    old, new = glue.join(words), glue.join(changed)
+    sentences = describe_prompt_changes(
+        with_text(shipped, "de-DE", "goodbye", old), with_text(shipped, "de-DE", "goodbye", new)
+    )
+    assert len(sentences) == 1
+    quoted = re.fullmatch(r'de-DE prompt goodbye changed: "(.*)" \(was "(.*)"\)', sentences[0])
+    assert quoted is not None, sentences[0]
+    now, was = quoted.groups()
+    assert now != was
+    assert len(now) <= TEXT_LIMIT + 1 and len(was) <= TEXT_LIMIT + 1
+    if len(old) <= TEXT_LIMIT and len(new) <= TEXT_LIMIT:
+        assert (was, now) == (old, new)
+
+
+def test_a_text_changed_in_its_spacing_only(shipped: Bundle) -> None:
+    text = shipped.prompts.catalogs["en-US"].texts["goodbye"]
+    spaced = with_text(shipped, "en-US", "goodbye", text.replace(" ", "\n  ", 1))
+    assert describe_prompt_changes(shipped.prompts, spaced) == [
+        "en-US prompt goodbye changed in its spaces and line breaks only"
     ]
 
 

@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from ivr.prompts import Prompts
 from ivr.rules.check import Bundle, load_bundle
 from ivr.rules.diff import (
+    DESTINATIONS,
     TEXT_LIMIT,
     describe_changes,
     describe_prompt_changes,
@@ -617,7 +618,6 @@ EXAMPLES: dict[type, object] = {
     DateOverride: DateOverride(date=date(2026, 12, 28)),
 }
 """A value for a setting of these types where the shipped rules leave it out."""
-DESTINATIONS = ("menu", "queue", "say", "voicemail")
 
 
 def _arms(annotation: Any) -> list[Any]:

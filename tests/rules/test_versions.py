@@ -415,6 +415,9 @@ def test_history_show_and_publish_from_the_command_line(
     assert set(versions[0]) >= {"id", "sha256", "at", "by", "live"}
     assert versions[0]["by"] == "cli:ana"
 
+    assert ivr("rules", "diff", "1", "live")[1] == (
+        "from version 1 to version 2:\n  brand: BitQ (was BitP)\n"
+    )
     assert "brand: BitP" in ivr("rules", "show", "1")[1]
     assert "brand: BitQ" in ivr("rules", "show", "live")[1]
     assert ivr("rules", "show", "7") == (

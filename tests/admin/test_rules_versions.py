@@ -175,6 +175,8 @@ def test_a_rollback_makes_the_earlier_version_live_here_on_disk_and_in_the_store
     assert store_of(app).version(three).based_on == one
     assert store_of(app).version(three).by == f"admin:{ADMIN_USER}"
     assert 'class="badge live"' in rows(html)[three]
+    loaded = re.search(r'<dl id="rules-version">(.*?)</dl>', html, re.S)
+    assert loaded is not None and f"Version {three} File hash" in text_of(loaded.group(1))
     assert rules_file(app).read_text() == store_of(app).sources(one).rules_text
     with app.app_context():
         assert services().rules.status().version == three  # this process serves it at once

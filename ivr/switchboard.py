@@ -174,6 +174,8 @@ class Switchboard:
                 self.queue.leave(sid)
             if decision.join:
                 join = decision.join
+                if call.rules_version is not None:  # for the URL an agent's turn moves it to
+                    self.queue.pin_rules_version(sid, call.rules_version)
                 # Joining and handing callers to free agents (this one too) in one round trip.
                 _, assignments = self.queue.enter(
                     sid,

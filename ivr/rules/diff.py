@@ -22,6 +22,7 @@ import dataclasses
 import re
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from datetime import date, datetime
+from functools import partial
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -76,13 +77,15 @@ def said(value: object) -> str:
         return f"{_clock(value.start)}-{_clock(value.end)}"
     if isinstance(value, datetime | date):
         return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # `hold_music_seconds: 25` is read as 25.0
     if isinstance(value, BaseModel):
         return said(_written(value))
     if isinstance(value, Mapping):
         return "{" + ", ".join(f"{said(k)}: {said(v)}" for k, v in value.items()) + "}"
     if isinstance(value, list | tuple):
         return "[" + ", ".join(said(item) for item in value) + "]"
-    return str(value)
+    return str(value) if value != "" else '""'
 
 
 def _written(model: BaseModel) -> dict[str, object]:
@@ -104,26 +107,41 @@ def _setting(subject: str, old: object, new: object) -> str:
     return f"{subject} {said(new)} (was {said(old)})"
 
 
-def _other_settings(
-    prefix: str, old: BaseModel, new: BaseModel, worded: Iterable[str] = ()
+Wording = Callable[[Any, Any], list[str]]
+"""The sentences for one setting that changed, from its old and new value."""
+
+
+def _settings(
+    prefix: str, old: BaseModel, new: BaseModel, wordings: Mapping[str, Wording] | None = None
 ) -> list[str]:
-    """A generic sentence for each field that differs, but for those `worded` by the caller."""
-    skip = set(worded)
-    return [
-        _setting(f"{prefix}{name}", getattr(old, name), getattr(new, name))
-        for name in type(new).model_fields
-        if name not in skip and getattr(old, name) != getattr(new, name)
-    ]
+    """A sentence for each field that differs, in the schema's order (the file's, as a rule):
+    the field's own wording if it has one, else the generic `<prefix><field> <new> (was <old>)`."""
+    sentences: list[str] = []
+    for name in type(new).model_fields:
+        before, after = getattr(old, name), getattr(new, name)
+        if before != after:
+            wording = (wordings or {}).get(name)
+            sentences += (
+                wording(before, after) if wording else [_setting(prefix + name, before, after)]
+            )
+    return sentences
+
+
+def _said_elsewhere(_before: object, _after: object) -> list[str]:
+    """The wording of a field whose change is said with another field (a target's destination)."""
+    return []
 
 
 def _in_order(old: Iterable[K], new: Iterable[K]) -> list[K]:
     """The keys of both versions in file order: the new file's, each removed key after the key it
     followed in the old file."""
     merged = list(new)
+    present = set(merged)
     previous: K | None = None
     for key in old:
-        if key not in merged:
+        if key not in present:
             merged.insert(merged.index(previous) + 1 if previous is not None else 0, key)
+            present.add(key)
         previous = key
     return merged
 
@@ -147,14 +165,17 @@ def _keyed(
     return sentences
 
 
-def _members(subject: str, noun: str, old: Sequence[str], new: Sequence[str]) -> list[str]:
-    """A list whose order hardly matters (testers, an agent's queues): what was added and
-    removed; the whole list when only its order changed."""
-    added = [f"{subject} {noun}{item} added" for item in new if item not in old]
-    removed = [f"{subject} {noun}{item} removed" for item in old if item not in new]
-    if not added and not removed and tuple(old) != tuple(new):
-        return [_setting(f"{subject} order", old, new)]
-    return added + removed
+def _members(subject: str, old: Sequence[str], new: Sequence[str]) -> list[str]:
+    """A list read as a set (testers, an agent's queues): `testers: +4930111111 added`, `agent
+    emma: queue tech removed`; the whole list when nothing but its order (or a repeat) changed."""
+    added = [f"{subject} {item} added" for item in new if item not in old]
+    removed = [f"{subject} {item} removed" for item in old if item not in new]
+    return added + removed or [_setting(_plural(subject), old, new)]
+
+
+def _plural(subject: str) -> str:
+    """`agent emma: queue` -> `agent emma: queues`; `testers:` stays."""
+    return subject if subject.endswith(":") else subject + "s"
 
 
 # --- the rules file, section by section -----------------------------------------------------------
@@ -180,16 +201,12 @@ def _top_level(name: str, old: Any, new: Any) -> list[str]:
     """A setting of the file itself (`brand: BitX (was BitP)`) or of a section of plain settings
     (`after_hours: callback_tries 5 (was 3)`)."""
     if isinstance(old, BaseModel) and type(old) is type(new):
-        return _other_settings(f"{name}: ", old, new)
+        return _settings(f"{name}: ", old, new)
     return [_setting(f"{name}:", old, new)]
 
 
 def _defaults(old: Rules, new: Rules) -> list[str]:
-    before, after = old.defaults, new.defaults
-    fallback = []
-    if before.fallback != after.fallback:
-        fallback = [_target_change("defaults: fallback", before.fallback, after.fallback)]
-    return fallback + _other_settings("defaults: ", before, after, worded=("fallback",))
+    return _settings("defaults: ", old.defaults, new.defaults, {"fallback": _fallback("defaults")})
 
 
 # Menus --------------------------------------------------------------------------------------------
@@ -214,18 +231,20 @@ def _menus(old: Rules, new: Rules) -> list[str]:
 
 
 def _menu(name: str, old: Menu, new: Menu) -> list[str]:
-    sentences = _other_settings(f"{name}: ", old, new, worded=("options", "fallback", "listen"))
-    if old.fallback != new.fallback:
-        sentences.append(_target_change(f"{name}: fallback", old.fallback, new.fallback))
-    if old.listen != new.listen:
-        listens = "now listens" if new.listen else "no longer listens"
-        sentences.append(f"{name}: {listens} to what callers say")
-    return sentences + _keyed(
-        old.options,
-        new.options,
-        lambda key, option: [f"{name}: option {key} added: {_option_summary(option)}"],
-        lambda key, option: [f"{name}: option {key} removed (was {_option_summary(option)})"],
-        lambda key, before, after: _option(f"{name}: option {key}", before, after),
+    def options(before: dict[str, Option], after: dict[str, Option]) -> list[str]:
+        return _keyed(
+            before,
+            after,
+            lambda key, option: [f"{name}: option {key} added: {_option_summary(option)}"],
+            lambda key, option: [f"{name}: option {key} removed (was {_option_summary(option)})"],
+            lambda key, was, now: _option(f"{name}: option {key}", was, now),
+        )
+
+    def listen(_before: bool, after: bool) -> list[str]:
+        return [f"{name}: {'now listens' if after else 'no longer listens'} to what callers say"]
+
+    return _settings(
+        f"{name}: ", old, new, {"options": options, "fallback": _fallback(name), "listen": listen}
     )
 
 
@@ -234,14 +253,20 @@ def _option_summary(option: Option) -> str:
 
 
 def _option(subject: str, old: Option, new: Option) -> list[str]:
-    sentences = []
-    if _where(old) != _where(new):
-        sentences.append(_target_change(subject, old, new))
-    if old.lock_offer != new.lock_offer:
-        offers = "now offers" if new.lock_offer else "no longer offers"
-        sentences.append(f"{subject} {offers} to lock the caller's account")
-    worded = ("menu", "queue", "say", "voicemail", "lock_offer")
-    return sentences + _other_settings(f"{subject} ", old, new, worded)
+    destination = [_target_change(subject, old, new)] if _where(old) != _where(new) else []
+
+    def lock_offer(_before: bool, after: bool) -> list[str]:
+        return [
+            f"{subject} {'now offers' if after else 'no longer offers'} to lock the caller's account"
+        ]
+
+    # The destination fields come first in the schema: said once, whichever of them changed.
+    wordings = dict.fromkeys(DESTINATIONS, _said_elsewhere) | {"lock_offer": lock_offer}
+    return destination + _settings(f"{subject} ", old, new, wordings)
+
+
+DESTINATIONS = ("menu", "queue", "say", "voicemail")
+"""The fields of a `Target`, of which exactly one is set."""
 
 
 def _where(target: Target) -> tuple[str, str]:
@@ -263,6 +288,11 @@ def _destination(target: Target) -> str:
     if kind == "voicemail":
         return "records a voicemail"
     return f"goes to {kind} {name}"
+
+
+def _fallback(owner: str) -> Wording:
+    """The wording of a `fallback:` (of the defaults or of a menu): where callers now go."""
+    return lambda before, after: [_target_change(f"{owner}: fallback", before, after)]
 
 
 def _target_change(subject: str, old: Target | None, new: Target | None) -> str:
@@ -326,7 +356,7 @@ def _announcements(old: Rules, new: Rules) -> list[str]:
         before, after = by_prompt[prompt]
         subject = f"announcement {prompt}"
         if len(before) == len(after) == 1:
-            sentences += _other_settings(f"{subject}: ", before[0], after[0], worded=("prompt",))
+            sentences += _settings(f"{subject}: ", before[0], after[0])
             continue
         sentences += [f"{subject} removed (was {_period(a)})" for a in before if a not in after]
         sentences += [f"{subject} added: {_period(a)}" for a in after if a not in before]
@@ -338,14 +368,14 @@ def _period(announcement: Announcement) -> str:
 
 
 def _testers(old: Rules, new: Rules) -> list[str]:
-    return _members("testers:", "", old.testers, new.testers)
+    return _members("testers:", old.testers, new.testers)
 
 
 def _callback_prefixes(old: Rules, new: Rules) -> list[str]:
     before, after = old.callback_prefixes, new.callback_prefixes
     if before is None or after is None:  # unset: the calling codes of country_languages
         return [_setting("callback_prefixes:", before, after)]
-    return _members("callback_prefixes:", "", before, after)
+    return _members("callback_prefixes:", before, after)
 
 
 def _hold_keys(old: Rules, new: Rules) -> list[str]:
@@ -375,19 +405,20 @@ def _teams(old: Rules, new: Rules) -> list[str]:
 
 
 def _team(subject: str, old: Team, new: Team) -> list[str]:
-    sentences = []
-    if old.timezone != new.timezone:
-        sentences.append(_setting(f"{subject}: time zone", old.timezone, new.timezone))
-    if old.weekly != new.weekly:
-        sentences += _weekly(subject, old.weekly, new.weekly)
-    if old.holidays != new.holidays:
-        sentences.append(
-            f"{subject}: public holidays {_calendar(new.holidays)} (was {_calendar(old.holidays)})"
-        )
-    if old.overrides != new.overrides:
-        sentences += _overrides(subject, old.overrides, new.overrides)
-    worded = ("timezone", "weekly", "holidays", "overrides")
-    return sentences + _other_settings(f"{subject}: ", old, new, worded)
+    def holidays(before: HolidayCalendar | None, after: HolidayCalendar | None) -> list[str]:
+        return [f"{subject}: public holidays {_calendar(after)} (was {_calendar(before)})"]
+
+    return _settings(
+        f"{subject}: ",
+        old,
+        new,
+        {
+            "timezone": lambda before, after: [_setting(f"{subject}: time zone", before, after)],
+            "weekly": partial(_weekly, subject),
+            "holidays": holidays,
+            "overrides": partial(_overrides, subject),
+        },
+    )
 
 
 def _weekly(subject: str, old: Weekly, new: Weekly) -> list[str]:
@@ -453,9 +484,10 @@ def _overrides(subject: str, old: Sequence[DateOverride], new: Sequence[DateOver
     after = {override.date: override for override in new}
 
     def changed(day: date, was: DateOverride, now: DateOverride) -> list[str]:
-        hours = [f"{subject}: {day} {_hours(now.hours)} (was {_hours(was.hours)})"]
-        others = _other_settings(f"{subject}: {day} ", was, now, worded=("date", "hours"))
-        return (hours if was.hours != now.hours else []) + others
+        def hours(before: tuple[TimeRange, ...], after: tuple[TimeRange, ...]) -> list[str]:
+            return [f"{subject}: {day} {_hours(after)} (was {_hours(before)})"]
+
+        return _settings(f"{subject}: {day} ", was, now, {"hours": hours})
 
     sentences = _keyed(
         before,
@@ -483,42 +515,49 @@ def _queues(old: Rules, new: Rules) -> list[str]:
 
     def changed(queue_id: str, before: Queue, after: Queue) -> list[str]:
         subject = f"queue {queue_id}"
-        return _queue_team(subject, before, after, languages) + _other_settings(
-            f"{subject}: ", before, after, worded=("team",)
-        )
+        team = partial(_queue_team, subject, languages=languages)
+        return _settings(f"{subject}: ", before, after, {"team": team})
 
     return _keyed(
         old.queues, new.queues, added, lambda queue_id, _: [f"queue {queue_id} removed"], changed
     )
 
 
-def _queue_team(subject: str, old: Queue, new: Queue, languages: Sequence[str]) -> list[str]:
+def _queue_team(
+    subject: str, old: QueueTeam, new: QueueTeam, languages: Sequence[str]
+) -> list[str]:
     """Whose hours apply, per language of the line: what a caller of that language notices."""
-    if old.team == new.team:
-        return []
     sentences = [
         f"{subject}: {language} callers now go to team {now or NOT_SET} (was {was or NOT_SET})"
         for language in languages
         if (now := _team_for(new, language)) != (was := _team_for(old, language))
     ]
     if not sentences:  # the same team for every language, written another way
-        sentences.append(_setting(f"{subject}: team", old.team, new.team))
+        sentences.append(_setting(f"{subject}: team", old, new))
     return sentences
 
 
-def _team_for(queue: Queue, language: str) -> str | None:
-    if isinstance(queue.team, str):
-        return queue.team
-    return queue.team.get(language) or queue.team.get("default")
+QueueTeam = str | dict[str, str]
+"""`Queue.team`: one team, or one per language (`default` for the rest)."""
+
+
+def _team_for(team: QueueTeam, language: str) -> str | None:
+    if isinstance(team, str):
+        return team
+    return team.get(language) or team.get("default")
 
 
 def _agents(old: Rules, new: Rules) -> list[str]:
     def changed(agent_id: str, before: Agent, after: Agent) -> list[str]:
         subject = f"agent {agent_id}:"
-        return (
-            _members(subject, "queue ", before.queues, after.queues)
-            + _members(subject, "language ", before.languages, after.languages)
-            + _other_settings(f"{subject} ", before, after, worded=("queues", "languages"))
+        return _settings(
+            f"{subject} ",
+            before,
+            after,
+            {
+                "languages": partial(_members, f"{subject} language"),
+                "queues": partial(_members, f"{subject} queue"),
+            },
         )
 
     return _keyed(
@@ -608,6 +647,8 @@ def _catalog(language: str, old: Catalog, new: Catalog) -> list[str]:
     ]
 
     def changed(prompt_id: str, before: str, after: str) -> list[str]:
+        if _flat(before) == _flat(after):
+            return [f"{language} prompt {prompt_id} changed in its spaces and line breaks only"]
         was, now = _excerpts(before, after)
         return [f'{language} prompt {prompt_id} changed: "{now}" (was "{was}")']
 
@@ -682,6 +723,8 @@ def _excerpts(old: str, new: str) -> tuple[str, str]:
     same = 0
     while same < min(len(old), len(new)) and old[same] == new[same]:
         same += 1
+    # An excerpt is cut at a word after at least TEXT_LIMIT // 2 characters: a difference before
+    # that is always shown, one after it is brought forward.
     too_long = max(len(old), len(new)) > TEXT_LIMIT
-    start = same - 40 if too_long and same > TEXT_LIMIT - 40 else 0
+    start = same - 40 if too_long and same >= TEXT_LIMIT // 2 else 0
     return _excerpt(old, start), _excerpt(new, start)

@@ -18,12 +18,13 @@ stored: a version that could not run is never made live.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -35,6 +36,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from ivr.db import Base, Database
 from ivr.incidents import Incident
 from ivr.rules.check import Bundle, load_bundle
+from ivr.rules.loader import Problem, RulesError
 
 Kind = Literal["file", "publish", "rollback", "draft", "promote"]
 KINDS: tuple[Kind, ...] = ("file", "publish", "rollback", "draft", "promote")
@@ -91,6 +93,10 @@ class Sources:
 
     rules_text: str
     catalogs: dict[str, str]
+    rules_name: str = field(default=RULES_FILE_NAME, compare=False)
+    """What problems call the rules file (its path, or the version it is)."""
+    prompts_name: str = field(default="voice_prompts", compare=False)
+    """What problems call the prompt folder."""
 
     @classmethod
     def read(cls, rules_path: Path | str, prompts_dir: Path | str) -> Sources:
@@ -101,7 +107,8 @@ class Sources:
             catalogs = {
                 p.name: p.read_bytes().decode("utf-8") for p in sorted(prompts_dir.glob("*.yaml"))
             }
-        return cls(Path(rules_path).read_bytes().decode("utf-8"), catalogs)
+        text = Path(rules_path).read_bytes().decode("utf-8")
+        return cls(text, catalogs, str(rules_path), str(prompts_dir))
 
     @property
     def sha256(self) -> str:
@@ -141,7 +148,14 @@ class Sources:
     def load(self, audio_dir: Path | None) -> Bundle:
         """Check and load these files as the service would (`RulesError` when they are bad)."""
         root = self.directory(audio_dir)
-        return load_bundle(root / RULES_FILE_NAME, root / "voice_prompts")
+        try:
+            return load_bundle(root / RULES_FILE_NAME, root / "voice_prompts")
+        except RulesError as exc:  # said of the files the admin knows, not of this copy
+            names = {
+                str(root / RULES_FILE_NAME): self.rules_name,
+                str(root / "voice_prompts"): self.prompts_name,
+            }
+            raise RulesError([_renamed(p, names) for p in exc.problems]) from None
 
     def write_to(self, rules_path: Path, prompts_dir: Path) -> None:
         """Replace the files on disk with these (each atomically), leaving other files alone."""
@@ -150,6 +164,13 @@ class Sources:
             if "/" not in name and name.endswith(".yaml"):
                 _replace(prompts_dir / name, text)
         _replace(rules_path, self.rules_text)
+
+
+def _renamed(problem: Problem, names: dict[str, str]) -> Problem:
+    for copy, name in names.items():
+        if problem.file == copy or problem.file.startswith(copy + "/"):
+            return dataclasses.replace(problem, file=name + problem.file[len(copy) :])
+    return problem
 
 
 def _replace(path: Path, text: str) -> None:
@@ -278,7 +299,13 @@ class RulesStore:
         """The files of a version (`StoreError` when there is none)."""
         with self._session() as session:
             row = self._row(session, version_id)
-            return Sources(row.rules_text, dict(row.catalogs))
+            name = f"rules version {version_id}"
+            return Sources(
+                row.rules_text,
+                dict(row.catalogs),
+                f"{name}: {RULES_FILE_NAME}",
+                f"{name}: voice_prompts",
+            )
 
     def known(self, content_sha256: str) -> bool:
         """Whether any stored version has this content."""

@@ -9,16 +9,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from ivr.incidents import Incident, parse_eta
 from ivr.rules.check import Bundle
 from ivr.rules.diff import describe_changes
-from ivr.rules.loader import Problem, RulesError
 from ivr.rules.release import live_rules, start_incident
 from ivr.rules.schema import Rules
-from ivr.rules.store import RULES_FILE_NAME, RulesStore, Sources, StoreError, Version
+from ivr.rules.store import RulesStore, Sources, StoreError, Version
 
 
 @dataclass(frozen=True)
@@ -69,24 +67,6 @@ def pasted_sources(store: RulesStore, rules_text: str) -> Sources:
     if text and not text.endswith("\n"):
         text += "\n"
     return Sources(text, store.sources(live_id).catalogs)
-
-
-def readable_problems(error: RulesError) -> list[str]:
-    """The problems of a version that did not load, as FILE:LINE:COL lines that name the
-    version's own files (`routing_rules.yaml`, `voice_prompts/de-DE.yaml`) rather than the
-    temporary directory they were checked in."""
-    return [str(_named(problem)) for problem in error.problems]
-
-
-def _named(problem: Problem) -> Problem:
-    path = Path(problem.file)
-    if path.name == RULES_FILE_NAME:
-        name = RULES_FILE_NAME
-    elif path.parent.name == "voice_prompts":
-        name = f"voice_prompts/{path.name}"
-    else:
-        return problem
-    return Problem(name, problem.line, problem.column, problem.message, problem.severity)
 
 
 def issues_and_languages(store: RulesStore, serving: Rules) -> tuple[Rules, list[str]]:

@@ -447,7 +447,7 @@ def rules_draft() -> Any:
             releases.pasted_sources(store, text), _by(), services().clock.now(), note
         )
     except RulesError as exc:
-        problems = releases.readable_problems(exc)
+        problems = [str(p) for p in exc.problems]  # of `routing_rules.yaml`, as pasted
         return _rules_page(400, draft_problems=problems, draft_text=text, draft_note=note)
     except StoreError as exc:
         return _rules_page(400, error=str(exc), draft_text=text, draft_note=note)

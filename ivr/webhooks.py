@@ -151,7 +151,7 @@ def arrive(*, numbered: bool = True, agent_leg: bool = False) -> tuple[Call, Cal
     owner = sealed.origin or (parent if SID.match(parent) else sid)
     rules = services().rules
     if sealed.state is not None or sealed.rules_version is not None:
-        version = rules.for_call(sealed.rules_version)[0]
+        version = rules.for_call(sealed.rules_version or _pinned(owner, sealed.state))[0]
     else:  # a new call (or one whose URL is not ours): the live version, or a tester's draft
         version = rules.for_new_call(called if sealed.origin is not None else number)[0]
     call = Call(
@@ -167,6 +167,17 @@ def arrive(*, numbered: bool = True, agent_leg: bool = False) -> tuple[Call, Cal
         rules_version=version,
     )
     return call, sealed.state
+
+
+def _pinned(owner: str, state: CallState | None) -> int | None:
+    """The version a queued call started with, when its URL does not say (the URL an agent's
+    turn moved it to); None when unknown, and the live version serves it."""
+    if state is None or state.step != "hold":
+        return None
+    try:
+        return services().queue.pinned_rules_version(owner)
+    except RedisError:
+        return None
 
 
 def fingerprint() -> str:

@@ -28,7 +28,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,6 +37,7 @@ from ivr.incidents import Incident
 from ivr.rules.check import Bundle, load_bundle
 from ivr.rules.loader import Problem, RulesError
 from ivr.rules.schema import Rules
+from ivr.signing import SEAL_MAX_AGE
 
 if TYPE_CHECKING:
     from ivr.rules.store import RulesStore, Sources
@@ -83,6 +84,11 @@ class _Live:
 
 KEEP_VERSIONS = 16
 """Versions a process keeps loaded for the calls pinned to them (more are loaded again on demand)."""
+LOADS_PER_LOOK = 4
+"""Versions a look at the store loads at most for calls that asked (each takes a fraction of a second)."""
+MAX_WANTED = 64
+"""Versions asked for and waiting to be loaded, at most (a flood of made-up numbers loads nothing:
+only sealed URLs name versions, but the bound costs nothing)."""
 
 
 _start_lock = threading.Lock()
@@ -129,7 +135,10 @@ class LiveRules:
         # A bad file at start-up is fatal.
         self._live = _Live(load_bundle(rules_path, prompts_dir), clock.now(), (), *self._version())
         self._adjust: Callable[[Rules], Rules] | None = None
+        self._versions_lock = threading.Lock()
         self._versions: OrderedDict[int, Bundle] = OrderedDict()
+        self._wanted: set[int] = set()
+        """Versions calls asked for that this process has not loaded: its next look loads them."""
         """Stored versions loaded for pinned calls, the most recently used last."""
         self._serial: int | None = None
         """The store's serial this process has taken up; None before its first look."""
@@ -174,7 +183,8 @@ class LiveRules:
             self._adjust = change
             live = self._live
             self._live = dataclasses.replace(live, bundle=self._adjusted(live.bundle))
-            self._versions.clear()
+            with self._versions_lock:
+                self._versions.clear()
             if self._draft is not None:
                 self._draft = (self._draft[0], self._adjusted(self._draft[1]))
 
@@ -207,41 +217,56 @@ class LiveRules:
         return live.version, live.bundle
 
     def for_call(self, version: int | None) -> tuple[int | None, Bundle]:
-        """The version a call in progress started with (None: the live one). A version this process
-        cannot load (the database away) gives the live one: the flow then takes the call on from
-        where the live rules can (`Flow.admit`), never dropping it."""
+        """The version a call in progress started with (None: the live one).
+
+        No webhook waits on the database: a version this process does not have in memory gives the
+        live one this time (the flow takes the call on from where the live rules can, `Flow.admit`,
+        never dropping it) and is loaded at the process's next look at the store. At its first
+        look a process loads every version that was live in the last `SEAL_MAX_AGE`, so this
+        is for versions older than any call, or a database that was away."""
         live = self._live
         if version is None or version == live.version:
             return live.version, live.bundle
         draft = self._draft
         if draft is not None and draft[0] == version:
             return draft
-        bundle = self._versions.get(version)
+        with self._versions_lock:
+            bundle = self._versions.get(version)
+            if bundle is not None:
+                self._versions.move_to_end(version)
+            elif self._store is not None and len(self._wanted) < MAX_WANTED:
+                self._wanted.add(version)  # loaded at this process's next look, off the request
         if bundle is not None:
-            self._versions.move_to_end(version)
             return version, bundle
-        bundle = self._load_version(version)
-        if bundle is None:
-            return live.version, live.bundle
-        return version, bundle
+        return live.version, live.bundle
 
-    def _load_version(self, version: int) -> Bundle | None:
-        """A stored version, loaded and kept among the recent ones; None when it cannot be."""
-        if self._store is None:
-            return None
-        try:
-            bundle = self._adjusted(self._store.sources(version).load(self._audio_dir))
-        except Exception:
-            log.exception("rules version %s could not be loaded; serving the live one", version)
-            return None
-        self._keep(version, bundle)
-        return bundle
+    def _load_wanted(self, store: RulesStore) -> None:
+        """Load the versions calls asked for that this process did not have (a few per look)."""
+        with self._versions_lock:
+            wanted = sorted(self._wanted)[:LOADS_PER_LOOK]
+        for version in wanted:
+            try:
+                self._keep(version, self._adjusted(store.sources(version).load(self._audio_dir)))
+            except Exception:
+                log.exception(
+                    "rules version %s could not be loaded; calls on it hear the live one", version
+                )
+            with self._versions_lock:
+                self._wanted.discard(version)
+
+    def _preload(self, store: RulesStore) -> None:
+        """At the first look: the versions live in the last `SEAL_MAX_AGE` (calls started on them
+        may still be going: another process served them, or this one before a restart)."""
+        recent = store.recently_live(self._clock.now() - timedelta(seconds=SEAL_MAX_AGE))
+        with self._versions_lock:
+            self._wanted.update(v for v in recent[-(KEEP_VERSIONS - 1) :] if v != self.version)
 
     def _keep(self, version: int, bundle: Bundle) -> None:
-        self._versions[version] = bundle
-        self._versions.move_to_end(version)
-        while len(self._versions) > KEEP_VERSIONS:
-            self._versions.popitem(last=False)
+        with self._versions_lock:
+            self._versions[version] = bundle
+            self._versions.move_to_end(version)
+            while len(self._versions) > KEEP_VERSIONS:
+                self._versions.popitem(last=False)
 
     @property
     def _audio_dir(self) -> Path:
@@ -306,11 +331,14 @@ class LiveRules:
                 ):
                     self._publish(store, sources)
                 self._unpublished = False
-            self._first_look = False
             serial = store.serial()
-            if serial == self._serial:
-                return False
-            return self._take_up(store)
+            went_live = serial != self._serial and self._take_up(store)
+            if self._first_look:
+                self._preload(store)
+                self._first_look = False
+            if self._wanted:
+                self._load_wanted(store)
+            return went_live
         except Exception:
             log.exception("rules store unreachable; serving the version this process has")
             return False
@@ -336,7 +364,8 @@ class LiveRules:
             if version.content_sha256 == live.content:  # what this process serves already
                 self._live = dataclasses.replace(live, version=version.id)
             else:
-                bundle = self._versions.get(version.id)
+                with self._versions_lock:
+                    bundle = self._versions.get(version.id)
                 if bundle is None:
                     bundle = self._adjusted(store.sources(version.id).load(self._audio_dir))
                 if live.version is not None:

@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 from sqlalchemy import JSON, Integer, String, Text, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, defer, mapped_column
 
 from ivr.db import Base, Database
 from ivr.incidents import Incident
@@ -284,8 +284,29 @@ class RulesStore:
         with self._session() as session:
             row = session.get(RulesStateRow, 1)
             live, draft = (row.live_id, row.draft_id) if row is not None else (None, None)
-            rows = session.scalars(select(RulesVersionRow).order_by(RulesVersionRow.id))
+            text = (defer(RulesVersionRow.rules_text), defer(RulesVersionRow.catalogs))
+            rows = session.scalars(
+                select(RulesVersionRow).options(*text).order_by(RulesVersionRow.id)
+            )
             return [_version(r, live, draft) for r in rows]
+
+    def recently_live(self, since: datetime) -> list[int]:
+        """The versions live at some moment since `since`, oldest first (the one live at `since`
+        too): those calls in progress may have started on."""
+        with self._session() as session:
+            went_live = RulesVersionRow.kind != "draft"
+            later = session.scalars(
+                select(RulesVersionRow.id)
+                .where(went_live, RulesVersionRow.at >= since)
+                .order_by(RulesVersionRow.id)
+            ).all()
+            before = session.scalar(
+                select(RulesVersionRow.id)
+                .where(went_live, RulesVersionRow.at < since)
+                .order_by(RulesVersionRow.id.desc())
+                .limit(1)
+            )
+            return ([before] if before is not None else []) + list(later)
 
     def version(self, version_id: int) -> Version:
         """One version (`StoreError` when there is none)."""

@@ -216,6 +216,24 @@ def test_an_instance_starting_with_a_new_file_publishes_it(
     assert live.version == 2
 
 
+def test_a_process_loads_the_versions_calls_may_be_on_off_the_request_path(
+    store: RulesStore, project: tuple[Path, Path], clock: FrozenClock, tmp_path: Path
+) -> None:
+    rules, prompts = project
+    old = store.publish(_edited(project, tmp_path, ("brand: BitP", "brand: BitA")), "a", NOW)[0]
+    clock.advance(7 * 3600)  # older than any URL a call could bring: not loaded up front
+    recent = store.publish(_edited(project, tmp_path, ("brand: BitP", "brand: BitR")), "b", NOW)
+    store.publish(Sources.read(rules, prompts), "c", clock.now())
+    live = LiveRules(rules, prompts, clock, check_every=0, store=store)  # a process (re)started
+
+    live.sync()
+
+    assert live.for_call(recent[0].id)[1].rules.brand == "BitR"  # loaded at its first look
+    assert live.for_call(old.id) == (3, live.get())  # not in memory: the live one, this time
+    live.sync()
+    assert live.for_call(old.id)[1].rules.brand == "BitA"  # loaded at the next look
+
+
 def test_the_store_away_changes_nothing_for_callers(
     project: tuple[Path, Path], clock: FrozenClock, tmp_path: Path
 ) -> None:

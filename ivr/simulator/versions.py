@@ -7,16 +7,16 @@ simulation runs on them as if `--rules DIR/routing_rules.yaml --prompts DIR/voic
 given: every mode (a call, `--calls`, `--scenario`, `--explore`, `--load`) works unchanged, and the
 simulator's in-process app keeps its own throw-away database, so nothing of the line is touched.
 
-Strands (`strands`): the queues and menus the live version has and the explored one removes. Calls
-are pinned to the version they started with, so nothing is dropped: a caller waiting in a removed
-queue, or standing in a removed menu, finishes on their version; new callers cannot get there. A
-removed queue with callers waiting in it (read now from the line's Redis, $REDIS_URL) is a warning;
-when Redis cannot be asked, the count is unknown and it is a warning too.
+Strands (`strands`): the queues, languages and menus the live version has and the explored one
+removes. Calls are pinned to the version they started with, so nothing is dropped: a caller waiting
+in a removed queue (or in a removed language's lines), or standing in a removed menu, finishes on
+their version; new callers cannot get there. A removed queue or language with callers waiting (read
+now from the line's Redis, $REDIS_URL) is a warning; when Redis cannot be asked, the count is
+unknown and it is a warning too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -90,22 +90,26 @@ def _folder(sources: Sources | None, audio: Path) -> Path | None:
 # --- what the change would strand -----------------------------------------------------------------
 
 
+Removed = Literal["queue", "language", "menu"]
+
+
 @dataclass(frozen=True)
 class Strand:
-    """A queue or menu of the live version that the explored version removes."""
+    """A queue, a language or a menu of the live version that the explored version removes."""
 
-    what: Literal["queue", "menu"]
+    what: Removed
     id: str
     waiting: int | None = None
-    """Queues: callers waiting in it now, every language (None: unknown). Menus: not counted."""
-    by_language: dict[str, int] = field(default_factory=dict)
+    """Callers waiting now in the lines removed (None: unknown). Menus: not counted."""
+    parts: dict[str, int] = field(default_factory=dict)
+    """Those callers by line: by language for a queue, by queue for a language (none: 0)."""
     unknown: str | None = None
     """Why the count is unknown (Redis not reachable, not configured)."""
 
     @property
     def warning(self) -> bool:
-        """A removed queue that has (or may have) callers waiting in it."""
-        return self.what == "queue" and self.waiting != 0
+        """Lines removed that have (or may have) callers waiting in them."""
+        return self.what != "menu" and self.waiting != 0
 
     @property
     def message(self) -> str:
@@ -114,18 +118,19 @@ class Strand:
                 f"menu {self.id} is removed: callers in it now finish on their version; "
                 "new callers cannot reach it"
             )
+        where = "in it" if self.what == "queue" else "in its queues"
+        removed = f"{self.what} {self.id} is removed"
         if self.waiting is None:
             return (
-                f"queue {self.id} is removed and how many callers are waiting in it is unknown "
+                f"{removed} and how many callers are waiting {where} is unknown "
                 f"({self.unknown}); any who are finish on the version they started with"
             )
         if self.waiting == 0:
-            return f"queue {self.id} is removed; no caller is waiting in it now"
+            return f"{removed}; no caller is waiting {where} now"
         callers = "1 caller is" if self.waiting == 1 else f"{self.waiting} callers are"
-        return (
-            f"queue {self.id} is removed but {callers} waiting in it "
-            "(they finish on the version they started with)"
-        )
+        if self.what == "language":
+            where += ": " + ", ".join(f"{queue} {n}" for queue, n in self.parts.items())
+        return f"{removed} but {callers} waiting {where} (they finish on the version they started with)"
 
     def line(self) -> str:
         return f"{'warning' if self.warning else 'note'}: {self.message}"
@@ -138,53 +143,59 @@ class Strand:
             "id": self.id,
             "message": self.message,
         }
-        if self.what == "queue":
-            data |= {"waiting": self.waiting, "by_language": self.by_language}
+        if self.what != "menu":
+            by = "by_language" if self.what == "queue" else "by_queue"
+            data |= {"waiting": self.waiting, by: self.parts}
             if self.unknown:
                 data["unknown"] = self.unknown
         return data
 
 
+Line = tuple[str, str]
+"""A queue and a language: one line of callers."""
+
+
 def strands(live: Rules, explored: Rules, settings: Settings) -> list[Strand]:
-    """The queues and menus `live` has and `explored` removes, each removed queue with the callers
-    waiting in it now on the line's Redis ($REDIS_URL)."""
-    gone_queues = [q for q in live.queues if q not in explored.queues]
-    gone_menus = [m for m in live.menus if m not in explored.menus]
-    return [
-        *count_waiting(gone_queues, live.language_codes, settings),
-        *(Strand("menu", menu) for menu in gone_menus),
-    ]
+    """The queues, languages and menus `live` has and `explored` removes, with the callers waiting
+    now in the lines removed, on the line's Redis ($REDIS_URL)."""
+    queues = [q for q in live.queues if q not in explored.queues]
+    kept = [q for q in live.queues if q in explored.queues]
+    languages = [code for code in live.language_codes if code not in explored.language_codes]
+    by_queue = {q: [(q, code) for code in live.language_codes] for q in queues}
+    by_language = {code: [(q, code) for q in kept] for code in languages}
+    counts = waiting(
+        [line for lines in [*by_queue.values(), *by_language.values()] for line in lines], settings
+    )
+    found: list[Strand] = []
+    removed: tuple[tuple[Removed, dict[str, list[Line]], int], ...] = (
+        ("queue", by_queue, 1),
+        ("language", by_language, 0),
+    )
+    for what, groups, part in removed:
+        for name, lines in groups.items():
+            if isinstance(counts, str):
+                found.append(Strand(what, name, unknown=counts))
+                continue
+            parts = {line[part]: counts[line] for line in lines if counts[line]}
+            found.append(Strand(what, name, sum(parts.values()), parts))
+    return [*found, *(Strand("menu", menu) for menu in live.menus if menu not in explored.menus)]
 
 
-def count_waiting(queues: list[str], languages: Iterable[str], settings: Settings) -> list[Strand]:
-    """Each queue with the callers waiting in it now, every language counted (`CallQueue.size`)."""
-    if not queues:
-        return []
+def waiting(lines: list[Line], settings: Settings) -> dict[Line, int] | str:
+    """The callers waiting now in each line (`CallQueue.size`), or why they cannot be counted."""
+    if not lines:
+        return {}
     if settings.redis_url == EMBEDDED_REDIS:
-        why = "REDIS_URL is not set: the line's Redis is not known"
-        return [Strand("queue", q, unknown=why) for q in queues]
-    languages = list(languages)
+        return "REDIS_URL is not set: the line's Redis is not known"
     try:
         client = connect(settings.redis_url)
     except ValueError as exc:
-        return [Strand("queue", q, unknown=f"REDIS_URL: {exc}") for q in queues]
+        return f"REDIS_URL: {exc}"
     try:
         line = CallQueue(client, clock_from(settings.clock_start, settings.clock_anchor))
-        found = []
-        for queue in queues:
-            counts = {language: line.size(queue, language) for language in languages}
-            found.append(
-                Strand(
-                    "queue",
-                    queue,
-                    sum(counts.values()),
-                    {language: n for language, n in counts.items() if n},
-                )
-            )
-        return found
+        return {(queue, language): line.size(queue, language) for queue, language in lines}
     except redis.RedisError as exc:
-        why = f"the line's Redis did not answer: {exc}"
-        return [Strand("queue", q, unknown=why) for q in queues]
+        return f"the line's Redis did not answer: {exc}"
     finally:
         client.close()
 
@@ -209,7 +220,7 @@ class Comparison:
             return [f"explored {chosen.name}: calls in progress keep everything they can reach"]
         against = f"against the live version ({chosen.live_id})"
         if not self.strands:
-            return [f"explored {chosen.name} {against}: it removes no queue and no menu"]
+            return [f"explored {chosen.name} {against}: it removes no queue, language or menu"]
         return [f"explored {chosen.name} {against}:", *(s.line() for s in self.strands)]
 
     def records(self) -> list[dict[str, Any]]:

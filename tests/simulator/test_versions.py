@@ -77,6 +77,18 @@ def without_funds() -> Sources:
     return replace(shipped(), rules_text=text)
 
 
+def without_german() -> Sources:
+    text, _ = apply_edits(
+        RULES.read_text(encoding="utf-8"),
+        ('  - {key: "4", code: de-DE}\n', ""),
+        ('  "+41": de-DE\n  "+49": de-DE\n  "+43": de-DE\n', ""),
+        ("languages: [de-DE, en-US]", "languages: [en-US]"),
+        ("languages: [en-US, zh-CN, fr-FR, de-DE]", "languages: [en-US, zh-CN, fr-FR]"),
+    )
+    catalogs = {name: text for name, text in shipped().catalogs.items() if name != "de-DE.yaml"}
+    return Sources(text, catalogs)
+
+
 @pytest.fixture
 def store(database: Database, monkeypatch: pytest.MonkeyPatch) -> RulesStore:
     """The test database's rules store, which `ivr simulate` reads ($DATABASE_URL)."""
@@ -296,6 +308,34 @@ def test_a_removed_queue_nobody_waits_in_is_a_note(
     assert not any(line.startswith("warning:") for line in lines)
 
 
+def test_a_draft_dropping_a_language_warns_of_its_callers_in_every_queue(
+    store: RulesStore,
+    line_redis: redis.Redis,
+    walks: list[tuple[Path, Path]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    store.publish(shipped(), "test", NOW)
+    store.stage_draft(without_german(), "test", NOW)
+    line = CallQueue(line_redis, SystemClock())
+    line.join("CA" + "1" * 32, "funds", "de-DE", 30)
+    line.join("CA" + "2" * 32, "funds", "de-DE", 30)
+    line.join("CA" + "3" * 32, "general", "de-DE", 0)
+    line.join("CA" + "4" * 32, "funds", "en-US", 30)  # a language the draft keeps
+
+    code, lines = explore(capsys, "--draft")
+    assert code == 0
+    assert lines[1:] == [
+        "warning: language de-DE is removed but 3 callers are waiting in its queues: "
+        "general 1, funds 2 (they finish on the version they started with)",
+        "menus visited: main",
+        lines[-1],
+    ]
+    code, lines = explore(capsys, "--draft", "--json")
+    (strand,) = [json.loads(line) for line in lines if '"strand"' in line]
+    assert (strand["removed"], strand["waiting"]) == ("language", 3)
+    assert strand["by_queue"] == {"general": 1, "funds": 2}
+
+
 def test_when_the_line_redis_cannot_be_asked_the_count_is_unknown(
     store: RulesStore,
     walks: list[tuple[Path, Path]],
@@ -336,7 +376,7 @@ def test_a_draft_that_removes_nothing_strands_nothing(
     assert code == 0
     assert lines[0] == (
         f"explored the draft (version {draft.id}) against the live version ({live.id}): "
-        "it removes no queue and no menu"
+        "it removes no queue, language or menu"
     )
     assert not any(line.startswith(("warning:", "note:")) for line in lines)
 

@@ -146,10 +146,8 @@ def test_many_calls_run_on_the_chosen_version(
 ) -> None:
     store.publish(without_funds(), "test", NOW)
     # Option 2 of main now goes to the general queue: deposits are no longer a queue of their own.
-    code = main(
-        ["simulate", "--rules-version", "live", "--calls", "2", "--keys", "2,2", "--at"]
-        + [MONDAY_NEW_YORK, "--agent-no-answer", "--hangup-after", "120", "--json"]
-    )
+    many = ["--calls", "2", "--keys", "2,2", "--agent-no-answer", "--hangup-after", "120"]
+    code = main(["simulate", "--rules-version", "live", *many, "--at", MONDAY_NEW_YORK, "--json"])
     summary = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert code == 0
     assert set(summary["by_queue"]) == {"general"}

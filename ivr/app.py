@@ -29,6 +29,7 @@ from ivr.journal import Journal
 from ivr.proxies import TrustedProxies, is_loopback
 from ivr.queue import CallQueue, connect
 from ivr.rules.live import LiveRules
+from ivr.rules.store import RulesStore
 from ivr.services import Services
 from ivr.signing import Signer
 from ivr.switchboard import Switchboard
@@ -200,6 +201,7 @@ def build_services(
         clock,
         settings.rules_reload_seconds,
         background=settings.background,
+        store=RulesStore(db, settings.voice_prompts / "audio"),
     )
     exchange = exchange or exchange_for(settings, clock)
     s = Services(

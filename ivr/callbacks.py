@@ -100,7 +100,10 @@ def next_step(request: AfterHoursCallback, rules: Rules, now: datetime) -> Step:
         return GiveUp("expired")
     if ended is not None and now < ended + timedelta(minutes=settings.callback_retry_minutes):
         return None
-    team = rules.teams.get(rules.queues[request.queue].team_for(request.language))
+    queue = rules.queues.get(request.queue)
+    if queue is None:  # removed from the live version: kept until it expires, should it come back
+        return None
+    team = rules.teams.get(queue.team_for(request.language))
     if team is None:
         return None
     status = hours.status(team, now)

@@ -430,6 +430,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_exchange(commands)
 
+    from ivr.rules.cli import add_parser as add_rules
+
+    add_rules(commands)
+
     db = commands.add_parser("db", help="database schema")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     upgrade = db_commands.add_parser("upgrade", help="create or upgrade the schema (Alembic)")

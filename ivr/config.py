@@ -181,6 +181,15 @@ class Settings:
                 "IVR_TICKET_CHANGES_RETENTION_DAYS must be whole days from 1 to "
                 f"{MAX_RETENTION_DAYS}, or 0 to keep ticket changes forever, got {retention_text!r}"
             )
+        reload_text = (env.get("IVR_RULES_RELOAD_SECONDS") or "").strip()
+        try:
+            reload_seconds = float(reload_text or 2.0)
+        except ValueError:
+            reload_seconds = -1.0
+        if not 0.1 <= reload_seconds <= 60:  # nan too
+            raise ConfigError(
+                f"IVR_RULES_RELOAD_SECONDS must be seconds from 0.1 to 60, got {reload_text!r}"
+            )
         log_format = (env.get("IVR_LOG_FORMAT") or "text").strip().lower()
         if log_format not in LOG_FORMATS:
             raise ConfigError(f"IVR_LOG_FORMAT must be text or json, got {log_format!r}")
@@ -192,6 +201,7 @@ class Settings:
             twilio_account_sid=env.get("TWILIO_ACCOUNT_SID") or None,
             routing_rules=Path(env.get("ROUTING_RULES") or "routing_rules.yaml"),
             voice_prompts=Path(env.get("VOICE_PROMPTS") or "voice_prompts"),
+            rules_reload_seconds=reload_seconds,
             public_base_url=base,
             clock_start=clock_start,
             clock_anchor=clock_anchor,

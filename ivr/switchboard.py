@@ -68,6 +68,8 @@ class Call:
     caller hears before anything else (`Flow.open_callback`); None on every other request."""
     notice: int | None = None
     """The incident notice the call heard (its id), as its URL carries it (`Caller.notice`)."""
+    rules_version: int | None = None
+    """The rules version the call hears until it ends (`LiveRules.for_call`): carried in its URLs."""
 
     @property
     def owner(self) -> str:
@@ -88,6 +90,8 @@ class Call:
         carried = {"ref": self.reference} if self.reference else {}
         if self.notice is not None:
             carried[NOTICE] = str(self.notice)
+        if self.rules_version is not None:
+            carried["rv"] = str(self.rules_version)
         return carried
 
 
@@ -174,6 +178,8 @@ class Switchboard:
                 self.queue.leave(sid)
             if decision.join:
                 join = decision.join
+                if call.rules_version is not None:  # for the URL an agent's turn moves it to
+                    self.queue.pin_rules_version(sid, call.rules_version)
                 # Joining and handing callers to free agents (this one too) in one round trip.
                 _, assignments = self.queue.enter(
                     sid,

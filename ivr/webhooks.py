@@ -52,6 +52,7 @@ NOTICE_ID = re.compile(r"^[1-9][0-9]{0,17}$")
 """An incident id a URL carries (`Caller.notice`)."""
 COUNTRY = re.compile(r"^[A-Z]{2}$")
 """An ISO country code, as Twilio's `FromCountry` gives it."""
+RULES_VERSION = re.compile(r"^[1-9][0-9]{0,8}$")
 _AUDIO_FILE = re.compile(r"^[a-z][a-z0-9_]*\.(mp3|wav)$")
 HANG_UP = "<Response><Hangup/></Response>"
 
@@ -70,13 +71,16 @@ def apologise(error: Exception) -> Response:
             return error.response  # type: ignore[return-value]
         return Response(f"{error.description}\n", error.code or 400, mimetype="text/plain")
     log.exception("webhook %s failed; sending the caller to the operator queue", request.path)
-    flow = current_flow()
     sid = request.form.get("CallSid", "")
-    state, reference = None, None
+    state, reference, version = None, None, None
     if SID.match(sid):
         sealed = _sealed(sid, request.form.get("ParentCallSid", ""))
-        state, reference = sealed.state, sealed.reference
+        state, reference, version = sealed.state, sealed.reference, sealed.rules_version
+    version, bundle = services().rules.for_call(version)
+    flow = Flow(bundle, services().clock.now())
     carry = {"ref": reference} if reference else {}
+    if version is not None:
+        carry["rv"] = str(version)
     return twiml(render(flow.apology(state.language if state else None), flow.prompts, carry))
 
 
@@ -91,6 +95,8 @@ class _Sealed:
     """On the first webhook of a callback we placed: the code it opens with."""
     notice: int | None = None
     """The incident notice the call heard (`Caller.notice`)."""
+    rules_version: int | None = None
+    """The rules version the call started with (`LiveRules.for_call`)."""
 
 
 def _sealed(sid: str, parent: str) -> _Sealed:
@@ -119,12 +125,14 @@ def _sealed(sid: str, parent: str) -> _Sealed:
     reference = request.args.get("ref", "")
     code = request.args.get("code", "")
     notice = request.args.get(NOTICE, "")
+    version = request.args.get("rv", "")
     return _Sealed(
         CallState.from_params(request.args),
         reference if REFERENCE.match(reference) else None,
         origin,
         code if origin is not None and CALLBACK_CODE.match(code) else None,
-        int(notice) if NOTICE_ID.match(notice) else None,
+        notice=int(notice) if NOTICE_ID.match(notice) else None,
+        rules_version=int(version) if RULES_VERSION.match(version) else None,
     )
 
 
@@ -149,6 +157,11 @@ def arrive(*, numbered: bool = True, agent_leg: bool = False) -> tuple[Call, Cal
     if reference is None and numbered:
         reference = services().switchboard.reference_for(sid, services().references.take)
     owner = sealed.origin or (parent if SID.match(parent) else sid)
+    rules = services().rules
+    if sealed.state is not None or sealed.rules_version is not None:
+        version = rules.for_call(sealed.rules_version or _pinned(owner, sealed.state))[0]
+    else:  # a new call (or one whose URL is not ours): the live version, or a tester's draft
+        version = rules.for_new_call(called if sealed.origin is not None else number)[0]
     call = Call(
         sid,
         number,
@@ -160,8 +173,20 @@ def arrive(*, numbered: bool = True, agent_leg: bool = False) -> tuple[Call, Cal
         called_back=sealed.origin is not None,
         callback_code=sealed.callback_code,
         notice=sealed.notice,
+        rules_version=version,
     )
     return call, sealed.state
+
+
+def _pinned(owner: str, state: CallState | None) -> int | None:
+    """The version a queued call started with, when its URL does not say (the URL an agent's
+    turn moved it to); None when unknown, and the live version serves it."""
+    if state is None or state.step != "hold":
+        return None
+    try:
+        return services().queue.pinned_rules_version(owner)
+    except RedisError:
+        return None
 
 
 def fingerprint() -> str:
@@ -184,8 +209,11 @@ def twiml(body: str) -> Response:
     return Response(body, 200, mimetype="text/xml")
 
 
-def current_flow() -> Flow:
-    return Flow(services().rules.get(), services().clock.now())
+def current_flow(call: Call | None = None) -> Flow:
+    """The flow of `call`'s rules version (the one it started with); without a call, the live one."""
+    rules = services().rules
+    bundle = rules.for_call(call.rules_version)[1] if call is not None else rules.get()
+    return Flow(bundle, services().clock.now())
 
 
 def _respond(call: Call, decision: Decision, flow: Flow, *, always: bool = False) -> Response:
@@ -234,7 +262,7 @@ def at_step(*steps: str) -> tuple[Call, Flow, CallState]:
     """This webhook's call, flow and state, when its URL's state is one of `steps`; otherwise the
     request is answered at once with where such a call goes (`Flow.restart`)."""
     call, given = arrive()
-    flow = current_flow()
+    flow = current_flow(call)
     state = admitted(flow, given, *steps)
     if state is None:
         abort(_respond(call, flow.restart(given), flow))
@@ -246,7 +274,7 @@ def incoming() -> Response:
     """The number's Voice URL: a new call. With an exchange hook, the exchange is asked who is
     calling while the caller hears a second of silence (nothing here waits for its answer)."""
     call, _ = arrive()
-    flow = current_flow()
+    flow = current_flow(call)
     known = services().known
     look_up = known.enabled and call.number is not None and PHONE.match(call.number) is not None
     if look_up:
@@ -415,7 +443,7 @@ def whisper() -> Response:
 
     Twilio's retry or a replay of it hears the whisper again and changes nothing."""
     call, given = arrive(numbered=False, agent_leg=True)
-    flow = current_flow()
+    flow = current_flow(call)
     state = admitted(flow, given, "whisper")
     if state is None:
         return twiml(HANG_UP)  # not a whisper of ours: nobody to put through

@@ -91,6 +91,8 @@ def test_defaults() -> None:
         ({"IVR_TICKET_CHANGES_RETENTION_DAYS": ""}, "ticket_changes_retention_days", 30),
         ({"IVR_TICKET_CHANGES_RETENTION_DAYS": " 90 "}, "ticket_changes_retention_days", 90),
         ({"IVR_TICKET_CHANGES_RETENTION_DAYS": "0"}, "ticket_changes_retention_days", 0),
+        ({"IVR_RULES_RELOAD_SECONDS": ""}, "rules_reload_seconds", 2.0),
+        ({"IVR_RULES_RELOAD_SECONDS": "0.5"}, "rules_reload_seconds", 0.5),
     ],
 )
 def test_each_variable_is_read(env: dict[str, str], attribute: str, expected: object) -> None:
@@ -137,6 +139,9 @@ def test_dev_mode_flag(value: str, dev_mode: bool) -> None:
         ({"IVR_TICKET_CHANGES_RETENTION_DAYS": "30d"}, "IVR_TICKET_CHANGES_RETENTION_DAYS"),
         ({"IVR_TICKET_CHANGES_RETENTION_DAYS": "1.5"}, "IVR_TICKET_CHANGES_RETENTION_DAYS"),
         ({"IVR_TICKET_CHANGES_RETENTION_DAYS": "3651"}, "IVR_TICKET_CHANGES_RETENTION_DAYS"),
+        ({"IVR_RULES_RELOAD_SECONDS": "0"}, "IVR_RULES_RELOAD_SECONDS"),
+        ({"IVR_RULES_RELOAD_SECONDS": "nan"}, "IVR_RULES_RELOAD_SECONDS"),
+        ({"IVR_RULES_RELOAD_SECONDS": "2s"}, "IVR_RULES_RELOAD_SECONDS"),
     ],
 )
 def test_a_malformed_setting_names_its_variable(env: dict[str, str], variable: str) -> None:

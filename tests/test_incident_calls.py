@@ -16,6 +16,7 @@ from ivr.db import Database
 from ivr.flow import Flow
 from ivr.incidents import Incident
 from ivr.services import services
+from ivr.switchboard import Call
 from ivr.tickets.events import events_of
 from tests.support import PUBLIC, Phone, ticket_of
 
@@ -28,8 +29,12 @@ OUTAGE = Incident(
 def app(rest_app: Flask, monkeypatch: pytest.MonkeyPatch) -> Flask:
     """The app with Twilio REST credentials (it can place callbacks), an incident notice on."""
 
-    def with_incident() -> Flow:
-        return Flow(services().rules.get(), services().clock.now(), OUTAGE)
+    live = webhooks.current_flow
+
+    def with_incident(call: Call | None = None) -> Flow:
+        flow = live(call)
+        flow.incident = OUTAGE
+        return flow
 
     monkeypatch.setattr(webhooks, "current_flow", with_incident)
     return rest_app

@@ -8,6 +8,7 @@ listing) and renders; escaping is Jinja's autoescape, and caller numbers are mas
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping
 from datetime import datetime
@@ -17,6 +18,7 @@ from flask import (
     Blueprint,
     Response,
     abort,
+    flash,
     g,
     jsonify,
     redirect,
@@ -24,11 +26,16 @@ from flask import (
     request,
     url_for,
 )
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import BadRequest
 
-from ivr.admin import auth, figures
+from ivr.admin import auth, figures, releases
 from ivr.admin.accounts import AdminFileError
 from ivr.admin.chart import bar_chart
+from ivr.rules.cli import incident_json
+from ivr.rules.loader import RulesError
+from ivr.rules.release import Files, Released, issues_of, promote, rollback
+from ivr.rules.store import RulesStore, StoreError
 from ivr.services import services
 from ivr.tickets import listing
 from ivr.tickets.changes import Outcome
@@ -47,6 +54,14 @@ PAGE_SIZE: Final = 50
 EXPORT_LIMIT: Final = 10_000
 """Most tickets one CSV or JSON export holds (narrow the filters for more)."""
 OPEN_ENDPOINTS: Final = frozenset({"admin.login", "admin.root"})
+BASIC_AUTH_ENDPOINTS: Final = frozenset(
+    {"admin.api_incident", "admin.api_incident_start", "admin.api_incident_end"}
+)
+"""Where a paging system may send an admin account's name and password (HTTP Basic) with each
+request instead of logging in: no browser session is involved, so no CSRF token either."""
+DATABASE_AWAY: Final = "The rules history cannot be read now: the database is away."
+
+log = logging.getLogger(__name__)
 
 SECURITY_HEADERS: Final = {
     "Content-Security-Policy": (
@@ -63,7 +78,11 @@ SECURITY_HEADERS: Final = {
 
 @bp.before_request
 def require_login() -> Any:
-    """No admin URL but the login page without a live session; no POST without the CSRF token."""
+    """No admin URL but the login page without a live session; no POST without the CSRF token.
+
+    The incident endpoint also takes HTTP Basic with an admin account instead (`_basic_login`)."""
+    if request.endpoint in BASIC_AUTH_ENDPOINTS and request.authorization is not None:
+        return _basic_login()
     if request.endpoint not in OPEN_ENDPOINTS:
         g.admin_user = auth.current_user()
         if g.admin_user is None:
@@ -74,6 +93,30 @@ def require_login() -> Any:
         return _page(
             "admin/error.html", 400, message="CSRF token missing or wrong: reload the page"
         )
+    return None
+
+
+def _basic_login() -> Any:
+    """Let the request through (None) when its HTTP Basic credentials are an admin's, checked
+    through the same throttle as the login form; else a JSON refusal. Never a WWW-Authenticate
+    challenge: a browser must not learn to send a password by itself (no CSRF token is asked)."""
+    given = request.authorization
+    if given is None or given.type != "basic" or not given.username:
+        return jsonify(error="send an admin account's name and password with HTTP Basic"), 401
+    try:
+        found = auth.check_password(given.username, given.password or "")
+    except AdminFileError:
+        return jsonify(error="the admin accounts file cannot be read"), 503
+    if found.outcome == "throttled":
+        wait = math.ceil(found.wait)
+        refused = jsonify(error=f"too many wrong passwords from here: try again in {wait} s")
+        return refused, 429, {"Retry-After": str(wait)}
+    if found.outcome in ("unavailable", "busy"):
+        why = "Redis is away" if found.outcome == "unavailable" else "too many checks at once"
+        return jsonify(error=f"passwords cannot be checked now ({why}): try again shortly"), 503
+    if found.outcome != "right":
+        return jsonify(error="wrong user name or password"), 401
+    g.admin_user = given.username
     return None
 
 
@@ -280,6 +323,12 @@ def ticket(reference: str) -> Any:
 
 @bp.get("/rules")
 def rules() -> Any:
+    return _rules_page()
+
+
+def _rules_page(http_status: int = 200, /, **context: Any) -> tuple[str, int]:
+    """The Rules page: the loaded version, its history, the draft, incidents and the diagram;
+    `context` adds what a refused change needs shown (its error, the pasted text)."""
     s = services()
     bundle = s.rules.get()
     status = s.rules.status()
@@ -295,13 +344,218 @@ def rules() -> Any:
         svg, missing = None, str(exc)
     return _page(
         "admin/rules.html",
+        http_status,
         status=status,
         problems=[str(p) for p in status.problems],
         svg=svg,
         missing=missing,
         languages=bundle.rules.language_codes,
         language=language,
+        reload_seconds=f"{s.settings.rules_reload_seconds:g}",
+        **_history(_store()),
+        **context,
     )
+
+
+def _history(store: RulesStore) -> dict[str, Any]:
+    """The versions (newest first), the draft's changes from live and the incident history; a
+    sentence instead when the database cannot be read."""
+    try:
+        versions = releases.newest_first(store)
+        draft = next((v for v in versions if v.draft), None)
+        events = releases.incident_events(store.incidents())
+    except SQLAlchemyError:
+        log.exception("the rules history could not be read")
+        return {"versions": [], "events": [], "draft": None, "unread": DATABASE_AWAY}
+    draft_changes: list[str] | None = None
+    if draft is not None:
+        try:
+            draft_changes = releases.changes_from_live(store, draft.id)
+        except (StoreError, RulesError) as exc:
+            draft_changes = [f"cannot compare with the live version: {exc}"]
+    return {"versions": versions, "draft": draft, "draft_changes": draft_changes, "events": events}
+
+
+def _store() -> RulesStore:
+    store = services().rules.store
+    if store is None:  # create_app always gives one; a hand-built LiveRules may not
+        abort(503, "this service keeps no rules versions (no database)")
+    return store
+
+
+def _by() -> str:
+    return f"admin:{g.admin_user}"
+
+
+def _within() -> str:
+    return f"every instance within {services().settings.rules_reload_seconds:g} s"
+
+
+def _files() -> Files:
+    settings = services().settings
+    return Files(settings.routing_rules, settings.voice_prompts)
+
+
+def _released(released: Released) -> Any:
+    """Take the change up in this process, and tell the admin on the page they go back to."""
+    services().rules.sync()
+    version = released.version
+    flash(f"Version {version.id} ({version.summary}) is live on {_within()}.", "done")
+    if released.files_note:
+        flash(f"Note: {released.files_note}.", "error")
+    return redirect(url_for("admin.rules"))
+
+
+def _form_version(field: str) -> int:
+    try:
+        return int(request.form.get(field, ""))
+    except ValueError:
+        raise BadRequest(f"no version number in the form ({field!r})") from None
+
+
+@bp.get("/rules/versions/<int:version_id>")
+def rules_version(version_id: int) -> Any:
+    store = _store()
+    try:
+        version = store.version(version_id)
+        text = store.sources(version_id).rules_text
+    except StoreError:
+        abort(404)
+    try:
+        changes, error = releases.changes_from_live(store, version_id), None
+    except (StoreError, RulesError) as exc:
+        changes, error = [], str(exc)
+    return _page("admin/version.html", version=version, changes=changes, error=error, text=text)
+
+
+@bp.post("/rules/rollback")
+def rules_rollback() -> Any:
+    version_id = _form_version("version")
+    try:
+        released = rollback(_store(), version_id, _by(), services().clock.now(), _files())
+    except (StoreError, RulesError) as exc:
+        return _rules_page(400, error=f"Version {version_id} was not rolled back to: {exc}")
+    return _released(released)
+
+
+@bp.post("/rules/draft")
+def rules_draft() -> Any:
+    store, text = _store(), request.form.get("rules_text", "")
+    note = request.form.get("note", "").strip()
+    try:
+        draft = store.stage_draft(
+            releases.pasted_sources(store, text), _by(), services().clock.now(), note
+        )
+    except RulesError as exc:
+        problems = [str(p) for p in exc.problems]  # of `routing_rules.yaml`, as pasted
+        return _rules_page(400, draft_problems=problems, draft_text=text, draft_note=note)
+    except StoreError as exc:
+        return _rules_page(400, error=str(exc), draft_text=text, draft_note=note)
+    services().rules.sync()
+    flash(f"Draft version {draft.id} is staged: tester numbers hear it on {_within()}.", "done")
+    return redirect(url_for("admin.rules"))
+
+
+@bp.post("/rules/promote")
+def rules_promote() -> Any:
+    store, shown = _store(), _form_version("draft")
+    try:
+        if store.state().draft_id != shown:
+            raise StoreError("the draft changed meanwhile: look at its changes again")
+        released = promote(store, _by(), services().clock.now(), _files())
+    except (StoreError, RulesError) as exc:
+        return _rules_page(400, error=f"The draft was not promoted: {exc}")
+    return _released(released)
+
+
+@bp.post("/rules/discard-draft")
+def rules_discard_draft() -> Any:
+    dropped = _store().drop_draft(services().clock.now())
+    services().rules.sync()
+    flash("Draft discarded: testers hear the live version." if dropped else "There was no draft.")
+    return redirect(url_for("admin.rules"))
+
+
+# --- incident notice ------------------------------------------------------------------------------
+
+
+@bp.get("/incident")
+def incident() -> Any:
+    return _incident_page()
+
+
+def _incident_page(http_status: int = 200, /, **context: Any) -> tuple[str, int]:
+    store = _store()
+    rules, languages = releases.issues_and_languages(store, services().rules.get().rules)
+    return _page(
+        "admin/incident.html",
+        http_status,
+        on=store.state().incident,
+        issues=issues_of(rules),
+        languages=languages,
+        events=releases.incident_events(store.incidents()),
+        chosen={"issues": [], "languages": [], "eta": ""} | context.pop("chosen", {}),
+        **context,
+    )
+
+
+@bp.post("/incident")
+def incident_start() -> Any:
+    store = _store()
+    rules, _ = releases.issues_and_languages(store, services().rules.get().rules)
+    issues, languages = request.form.getlist("issues"), request.form.getlist("languages")
+    eta = request.form.get("eta", "")
+    try:
+        started = releases.incident_from(
+            store, rules, issues, eta, languages or None, _by(), services().clock.now()
+        )
+    except StoreError as exc:
+        chosen = {"issues": issues, "languages": languages, "eta": eta}
+        return _incident_page(400, error=f"The incident was not started: {exc}", chosen=chosen)
+    services().rules.sync()
+    flash(f"Incident {started.id} is on: callers hear it on {_within()}.", "done")
+    return redirect(url_for("admin.incident"))
+
+
+@bp.post("/incident/end")
+def incident_end() -> Any:
+    ended = _store().end_incident(_by(), services().clock.now())
+    services().rules.sync()
+    flash(
+        "No incident notice was on."
+        if ended is None
+        else f"Incident {ended.id} is off: callers no longer hear it.",
+        "done",
+    )
+    return redirect(url_for("admin.incident"))
+
+
+@bp.get("/api/incident")
+def api_incident() -> Any:
+    on = _store().state().incident
+    return jsonify(on=None if on is None else incident_json(on))
+
+
+@bp.post("/api/incident")
+def api_incident_start() -> Any:
+    store = _store()
+    rules, _ = releases.issues_and_languages(store, services().rules.get().rules)
+    try:
+        issues, eta, languages = releases.incident_request(request.get_json(silent=True))
+        started = releases.incident_from(
+            store, rules, issues, eta, languages, _by(), services().clock.now()
+        )
+    except StoreError as exc:
+        return jsonify(error=str(exc)), 400
+    services().rules.sync()
+    return jsonify(incident=incident_json(started)), 201
+
+
+@bp.delete("/api/incident")
+def api_incident_end() -> Any:
+    ended = _store().end_incident(_by(), services().clock.now())
+    services().rules.sync()
+    return jsonify(ended=None if ended is None else incident_json(ended))
 
 
 @bp.errorhandler(400)

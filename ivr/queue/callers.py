@@ -32,6 +32,7 @@ from ivr.queue.history import (
 )
 from ivr.queue.keys import (
     call_reference_key,
+    call_rules_version_key,
     callback_step_key,
     connection_key,
     deadlines_key,
@@ -254,6 +255,17 @@ class CallerOps(QueueBase):
             call_reference_key(call_sid), reference, nx=True, get=True, ex=REMEMBER_SECONDS
         )
         return reference if earlier is None else text(earlier)
+
+    def pin_rules_version(self, call_sid: str, version: int) -> None:
+        """Remember the rules version a call queues with, for `REMEMBER_SECONDS` (one SET)."""
+        check_call_sid(call_sid)
+        self._client.set(call_rules_version_key(call_sid), str(version), ex=REMEMBER_SECONDS)
+
+    def pinned_rules_version(self, call_sid: str) -> int | None:
+        """The rules version `pin_rules_version` remembered for a call, if any (one GET)."""
+        check_call_sid(call_sid)
+        found = self._client.get(call_rules_version_key(call_sid))
+        return int(found) if found is not None and text(found).isdigit() else None
 
     def remember_caller(self, call_sid: str, facts: Mapping[str, str]) -> None:
         """Add to what is known of a call's caller (`ivr.exchange`); one pipeline (HSET, EXPIRE)."""

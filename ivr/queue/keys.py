@@ -106,6 +106,12 @@ def call_reference_key(call_sid: str) -> str:
     return f"{UNTAGGED_PREFIX}call-reference:{call_sid}"
 
 
+def call_rules_version_key(call_sid: str) -> str:
+    """STRING: the rules version a queued call started with, for the URL an agent's turn moves it
+    to (`Switchboard._deliver`), which is built without the call's own URL."""
+    return f"{UNTAGGED_PREFIX}call-rules-version:{call_sid}"
+
+
 def stats_key(queue: str, language: str, kind: HistoryKind) -> str:
     """LIST of recent wait, talk or connect durations (seconds, newest first) of one line."""
     return f"{KEY_PREFIX}stats:{queue}:{language}:{kind}"

@@ -18,23 +18,25 @@ stored: a version that could not run is never made live.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from sqlalchemy import JSON, Integer, String, Text, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, defer, mapped_column
 
 from ivr.db import Base, Database
 from ivr.incidents import Incident
 from ivr.rules.check import Bundle, load_bundle
+from ivr.rules.loader import Problem, RulesError
 
 Kind = Literal["file", "publish", "rollback", "draft", "promote"]
 KINDS: tuple[Kind, ...] = ("file", "publish", "rollback", "draft", "promote")
@@ -91,6 +93,10 @@ class Sources:
 
     rules_text: str
     catalogs: dict[str, str]
+    rules_name: str = field(default=RULES_FILE_NAME, compare=False)
+    """What problems call the rules file (its path, or the version it is)."""
+    prompts_name: str = field(default="voice_prompts", compare=False)
+    """What problems call the prompt folder."""
 
     @classmethod
     def read(cls, rules_path: Path | str, prompts_dir: Path | str) -> Sources:
@@ -98,8 +104,11 @@ class Sources:
         prompts_dir = Path(prompts_dir)
         catalogs = {}
         if prompts_dir.is_dir():
-            catalogs = {p.name: p.read_text("utf-8") for p in sorted(prompts_dir.glob("*.yaml"))}
-        return cls(Path(rules_path).read_text("utf-8"), catalogs)
+            catalogs = {
+                p.name: p.read_bytes().decode("utf-8") for p in sorted(prompts_dir.glob("*.yaml"))
+            }
+        text = Path(rules_path).read_bytes().decode("utf-8")
+        return cls(text, catalogs, str(rules_path), str(prompts_dir))
 
     @property
     def sha256(self) -> str:
@@ -128,10 +137,10 @@ class Sources:
         for name, text in self.catalogs.items():
             if "/" in name or not name.endswith(".yaml"):
                 continue  # never a path out of the directory
-            (prompts / name).write_text(text, "utf-8")
+            (prompts / name).write_bytes(text.encode())
         if audio_dir is not None and audio_dir.is_dir():
             (prompts / "audio").symlink_to(audio_dir.resolve(), target_is_directory=True)
-        (building / RULES_FILE_NAME).write_text(self.rules_text, "utf-8")
+        (building / RULES_FILE_NAME).write_bytes(self.rules_text.encode())
         with contextlib.suppress(OSError):  # another process wrote the same content first
             building.rename(root)
         return root
@@ -139,7 +148,14 @@ class Sources:
     def load(self, audio_dir: Path | None) -> Bundle:
         """Check and load these files as the service would (`RulesError` when they are bad)."""
         root = self.directory(audio_dir)
-        return load_bundle(root / RULES_FILE_NAME, root / "voice_prompts")
+        try:
+            return load_bundle(root / RULES_FILE_NAME, root / "voice_prompts")
+        except RulesError as exc:  # said of the files the admin knows, not of this copy
+            names = {
+                str(root / RULES_FILE_NAME): self.rules_name,
+                str(root / "voice_prompts"): self.prompts_name,
+            }
+            raise RulesError([_renamed(p, names) for p in exc.problems]) from None
 
     def write_to(self, rules_path: Path, prompts_dir: Path) -> None:
         """Replace the files on disk with these (each atomically), leaving other files alone."""
@@ -150,11 +166,18 @@ class Sources:
         _replace(rules_path, self.rules_text)
 
 
+def _renamed(problem: Problem, names: dict[str, str]) -> Problem:
+    for copy, name in names.items():
+        if problem.file == copy or problem.file.startswith(copy + "/"):
+            return dataclasses.replace(problem, file=name + problem.file[len(copy) :])
+    return problem
+
+
 def _replace(path: Path, text: str) -> None:
-    if path.exists() and path.read_text("utf-8") == text:
+    if path.exists() and path.read_bytes() == text.encode():
         return
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(text, "utf-8")
+    temporary.write_bytes(text.encode())
     temporary.replace(path)
 
 
@@ -261,8 +284,29 @@ class RulesStore:
         with self._session() as session:
             row = session.get(RulesStateRow, 1)
             live, draft = (row.live_id, row.draft_id) if row is not None else (None, None)
-            rows = session.scalars(select(RulesVersionRow).order_by(RulesVersionRow.id))
+            text = (defer(RulesVersionRow.rules_text), defer(RulesVersionRow.catalogs))
+            rows = session.scalars(
+                select(RulesVersionRow).options(*text).order_by(RulesVersionRow.id)
+            )
             return [_version(r, live, draft) for r in rows]
+
+    def recently_live(self, since: datetime) -> list[int]:
+        """The versions live at some moment since `since`, oldest first (the one live at `since`
+        too): those calls in progress may have started on."""
+        with self._session() as session:
+            went_live = RulesVersionRow.kind != "draft"
+            later = session.scalars(
+                select(RulesVersionRow.id)
+                .where(went_live, RulesVersionRow.at >= since)
+                .order_by(RulesVersionRow.id)
+            ).all()
+            before = session.scalar(
+                select(RulesVersionRow.id)
+                .where(went_live, RulesVersionRow.at < since)
+                .order_by(RulesVersionRow.id.desc())
+                .limit(1)
+            )
+            return ([before] if before is not None else []) + list(later)
 
     def version(self, version_id: int) -> Version:
         """One version (`StoreError` when there is none)."""
@@ -276,7 +320,13 @@ class RulesStore:
         """The files of a version (`StoreError` when there is none)."""
         with self._session() as session:
             row = self._row(session, version_id)
-            return Sources(row.rules_text, dict(row.catalogs))
+            name = f"rules version {version_id}"
+            return Sources(
+                row.rules_text,
+                dict(row.catalogs),
+                f"{name}: {RULES_FILE_NAME}",
+                f"{name}: voice_prompts",
+            )
 
     def known(self, content_sha256: str) -> bool:
         """Whether any stored version has this content."""

@@ -34,6 +34,7 @@ from ivr.simulator.progress import wanted as progress_wanted
 from ivr.simulator.report import printer, summary_lines, summary_of, ticket_line, ticket_record
 from ivr.simulator.session import CatalogMatcher, OverHttp, in_process
 from ivr.simulator.shared import parse_when, ticket_of
+from ivr.simulator.versions import ChosenVersion, choose_version, compare
 
 DEFAULT_SCRIPTS = ["2,2,2", "2,6,1,w2,h", "2,0", "1,3,1"]
 """`--calls` without `--keys`: a withdrawal, a self-service answer, the operator, a Chinese caller."""
@@ -90,6 +91,17 @@ def add_parser(commands: Any) -> None:
     simulate.add_argument("--verbose", action="store_true", help="also print each webhook request")
     simulate.add_argument("--rules", help="rules file (default: $ROUTING_RULES)")
     simulate.add_argument("--prompts", help="prompt folder (default: $VOICE_PROMPTS)")
+    simulate.add_argument(
+        "--rules-version",
+        metavar="VERSION",
+        help="simulate a rules version stored in $DATABASE_URL instead of the files: its number, "
+        "live or draft (instead of --rules and --prompts)",
+    )
+    simulate.add_argument(
+        "--draft",
+        action="store_true",
+        help="simulate the draft the testers hear (--rules-version draft)",
+    )
     simulate.add_argument("--agents", default="", help="agents logged in, e.g. emma,anna")
     simulate.add_argument("--agent-answers-after", type=seconds, default=5.0)
     simulate.add_argument(
@@ -161,6 +173,7 @@ def add_parser(commands: Any) -> None:
 def main(args: argparse.Namespace) -> int:
     show = progress_wanted(args.json, args.verbose)
     try:
+        chosen = _chosen_version(args)
         if args.scenario:
             from ivr.simulator.scenario import run_scenario_files
 
@@ -177,7 +190,8 @@ def main(args: argparse.Namespace) -> int:
         if args.explore:
             from ivr.simulator.explore import explore_command
 
-            explored: int = explore_command(args, _paths(args), sys.stdout, show)
+            compared = None if chosen is None else compare(chosen, Settings.from_env())
+            explored: int = explore_command(args, _paths(args), sys.stdout, show, compared)
             return explored
         if args.calls > 1:
             return _many(args)
@@ -185,6 +199,31 @@ def main(args: argparse.Namespace) -> int:
     except (ScriptError, SimulationError, RulesError, ValueError) as exc:
         print(f"ivr simulate: {exc}", file=sys.stderr)
         return 2
+
+
+def _chosen_version(args: argparse.Namespace) -> ChosenVersion | None:
+    """The stored version `--rules-version` or `--draft` names, its files standing in for
+    `--rules` and `--prompts` from here on; None without either."""
+    asked = args.rules_version
+    if args.draft:
+        if asked not in (None, "draft"):
+            raise ValueError("--draft is --rules-version draft: give one of them")
+        asked = "draft"
+    if asked is None:
+        return None
+    if args.rules or args.prompts:
+        raise ValueError(
+            "--rules-version and --draft take the stored version's rules and prompts: "
+            "leave out --rules and --prompts"
+        )
+    if args.url:
+        raise ValueError(
+            "--rules-version and --draft choose what an in-process run serves; the server at "
+            "--url serves its own (call it from a tester's number to hear its draft)"
+        )
+    chosen = choose_version(asked.strip(), Settings.from_env())
+    args.rules, args.prompts = str(chosen.rules), str(chosen.prompts)
+    return chosen
 
 
 def _confidence(text: str) -> float:

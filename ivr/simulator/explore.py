@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit
 
 import pytz
@@ -57,6 +57,9 @@ from ivr.simulator.session import InProcessSession, in_process
 from ivr.simulator.shared import parse_when, ticket_of
 from ivr.simulator.twiml import TwimlError, Verb, gather_input, parse_twiml
 from ivr.tickets.changes import Outcome
+
+if TYPE_CHECKING:
+    from ivr.simulator.versions import Comparison
 
 KEYS: tuple[str, ...] = (*"1234567890", "*", "#", "t")
 """What the caller tries at each menu, in order; `t` is silence until the menu times out."""
@@ -1168,14 +1171,28 @@ def walk_instants(
 
 
 def explore_command(
-    args: argparse.Namespace, paths: tuple[Path, Path], out: TextIO, show_progress: bool = False
+    args: argparse.Namespace,
+    paths: tuple[Path, Path],
+    out: TextIO,
+    show_progress: bool = False,
+    compared: Comparison | None = None,
 ) -> int:
     """`ivr simulate --explore`: one line (or JSON object) per problem, then a summary; 1 if any.
 
     With several instants (`--at` and `--explore-at`), one walk each, every line naming its instant.
-    `show_progress`: a count of the calls of each walk on the terminal (`ivr.simulator.progress`)."""
+    `show_progress`: a count of the calls of each walk on the terminal (`ivr.simulator.progress`).
+    `compared`: a stored version explored against the live one (`--rules-version`): first what
+    making it live would strand, warnings that do not change the exit status (calls are pinned to
+    their version, so none is dropped)."""
     if getattr(args, "url", None):
         raise ValueError("--explore calls the app in-process; leave out --url")
+    if compared is not None:
+        if args.json:
+            for record in compared.records():
+                print(json.dumps(record, ensure_ascii=False), file=out)
+        else:
+            for line in compared.lines():
+                print(line, file=out)
     agents = tuple(a.strip() for a in (args.agents or "").split(",") if a.strip())
     instants = walk_instants(args, paths[0], paths[1], datetime.now(UTC))
     found = 0

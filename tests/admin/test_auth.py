@@ -37,9 +37,10 @@ def admin_urls(app: Flask) -> Iterator[tuple[str, str]]:
     for rule in app.url_map.iter_rules():
         if not rule.rule.startswith("/admin") or rule.endpoint in OPEN_ENDPOINTS:
             continue
-        values = {"reference": "1234567", "filename": "live.js"}
+        values = {"reference": "1234567", "filename": "live.js", "version_id": 1}
         path = rule.build({k: values[k] for k in rule.arguments})[1]  # type: ignore[index]
-        method = "GET" if "GET" in (rule.methods or ()) else "POST"
+        methods = rule.methods or set()
+        method = next(m for m in ("GET", "POST", "DELETE") if m in methods)
         yield method, path
 
 
@@ -62,7 +63,15 @@ def test_the_dashboard_has_the_pages_the_spec_names(admin_app: Flask) -> None:
         "/admin/tickets.csv",
         "/admin/tickets/1234567",
         "/admin/rules",
+        "/admin/rules/versions/1",
+        "/admin/rules/rollback",
+        "/admin/rules/draft",
+        "/admin/rules/promote",
+        "/admin/rules/discard-draft",
+        "/admin/incident",
+        "/admin/incident/end",
         "/admin/logout",
+        "/admin/api/incident",
         "/admin/api/queues",
         "/admin/api/today",
         "/admin/api/tickets",

@@ -26,6 +26,7 @@ NAV = {
     "Today": "/admin/today",
     "Tickets": "/admin/tickets",
     "Rules": "/admin/rules",
+    "Incident": "/admin/incident",
 }
 
 LANGUAGE_KEYS = {"zh-CN": "1", "en-US": "2", "fr-FR": "3", "de-DE": "4"}
@@ -81,6 +82,7 @@ def test_every_page_is_one_click_away_in_the_header(
         "Today": "table#figures",
         "Tickets": "form#filters",
         "Rules": "#rules-version",
+        "Incident": "form#start-incident",
     }
     for label, path in NAV.items():
         admin_page.locator("nav").get_by_role("link", name=label, exact=True).click()

@@ -213,7 +213,7 @@ def current_flow(call: Call | None = None) -> Flow:
     """The flow of `call`'s rules version (the one it started with); without a call, the live one."""
     rules = services().rules
     bundle = rules.for_call(call.rules_version)[1] if call is not None else rules.get()
-    return Flow(bundle, services().clock.now())
+    return Flow(bundle, services().clock.now(), rules.incident())
 
 
 def _respond(call: Call, decision: Decision, flow: Flow, *, always: bool = False) -> Response:

@@ -153,6 +153,17 @@ RUN = {
     'known=+4915112345678 --keys "3,1,1,code" --hangup-after 150': "test_the_simulator_commands",
     'ivr simulate --at "2026-11-23 10:00 America/New_York" --keys "2,s" --say "my withdrawal '
     'never arrived" --hangup-after 90': "test_the_simulator_commands",
+    "ivr rules publish": "test_the_release_commands",
+    "ivr rules publish --draft my_edit.yaml": "test_the_release_commands",
+    'ivr simulate --draft --keys "2,5"': "test_the_release_commands",
+    "ivr rules diff live draft": "test_the_release_commands",
+    "ivr rules promote": "test_the_release_commands",
+    "ivr rules history": "test_the_release_commands",
+    "ivr rules rollback 1": "test_the_release_commands",
+    'ivr incident start --issues withdrawal --eta "2030-06-01 18:00 UTC"': (
+        "test_the_release_commands"
+    ),
+    "ivr incident end": "test_the_release_commands",
     "curl -s -XPOST localhost:5000/voice/incoming -d CallSid=CA123 "
     "--data-urlencode From=+4930123456 | tee first.xml": "test_the_development_server_commands",
     "greet=$(grep -o '<Redirect[^>]*>[^<]*' first.xml | sed 's/.*>//; s/&amp;/\\&/g')": (
@@ -472,6 +483,28 @@ def exchange_commands(project: Path) -> str:
     return ran("\n".join(script), project)
 
 
+MY_EDIT = ('"5": {label: opt_app, queue: tech,', '"5": {label: opt_app, queue: general,')
+"""The change `my_edit.yaml` makes: app problems go to the general queue."""
+TESTER = "+14155550100"
+"""The number `my_edit.yaml` lists under `testers:`: the simulator's default caller."""
+
+
+def release_commands(project: Path) -> list[str]:
+    """In a folder of its own, since promoting and rolling back rewrite its rules files, with the
+    `my_edit.yaml` the README names (the shipped rules with `MY_EDIT` and a tester); its
+    database's schema made first, as `ivr serve` does it."""
+    folder = project / "release"
+    folder.mkdir()
+    shutil.copy(project / "routing_rules.yaml", folder)
+    shutil.copytree(project / "voice_prompts", folder / "voice_prompts")
+    (folder / ".venv").symlink_to(sys.prefix)
+    rules = (folder / "routing_rules.yaml").read_text(encoding="utf-8")
+    edited = rules.replace(*MY_EDIT) + f'\ntesters: ["{TESTER}"]\n'
+    (folder / "my_edit.yaml").write_text(edited, encoding="utf-8")
+    ran("ivr db upgrade", folder)
+    return [ran(c, folder) for c in run_by("test_the_release_commands")]
+
+
 GROUPS = {
     "test_the_database_commands": database_commands,
     "test_the_diagram_commands": diagram_commands,
@@ -479,6 +512,7 @@ GROUPS = {
     "test_the_simulator_commands": simulator_commands,
     "test_the_development_server_commands": development_server_commands,
     "test_the_exchange_commands": exchange_commands,
+    "test_the_release_commands": release_commands,
 }
 
 
@@ -554,6 +588,30 @@ def test_the_exchange_commands(started: dict[str, Future[Any]]) -> None:
     printed = started["test_the_exchange_commands"].result(timeout=120)
     answer = json.loads(printed.splitlines()[-1])
     assert answer == {"account": "acct-demo-de", "language": "de-DE", "tier": "standard"}
+
+
+def test_the_release_commands(project: Path, started: dict[str, Future[Any]]) -> None:
+    published, draft, tried, diff, promoted, history, back, on, off = started[
+        "test_the_release_commands"
+    ].result(timeout=300)
+    assert published.startswith("version 1 (published) is live")
+    assert draft.startswith("draft version 2 staged")
+    assert "issue app_problem, queue general" in tried.splitlines()[-1]  # the tester hears it
+    assert diff == (
+        "from version 1 to version 2:\n"
+        "  main menu: option 5 now goes to queue general (was tech)\n"
+        f"  testers: {TESTER} added\n"
+    )
+    assert promoted.startswith("version 3 (draft 2 promoted) is live")
+    first, staged, live = history.splitlines()
+    assert re.search(r"Z +1 +[0-9a-f]{12}  published by cli:", first), history
+    assert re.search(r"Z +2 +[0-9a-f]{12}  draft by cli:", staged), history
+    assert re.search(r"Z +3 live +[0-9a-f]{12}  draft 2 promoted by cli:", live), history
+    assert back.startswith("version 4 (rollback to version 1) is live")
+    rules = (project / "release" / "routing_rules.yaml").read_text(encoding="utf-8")
+    assert MY_EDIT[0] in rules  # the rollback rewrote the file: it is the live version again
+    assert on.startswith("incident 1 on: issues withdrawal, ETA 2030-06-01 18:00 UTC")
+    assert off == "incident 1 off: callers no longer hear it\n"
 
 
 def test_the_load_glob_takes_only_scenarios(project: Path) -> None:

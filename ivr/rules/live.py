@@ -137,6 +137,8 @@ class LiveRules:
         self._adjust: Callable[[Rules], Rules] | None = None
         self._versions_lock = threading.Lock()
         self._versions: OrderedDict[int, Bundle] = OrderedDict()
+        self._contents: dict[int, str] = {}
+        """`Sources.content_sha256` of each version in `_versions`."""
         self._wanted: set[int] = set()
         """Versions calls asked for that this process has not loaded: its next look loads them."""
         """Stored versions loaded for pinned calls, the most recently used last."""
@@ -185,6 +187,7 @@ class LiveRules:
             self._live = dataclasses.replace(live, bundle=self._adjusted(live.bundle))
             with self._versions_lock:
                 self._versions.clear()
+                self._contents.clear()
             if self._draft is not None:
                 self._draft = (self._draft[0], self._adjusted(self._draft[1]))
 
@@ -246,7 +249,9 @@ class LiveRules:
             wanted = sorted(self._wanted)[:LOADS_PER_LOOK]
         for version in wanted:
             try:
-                self._keep(version, self._adjusted(store.sources(version).load(self._audio_dir)))
+                sources = store.sources(version)
+                bundle = self._adjusted(sources.load(self._audio_dir))
+                self._keep(version, bundle, sources.content_sha256)
             except Exception:
                 log.exception(
                     "rules version %s could not be loaded; calls on it hear the live one", version
@@ -261,12 +266,24 @@ class LiveRules:
         with self._versions_lock:
             self._wanted.update(v for v in recent[-(KEEP_VERSIONS - 1) :] if v != self.version)
 
-    def _keep(self, version: int, bundle: Bundle) -> None:
+    def _keep(self, version: int, bundle: Bundle, content: str) -> None:
         with self._versions_lock:
             self._versions[version] = bundle
             self._versions.move_to_end(version)
+            self._contents[version] = content
             while len(self._versions) > KEEP_VERSIONS:
-                self._versions.popitem(last=False)
+                dropped, _ = self._versions.popitem(last=False)
+                self._contents.pop(dropped, None)
+
+    def _kept(self, version: int, content: str) -> Bundle | None:
+        """A loaded bundle of `version`, or of another version with the same content (a rollback
+        to a version this process holds goes live without a load)."""
+        with self._versions_lock:
+            bundle = self._versions.get(version)
+            if bundle is None:
+                same = [v for v, c in self._contents.items() if c == content]
+                bundle = self._versions.get(same[-1]) if same else None
+            return bundle
 
     @property
     def _audio_dir(self) -> Path:
@@ -303,6 +320,8 @@ class LiveRules:
             log.exception("rules could not be loaded")
             problems = (Problem(str(self._rules_path), 1, 1, f"cannot load: {exc}"),)
         else:
+            if live.version is not None:  # calls in progress stay on it
+                self._keep(live.version, live.bundle, live.content)
             # Served at once; with a store, the next step publishes it and it gets its number.
             self._live = _Live(self._adjusted(bundle), self._clock.now(), (), *self._version())
             self._unpublished = self._store is not None
@@ -364,12 +383,12 @@ class LiveRules:
             if version.content_sha256 == live.content:  # what this process serves already
                 self._live = dataclasses.replace(live, version=version.id)
             else:
-                with self._versions_lock:
-                    bundle = self._versions.get(version.id)
+                bundle = self._kept(version.id, version.content_sha256)
                 if bundle is None:
                     bundle = self._adjusted(store.sources(version.id).load(self._audio_dir))
                 if live.version is not None:
-                    self._keep(live.version, live.bundle)  # calls in progress may still need it
+                    # calls in progress may still need it
+                    self._keep(live.version, live.bundle, live.content)
                 self._live = _Live(
                     bundle,
                     self._clock.now(),

@@ -87,12 +87,18 @@ class Call:
 
     def carry(self) -> dict[str, str]:
         """What every webhook URL of this call carries (see `twiml.render`)."""
-        carried = {"ref": self.reference} if self.reference else {}
-        if self.notice is not None:
-            carried[NOTICE] = str(self.notice)
-        if self.rules_version is not None:
-            carried["rv"] = str(self.rules_version)
-        return carried
+        return carried(self.reference, self.notice, self.rules_version)
+
+
+def carried(reference: str | None, notice: int | None, rules_version: int | None) -> dict[str, str]:
+    """What every webhook URL of a call carries besides its state: the ticket reference, the
+    incident notice it heard and its rules version, where known."""
+    carry = {"ref": reference} if reference else {}
+    if notice is not None:
+        carry[NOTICE] = str(notice)
+    if rules_version is not None:
+        carry["rv"] = str(rules_version)
+    return carry
 
 
 @dataclass(frozen=True)

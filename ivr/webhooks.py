@@ -32,7 +32,7 @@ from ivr.security import refuse_unsigned, signed_content
 from ivr.services import services
 from ivr.signing import CALLBACK_CODE_DIGITS, SEAL_MAX_AGE
 from ivr.speech import Utterance
-from ivr.switchboard import Call
+from ivr.switchboard import Call, carried
 from ivr.tickets.changes import FINAL_STATUSES
 from ivr.tickets.references import LONGEST
 from ivr.twiml import NOTICE, Seal, render
@@ -72,16 +72,12 @@ def apologise(error: Exception) -> Response:
         return Response(f"{error.description}\n", error.code or 400, mimetype="text/plain")
     log.exception("webhook %s failed; sending the caller to the operator queue", request.path)
     sid = request.form.get("CallSid", "")
-    state, reference, version = None, None, None
-    if SID.match(sid):
-        sealed = _sealed(sid, request.form.get("ParentCallSid", ""))
-        state, reference, version = sealed.state, sealed.reference, sealed.rules_version
-    version, bundle = services().rules.for_call(version)
+    sealed = _sealed(sid, request.form.get("ParentCallSid", "")) if SID.match(sid) else _Sealed()
+    version, bundle = services().rules.for_call(sealed.rules_version)
     flow = Flow(bundle, services().clock.now())
-    carry = {"ref": reference} if reference else {}
-    if version is not None:
-        carry["rv"] = str(version)
-    return twiml(render(flow.apology(state.language if state else None), flow.prompts, carry))
+    carry = carried(sealed.reference, sealed.notice, version)
+    language = sealed.state.language if sealed.state else None
+    return twiml(render(flow.apology(language), flow.prompts, carry))
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ivr.incidents import Incident, parse_eta
-from ivr.rules.check import Bundle
+from ivr.incidents import Incident
 from ivr.rules.diff import describe_changes
-from ivr.rules.release import live_rules, start_incident
+from ivr.rules.release import live_rules
 from ivr.rules.schema import Rules
 from ivr.rules.store import RulesStore, Sources, StoreError, Version
 
@@ -44,17 +43,13 @@ def incident_events(incidents: Iterable[Incident]) -> list[Event]:
     return sorted(events, key=lambda e: (e.at, e.incident.id, not e.started), reverse=True)
 
 
-def _bundle(store: RulesStore, version_id: int) -> Bundle:
-    return store.sources(version_id).load(store.audio_dir)
-
-
 def changes_from_live(store: RulesStore, version_id: int) -> list[str]:
     """What hearing `version_id` instead of the live version changes, in the admin's words
     (`StoreError` when there is no live version or no such version)."""
     live_id = store.state().live_id
     if live_id is None:
         raise StoreError("no version is live yet: there is nothing to compare with")
-    return describe_changes(_bundle(store, live_id), _bundle(store, version_id))
+    return describe_changes(store.bundle(live_id), store.bundle(version_id))
 
 
 def pasted_sources(store: RulesStore, rules_text: str) -> Sources:
@@ -74,26 +69,6 @@ def issues_and_languages(store: RulesStore, serving: Rules) -> tuple[Rules, list
     process's, before anything was stored) and the languages they speak."""
     rules = live_rules(store) or serving
     return rules, list(rules.language_codes)
-
-
-def incident_from(
-    store: RulesStore,
-    rules: Rules,
-    issues: Iterable[str],
-    eta_text: str | None,
-    languages: Iterable[str] | None,
-    by: str,
-    now: datetime,
-) -> Incident:
-    """Start an incident from what a form or a JSON body said (`StoreError` with a sentence when
-    it is wrong: an unknown issue or language, an ETA that is not a time or has passed)."""
-    eta = None
-    if eta_text is not None and eta_text.strip():
-        try:
-            eta = parse_eta(eta_text)
-        except ValueError as exc:
-            raise StoreError(str(exc)) from None
-    return start_incident(store, rules, issues, eta, languages, by, now)
 
 
 def incident_request(body: Any) -> tuple[list[str], str | None, list[str] | None]:

@@ -34,7 +34,14 @@ from ivr.admin.accounts import AdminFileError
 from ivr.admin.chart import bar_chart
 from ivr.rules.cli import incident_json
 from ivr.rules.loader import RulesError
-from ivr.rules.release import Files, Released, issues_of, promote, rollback
+from ivr.rules.release import (
+    Files,
+    Released,
+    issues_of,
+    promote,
+    rollback,
+    start_incident_as_written,
+)
 from ivr.rules.store import RulesStore, StoreError
 from ivr.services import services
 from ivr.tickets import listing
@@ -506,7 +513,7 @@ def incident_start() -> Any:
     issues, languages = request.form.getlist("issues"), request.form.getlist("languages")
     eta = request.form.get("eta", "")
     try:
-        started = releases.incident_from(
+        started = start_incident_as_written(
             store, rules, issues, eta, languages or None, _by(), services().clock.now()
         )
     except StoreError as exc:
@@ -542,7 +549,7 @@ def api_incident_start() -> Any:
     rules, _ = releases.issues_and_languages(store, services().rules.get().rules)
     try:
         issues, eta, languages = releases.incident_request(request.get_json(silent=True))
-        started = releases.incident_from(
+        started = start_incident_as_written(
             store, rules, issues, eta, languages, _by(), services().clock.now()
         )
     except StoreError as exc:

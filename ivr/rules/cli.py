@@ -16,10 +16,17 @@ from typing import Any
 from ivr.clock import clock_from
 from ivr.command import CommandError, reading_database
 from ivr.config import Settings
-from ivr.incidents import Incident, parse_eta
+from ivr.incidents import Incident
 from ivr.rules.loader import RulesError
-from ivr.rules.release import Files, Released, live_rules, promote, publish, rollback
-from ivr.rules.release import start_incident as start
+from ivr.rules.release import (
+    Files,
+    Released,
+    live_rules,
+    promote,
+    publish,
+    rollback,
+    start_incident_as_written,
+)
 from ivr.rules.store import RulesStore, Sources, StoreError, Version
 
 
@@ -200,8 +207,7 @@ def _diff(args: argparse.Namespace) -> int:
 
     with _store("compare the versions") as (store, _):
         a, b = version_id(store, args.a), version_id(store, args.b)
-        old = store.sources(a).load(store.audio_dir)
-        new = store.sources(b).load(store.audio_dir)
+        old, new = store.bundle(a), store.bundle(b)
     changes = describe_changes(old, new)
     print(f"from version {a} to version {b}:")
     for change in changes or ["nothing changed"]:
@@ -267,17 +273,15 @@ def _discard(args: argparse.Namespace) -> int:
 
 
 def _incident_start(args: argparse.Namespace) -> int:
-    try:
-        eta = parse_eta(args.eta) if args.eta else None
-    except ValueError as exc:
-        raise CommandError(f"cannot start the incident: {exc}") from exc
     languages = args.languages.split(",") if args.languages else None
     with _store("start the incident") as (store, settings):
         rules = live_rules(store)
         if rules is None:
             raise CommandError("cannot start the incident: no rules version is live yet")
-        incident = start(
-            store, rules, args.issues.split(","), eta, languages, by_cli(), _now(settings)
+        issues = args.issues.split(",")
+        now = _now(settings)
+        incident = start_incident_as_written(
+            store, rules, issues, args.eta, languages, by_cli(), now
         )
     print(
         f"incident {incident.id} on: {_incident(incident)}; every instance plays it within "

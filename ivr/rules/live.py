@@ -136,12 +136,11 @@ class LiveRules:
         self._live = _Live(load_bundle(rules_path, prompts_dir), clock.now(), (), *self._version())
         self._adjust: Callable[[Rules], Rules] | None = None
         self._versions_lock = threading.Lock()
-        self._versions: OrderedDict[int, Bundle] = OrderedDict()
-        self._contents: dict[int, str] = {}
-        """`Sources.content_sha256` of each version in `_versions`."""
+        self._versions: OrderedDict[int, tuple[Bundle, str]] = OrderedDict()
+        """Stored versions loaded for pinned calls, with their `Sources.content_sha256`, the most
+        recently used last."""
         self._wanted: set[int] = set()
         """Versions calls asked for that this process has not loaded: its next look loads them."""
-        """Stored versions loaded for pinned calls, the most recently used last."""
         self._serial: int | None = None
         """The store's serial this process has taken up; None before its first look."""
         self._unpublished = store is not None
@@ -187,7 +186,6 @@ class LiveRules:
             self._live = dataclasses.replace(live, bundle=self._adjusted(live.bundle))
             with self._versions_lock:
                 self._versions.clear()
-                self._contents.clear()
             if self._draft is not None:
                 self._draft = (self._draft[0], self._adjusted(self._draft[1]))
 
@@ -234,13 +232,13 @@ class LiveRules:
         if draft is not None and draft[0] == version:
             return draft
         with self._versions_lock:
-            bundle = self._versions.get(version)
-            if bundle is not None:
+            kept = self._versions.get(version)
+            if kept is not None:
                 self._versions.move_to_end(version)
             elif self._store is not None and len(self._wanted) < MAX_WANTED:
                 self._wanted.add(version)  # loaded at this process's next look, off the request
-        if bundle is not None:
-            return version, bundle
+        if kept is not None:
+            return version, kept[0]
         return live.version, live.bundle
 
     def _load_wanted(self, store: RulesStore) -> None:
@@ -250,7 +248,7 @@ class LiveRules:
         for version in wanted:
             try:
                 sources = store.sources(version)
-                bundle = self._adjusted(sources.load(self._audio_dir))
+                bundle = self._adjusted(sources.load(store.audio_dir))
                 self._keep(version, bundle, sources.content_sha256)
             except Exception:
                 log.exception(
@@ -268,26 +266,20 @@ class LiveRules:
 
     def _keep(self, version: int, bundle: Bundle, content: str) -> None:
         with self._versions_lock:
-            self._versions[version] = bundle
+            self._versions[version] = (bundle, content)
             self._versions.move_to_end(version)
-            self._contents[version] = content
             while len(self._versions) > KEEP_VERSIONS:
-                dropped, _ = self._versions.popitem(last=False)
-                self._contents.pop(dropped, None)
+                self._versions.popitem(last=False)
 
     def _kept(self, version: int, content: str) -> Bundle | None:
         """A loaded bundle of `version`, or of another version with the same content (a rollback
         to a version this process holds goes live without a load)."""
         with self._versions_lock:
-            bundle = self._versions.get(version)
-            if bundle is None:
-                same = [v for v, c in self._contents.items() if c == content]
-                bundle = self._versions.get(same[-1]) if same else None
-            return bundle
-
-    @property
-    def _audio_dir(self) -> Path:
-        return self._prompts_dir / "audio"
+            kept = self._versions.get(version)
+            if kept is None:
+                same = [held for held in self._versions.values() if held[1] == content]
+                kept = same[-1] if same else None
+            return kept[0] if kept is not None else None
 
     # --- the files and the store ----------------------------------------------------------------
 
@@ -385,7 +377,7 @@ class LiveRules:
             else:
                 bundle = self._kept(version.id, version.content_sha256)
                 if bundle is None:
-                    bundle = self._adjusted(store.sources(version.id).load(self._audio_dir))
+                    bundle = self._adjusted(store.bundle(version.id))
                 if live.version is not None:
                     # calls in progress may still need it
                     self._keep(live.version, live.bundle, live.content)
@@ -403,7 +395,7 @@ class LiveRules:
         if state.draft_id is None:
             self._draft = None
         elif self._draft is None or self._draft[0] != state.draft_id:
-            draft = self._adjusted(store.sources(state.draft_id).load(self._audio_dir))
+            draft = self._adjusted(store.bundle(state.draft_id))
             self._draft = (state.draft_id, draft)
         self._incident = state.incident
         self._serial = state.serial

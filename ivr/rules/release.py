@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from ivr.incidents import Incident
+from ivr.incidents import Incident, parse_eta
 from ivr.rules.schema import Rules
 from ivr.rules.store import RulesStore, Sources, StoreError, Version
 
@@ -121,9 +121,30 @@ def start_incident(
     )
 
 
+def start_incident_as_written(
+    store: RulesStore,
+    rules: Rules,
+    issues: Iterable[str],
+    eta_text: str | None,
+    languages: Iterable[str] | None,
+    by: str,
+    now: datetime,
+) -> Incident:
+    """Start an incident from what an admin wrote (the CLI's options, the form, a JSON body):
+    `StoreError` with a sentence when it is wrong (an unknown issue or language, an ETA that is
+    not a time or has passed)."""
+    eta = None
+    if eta_text is not None and eta_text.strip():
+        try:
+            eta = parse_eta(eta_text)
+        except ValueError as exc:
+            raise StoreError(str(exc)) from None
+    return start_incident(store, rules, issues, eta, languages, by, now)
+
+
 def live_rules(store: RulesStore) -> Rules | None:
     """The rules of the store's live version (None before anything was published)."""
     live_id = store.state().live_id
     if live_id is None:
         return None
-    return store.sources(live_id).load(store.audio_dir).rules
+    return store.bundle(live_id).rules

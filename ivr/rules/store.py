@@ -22,8 +22,6 @@ import dataclasses
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -252,22 +250,17 @@ class RulesStore:
         self.audio_dir = audio_dir
         """Where stored versions' recorded prompts come from (the running service's)."""
 
-    @contextmanager
-    def _session(self) -> Iterator[Session]:
-        with self.db.session() as session:
-            yield session
-
     # --- reading ------------------------------------------------------------------------------
 
     def serial(self) -> int:
         """The number every change bumps (0 before the first): cheap to poll."""
-        with self._session() as session:
+        with self.db.session() as session:
             serial = session.scalar(select(RulesStateRow.serial).where(RulesStateRow.id == 1))
             return serial or 0
 
     def state(self) -> LineState:
         """Which version is live, which is the draft, and the incident notice that is on."""
-        with self._session() as session:
+        with self.db.session() as session:
             row = session.get(RulesStateRow, 1)
             if row is None:
                 return LineState(0, None, None, None)
@@ -281,7 +274,7 @@ class RulesStore:
 
     def history(self) -> list[Version]:
         """Every version, oldest first."""
-        with self._session() as session:
+        with self.db.session() as session:
             row = session.get(RulesStateRow, 1)
             live, draft = (row.live_id, row.draft_id) if row is not None else (None, None)
             text = (defer(RulesVersionRow.rules_text), defer(RulesVersionRow.catalogs))
@@ -293,7 +286,7 @@ class RulesStore:
     def recently_live(self, since: datetime) -> list[int]:
         """The versions live at some moment since `since`, oldest first (the one live at `since`
         too): those calls in progress may have started on."""
-        with self._session() as session:
+        with self.db.session() as session:
             went_live = RulesVersionRow.kind != "draft"
             later = session.scalars(
                 select(RulesVersionRow.id)
@@ -310,7 +303,7 @@ class RulesStore:
 
     def version(self, version_id: int) -> Version:
         """One version (`StoreError` when there is none)."""
-        with self._session() as session:
+        with self.db.session() as session:
             row = self._row(session, version_id)
             state = session.get(RulesStateRow, 1)
             live, draft = (state.live_id, state.draft_id) if state is not None else (None, None)
@@ -318,7 +311,7 @@ class RulesStore:
 
     def sources(self, version_id: int) -> Sources:
         """The files of a version (`StoreError` when there is none)."""
-        with self._session() as session:
+        with self.db.session() as session:
             row = self._row(session, version_id)
             name = f"rules version {version_id}"
             return Sources(
@@ -328,9 +321,13 @@ class RulesStore:
                 f"{name}: voice_prompts",
             )
 
+    def bundle(self, version_id: int) -> Bundle:
+        """A version, loaded as the service runs it (`StoreError` when there is none)."""
+        return self.sources(version_id).load(self.audio_dir)
+
     def known(self, content_sha256: str) -> bool:
         """Whether any stored version has this content."""
-        with self._session() as session:
+        with self.db.session() as session:
             found = session.scalar(
                 select(RulesVersionRow.id)
                 .where(RulesVersionRow.content_sha256 == content_sha256)
@@ -340,7 +337,7 @@ class RulesStore:
 
     def incidents(self) -> list[Incident]:
         """Every incident notice, oldest first."""
-        with self._session() as session:
+        with self.db.session() as session:
             rows = session.scalars(select(IncidentRow).order_by(IncidentRow.id))
             return [_incident(r) for r in rows]
 
@@ -368,7 +365,7 @@ class RulesStore:
         Raises `RulesError` when the files could not run. When the live version already has this
         content, nothing is stored and the live version is returned."""
         sources.load(self.audio_dir)  # checked before anything is stored
-        with self._session() as session:
+        with self.db.session() as session:
             state = self._locked_state(session, now)
             if state.live_id is not None:
                 live = self._row(session, state.live_id)
@@ -388,7 +385,7 @@ class RulesStore:
     def stage_draft(self, sources: Sources, by: str, now: datetime, note: str = "") -> Version:
         """Store `sources` as the draft that tester numbers hear (replacing any earlier draft)."""
         sources.load(self.audio_dir)
-        with self._session() as session:
+        with self.db.session() as session:
             state = self._locked_state(session, now)
             row = self._insert(session, sources, by, now, "draft", None, note)
             state.draft_id = row.id
@@ -404,7 +401,7 @@ class RulesStore:
             )
         sources = self.sources(draft_id)
         sources.load(self.audio_dir)
-        with self._session() as session:
+        with self.db.session() as session:
             state = self._locked_state(session, now)
             if state.draft_id != draft_id:
                 raise StoreError("the draft changed meanwhile; look at it again before promoting")
@@ -415,7 +412,7 @@ class RulesStore:
 
     def drop_draft(self, now: datetime) -> bool:
         """Testers hear the live version again; False when there was no draft."""
-        with self._session() as session:
+        with self.db.session() as session:
             state = self._locked_state(session, now)
             if state.draft_id is None:
                 return False
@@ -434,7 +431,7 @@ class RulesStore:
         """Switch an incident notice on (ending the one that was on, if any)."""
         if not issues:
             raise StoreError("an incident needs at least one issue")
-        with self._session() as session:
+        with self.db.session() as session:
             state = self._locked_state(session, now)
             if state.incident_id is not None:
                 self._end(session, state.incident_id, by, now)
@@ -453,7 +450,7 @@ class RulesStore:
 
     def end_incident(self, by: str, now: datetime) -> Incident | None:
         """Switch the incident notice off; the incident that ended, or None when none was on."""
-        with self._session() as session:
+        with self.db.session() as session:
             state = self._locked_state(session, now)
             if state.incident_id is None:
                 return None

@@ -111,6 +111,23 @@ incident notice (the hold webhook takes it as that key: `webhooks.hold`)."""
 """An id the exchange made (a verification), as the contract allows it."""
 
 
+STATE_VERSION = "sv"
+"""The URL parameter of a state's version, written only above 1 (none is, today)."""
+STATE_READS_UP_TO = 1
+"""The highest URL state version this code reads. Bump it, and have `to_params` write `sv` for the
+states that need it, when a state gains what an older release would misread: a new step, a new
+parameter whose absence means something else, a new meaning for a value (docs/upgrading.md)."""
+
+
+def newer_state(params: Mapping[str, str]) -> bool:
+    """Whether a URL's state (sealed by this service, so by some release of it) was written by a
+    newer release: its version is above ours, or it names a step this code does not know."""
+    version = params.get(STATE_VERSION, "")
+    if version.isdigit() and int(version) > STATE_READS_UP_TO:
+        return True
+    return "step" in params and params["step"] not in STEPS
+
+
 @dataclass(frozen=True)
 class CallState:
     """Where a caller is in the flow. Carried in webhook URLs (see `to_params` / `from_params`)."""

@@ -60,6 +60,11 @@ def healthz() -> tuple[Response, int]:
             "held_in_memory": backlog.held,
             "lost_to_log": s.journal.lost(),
             "rejected": backlog.rejected,
+            "waiting_for_newer": (
+                None
+                if backlog.newer is None
+                else {str(version): count for version, count in backlog.newer.items()}
+            ),
         },
         "writer": {
             "mode": s.settings.writer,

@@ -49,7 +49,7 @@ from typing import Any, Final, Literal
 import redis
 from redis.exceptions import RedisError, ResponseError
 
-from ivr.tickets.records import BadRecord, JournalRecord
+from ivr.tickets.records import READS_UP_TO, BadRecord, JournalRecord, NewerRecord
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,11 @@ STREAM_KEY: Final = "ivr:{journal}"
 tag `{journal}` keeps it in one Redis Cluster slot with `REJECTED_KEY` (`reject` is a MULTI)."""
 REJECTED_KEY: Final = "ivr:{journal}:rejected"
 """Entries no writer can apply (unreadable, or refused by the database), kept for an operator."""
+NEWER_KEY: Final = "ivr:{journal}:v%d"
+"""Records waiting for a process that reads this version (`newer_key`): a newer release wrote them
+and an older writer met them (docs/upgrading.md). Same hash tag: `hold` is a MULTI."""
+NEWER_VERSIONS_KEY: Final = "ivr:{journal}:versions"
+"""The set of versions that have a `NEWER_KEY` stream, for `/healthz` and `/metrics`."""
 LEGACY_KEYS: Final = (("ivr:journal", STREAM_KEY), ("ivr:journal:rejected", REJECTED_KEY))
 """The names before Redis Cluster support, and the new ones their entries move to."""
 LEGACY_BATCH: Final = 500
@@ -93,6 +98,8 @@ class Delivery:
     line: str
     record: JournalRecord | None
     problem: str | None = None
+    newer: int | None = None
+    """The version a process must read to take the record, when a newer release wrote it."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +115,8 @@ class Backlog:
     rejected: int | None
     held: int = 0
     """Records held in this process's memory, neither the spool nor Redis having taken them yet."""
+    newer: Mapping[int, int] | None = None
+    """Records waiting for a newer release, by the version it must read (None: Redis unreachable)."""
 
 
 class JournalStream:
@@ -210,6 +219,49 @@ class JournalStream:
             pipe.xdel(STREAM_KEY, delivery.entry_id)
             pipe.execute()
 
+    def hold(self, delivery: Delivery, version: int) -> None:
+        """Leave an entry a newer release wrote for a process that reads `version`: moved to that
+        version's stream and forgotten here; atomic (MULTI)."""
+        with self._client.pipeline(transaction=True) as pipe:
+            self._hold_in(pipe, delivery.line, version)
+            pipe.xack(STREAM_KEY, GROUP, delivery.entry_id)
+            pipe.xdel(STREAM_KEY, delivery.entry_id)
+            pipe.execute()
+
+    def hold_lines(self, lines: Sequence[tuple[str, int]]) -> None:
+        """Leave (line, version) pairs for newer processes (spool lines); one round trip."""
+        with self._client.pipeline(transaction=True) as pipe:
+            for line, version in lines:
+                self._hold_in(pipe, line, version)
+            pipe.execute()
+
+    @staticmethod
+    def _hold_in(pipe: Any, line: str, version: int) -> None:
+        pipe.xadd(newer_key(version), {_FIELD: line})
+        pipe.sadd(NEWER_VERSIONS_KEY, version)
+
+    def scan(self, key: str, after: str, count: int) -> list[Delivery]:
+        """Up to `count` entries of `key` (the rejected stream, a version's stream) after the entry
+        id `after` ("0" for the first), parsed as this code reads them."""
+        entries: list[Any] = list(self._client.xrange(key, f"({after}", "+", count=count) or [])
+        return [_delivery(key, _text(entry_id), fields) for entry_id, fields in entries]
+
+    def move(self, delivery: Delivery, *, newer: int | None = None, reason: str = "") -> None:
+        """Take an entry out of the stream `scan` found it in: to the stream of version `newer`,
+        else to the rejected stream with the reason; atomic (MULTI)."""
+        with self._client.pipeline(transaction=True) as pipe:
+            if newer is not None:
+                self._hold_in(pipe, delivery.line, newer)
+            else:
+                pipe.xadd(REJECTED_KEY, {_FIELD: delivery.line, "reason": reason})
+            pipe.xdel(delivery.source, delivery.entry_id)
+            pipe.execute()
+
+    def forget(self, key: str, entry_ids: Sequence[str]) -> None:
+        """Delete entries `scan` found that a writer applied."""
+        if entry_ids:
+            self._client.xdel(key, *entry_ids)
+
     def backlog(self) -> tuple[int, datetime | None, int]:
         """(waiting entries, when the oldest was added, rejected entries); one round trip."""
         with self._client.pipeline(transaction=False) as pipe:
@@ -222,6 +274,15 @@ class JournalStream:
             ms = int(_text(first[0][0]).split("-")[0])
             oldest = datetime.fromtimestamp(ms / 1000, tz=UTC)
         return int(length), oldest, int(rejected)
+
+    def newer(self) -> dict[int, int]:
+        """Records waiting for a newer release, by version (only versions with some)."""
+        versions = sorted(int(_text(v)) for v in self._client.smembers(NEWER_VERSIONS_KEY) or ())
+        with self._client.pipeline(transaction=False) as pipe:
+            for version in versions:
+                pipe.xlen(newer_key(version))
+            lengths = pipe.execute()
+        return {v: int(n) for v, n in zip(versions, lengths, strict=True) if n}
 
 
 class Spool:
@@ -428,6 +489,13 @@ class Spool:
         """Remove a drained spool file (call inside `claim`)."""
         path.unlink(missing_ok=True)
 
+    def keep_only(self, path: Path, lines: Sequence[str]) -> None:
+        """Replace a claimed spool file by the given lines of it (call inside `claim`): the records
+        a newer release must read, while Redis, where they would wait, is away."""
+        partial = path.with_suffix(_OPENING_SUFFIX)
+        partial.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        os.rename(partial, path)
+
     def reject(self, delivery: Delivery, reason: str) -> None:
         """Keep an unreadable spool line for an operator."""
         with (self.folder / _REJECTED_SPOOL).open("a", encoding="utf-8") as file:
@@ -565,9 +633,10 @@ class Journal:
         held = self.held()
         try:
             length, oldest, rejected = self.stream.backlog()
+            newer = self.stream.newer()
         except RedisError:
             return Backlog(None, None, files, size, None, held)
-        return Backlog(length, oldest, files, size, rejected, held)
+        return Backlog(length, oldest, files, size, rejected, held, newer)
 
 
 _JOURNALS: weakref.WeakSet[Journal] = weakref.WeakSet()
@@ -607,10 +676,22 @@ def _still_named(path: Path, fd: int) -> bool:
         return False
 
 
+def newer_key(version: int) -> str:
+    """The stream where records wait for a process that reads `version`."""
+    return NEWER_KEY % version
+
+
+NEWER_READ: Final = tuple(newer_key(v) for v in range(2, READS_UP_TO + 2))
+"""The version streams this code's writer reads: up to its own version, and the one above it (a
+newer release that wrote a new name without bumping the version may be this one)."""
+
+
 def _delivery(source: str, entry_id: str, fields: Mapping[Any, Any]) -> Delivery:
     line = next((_text(fields[k]) for k in (_FIELD, _FIELD.encode()) if k in fields), "")
     try:
         return Delivery(source, entry_id, line, JournalRecord.from_json(line))
+    except NewerRecord as exc:
+        return Delivery(source, entry_id, line, None, str(exc), newer=exc.version)
     except BadRecord as exc:
         return Delivery(source, entry_id, line, None, str(exc))
 

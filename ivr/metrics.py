@@ -331,6 +331,15 @@ def _journal(s: Services) -> Iterator[Metric]:
             "Ticket changes the writer could not apply (kept aside for a person).",
             backlog.rejected,
         )
+    if backlog.newer is not None:
+        newer = GaugeMetricFamily(
+            "ivr_journal_newer_entries",
+            "Ticket changes a newer release wrote that wait for a process that reads their version.",
+            labels=["version"],
+        )
+        for version, count in backlog.newer.items():
+            newer.add_metric([str(version)], count)
+        yield newer
     yield gauge("ivr_journal_spool_files", "Spool files not yet shipped.", backlog.spool_files)
     yield gauge("ivr_journal_spool_bytes", "Bytes in the spool.", backlog.spool_bytes)
     yield gauge(

@@ -20,6 +20,7 @@ import logging
 import re
 from dataclasses import dataclass, replace
 from typing import Literal
+from xml.sax.saxutils import escape
 
 from flask import Blueprint, Response, abort, request, send_from_directory
 from redis.exceptions import RedisError
@@ -27,10 +28,19 @@ from werkzeug.exceptions import HTTPException
 
 from ivr.credentials import PIN_DELAYS, WINDOW_SECONDS
 from ivr.exchange.contract import Verification
-from ivr.flow import ASKED_CALLBACK, LOCK_NOW, Caller, CallState, Decision, Flow, KnownCaller
+from ivr.flow import (
+    ASKED_CALLBACK,
+    LOCK_NOW,
+    Caller,
+    CallState,
+    Decision,
+    Flow,
+    KnownCaller,
+    newer_state,
+)
 from ivr.security import refuse_unsigned, signed_content
 from ivr.services import services
-from ivr.signing import CALLBACK_CODE_DIGITS, SEAL_MAX_AGE
+from ivr.signing import CALLBACK_CODE_DIGITS, SEAL_MAX_AGE, SEAL_PARAM
 from ivr.speech import Utterance
 from ivr.switchboard import Call, carried
 from ivr.tickets.changes import FINAL_STATUSES
@@ -55,6 +65,15 @@ COUNTRY = re.compile(r"^[A-Z]{2}$")
 RULES_VERSION = re.compile(r"^[1-9][0-9]{0,8}$")
 _AUDIO_FILE = re.compile(r"^[a-z][a-z0-9_]*\.(mp3|wav)$")
 HANG_UP = "<Response><Hangup/></Response>"
+HAND_BACKS = 4
+"""How many times a webhook whose URL state a newer release wrote is handed back to the proxy
+(`_hand_back`) before this code answers it as a state it cannot read: the call starts over."""
+HAND_BACK = "hb"
+"""The URL parameter counting a call's hand-backs, last before the seal."""
+_HAND_BACK_TAIL = re.compile(rf"&{HAND_BACK}=[0-9]+$")
+_NO_HAND_BACK = frozenset({"voice.status", "voice.whisper"})
+"""Webhooks whose answer Twilio does not follow as the caller's call (a status callback) or that
+play on the agent's leg: they read what they can of the URL, as before."""
 
 
 @bp.before_request
@@ -93,6 +112,8 @@ class _Sealed:
     """The incident notice the call heard (`Caller.notice`)."""
     rules_version: int | None = None
     """The rules version the call started with (`LiveRules.for_call`)."""
+    newer: bool = False
+    """The state was written by a newer release: this code does not read it (`state` is None)."""
 
 
 def _sealed(sid: str, parent: str) -> _Sealed:
@@ -122,14 +143,38 @@ def _sealed(sid: str, parent: str) -> _Sealed:
     code = request.args.get("code", "")
     notice = request.args.get(NOTICE, "")
     version = request.args.get("rv", "")
+    newer = newer_state(request.args)
     return _Sealed(
-        CallState.from_params(request.args),
+        None if newer else CallState.from_params(request.args),
         reference if REFERENCE.match(reference) else None,
         origin,
         code if origin is not None and CALLBACK_CODE.match(code) else None,
         notice=int(notice) if NOTICE_ID.match(notice) else None,
         rules_version=int(version) if RULES_VERSION.match(version) else None,
+        newer=newer,
     )
+
+
+def _hand_back(owner: str) -> Response | None:
+    """For a webhook whose URL state a newer release wrote: a short pause, then the same webhook
+    again (resealed, its hand-backs counted), which the proxy may give to a newer instance during
+    a rolling upgrade. None once `HAND_BACKS` were given: the call starts over, as for any state
+    this code cannot read, and the caller is never dropped."""
+    url = f"{request.path}?{request.query_string.decode('latin-1')}"
+    head = url.rpartition(f"&{SEAL_PARAM}=")[0]
+    given = (
+        int(request.args.get(HAND_BACK) or 0) if request.args.get(HAND_BACK, "").isdigit() else 0
+    )
+    if given >= HAND_BACKS:
+        log.warning(
+            "%s: URL state of a newer release after %d hand-backs: starting over", url, given
+        )
+        return None
+    head = f"{_HAND_BACK_TAIL.sub('', head)}&{HAND_BACK}={given + 1}"
+    now = services().clock.now().timestamp()
+    again = services().signer.seal(head, owner, now)
+    log.info("%s: URL state of a newer release; handing the call back to the proxy", request.path)
+    return twiml(f'<Response><Pause length="1"/><Redirect>{escape(again)}</Redirect></Response>')
 
 
 def arrive(*, numbered: bool = True, agent_leg: bool = False) -> tuple[Call, CallState | None]:
@@ -147,6 +192,10 @@ def arrive(*, numbered: bool = True, agent_leg: bool = False) -> tuple[Call, Cal
         abort(400, description="missing or malformed CallSid")
     parent = request.form.get("ParentCallSid", "") if agent_leg else ""
     sealed = _sealed(sid, parent)
+    if sealed.newer and request.endpoint not in _NO_HAND_BACK:
+        again = _hand_back(sealed.origin or (parent if SID.match(parent) else sid))
+        if again is not None:
+            abort(again)
     number = request.form.get("From", "").strip()[:32] or None
     called = request.form.get("To", "").strip()[:32] or None
     reference = sealed.reference

@@ -7,6 +7,10 @@ its schema is behind, records wait in the journal and the writer retries with a 
 is acknowledged before it is committed. A record no database will take (unreadable, or refused for its
 data) is set aside with the reason instead of blocking the ones behind it, and so is a record new to a
 call whose records retention pruned (`ivr.tickets.retention`): its ticket is final.
+
+During a rolling upgrade a writer meets records a newer release wrote that it cannot read: it leaves
+them for a newer process (`JournalStream.hold`), and reads those left for a version it reads, along
+with the records an older release set aside that it can read now (`_recover`; docs/upgrading.md).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from ivr.clock import Clock
 from ivr.db import Database
-from ivr.journal import Delivery, Journal
+from ivr.journal import NEWER_READ, REJECTED_KEY, Delivery, Journal, newer_key
 from ivr.tickets import service
 from ivr.tickets.references import References
 
@@ -36,6 +40,9 @@ _IDLE_SECONDS = 0.1
 _RECLAIM_EVERY_SECONDS = 10.0
 _MAX_BACKOFF_SECONDS = 5.0
 _SCHEMA_CHECK_SECONDS = 10.0
+RECOVER_EVERY_SECONDS = 10.0
+"""How often a writer looks for new entries in the rejected stream and the version streams it reads
+(at once again while it finds a whole batch)."""
 
 
 class StoreUnavailable(Exception):
@@ -78,6 +85,10 @@ class TicketWriter:
         self._parsed = service.ParsedRecords()
         self._own_pending = True  # at start, and after a failed batch: read our own first
         self._next_reclaim = 0.0
+        self._next_recover = 0.0
+        self._recovered_up_to: dict[str, str] = {}
+        """Per stream `_recover` reads, the last entry it looked at: this code reads the same
+        records for as long as it runs, so an entry it left is not looked at again."""
         self._lock = threading.Lock()  # one batch at a time per writer (inline drains and the loop)
 
     def step(self) -> int:
@@ -97,6 +108,10 @@ class TicketWriter:
         done = self._drain_spool()
         if done:
             return done
+        if time.monotonic() >= self._next_recover:
+            done = self._recover()
+            if done:
+                return done
         reclaim = time.monotonic() >= self._next_reclaim
         try:
             deliveries = self.journal.stream.read(
@@ -182,14 +197,91 @@ class TicketWriter:
             with spool.claim(path) as deliveries:
                 if deliveries is None:
                     continue
+                newer = [(d.line, d.newer) for d in deliveries if d.newer is not None]
+                held = not newer or self._hold_spooled(newer)
+                if not held and len(newer) == len(deliveries):
+                    continue  # only records for a newer release, and Redis away: they wait here
                 for start in range(0, len(deliveries), self.batch_size):
                     self._apply(deliveries[start : start + self.batch_size])
-                spool.done(path)
-                return max(1, len(deliveries))  # an empty file left behind is progress too
+                if held:
+                    spool.done(path)
+                else:
+                    spool.keep_only(path, [line for line, _ in newer])
+                return max(1, len(deliveries) - len(newer))  # an empty file is progress too
         return 0
 
+    def _hold_spooled(self, lines: list[tuple[str, int]]) -> bool:
+        """Leave spooled records of a newer release in Redis for it; False while Redis is away."""
+        try:
+            self.journal.stream.hold_lines(lines)
+        except RedisError:
+            return False
+        log.warning("ticket writer: left %d spooled records for a newer release", len(lines))
+        return True
+
+    def _recover(self) -> int:
+        """Apply a batch of the entries this code reads that wait in the version streams it reads
+        or that an older release set aside (`ivr:{journal}:rejected`), and delete them there; what
+        it cannot read stays, or moves to where it belongs. How many it applied."""
+        applied = 0
+        full = False
+        try:
+            for key in (REJECTED_KEY, *NEWER_READ):
+                after = self._recovered_up_to.get(key, "0")
+                deliveries = self.journal.stream.scan(key, after, self.batch_size)
+                if not deliveries:
+                    continue
+                full = full or len(deliveries) == self.batch_size
+                applied += self._recover_batch(key, deliveries)
+                self._recovered_up_to[key] = deliveries[-1].entry_id
+        except RedisError:
+            log.warning("ticket writer: could not look at the held journal entries", exc_info=True)
+        if not full:
+            self._next_recover = time.monotonic() + RECOVER_EVERY_SECONDS
+        return applied
+
+    def _recover_batch(self, key: str, deliveries: list[Delivery]) -> int:
+        readable = [d for d in deliveries if d.record is not None]
+        refused: set[str] = set()
+        if readable:
+            try:
+                refused.update(self._write(readable))
+            except (DataError, IntegrityError):
+                for delivery in readable:
+                    try:
+                        refused.update(self._write([delivery]))
+                    except (DataError, IntegrityError):
+                        refused.add(delivery.entry_id)
+        applied = [
+            d
+            for d in readable
+            if d.entry_id not in refused and d.record is not None and d.record.id not in refused
+        ]
+        self.journal.stream.forget(key, [d.entry_id for d in applied])
+        for delivery in deliveries:
+            if delivery.newer is not None:
+                if newer_key(delivery.newer) != key:
+                    self.journal.stream.move(delivery, newer=delivery.newer)
+            elif key != REJECTED_KEY and delivery.record is None:
+                self.journal.stream.move(delivery, reason=delivery.problem or "unreadable")
+            elif key != REJECTED_KEY and delivery not in applied:
+                self.journal.stream.move(delivery, reason="refused by the database")
+            # What the database refuses again stays where an operator looks: the rejected stream.
+        if applied:
+            log.warning("ticket writer: applied %d journal entries held in %s", len(applied), key)
+        self.status.applied += len(applied)
+        return len(applied)
+
     def _apply(self, deliveries: list[Delivery]) -> int:
-        unreadable = [d for d in deliveries if d.record is None]
+        for delivery in deliveries:
+            if delivery.newer is not None and delivery.source == "stream":
+                log.warning(
+                    "ticket writer: left journal entry %s for a newer release: %s",
+                    delivery.entry_id,
+                    delivery.problem,
+                )
+                self.journal.stream.hold(delivery, delivery.newer)
+        unreadable = [d for d in deliveries if d.record is None and d.newer is None]
         for delivery in unreadable:
             self._reject(delivery, delivery.problem or "unreadable")
         readable = [d for d in deliveries if d.record is not None]

@@ -16,18 +16,40 @@ import time
 import uuid
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 from ivr.tickets.changes import LATEST_WINS, EventRecord, Outcome, QueueEvent, TicketChange
 
 FORMAT_VERSION = 1
+"""The version every record is written with: the lowest that can express what it holds (all of it,
+today). Bump `READS_UP_TO`, and write the new version only for the records that need it, when a
+record gains something an older reader would misread if it took it for version 1: a field whose
+absence means something else, a new meaning for an existing one. A new ticket field, event name or
+outcome needs no bump: an older reader holds a record naming one for a newer process
+(`NewerRecord`), which reads it. See docs/upgrading.md."""
+
+READS_UP_TO = 1
+"""The highest record version this code reads; a record above it waits for a newer process."""
 
 NO_CALL = ""
 """The call SID of records that belong to no call: agent logins and logouts."""
 
 
 class BadRecord(ValueError):
-    """A journal line that is not a record this code can read; it is set aside, never applied."""
+    """A journal line that is not a record at all (not JSON, no id, a wrong type): it is set aside
+    for an operator, never applied."""
+
+
+class NewerRecord(ValueError):
+    """A record a newer release wrote that this code cannot read: its version is above
+    `READS_UP_TO`, or it names a ticket field, event or outcome this code does not know (a newer
+    release that did not bump the version). It is left for a newer process, not rejected."""
+
+    def __init__(self, version: int, reason: str) -> None:
+        super().__init__(reason)
+        self.version = version
+        """The version a process must read to take it: the record's own, or one above ours."""
 
 
 @dataclass(frozen=True)
@@ -82,11 +104,19 @@ class JournalRecord:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> JournalRecord:
-        """Parse a line written by `to_json`; `BadRecord` when it is not one."""
+        """Parse a line written by `to_json` of this release or an older one; `NewerRecord` when
+        a newer release wrote something this code cannot read, `BadRecord` when it is no record."""
         try:
             body = json.loads(text)
-            if not isinstance(body, dict) or body.get("v") != FORMAT_VERSION:
-                raise BadRecord(f"not a version {FORMAT_VERSION} journal record")
+            if not isinstance(body, dict):
+                raise BadRecord("not a journal record")
+            version = body.get("v")
+            if type(version) is not int or version < 1:
+                raise BadRecord(f"not a journal record version: {version!r}")
+            if version > READS_UP_TO:
+                raise NewerRecord(
+                    version, f"version {version} record (this code reads {READS_UP_TO})"
+                )
             end = body.get("end")
             return cls(
                 id=_text(body["id"]),
@@ -99,8 +129,12 @@ class JournalRecord:
                 change=_change_from(body.get("change") or {}),
                 end=None if end is None else CallEnd(str(end["status"]), _int(end.get("duration"))),
             )
-        except BadRecord:
+        except (BadRecord, NewerRecord):
             raise
+        except _Unknown as exc:
+            # Written as a version this code reads, yet naming what it does not know: a newer
+            # release wrote it without bumping the version. Leave it for one that knows the name.
+            raise NewerRecord(READS_UP_TO + 1, f"written by a newer release: {exc}") from exc
         except (KeyError, TypeError, ValueError) as exc:
             raise BadRecord(f"unreadable journal record: {exc!r}") from exc
 
@@ -134,7 +168,7 @@ def _change_from(body: dict[str, Any]) -> TicketChange:
     known = {f.name for f in fields(TicketChange)}
     unknown = set(body) - known
     if unknown:
-        raise BadRecord(f"unknown ticket fields {sorted(unknown)}")
+        raise _Unknown(f"unknown ticket fields {sorted(unknown)}")
     values: dict[str, Any] = {name: body[name] for name in _SCALARS if body.get(name) is not None}
     for name in ("priority", "recording_duration", "satisfaction", "incident"):
         if name in values:
@@ -143,7 +177,7 @@ def _change_from(body: dict[str, Any]) -> TicketChange:
         # A string "false" would read as true on the ticket: only JSON's own booleans are kept.
         raise BadRecord(f"said_checked must be true or false, not {values['said_checked']!r}")
     if body.get("outcome") is not None:
-        values["outcome"] = Outcome(body["outcome"])
+        values["outcome"] = _known(Outcome, body["outcome"], "outcome")
     return TicketChange(
         **values,
         queued=bool(body.get("queued")),
@@ -165,7 +199,7 @@ def _event_body(record: EventRecord) -> dict[str, Any]:
 
 def _event_from(body: dict[str, Any]) -> EventRecord:
     return EventRecord(
-        QueueEvent(body["event"]),
+        _known(QueueEvent, body["event"], "queue event"),
         queue=_optional(body.get("queue")),
         language=_optional(body.get("language")),
         agent=_optional(body.get("agent")),
@@ -174,6 +208,22 @@ def _event_from(body: dict[str, Any]) -> EventRecord:
         talk_seconds=_int(body.get("talk_seconds")),
         data={str(k): str(v) for k, v in (body.get("data") or {}).items()},
     )
+
+
+class _Unknown(Exception):
+    """A well-formed name this code does not know (a ticket field, an event, an outcome)."""
+
+
+_E = TypeVar("_E", bound=StrEnum)
+
+
+def _known(kind: type[_E], value: Any, what: str) -> _E:
+    if not isinstance(value, str):
+        raise BadRecord(f"{what} must be a string, not {value!r}")
+    try:
+        return kind(value)
+    except ValueError:
+        raise _Unknown(f"unknown {what} {value!r}") from None
 
 
 def _optional(value: Any) -> str | None:

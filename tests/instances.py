@@ -79,8 +79,11 @@ class Instance:
     log: Path
 
     @classmethod
-    def start(cls, env: dict[str, str], log: Path, workers: int = 1) -> Instance:
-        """Start `ivr serve --workers N` on a free port (the caller waits with `wait_ready`)."""
+    def start(
+        cls, env: dict[str, str], log: Path, workers: int = 1, *, root: Path = ROOT
+    ) -> Instance:
+        """Start `ivr serve --workers N` on a free port (the caller waits with `wait_ready`), from
+        the source tree `root` (another release's, extracted: `tests/test_upgrade.py`)."""
         port = free_port()
         with open(log, "wb") as output:
             process = subprocess.Popen(
@@ -89,7 +92,7 @@ class Instance:
                     *("--port", str(port), "--workers", str(workers)),
                 ],
                 env=env,
-                cwd=ROOT,
+                cwd=root,
                 stdin=subprocess.DEVNULL,
                 stdout=output,
                 stderr=subprocess.STDOUT,

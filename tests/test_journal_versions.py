@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -53,10 +54,8 @@ def callback_queued(sid: str) -> JournalRecord:
 
 
 def entries(client: redis.Redis, key: str) -> list[dict[str, str]]:
-    return [
-        {k.decode(): v.decode() for k, v in fields.items()}
-        for _id, fields in client.xrange(key, "-", "+")
-    ]
+    found: Any = client.xrange(key, "-", "+")
+    return [{k.decode(): v.decode() for k, v in fields.items()} for _id, fields in found]
 
 
 def test_records_a_newer_release_wrote_wait_for_it_and_are_not_rejected(

@@ -241,36 +241,37 @@ class TicketWriter:
         return applied
 
     def _recover_batch(self, key: str, deliveries: list[Delivery]) -> int:
-        readable = [d for d in deliveries if d.record is not None]
-        refused: set[str] = set()
-        if readable:
-            try:
-                refused.update(self._write(readable))
-            except (DataError, IntegrityError):
-                for delivery in readable:
-                    try:
-                        refused.update(self._write([delivery]))
-                    except (DataError, IntegrityError):
-                        refused.add(delivery.entry_id)
-        applied = [
-            d
-            for d in readable
-            if d.entry_id not in refused and d.record is not None and d.record.id not in refused
-        ]
+        applied = self._written([d for d in deliveries if d.record is not None])
         self.journal.stream.forget(key, [d.entry_id for d in applied])
         for delivery in deliveries:
             if delivery.newer is not None:
                 if newer_key(delivery.newer) != key:
                     self.journal.stream.move(delivery, newer=delivery.newer)
-            elif key != REJECTED_KEY and delivery.record is None:
+            elif key == REJECTED_KEY:
+                continue  # unreadable, or refused again: it stays where an operator looks
+            elif delivery.record is None:
                 self.journal.stream.move(delivery, reason=delivery.problem or "unreadable")
-            elif key != REJECTED_KEY and delivery not in applied:
+            elif delivery not in applied:
                 self.journal.stream.move(delivery, reason="refused by the database")
-            # What the database refuses again stays where an operator looks: the rejected stream.
         if applied:
             log.warning("ticket writer: applied %d journal entries held in %s", len(applied), key)
         self.status.applied += len(applied)
         return len(applied)
+
+    def _written(self, deliveries: list[Delivery]) -> list[Delivery]:
+        """Write the records (one by one when the batch is refused); those the database took."""
+        if not deliveries:
+            return []
+        try:
+            refused = set(self._write(deliveries))
+        except (DataError, IntegrityError):
+            refused = set()
+            for delivery in deliveries:
+                try:
+                    refused.update(self._write([delivery]))
+                except (DataError, IntegrityError):
+                    refused.add(delivery.record.id if delivery.record is not None else "")
+        return [d for d in deliveries if d.record is not None and d.record.id not in refused]
 
     def _apply(self, deliveries: list[Delivery]) -> int:
         for delivery in deliveries:

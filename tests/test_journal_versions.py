@@ -10,15 +10,18 @@ from typing import Any
 import pytest
 import redis
 from flask import Flask
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
 
 from ivr import writer as writer_module
 from ivr.db import Database
 from ivr.journal import REJECTED_KEY, STREAM_KEY, Journal, newer_key
 from ivr.services import services
-from ivr.tickets import records
+from ivr.tickets import records, service
 from ivr.tickets.changes import EventRecord, Outcome, QueueEvent
+from ivr.tickets.models import TicketChangeRow
 from ivr.tickets.records import JournalRecord
-from tests.support import journal_record, ticket_of
+from tests.support import journal_record, ticket_of, write_records
 from tests.test_journal import unreachable_redis
 from tests.test_metrics import scrape, value
 from tests.test_writer import NOW, a_call, journaled, writer_for
@@ -173,3 +176,44 @@ def test_health_and_metrics_say_how_many_records_wait_for_a_newer_release(
     assert body["status"] == "ok"  # a rolling upgrade is no fault
     assert body["journal"]["waiting_for_newer"] == {"4": 1}
     assert value(scrape(app), "ivr_journal_newer_entries", version="4") == 1
+
+
+def test_what_the_database_refuses_again_stays_in_the_rejected_stream_for_an_operator(
+    journal: Journal, database: Database, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    poison, fine = callback_queued("CA-poison"), callback_queued("CA14")
+    for record in (poison, fine):
+        redis_client.xadd(REJECTED_KEY, {"r": record.to_json(), "reason": "some older verdict"})
+    broken = "not a record"
+    journal.stream.hold_lines([(broken, 2)])  # nothing a newer release would read either
+    real = service.apply_records
+
+    def refuse_poison(session: object, records: list[JournalRecord], **kw: object) -> object:
+        if any(r.call_sid == "CA-poison" for r in records):
+            raise IntegrityError("INSERT", {}, Exception("violates check constraint"))
+        return real(session, records, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(service, "apply_records", refuse_poison)
+    assert writer_for(journal, database).drain() == 1
+
+    assert ticket_of(database, "CA14").outcome is Outcome.CALLBACK
+    rejected = entries(redis_client, REJECTED_KEY)
+    assert [e["r"] for e in rejected] == [poison.to_json(), broken]
+    assert rejected[1]["reason"].startswith("unreadable journal record")
+    assert journal.backlog().newer == {}
+
+
+def test_a_call_a_newer_release_wrote_to_goes_on_being_written_by_this_one(
+    journal: Journal, database: Database
+) -> None:
+    first, *rest = a_call("CA15")
+    write_records(database, first)
+    with database.sessions() as session, session.begin():  # as a version 2 release stores it
+        row = update(TicketChangeRow).where(TicketChangeRow.id == first.id)
+        session.execute(row.values(body=as_version(first, 2)))
+    journaled(journal, *rest)
+
+    assert writer_for(journal, database).drain() == 3  # no crash on the stored version 2 record
+
+    ticket = ticket_of(database, "CA15")
+    assert ticket.menu_path == ["language:2"] and ticket.outcome is Outcome.ABANDONED

@@ -30,7 +30,7 @@ from ivr.tickets.models import (
     TicketChangeRow,
 )
 from ivr.tickets.projection import EventFields, TicketFields, agent_events, in_order, project
-from ivr.tickets.records import NO_CALL, BadRecord, JournalRecord
+from ivr.tickets.records import NO_CALL, BadRecord, JournalRecord, NewerRecord
 
 log = logging.getLogger(__name__)
 
@@ -194,6 +194,13 @@ def _records_of(
         if record is None:
             try:
                 record = JournalRecord.from_json(body)
+            except NewerRecord as exc:
+                # A newer release applied it: this ticket is folded without it until a newer
+                # writer folds the call again (docs/upgrading.md).
+                log.warning(
+                    "stored journal record %s of a newer release skipped: %s", record_id, exc
+                )
+                continue
             except BadRecord:
                 log.exception("a stored journal record cannot be read any more; skipped")
                 continue
@@ -565,7 +572,7 @@ def _callbacks_asked(session: Session, calls: Sequence[str]) -> dict[str, dateti
     for call_sid, body in rows:
         try:
             record = JournalRecord.from_json(body)
-        except BadRecord:
+        except (BadRecord, NewerRecord):
             continue
         if record.change.outcome == Outcome.CALLBACK:
             asked[call_sid] = max(record.at, asked.get(call_sid, record.at))

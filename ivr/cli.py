@@ -237,6 +237,7 @@ def _run_gunicorn(
             self.cfg.set("bind", bind)
             self.cfg.set("workers", workers)
             self.cfg.set("threads", threads)
+            self.cfg.set("worker_class", drain.DrainingWorker)
             self.cfg.set("accesslog", "-")
             # Twilio gives up on a webhook after 15 s; never keep a worker longer than that.
             self.cfg.set("timeout", 20)

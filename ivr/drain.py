@@ -6,8 +6,13 @@ On SIGTERM (or SIGINT) to gunicorn's master:
    and load balancers send no new calls here.
 2. For `IVR_DRAIN_SECONDS` the workers go on accepting and answering every request, so a webhook a
    proxy or Twilio still sends here (the proxy has not noticed yet) is answered.
-3. Then the master makes gunicorn's graceful stop: it closes the listening sockets and sends the
-   workers SIGTERM; each answers the requests it holds (at most `GRACEFUL_SECONDS`) and exits.
+3. Then the master makes gunicorn's graceful stop: it shuts the listening socket down (new
+   connections are refused from that instant, so a proxy passes them to another instance) and sends
+   the workers SIGTERM; each answers the requests it holds (at most `GRACEFUL_SECONDS`) and exits.
+   The master shuts the socket itself down (`shutdown`, not only its own `close`): the workers
+   share it, and gunicorn's workers stop accepting at SIGTERM but keep it open until their last
+   request is answered, so connections a proxy opened meanwhile would wait in the kernel's queue,
+   unanswered, and be reset at the close; a reset POST is not retried by nginx.
 4. Each worker, before it exits (gunicorn's `worker_exit` hook), hands over its journal
    (`Background.finish`): what memory holds and its spool go to the Redis stream, and its spool
    file is sealed; what Redis cannot take stays in the spool for the next process or `ivr worker`.
@@ -30,13 +35,17 @@ exited, in the worker process."
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import mmap
+import socket
 import time
 from typing import Any
 
 from flask import Flask
 from gunicorn.arbiter import Arbiter
+from gunicorn.workers.gthread import ThreadWorker
 
 log = logging.getLogger(__name__)
 
@@ -115,3 +124,25 @@ class DrainingArbiter(Arbiter):  # type: ignore[misc]
         if self.stop_at is not None and time.monotonic() >= self.stop_at:
             raise StopIteration
         super().manage_workers()
+
+    def stop(self, graceful: bool = True) -> None:
+        # Refuse new connections at once, in every process that shares the socket (step 3).
+        for listener in self.LISTENERS:
+            with contextlib.suppress(OSError):  # already shut: nothing more to refuse
+                listener.sock.shutdown(socket.SHUT_RD)
+        super().stop(graceful)
+
+
+class DrainingWorker(ThreadWorker):  # type: ignore[misc]
+    """gunicorn's threaded worker, which takes a listening socket the master shut down (step 3)
+    for what it is: nothing more will come, so it finishes what it holds and exits, as on
+    SIGTERM (which follows), instead of failing on the `accept` (EINVAL)."""
+
+    def accept(self, listener: Any) -> None:
+        try:
+            super().accept(listener)
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:
+                raise
+            self.alive = False
+            self.set_accept_enabled(False)

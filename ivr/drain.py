@@ -28,7 +28,7 @@ master before it forks, so every worker reads the same byte, a worker forked dur
 replace one that died included. No signal between processes to lose, no file left behind by a crash.
 
 gunicorn's documentation (Signal Handling) says what we rely on: for the master, "TERM: Graceful
-shutdown. Waits for workers to finish their current requests up to the graceful_timeout." and for
+shutdown. Waits for workers to finish their current requests up to the graceful timeout." and for
 a worker, "TERM: Graceful shutdown"; the hook `worker_exit` is "Called just after a worker has been
 exited, in the worker process."
 """

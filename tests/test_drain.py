@@ -284,6 +284,14 @@ def _serves(nginx: Nginx | None, port: int, since: int) -> bool:
     return any(f"upstream=127.0.0.1:{port} " in line and " 200 " in line for line in lines)
 
 
+# nginx (ngx_http_proxy_module, proxy_next_upstream, default "error timeout"): "error: an error
+# occurred while establishing a connection with the server, passing a request to it, or reading the
+# response header" passes the request to the next server, but "normally, requests with a
+# non-idempotent method (POST, LOCK, PATCH) are not passed to the next server if a request has been
+# sent to an upstream server". A refused connection sent nothing, so a webhook (a POST) refused by a
+# stopped instance goes to the other one: the test's nginx keeps that default, as README's does.
+
+
 def test_a_rolling_restart_under_load_fails_no_webhook_and_completes_every_ticket(
     database: Database, tmp_path: Path
 ) -> None:

@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 import xml.etree.ElementTree as ET
@@ -60,9 +61,14 @@ def answers(port: int) -> bool:
 
 
 def stop_group(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the process group `process` leads (a gunicorn master and its workers), then SIGKILL."""
+    """Stop `process` (a gunicorn master) with SIGTERM twice, the second skipping the drain
+    (`ivr.drain`), as an operator's double Ctrl-C does; the master stops its workers. SIGKILL to
+    the process group it leads if that takes too long."""
     if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.1)
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
         try:
             process.wait(STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
@@ -100,12 +106,12 @@ class Instance:
             )
         return cls(process, port, log)
 
-    def wait_ready(self) -> None:
+    def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
         def up() -> bool:
             assert self.process.poll() is None, f"ivr serve exited: {self.log.read_text()[-2000:]}"
             return answers(self.port)
 
-        wait_until(up, timeout=START_TIMEOUT)
+        wait_until(up, timeout=timeout)
 
     def stop(self) -> None:
         stop_group(self.process)

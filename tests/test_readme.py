@@ -213,6 +213,10 @@ NOT_RUN = {
         "needs root and Debian's archive; test_the_apt_get_line_names_what_ci_installs checks it "
         "names the packages .ci/run installs"
     ),
+    "command -v kubectl || apt-get install -y kubernetes-client": (
+        "needs root and Debian's archive; test_the_apt_get_line_names_what_ci_installs checks it "
+        "with the line above"
+    ),
     "export DATABASE_URL=postgresql://ivr@db.internal/ivr REDIS_URL=redis://redis.internal:6379/0": (
         "names the production hosts db.internal and redis.internal"
     ),
@@ -297,10 +301,10 @@ def test_every_install_command_names_the_same_uv() -> None:
 
 
 def test_the_apt_get_line_names_what_ci_installs() -> None:
-    line = next(c for c in readme_commands() if c.startswith("apt-get update"))
-    packages = set(line.split("apt-get install -y", 1)[1].split())
+    lines = [c for c in readme_commands() if "apt-get install -y" in c]
+    packages = {p for line in lines for p in line.split("apt-get install -y", 1)[1].split()}
     ci = set(re.findall(r"missing\+=\(([a-z-]+)\)", CI_SCRIPT.read_text(encoding="utf-8")))
-    assert packages == ci == {"redis-server", "graphviz", "chromium", "nginx"}
+    assert packages == ci == {"redis-server", "graphviz", "chromium", "nginx", "kubernetes-client"}
 
 
 # --- running them -------------------------------------------------------------------------------

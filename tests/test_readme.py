@@ -223,6 +223,16 @@ NOT_RUN = {
     "export TWILIO_AUTH_TOKEN=... IVR_SECRET=... PUBLIC_BASE_URL=https://support.example.com": (
         "placeholders for the operator's own secrets"
     ),
+    "python3 deploy/make_env.py": (
+        "writes .env into the checkout; tests/deploy/test_image.py runs it with --out and checks "
+        "every secret the line needs is there"
+    ),
+    "docker compose up -d --build": (
+        "needs a container engine that can run containers, which the machines these tests run on "
+        "do not have (docs/deploying.md says what was tried); tests/deploy/ checks compose.yaml, "
+        "the image's entrypoint and the compose nginx config with real processes"
+    ),
+    "curl -s localhost:8080/healthz": "asks the compose line of the command above",
     "IVR_WRITER=off ivr serve --no-migrate --host 127.0.0.1 --port 8000 --workers 4 --threads 8": (
         "serves until stopped, with the production settings above; tests/test_instances.py runs "
         "ivr serve instances behind nginx"

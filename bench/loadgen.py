@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 import time
 import uuid
 import xml.etree.ElementTree as ET
@@ -508,8 +509,10 @@ async def run_phase(
     *,
     keep_alive: bool = False,
     markers: Sequence[str] = (),
+    until: threading.Event | None = None,
 ) -> PhaseRun:
-    """Keep `phase.calls` calls going for `phase.seconds`, then let the calls in progress end."""
+    """Keep `phase.calls` calls going for `phase.seconds` (or until `until` is set, if sooner),
+    then let the calls in progress end."""
     run = PhaseRun(target.name, phase, time.monotonic())
     caller = Caller(
         target,
@@ -526,7 +529,7 @@ async def run_phase(
         if spread > 0:  # spread the first webhooks over one pause, not all at once
             await asyncio.sleep(index * spread / phase.calls)
         number = 0
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not (until is not None and until.is_set()):
             sid = new_call_sid()
             run.call_sids.append(sid)
             number += 1

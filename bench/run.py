@@ -38,10 +38,11 @@ from typing import Any
 import psycopg
 import redis
 
-from bench import loadgen, production, proxy, report, scale, servers
+from bench import loadgen, production, proxy, report, rolling, scale, servers
 from bench.floor import document_key
 from bench.loadgen import EXPECTED_MENU_PATH, Phase, PhaseRun, Target
 from ivr.clock import OffsetClock, parse_instant
+from ivr.config import DEFAULT_DRAIN_SECONDS
 from ivr.queue import CallQueue
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -97,6 +98,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         choices=(1, 2),
         default=1,
         help="2: also one instance behind nginx and two instances behind nginx (see README)",
+    )
+    parser.add_argument(
+        "--rolling-restart",
+        action="store_true",
+        help="only this: two instances behind nginx restarted in turn under load (bench/rolling.py)",
+    )
+    parser.add_argument(
+        "--rolling-calls", type=int, default=100, help="concurrent calls while restarting (100)"
+    )
+    parser.add_argument(
+        "--rolling-rounds", type=int, default=1, help="times each instance is restarted (1)"
     )
     parser.add_argument(
         "--phases",
@@ -544,6 +556,9 @@ class Bench:
             "IVR_CLOCK": f"{CLOCK}@{self.anchor.isoformat()}",
             "IVR_SPOOL_DIR": str(self.work / "spool"),
         }
+        # Stopping a measured server needs no drain (nothing routes to it any more); the rolling
+        # restart sets the production default back.
+        settings["IVR_DRAIN_SECONDS"] = "0"
         if proxies:
             settings["IVR_TRUSTED_PROXIES"] = proxies  # README: behind nginx on this host
         if rules is not None:
@@ -598,6 +613,63 @@ class Bench:
             if self.nginx is not None and nginx_upstreams(name, self.instance_ports)
         ]
         return [app, *proxied, floor]
+
+    def rolling_restart(self, database_url: str) -> dict[str, Any]:
+        """bench/rolling.py: two instances and the ivr worker as README "Production" runs them,
+        nginx in front, `--rolling-calls` calls while each instance is restarted in turn."""
+        self.nginx = proxy.Nginx(self.work / "nginx", servers.free_port())
+        ports = [servers.free_port(), servers.free_port()]
+        env = self.app_env(database_url, self.nginx.url, proxies="127.0.0.1")
+        env["IVR_DRAIN_SECONDS"] = str(DEFAULT_DRAIN_SECONDS)  # production's
+        log = self.work / "app.log"
+        started = launch_app(ports[0], env, log, ports[1:])
+        self.processes += started
+        for port, process in zip(ports, started, strict=False):
+            servers.wait_until_ok(f"http://127.0.0.1:{port}/healthz", process)
+        self.instance_ports = ports
+        self.nginx.serve(ports)
+        serving = dict(enumerate(started[:2], start=1))
+
+        def restart_all() -> list[dict[str, Any]]:
+            timings = []
+            for round_number in range(1, self.args.rolling_rounds + 1):
+                for number, port in enumerate(ports, start=1):
+                    old = serving[number]
+                    new, timing = rolling.restart(
+                        old, port, instance_env(env, number), instance_log(log, number)
+                    )
+                    self.processes[self.processes.index(old)] = new
+                    serving[number] = new
+                    assert self.nginx is not None
+                    timing["back_in_nginx_seconds"] = rolling.back_in_nginx(self.nginx.served, port)
+                    timings.append(
+                        {"round": round_number, "instance": f"instance {number}", **timing}
+                    )
+                    print(f"restarted: {timings[-1]}", file=sys.stderr)
+            return timings
+
+        target = Target("app-2-nginx", self.nginx.port, self.token)
+        run, timings = rolling.measure(
+            target,
+            self.args.rolling_calls,
+            self.args.pause,
+            restart_all,
+            self.args.drain_seconds,
+            self.markers,
+        )
+        tickets = settled_tickets(database_url, run.call_sids, self.args.ticket_seconds)
+        for process in serving.values():  # a second SIGTERM skips the drain: nothing comes now
+            rolling.stop_at_once(process)
+        return {
+            "calls_concurrent": self.args.rolling_calls,
+            "pause_seconds": self.args.pause,
+            "rounds": self.args.rolling_rounds,
+            "instance_drain_seconds": DEFAULT_DRAIN_SECONDS,
+            "webhooks": rolling.failures(run),
+            "tickets": tickets,
+            "restarts": timings,
+            "wall_seconds": round(run.wall_seconds, 1),
+        }
 
     def prepare(self, target: Target) -> None:
         """Before a run against `target`: nginx in front of the instances it stands for."""
@@ -1158,6 +1230,29 @@ def write_results(results: dict[str, Any], directory: Path) -> None:
         report.plot_soak(results, directory / "soak.png")
 
 
+def _rolling(
+    bench: Bench, database_url: str, args: argparse.Namespace, started_at: str, clock: float
+) -> int:
+    """`--rolling-restart`: measure it, write `rolling-<time>.json` and `rolling-latest.md` (the
+    other results files are the main benchmark's, left as they are), print the table."""
+    result = bench.rolling_restart(database_url)
+    result |= {
+        "started_at": started_at,
+        "commit": _git("rev-parse", "--short", "HEAD"),
+        "note": args.note,
+        "total_seconds": round(time.monotonic() - clock, 1),
+    }
+    args.results.mkdir(parents=True, exist_ok=True)
+    stamp = started_at.replace("-", "").replace(":", "")
+    text = json.dumps(result, indent=2)
+    (args.results / f"rolling-{stamp}.json").write_text(text, encoding="utf-8")
+    table = rolling.markdown(result)
+    (args.results / "rolling-latest.md").write_text(table, encoding="utf-8")
+    print(table)
+    print(f"written to {args.results}/ in {time.monotonic() - clock:.0f} s")
+    return 0
+
+
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt  # so that SIGTERM, too, stops what we started
 
@@ -1174,6 +1269,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ok = False
     try:
         database_url = bench.start_stores()
+        if args.rolling_restart:
+            status = _rolling(bench, database_url, args, started_at, clock)
+            ok = True
+            return status
         if phases(args):
             bench.measure(bench.start_servers(database_url))
         bench.scale_all()

@@ -103,12 +103,29 @@ class Background:
             self._pid = os.getpid()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop this process's threads (tests, `ivr worker` on a signal)."""
+        """Stop this process's threads, waiting `timeout` seconds at most for all of them (the
+        writer finishes the batch it is applying: committed whole, or not at all)."""
         self._stop.set()
+        deadline = time.monotonic() + timeout
         for thread in self._threads:
-            thread.join(timeout)
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                log.warning("%s did not stop within %g s", thread.name, timeout)
         self._services.rules.stop()
         self._pid = None
+
+    def finish(self, timeout: float = 5.0) -> None:
+        """Before the process exits (gunicorn's `worker_exit`, `ivr worker` on SIGTERM): tell the
+        threads to stop, hand the journal over (`Journal.hand_over`: nothing this process spooled
+        stays behind unless Redis is away, and then it stays sealed on disk), then wait up to
+        `timeout` seconds for the threads (`stop`)."""
+        self._stop.set()
+        try:
+            shipped = self._services.journal.hand_over()
+            log.info("journal handed over: %d records shipped to the stream", shipped)
+        except RedisError as exc:
+            log.warning("journal: Redis is away (%s); the spool keeps the records, sealed", exc)
+        self.stop(timeout)
 
     def _every(self, seconds: float, work: Callable[[], None]) -> None:
         while not self._stop.is_set():

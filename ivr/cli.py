@@ -133,7 +133,15 @@ def _serve(args: argparse.Namespace) -> int:
     _lease_for_workers(app, 2 * workers + 1)
     if settings.redis_url == EMBEDDED_REDIS:
         print("Queue state is in-process (embedded Redis): run one process only, or set REDIS_URL.")
-    _run_gunicorn(app, f"{args.host}:{args.port}", workers, args.threads, metrics_dir, private_dir)
+    _run_gunicorn(
+        app,
+        f"{args.host}:{args.port}",
+        workers,
+        args.threads,
+        metrics_dir,
+        private_dir,
+        drain_seconds=settings.drain_seconds,
+    )
     return 0
 
 
@@ -183,10 +191,15 @@ def _run_gunicorn(
     threads: int,
     metrics_dir: Path | None = None,
     private_metrics_dir: bool = False,
+    *,
+    drain_seconds: float = 0.0,
 ) -> None:
     from gunicorn.app.base import BaseApplication
 
+    from ivr import drain
+
     services = app.extensions["ivr"]
+    flag = drain.install(app)  # before the fork: every worker shares it
 
     def hand_over_references(server: Any, worker: Any) -> None:
         # In the master, before each fork: the worker starts with a reference block of its own, so
@@ -198,7 +211,15 @@ def _run_gunicorn(
         # In each worker, right after the fork: the writer and upkeep threads of this process.
         from ivr.app import start_background
 
+        # A Ctrl-C reaches the whole process group: the master drains (`ivr.drain`), and then
+        # stops the workers gracefully; gunicorn's own SIGINT handler would end this one at once.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         start_background(app)
+
+    def hand_over(server: Any, worker: Any) -> None:
+        # In each worker, as it exits: its journal goes to the Redis stream (`ivr.drain`, step 4).
+        if services.background is not None:
+            services.background.finish()
 
     def worker_exited(server: Any, worker: Any) -> None:
         # In the master: the exited worker's counts stay in the folder; its live gauges go.
@@ -216,16 +237,23 @@ def _run_gunicorn(
             self.cfg.set("bind", bind)
             self.cfg.set("workers", workers)
             self.cfg.set("threads", threads)
+            self.cfg.set("worker_class", drain.DrainingWorker)
             self.cfg.set("accesslog", "-")
             # Twilio gives up on a webhook after 15 s; never keep a worker longer than that.
             self.cfg.set("timeout", 20)
+            self.cfg.set("graceful_timeout", drain.GRACEFUL_SECONDS)
             self.cfg.set("pre_fork", hand_over_references)
             self.cfg.set("post_worker_init", start_threads)
+            self.cfg.set("worker_exit", hand_over)
             self.cfg.set("child_exit", worker_exited)
             self.cfg.set("on_exit", server_exits)
 
         def load(self) -> Any:
             return app
+
+        def run(self) -> None:
+            # gunicorn's own `run`, with the master that drains first (`ivr.drain`).
+            drain.DrainingArbiter(self, flag, drain_seconds).run()
 
     Server().run()
 
@@ -273,8 +301,15 @@ def _worker(args: argparse.Namespace) -> int:
         "ivr worker %s: writing tickets and placing after-hours callbacks", s.writer.consumer
     )
     stop.wait()
-    s.background.stop()
+    # The batch being applied is committed whole (and acknowledged) or not at all: give it time.
+    s.background.finish(timeout=WORKER_FINISH_SECONDS)
     return 0
+
+
+WORKER_FINISH_SECONDS = 25.0
+"""How long `ivr worker` waits on SIGTERM for the batch it is applying: PostgreSQL statements time out
+after 10 s, and a batch is a lease and one transaction. Past it the process exits anyway; the open
+transaction dies with its connection (nothing half-written) and its entries go to another writer."""
 
 
 def _agent_rules(args: argparse.Namespace, settings: Settings) -> tuple[Path, Rules] | None:

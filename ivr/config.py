@@ -42,6 +42,10 @@ MAX_MEMORY_RECORDS = 1_000_000
 """`IVR_JOURNAL_MEMORY_RECORDS` at most: about a gigabyte of memory."""
 DEFAULT_RETENTION_DAYS = 30
 MAX_RETENTION_DAYS = 3650
+DEFAULT_DRAIN_SECONDS = 10.0
+MAX_DRAIN_SECONDS = 300.0
+"""`IVR_DRAIN_SECONDS` at most: five minutes of "draining" is already longer than any orchestrator
+waits before it kills the process."""
 
 
 class ConfigError(ValueError):
@@ -66,6 +70,9 @@ class Settings:
     """The real instant `clock_start` stands for (`IVR_CLOCK=START@REAL`); None: the start-up."""
     dev_mode: bool = False
     rules_reload_seconds: float = 2.0
+    drain_seconds: float = DEFAULT_DRAIN_SECONDS
+    """`IVR_DRAIN_SECONDS`: after SIGTERM, how long `ivr serve` keeps taking requests while its
+    `/healthz` says "draining", before it stops accepting (see `ivr.drain`)."""
     writer: WriterMode = "thread"
     spool_dir: Path = Path("instance/journal")
     journal_memory_records: int = MEMORY_RECORDS
@@ -190,6 +197,16 @@ class Settings:
             raise ConfigError(
                 f"IVR_RULES_RELOAD_SECONDS must be seconds from 0.1 to 60, got {reload_text!r}"
             )
+        drain_text = (env.get("IVR_DRAIN_SECONDS") or "").strip()
+        try:
+            drain_seconds = float(drain_text or DEFAULT_DRAIN_SECONDS)
+        except ValueError:
+            drain_seconds = -1.0
+        if not 0 <= drain_seconds <= MAX_DRAIN_SECONDS:  # nan too
+            raise ConfigError(
+                f"IVR_DRAIN_SECONDS must be seconds from 0 to {MAX_DRAIN_SECONDS:g}, "
+                f"got {drain_text!r}"
+            )
         log_format = (env.get("IVR_LOG_FORMAT") or "text").strip().lower()
         if log_format not in LOG_FORMATS:
             raise ConfigError(f"IVR_LOG_FORMAT must be text or json, got {log_format!r}")
@@ -202,6 +219,7 @@ class Settings:
             routing_rules=Path(env.get("ROUTING_RULES") or "routing_rules.yaml"),
             voice_prompts=Path(env.get("VOICE_PROMPTS") or "voice_prompts"),
             rules_reload_seconds=reload_seconds,
+            drain_seconds=drain_seconds,
             public_base_url=base,
             clock_start=clock_start,
             clock_anchor=clock_anchor,

@@ -14,6 +14,10 @@ than `db.ANSWER_WITHIN_SECONDS` for its answer is reported as the database not a
 
 The exchange hook (`ivr.exchange`) has an entry of its own, `"exchange"`: "off", "ok" or "degraded:
 <why>". It never changes `status`: without the exchange, callers still reach the queue.
+
+While the instance is stopping (`ivr.drain`), `/healthz` answers 503 with `"status": "draining"`
+(the rest of the body as usual). `GET /livez` is the liveness check: `ok`, from any process that
+answers HTTP, draining or not, asking no store.
 """
 
 from __future__ import annotations
@@ -21,8 +25,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, current_app, jsonify
 
+from ivr.drain import draining
 from ivr.exchange.client import HttpExchange
 from ivr.services import Services, services
 
@@ -83,7 +88,18 @@ def healthz() -> tuple[Response, int]:
     }
     if must_not_serve:
         body["status"] = "unavailable"
+    if draining(current_app):
+        # Stopping (SIGTERM, `ivr.drain`): still answering, but send no new calls here.
+        body["status"] = "draining"
+        must_not_serve = True
     return jsonify(body), 503 if must_not_serve else 200
+
+
+@bp.get("/livez")
+def livez() -> Response:
+    """200 `ok` while this process answers HTTP at all, draining included; it touches no store, so
+    a liveness probe restarts only a process that is stuck, never one whose Redis is away."""
+    return Response("ok", mimetype="text/plain")
 
 
 def _exchange(s: Services) -> str:

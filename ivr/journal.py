@@ -322,10 +322,13 @@ class Spool:
             self._fd, self._path, self._pid = fd, path, os.getpid()
         return self._fd
 
-    def seal(self) -> None:
-        """Close this process's file so that it can be drained; the next write opens a new one."""
+    def seal(self) -> Path | None:
+        """Close this process's file so that it can be drained; the next write opens a new one.
+        The file it closed, if this process had one open."""
         with self._lock:
+            path = self._path if self._pid == os.getpid() else None
             self._close_locked()
+            return path
 
     def _close_locked(self) -> None:
         if self._fd is not None and self._pid == os.getpid():
@@ -548,9 +551,13 @@ class Journal:
     def forward_spool(self, limit_files: int = 10) -> int:
         """Ship spooled records to the stream (this process's and any sealed or orphaned file);
         how many. Raises RedisError when Redis cannot take them (they stay on disk)."""
-        self.spool.seal()
+        own = self.spool.seal()
+        paths = self.spool.files()
+        if own in paths:  # this process's first: it may be about to exit (`hand_over`)
+            paths.remove(own)
+            paths.insert(0, own)
         moved = 0
-        for path in self.spool.files()[:limit_files]:
+        for path in paths[:limit_files]:
             with self.spool.claim(path) as deliveries:
                 if deliveries is None:
                     continue
@@ -558,6 +565,22 @@ class Journal:
                 self.spool.done(path)
                 moved += len(deliveries)
         return moved
+
+    def hand_over(self) -> int:
+        """Before this process exits: write what memory holds to the spool (else Redis), then
+        seal this process's spool file and ship it, and other sealed ones, to the stream; how
+        many records were shipped. Raises RedisError when Redis cannot take them: they stay in
+        the sealed file for the next process or `ivr worker`. What neither takes is logged as
+        `JOURNAL-LOST` lines (`ivr journal replay`), since the memory holding it is about to go."""
+        self.release()
+        with self._lock:
+            while self._held:
+                self._lost += 1
+                log.critical(
+                    "journal: could not keep record; %s %s", LOST_MARK, self._held.popleft()
+                )
+            self._held_changed()
+        return self.forward_spool()
 
     def backlog(self) -> Backlog:
         """How much is waiting in the stream, the spool and memory; never raises."""

@@ -37,6 +37,8 @@ class Threads(Protocol):
 
     def stop(self, timeout: float = 5.0) -> None: ...
 
+    def finish(self, timeout: float = 5.0) -> None: ...
+
 
 @dataclass
 class Services:

@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 import xml.etree.ElementTree as ET
@@ -60,9 +61,14 @@ def answers(port: int) -> bool:
 
 
 def stop_group(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the process group `process` leads (a gunicorn master and its workers), then SIGKILL."""
+    """Stop `process` (a gunicorn master) with SIGTERM twice, the second skipping the drain
+    (`ivr.drain`), as an operator's double Ctrl-C does; the master stops its workers. SIGKILL to
+    the process group it leads if that takes too long."""
     if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.1)
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
         try:
             process.wait(STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
@@ -79,10 +85,13 @@ class Instance:
     log: Path
 
     @classmethod
-    def start(cls, env: dict[str, str], log: Path, workers: int = 1) -> Instance:
-        """Start `ivr serve --workers N` on a free port (the caller waits with `wait_ready`)."""
-        port = free_port()
-        with open(log, "wb") as output:
+    def start(
+        cls, env: dict[str, str], log: Path, workers: int = 1, port: int | None = None
+    ) -> Instance:
+        """Start `ivr serve --workers N` on `port` or a free one (the caller waits with
+        `wait_ready`); the log is appended to, so a restart on the same port keeps the first's."""
+        port = port or free_port()
+        with open(log, "ab") as output:
             process = subprocess.Popen(
                 [
                     *(sys.executable, "-m", "ivr.cli", "serve"),
@@ -97,12 +106,12 @@ class Instance:
             )
         return cls(process, port, log)
 
-    def wait_ready(self) -> None:
+    def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
         def up() -> bool:
             assert self.process.poll() is None, f"ivr serve exited: {self.log.read_text()[-2000:]}"
             return answers(self.port)
 
-        wait_until(up, timeout=START_TIMEOUT)
+        wait_until(up, timeout=timeout)
 
     def stop(self) -> None:
         stop_group(self.process)
@@ -111,8 +120,10 @@ class Instance:
 class Nginx:
     """A private nginx on a free port in front of `upstreams`, round-robin, configured in `folder`."""
 
-    def __init__(self, folder: Path, upstreams: list[int]) -> None:
+    def __init__(self, folder: Path, upstreams: list[int], server_options: str = "") -> None:
         self.binary = nginx_binary()
+        self.server_options = server_options
+        """Appended to each upstream `server` line (`max_fails=1 fail_timeout=2s`)."""
         self.folder = folder
         self.port = free_port()
         self.access_log = folder / "access.log"
@@ -129,7 +140,8 @@ class Nginx:
 
     def _config(self, upstreams: list[int]) -> str:
         folder = self.folder
-        servers = "\n".join(f"        server 127.0.0.1:{port};" for port in upstreams)
+        options = f" {self.server_options}" if self.server_options else ""
+        servers = "\n".join(f"        server 127.0.0.1:{port}{options};" for port in upstreams)
         temp = "\n".join(
             f"    {kind}_temp_path {folder / kind};"
             for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")

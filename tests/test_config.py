@@ -93,6 +93,9 @@ def test_defaults() -> None:
         ({"IVR_TICKET_CHANGES_RETENTION_DAYS": "0"}, "ticket_changes_retention_days", 0),
         ({"IVR_RULES_RELOAD_SECONDS": ""}, "rules_reload_seconds", 2.0),
         ({"IVR_RULES_RELOAD_SECONDS": "0.5"}, "rules_reload_seconds", 0.5),
+        ({"IVR_DRAIN_SECONDS": ""}, "drain_seconds", 10.0),
+        ({"IVR_DRAIN_SECONDS": "0"}, "drain_seconds", 0.0),
+        ({"IVR_DRAIN_SECONDS": "2.5"}, "drain_seconds", 2.5),
     ],
 )
 def test_each_variable_is_read(env: dict[str, str], attribute: str, expected: object) -> None:
@@ -142,6 +145,10 @@ def test_dev_mode_flag(value: str, dev_mode: bool) -> None:
         ({"IVR_RULES_RELOAD_SECONDS": "0"}, "IVR_RULES_RELOAD_SECONDS"),
         ({"IVR_RULES_RELOAD_SECONDS": "nan"}, "IVR_RULES_RELOAD_SECONDS"),
         ({"IVR_RULES_RELOAD_SECONDS": "2s"}, "IVR_RULES_RELOAD_SECONDS"),
+        ({"IVR_DRAIN_SECONDS": "-1"}, "IVR_DRAIN_SECONDS"),
+        ({"IVR_DRAIN_SECONDS": "301"}, "IVR_DRAIN_SECONDS"),
+        ({"IVR_DRAIN_SECONDS": "nan"}, "IVR_DRAIN_SECONDS"),
+        ({"IVR_DRAIN_SECONDS": "10s"}, "IVR_DRAIN_SECONDS"),
     ],
 )
 def test_a_malformed_setting_names_its_variable(env: dict[str, str], variable: str) -> None:

@@ -132,6 +132,9 @@ def test_serve_listens_on_every_address_and_its_healthz_says_it_can_take_calls(
     health = wait_until(healthy, timeout=START_TIMEOUT)
     assert health is not None
     assert health["database"] == "ok" and health["redis"] == "ok", health
+    # What the Kubernetes liveness probe asks (deploy/k8s/base/web.yaml).
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/livez", timeout=2) as answer:
+        assert (answer.status, answer.read()) == (200, b"ok")
     # The shell is gone: the PID the runtime signals is ivr serve itself, with the image's options.
     program, *args = command_line(pid)[-11:]
     assert Path(program).name == "ivr"

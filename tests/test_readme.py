@@ -213,12 +213,26 @@ NOT_RUN = {
         "needs root and Debian's archive; test_the_apt_get_line_names_what_ci_installs checks it "
         "names the packages .ci/run installs"
     ),
+    "command -v kubectl || apt-get install -y kubernetes-client": (
+        "needs root and Debian's archive; test_the_apt_get_line_names_what_ci_installs checks it "
+        "with the line above"
+    ),
     "export DATABASE_URL=postgresql://ivr@db.internal/ivr REDIS_URL=redis://redis.internal:6379/0": (
         "names the production hosts db.internal and redis.internal"
     ),
     "export TWILIO_AUTH_TOKEN=... IVR_SECRET=... PUBLIC_BASE_URL=https://support.example.com": (
         "placeholders for the operator's own secrets"
     ),
+    "python3 deploy/make_env.py": (
+        "writes .env into the checkout; tests/deploy/test_image.py runs it with --out and checks "
+        "every secret the line needs is there"
+    ),
+    "docker compose up -d --build": (
+        "needs a container engine that can run containers, which the machines these tests run on "
+        "do not have (docs/deploying.md says what was tried); tests/deploy/ checks compose.yaml, "
+        "the image's entrypoint and the compose nginx config with real processes"
+    ),
+    "curl -s localhost:8080/healthz": "asks the compose line of the command above",
     "IVR_WRITER=off ivr serve --no-migrate --host 127.0.0.1 --port 8000 --workers 4 --threads 8": (
         "serves until stopped, with the production settings above; tests/test_instances.py runs "
         "ivr serve instances behind nginx"
@@ -297,10 +311,10 @@ def test_every_install_command_names_the_same_uv() -> None:
 
 
 def test_the_apt_get_line_names_what_ci_installs() -> None:
-    line = next(c for c in readme_commands() if c.startswith("apt-get update"))
-    packages = set(line.split("apt-get install -y", 1)[1].split())
+    lines = [c for c in readme_commands() if "apt-get install -y" in c]
+    packages = {p for line in lines for p in line.split("apt-get install -y", 1)[1].split()}
     ci = set(re.findall(r"missing\+=\(([a-z-]+)\)", CI_SCRIPT.read_text(encoding="utf-8")))
-    assert packages == ci == {"redis-server", "graphviz", "chromium", "nginx"}
+    assert packages == ci == {"redis-server", "graphviz", "chromium", "nginx", "kubernetes-client"}
 
 
 # --- running them -------------------------------------------------------------------------------

@@ -73,7 +73,7 @@ they suit a single Redis (or a replicated primary), not Redis Cluster.
 from __future__ import annotations
 
 from ivr.queue.agents import AgentOps
-from ivr.queue.base import REQUEST_SWEEP_LIMIT, AgentStatus, Assignment, Place
+from ivr.queue.base import REQUEST_SWEEP_LIMIT, AgentStatus, Assignment, NewerEntry, Place
 from ivr.queue.callers import CallerOps, HangUp, HoldRound, Swept
 from ivr.queue.client import EMBEDDED_URL, connect
 from ivr.queue.history import HISTORY_LENGTH, HistoryOps, LineLoad
@@ -115,6 +115,7 @@ __all__ = [
     "HistoryKind",
     "HoldRound",
     "LineLoad",
+    "NewerEntry",
     "Place",
     "Swept",
     "agent_key",

@@ -15,6 +15,7 @@ from typing import Any, Final, Literal
 
 import redis
 from redis.commands.core import Script
+from redis.exceptions import RedisError
 
 from ivr.clock import Clock
 from ivr.queue import scripts
@@ -42,6 +43,13 @@ REQUEST_SWEEP_LIMIT: Final = 16
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 AgentStatus = Literal["offline", "available", "busy"]
+
+
+class NewerEntry(RedisError):
+    """A caller's entry or an agent's hash that a newer release wrote (`keys.ENTRY_READS_UP_TO`):
+    the script left it as it was and changed nothing. A `RedisError`, so that code that goes on
+    without the queue when Redis is away goes on the same way here; a webhook answering the
+    caller's call hands the call back to the proxy instead (`ivr.webhooks`)."""
 
 
 @dataclass(frozen=True)
@@ -165,7 +173,8 @@ class QueueBase:
         args: Sequence[str | int],
         now_ms: int | None = None,
     ) -> Any:
-        """Run a script with the common context before its own keys and arguments."""
+        """Run a script with the common context before its own keys and arguments; `NewerEntry`
+        when it found a newer release's entry or agent and left it (its reply `scripts.NEWER`)."""
         context: list[str | int] = [
             self._now_ms() if now_ms is None else now_ms,
             self._heartbeat_seconds * 1000,
@@ -177,7 +186,11 @@ class QueueBase:
             REQUEST_SWEEP_LIMIT,
         ]
         common = [deadlines_key(), available_agents_key(), waiting_queues_key()]
-        return script(keys=[*common, *keys], args=[*context, *args])
+        reply = script(keys=[*common, *keys], args=[*context, *args])
+        if isinstance(reply, bytes | str) and text(reply) == scripts.NEWER:
+            what = keys[0] if keys else "a queue hash"
+            raise NewerEntry(f"{what} (or a hash it names) is a newer release's: left as it is")
+        return reply
 
     def _now_ms(self) -> int:
         now = self._clock.now()

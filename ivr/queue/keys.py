@@ -32,6 +32,16 @@ ENTRY_SUFFIX: Final = ":entry"
 CONNECTION_SUFFIX: Final = ":agent"
 AGENT_PREFIX: Final = f"{KEY_PREFIX}agent:"
 
+ENTRY_READS_UP_TO: Final = 1
+"""The newest version of a caller's entry (`entry_key`) or an agent's hash (`agent_key`) this code
+reads. A hash carries its version in a field `v` only when it is above 1 (absent = 1); nothing
+writes `v` today, so the previous release reads everything this one writes. Bump it, and write `v`
+only on the hashes that need it, when a hash gains a field whose absence means something else or
+a value gains a new meaning: an older process then leaves such a hash to a newer one (see
+scripts.py's `newer` and docs/upgrading.md). An additive field an older reader ignores needs no
+bump. The deadlines zset and the fields `queue_key` and `agent` of an entry and `status` and `call`
+of an agent's hash are a contract every version keeps (any release's sweep may drop a lapsed call)."""
+
 HistoryKind = Literal["wait", "talk", "connect"]
 """What a history list holds: how long answered callers waited, conversations lasted, or agents
 took from being assigned a holding caller to answering (ringing and the whisper)."""

@@ -23,6 +23,12 @@ from __future__ import annotations
 
 from typing import Final
 
+from ivr.queue.keys import ENTRY_READS_UP_TO
+
+NEWER: Final = "newer"
+"""The reply of a per-call or per-agent script that found a caller's entry or an agent's hash a
+newer release wrote (`newer` below) and left it as it was, having written nothing."""
+
 CONTEXT_HEADER: Final = """\
 -- KEYS[1] = deadlines zset (call SID -> heartbeat deadline, ms)
 -- KEYS[2] = available agents zset (agent id -> idle since, ms)
@@ -37,7 +43,11 @@ CONTEXT_HEADER: Final = """\
 -- ARGV[8] = expired calls a request sweeps at most
 """
 
-HELPERS: Final = """
+HELPERS: Final = (
+    f"""
+-- The newest version of a caller's entry or an agent's hash this code reads (`v`, absent = 1).
+local READS_UP_TO = {ENTRY_READS_UP_TO}"""
+    + """
 local NOW = tonumber(ARGV[1])
 local HEARTBEAT_MS = tonumber(ARGV[2])
 local GRACE_MS = tonumber(ARGV[3])
@@ -81,6 +91,13 @@ end
 
 local function agent_of(aid)
   return AGENT_PREFIX .. aid
+end
+
+-- True when a newer release wrote the hash at `key` (a caller's entry, an agent's hash): its `v`
+-- is above READS_UP_TO (absent = 1). This process then leaves it as it is, for a newer one.
+local function newer(key)
+  local v = redis.call('HGET', key, 'v')
+  return v ~= false and (tonumber(v) or math.huge) > READS_UP_TO
 end
 
 -- A call is live while its deadline has not passed; a call without a deadline is not.
@@ -269,9 +286,13 @@ end
 -- The agent's status, settling inconsistencies on the way: a busy agent whose assigned caller is
 -- gone (the entry no longer names it, or the caller's deadline passed), or who has been connected
 -- longer than any Twilio call lasts (MAX_CONNECTED_MS), is released, and the available zset is
--- made to agree with the hash (which is the truth; no hash = offline).
+-- made to agree with the hash (which is the truth; no hash = offline). A newer release's agent
+-- is 'offline' to this process and left untouched.
 local function agent_state(aid)
   local akey = agent_of(aid)
+  if newer(akey) then
+    return 'offline'  -- a newer release's agent: not for this process to read or settle
+  end
   local a = redis.call('HMGET', akey, 'status', 'call', 'call_state', 'idle_ms', 'connected_ms')
   if a[1] == 'busy' then
     if not a[2] then
@@ -301,7 +322,8 @@ end
 
 -- The live caller at the head of a line and its score (nil when none), dropping heads that are
 -- not live on the way: lapsed (dropped as the sweep would), without an entry, naming another
--- line or assigned (only taken out of this line). At most CLAIM_TRIES heads.
+-- line or assigned (only taken out of this line). At most CLAIM_TRIES heads. A head a newer
+-- release wrote is left where it is, and so is the line: nil (a newer process's dispatch takes it).
 local function live_head(line)
   for _ = 1, CLAIM_TRIES do
     local head = redis.call('ZRANGE', line, 0, 0, 'WITHSCORES')
@@ -309,6 +331,9 @@ local function live_head(line)
       return nil
     end
     local sid = head[1]
+    if newer(entry_of(sid)) then
+      return nil
+    end
     local e = redis.call('HMGET', entry_of(sid), 'queue_key', 'agent')
     if e[1] == line and not e[2] then
       if is_live(sid) then
@@ -390,6 +415,9 @@ local function dispatch()
     local got = claim(aid)
     if got then
       made[#made + 1] = got
+    elseif newer(agent_of(aid)) then
+      -- A newer release's agent: left in its sets as it is, for a newer process's dispatch.
+      empty_handed[aid] = true
     elseif agent_state(aid) ~= 'available' then
       -- Not available after all (its hash expired, say): out of the sets it is still in.
       index_agent(aid)
@@ -480,6 +508,7 @@ local function line_load(first_key, history_arg)
     connecting, talking_count}
 end
 """
+)
 
 
 def _script(header: str, body: str) -> str:
@@ -499,8 +528,12 @@ JOIN: Final = _script(
 -- ARGV[13] = arrival, ms, for a call without a live entry (the original arrival, or now)
 -- Returns {queue, language, priority, position, size, enqueued_ms}; position 0 when the call
 -- has already been handed to an agent (it then stays assigned, in its original line's terms).
+-- NEWER (nothing written) when a newer release wrote the call's entry.
 """,
     """
+if newer(KEYS[4]) then
+  return 'newer'
+end
 sweep(REQUEST_SWEEP)
 return join_line(ARGV[9], KEYS[5], ARGV[10], ARGV[11], ARGV[12], ARGV[13])
 """,
@@ -518,11 +551,15 @@ ENTER: Final = _script(
 -- ARGV[13] = arrival, ms, for a call without a live entry (the original arrival, or now)
 -- KEYS[6] = the ended marker of the call leg asking (see HANG_UP)
 -- Returns {place as join returns it, {assignment...} made by the dispatch that follows}, or
--- {{}, {}} when that leg has ended: a late or replayed webhook never queues a dead call.
+-- {{}, {}} when that leg has ended: a late or replayed webhook never queues a dead call; NEWER
+-- (nothing written) when a newer release wrote the call's entry.
 """,
     """
 if redis.call('EXISTS', KEYS[6]) == 1 then
   return {{}, {}}
+end
+if newer(KEYS[4]) then
+  return 'newer'
 end
 sweep(REQUEST_SWEEP)
 local place = join_line(ARGV[9], KEYS[5], ARGV[10], ARGV[11], ARGV[12], ARGV[13])
@@ -536,9 +573,12 @@ PLACE: Final = _script(
 -- KEYS[4] = entry hash of the call
 -- ARGV[9] = call SID
 -- Returns {queue, language, priority, position, size, enqueued_ms}, or nil when not queued
--- (unknown, lapsed, or already handed to an agent).
+-- (unknown, lapsed, or already handed to an agent); NEWER when a newer release wrote the entry.
 """,
     """
+if newer(KEYS[4]) then
+  return 'newer'
+end
 sweep(REQUEST_SWEEP)
 local sid = ARGV[9]
 local e = live_entry(sid)
@@ -556,9 +596,13 @@ HEARTBEAT: Final = _script(
     """\
 -- KEYS[4] = entry hash of the call
 -- ARGV[9] = call SID
--- Returns 1 when the call is live (its deadline is now at least a heartbeat away), else 0.
+-- Returns 1 when the call is live (its deadline is now at least a heartbeat away), else 0;
+-- NEWER (nothing written) when a newer release wrote the entry.
 """,
     """
+if newer(KEYS[4]) then
+  return 'newer'
+end
 local sid = ARGV[9]
 if not live_entry(sid) then
   return 0
@@ -587,12 +631,17 @@ HANG_UP: Final = _script(
 --                                        priority, enqueued_ms, assigned_ms, callback, ...)
 --   {'released', agent}                 was talking to this agent, which is now released
 --   {'none'}                                                          nothing to do
+-- or NEWER when a newer release wrote the entry (or the hash of the agent to release): left as it
+-- is (only the ended marker is set); a newer process's sweep drops it once its deadline lapses.
 """,
     """
 local sid, hanging_up = ARGV[9], ARGV[10] == '1'
 local result = {'none'}
 if tonumber(ARGV[11]) > 0 then
   redis.call('SET', KEYS[6], '1', 'EX', ARGV[11])
+end
+if newer(KEYS[4]) then
+  return 'newer'
 end
 local e = read_entry(sid)
 if e and e.agent then
@@ -611,6 +660,9 @@ elseif e then
 else
   redis.call('DEL', KEYS[4])
   local aid = hanging_up and redis.call('GET', KEYS[5])
+  if aid and newer(agent_of(aid)) then
+    return 'newer'
+  end
   if aid then
     redis.call('DEL', KEYS[5])
     local a = redis.call('HMGET', agent_of(aid), 'status', 'call', 'call_state')
@@ -648,9 +700,13 @@ REQUEST_CALLBACK: Final = _script(
 -- ARGV[12] = ticket reference, or ''
 -- ARGV[13] = ms to keep the place from now (the deadline; never shortened)
 -- ARGV[14] = the callback code the caller was given (the callback opens with it), or ''
--- Returns {queue, language, priority, position, size, enqueued_ms}, or nil when not queued.
+-- Returns {queue, language, priority, position, size, enqueued_ms}, or nil when not queued;
+-- NEWER (nothing written) when a newer release wrote the entry.
 """,
     """
+if newer(KEYS[4]) then
+  return 'newer'
+end
 sweep(REQUEST_SWEEP)
 local sid, entry = ARGV[9], KEYS[4]
 local e = live_entry(sid)
@@ -690,11 +746,12 @@ RESTORE_CALLBACK: Final = _script(
 -- ARGV[17] = keep the place until, ms (the deadline)
 -- ARGV[18] = the callback code the caller was given, or ''
 -- Returns 1 when the place was rebuilt; 0 (nothing changed) when the call has a live entry or
--- is talking to an agent, or the time to keep it has passed.
+-- an entry a newer release wrote (left for a newer process), is talking to an agent, or the time
+-- to keep it has passed.
 """,
     """
 local sid, entry, line = ARGV[9], KEYS[4], KEYS[5]
-if live_entry(sid) or redis.call('EXISTS', KEYS[6]) == 1 or tonumber(ARGV[17]) < NOW then
+if newer(entry) or live_entry(sid) or redis.call('EXISTS', KEYS[6]) == 1 or tonumber(ARGV[17]) < NOW then
   return 0
 end
 redis.call('DEL', entry)
@@ -737,12 +794,16 @@ HOLD_ROUND: Final = _script(
 -- round's dispatch, the line's load as LINE_LOAD returns it, ended (0 or 1), {callers...}}: the
 -- last, for each of the other lines while the caller waits, the callers an agent would take
 -- before this one (a lower score: higher priority, or the same and earlier). A leg that has
--- ended changes nothing: a late or replayed poll never rejoins the line.
+-- ended changes nothing: a late or replayed poll never rejoins the line. NEWER (nothing written)
+-- when a newer release wrote the call's entry.
 """,
     """
 local sid = ARGV[9]
 if redis.call('EXISTS', KEYS[5]) == 1 then
   return {0, {}, {}, {}, line_load(6, 14), 1, {}}
+end
+if newer(KEYS[4]) then
+  return 'newer'
 end
 sweep(REQUEST_SWEEP)
 local rejoined = 0
@@ -818,10 +879,14 @@ AGENT_AVAILABLE: Final = _script(
 -- KEYS[4] = agent hash
 -- ARGV[9] = agent id
 -- ARGV[10..] = queue zsets of the lines the agent serves (replacing the stored ones)
--- Returns the agent's status: 'busy' (lines updated, stays on its call) or 'available'.
+-- Returns the agent's status: 'busy' (lines updated, stays on its call) or 'available'; NEWER
+-- (nothing written) when a newer release wrote the agent's hash.
 """,
     """
 local akey, aid = KEYS[4], ARGV[9]
+if newer(akey) then
+  return 'newer'
+end
 local status = agent_state(aid)
 local old_lines = lines_of(akey)
 place_agent(aid, old_lines, nil)
@@ -854,10 +919,14 @@ AGENT_OFFLINE: Final = _script(
     """\
 -- KEYS[4] = agent hash
 -- ARGV[9] = agent id
--- Returns 'busy' (flagged to go offline when its call finishes) or 'offline'.
+-- Returns 'busy' (flagged to go offline when its call finishes) or 'offline'; NEWER (nothing
+-- written) when a newer release wrote the agent's hash.
 """,
     """
 local akey, aid = KEYS[4], ARGV[9]
+if newer(akey) then
+  return 'newer'
+end
 if agent_state(aid) == 'busy' then
   redis.call('HSET', akey, 'logout', '1')
   redis.call('EXPIRE', akey, AGENT_TTL)
@@ -874,13 +943,16 @@ AGENT_STATUSES: Final = _script(
 -- KEYS[4..] = agent hashes, in the order of the agent ids
 -- ARGV[9..] = agent ids
 -- Returns {status, call SID or '', status, call SID or '', ...} in the order of the ids.
--- Settles each agent as agent_state does and puts it in the right per-line agent sets.
+-- Settles each agent as agent_state does and puts it in the right per-line agent sets; a newer
+-- release's agent is 'offline' here and left untouched.
 """,
     """
 local out = {}
 for i = 9, #ARGV do
   local status = agent_state(ARGV[i])
-  index_agent(ARGV[i])
+  if not newer(agent_of(ARGV[i])) then
+    index_agent(ARGV[i])
+  end
   out[#out + 1] = status
   out[#out + 1] = (status == 'busy' and redis.call('HGET', agent_of(ARGV[i]), 'call')) or ''
 end
@@ -919,13 +991,19 @@ CONNECTED: Final = _script(
 -- KEYS[5] = connection key of the call
 -- ARGV[9] = call SID
 -- Returns the assignment as in claim_next (before the entry was dropped), or nil when the call
--- is not assigned.
+-- is not assigned; NEWER (nothing written) when a newer release wrote the entry or the agent's hash.
 """,
     """
 local sid = ARGV[9]
+if newer(KEYS[4]) then
+  return 'newer'
+end
 local aid = redis.call('HGET', KEYS[4], 'agent')
 if not aid then
   return nil
+end
+if newer(agent_of(aid)) then
+  return 'newer'
 end
 local result = assignment_of(sid)
 local akey = agent_of(aid)
@@ -955,10 +1033,14 @@ FINISH_CALL: Final = _script(
 -- KEYS[6] = connection key of the call
 -- ARGV[9] = agent id
 -- ARGV[10] = call SID
--- Returns the agent's status afterwards.
+-- Returns the agent's status afterwards; NEWER (nothing written) when a newer release wrote the
+-- agent's hash or the call's entry.
 """,
     """
 local akey, aid, sid = KEYS[4], ARGV[9], ARGV[10]
+if newer(akey) or newer(KEYS[5]) then
+  return 'newer'
+end
 local a = redis.call('HMGET', akey, 'status', 'call')
 if a[1] == 'busy' and a[2] == sid then
   -- Ended before `connected` was reported: the assignment ends with it.
@@ -982,14 +1064,21 @@ RETURN_TO_QUEUE: Final = _script(
 -- KEYS[4] = entry hash of the call
 -- ARGV[9] = call SID
 -- Returns {queue, language, priority, position, size, enqueued_ms} back in the line, or nil when
--- the call is not assigned.
+-- the call is not assigned; NEWER (nothing written) when a newer release wrote the entry or the
+-- hash of its agent.
 """,
     """
+if newer(KEYS[4]) then
+  return 'newer'
+end
 sweep(REQUEST_SWEEP)
 local sid = ARGV[9]
 local e = live_entry(sid)
 if not e or not e.agent then
   return nil
+end
+if newer(agent_of(e.agent)) then
+  return 'newer'
 end
 redis.call('HDEL', KEYS[4], 'agent', 'assigned_ms')
 extend_deadline(sid, HEARTBEAT_MS)

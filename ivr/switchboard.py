@@ -23,7 +23,7 @@ from redis.exceptions import RedisError
 from ivr.clock import Clock
 from ivr.flow import CallState, Decision, HoldInfo, TextMessage, epoch_ms
 from ivr.journal import Journal
-from ivr.queue import AgentStatus, Assignment, CallQueue, HangUp, LineLoad, Place
+from ivr.queue import AgentStatus, Assignment, CallQueue, HangUp, LineLoad, NewerEntry, Place
 from ivr.rules.schema import Queue, Rules
 from ivr.signing import Signer
 from ivr.telephony import Telephony
@@ -70,6 +70,10 @@ class Call:
     """The incident notice the call heard (its id), as its URL carries it (`Caller.notice`)."""
     rules_version: int | None = None
     """The rules version the call hears until it ends (`LiveRules.for_call`): carried in its URLs."""
+    hands_back: bool = False
+    """This webhook answers the caller's call and may still hand it back to the proxy
+    (`webhooks.HAND_BACKS`): a queue entry or agent a newer release wrote raises `NewerEntry` out
+    of the switchboard, before anything is journaled, instead of going on as when Redis is away."""
 
     @property
     def owner(self) -> str:
@@ -88,6 +92,14 @@ class Call:
     def carry(self) -> dict[str, str]:
         """What every webhook URL of this call carries (see `twiml.render`)."""
         return carried(self.reference, self.notice, self.rules_version)
+
+
+def hand_back_newer(call: Call, error: RedisError) -> None:
+    """Raise `error` again when it is a newer release's queue entry or agent (`NewerEntry`) and the
+    webhook may still hand the call back to the proxy (`Call.hands_back`); otherwise the caller
+    goes on as when Redis is away, and the entry stays for a newer process."""
+    if isinstance(error, NewerEntry) and call.hands_back:
+        raise error
 
 
 def carried(reference: str | None, notice: int | None, rules_version: int | None) -> dict[str, str]:
@@ -177,8 +189,7 @@ class Switchboard:
         ticket reference, or `always` (the first webhook of a call, which creates its ticket).
         """
         sid = call.owner
-        if always or call.new_reference or not decision.ticket.is_empty():
-            self._journal(call, decision.ticket)
+        assignments: tuple[Assignment, ...] = ()
         try:
             if decision.leave:
                 self.queue.leave(sid)
@@ -195,8 +206,6 @@ class Switchboard:
                     enqueued_ms=join.since,
                     leg=call.sid,  # a late or replayed webhook of an ended call queues nothing
                 )
-                for assignment in assignments:
-                    self._deliver(assignment)
             if decision.callback_number:
                 self.queue.request_callback(
                     sid,
@@ -205,9 +214,15 @@ class Switchboard:
                     reference=call.reference,
                     code=decision.ticket.callback_code,
                 )
-                self.dispatch()  # an agent may be free for this caller right now
-        except RedisError:
+        except RedisError as error:
+            hand_back_newer(call, error)  # before the journal: the handed-back request journals
             log.exception("queue change for %s failed; the hold loop will retry", sid)
+        if always or call.new_reference or not decision.ticket.is_empty():
+            self._journal(call, decision.ticket)
+        for assignment in assignments:
+            self._deliver(assignment)
+        if decision.callback_number:
+            self.dispatch()  # an agent may be free for this caller right now
         if decision.text is not None:
             self._text(call, decision.text)
 
@@ -299,7 +314,8 @@ class Switchboard:
                 leg=call.sid,
                 sharing=list(shares),
             )
-        except RedisError:
+        except RedisError as error:
+            hand_back_newer(call, error)
             log.exception("queue unavailable while %s holds", call.owner)
             return Turn(None, HoldInfo(position=None, can_call_back=False))
         if round_.ended:
@@ -429,7 +445,8 @@ class Switchboard:
         try:
             self.queue.finish_call(agent, call.owner)
             self.queue.record_talk(state.queue, state.language, talk_seconds)
-        except RedisError:
+        except RedisError as error:
+            hand_back_newer(call, error)
             log.exception("cannot free agent %s", agent)
         event = QueueEvent.COMPLETECALLER if by_caller else QueueEvent.COMPLETEAGENT
         record = EventRecord(
@@ -442,7 +459,8 @@ class Switchboard:
         """The agent did not pick up: the caller goes back to the front of the line."""
         try:
             self.queue.return_to_queue(call.owner)
-        except RedisError:
+        except RedisError as error:
+            hand_back_newer(call, error)
             log.exception("cannot requeue %s; the next hold round rejoins it", call.owner)
         record = EventRecord(QueueEvent.RINGNOANSWER, state.queue, state.language, agent=agent)
         self._journal(

@@ -38,6 +38,7 @@ from ivr.flow import (
     KnownCaller,
     newer_state,
 )
+from ivr.queue import NewerEntry
 from ivr.security import refuse_unsigned, signed_content
 from ivr.services import services
 from ivr.signing import CALLBACK_CODE_DIGITS, SEAL_MAX_AGE, SEAL_PARAM
@@ -155,26 +156,42 @@ def _sealed(sid: str, parent: str) -> _Sealed:
     )
 
 
-def _hand_back(owner: str) -> Response | None:
-    """For a webhook whose URL state a newer release wrote: a short pause, then the same webhook
-    again (resealed, its hand-backs counted), which the proxy may give to a newer instance during
-    a rolling upgrade. None once `HAND_BACKS` were given: the call starts over, as for any state
-    this code cannot read, and the caller is never dropped."""
+def _hand_backs_given() -> int:
+    """How many times this webhook was handed back already (its URL's `hb=`)."""
+    given = request.args.get(HAND_BACK, "")
+    return int(given) if given.isdigit() else 0
+
+
+def _hand_back(owner: str, what: str = "URL state") -> Response | None:
+    """For a webhook whose URL state (or queue entry: `what`) a newer release wrote: a short pause,
+    then the same webhook again (resealed, its hand-backs counted), which the proxy may give to a
+    newer instance during a rolling upgrade. None once `HAND_BACKS` were given: the call starts
+    over, as for any state this code cannot read, and the caller is never dropped."""
     url = f"{request.path}?{request.query_string.decode('latin-1')}"
     head = url.rpartition(f"&{SEAL_PARAM}=")[0]
-    given = (
-        int(request.args.get(HAND_BACK) or 0) if request.args.get(HAND_BACK, "").isdigit() else 0
-    )
+    given = _hand_backs_given()
     if given >= HAND_BACKS:
         log.warning(
-            "%s: URL state of a newer release after %d hand-backs: starting over", url, given
+            "%s: %s of a newer release after %d hand-backs: starting over", url, what, given
         )
         return None
     head = f"{_HAND_BACK_TAIL.sub('', head)}&{HAND_BACK}={given + 1}"
     now = services().clock.now().timestamp()
     again = services().signer.seal(head, owner, now)
-    log.info("%s: URL state of a newer release; handing the call back to the proxy", request.path)
+    log.info("%s: %s of a newer release; handing the call back to the proxy", request.path, what)
     return twiml(f'<Response><Pause length="1"/><Redirect>{escape(again)}</Redirect></Response>')
+
+
+@bp.errorhandler(NewerEntry)
+def hand_back_newer_entry(error: NewerEntry) -> Response:
+    """The caller's queue entry (or their agent) is a newer release's (`Call.hands_back`): nothing
+    was changed or journaled; the call goes back to the proxy, which may give it to a newer
+    instance. `arrive` lets this happen only while hand-backs are left, on a URL sealed for the
+    call."""
+    sid = request.form.get("CallSid", "")
+    sealed = _sealed(sid, "")
+    again = _hand_back(sealed.origin or sid, "queue entry")
+    return again if again is not None else apologise(error)
 
 
 def arrive(*, numbered: bool = True, agent_leg: bool = False) -> tuple[Call, CallState | None]:
@@ -207,6 +224,13 @@ def arrive(*, numbered: bool = True, agent_leg: bool = False) -> tuple[Call, Cal
         version = rules.for_call(sealed.rules_version or _pinned(owner, sealed.state))[0]
     else:  # a new call (or one whose URL is not ours): the live version, or a tester's draft
         version = rules.for_new_call(called if sealed.origin is not None else number)[0]
+    # A queue entry of a newer release: handed back as a newer URL state is, while hand-backs are
+    # left, only on the caller's own call and a URL sealed for it (`hand_back_newer_entry`).
+    hands_back = (
+        request.endpoint not in _NO_HAND_BACK
+        and sealed.state is not None
+        and _hand_backs_given() < HAND_BACKS
+    )
     call = Call(
         sid,
         number,
@@ -219,6 +243,7 @@ def arrive(*, numbered: bool = True, agent_leg: bool = False) -> tuple[Call, Cal
         callback_code=sealed.callback_code,
         notice=sealed.notice,
         rules_version=version,
+        hands_back=hands_back,
     )
     return call, sealed.state
 

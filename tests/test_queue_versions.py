@@ -221,18 +221,24 @@ def test_a_newer_agent_is_not_released_rewritten_or_handed_a_caller(
     assert older.place("CA-2") is not None  # the caller still waits, for a newer process
 
 
-def test_the_sweep_of_any_release_drops_a_lapsed_newer_entry(
+def test_the_sweep_of_any_release_drops_a_lapsed_newer_entry_and_leaves_a_newer_agent(
     older: CallQueue, store: redis.Redis, clock: FrozenClock
 ) -> None:
     waiting_for_one_agent(older, clock)
     write_newer(store, entry_key("CA-new"))
+    assert [a.call_sid for a in older.dispatch()] == ["CA-old"]
+    write_newer(store, agent_key("a1"))  # a newer release took a1 over, ringing CA-old
+    agent = snapshot(store, agent_key("a1"))
     clock.advance(3600)  # no heartbeat came: both deadlines lapsed
 
     swept = older.sweep()
 
     assert sorted(s.call_sid for s in swept) == ["CA-new", "CA-old"]
-    assert not store.exists(entry_key("CA-new"))
-    assert store.zcard(SUPPORT) == 0 and store.zscore(deadlines_key(), "CA-new") is None
+    assert not store.exists(entry_key("CA-new")) and not store.exists(entry_key("CA-old"))
+    assert store.zcard(SUPPORT) == 0 and store.zcard(deadlines_key()) == 0
+    # Its caller's entry is gone: a newer process releases a1 when it next reads it.
+    assert [s.freed_agent for s in swept] == [None, None]
+    assert snapshot(store, agent_key("a1")) == agent
 
 
 # --- the webhooks ----------------------------------------------------------------------------------

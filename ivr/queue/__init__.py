@@ -18,7 +18,10 @@ Data model:
   to be called back keeps their member and score, and the entry gains `callback` (the number),
   `our_number` (the number they called, to call back from) and `reference` (the ticket).
   Its TTL is only a safety net: the deadline plus `grace_seconds` (1 h), so that the sweep
-  still finds the entry of a call whose deadline passed.
+  still finds the entry of a call whose deadline passed. An entry or agent hash a newer release
+  wrote carries `v` above `keys.ENTRY_READS_UP_TO` (absent = 1): this code leaves it alone (it
+  is not claimed, released or rewritten; a script on it replies `NEWER` and the client raises
+  `NewerEntry`), except that the sweep drops a lapsed one (docs/upgrading.md).
 * `deadlines_key()` — ZSET: call SID -> heartbeat deadline (ms), for every waiting or assigned
   call. A call is live while its deadline >= now (the app's clock). Joins, heartbeats and claims
   move it to now + `heartbeat_seconds` with ZADD GT, so it never shortens the longer deadline of

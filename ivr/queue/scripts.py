@@ -235,12 +235,15 @@ end
 -- (not yet connected) is released, its entry and deadline go. Returns {call SID, queue,
 -- language, priority, position, size, enqueued_ms, released agent, callback number}, where
 -- position is 0 (and the line's fields '') when it held no place, and the agent '' when none.
+-- Version-agnostic (docs/upgrading.md's contract: the deadlines, an entry's queue_key and agent),
+-- so that any release drops a lapsed call; an agent a newer release wrote is left to a newer
+-- process, which releases it once it finds its caller's entry gone.
 local function drop_call(sid)
   local out = {sid, '', '', '0', 0, 0, '0', '', ''}
   local e = read_entry(sid)
   if e and e.agent then
     local a = redis.call('HMGET', agent_of(e.agent), 'status', 'call')
-    if a[1] == 'busy' and a[2] == sid then
+    if a[1] == 'busy' and a[2] == sid and not newer(agent_of(e.agent)) then
       release_agent(e.agent)
       out[8] = e.agent
     end

@@ -38,10 +38,12 @@ _NOT_INHERITED = (
     "IVR_DEV_MODE",
     "IVR_WRITER",
     "IVR_CLOCK",
+    "IVR_EXCHANGE_URL",
 )
 """Kept out of the instances' environment: no REST credentials, so an agent's turn reaches the
 caller at their next hold round; the public URL comes from the proxy's headers; the machine's clock,
-the same for both (`IVR_CLOCK` would start each instance's clock from its own start-up moment)."""
+the same for both (`IVR_CLOCK` would start each instance's clock from its own start-up moment); no
+exchange hook (with one, every call opens with a second of silence while the exchange is asked)."""
 ALWAYS_OPEN = (
     '    weekly: {mon-fri: "08:00-20:00"}\n    holidays: {country: US}',
     "    weekly: always",

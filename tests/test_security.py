@@ -582,7 +582,11 @@ def test_dev_mode_refuses_a_host_other_machines_can_reach(
 ) -> None:
     from ivr.cli import main
 
-    monkeypatch.delenv("IVR_DEV_MODE", raising=False)
+    # `ivr serve --dev` writes IVR_DEV_MODE and IVR_EXCHANGE_URL into this process's environment:
+    # set both through monkeypatch so that they are put back, not inherited by later tests'
+    # instances (an exchange hook there makes every call open with a lookup).
+    monkeypatch.setenv("IVR_DEV_MODE", "")
+    monkeypatch.setenv("IVR_EXCHANGE_URL", "")
     assert main(["serve", "--dev", "--host", host]) == 1
     assert "not a loopback address" in capsys.readouterr().err
 

@@ -64,6 +64,24 @@ def wait_until(predicate: Callable[[], T], timeout: float, interval: float = 0.0
         time.sleep(interval)
 
 
+def start_logged(
+    argv: Sequence[str], *, env: dict[str, str], cwd: Path, log: Path, append: bool = False
+) -> subprocess.Popen[bytes]:
+    """Start `argv` in a session of its own (its children, gunicorn's workers say, with it), stdin
+    closed, stdout and stderr into `log` (appended to with `append`: a restart keeps the first
+    run's output). Stop it by its PID (`stop_group` and the like)."""
+    with open(log, "ab" if append else "wb") as output:
+        return subprocess.Popen(
+            list(argv),
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
 class Mode(enum.StrEnum):
     """What a `FaultProxy` does with connections."""
 

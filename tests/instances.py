@@ -29,7 +29,7 @@ from urllib.parse import urlencode
 
 from twilio.request_validator import RequestValidator
 
-from tests.faults import free_port, wait_until
+from tests.faults import free_port, start_logged, wait_until
 from tests.support import AUTH_TOKEN, Phone, new_call_sid, spoken
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,19 +99,16 @@ class Instance:
         `tests/test_upgrade.py`); the log is appended to, so a restart on the same port keeps
         the first's."""
         port = port or free_port()
-        with open(log, "ab") as output:
-            process = subprocess.Popen(
-                [
-                    *(sys.executable, "-m", "ivr.cli", "serve"),
-                    *("--port", str(port), "--workers", str(workers)),
-                ],
-                env=env,
-                cwd=root,
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        process = start_logged(
+            [
+                *(sys.executable, "-m", "ivr.cli", "serve"),
+                *("--port", str(port), "--workers", str(workers)),
+            ],
+            env=env,
+            cwd=root,
+            log=log,
+            append=True,
+        )
         return cls(process, port, log)
 
     def wait_ready(self, timeout: float = START_TIMEOUT) -> None:

@@ -15,7 +15,6 @@ import json
 import os
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -38,7 +37,7 @@ from ivr.tickets.changes import Outcome
 from ivr.tickets.models import Ticket, TicketChangeRow
 from ivr.tickets.records import JournalRecord
 from ivr.tickets.service import get_ticket
-from tests.faults import RedisProcess, wait_until
+from tests.faults import RedisProcess, start_logged, wait_until
 from tests.instances import ROOT, HttpPhone, Instance, Nginx, answers
 from tests.support import AUTH_TOKEN, journal_record, new_call_sid, write_rules
 from tests.test_instances import ALWAYS_OPEN, MENU_PATH, _environment
@@ -193,16 +192,9 @@ def test_ivr_worker_on_sigterm_commits_the_batch_it_is_applying(
     with RedisProcess() as redis_server:
         env = _environment(database, redis_server.url, rules, tmp_path, "w")
         log = tmp_path / "worker.log"
-        with open(log, "wb") as output:
-            worker = subprocess.Popen(
-                [sys.executable, "-m", "ivr.cli", "worker", "--nice", "0"],
-                env=env,
-                cwd=ROOT,
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        worker = start_logged(
+            [sys.executable, "-m", "ivr.cli", "worker", "--nice", "0"], env=env, cwd=ROOT, log=log
+        )
         client = redis.Redis.from_url(redis_server.url)
         try:
             wait_until(lambda: "writing tickets" in log.read_text(), timeout=30)

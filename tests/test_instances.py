@@ -125,7 +125,18 @@ def site(database: Database, tmp_path: Path) -> Iterator[Site]:
 def test_calls_agents_and_tickets_agree_whichever_instance_serves_each_webhook(
     site: Site,
 ) -> None:
-    phones = [site.call_to_queue(f"+1415555010{n}") for n in range(3)]
+    three_callers_and_emma(site, "+1415555010", survey=5, tickets_within=20)
+
+
+def three_callers_and_emma(
+    site: Site, numbers: str, *, survey: int, tickets_within: float
+) -> list[HttpPhone]:
+    """Three callers (`numbers` + 0, 1, 2) queue through the proxy, each webhook of theirs meeting
+    every instance; Emma logs in and talks to the first, who rates her `survey`; all hang up. Every
+    caller hears the right place in line and every ticket comes out whole and right (within
+    `tickets_within` seconds): one per call, the reference the caller was given, answered or
+    abandoned. Returns the phones."""
+    phones = [site.call_to_queue(f"{numbers}{n}") for n in range(3)]
     # Each hears their place in line, though the instances took turns answering the webhooks.
     assert "You are next in line." in phones[0].last_heard()
     assert "You are number 2 in line." in phones[1].last_heard()
@@ -152,7 +163,7 @@ def test_calls_agents_and_tickets_agree_whichever_instance_serves_each_webhook(
     assert "You are number 2 in line." in phones[2].last_heard()
 
     phones[0].conversation_ends(seconds=95)
-    phones[0].press("5")  # the satisfaction survey
+    phones[0].press(str(survey))  # the satisfaction survey
     for phone in phones:
         phone.hang_up()
 
@@ -162,7 +173,8 @@ def test_calls_agents_and_tickets_agree_whichever_instance_serves_each_webhook(
             tickets[0] is not None and tickets[0].satisfaction is not None
         )
 
-    wait_until(every_ticket_complete, timeout=20)  # the instances' ticket writers, either of them
+    # The instances' ticket writers, either of them.
+    wait_until(every_ticket_complete, timeout=tickets_within)
     assert site.ticket_count() == len(phones)  # exactly one ticket per call, none left over
     references = set()
     for phone in phones:
@@ -176,10 +188,11 @@ def test_calls_agents_and_tickets_agree_whichever_instance_serves_each_webhook(
     answered = site.ticket(phones[0])
     assert answered is not None
     assert answered.outcome is Outcome.ANSWERED
-    assert (answered.agent, answered.satisfaction) == ("emma", 5)
+    assert (answered.agent, answered.satisfaction) == ("emma", survey)
     for phone in phones[1:]:
         ticket = site.ticket(phone)
         assert ticket is not None and ticket.outcome is Outcome.ABANDONED
+    return phones
 
 
 def test_without_nginx_the_test_fails_naming_the_debian_package(

@@ -11,20 +11,19 @@ import pytest
 import redis
 from flask import Flask
 from sqlalchemy import update
-from sqlalchemy.exc import IntegrityError
 
 from ivr import writer as writer_module
 from ivr.db import Database
 from ivr.journal import REJECTED_KEY, STREAM_KEY, Journal, newer_key
 from ivr.services import services
-from ivr.tickets import records, service
+from ivr.tickets import records
 from ivr.tickets.changes import EventRecord, Outcome, QueueEvent
 from ivr.tickets.models import TicketChangeRow
 from ivr.tickets.records import JournalRecord
 from tests.support import journal_record, ticket_of, write_records
 from tests.test_journal import unreachable_redis
 from tests.test_metrics import scrape, value
-from tests.test_writer import NOW, a_call, journaled, writer_for
+from tests.test_writer import NOW, a_call, journaled, refuse_records_of, writer_for
 
 
 @pytest.fixture
@@ -186,14 +185,7 @@ def test_what_the_database_refuses_again_stays_in_the_rejected_stream_for_an_ope
         redis_client.xadd(REJECTED_KEY, {"r": record.to_json(), "reason": "some older verdict"})
     broken = "not a record"
     journal.stream.hold_lines([(broken, 2)])  # nothing a newer release would read either
-    real = service.apply_records
-
-    def refuse_poison(session: object, records: list[JournalRecord], **kw: object) -> object:
-        if any(r.call_sid == "CA-poison" for r in records):
-            raise IntegrityError("INSERT", {}, Exception("violates check constraint"))
-        return real(session, records, **kw)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(service, "apply_records", refuse_poison)
+    refuse_records_of(monkeypatch, "CA-poison")
     assert writer_for(journal, database).drain() == 1
 
     assert ticket_of(database, "CA14").outcome is Outcome.CALLBACK

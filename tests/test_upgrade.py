@@ -28,11 +28,11 @@ import redis
 from ivr.db import Database
 from ivr.journal import REJECTED_KEY, STREAM_KEY, Journal, newer_key
 from ivr.tickets.changes import EventRecord, Outcome, QueueEvent
-from tests.conftest import AGENT_PINS, ROOT, write_agent_pins
+from tests.conftest import ROOT, write_agent_pins
 from tests.faults import RedisProcess, wait_until
-from tests.instances import Instance, Nginx, agent_request
+from tests.instances import Instance, Nginx
 from tests.support import edit, journal_record, write_rules
-from tests.test_instances import ALWAYS_OPEN, MENU_PATH, Site, _environment
+from tests.test_instances import ALWAYS_OPEN, Site, _environment, three_callers_and_emma
 from tests.test_writer import writer_for
 
 PREVIOUS_RELEASE = "v0.23.0"
@@ -146,55 +146,13 @@ def healthz(port: int) -> dict[str, object]:
 def test_calls_in_flight_complete_whichever_release_answers_each_webhook(
     upgrade: Upgrade,
 ) -> None:
-    site = upgrade.site
-    phones = [site.call_to_queue(f"+1415555020{n}") for n in range(3)]
-    assert "You are next in line." in phones[0].last_heard()
-    assert "You are number 2 in line." in phones[1].last_heard()
-    assert "You are number 3 in line." in phones[2].last_heard()
-    releases = {f"127.0.0.1:{instance.port}" for instance in site.instances}
-    served = site.nginx.served()
-    assert all(served[phone.sid] == releases for phone in phones), served  # each met both
-
-    status, body = agent_request(site.nginx.url, "emma", AGENT_PINS["emma"], "login")
-    assert status == 200, body
-    assert body["call"] == phones[0].sid, body
-    connected = phones[0].follow()
-    assert connected.find("Dial") is not None, phones[0].last_heard()
-    whisper = phones[0].agent_answers()
-    reference = site.references[phones[0].sid]
-    assert reference is not None and f"Ticket {' '.join(reference)}." in whisper, whisper
-    for phone in phones[1:]:
-        phone.follow()
-    assert "You are next in line." in phones[1].last_heard()
-    assert "You are number 2 in line." in phones[2].last_heard()
-    phones[0].conversation_ends(seconds=95)
-    phones[0].press("4")  # the satisfaction survey
-    for phone in phones:
-        phone.hang_up()
-
-    def every_ticket_complete() -> bool:
-        tickets = [site.ticket(phone) for phone in phones]
-        return all(t is not None and t.ended_at and t.outcome for t in tickets) and (
-            tickets[0] is not None and tickets[0].satisfaction is not None
-        )
-
-    wait_until(every_ticket_complete, timeout=30)  # either release's writer, or both
-    assert site.ticket_count() == len(phones)
-    for phone in phones:
-        ticket = site.ticket(phone)
-        assert ticket is not None
-        assert ticket.menu_path == MENU_PATH and ticket.queue == "funds"
-        assert ticket.reference == site.references[phone.sid]
-    answered = site.ticket(phones[0])
-    assert answered is not None and answered.outcome is Outcome.ANSWERED
-    assert (answered.agent, answered.satisfaction) == ("emma", 4)
-    for phone in phones[1:]:
-        ticket = site.ticket(phone)
-        assert ticket is not None and ticket.outcome is Outcome.ABANDONED
+    # The same calls as behind two instances of one release (tests/test_instances.py), with one
+    # of the two the previous release: every webhook of each call meets both.
+    three_callers_and_emma(upgrade.site, "+1415555020", survey=4, tickets_within=30)
     # Neither release set aside what the other wrote, and nothing waits for a newer one.
     assert upgrade.redis.xlen(REJECTED_KEY) == 0
     assert not upgrade.redis.exists(newer_key(2))
-    journal = healthz(site.instances[1].port)["journal"]
+    journal = healthz(upgrade.site.instances[1].port)["journal"]
     assert isinstance(journal, dict) and journal["waiting_for_newer"] == {}
 
 

@@ -158,20 +158,25 @@ def test_a_dead_processs_spool_is_drained_by_another_writer(
     assert not dead.exists()
 
 
+def refuse_records_of(monkeypatch: pytest.MonkeyPatch, call_sid: str) -> None:
+    """The database refuses (a check constraint) every batch holding a record of `call_sid`."""
+    real = service.apply_records
+
+    def refuse(session: object, records: list[JournalRecord], **kw: object) -> object:
+        if any(r.call_sid == call_sid for r in records):
+            raise IntegrityError("INSERT", {}, Exception("violates check constraint"))
+        return real(session, records, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(service, "apply_records", refuse)
+
+
 def test_unreadable_and_refused_records_are_set_aside_and_the_rest_is_written(
     journal: Journal, database: Database, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     poison = journal_record("CA-poison", NOW, menu_step="x")
     journaled(journal, *a_call("CA1"), poison)
     redis_client.xadd("ivr:{journal}", {"r": "not a record"})
-    real = service.apply_records
-
-    def refuse_poison(session: object, records: list[JournalRecord], **kw: object) -> object:
-        if any(r.call_sid == "CA-poison" for r in records):
-            raise IntegrityError("INSERT", {}, Exception("violates check constraint"))
-        return real(session, records, **kw)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(service, "apply_records", refuse_poison)
+    refuse_records_of(monkeypatch, "CA-poison")
     writer = writer_for(journal, database)
     writer.drain()
 

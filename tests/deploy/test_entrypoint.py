@@ -21,7 +21,7 @@ import pytest
 
 from ivr.db import Database
 from tests.conftest import TEST_REDIS_URL
-from tests.faults import free_port, wait_until
+from tests.faults import free_port, start_logged, wait_until
 from tests.instances import stop_group
 from tests.support import AUTH_TOKEN, ROOT, STATE_SECRET, ivr_environment
 
@@ -62,16 +62,7 @@ def run_entrypoint(*args: str, env: dict[str, str]) -> subprocess.CompletedProce
 
 def start_entrypoint(*args: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     """The entrypoint in a process group of its own (gunicorn's workers with it), output in `log`."""
-    with open(log, "wb") as output:
-        return subprocess.Popen(
-            ["sh", str(ENTRYPOINT), *args],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    return start_logged(["sh", str(ENTRYPOINT), *args], env=env, cwd=ROOT, log=log)
 
 
 def command_line(pid: int) -> list[str]:

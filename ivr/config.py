@@ -188,25 +188,10 @@ class Settings:
                 "IVR_TICKET_CHANGES_RETENTION_DAYS must be whole days from 1 to "
                 f"{MAX_RETENTION_DAYS}, or 0 to keep ticket changes forever, got {retention_text!r}"
             )
-        reload_text = (env.get("IVR_RULES_RELOAD_SECONDS") or "").strip()
-        try:
-            reload_seconds = float(reload_text or 2.0)
-        except ValueError:
-            reload_seconds = -1.0
-        if not 0.1 <= reload_seconds <= 60:  # nan too
-            raise ConfigError(
-                f"IVR_RULES_RELOAD_SECONDS must be seconds from 0.1 to 60, got {reload_text!r}"
-            )
-        drain_text = (env.get("IVR_DRAIN_SECONDS") or "").strip()
-        try:
-            drain_seconds = float(drain_text or DEFAULT_DRAIN_SECONDS)
-        except ValueError:
-            drain_seconds = -1.0
-        if not 0 <= drain_seconds <= MAX_DRAIN_SECONDS:  # nan too
-            raise ConfigError(
-                f"IVR_DRAIN_SECONDS must be seconds from 0 to {MAX_DRAIN_SECONDS:g}, "
-                f"got {drain_text!r}"
-            )
+        reload_seconds = _seconds(env, "IVR_RULES_RELOAD_SECONDS", 2.0, 0.1, 60.0)
+        drain_seconds = _seconds(
+            env, "IVR_DRAIN_SECONDS", DEFAULT_DRAIN_SECONDS, 0.0, MAX_DRAIN_SECONDS
+        )
         log_format = (env.get("IVR_LOG_FORMAT") or "text").strip().lower()
         if log_format not in LOG_FORMATS:
             raise ConfigError(f"IVR_LOG_FORMAT must be text or json, got {log_format!r}")
@@ -261,6 +246,19 @@ class Settings:
 
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **changes)
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    """A duration setting in seconds (`default` when unset); ConfigError naming its range when it
+    is not a number from `low` to `high` (NaN included)."""
+    text = (env.get(name) or "").strip()
+    try:
+        seconds = float(text or default)
+    except ValueError:
+        seconds = -1.0
+    if not low <= seconds <= high:  # nan too
+        raise ConfigError(f"{name} must be seconds from {low:g} to {high:g}, got {text!r}")
+    return seconds
 
 
 def _exchange_settings(env: Mapping[str, str]) -> tuple[str | None, str | None]:

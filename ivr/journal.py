@@ -262,27 +262,29 @@ class JournalStream:
         if entry_ids:
             self._client.xdel(key, *entry_ids)
 
-    def backlog(self) -> tuple[int, datetime | None, int]:
-        """(waiting entries, when the oldest was added, rejected entries); one round trip."""
+    def backlog(self) -> tuple[int, datetime | None, int, dict[int, int]]:
+        """(waiting entries, when the oldest was added, rejected entries, records waiting for a
+        newer release by version, only versions with some): one round trip, and a second only
+        while some version stream exists (during or after a rolling upgrade)."""
         with self._client.pipeline(transaction=False) as pipe:
             pipe.xlen(STREAM_KEY)
             pipe.xrange(STREAM_KEY, "-", "+", count=1)
             pipe.xlen(REJECTED_KEY)
-            length, first, rejected = pipe.execute()
+            pipe.smembers(NEWER_VERSIONS_KEY)
+            length, first, rejected, members = pipe.execute()
         oldest = None
         if first:
             ms = int(_text(first[0][0]).split("-")[0])
             oldest = datetime.fromtimestamp(ms / 1000, tz=UTC)
-        return int(length), oldest, int(rejected)
-
-    def newer(self) -> dict[int, int]:
-        """Records waiting for a newer release, by version (only versions with some)."""
-        versions = sorted(int(_text(v)) for v in self._client.smembers(NEWER_VERSIONS_KEY) or ())
-        with self._client.pipeline(transaction=False) as pipe:
-            for version in versions:
-                pipe.xlen(newer_key(version))
-            lengths = pipe.execute()
-        return {v: int(n) for v, n in zip(versions, lengths, strict=True) if n}
+        versions = sorted(int(_text(v)) for v in members or ())
+        newer: dict[int, int] = {}
+        if versions:
+            with self._client.pipeline(transaction=False) as pipe:
+                for version in versions:
+                    pipe.xlen(newer_key(version))
+                lengths = pipe.execute()
+            newer = {v: int(n) for v, n in zip(versions, lengths, strict=True) if n}
+        return int(length), oldest, int(rejected), newer
 
 
 class Spool:
@@ -655,8 +657,7 @@ class Journal:
         files, size = self.spool.size()
         held = self.held()
         try:
-            length, oldest, rejected = self.stream.backlog()
-            newer = self.stream.newer()
+            length, oldest, rejected, newer = self.stream.backlog()
         except RedisError:
             return Backlog(None, None, files, size, None, held)
         return Backlog(length, oldest, files, size, rejected, held, newer)

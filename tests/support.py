@@ -494,3 +494,14 @@ class FakeExchange:
             {"account": account, "call": call, "reference": reference, "verified": verified}
         )
         return True
+
+
+def downgrade(database: Database, revision: str) -> None:
+    """Take `database`'s schema back to `revision` with Alembic (the service only ever upgrades:
+    the migration tests check that each migration's downgrade works too)."""
+    from alembic import command
+
+    config = database.alembic_config()
+    with database.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)

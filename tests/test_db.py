@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import String, inspect, select, text
@@ -16,6 +15,7 @@ from sqlalchemy.exc import IntegrityError, StatementError
 from ivr.db import Base, Database, normalise_url
 from ivr.tickets.models import Ticket
 from ivr.tickets.records import JournalRecord
+from tests.support import downgrade
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 
@@ -185,21 +185,20 @@ def test_sqlite_parent_directory_is_created(
     database.dispose()
 
 
+def ticket_columns(database: Database) -> set[str]:
+    """The columns of the tickets table as the database has them now."""
+    with database.engine.connect() as connection:
+        return {c["name"] for c in inspect(connection).get_columns("tickets")}
+
+
 def test_migration_0006_adds_what_was_said_and_takes_it_away_again(
     empty_database: Database,
 ) -> None:
-    def columns() -> set[str]:
-        with empty_database.engine.connect() as connection:
-            return {c["name"] for c in inspect(connection).get_columns("tickets")}
-
     empty_database.upgrade()
-    assert {"said", "said_to", "said_checked"} <= columns()
-    config = empty_database.alembic_config()
-    with empty_database.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0005")
-    assert not {"said", "said_to", "said_checked"} & columns()
-    assert "account" in columns()
+    assert {"said", "said_to", "said_checked"} <= ticket_columns(empty_database)
+    downgrade(empty_database, "0005")
+    assert not {"said", "said_to", "said_checked"} & ticket_columns(empty_database)
+    assert "account" in ticket_columns(empty_database)
 
     empty_database.upgrade()
     assert empty_database.schema().ready
@@ -229,10 +228,7 @@ def test_migration_0007_adds_retention_to_a_database_with_records_and_takes_it_a
     assert "pruned_calls" in tables and "ix_ticket_changes_at" in indexes
     with empty_database.engine.connect() as connection:
         assert connection.execute(text("SELECT id FROM ticket_changes")).scalars().all() == ["r1"]
-    config = empty_database.alembic_config()
-    with empty_database.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0006")
+    downgrade(empty_database, "0006")
     tables, indexes = schema()
     assert "pruned_calls" not in tables and "ix_ticket_changes_at" not in indexes
 
@@ -240,18 +236,11 @@ def test_migration_0007_adds_retention_to_a_database_with_records_and_takes_it_a
 def test_migration_0009_adds_the_incident_heard_to_tickets_and_takes_it_away_again(
     empty_database: Database,
 ) -> None:
-    def columns() -> set[str]:
-        with empty_database.engine.connect() as connection:
-            return {c["name"] for c in inspect(connection).get_columns("tickets")}
-
     empty_database.upgrade()
-    assert "incident" in columns()
-    config = empty_database.alembic_config()
-    with empty_database.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0008")
-    assert "incident" not in columns()
-    assert "said_checked" in columns()
+    assert "incident" in ticket_columns(empty_database)
+    downgrade(empty_database, "0008")
+    assert "incident" not in ticket_columns(empty_database)
+    assert "said_checked" in ticket_columns(empty_database)
 
     empty_database.upgrade()
     assert empty_database.schema().ready

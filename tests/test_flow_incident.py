@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -29,11 +28,9 @@ from ivr.rules.check import Bundle, load_bundle
 from ivr.tickets.changes import Outcome, QueueEvent, TicketChange
 from ivr.tickets.projection import TicketFields, project
 from ivr.tickets.records import JournalRecord
+from tests.test_flow import MONDAY_AFTERNOON, ROOT, SATURDAY
 
-ROOT = Path(__file__).resolve().parents[1]
-MONDAY_AFTERNOON = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)  # New York 10:00, Berlin 16:00
 MONDAY_MORNING_IN_CHINA = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)  # Shanghai 11:00
-SATURDAY = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)
 ETA = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)  # `--eta "2026-11-23 18:00 UTC"`
 
 OUTAGE = Incident(7, frozenset({"withdrawal", "deposit"}), eta=ETA)

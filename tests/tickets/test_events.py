@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from alembic import command
 from sqlalchemy import delete, func, inspect, select
 
 from ivr.db import Database
@@ -23,7 +22,7 @@ from ivr.tickets.events import (
 )
 from ivr.tickets.models import QueueEventRow, Ticket
 from ivr.tickets.records import NO_CALL, CallEnd
-from tests.support import journal_record, write_records
+from tests.support import downgrade, journal_record, write_records
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 DAY = datetime(2026, 3, 2, tzinfo=UTC)
@@ -444,10 +443,7 @@ def test_migration_0002_downgrades_and_upgrades_again(empty_database: Database) 
         "ix_queue_events_event_at",
     }
 
-    config = empty_database.alembic_config()
-    with empty_database.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0001")
+    downgrade(empty_database, "0001")
 
     assert "queue_events" not in tables()
     assert "tickets" in tables()
@@ -467,10 +463,7 @@ def test_migration_0003_downgrades_and_upgrades_again(empty_database: Database) 
 
     assert {"ticket_changes", "reference_blocks"} <= tables()
     assert "processed_webhooks" not in tables()
-    config = empty_database.alembic_config()
-    with empty_database.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0002")
+    downgrade(empty_database, "0002")
     assert not {"ticket_changes", "reference_blocks"} & tables()
     assert "processed_webhooks" in tables()
 

@@ -27,11 +27,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
+import pytest
 import redis
 from sqlalchemy import Connection, func, select
 from twilio.request_validator import RequestValidator
 
 from ivr.db import Database
+from ivr.drain import close_listeners
 from ivr.journal import GROUP, STREAM_KEY, Journal
 from ivr.tickets.changes import Outcome
 from ivr.tickets.models import Ticket, TicketChangeRow
@@ -230,6 +232,51 @@ def test_ivr_worker_on_sigterm_commits_the_batch_it_is_applying(
         assert client.xlen(STREAM_KEY) == 0
         assert int(client.xpending(STREAM_KEY, GROUP)["pending"]) == 0
         client.close()
+
+
+# --- the end of the drain: closing the door -----------------------------------------------------
+
+
+def test_the_end_of_a_drain_resets_no_queued_connection_and_refuses_new_ones() -> None:
+    """A proxy's connection still in the kernel's accept queue when the drain ends has its request
+    written already (a webhook is a POST, which nginx does not pass on once sent): it is accepted
+    and answered, not reset. A connection opened meanwhile is held back, then refused, which nginx
+    does pass on to the other instance."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    queued = socket.create_connection(("127.0.0.1", port), timeout=5)
+    queued.sendall(b"POST /voice/input")
+    time.sleep(0.1)  # the handshake completes in the kernel; nobody has accepted it yet
+    received: list[bytes] = []
+    late: list[BaseException] = []
+
+    def busy_worker() -> None:  # a worker that gets to its `accept` 0.3 s after the drain ended
+        time.sleep(0.3)
+        connection, _ = listener.accept()
+        received.append(connection.recv(100))
+        connection.sendall(b"HTTP/1.1 200 OK")
+        connection.close()
+
+    def late_caller() -> None:  # a proxy connecting while the workers empty the queue
+        time.sleep(0.1)
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        except OSError as exc:
+            late.append(exc)
+
+    threads = [threading.Thread(target=busy_worker), threading.Thread(target=late_caller)]
+    for thread in threads:
+        thread.start()
+    close_listeners([listener], accept_seconds=2.0)
+    for thread in threads:
+        thread.join(10)
+    assert received == [b"POST /voice/input"]
+    assert queued.recv(100) == b"HTTP/1.1 200 OK"
+    assert [type(exc) for exc in late] == [ConnectionRefusedError]
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=5)
+    queued.close()
+    listener.close()
 
 
 # --- a rolling restart behind nginx ---------------------------------------------------------------

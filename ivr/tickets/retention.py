@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 from ivr.db import Database
 from ivr.tickets.models import PrunedCall, Ticket, TicketChangeRow
 from ivr.tickets.records import NO_CALL
-from ivr.tickets.service import _unit_of_work
+from ivr.tickets.unit_of_work import unit_of_work
 
 BATCH_CALLS = 200
 """Calls pruned in one transaction: about 1,000 records (5 a call on the shipped rules), so no
@@ -76,7 +76,7 @@ def prune_batch(
 
     Each call is taken under its ticket's row lock, skipping a ticket a writer holds now (the next
     pass takes it), and its record ids are kept in `pruned_calls`, stamped `now`."""
-    with _unit_of_work(session):
+    with unit_of_work(session):
         candidates = list(
             session.scalars(
                 select(TicketChangeRow.call_sid)
@@ -116,7 +116,7 @@ def prune(
 
 def would_prune(session: Session, *, before: datetime) -> Pruned:
     """What `prune` would delete now (`ivr tickets prune --dry-run`); changes nothing."""
-    with _unit_of_work(session):
+    with unit_of_work(session):
         ended = select(Ticket.call_sid).where(Ticket.ended_at < before)
         calls, call_records = session.execute(
             select(func.count(func.distinct(TicketChangeRow.call_sid)), func.count()).where(

@@ -12,8 +12,7 @@ import logging
 import os
 import socket
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 
@@ -31,6 +30,7 @@ from ivr.tickets.models import (
 )
 from ivr.tickets.projection import EventFields, TicketFields, agent_events, in_order, project
 from ivr.tickets.records import NO_CALL, BadRecord, JournalRecord, NewerRecord
+from ivr.tickets.unit_of_work import unit_of_work
 
 log = logging.getLogger(__name__)
 
@@ -57,16 +57,6 @@ REFUSED_PRUNED = (
     "its call's journal records were pruned (IVR_TICKET_CHANGES_RETENTION_DAYS): a record new to "
     "the call cannot be folded into its ticket"
 )
-
-
-@contextmanager
-def _unit_of_work(session: Session) -> Iterator[None]:
-    try:
-        yield
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
 
 
 class ParsedRecords:
@@ -113,7 +103,7 @@ def apply_records(
     if not unique:
         return Applied(0, 0)
     parsed = parsed or ParsedRecords()
-    with _unit_of_work(session):
+    with unit_of_work(session):
         stored = _store_records(session, unique)
         for record in unique:
             if record.id in stored:  # what the database holds now; a repeat may differ from it
@@ -321,7 +311,7 @@ def _upsert_events(session: Session, rows: list[dict[str, object]]) -> None:
 
 def lease_reference_block(session: Session, *, now: datetime) -> int:
     """A new block of reference serial numbers for this process (`tickets.references`)."""
-    with _unit_of_work(session):
+    with unit_of_work(session):
         holder = f"{socket.gethostname()}:{os.getpid()}"[:128]
         statement = insert(ReferenceBlock).values(leased_at=now, leased_by=holder)
         block: int = session.execute(statement.returning(ReferenceBlock.id)).scalar_one()
@@ -330,7 +320,7 @@ def lease_reference_block(session: Session, *, now: datetime) -> int:
 
 def changes_of(session: Session, call_sid: str) -> list[JournalRecord]:
     """Every journal record applied to a call's ticket, in the order they happened."""
-    with _unit_of_work(session):
+    with unit_of_work(session):
         bodies = session.scalars(
             select(TicketChangeRow.body).where(TicketChangeRow.call_sid == call_sid)
         )
@@ -339,14 +329,14 @@ def changes_of(session: Session, call_sid: str) -> list[JournalRecord]:
 
 def get_ticket(session: Session, call_sid: str) -> Ticket | None:
     """The ticket of a call, if there is one."""
-    with _unit_of_work(session):
+    with unit_of_work(session):
         return session.scalars(select(Ticket).where(Ticket.call_sid == call_sid)).one_or_none()
 
 
 def find_by_reference(session: Session, reference: str) -> Ticket | None:
     """The ticket with a reference, ignoring the spaces of its spoken form."""
     digits = "".join(ch for ch in reference if ch in "0123456789")
-    with _unit_of_work(session):
+    with unit_of_work(session):
         return session.scalars(select(Ticket).where(Ticket.reference == digits)).one_or_none()
 
 
@@ -372,7 +362,7 @@ def list_tickets(
         query = query.where(Ticket.queue == queue)
     if language is not None:
         query = query.where(Ticket.language == language)
-    with _unit_of_work(session):
+    with unit_of_work(session):
         return list(session.scalars(query))
 
 
@@ -416,7 +406,7 @@ def pending_callbacks(session: Session, *, since: datetime) -> list[PendingCallb
         )
         .order_by(Ticket.queued_at)
     )
-    with _unit_of_work(session):
+    with unit_of_work(session):
         rows = session.execute(query).all()
     found = []
     for ticket, asked_at in rows:
@@ -462,7 +452,7 @@ def logged_in_agents(session: Session, *, since: datetime) -> list[str]:
         .where(ranked.c.newest == 1, ranked.c.event == QueueEvent.AGENTLOGIN.value)
         .order_by(ranked.c.agent)
     )
-    with _unit_of_work(session):
+    with unit_of_work(session):
         return [agent for agent in session.scalars(query) if agent]
 
 
@@ -520,7 +510,7 @@ def after_hours_callbacks(session: Session, *, since: datetime) -> list[AfterHou
         )
         .order_by(Ticket.arrived_at, Ticket.id)
     )
-    with _unit_of_work(session):
+    with unit_of_work(session):
         found = list(session.scalars(query))
         calls = [t.call_sid for t in found]
         events: dict[str, list[QueueEventRow]] = defaultdict(list)

@@ -340,32 +340,6 @@ def find_by_reference(session: Session, reference: str) -> Ticket | None:
         return session.scalars(select(Ticket).where(Ticket.reference == digits)).one_or_none()
 
 
-def list_tickets(
-    session: Session,
-    *,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    outcome: Outcome | None = None,
-    queue: str | None = None,
-    language: str | None = None,
-    limit: int = 100,
-) -> list[Ticket]:
-    """Tickets of calls that arrived in [since, until), newest first, optionally filtered."""
-    query = select(Ticket).order_by(Ticket.arrived_at.desc(), Ticket.id.desc()).limit(limit)
-    if since is not None:
-        query = query.where(Ticket.arrived_at >= since)
-    if until is not None:
-        query = query.where(Ticket.arrived_at < until)
-    if outcome is not None:
-        query = query.where(Ticket.outcome == outcome)
-    if queue is not None:
-        query = query.where(Ticket.queue == queue)
-    if language is not None:
-        query = query.where(Ticket.language == language)
-    with unit_of_work(session):
-        return list(session.scalars(query))
-
-
 @dataclass(frozen=True)
 class PendingCallback:
     """A caller who asked, while holding, to be called back keeping their place, not yet called."""

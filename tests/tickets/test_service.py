@@ -25,7 +25,6 @@ from ivr.tickets.service import (
     find_by_reference,
     get_ticket,
     lease_reference_block,
-    list_tickets,
 )
 from tests.support import journal_record
 
@@ -448,40 +447,6 @@ def test_reference_is_spoken_digit_by_digit_and_found_in_that_form(database: Dat
 def test_get_ticket_of_an_unknown_call_is_none(database: Database) -> None:
     with database.sessions() as session:
         assert get_ticket(session, "CA-nothing") is None
-
-
-def test_list_tickets_newest_first_with_filters(database: Database) -> None:
-    calls = [
-        ("CA0", 0, "en-US", "payments", Outcome.ANSWERED),
-        ("CA1", 60, "de-DE", "payments", Outcome.ABANDONED),
-        ("CA2", 120, "en-US", "security", Outcome.ABANDONED),
-        ("CA3", 180, "en-US", None, Outcome.SELF_SERVED),
-    ]
-    apply(
-        database,
-        *(
-            rec(sid, _later(offset), language=language, queue=queue, outcome=outcome)
-            for sid, offset, language, queue, outcome in calls
-        ),
-    )
-
-    def sids(**filters: Any) -> list[str]:
-        with database.sessions() as session:
-            return [t.call_sid for t in list_tickets(session, **filters)]
-
-    assert sids() == ["CA3", "CA2", "CA1", "CA0"]
-    assert sids(limit=2) == ["CA3", "CA2"]
-    assert sids(since=_later(60)) == ["CA3", "CA2", "CA1"]
-    assert sids(until=_later(60)) == ["CA0"]
-    assert sids(since=_later(60), until=_later(180)) == ["CA2", "CA1"]
-    assert sids(outcome=Outcome.ABANDONED) == ["CA2", "CA1"]
-    assert sids(queue="payments") == ["CA1", "CA0"]
-    assert sids(language="en-US", outcome=Outcome.ABANDONED) == ["CA2"]
-    assert sids(since=NOW.astimezone(timezone(timedelta(hours=-5))) + timedelta(seconds=1)) == [
-        "CA3",
-        "CA2",
-        "CA1",
-    ]
 
 
 def test_ticket_change_is_empty() -> None:

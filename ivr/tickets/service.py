@@ -341,23 +341,42 @@ def find_by_reference(session: Session, reference: str) -> Ticket | None:
 
 
 @dataclass(frozen=True)
-class PendingCallback:
-    """A caller who asked, while holding, to be called back keeping their place, not yet called."""
+class CallbackTry:
+    """One try at an after-hours callback, as its CALLBACKDIAL events tell it."""
+
+    placed_at: datetime
+    """When an agent was free and the call was placed (or could not be placed)."""
+    ended_at: datetime | None
+    """When the try ended without an answer: its final status came (busy, no-answer, failed,
+    canceled), or the call could not be placed at all. None while nothing said so."""
+
+
+@dataclass(frozen=True)
+class CallbackRequest:
+    """A caller who asked to be called back and whom no agent has answered yet: while holding
+    (`pending_callbacks`: they keep their place) or while their team was closed
+    (`after_hours_callbacks`: they never queued)."""
 
     call_sid: str
     reference: str
     queue: str
     language: str
     priority: int
-    queued_at: datetime
     number: str
     our_number: str | None
+    """The number the caller called: the callback is placed from it."""
     asked_at: datetime
+    queued_at: datetime | None = None
+    """When the caller joined the hold queue, the place the callback keeps; None after hours."""
+    tries: tuple[CallbackTry, ...] = ()
+    """After hours: the tries so far, oldest first (a kept place is called once, when it comes up)."""
+    given_up: bool = False
+    """After hours: a CALLBACKGIVEUP was logged, no more tries."""
     callback_code: str | None = None
     """The code the caller was given (the callback opens with it); None on older tickets."""
 
 
-def pending_callbacks(session: Session, *, since: datetime) -> list[PendingCallback]:
+def pending_callbacks(session: Session, *, since: datetime) -> list[CallbackRequest]:
     """Callbacks asked for since `since` (from the hold queue) that nobody has placed yet."""
     asked = (
         select(QueueEventRow.call_sid, func.max(QueueEventRow.at).label("asked_at"))
@@ -387,7 +406,7 @@ def pending_callbacks(session: Session, *, since: datetime) -> list[PendingCallb
         if not (ticket.queue and ticket.language and ticket.queued_at and ticket.callback_number):
             continue
         found.append(
-            PendingCallback(
+            CallbackRequest(
                 call_sid=ticket.call_sid,
                 reference=ticket.reference,
                 queue=ticket.queue,
@@ -436,39 +455,7 @@ _IN_BATCH = 500
 """Call SIDs per IN (...) list: well under every database's limit on bound parameters."""
 
 
-@dataclass(frozen=True)
-class CallbackTry:
-    """One try at an after-hours callback, as its CALLBACKDIAL events tell it."""
-
-    placed_at: datetime
-    """When an agent was free and the call was placed (or could not be placed)."""
-    ended_at: datetime | None
-    """When the try ended without an answer: its final status came (busy, no-answer, failed,
-    canceled), or the call could not be placed at all. None while nothing said so."""
-
-
-@dataclass(frozen=True)
-class AfterHoursCallback:
-    """A caller who asked, while their team was closed, to be called back; not answered yet."""
-
-    call_sid: str
-    reference: str
-    queue: str
-    language: str
-    priority: int
-    number: str
-    our_number: str | None
-    """The number the caller called: the callback is placed from it."""
-    asked_at: datetime
-    tries: tuple[CallbackTry, ...]
-    """The tries so far, oldest first."""
-    given_up: bool
-    """A CALLBACKGIVEUP was logged: no more tries."""
-    callback_code: str | None = None
-    """The code the caller was given (the callback opens with it); None on older tickets."""
-
-
-def after_hours_callbacks(session: Session, *, since: datetime) -> list[AfterHoursCallback]:
+def after_hours_callbacks(session: Session, *, since: datetime) -> list[CallbackRequest]:
     """Callbacks asked for after hours (the caller never queued) by calls that arrived since
     `since` and that no agent has answered, the earliest request first, each with its tries."""
     query = (
@@ -507,7 +494,7 @@ def after_hours_callbacks(session: Session, *, since: datetime) -> list[AfterHou
         assert ticket.queue and ticket.language and ticket.callback_number
         history = events[ticket.call_sid]
         requests.append(
-            AfterHoursCallback(
+            CallbackRequest(
                 call_sid=ticket.call_sid,
                 reference=ticket.reference,
                 queue=ticket.queue,

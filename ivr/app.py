@@ -34,7 +34,7 @@ from ivr.services import Services
 from ivr.signing import Signer
 from ivr.switchboard import Switchboard
 from ivr.telephony import telephony_for
-from ivr.tickets import service as tickets
+from ivr.tickets import writes as tickets
 from ivr.tickets.references import BLOCK_SIZE, References
 from ivr.writer import TicketWriter
 

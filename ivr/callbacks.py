@@ -46,9 +46,9 @@ from ivr import hours
 from ivr.flow import epoch_ms
 from ivr.rules.schema import Rules
 from ivr.services import Services
-from ivr.tickets import service as tickets
+from ivr.tickets import reads as tickets
 from ivr.tickets.changes import EventRecord, QueueEvent
-from ivr.tickets.service import CallbackRequest
+from ivr.tickets.reads import CallbackRequest
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from ivr.flow import epoch_ms
 from ivr.services import Services
-from ivr.tickets import service as tickets
+from ivr.tickets import reads as tickets
 
 log = logging.getLogger(__name__)
 

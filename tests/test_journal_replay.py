@@ -18,8 +18,8 @@ from ivr.journal import Journal, JournalStream
 from ivr.logs import JsonFormatter
 from ivr.services import services
 from ivr.tickets.models import TicketChangeRow
+from ivr.tickets.reads import get_ticket
 from ivr.tickets.records import JournalRecord
-from ivr.tickets.service import get_ticket
 from tests.conftest import MONDAY_AFTERNOON
 from tests.faults import RedisProcess, free_port
 from tests.support import journal_record

@@ -1,7 +1,7 @@
 """Queue events (Asterisk queue_log style): a call's history and per-queue statistics.
 
 Events reach the table through the ticket journal: a webhook journals them with the call's other facts
-and the writer stores them (`service.apply_records`), linked to the call's ticket and taking its queue
+and the writer stores them (`writes.apply_records`), linked to the call's ticket and taking its queue
 and language when they name none. Like the service, every function here is one unit of work on the
 session it is given and commits before returning.
 """

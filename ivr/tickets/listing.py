@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session
 from ivr.tickets.changes import SAID_OPERATOR, SAID_UNDERSTOOD_NOT, Outcome, QueueEvent
 from ivr.tickets.events import events_of
 from ivr.tickets.models import QueueEventRow, Ticket
+from ivr.tickets.reads import changes_of
 from ivr.tickets.records import JournalRecord
-from ivr.tickets.service import changes_of
 from ivr.tickets.unit_of_work import unit_of_work
 
 DATE_HELP = (

@@ -4,7 +4,7 @@ A ticket is folded from all of its call's records (`projection.project`), so rec
 whole call at a time, and only for a call whose ticket ended (its final status callback came) before
 the cutoff; the ticket itself is never touched. What is kept of the call's records is their ids, in
 `pruned_calls` (about 330 bytes a call instead of about 3,100 for its 5 records), and the writer
-reads them under the ticket's row lock (`service.apply_records`):
+reads them under the ticket's row lock (`writes.apply_records`):
 
 - a late repeat of a pruned record (a retried webhook, a spool file or `ivr journal replay` delivering
   it again) is known as applied and changes nothing;
@@ -168,6 +168,6 @@ def _keep_ids(session: Session, deleted: dict[str, list[str]], now: datetime) ->
         row = kept.get(call_sid)
         if row is None:
             session.add(PrunedCall(call_sid=call_sid, pruned_at=now, record_ids=sorted(ids)))
-        else:  # pruned before, and records stored since (see `service.apply_records`)
+        else:  # pruned before, and records stored since (see `writes.apply_records`)
             row.record_ids = sorted({*row.record_ids, *ids})
             row.pruned_at = now

@@ -23,9 +23,9 @@ from sqlalchemy import text
 
 from ivr.clock import FrozenClock
 from ivr.db import Database
-from ivr.journal import Journal
 from ivr.tickets import writes
 from ivr.tickets.changes import EventRecord, Outcome, QueueEvent, TicketChange
+from ivr.tickets.journal import Journal
 from ivr.tickets.records import CallEnd, JournalRecord
 from ivr.tickets.references import References
 from ivr.writer import TicketWriter

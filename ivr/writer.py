@@ -26,8 +26,8 @@ from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from ivr.clock import Clock
 from ivr.db import Database
-from ivr.journal import NEWER_READ, REJECTED_KEY, Delivery, Journal, newer_key
 from ivr.tickets import writes
+from ivr.tickets.journal import NEWER_READ, REJECTED_KEY, Delivery, Journal, newer_key
 from ivr.tickets.references import References
 
 log = logging.getLogger(__name__)

@@ -32,8 +32,8 @@ from sqlalchemy import Connection, func, select
 from twilio.request_validator import RequestValidator
 
 from ivr.db import Database
-from ivr.journal import GROUP, STREAM_KEY, Journal
 from ivr.tickets.changes import Outcome
+from ivr.tickets.journal import GROUP, STREAM_KEY, Journal
 from ivr.tickets.models import Ticket, TicketChangeRow
 from ivr.tickets.reads import get_ticket
 from ivr.tickets.records import JournalRecord

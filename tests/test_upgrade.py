@@ -26,8 +26,8 @@ import pytest
 import redis
 
 from ivr.db import Database
-from ivr.journal import REJECTED_KEY, STREAM_KEY, Journal, newer_key
 from ivr.tickets.changes import EventRecord, Outcome, QueueEvent
+from ivr.tickets.journal import REJECTED_KEY, STREAM_KEY, Journal, newer_key
 from tests.conftest import ROOT, write_agent_pins
 from tests.faults import RedisProcess, wait_until
 from tests.instances import Instance, Nginx

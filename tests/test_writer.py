@@ -13,16 +13,16 @@ from sqlalchemy.exc import IntegrityError
 
 from ivr.clock import FrozenClock
 from ivr.db import Database
-from ivr.journal import Journal
 from ivr.tickets import writes
 from ivr.tickets.changes import Outcome
+from ivr.tickets.journal import Journal
 from ivr.tickets.records import CallEnd, JournalRecord
 from ivr.tickets.references import References
 from ivr.tickets.retention import cutoff, prune
 from ivr.writer import StoreUnavailable, TicketWriter
 from tests.faults import free_port
 from tests.support import journal_record, ticket_of
-from tests.test_journal import unreachable_redis
+from tests.tickets.test_journal import unreachable_redis
 
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 

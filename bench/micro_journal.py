@@ -28,7 +28,7 @@ from ivr.tickets.changes import EventRecord, Outcome, QueueEvent, TicketChange
 from ivr.tickets.journal import Journal
 from ivr.tickets.records import CallEnd, JournalRecord
 from ivr.tickets.references import References
-from ivr.writer import TicketWriter
+from ivr.tickets.writer import TicketWriter
 
 CALLS = 2_500
 QUICK_CALLS = 250

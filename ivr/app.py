@@ -36,7 +36,7 @@ from ivr.telephony import telephony_for
 from ivr.tickets import writes as tickets
 from ivr.tickets.journal import Journal
 from ivr.tickets.references import BLOCK_SIZE, References
-from ivr.writer import TicketWriter
+from ivr.tickets.writer import TicketWriter
 
 MAX_BODY_BYTES = 64 * 1024
 """Twilio's webhook bodies are a few kB; anything much larger is refused with 413."""

@@ -280,7 +280,7 @@ def _worker(args: argparse.Namespace) -> int:
         print(f"cannot start: {exc}", file=sys.stderr)
         return 1
     if args.drain:
-        from ivr.writer import StoreUnavailable
+        from ivr.tickets.writer import StoreUnavailable
 
         try:
             written = s.writer.drain()

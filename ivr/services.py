@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from ivr.telephony import Telephony
     from ivr.tickets.journal import Journal
     from ivr.tickets.references import References
-    from ivr.writer import TicketWriter
+    from ivr.tickets.writer import TicketWriter
 
 
 class Threads(Protocol):

@@ -1,9 +1,9 @@
 """Changing tickets: the writer's applying of journal records, and leasing reference blocks.
 
 Webhooks never call these: they journal what they learned (`ivr.tickets.journal`) and a writer
-(`ivr.writer`) applies the records here in batches (`apply_records`). Every function is one unit of
-work (`ivr.tickets.unit_of_work`) on the session it is given: it commits before returning (and rolls
-back if it raises), so callers pass a fresh `Database.sessions()` session or one from
+(`ivr.tickets.writer`) applies the records here in batches (`apply_records`). Every function is one
+unit of work (`ivr.tickets.unit_of_work`) on the session it is given: it commits before returning
+(and rolls back if it raises), so callers pass a fresh `Database.sessions()` session or one from
 `Database.session()`. What reads tickets is in `ivr.tickets.reads`.
 """
 

@@ -19,7 +19,7 @@ from ivr.tickets.journal import Journal
 from ivr.tickets.records import CallEnd, JournalRecord
 from ivr.tickets.references import References
 from ivr.tickets.retention import cutoff, prune
-from ivr.writer import StoreUnavailable, TicketWriter
+from ivr.tickets.writer import StoreUnavailable, TicketWriter
 from tests.faults import free_port
 from tests.support import journal_record, ticket_of
 from tests.tickets.test_journal import unreachable_redis

@@ -449,7 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_tickets(commands)
 
-    from ivr.journal_replay import add_parser as add_journal
+    from ivr.tickets.replay import add_parser as add_journal
 
     add_journal(commands)
 

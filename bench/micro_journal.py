@@ -23,12 +23,12 @@ from sqlalchemy import text
 
 from ivr.clock import FrozenClock
 from ivr.db import Database
-from ivr.journal import Journal
-from ivr.tickets import service
+from ivr.tickets import writes
 from ivr.tickets.changes import EventRecord, Outcome, QueueEvent, TicketChange
+from ivr.tickets.journal import Journal
 from ivr.tickets.records import CallEnd, JournalRecord
 from ivr.tickets.references import References
-from ivr.writer import TicketWriter
+from ivr.tickets.writer import TicketWriter
 
 CALLS = 2_500
 QUICK_CALLS = 250
@@ -92,7 +92,7 @@ def run(redis_url: str, database_url: str, quick: bool = False) -> dict[str, Any
 
     def lease() -> int:
         with database.sessions() as session:
-            return service.lease_reference_block(session, now=_T0)
+            return writes.lease_reference_block(session, now=_T0)
 
     writer = TicketWriter(journal, database, References(lease), FrozenClock(_T0), consumer="micro")
 

@@ -25,7 +25,6 @@ from ivr.db import Database, DatabaseHealth
 from ivr.exchange.callers import KnownCallers
 from ivr.exchange.client import HttpExchange
 from ivr.exchange.hook import Exchange, NoExchange
-from ivr.journal import Journal
 from ivr.proxies import TrustedProxies, is_loopback
 from ivr.queue import CallQueue, connect
 from ivr.rules.live import LiveRules
@@ -34,9 +33,10 @@ from ivr.services import Services
 from ivr.signing import Signer
 from ivr.switchboard import Switchboard
 from ivr.telephony import telephony_for
-from ivr.tickets import service as tickets
+from ivr.tickets import writes as tickets
+from ivr.tickets.journal import Journal
 from ivr.tickets.references import BLOCK_SIZE, References
-from ivr.writer import TicketWriter
+from ivr.tickets.writer import TicketWriter
 
 MAX_BODY_BYTES = 64 * 1024
 """Twilio's webhook bodies are a few kB; anything much larger is refused with 413."""

@@ -39,10 +39,10 @@ from redis.exceptions import RedisError
 
 from ivr.callbacks import schedule_due
 from ivr.db import PROBE_EVERY_SECONDS
-from ivr.journal import SHIP_EVERY_SECONDS
 from ivr.recovery import rebuild_if_lost
 from ivr.services import Services
 from ivr.tickets.events import line_histories
+from ivr.tickets.journal import SHIP_EVERY_SECONDS
 from ivr.tickets.retention import Pruned, cutoff, prune
 
 log = logging.getLogger(__name__)

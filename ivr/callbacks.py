@@ -46,9 +46,9 @@ from ivr import hours
 from ivr.flow import epoch_ms
 from ivr.rules.schema import Rules
 from ivr.services import Services
-from ivr.tickets import service as tickets
+from ivr.tickets import reads as tickets
 from ivr.tickets.changes import EventRecord, QueueEvent
-from ivr.tickets.service import AfterHoursCallback
+from ivr.tickets.reads import CallbackRequest
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ Step = Try | GiveUp | None
 """What a request needs now; None: nothing yet (closed, a try in progress, too early to retry)."""
 
 
-def next_step(request: AfterHoursCallback, rules: Rules, now: datetime) -> Step:
+def next_step(request: CallbackRequest, rules: Rules, now: datetime) -> Step:
     """What one after-hours callback request needs at `now` (pure)."""
     if request.given_up or request.queue not in rules.queues:
         return None
@@ -144,7 +144,7 @@ def schedule_due(s: Services) -> int:
 
 
 def _put_in_line(
-    s: Services, request: AfterHoursCallback, step: Try, now: datetime, tries: int
+    s: Services, request: CallbackRequest, step: Try, now: datetime, tries: int
 ) -> bool:
     claim = step.keep_until - now + CLAIM_MARGIN
     if not s.queue.claim_callback_step(
@@ -174,7 +174,7 @@ def _put_in_line(
     return placed
 
 
-def _give_up(s: Services, request: AfterHoursCallback, step: GiveUp) -> None:
+def _give_up(s: Services, request: CallbackRequest, step: GiveUp) -> None:
     if not s.queue.claim_callback_step(request.call_sid, "give-up", _seconds(GIVE_UP_CLAIM)):
         return
     record = EventRecord(

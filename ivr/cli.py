@@ -280,7 +280,7 @@ def _worker(args: argparse.Namespace) -> int:
         print(f"cannot start: {exc}", file=sys.stderr)
         return 1
     if args.drain:
-        from ivr.writer import StoreUnavailable
+        from ivr.tickets.writer import StoreUnavailable
 
         try:
             written = s.writer.drain()
@@ -449,7 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_tickets(commands)
 
-    from ivr.journal_replay import add_parser as add_journal
+    from ivr.tickets.replay import add_parser as add_journal
 
     add_journal(commands)
 

@@ -70,3 +70,10 @@ def parse_instant(text: str) -> datetime:
     """An ISO-8601 instant with an offset or Z, for example 2026-12-25T09:00:00+01:00."""
     instant = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     return _utc(instant)
+
+
+def wall_now() -> datetime:
+    """The machine's real time, never a set clock's: for what other systems stamped with theirs
+    (a Redis stream entry's id carries Redis's wall clock, not the service's, possibly QA-shifted,
+    one), so ages measured against it stay true whatever `IVR_CLOCK` says."""
+    return datetime.now(UTC)

@@ -12,9 +12,9 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from ivr.clock import parse_instant
-from ivr.journal import MEMORY_RECORDS
 from ivr.proxies import Network, parse_networks
 from ivr.queue.client import url_problem as redis_url_problem
+from ivr.tickets.journal import MEMORY_RECORDS
 
 DEFAULT_DATABASE_URL = "sqlite:///instance/ivr.sqlite3"
 EMBEDDED_REDIS = "embedded://"

@@ -22,11 +22,12 @@ answers HTTP, draining or not, asking no store.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify
 
+from ivr.clock import wall_now
 from ivr.drain import draining
 from ivr.exchange.client import HttpExchange
 from ivr.services import Services, services
@@ -56,7 +57,7 @@ def healthz() -> tuple[Response, int]:
             "oldest_seconds": (
                 None
                 if backlog.oldest_at is None
-                else max(0.0, round((_wall_now() - backlog.oldest_at).total_seconds(), 1))
+                else max(0.0, round((wall_now() - backlog.oldest_at).total_seconds(), 1))
             ),
             "spool_files": backlog.spool_files,
             "spool_bytes": backlog.spool_bytes,
@@ -118,8 +119,3 @@ def _exchange(s: Services) -> str:
 
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
-
-
-def _wall_now() -> datetime:
-    # Stream entry ids carry Redis's wall clock, not the service's (possibly QA-shifted) clock.
-    return datetime.now(UTC)

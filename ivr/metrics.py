@@ -68,8 +68,8 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
 
+from ivr.clock import wall_now  # the clock /healthz ages the stream with too
 from ivr.exchange.client import OPERATIONS, RESULTS, HttpExchange, OnCall, Operation, Result
-from ivr.health import _wall_now  # the clock /healthz ages the stream with
 from ivr.proxies import is_loopback
 from ivr.services import services
 
@@ -318,7 +318,7 @@ def _journal(s: Services) -> Iterator[Metric]:
         oldest = (
             0.0
             if backlog.oldest_at is None
-            else max(0.0, (_wall_now() - backlog.oldest_at).total_seconds())
+            else max(0.0, (wall_now() - backlog.oldest_at).total_seconds())
         )
         yield gauge(
             "ivr_journal_oldest_seconds",

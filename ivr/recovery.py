@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from ivr.flow import epoch_ms
 from ivr.services import Services
-from ivr.tickets import service as tickets
+from ivr.tickets import reads as tickets
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def rebuild(s: Services) -> None:
         agents = tickets.logged_in_agents(session, since=now - LOGIN_KEEP)
     restored = 0
     for callback in callbacks:
-        if callback.queue not in rules.queues:
+        if callback.queue not in rules.queues or callback.queued_at is None:
             continue
         keep_until = callback.asked_at + CALLBACK_KEEP
         if s.queue.restore_callback(

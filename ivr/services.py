@@ -18,14 +18,14 @@ if TYPE_CHECKING:
     from ivr.db import Database, DatabaseHealth
     from ivr.exchange.callers import KnownCallers
     from ivr.exchange.hook import Exchange
-    from ivr.journal import Journal
     from ivr.queue import CallQueue
     from ivr.rules.live import LiveRules
     from ivr.signing import Signer
     from ivr.switchboard import Switchboard
     from ivr.telephony import Telephony
+    from ivr.tickets.journal import Journal
     from ivr.tickets.references import References
-    from ivr.writer import TicketWriter
+    from ivr.tickets.writer import TicketWriter
 
 
 class Threads(Protocol):

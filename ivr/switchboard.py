@@ -3,7 +3,7 @@ and texts to callers (`ivr.texts`).
 
 The one place a decision takes effect (views are parse -> flow -> `apply` -> render; the agent line and
 the agent API use it too). Nothing here waits on the database: ticket facts go to the journal
-(`ivr.journal`, a local spool shipped to Redis), which a writer takes to the database later. A Redis
+(`ivr.tickets.journal`, a local spool shipped to Redis), which a writer takes to the database later. A Redis
 failure is logged and the call goes on: a caller on hold keeps their place in the URL state until the
 next round finds Redis again.
 """
@@ -22,13 +22,13 @@ from redis.exceptions import RedisError
 
 from ivr.clock import Clock
 from ivr.flow import CallState, Decision, HoldInfo, TextMessage, epoch_ms
-from ivr.journal import Journal
 from ivr.queue import AgentStatus, Assignment, CallQueue, HangUp, LineLoad, NewerEntry, Place
 from ivr.rules.schema import Queue, Rules
 from ivr.signing import Signer
 from ivr.telephony import Telephony
 from ivr.texts import Texts
 from ivr.tickets.changes import EventRecord, Outcome, QueueEvent, TicketChange
+from ivr.tickets.journal import Journal
 from ivr.tickets.records import NO_CALL, CallEnd, JournalRecord, record_id
 from ivr.twiml import NOTICE, state_url
 from ivr.waits import (

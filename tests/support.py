@@ -41,8 +41,9 @@ from ivr.db import Database
 from ivr.exchange.contract import Account, Verification
 from ivr.tickets.changes import TicketChange
 from ivr.tickets.models import Ticket
+from ivr.tickets.reads import get_ticket
 from ivr.tickets.records import JournalRecord
-from ivr.tickets.service import apply_records, get_ticket
+from ivr.tickets.writes import apply_records
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = ROOT / "routing_rules.yaml"

@@ -199,7 +199,7 @@ def test_ivr_db_upgrade_of_a_database_it_cannot_reach_says_so_in_one_line(tmp_pa
 def test_ivr_worker_drain_writes_what_waits_in_the_spool(tmp_path: Path) -> None:
     from datetime import UTC, datetime
 
-    from ivr.journal import Spool
+    from ivr.tickets.journal import Spool
     from tests.support import journal_record
 
     url = f"sqlite:///{tmp_path}/x.sqlite3"
@@ -231,7 +231,7 @@ def test_ivr_worker_writes_tickets_until_told_to_stop(tmp_path: Path) -> None:
     import time
     from datetime import UTC, datetime
 
-    from ivr.journal import Spool
+    from ivr.tickets.journal import Spool
     from tests.support import journal_record
 
     url = f"sqlite:///{tmp_path}/x.sqlite3"

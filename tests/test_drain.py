@@ -34,11 +34,11 @@ from twilio.request_validator import RequestValidator
 
 from ivr.db import Database
 from ivr.drain import close_listeners
-from ivr.journal import GROUP, STREAM_KEY, Journal
 from ivr.tickets.changes import Outcome
+from ivr.tickets.journal import GROUP, STREAM_KEY, Journal
 from ivr.tickets.models import Ticket, TicketChangeRow
+from ivr.tickets.reads import get_ticket
 from ivr.tickets.records import JournalRecord
-from ivr.tickets.service import get_ticket
 from tests.faults import RedisProcess, start_logged, wait_until
 from tests.instances import ROOT, HttpPhone, Instance, Nginx, answers
 from tests.support import AUTH_TOKEN, journal_record, new_call_sid, write_rules

@@ -40,7 +40,7 @@ from ivr.services import Services
 from ivr.tickets.changes import Outcome, QueueEvent
 from ivr.tickets.events import events_of
 from ivr.tickets.models import Ticket
-from ivr.tickets.service import get_ticket
+from ivr.tickets.reads import get_ticket
 from tests.conftest import (
     AGENT_PINS,
     MONDAY_AFTERNOON,

@@ -18,7 +18,7 @@ from ivr.services import services
 from tests.conftest import MONDAY_AFTERNOON
 from tests.faults import WriteFaults, free_port
 from tests.support import AUTH_TOKEN, PROMPTS, RULES, STATE_SECRET, Phone
-from tests.test_journal import unreachable_redis
+from tests.tickets.test_journal import unreachable_redis
 
 
 def test_all_well(app: Flask) -> None:

@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 from ivr.db import Database
 from ivr.tickets.changes import Outcome
 from ivr.tickets.models import Ticket
-from ivr.tickets.service import get_ticket
+from ivr.tickets.reads import get_ticket
 from tests.conftest import AGENT_PINS, ROOT, write_agent_pins
 from tests.faults import RedisProcess, SlowClients, wait_until
 from tests.instances import HttpPhone, Instance, Nginx, agent_request, nginx_binary

@@ -41,7 +41,7 @@ from tests.support import (
     write_rules,
 )
 from tests.test_instances import ALWAYS_OPEN, _environment
-from tests.test_journal import unreachable_redis
+from tests.tickets.test_journal import unreachable_redis
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

@@ -40,7 +40,7 @@ from tests.support import (
     ticket_of,
 )
 from tests.test_health import build
-from tests.test_journal import unreachable_redis
+from tests.tickets.test_journal import unreachable_redis
 
 pytestmark = pytest.mark.usefixtures("agent_pins")
 

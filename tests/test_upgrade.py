@@ -26,14 +26,14 @@ import pytest
 import redis
 
 from ivr.db import Database
-from ivr.journal import REJECTED_KEY, STREAM_KEY, Journal, newer_key
 from ivr.tickets.changes import EventRecord, Outcome, QueueEvent
+from ivr.tickets.journal import REJECTED_KEY, STREAM_KEY, Journal, newer_key
 from tests.conftest import ROOT, write_agent_pins
 from tests.faults import RedisProcess, wait_until
 from tests.instances import Instance, Nginx
 from tests.support import edit, journal_record, write_rules
 from tests.test_instances import ALWAYS_OPEN, Site, _environment, three_callers_and_emma
-from tests.test_writer import writer_for
+from tests.tickets.test_writer import writer_for
 
 PREVIOUS_RELEASE = "v0.23.0"
 PREVIOUS_COMMIT = "fefb264ee03c33373f294f8c4590706cf445b4b6"

@@ -46,7 +46,7 @@ from ivr.rules.store import RulesStore, StoreError
 from ivr.services import services
 from ivr.tickets import listing
 from ivr.tickets.changes import Outcome
-from ivr.tickets.service import find_by_reference
+from ivr.tickets.reads import find_by_reference
 
 bp = Blueprint(
     "admin",

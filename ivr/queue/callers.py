@@ -231,11 +231,6 @@ class CallerOps(QueueBase):
         check_call_sid(call_sid)
         return self._end(call_sid, hanging_up=True, leg=leg)
 
-    def has_ended(self, leg: str) -> bool:
-        """True when `leg`'s final status callback came (one EXISTS)."""
-        check_call_sid(leg)
-        return bool(self._client.exists(ended_key(leg)))
-
     def first_time(self, request_key: str) -> bool:
         """True the first time a request (by its fingerprint) asks; False for a replay within
         `REMEMBER_SECONDS` (one SET NX)."""

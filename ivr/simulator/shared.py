@@ -86,7 +86,7 @@ def ticket_of(app: Any, call_sid: str) -> dict[str, Any] | None:
     here, so a simulated call costs no database work until someone looks at its ticket."""
     if app is None:
         return None
-    from ivr.tickets.service import get_ticket
+    from ivr.tickets.reads import get_ticket
 
     s = app.extensions["ivr"]
     s.writer.drain()

@@ -28,8 +28,8 @@ from ivr.tickets.listing import (
     timeline,
 )
 from ivr.tickets.models import Ticket
+from ivr.tickets.reads import find_by_reference
 from ivr.tickets.retention import cutoff, prune, would_prune
-from ivr.tickets.service import find_by_reference
 
 _TABLE = ("REFERENCE", "TIME", "LANGUAGE", "ISSUE", "QUEUE", "OUTCOME", "WAIT", "CALLER")
 

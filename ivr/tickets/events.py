@@ -1,7 +1,7 @@
 """Queue events (Asterisk queue_log style): a call's history and per-queue statistics.
 
 Events reach the table through the ticket journal: a webhook journals them with the call's other facts
-and the writer stores them (`service.apply_records`), linked to the call's ticket and taking its queue
+and the writer stores them (`writes.apply_records`), linked to the call's ticket and taking its queue
 and language when they name none. Like the service, every function here is one unit of work on the
 session it is given and commits before returning.
 """
@@ -19,9 +19,7 @@ from sqlalchemy.orm import Session
 
 from ivr.tickets.changes import Outcome, QueueEvent
 from ivr.tickets.models import QueueEventRow, Ticket
-
-# The service's transaction helper: service imports nothing from here, so there is no cycle.
-from ivr.tickets.service import _unit_of_work
+from ivr.tickets.unit_of_work import unit_of_work
 from ivr.waits import LineHistory
 
 DEFAULT_SERVICE_LEVEL_SECONDS = 60
@@ -53,7 +51,7 @@ def events_of(session: Session, call_sid: str) -> list[QueueEventRow]:
         .where(QueueEventRow.call_sid == call_sid)
         .order_by(QueueEventRow.at, QueueEventRow.id)
     )
-    with _unit_of_work(session):
+    with unit_of_work(session):
         return list(session.scalars(query))
 
 
@@ -101,7 +99,7 @@ def queue_stats(
     )
     if queue is not None:
         query = query.where(e.queue == queue)
-    with _unit_of_work(session):
+    with unit_of_work(session):
         rows = session.execute(query).all()
     return [
         QueueStats(
@@ -150,7 +148,7 @@ def calls_per_hour(session: Session, *, since: datetime, until: datetime) -> lis
     hours = max(0, math.ceil((until - since).total_seconds() / 3600))
     counts = [0] * hours
     query = select(Ticket.arrived_at).where(Ticket.arrived_at >= since, Ticket.arrived_at < until)
-    with _unit_of_work(session):
+    with unit_of_work(session):
         arrivals = list(session.scalars(query))
     for arrived in arrivals:
         if arrived.tzinfo is None:  # SQLite hands back naive UTC
@@ -174,7 +172,7 @@ def voicemails_per_queue(session: Session, *, since: datetime, until: datetime) 
         )
         .group_by(Ticket.queue)
     )
-    with _unit_of_work(session):
+    with unit_of_work(session):
         return {queue: count for queue, count in session.execute(query).all() if queue}
 
 
@@ -209,7 +207,7 @@ def speech_counts(
         _count(said).label("said"),
         _count(said & Ticket.said_checked.is_(True)).label("asked"),
     ).where(Ticket.arrived_at >= since, Ticket.arrived_at < until)
-    with _unit_of_work(session):
+    with unit_of_work(session):
         row = session.execute(query).one()
     return SpeechCounts(reached=row.reached, spoke=row.spoke, said=row.said, asked=row.asked)
 
@@ -234,7 +232,7 @@ def incident_counts(session: Session, *, since: datetime, until: datetime) -> In
     query = select(_count(heard).label("heard"), _count(saved).label("saved")).where(
         Ticket.arrived_at >= since, Ticket.arrived_at < until
     )
-    with _unit_of_work(session):
+    with unit_of_work(session):
         row = session.execute(query).one()
     return IncidentCounts(heard=row.heard, saved=row.saved)
 
@@ -276,7 +274,7 @@ def line_histories(session: Session, now: datetime) -> dict[Line, LineHistory]:
         )
         .subquery()
     )
-    with _unit_of_work(session):
+    with unit_of_work(session):
         talks = session.execute(
             select(newest.c.queue, newest.c.language, newest.c.talk_seconds).where(
                 newest.c.n <= TALK_SAMPLES

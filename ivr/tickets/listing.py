@@ -20,8 +20,9 @@ from sqlalchemy.orm import Session
 from ivr.tickets.changes import SAID_OPERATOR, SAID_UNDERSTOOD_NOT, Outcome, QueueEvent
 from ivr.tickets.events import events_of
 from ivr.tickets.models import QueueEventRow, Ticket
+from ivr.tickets.reads import changes_of
 from ivr.tickets.records import JournalRecord
-from ivr.tickets.service import _unit_of_work, changes_of
+from ivr.tickets.unit_of_work import unit_of_work
 
 DATE_HELP = (
     "an ISO date and time with a zone (2026-11-23T15:00Z, 2026-11-23T16:00+01:00) "
@@ -161,14 +162,14 @@ def find_tickets(
         .limit(limit)
         .offset(offset)
     )
-    with _unit_of_work(session):
+    with unit_of_work(session):
         return list(session.scalars(query))
 
 
 def count_tickets(session: Session, filter: TicketFilter) -> int:
     """How many tickets match `filter`."""
     query = select(func.count(Ticket.id)).where(*_conditions(filter))
-    with _unit_of_work(session):
+    with unit_of_work(session):
         return int(session.scalar(query) or 0)
 
 

@@ -4,7 +4,7 @@ A ticket is folded from all of its call's records (`projection.project`), so rec
 whole call at a time, and only for a call whose ticket ended (its final status callback came) before
 the cutoff; the ticket itself is never touched. What is kept of the call's records is their ids, in
 `pruned_calls` (about 330 bytes a call instead of about 3,100 for its 5 records), and the writer
-reads them under the ticket's row lock (`service.apply_records`):
+reads them under the ticket's row lock (`writes.apply_records`):
 
 - a late repeat of a pruned record (a retried webhook, a spool file or `ivr journal replay` delivering
   it again) is known as applied and changes nothing;
@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 from ivr.db import Database
 from ivr.tickets.models import PrunedCall, Ticket, TicketChangeRow
 from ivr.tickets.records import NO_CALL
-from ivr.tickets.service import _unit_of_work
+from ivr.tickets.unit_of_work import unit_of_work
 
 BATCH_CALLS = 200
 """Calls pruned in one transaction: about 1,000 records (5 a call on the shipped rules), so no
@@ -76,7 +76,7 @@ def prune_batch(
 
     Each call is taken under its ticket's row lock, skipping a ticket a writer holds now (the next
     pass takes it), and its record ids are kept in `pruned_calls`, stamped `now`."""
-    with _unit_of_work(session):
+    with unit_of_work(session):
         candidates = list(
             session.scalars(
                 select(TicketChangeRow.call_sid)
@@ -116,7 +116,7 @@ def prune(
 
 def would_prune(session: Session, *, before: datetime) -> Pruned:
     """What `prune` would delete now (`ivr tickets prune --dry-run`); changes nothing."""
-    with _unit_of_work(session):
+    with unit_of_work(session):
         ended = select(Ticket.call_sid).where(Ticket.ended_at < before)
         calls, call_records = session.execute(
             select(func.count(func.distinct(TicketChangeRow.call_sid)), func.count()).where(
@@ -168,6 +168,6 @@ def _keep_ids(session: Session, deleted: dict[str, list[str]], now: datetime) ->
         row = kept.get(call_sid)
         if row is None:
             session.add(PrunedCall(call_sid=call_sid, pruned_at=now, record_ids=sorted(ids)))
-        else:  # pruned before, and records stored since (see `service.apply_records`)
+        else:  # pruned before, and records stored since (see `writes.apply_records`)
             row.record_ids = sorted({*row.record_ids, *ids})
             row.pruned_at = now

@@ -209,7 +209,7 @@ def test_a_ticket_shows_its_timeline_and_recording_link(
         r'<tr data-reference="(\d+)">', admin.get("/admin/tickets").get_data(as_text=True)
     )[0]
     with app.app_context(), services().db.sessions() as session:
-        from ivr.tickets.service import find_by_reference
+        from ivr.tickets.reads import find_by_reference
 
         ticket = find_by_reference(session, reference)
         assert ticket is not None

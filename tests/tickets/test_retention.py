@@ -14,7 +14,7 @@ from ivr.tickets.events import events_of
 from ivr.tickets.models import PrunedCall, Ticket, TicketChangeRow
 from ivr.tickets.records import NO_CALL, CallEnd, JournalRecord
 from ivr.tickets.retention import Pruned, cutoff, prune, prune_batch, would_prune
-from ivr.tickets.service import Applied, apply_records
+from ivr.tickets.writes import Applied, apply_records
 from tests.support import journal_record
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)

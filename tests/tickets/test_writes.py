@@ -1,4 +1,5 @@
-"""Tickets written from journal records: one per call, each record applied once, on SQLite and Postgres."""
+"""Tickets written from journal records (`ivr.tickets.writes`): one per call, each record applied
+once, on SQLite and Postgres."""
 
 from __future__ import annotations
 
@@ -15,18 +16,12 @@ from sqlalchemy import func, select
 
 from ivr.db import Database
 from ivr.tickets import changes, projection, records
-from ivr.tickets.changes import EventRecord, Outcome, QueueEvent, TicketChange, format_reference
+from ivr.tickets.changes import EventRecord, Outcome, QueueEvent, TicketChange
 from ivr.tickets.events import events_of
 from ivr.tickets.models import Ticket, TicketChangeRow
+from ivr.tickets.reads import get_ticket
 from ivr.tickets.records import CallEnd, JournalRecord
-from ivr.tickets.service import (
-    apply_records,
-    changes_of,
-    find_by_reference,
-    get_ticket,
-    lease_reference_block,
-    list_tickets,
-)
+from ivr.tickets.writes import apply_records, lease_reference_block
 from tests.support import journal_record
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
@@ -311,14 +306,6 @@ def test_agent_events_belong_to_no_call_and_create_no_ticket(database: Database)
     assert _count(database, Ticket) == 0
 
 
-def test_a_calls_history_reads_back_in_order(database: Database) -> None:
-    apply(database, rec("CA1", _later(2), menu_step="b"), rec("CA1", _later(1), menu_step="a"))
-
-    with database.sessions() as session:
-        history = changes_of(session, "CA1")
-    assert [r.change.menu_step for r in history] == ["a", "b"]
-
-
 # --- the end of a call ---------------------------------------------------------------------
 
 
@@ -432,56 +419,6 @@ def test_leased_blocks_never_repeat(database: Database) -> None:
 
     blocks = _in_threads(6, lease)
     assert len(set(blocks)) == 6
-
-
-def test_reference_is_spoken_digit_by_digit_and_found_in_that_form(database: Database) -> None:
-    apply(database, rec("CA1", reference="4821093"))
-    with database.sessions() as session:
-        found = find_by_reference(session, format_reference("4821093"))
-        missing = find_by_reference(session, "0000000")
-
-    assert format_reference("4821093") == "4 8 2 1 0 9 3"
-    assert found is not None and found.call_sid == "CA1"
-    assert missing is None
-
-
-def test_get_ticket_of_an_unknown_call_is_none(database: Database) -> None:
-    with database.sessions() as session:
-        assert get_ticket(session, "CA-nothing") is None
-
-
-def test_list_tickets_newest_first_with_filters(database: Database) -> None:
-    calls = [
-        ("CA0", 0, "en-US", "payments", Outcome.ANSWERED),
-        ("CA1", 60, "de-DE", "payments", Outcome.ABANDONED),
-        ("CA2", 120, "en-US", "security", Outcome.ABANDONED),
-        ("CA3", 180, "en-US", None, Outcome.SELF_SERVED),
-    ]
-    apply(
-        database,
-        *(
-            rec(sid, _later(offset), language=language, queue=queue, outcome=outcome)
-            for sid, offset, language, queue, outcome in calls
-        ),
-    )
-
-    def sids(**filters: Any) -> list[str]:
-        with database.sessions() as session:
-            return [t.call_sid for t in list_tickets(session, **filters)]
-
-    assert sids() == ["CA3", "CA2", "CA1", "CA0"]
-    assert sids(limit=2) == ["CA3", "CA2"]
-    assert sids(since=_later(60)) == ["CA3", "CA2", "CA1"]
-    assert sids(until=_later(60)) == ["CA0"]
-    assert sids(since=_later(60), until=_later(180)) == ["CA2", "CA1"]
-    assert sids(outcome=Outcome.ABANDONED) == ["CA2", "CA1"]
-    assert sids(queue="payments") == ["CA1", "CA0"]
-    assert sids(language="en-US", outcome=Outcome.ABANDONED) == ["CA2"]
-    assert sids(since=NOW.astimezone(timezone(timedelta(hours=-5))) + timedelta(seconds=1)) == [
-        "CA3",
-        "CA2",
-        "CA1",
-    ]
 
 
 def test_ticket_change_is_empty() -> None:

@@ -1,12 +1,13 @@
 """`ivr journal replay FILE...`: put the records of `JOURNAL-LOST` log lines back into the journal.
 
 A record that nothing could keep (neither the spool nor Redis took it, and the process's memory for
-such records was full) is logged whole, as `JOURNAL-LOST <json>` (`ivr.journal`). This command finds
-those lines in log files, in the text format and in the JSON one (`IVR_LOG_FORMAT=json`, where the
-record is inside the `message` string; any JSON line whose string field carries the mark, so a log
-collector's wrapping too), and appends the records to the journal: the Redis stream, or this host's
-spool when Redis does not take them (a serving process on this host ships it). Replaying is safe to
-repeat: a record's id is its key in `ticket_changes`, so a record replayed twice is applied once.
+such records was full) is logged whole, as `JOURNAL-LOST <json>` (`ivr.tickets.journal`). This
+command finds those lines in log files, in the text format and in the JSON one
+(`IVR_LOG_FORMAT=json`, where the record is inside the `message` string; any JSON line whose string
+field carries the mark, so a log collector's wrapping too), and appends the records to the journal:
+the Redis stream, or this host's spool when Redis does not take them (a serving process on this
+host ships it). Replaying is safe to repeat: a record's id is its key in `ticket_changes`, so a
+record replayed twice is applied once.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any, BinaryIO
 
 from redis.exceptions import RedisError
 
-from ivr.journal import LOST_MARK, Journal, Where
+from ivr.tickets.journal import LOST_MARK, Journal, Where
 from ivr.tickets.records import BadRecord, JournalRecord
 
 _MARK = f"{LOST_MARK} "

@@ -14,16 +14,16 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from ivr.cli import main
-from ivr.journal import Journal, JournalStream
 from ivr.logs import JsonFormatter
 from ivr.services import services
+from ivr.tickets.journal import Journal, JournalStream
 from ivr.tickets.models import TicketChangeRow
+from ivr.tickets.reads import get_ticket
 from ivr.tickets.records import JournalRecord
-from ivr.tickets.service import get_ticket
 from tests.conftest import MONDAY_AFTERNOON
 from tests.faults import RedisProcess, free_port
 from tests.support import journal_record
-from tests.test_journal import unreachable_redis
+from tests.tickets.test_journal import unreachable_redis
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 """The format of `ivr`'s text logs (`ivr.cli.main`)."""

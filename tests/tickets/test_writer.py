@@ -13,16 +13,16 @@ from sqlalchemy.exc import IntegrityError
 
 from ivr.clock import FrozenClock
 from ivr.db import Database
-from ivr.journal import Journal
-from ivr.tickets import service
+from ivr.tickets import writes
 from ivr.tickets.changes import Outcome
+from ivr.tickets.journal import Journal
 from ivr.tickets.records import CallEnd, JournalRecord
 from ivr.tickets.references import References
 from ivr.tickets.retention import cutoff, prune
-from ivr.writer import StoreUnavailable, TicketWriter
+from ivr.tickets.writer import StoreUnavailable, TicketWriter
 from tests.faults import free_port
 from tests.support import journal_record, ticket_of
-from tests.test_journal import unreachable_redis
+from tests.tickets.test_journal import unreachable_redis
 
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 
@@ -30,7 +30,7 @@ NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 def writer_for(journal: Journal, database: Database, name: str = "writer-1") -> TicketWriter:
     def lease() -> int:
         with database.sessions() as session:
-            return service.lease_reference_block(session, now=NOW)
+            return writes.lease_reference_block(session, now=NOW)
 
     return TicketWriter(journal, database, References(lease), FrozenClock(NOW), consumer=name)
 
@@ -99,7 +99,7 @@ def test_a_batch_that_failed_midway_is_read_again_by_the_same_writer(
 ) -> None:
     journaled(journal, *a_call("CA1"))
     writer = writer_for(journal, database)
-    real = service.apply_records
+    real = writes.apply_records
     calls: list[int] = []
 
     def flaky(*args: object, **kwargs: object) -> object:
@@ -110,7 +110,7 @@ def test_a_batch_that_failed_midway_is_read_again_by_the_same_writer(
             raise OperationalError("INSERT", {}, Exception("server closed the connection"))
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(service, "apply_records", flaky)
+    monkeypatch.setattr(writes, "apply_records", flaky)
     with pytest.raises(StoreUnavailable):
         writer.step()
     assert writer.drain() == 4
@@ -160,14 +160,14 @@ def test_a_dead_processs_spool_is_drained_by_another_writer(
 
 def refuse_records_of(monkeypatch: pytest.MonkeyPatch, call_sid: str) -> None:
     """The database refuses (a check constraint) every batch holding a record of `call_sid`."""
-    real = service.apply_records
+    real = writes.apply_records
 
     def refuse(session: object, records: list[JournalRecord], **kw: object) -> object:
         if any(r.call_sid == call_sid for r in records):
             raise IntegrityError("INSERT", {}, Exception("violates check constraint"))
         return real(session, records, **kw)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(service, "apply_records", refuse)
+    monkeypatch.setattr(writes, "apply_records", refuse)
 
 
 def test_unreadable_and_refused_records_are_set_aside_and_the_rest_is_written(
@@ -281,7 +281,7 @@ def test_a_late_record_for_a_pruned_call_is_set_aside_with_the_reason_and_a_repe
     assert (writer.status.applied, writer.status.rejected) == (4 + 1, 1)
     assert journal.backlog().rejected == 1
     (_, fields), *_ = redis_client.xrange("ivr:{journal}:rejected")
-    assert fields[b"reason"].decode() == service.REFUSED_PRUNED
+    assert fields[b"reason"].decode() == writes.REFUSED_PRUNED
     assert JournalRecord.from_json(fields[b"r"]).id == late.id  # kept whole for an operator
     again = ticket_of(database, "CA1")
     assert (again.satisfaction, again.updated_at) == (None, ticket.updated_at)

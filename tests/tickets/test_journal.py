@@ -19,13 +19,20 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
-from ivr.journal import LEGACY_KEYS, LOST_MARK, REJECTED_KEY, STREAM_KEY, Journal, JournalStream
+from ivr.tickets.journal import (
+    LEGACY_KEYS,
+    LOST_MARK,
+    REJECTED_KEY,
+    STREAM_KEY,
+    Journal,
+    JournalStream,
+)
 from ivr.tickets.records import JournalRecord
 from tests.faults import WriteFaults, free_port, wait_until
 from tests.support import journal_record
 
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -74,7 +81,7 @@ def test_when_the_disk_refuses_a_record_it_goes_to_redis(
 def test_entries_a_dead_writer_took_are_claimed_by_another(
     redis_client: redis.Redis, tmp_path: Path, monkeypatch: object
 ) -> None:
-    import ivr.journal
+    import ivr.tickets.journal
 
     journal = Journal(redis_client, tmp_path)
     journal.append(journal_record("CA1", NOW))
@@ -82,11 +89,11 @@ def test_entries_a_dead_writer_took_are_claimed_by_another(
     assert len(journal.stream.read("dead-writer", 10)) == 1
     assert journal.stream.read("live-writer", 10) == []
 
-    setattr(ivr.journal, "RECLAIM_AFTER_MS", 0)  # noqa: B010  (as if 30 s had passed)
+    setattr(ivr.tickets.journal, "RECLAIM_AFTER_MS", 0)  # noqa: B010  (as if 30 s had passed)
     try:
         (claimed,) = journal.stream.read("live-writer", 10)
     finally:
-        ivr.journal.RECLAIM_AFTER_MS = 30_000
+        ivr.tickets.journal.RECLAIM_AFTER_MS = 30_000
     assert claimed.record is not None and claimed.record.call_sid == "CA1"
 
 
@@ -151,9 +158,9 @@ def test_nobody_sees_a_new_spool_file_before_its_owner_holds_its_lock(
         seen_while_locking.append(other.spool.files())
         real_flock(fd, operation)
 
-    monkeypatch.setattr("ivr.journal.fcntl.flock", flock_seen_by_others)
+    monkeypatch.setattr("ivr.tickets.journal.fcntl.flock", flock_seen_by_others)
     owner.append(journal_record("CA1", NOW))
-    monkeypatch.setattr("ivr.journal.fcntl.flock", real_flock)
+    monkeypatch.setattr("ivr.tickets.journal.fcntl.flock", real_flock)
 
     assert seen_while_locking == [[]]
     (path,) = other.spool.files()
@@ -322,7 +329,7 @@ def test_a_forked_child_holds_none_of_its_parents_records_and_locks_nothing(tmp_
         from redis import Redis
         from redis.backoff import NoBackoff
         from redis.retry import Retry
-        from ivr.journal import Journal
+        from ivr.tickets.journal import Journal
         from ivr.tickets.records import JournalRecord
 
         now = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
@@ -381,7 +388,7 @@ def test_a_process_killed_right_after_answering_loses_no_spooled_record(tmp_path
         from redis import Redis
         from redis.backoff import NoBackoff
         from redis.retry import Retry
-        from ivr.journal import Journal
+        from ivr.tickets.journal import Journal
         from ivr.tickets.changes import TicketChange
         from ivr.tickets.records import JournalRecord
 

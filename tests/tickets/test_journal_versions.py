@@ -12,18 +12,18 @@ import redis
 from flask import Flask
 from sqlalchemy import update
 
-from ivr import writer as writer_module
 from ivr.db import Database
-from ivr.journal import REJECTED_KEY, STREAM_KEY, Journal, newer_key
 from ivr.services import services
 from ivr.tickets import records
+from ivr.tickets import writer as writer_module
 from ivr.tickets.changes import EventRecord, Outcome, QueueEvent
+from ivr.tickets.journal import REJECTED_KEY, STREAM_KEY, Journal, newer_key
 from ivr.tickets.models import TicketChangeRow
 from ivr.tickets.records import JournalRecord
 from tests.support import journal_record, ticket_of, write_records
-from tests.test_journal import unreachable_redis
 from tests.test_metrics import scrape, value
-from tests.test_writer import NOW, a_call, journaled, refuse_records_of, writer_for
+from tests.tickets.test_journal import unreachable_redis
+from tests.tickets.test_writer import NOW, a_call, journaled, refuse_records_of, writer_for
 
 
 @pytest.fixture

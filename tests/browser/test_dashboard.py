@@ -17,8 +17,14 @@ from ivr.clock import FrozenClock
 from ivr.db import Database
 from ivr.tickets.listing import mask_number
 from tests.admin_support import ADMIN_PASSWORD, ADMIN_USER
-from tests.browser.support import LiveServer, Screenshot, log_in
-from tests.support import Phone, edit, ticket_of
+from tests.browser.support import (
+    LiveServer,
+    Screenshot,
+    holding_for_funds,
+    log_in,
+    self_served_call,
+)
+from tests.support import edit, ticket_of
 
 LOGIN_URL = re.compile(r"/admin/login(\?.*)?$")
 NAV = {
@@ -28,30 +34,6 @@ NAV = {
     "Rules": "/admin/rules",
     "Incident": "/admin/incident",
 }
-
-LANGUAGE_KEYS = {"zh-CN": "1", "en-US": "2", "fr-FR": "3", "de-DE": "4"}
-
-
-def self_served_call(live_server: LiveServer, caller: str, language: str) -> str:
-    """A whole call that asks for the support e-mail address and hangs up; its CallSid."""
-    phone = Phone(live_server.app.test_client(), caller=caller)
-    phone.dial()
-    phone.press(LANGUAGE_KEYS[language])
-    phone.press("6")  # self-service
-    phone.press("2")  # the e-mail address
-    phone.hang_up()
-    return phone.sid
-
-
-def holding_for_funds(live_server: LiveServer, caller: str) -> Phone:
-    """A caller who asked about a deposit, in English, and now holds for the funds queue."""
-    phone = Phone(live_server.app.test_client(), caller=caller)
-    phone.dial()
-    phone.press("2")  # English
-    phone.press("2")  # deposits and withdrawals
-    phone.press("1")  # a deposit
-    return phone
-
 
 # --- logging in -----------------------------------------------------------------------------------
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
-from datetime import datetime
-from typing import Any, Final
+from datetime import UTC, datetime
+from typing import Any, Final, Literal
 
 from flask import (
     Blueprint,
@@ -26,6 +26,7 @@ from flask import (
     request,
     url_for,
 )
+from markupsafe import Markup, escape
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import BadRequest
 
@@ -149,6 +150,7 @@ def template_helpers() -> dict[str, Any]:
         "duration": duration,
         "percent": percent,
         "share": share,
+        "moment": moment,
     }
 
 
@@ -605,3 +607,27 @@ def share(figure: Mapping[str, Any]) -> str:
     if not figure["whole"]:
         return "–"
     return f"{percent(figure['ratio'])} ({figure['part']} of {figure['whole']})"
+
+
+MOMENT_FORMATS: Final = {
+    "minute": "%Y-%m-%d %H:%M UTC",
+    "second": "%Y-%m-%d %H:%M:%S UTC",
+    "time": "%H:%M:%S UTC",
+}
+"""How much of an instant a page shows (`moment`); static/times.js shows as much, in the browser's
+own time zone."""
+
+
+def moment(
+    value: datetime | str | None, show: Literal["minute", "second", "time"] = "minute"
+) -> Markup:
+    """An instant for a page: `<time>` with the exact ISO instant, its text in UTC without
+    microseconds (readable with scripts off), which static/times.js rewrites in the admin's zone."""
+    if value is None or value == "":
+        return Markup("")
+    at = datetime.fromisoformat(value) if isinstance(value, str) else value
+    at = at.astimezone(UTC)
+    text = at.strftime(MOMENT_FORMATS[show])
+    return Markup(
+        f'<time datetime="{escape(at.isoformat())}" data-show="{show}" title="{text}">{text}</time>'
+    )

@@ -10,8 +10,9 @@ from __future__ import annotations
 import csv
 import io
 import re
+from zoneinfo import ZoneInfo
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from ivr.clock import FrozenClock
 from ivr.db import Database
@@ -211,3 +212,40 @@ def test_after_logging_out_every_admin_page_sends_the_browser_to_the_login_page(
         response = admin_page.request.get(api)
         assert response.status == 401, api
         assert "error" in response.json(), api
+
+
+# --- times ----------------------------------------------------------------------------------------
+
+
+def test_times_show_in_the_browsers_time_zone_and_in_utc_without_scripts(
+    browser: Browser, live_server: LiveServer, clock: FrozenClock, database: Database
+) -> None:
+    reference = ticket_of(
+        database, self_served_call(live_server, "+4915112345678", "de-DE")
+    ).reference
+    arrived = clock.now().replace(second=0, microsecond=0)
+    in_shanghai = f"{arrived.astimezone(ZoneInfo('Asia/Shanghai')):%Y-%m-%d %H:%M} GMT+8"
+    in_utc = f"{arrived:%Y-%m-%d %H:%M} UTC"
+
+    for scripts, shown in ((True, in_shanghai), (False, in_utc)):
+        context = browser.new_context(
+            base_url=live_server.url,
+            timezone_id="Asia/Shanghai",
+            locale="en-US",
+            java_script_enabled=scripts,
+        )
+        try:
+            tab = context.new_page()
+            log_in(tab)
+            tab.goto("/admin/tickets")
+            when = tab.locator(f'tr[data-reference="{reference}"] time')
+            expect(when).to_have_text(shown)
+            expect(when).to_have_attribute("title", in_utc)  # the UTC instant on hover
+            tab.goto(f"/admin/tickets/{reference}")
+            timeline = tab.locator("ol#timeline time").first
+            expect(timeline).to_have_text(re.compile(r"^\d\d:\d\d:\d\d (GMT\+8|UTC)$"))
+            assert timeline.inner_text().endswith("GMT+8" if scripts else "UTC")
+            body = tab.locator("main").inner_text()
+            assert not re.search(r"\d\d:\d\d:\d\d\.\d", body), "no microseconds anywhere"
+        finally:
+            context.close()

@@ -62,6 +62,16 @@
     body.replaceChildren(...rows);
   }
 
+  // An instant as the page shows it: a <time> that times.js puts in the admin's zone.
+  function moment(iso, show) {
+    const element = document.createElement("time");
+    element.dateTime = iso;
+    element.dataset.show = show;
+    element.textContent = iso;
+    if (window.ivrTimes) window.ivrTimes.show(element);
+    return element;
+  }
+
   async function refresh() {
     try {
       const response = await fetch(api, { headers: { Accept: "application/json" }, credentials: "same-origin" });
@@ -73,7 +83,7 @@
       const data = await response.json();
       drawLines(data.lines);
       drawAgents(data.agents);
-      document.getElementById("updated").textContent = data.at;
+      document.getElementById("updated").replaceChildren(moment(data.at, "second"));
     } catch (error) {
       document.getElementById("updated").textContent = "(update failed: " + error.message + ")";
     } finally {

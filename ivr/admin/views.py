@@ -27,6 +27,7 @@ from flask import (
     url_for,
 )
 from markupsafe import Markup, escape
+from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import BadRequest
 
@@ -151,7 +152,18 @@ def template_helpers() -> dict[str, Any]:
         "percent": percent,
         "share": share,
         "moment": moment,
+        "unattended": unattended,
     }
+
+
+def unattended() -> list[dict[str, Any]]:
+    """The lines where callers wait with no agent logged in, for the banner on every page; none
+    when the queue store cannot be asked (the page still shows, the queues page says why)."""
+    try:
+        return figures.unattended(services())
+    except RedisError:
+        log.warning("the unattended lines could not be read for the banner", exc_info=True)
+        return []
 
 
 def _page(template: str, http_status: int = 200, /, **context: Any) -> tuple[str, int]:

@@ -16,6 +16,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from ivr.clock import FrozenClock
 from ivr.db import Database
+from ivr.services import services
 from ivr.tickets.listing import mask_number
 from tests.admin_support import ADMIN_PASSWORD, ADMIN_USER
 from tests.browser.support import (
@@ -249,3 +250,33 @@ def test_times_show_in_the_browsers_time_zone_and_in_utc_without_scripts(
             assert not re.search(r"\d\d:\d\d:\d\d\.\d", body), "no microseconds anywhere"
         finally:
             context.close()
+
+
+# --- callers nobody can answer --------------------------------------------------------------------
+
+
+def test_a_banner_names_the_queue_where_callers_wait_with_no_agent_logged_in(
+    admin_page: Page, live_server: LiveServer, clock: FrozenClock
+) -> None:
+    banner = admin_page.locator("#unattended")
+    expect(banner).to_be_hidden()  # nobody waits
+
+    holding_for_funds(live_server, "+14155550123")
+    clock.advance(30)
+    holding_for_funds(live_server, "+4930123456789")  # a second English caller for funds
+    # No reload: the queues page raises the banner from its 2-second update.
+    line = banner.locator('li[data-queue="funds"][data-language="en-US"]')
+    expect(banner).to_be_visible()
+    expect(line).to_contain_text("funds (en-US): 2 waiting, the first since")
+    expect(banner.locator("li")).to_have_count(1)
+    for path in ("/admin/today", "/admin/tickets", "/admin/rules", "/admin/incident"):
+        admin_page.goto(path)
+        expect(line).to_contain_text("2 waiting")
+
+    with live_server.app.app_context():
+        agent = services().rules.get().rules.agents_serving("funds", "en-US")[0]
+        services().queue.agent_available(agent, [("funds", "en-US")])
+    admin_page.reload()
+    expect(banner).to_be_hidden()  # an agent is there to answer them
+    admin_page.goto("/admin/")
+    expect(banner).to_be_hidden()

@@ -351,8 +351,30 @@ def _rules_page(http_status: int = 200, /, **context: Any) -> tuple[str, int]:
     """The Rules page: the loaded version, its history, the draft, incidents and the diagram;
     `context` adds what a refused change needs shown (its error, the pasted text)."""
     s = services()
-    bundle = s.rules.get()
+    drawn = _diagram()  # first: asking for the rules takes an edited file up, or notes its problem
     status = s.rules.status()
+    return _page(
+        "admin/rules.html",
+        http_status,
+        status=status,
+        problems=[str(p) for p in status.problems],
+        **drawn,
+        reload_seconds=f"{s.settings.rules_reload_seconds:g}",
+        **_history(_store()),
+        **context,
+    )
+
+
+@bp.get("/rules/diagram")
+def rules_diagram() -> Any:
+    """The menu diagram alone, at its full size, for reading a large call flow."""
+    return _page("admin/diagram.html", **_diagram())
+
+
+def _diagram() -> dict[str, Any]:
+    """The live rules' diagram as inline SVG in the language asked for (`?language=`), or why
+    there is none, and the languages to choose from."""
+    bundle = services().rules.get()
     language = request.args.get("language") or None
     if language is not None and language not in bundle.rules.language_codes:
         language = None
@@ -363,19 +385,8 @@ def _rules_page(http_status: int = 200, /, **context: Any) -> tuple[str, int]:
         missing = None
     except diagram.DiagramUnavailable as exc:
         svg, missing = None, str(exc)
-    return _page(
-        "admin/rules.html",
-        http_status,
-        status=status,
-        problems=[str(p) for p in status.problems],
-        svg=svg,
-        missing=missing,
-        languages=bundle.rules.language_codes,
-        language=language,
-        reload_seconds=f"{s.settings.rules_reload_seconds:g}",
-        **_history(_store()),
-        **context,
-    )
+    languages = bundle.rules.language_codes
+    return {"svg": svg, "missing": missing, "languages": languages, "language": language}
 
 
 def _history(store: RulesStore) -> dict[str, Any]:

@@ -34,7 +34,7 @@ def sideways_overflow(page: Page) -> list[str]:
           if (page > width) out.push(`the page is ${page} px wide in a ${width} px viewport`);
           for (const element of document.querySelectorAll("body *")) {
             // Inside a box that scrolls sideways on its own, sticking out is what it is for.
-            const box = element.parentElement.closest(".table-scroll, .diagram-box, pre");
+            const box = element.parentElement.closest(".table-scroll, #diagram, pre");
             if (box) continue;
             const right = element.getBoundingClientRect().right;
             if (right > width + 0.5 && element.getClientRects().length) {
@@ -108,6 +108,7 @@ def test_every_page_fits_a_phone_screen(
         "ticket": f"/admin/tickets/{reference}",
         "rules": "/admin/rules",
         "rules-version": f"/admin/rules/versions/{version}",
+        "rules-diagram": "/admin/rules/diagram",
         "incident": "/admin/incident",
     }
     for name, path in pages.items():
@@ -119,3 +120,35 @@ def test_every_page_fits_a_phone_screen(
         for index in range(links.count()):
             expect(links.nth(index)).to_be_in_viewport()
         screenshot(page, f"{name}-phone")
+
+
+READABLE_PX = 10
+"""The smallest label height an admin can read without zooming (Graphviz draws 10-14 pt)."""
+
+
+def smallest_label_px(page: Page) -> float:
+    """The height of the smallest text label of the diagram as drawn on the screen."""
+    height: float = page.evaluate(
+        """() => Math.min(...Array.from(document.querySelectorAll("#diagram svg text"),
+                                       (text) => text.getBoundingClientRect().height))"""
+    )
+    return height
+
+
+def test_the_diagram_is_drawn_at_a_readable_size_on_the_rules_page_and_its_own(
+    admin_page: Page, live_server: LiveServer, screenshot: Screenshot
+) -> None:
+    for size in ({"width": 1280, "height": 800}, PHONE):
+        admin_page.set_viewport_size(size)
+        admin_page.goto("/admin/rules?language=de-DE")
+        expect(admin_page.locator("#diagram svg")).to_be_visible()
+        assert smallest_label_px(admin_page) >= READABLE_PX, size
+        assert sideways_overflow(admin_page) == [], size  # the diagram scrolls in its box
+
+        admin_page.get_by_role("link", name="Open the diagram on its own page").click()
+        expect(admin_page).to_have_url(f"{live_server.url}/admin/rules/diagram?language=de-DE")
+        expect(admin_page.locator("#diagram svg")).to_contain_text("texts in Deutsch (de-DE)")
+        assert smallest_label_px(admin_page) >= READABLE_PX, size
+        assert sideways_overflow(admin_page) == [], size
+    admin_page.set_viewport_size({"width": 1280, "height": 800})
+    screenshot(admin_page, "rules-diagram")

@@ -5,9 +5,13 @@ Plain dictionaries of JSON-ready values: the HTML pages and `/admin/api/*` rende
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from ivr.queue import LineLoad
+from ivr.rules.schema import Queue, Rules
 from ivr.services import Services
 from ivr.tickets.events import (
     calls_per_hour,
@@ -19,39 +23,78 @@ from ivr.tickets.events import (
 from ivr.waits import WaitEstimate, line_estimate
 
 
-def live_queues(s: Services) -> dict[str, Any]:
-    """Callers waiting per queue and language (lines with callers or agents), and every agent."""
-    rules = s.rules.get().rules
-    now = s.clock.now()
-    lines: list[dict[str, Any]] = []
+@dataclass(frozen=True)
+class _Line:
+    queue_id: str
+    queue: Queue
+    language: str
+    load: LineLoad
+    earliest: datetime | None
+    """When the caller waiting longest arrived (None when nobody waits)."""
+
+
+def _lines(s: Services, rules: Rules) -> Iterator[_Line]:
+    """Every line with callers waiting or agents logged in, in the rules' order."""
     for queue_id, queue in rules.queues.items():
         for language in rules.language_codes:
             load = s.queue.line_load(queue_id, language)
             if load.waiting == 0 and load.agents_available + load.agents_busy == 0:
                 continue
             earliest = s.queue.earliest_arrival(queue_id, language) if load.waiting else None
-            lines.append(
-                {
-                    "queue": queue_id,
-                    "language": language,
-                    "waiting": load.waiting,
-                    "longest_wait_seconds": (
-                        None if earliest is None else max(0, int((now - earliest).total_seconds()))
-                    ),
-                    # What a caller joining now would be told (the median).
-                    "estimated_wait_seconds": _median(
-                        line_estimate(
-                            queue,
-                            load.waiting + 1,
-                            queue.priority,
-                            load,
-                            s.switchboard.histories.get(queue_id, language),
-                        )
-                    ),
-                    "agents_available": load.agents_available,
-                    "agents_busy": load.agents_busy,
-                }
-            )
+            yield _Line(queue_id, queue, language, load, earliest)
+
+
+def _unattended(line: _Line) -> dict[str, Any] | None:
+    """The banner's entry for a line with callers waiting and no agent logged in to serve it."""
+    if not line.load.waiting or line.load.agents_available + line.load.agents_busy:
+        return None
+    return {
+        "queue": line.queue_id,
+        "language": line.language,
+        "waiting": line.load.waiting,
+        "since": None if line.earliest is None else line.earliest.isoformat(),
+    }
+
+
+def unattended(s: Services) -> list[dict[str, Any]]:
+    """The lines where callers wait and no agent who serves them is logged in (what the
+    dashboard's banner names): queue, language, how many wait and since when (ISO)."""
+    return [u for line in _lines(s, s.rules.get().rules) if (u := _unattended(line)) is not None]
+
+
+def live_queues(s: Services) -> dict[str, Any]:
+    """Callers waiting per queue and language (lines with callers or agents), every agent, and
+    the lines nobody is logged in to serve (`unattended`)."""
+    rules = s.rules.get().rules
+    now = s.clock.now()
+    lines: list[dict[str, Any]] = []
+    unserved: list[dict[str, Any]] = []
+    for line in _lines(s, rules):
+        load, earliest = line.load, line.earliest
+        lines.append(
+            {
+                "queue": line.queue_id,
+                "language": line.language,
+                "waiting": load.waiting,
+                "longest_wait_seconds": (
+                    None if earliest is None else max(0, int((now - earliest).total_seconds()))
+                ),
+                # What a caller joining now would be told (the median).
+                "estimated_wait_seconds": _median(
+                    line_estimate(
+                        line.queue,
+                        load.waiting + 1,
+                        line.queue.priority,
+                        load,
+                        s.switchboard.histories.get(line.queue_id, line.language),
+                    )
+                ),
+                "agents_available": load.agents_available,
+                "agents_busy": load.agents_busy,
+            }
+        )
+        if (entry := _unattended(line)) is not None:
+            unserved.append(entry)
     statuses = s.queue.agents_at_a_glance(list(rules.agents))
     agents_out = [
         {
@@ -62,7 +105,7 @@ def live_queues(s: Services) -> dict[str, Any]:
         }
         for agent_id, agent in rules.agents.items()
     ]
-    return {"lines": lines, "agents": agents_out, "at": now.isoformat()}
+    return {"lines": lines, "agents": agents_out, "unattended": unserved, "at": now.isoformat()}
 
 
 def start_of_day(now: datetime) -> datetime:

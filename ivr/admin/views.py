@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
-from datetime import datetime
-from typing import Any, Final
+from datetime import UTC, datetime
+from typing import Any, Final, Literal
 
 from flask import (
     Blueprint,
@@ -26,6 +26,8 @@ from flask import (
     request,
     url_for,
 )
+from markupsafe import Markup, escape
+from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import BadRequest
 
@@ -149,7 +151,19 @@ def template_helpers() -> dict[str, Any]:
         "duration": duration,
         "percent": percent,
         "share": share,
+        "moment": moment,
+        "unattended": unattended,
     }
+
+
+def unattended() -> list[dict[str, Any]]:
+    """The lines where callers wait with no agent logged in, for the banner on every page; none
+    when the queue store cannot be asked (the page still shows, the queues page says why)."""
+    try:
+        return figures.unattended(services())
+    except RedisError:
+        log.warning("the unattended lines could not be read for the banner", exc_info=True)
+        return []
 
 
 def _page(template: str, http_status: int = 200, /, **context: Any) -> tuple[str, int]:
@@ -337,8 +351,30 @@ def _rules_page(http_status: int = 200, /, **context: Any) -> tuple[str, int]:
     """The Rules page: the loaded version, its history, the draft, incidents and the diagram;
     `context` adds what a refused change needs shown (its error, the pasted text)."""
     s = services()
-    bundle = s.rules.get()
+    drawn = _diagram()  # first: asking for the rules takes an edited file up, or notes its problem
     status = s.rules.status()
+    return _page(
+        "admin/rules.html",
+        http_status,
+        status=status,
+        problems=[str(p) for p in status.problems],
+        **drawn,
+        reload_seconds=f"{s.settings.rules_reload_seconds:g}",
+        **_history(_store()),
+        **context,
+    )
+
+
+@bp.get("/rules/diagram")
+def rules_diagram() -> Any:
+    """The menu diagram alone, at its full size, for reading a large call flow."""
+    return _page("admin/diagram.html", **_diagram())
+
+
+def _diagram() -> dict[str, Any]:
+    """The live rules' diagram as inline SVG in the language asked for (`?language=`), or why
+    there is none, and the languages to choose from."""
+    bundle = services().rules.get()
     language = request.args.get("language") or None
     if language is not None and language not in bundle.rules.language_codes:
         language = None
@@ -349,19 +385,8 @@ def _rules_page(http_status: int = 200, /, **context: Any) -> tuple[str, int]:
         missing = None
     except diagram.DiagramUnavailable as exc:
         svg, missing = None, str(exc)
-    return _page(
-        "admin/rules.html",
-        http_status,
-        status=status,
-        problems=[str(p) for p in status.problems],
-        svg=svg,
-        missing=missing,
-        languages=bundle.rules.language_codes,
-        language=language,
-        reload_seconds=f"{s.settings.rules_reload_seconds:g}",
-        **_history(_store()),
-        **context,
-    )
+    languages = bundle.rules.language_codes
+    return {"svg": svg, "missing": missing, "languages": languages, "language": language}
 
 
 def _history(store: RulesStore) -> dict[str, Any]:
@@ -605,3 +630,27 @@ def share(figure: Mapping[str, Any]) -> str:
     if not figure["whole"]:
         return "–"
     return f"{percent(figure['ratio'])} ({figure['part']} of {figure['whole']})"
+
+
+MOMENT_FORMATS: Final = {
+    "minute": "%Y-%m-%d %H:%M UTC",
+    "second": "%Y-%m-%d %H:%M:%S UTC",
+    "time": "%H:%M:%S UTC",
+}
+"""How much of an instant a page shows (`moment`); static/times.js shows as much, in the browser's
+own time zone."""
+
+
+def moment(
+    value: datetime | str | None, show: Literal["minute", "second", "time"] = "minute"
+) -> Markup:
+    """An instant for a page: `<time>` with the exact ISO instant, its text in UTC without
+    microseconds (readable with scripts off), which static/times.js rewrites in the admin's zone."""
+    if value is None or value == "":
+        return Markup("")
+    at = datetime.fromisoformat(value) if isinstance(value, str) else value
+    at = at.astimezone(UTC)
+    text = at.strftime(MOMENT_FORMATS[show])
+    return Markup(
+        f'<time datetime="{escape(at.isoformat())}" data-show="{show}" title="{text}">{text}</time>'
+    )

@@ -105,6 +105,34 @@ def test_live_queues_show_the_waiting_caller_and_the_agents(
     assert data["at"] == clock.now().isoformat()
 
 
+def test_callers_waiting_with_no_agent_logged_in_are_named_on_every_page(
+    app: Flask, admin: FlaskClient, clock: FrozenClock
+) -> None:
+    assert admin.get("/admin/api/queues").get_json()["unattended"] == []
+    assert '<div id="unattended" class="banner" role="alert" hidden>' in admin.get(
+        "/admin/tickets"
+    ).get_data(as_text=True)
+
+    arrived = clock.now()
+    wait_in_security_queue(app)
+    clock.advance(20)
+    assert admin.get("/admin/api/queues").get_json()["unattended"] == [
+        {"queue": "security", "language": "en-US", "waiting": 1, "since": arrived.isoformat()}
+    ]
+    for path in ("/admin/", "/admin/today", "/admin/tickets", "/admin/rules", "/admin/incident"):
+        html = admin.get(path).get_data(as_text=True)
+        banner = re.search(r'<div id="unattended"[^>]*>(.*?)</div>', html, re.S)
+        assert banner is not None and "hidden" not in html[banner.start() : banner.start() + 60]
+        assert "queue <strong>security</strong> (en-US): 1 waiting" in banner.group(1), path
+        assert f'datetime="{arrived.isoformat()}"' in banner.group(1), path
+
+    with app.app_context():
+        agent = services().rules.get().rules.agents_serving("security", "en-US")[0]
+        services().queue.agent_available(agent, [("security", "en-US")])
+    assert admin.get("/admin/api/queues").get_json()["unattended"] == []
+    assert 'role="alert" hidden>' in admin.get("/admin/today").get_data(as_text=True)
+
+
 def test_the_live_page_script_is_served_to_a_logged_in_admin(admin: FlaskClient) -> None:
     script = admin.get("/admin/static/live.js")
     assert script.status_code == 200

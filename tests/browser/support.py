@@ -1,4 +1,5 @@
-"""Helpers of the browser tests: finding Chromium, the served app, logging in through the form."""
+"""Helpers of the browser tests: finding Chromium, the served app, logging in through the form,
+simulated callers."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from flask import Flask
 from playwright.sync_api import Page
 
 from tests.admin_support import ADMIN_PASSWORD, ADMIN_USER
+from tests.support import Phone
 
 CHROMIUM_CANDIDATES = ("/usr/lib/chromium/chromium", "chromium", "chromium-browser")
 """Debian's real binary first (/usr/bin/chromium is a shell wrapper around it), then the PATH."""
@@ -51,3 +53,27 @@ def log_in(page: Page, user: str = ADMIN_USER, password: str = ADMIN_PASSWORD) -
     form.locator("input[name=username]").fill(user)
     form.locator("input[name=password]").fill(password)
     form.get_by_role("button", name="Log in").click()
+
+
+LANGUAGE_KEYS = {"zh-CN": "1", "en-US": "2", "fr-FR": "3", "de-DE": "4"}
+
+
+def self_served_call(live_server: LiveServer, caller: str, language: str) -> str:
+    """A whole call that asks for the support e-mail address and hangs up; its CallSid."""
+    phone = Phone(live_server.app.test_client(), caller=caller)
+    phone.dial()
+    phone.press(LANGUAGE_KEYS[language])
+    phone.press("6")  # self-service
+    phone.press("2")  # the e-mail address
+    phone.hang_up()
+    return phone.sid
+
+
+def holding_for_funds(live_server: LiveServer, caller: str) -> Phone:
+    """A caller who asked about a deposit, in English, and now holds for the funds queue."""
+    phone = Phone(live_server.app.test_client(), caller=caller)
+    phone.dial()
+    phone.press("2")  # English
+    phone.press("2")  # deposits and withdrawals
+    phone.press("1")  # a deposit
+    return phone

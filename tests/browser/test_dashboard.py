@@ -10,15 +10,23 @@ from __future__ import annotations
 import csv
 import io
 import re
+from zoneinfo import ZoneInfo
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from ivr.clock import FrozenClock
 from ivr.db import Database
+from ivr.services import services
 from ivr.tickets.listing import mask_number
 from tests.admin_support import ADMIN_PASSWORD, ADMIN_USER
-from tests.browser.support import LiveServer, Screenshot, log_in
-from tests.support import Phone, edit, ticket_of
+from tests.browser.support import (
+    LiveServer,
+    Screenshot,
+    holding_for_funds,
+    log_in,
+    self_served_call,
+)
+from tests.support import edit, ticket_of
 
 LOGIN_URL = re.compile(r"/admin/login(\?.*)?$")
 NAV = {
@@ -28,30 +36,6 @@ NAV = {
     "Rules": "/admin/rules",
     "Incident": "/admin/incident",
 }
-
-LANGUAGE_KEYS = {"zh-CN": "1", "en-US": "2", "fr-FR": "3", "de-DE": "4"}
-
-
-def self_served_call(live_server: LiveServer, caller: str, language: str) -> str:
-    """A whole call that asks for the support e-mail address and hangs up; its CallSid."""
-    phone = Phone(live_server.app.test_client(), caller=caller)
-    phone.dial()
-    phone.press(LANGUAGE_KEYS[language])
-    phone.press("6")  # self-service
-    phone.press("2")  # the e-mail address
-    phone.hang_up()
-    return phone.sid
-
-
-def holding_for_funds(live_server: LiveServer, caller: str) -> Phone:
-    """A caller who asked about a deposit, in English, and now holds for the funds queue."""
-    phone = Phone(live_server.app.test_client(), caller=caller)
-    phone.dial()
-    phone.press("2")  # English
-    phone.press("2")  # deposits and withdrawals
-    phone.press("1")  # a deposit
-    return phone
-
 
 # --- logging in -----------------------------------------------------------------------------------
 
@@ -229,3 +213,70 @@ def test_after_logging_out_every_admin_page_sends_the_browser_to_the_login_page(
         response = admin_page.request.get(api)
         assert response.status == 401, api
         assert "error" in response.json(), api
+
+
+# --- times ----------------------------------------------------------------------------------------
+
+
+def test_times_show_in_the_browsers_time_zone_and_in_utc_without_scripts(
+    browser: Browser, live_server: LiveServer, clock: FrozenClock, database: Database
+) -> None:
+    reference = ticket_of(
+        database, self_served_call(live_server, "+4915112345678", "de-DE")
+    ).reference
+    arrived = clock.now().replace(second=0, microsecond=0)
+    in_shanghai = f"{arrived.astimezone(ZoneInfo('Asia/Shanghai')):%Y-%m-%d %H:%M} GMT+8"
+    in_utc = f"{arrived:%Y-%m-%d %H:%M} UTC"
+
+    for scripts, shown in ((True, in_shanghai), (False, in_utc)):
+        context = browser.new_context(
+            base_url=live_server.url,
+            timezone_id="Asia/Shanghai",
+            locale="en-US",
+            java_script_enabled=scripts,
+        )
+        try:
+            tab = context.new_page()
+            log_in(tab)
+            tab.goto("/admin/tickets")
+            when = tab.locator(f'tr[data-reference="{reference}"] time')
+            expect(when).to_have_text(shown)
+            expect(when).to_have_attribute("title", in_utc)  # the UTC instant on hover
+            tab.goto(f"/admin/tickets/{reference}")
+            timeline = tab.locator("ol#timeline time").first
+            expect(timeline).to_have_text(re.compile(r"^\d\d:\d\d:\d\d (GMT\+8|UTC)$"))
+            assert timeline.inner_text().endswith("GMT+8" if scripts else "UTC")
+            body = tab.locator("main").inner_text()
+            assert not re.search(r"\d\d:\d\d:\d\d\.\d", body), "no microseconds anywhere"
+        finally:
+            context.close()
+
+
+# --- callers nobody can answer --------------------------------------------------------------------
+
+
+def test_a_banner_names_the_queue_where_callers_wait_with_no_agent_logged_in(
+    admin_page: Page, live_server: LiveServer, clock: FrozenClock
+) -> None:
+    banner = admin_page.locator("#unattended")
+    expect(banner).to_be_hidden()  # nobody waits
+
+    holding_for_funds(live_server, "+14155550123")
+    clock.advance(30)
+    holding_for_funds(live_server, "+4930123456789")  # a second English caller for funds
+    # No reload: the queues page raises the banner from its 2-second update.
+    line = banner.locator('li[data-queue="funds"][data-language="en-US"]')
+    expect(banner).to_be_visible()
+    expect(line).to_contain_text("funds (en-US): 2 waiting, the first since")
+    expect(banner.locator("li")).to_have_count(1)
+    for path in ("/admin/today", "/admin/tickets", "/admin/rules", "/admin/incident"):
+        admin_page.goto(path)
+        expect(line).to_contain_text("2 waiting")
+
+    with live_server.app.app_context():
+        agent = services().rules.get().rules.agents_serving("funds", "en-US")[0]
+        services().queue.agent_available(agent, [("funds", "en-US")])
+    admin_page.reload()
+    expect(banner).to_be_hidden()  # an agent is there to answer them
+    admin_page.goto("/admin/")
+    expect(banner).to_be_hidden()

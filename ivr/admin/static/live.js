@@ -62,6 +62,37 @@
     body.replaceChildren(...rows);
   }
 
+  // The banner over every page: the lines where callers wait and nobody is logged in to serve them.
+  function drawUnattended(lines) {
+    const banner = document.getElementById("unattended");
+    // Redraw only what changed: a screen reader repeats an alert whose content is replaced.
+    const shown = JSON.stringify(lines);
+    if (!banner || banner.dataset.shown === shown) return;
+    banner.dataset.shown = shown;
+    const items = lines.map((line) => {
+      const item = document.createElement("li");
+      item.dataset.queue = line.queue;
+      item.dataset.language = line.language;
+      const name = document.createElement("strong");
+      name.textContent = line.queue;
+      item.append("queue ", name, " (" + line.language + "): " + line.waiting + " waiting, the first since ");
+      item.append(line.since ? moment(line.since, "minute") : "\u2013");
+      return item;
+    });
+    banner.querySelector("ul").replaceChildren(...items);
+    banner.hidden = lines.length === 0;
+  }
+
+  // An instant as the page shows it: a <time> that times.js puts in the admin's zone.
+  function moment(iso, show) {
+    const element = document.createElement("time");
+    element.dateTime = iso;
+    element.dataset.show = show;
+    element.textContent = iso;
+    if (window.ivrTimes) window.ivrTimes.show(element);
+    return element;
+  }
+
   async function refresh() {
     try {
       const response = await fetch(api, { headers: { Accept: "application/json" }, credentials: "same-origin" });
@@ -73,7 +104,8 @@
       const data = await response.json();
       drawLines(data.lines);
       drawAgents(data.agents);
-      document.getElementById("updated").textContent = data.at;
+      drawUnattended(data.unattended);
+      document.getElementById("updated").replaceChildren(moment(data.at, "second"));
     } catch (error) {
       document.getElementById("updated").textContent = "(update failed: " + error.message + ")";
     } finally {

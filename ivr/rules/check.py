@@ -21,7 +21,7 @@ from ivr.rules.schema import Queue, Rules, Target
 from ivr.rules.secrets import asked_secret, problem_text
 from ivr.rules.speech_check import check_speech
 from ivr.speech.router import Router
-from ivr.voices import voice_problem
+from ivr.voices import BUILT_IN
 
 SYSTEM_PLACEHOLDERS: dict[str, frozenset[str]] = {
     "language_option": frozenset({"key"}),
@@ -309,7 +309,7 @@ def check_voices(prompts: Prompts, prompt_sources: dict[str, Source]) -> list[Pr
     """Every catalog's `voice:` speaks its `say_language:` (see `ivr.voices`)."""
     problems: list[Problem] = []
     for language, catalog in prompts.catalogs.items():
-        problem = voice_problem(catalog.voice, catalog.say_language)
+        problem = BUILT_IN.problem(catalog.voice, catalog.say_language)
         if problem is not None:
             problems.append(prompt_sources[language].problem(("voice",), problem))
     return problems

@@ -46,7 +46,7 @@ from ivr.simulator.engine import (
     Simulator,
 )
 from ivr.simulator.exchange import ExchangeSetup, codes_for, simulated_exchange
-from ivr.voices import voice_problem
+from ivr.voices import BUILT_IN
 
 SIMULATED_BASE_URL = "http://ivr.simulator"
 SIMULATED_TOKEN = "simulator-auth-token"
@@ -305,7 +305,7 @@ def in_process(
                 on_record=on_record,
                 clips=declared_clips(bundle, transport.base_url),
                 measure=measure,
-                voice_problem=voice_problem,
+                voice_problem=BUILT_IN.problem,
                 retries=retries,
                 status_delay=status_delay,
             )

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import cast
 
 from ivr.audio import clip_seconds, is_remote, spoken_length
+from ivr.hours import BUILT_IN_WORDS, missing_date_words
 from ivr.language_id import wrong_language
 from ivr.prompts import GLOBAL_PLACEHOLDERS, SYSTEM_PROMPTS, Prompts, load_prompts, placeholders
 from ivr.rules.loader import Location, Problem, RulesError, Source, load_rules
@@ -290,6 +291,26 @@ def check_secrets(prompts: Prompts, prompt_sources: dict[str, Source]) -> list[P
     return problems
 
 
+def check_date_words(prompts: Prompts, prompt_sources: dict[str, Source]) -> list[Problem]:
+    """Warnings: catalogs of a language the service has no words for to lead into a day and a
+    time (`hours.DateWords`), that do not give theirs in `dates:`."""
+    warnings: list[Problem] = []
+    for language, catalog in prompts.catalogs.items():
+        try:
+            missing = missing_date_words(catalog.locale, catalog.dates)
+        except ValueError:
+            continue  # an unknown locale is refused where it is used
+        if missing:
+            where: Location = ("dates",) if catalog.dates != BUILT_IN_WORDS else ("locale",)
+            wanted = ", ".join(f'{key}: "{example}"' for key, example in missing.items())
+            message = (
+                f"no words of {language} to lead into a day and a time: add dates: {{{wanted}}} "
+                "in this language, or callers hear the bare date and time"
+            )
+            warnings.append(prompt_sources[language].warning(where, message))
+    return warnings
+
+
 def check_languages(
     rules: Rules, prompts: Prompts, prompt_sources: dict[str, Source]
 ) -> list[Problem]:
@@ -444,6 +465,7 @@ def _load_bundle(rules_path: Path | str, prompts_dir: Path | str) -> Bundle:
     problems += [p for p in speech if p.severity == "error"]
     warnings = check_audio(rules, source, prompts)
     warnings += check_languages(rules, prompts, prompt_sources)
+    warnings += check_date_words(prompts, prompt_sources)
     warnings += [p for p in speech if p.severity == "warning"]
     if problems:
         # The warnings go along: an admin fixing the errors should see them too.

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from flask import Flask
 
+from ivr.clock import FrozenClock
+from ivr.rules.check import load_bundle
 from tests.rules.test_check import bundle_problems
 from tests.support import Phone, copy_project, edit, run_ivr
 
@@ -124,4 +127,41 @@ def test_a_language_with_no_catalog_is_told_where_to_write_it(tmp_path: Path) ->
     (prompts / "es-ES.yaml").unlink()
     assert bundle_problems(rules, prompts) == [
         f"{prompts / 'es-ES.yaml'}:1:1: no prompt catalog for language es-ES"
+    ]
+
+
+def test_a_caller_on_saturday_hears_when_the_team_opens_in_spanish_words(
+    tmp_path: Path, app_factory: Callable[..., Flask], clock: FrozenClock
+) -> None:
+    rules, prompts = spanish_project(tmp_path)
+    clock.set(datetime(2026, 11, 28, 15, 0, tzinfo=UTC))  # Saturday: the teams are closed
+    phone = Phone(app_factory(routing_rules=rules, voice_prompts=prompts).test_client())
+    phone.dial()
+    phone.press("5")  # Spanish
+    phone.press("1")  # account and login
+    heard = " ".join(say.text or "" for say in phone.press("1").iter("Say"))  # login problems
+    assert "Volvemos a abrir el lunes, 30 de noviembre a las " in heard, heard
+
+
+def test_a_language_the_service_has_no_date_words_for_is_told_which_to_add(
+    tmp_path: Path,
+) -> None:
+    rules, prompts = spanish_project(tmp_path)
+    catalog = prompts / "es-ES.yaml"
+    dates = '  at_time: "{day} a las {time}"\n  on_date: "el {date}"\n'
+    edit(catalog, (dates, ""), ("dates: ", "# dates: "))
+    [(line, column)] = edit(catalog, ("locale: es_ES", "locale: ‸es_ES"))
+    assert [str(warning) for warning in load_bundle(rules, prompts).warnings] == [
+        f"{catalog}:{line}:{column}: warning: no words of es-ES to lead into a day and a time: "
+        'add dates: {at_time: "{day} at {time}", on_date: "on {date}"} in this language, or '
+        "callers hear the bare date and time"
+    ]
+
+
+def test_date_words_with_the_wrong_placeholder_are_an_error_at_them(tmp_path: Path) -> None:
+    rules, prompts = spanish_project(tmp_path)
+    catalog = prompts / "es-ES.yaml"
+    [(line, column)] = edit(catalog, ('  on_date: "el {date}"', '  on_date: ‸"el {day}"'))
+    assert bundle_problems(rules, prompts) == [
+        f"{catalog}:{line}:{column}: a text with {{date}} and no other"
     ]

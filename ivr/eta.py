@@ -14,7 +14,7 @@ import pytz
 from babel import Locale
 from babel.dates import get_timezone_name, tokenize_pattern
 
-from ivr.hours import spoken_opening
+from ivr.hours import BUILT_IN_WORDS, DateWords, spoken_opening
 
 _SAID_ZONE_NAMES = {("zh", "Asia/Shanghai"): "北京时间"}
 """Names callers say themselves where CLDR's differ: in Chinese, China's time is "Beijing time"
@@ -30,17 +30,19 @@ def country_zone(country: str | None) -> str | None:
     return zones[0] if zones else None
 
 
-def spoken_eta(eta: datetime, now: datetime, zone: str, locale: str) -> str:
+def spoken_eta(
+    eta: datetime, now: datetime, zone: str, locale: str, words: DateWords = BUILT_IN_WORDS
+) -> str:
     """`eta` as said to a caller in `zone` speaking `locale` (a Babel locale, `Catalog.locale`):
     the day as that zone's calendar has it ("today", "tomorrow", else the date), the clock time
     and the zone's name: "heute um 19:00 MEZ", "北京时间 明天 02:00", "on Tuesday, December 8 at
     3:00 AM Japan Standard Time". Each carries its own preposition (`hours.spoken_opening`), so
-    a prompt says "fixed {eta}"."""
+    a prompt says "fixed {eta}"; `words` are the catalog's `dates:`."""
     if eta.tzinfo is None or now.tzinfo is None:
         raise ValueError("spoken_eta() needs aware datetimes")
     tz = pytz.timezone(zone)
     local = tz.normalize(eta.astimezone(tz))
-    when, _ = spoken_opening(local, now, locale)
+    when, _ = spoken_opening(local, now, locale, words)
     name = zone_name(local, locale)
     return f"{name} {when}" if _zone_first(locale) else f"{when} {name}"
 

@@ -860,8 +860,8 @@ class Flow:
             notice = self.say("incident_notice_no_eta", language)
         else:
             zone = country_zone(caller.country) or self._team(queue_id, language).timezone
-            locale = self.prompts.catalog(language).locale
-            eta = spoken_eta(incident.eta, self.now, zone, locale)
+            catalog = self.prompts.catalog(language)
+            eta = spoken_eta(incident.eta, self.now, zone, catalog.locale, catalog.dates)
             notice = self.say("incident_notice", language, eta=eta)
         keys = self._notice_keys(language, can_call_back)
         return Gather((notice, *keys), state, self._timeout)
@@ -1150,8 +1150,10 @@ class Flow:
             if next_open is None:
                 speech.append(self.say("team_closed_no_opening", language))
             else:
-                locale = self.prompts.catalog(language).locale
-                when, city = hours.spoken_opening(next_open, self.now, locale)
+                catalog = self.prompts.catalog(language)
+                when, city = hours.spoken_opening(
+                    next_open, self.now, catalog.locale, catalog.dates
+                )
                 speech.append(self.say("team_closed", language, when=when, city=city))
         other = self._open_language(state)
         if other is not None:

@@ -7,6 +7,7 @@ store. Opening hours are wall-clock ranges in the team's zone; they are turned i
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -28,6 +29,7 @@ from ivr.rules.schema import Team, TimeRange
 
 # Team is re-exported so callers can annotate with `hours.Team` without importing the schema.
 __all__ = [
+    "DateWords",
     "DayHours",
     "Status",
     "Team",
@@ -53,7 +55,45 @@ _DATE_SKELETON = "MMMMEEEEd"
 _AT_TIME = {"en": "{1} 'at' {0}", "de": "{1} 'um' {0}", "fr": "{1} 'à' {0}", "zh": "{1} {0}"}
 # How a sentence leads into a date ("we open again on Monday..."); a relative day ("today",
 # CLDR's own word) needs none, so the preposition belongs to the words, not to the prompt.
-_ON_DATE = {"en": "on {0}", "de": "am {0}", "fr": "le {0}"}
+_ON_DATE = {"en": "on {0}", "de": "am {0}", "fr": "le {0}", "zh": "{0}"}
+_DATE_WORDS_EXAMPLE = {"at_time": "{day} at {time}", "on_date": "on {date}"}
+
+
+@dataclass(frozen=True)
+class DateWords:
+    """How a language's sentences lead into a day and a time where the built-in words (`_AT_TIME`,
+    `_ON_DATE`) have none: a catalog's `dates:`, so that a new language needs no code."""
+
+    at_time: str = ""
+    """A day and a time: "{day} a las {time}" ("mañana a las 8:00")."""
+    on_date: str = ""
+    """A date further than tomorrow, as a sentence leads into it: "el {date}"."""
+
+
+BUILT_IN_WORDS = DateWords()
+"""No words of a catalog's own: the built-in ones (or CLDR's plain glue)."""
+
+
+def missing_date_words(locale: str, words: DateWords) -> dict[str, str]:
+    """The `dates:` settings a catalog of `locale` lacks (neither built in nor given), each with
+    an example of how it is written."""
+    language = _locale(locale).language
+    missing = {}
+    if not words.at_time and language not in _AT_TIME:
+        missing["at_time"] = _DATE_WORDS_EXAMPLE["at_time"]
+    if not words.on_date and language not in _ON_DATE:
+        missing["on_date"] = _DATE_WORDS_EXAMPLE["on_date"]
+    return missing
+
+
+def _babel_glue(at_time: str) -> str:
+    """`DateWords.at_time` as Babel's date-time glue: {day} is {1}, {time} is {0}, words quoted."""
+    parts = re.split(r"(\{day\}|\{time\})", at_time)
+    glue = {"{day}": "{1}", "{time}": "{0}"}
+    return "".join(
+        glue.get(part) or ("'" + part.replace("'", "''") + "'" if part.strip() else part)
+        for part in parts
+    )
 
 
 @dataclass(frozen=True)
@@ -183,15 +223,16 @@ def _locale(code: str) -> Locale:
 
 
 @lru_cache(maxsize=32)
-def _opening_pattern(code: str) -> tuple[Locale, str]:
+def _opening_pattern(code: str, at_time: str = "") -> tuple[Locale, str]:
     """A Babel pattern for weekday, day, month and time in the locale's own order and clock."""
-    locale, glue, date_pattern, time_pattern = _opening_parts(code)
+    locale, glue, date_pattern, time_pattern = _opening_parts(code, at_time)
     return locale, glue.replace("{1}", date_pattern).replace("{0}", time_pattern)
 
 
 @lru_cache(maxsize=32)
-def _opening_parts(code: str) -> tuple[Locale, str, str, str]:
-    """The locale, its "{1} at {0}" glue, and its date and time patterns for an opening."""
+def _opening_parts(code: str, at_time: str = "") -> tuple[Locale, str, str, str]:
+    """The locale, its "{1} at {0}" glue (`at_time`, a `DateWords.at_time`, else built in), and
+    its date and time patterns for an opening."""
     locale = _locale(code)
     skeletons = locale.datetime_skeletons
     key = match_skeleton(_DATE_SKELETON, skeletons, allow_different_fields=False)
@@ -215,11 +256,17 @@ def _opening_parts(code: str) -> tuple[Locale, str, str, str]:
     time_key = "hm" if twelve_hour else "Hm"
     time_pattern = str(skeletons[time_key].pattern) if time_key in skeletons else short_time
 
-    glue = _AT_TIME.get(locale.language) or str(locale.datetime_formats["long"])
+    glue = (
+        _babel_glue(at_time)
+        if at_time
+        else _AT_TIME.get(locale.language) or str(locale.datetime_formats["long"])
+    )
     return locale, glue, date_pattern, time_pattern
 
 
-def format_opening(when: datetime, locale: str) -> tuple[str, str]:
+def format_opening(
+    when: datetime, locale: str, words: DateWords = BUILT_IN_WORDS
+) -> tuple[str, str]:
     """Words for an opening time in the caller's language, and the city of the team's zone."""
     zone = when.tzinfo
     if zone is None or when.utcoffset() is None:
@@ -228,28 +275,33 @@ def format_opening(when: datetime, locale: str) -> tuple[str, str]:
         # Arithmetic on a pytz datetime can leave a stale offset; normalize fixes the wall clock.
         when = zone.normalize(when)
         zone = when.tzinfo
-    babel_locale, pattern = _opening_pattern(locale)
-    words = format_datetime(when, pattern, tzinfo=zone, locale=babel_locale)
+    babel_locale, pattern = _opening_pattern(locale, words.at_time)
+    said = format_datetime(when, pattern, tzinfo=zone, locale=babel_locale)
     city = get_timezone_location(zone, locale=babel_locale, return_city=True)
-    return str(words), str(city)
+    return str(said), str(city)
 
 
-def spoken_opening(when: datetime, now: datetime, locale: str) -> tuple[str, str]:
+def spoken_opening(
+    when: datetime, now: datetime, locale: str, words: DateWords = BUILT_IN_WORDS
+) -> tuple[str, str]:
     """Words for an opening as a caller at `now` hears them, and the city of the team's zone.
 
     Later the same day in the team's zone is "today at 2:00 PM", the next day "tomorrow at
-    8:00 AM" (CLDR's words for the locale), any later day "on Monday, November 30 at 8:00 AM"."""
+    8:00 AM" (CLDR's words for the locale), any later day "on Monday, November 30 at 8:00 AM";
+    `words` (the catalog's `dates:`) where the built-in glue has none for the language."""
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("spoken_opening() needs an aware `now`")
-    words, city = format_opening(when, locale)
+    said, city = format_opening(when, locale, words)
     zone = when.tzinfo
     if isinstance(zone, pytz.BaseTzInfo):
         when = zone.normalize(when)
     days = (when.date() - now.astimezone(when.tzinfo).date()).days
-    babel_locale, glue, _, time_pattern = _opening_parts(locale)
+    babel_locale, glue, _, time_pattern = _opening_parts(locale, words.at_time)
     relative: Mapping[int, str] = babel_locale._data["date_fields"]["day"]["relative"]
     if days not in (0, 1) or days not in relative:
-        return _ON_DATE.get(babel_locale.language, "{0}").replace("{0}", words), city
+        if words.on_date:
+            return words.on_date.replace("{date}", said), city
+        return _ON_DATE.get(babel_locale.language, "{0}").replace("{0}", said), city
     at_time = format_datetime(when, time_pattern, tzinfo=when.tzinfo, locale=babel_locale)
     # The glue is a Babel pattern ("{1} 'at' {0}"): its quotes only mark literal text.
     spoken = glue.replace("'", "").replace("{1}", relative[days]).replace("{0}", str(at_time))

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ivr.hours import BUILT_IN_WORDS, DateWords
 from ivr.rules.loader import Problem, RulesError, Source, read_yaml
 
 AUDIO_SUFFIXES = (".mp3", ".wav")
@@ -135,6 +136,10 @@ class Catalog:
     """What callers say for an option at a menu that listens, keyed by the option's label prompt
     id (`opt_withdrawal`), and `operator` for a person (`ivr.speech`)."""
 
+    dates: DateWords = BUILT_IN_WORDS
+    """How sentences lead into a day and a time, for a language the service has no words for
+    (`hours.DateWords`; `ivr check` says when a catalog needs them)."""
+
     @property
     def listen_language(self) -> str:
         return self.speech_language or self.say_language
@@ -185,6 +190,7 @@ def _read_catalog(path: Path, audio_root: Path) -> tuple[Catalog, Source]:
                     )
                 )
     phrases = _read_phrases(source, data.get("phrases"), problems)
+    dates = _read_dates(source, data.get("dates"), problems)
     speech_language = data.get("speech_language", "")
     if not isinstance(speech_language, str):
         problems.append(source.problem(("speech_language",), "must be a language tag like en-US"))
@@ -212,8 +218,32 @@ def _read_catalog(path: Path, audio_root: Path) -> tuple[Catalog, Source]:
         audio=audio,
         speech_language=str(speech_language),
         phrases=phrases,
+        dates=dates,
     )
     return catalog, source
+
+
+_DATE_PLACEHOLDERS = {"at_time": frozenset({"day", "time"}), "on_date": frozenset({"date"})}
+
+
+def _read_dates(source: Source, value: object, problems: list[Problem]) -> DateWords:
+    """A catalog's `dates:` (`at_time: "{day} a las {time}"`, `on_date: "el {date}"`)."""
+    if value is None:
+        return DateWords()
+    if not isinstance(value, dict):
+        problems.append(source.problem(("dates",), "'dates' must map at_time and on_date to texts"))
+        return DateWords()
+    found: dict[str, str] = {}
+    for key, text in value.items():
+        names = _DATE_PLACEHOLDERS.get(str(key))
+        if names is None:
+            problems.append(source.problem(("dates", key), "only at_time and on_date go here"))
+        elif not isinstance(text, str) or placeholders(text) != names:
+            wanted = " and ".join(f"{{{name}}}" for name in sorted(names))
+            problems.append(source.problem(("dates", key), f"a text with {wanted} and no other"))
+        else:
+            found[str(key)] = text
+    return DateWords(**found)
 
 
 OPERATOR_PHRASES = "operator"

@@ -9,9 +9,11 @@ voices as `Polly.Joanna` (`<Say language="en-US" voice="Polly.Joanna">`), Google
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from ivr.voices import VOICES, voice_problem, voices_for
+from ivr.voices import BUILT_IN, read_table
 
 
 @pytest.mark.parametrize(
@@ -31,12 +33,12 @@ from ivr.voices import VOICES, voice_problem, voices_for
     ],
 )
 def test_a_voice_that_speaks_its_language_is_fine(voice: str, language: str) -> None:
-    assert voice_problem(voice, language) is None
+    assert BUILT_IN.problem(voice, language) is None
 
 
 def test_every_language_of_the_rules_has_polly_and_google_voices() -> None:
     for language in ("cmn-CN", "en-US", "fr-FR", "de-DE"):
-        providers = {VOICES[name].provider for name in voices_for(language)}
+        providers = {BUILT_IN.voices[name].provider for name in BUILT_IN.voices_for(language)}
         assert providers == {"Polly", "Google"}, language
 
 
@@ -83,9 +85,57 @@ def test_every_language_of_the_rules_has_polly_and_google_voices() -> None:
             "the table has cmn-CN, de-DE, en-US, fr-FR",
             id="mandarin-written-zh-CN",
         ),
+        pytest.param(
+            "Polly.Lucia",
+            "es-ES",
+            "no voice in the voice table speaks 'es-ES'; the table has cmn-CN, de-DE, en-US, "
+            "fr-FR: add the voice under `voices:` in the rules (name, language: es-ES, engine)",
+            id="a-language-the-table-lacks",
+        ),
     ],
 )
 def test_a_voice_that_does_not_speak_its_language_is_explained(
     voice: str, language: str, message: str
 ) -> None:
-    assert voice_problem(voice, language) == message
+    assert BUILT_IN.problem(voice, language) == message
+
+
+def test_the_shipped_voices_file_lists_each_voice_with_its_language_and_engine() -> None:
+    assert BUILT_IN.voices["Polly.Joanna-Neural"].engine == "polly-neural"
+    assert BUILT_IN.voices["Google.de-DE-Wavenet-B"].engine == "google-wavenet"
+    assert BUILT_IN.voices["Google.de-DE-Wavenet-B"].language == "de-DE"
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        pytest.param(
+            "{name: Polly.Lucia, language: es-ES, engine: polly-fast}",
+            "voice 1 (Polly.Lucia): unknown engine 'polly-fast'",
+            id="unknown-engine",
+        ),
+        pytest.param(
+            "{name: Google.es-ES-Standard-A, language: es-MX, engine: google-standard}",
+            "a google-standard voice for es-MX is named Google.es-MX-Standard-<letter>",
+            id="google-name-of-another-language",
+        ),
+        pytest.param(
+            "{name: Polly.Lucia, language: spanish, engine: polly-standard}",
+            "'spanish' is not a language tag like es-ES",
+            id="not-a-tag",
+        ),
+    ],
+)
+def test_a_malformed_voices_file_is_refused(entry: str, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        read_table(f"voices:\n  - {entry}\n")
+
+
+def test_a_voices_file_cannot_give_one_voice_two_languages() -> None:
+    text = (
+        "voices:\n"
+        "  - {name: Polly.Lucia, language: es-ES, engine: polly-standard}\n"
+        "  - {name: Polly.Lucia, language: es-MX, engine: polly-standard}\n"
+    )
+    with pytest.raises(ValueError, match=re.escape("voice 'Polly.Lucia' speaks es-ES, not es-MX")):
+        read_table(text)

@@ -12,8 +12,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 from ivr.audio import clip_seconds, is_remote, spoken_length
+from ivr.hours import BUILT_IN_WORDS, missing_date_words
 from ivr.language_id import wrong_language
 from ivr.prompts import GLOBAL_PLACEHOLDERS, SYSTEM_PROMPTS, Prompts, load_prompts, placeholders
 from ivr.rules.loader import Location, Problem, RulesError, Source, load_rules
@@ -21,7 +23,7 @@ from ivr.rules.schema import Queue, Rules, Target
 from ivr.rules.secrets import asked_secret, problem_text
 from ivr.rules.speech_check import check_speech
 from ivr.speech.router import Router
-from ivr.voices import voice_problem
+from ivr.voices import BUILT_IN, Engine, Voice, VoiceTable, entry_problems
 
 SYSTEM_PLACEHOLDERS: dict[str, frozenset[str]] = {
     "language_option": frozenset({"key"}),
@@ -289,6 +291,26 @@ def check_secrets(prompts: Prompts, prompt_sources: dict[str, Source]) -> list[P
     return problems
 
 
+def check_date_words(prompts: Prompts, prompt_sources: dict[str, Source]) -> list[Problem]:
+    """Warnings: catalogs of a language the service has no words for to lead into a day and a
+    time (`hours.DateWords`), that do not give theirs in `dates:`."""
+    warnings: list[Problem] = []
+    for language, catalog in prompts.catalogs.items():
+        try:
+            missing = missing_date_words(catalog.locale, catalog.dates)
+        except ValueError:
+            continue  # an unknown locale is refused where it is used
+        if missing:
+            where: Location = ("dates",) if catalog.dates != BUILT_IN_WORDS else ("locale",)
+            wanted = ", ".join(f'{key}: "{example}"' for key, example in missing.items())
+            message = (
+                f"no words of {language} to lead into a day and a time: add dates: {{{wanted}}} "
+                "in this language, or callers hear the bare date and time"
+            )
+            warnings.append(prompt_sources[language].warning(where, message))
+    return warnings
+
+
 def check_languages(
     rules: Rules, prompts: Prompts, prompt_sources: dict[str, Source]
 ) -> list[Problem]:
@@ -305,11 +327,39 @@ def check_languages(
     return warnings
 
 
-def check_voices(prompts: Prompts, prompt_sources: dict[str, Source]) -> list[Problem]:
-    """Every catalog's `voice:` speaks its `say_language:` (see `ivr.voices`)."""
-    problems: list[Problem] = []
+def _rules_voices(rules: Rules) -> tuple[VoiceTable, dict[int, dict[str, str]]]:
+    """The shipped table with the rules' `voices:` it accepts, and what is wrong with the others
+    (by their index, then field)."""
+    table = BUILT_IN
+    refused: dict[int, dict[str, str]] = {}
+    for index, entry in enumerate(rules.voices):
+        found = entry_problems(entry.name, entry.language, entry.engine, table)
+        if found:
+            refused[index] = found
+        else:
+            table = table.extended([Voice(entry.name, entry.language, cast(Engine, entry.engine))])
+    return table, refused
+
+
+def voice_table(rules: Rules) -> VoiceTable:
+    """The voices a `<Say>` of these rules may use: the shipped ones (`ivr/voices.yaml`) and the
+    rules' own (`voices:`)."""
+    return _rules_voices(rules)[0]
+
+
+def check_voices(
+    rules: Rules, source: Source, prompts: Prompts, prompt_sources: dict[str, Source]
+) -> list[Problem]:
+    """Every voice the rules add is well-formed and new (`ivr.voices.entry_problems`), and every
+    catalog's `voice:` speaks its `say_language:` in the table they make with the shipped one."""
+    table, refused = _rules_voices(rules)
+    problems = [
+        source.problem(("voices", index, field_name), message)
+        for index, found in refused.items()
+        for field_name, message in found.items()
+    ]
     for language, catalog in prompts.catalogs.items():
-        problem = voice_problem(catalog.voice, catalog.say_language)
+        problem = table.problem(catalog.voice, catalog.say_language)
         if problem is not None:
             problems.append(prompt_sources[language].problem(("voice",), problem))
     return problems
@@ -409,12 +459,13 @@ def _load_bundle(rules_path: Path | str, prompts_dir: Path | str) -> Bundle:
     except RulesError as exc:
         raise RulesError(problems + exc.problems) from exc
     problems += check_prompts(rules, source, prompts, prompt_sources)
-    problems += check_voices(prompts, prompt_sources)
+    problems += check_voices(rules, source, prompts, prompt_sources)
     problems += check_secrets(prompts, prompt_sources)
     speech = check_speech(rules, source, prompts, prompt_sources)
     problems += [p for p in speech if p.severity == "error"]
     warnings = check_audio(rules, source, prompts)
     warnings += check_languages(rules, prompts, prompt_sources)
+    warnings += check_date_words(prompts, prompt_sources)
     warnings += [p for p in speech if p.severity == "warning"]
     if problems:
         # The warnings go along: an admin fixing the errors should see them too.

@@ -128,6 +128,18 @@ class LanguageChoice(Frozen):
     code: str
 
 
+class RulesVoice(Frozen):
+    """A `<Say>` voice the rules add to the shipped table (`ivr/voices.yaml`), so that a catalog
+    may name it; `ivr check` checks each (`ivr.voices.entry_problems`)."""
+
+    name: str
+    language: str
+    """The `<Say language>` it speaks (es-ES; Mandarin is cmn-CN)."""
+    engine: str
+    """polly-standard, polly-neural, polly-generative, google-standard, google-wavenet or
+    google-neural2 (`ivr.voices.ENGINES`)."""
+
+
 class Defaults(Frozen):
     language: str
     max_tries: int = Field(default=3, ge=1, le=10)
@@ -482,6 +494,8 @@ class Rules(Frozen):
     greeting: tuple[PromptId, ...]
     announcements: tuple[Announcement, ...] = ()
     languages: tuple[LanguageChoice, ...]
+    voices: tuple[RulesVoice, ...] = ()
+    """Voices beyond the shipped table, for a language (or a voice) it lacks."""
     country_languages: dict[str, str] = {}
     operator_queue: Name
     main_menu: Name = "main"

@@ -35,7 +35,7 @@ from ivr.credentials import PinStore
 from ivr.db import Database
 from ivr.exchange.reference import ReferenceExchange
 from ivr.queue import connect
-from ivr.rules.check import Bundle
+from ivr.rules.check import Bundle, voice_table
 from ivr.rules.schema import Rules
 from ivr.simulator.engine import (
     AgentBehaviour,
@@ -46,7 +46,6 @@ from ivr.simulator.engine import (
     Simulator,
 )
 from ivr.simulator.exchange import ExchangeSetup, codes_for, simulated_exchange
-from ivr.voices import voice_problem
 
 SIMULATED_BASE_URL = "http://ivr.simulator"
 SIMULATED_TOKEN = "simulator-auth-token"
@@ -305,7 +304,7 @@ def in_process(
                 on_record=on_record,
                 clips=declared_clips(bundle, transport.base_url),
                 measure=measure,
-                voice_problem=voice_problem,
+                voice_problem=voice_table(bundle.rules).problem,
                 retries=retries,
                 status_delay=status_delay,
             )

@@ -195,3 +195,60 @@ def test_a_catalog_without_the_other_language_offer_is_fine_while_the_offer_is_o
     shutil.copy(RULES, rules)  # the offer on: now the prompt is needed
     with pytest.raises(RulesError, match="missing prompt 'offer_other_language'"):
         load_bundle(rules, prompts)
+
+
+LANGUAGES_END = '  - {key: "4", code: de-DE}\n'
+
+
+@pytest.mark.parametrize(
+    ("voice", "message"),
+    [
+        pytest.param(
+            "{name: Polly.Lucia, language: es-ES, engine: ‸polly-turbo}",
+            "unknown engine 'polly-turbo': use one of polly-standard, polly-neural, "
+            "polly-generative, google-standard, google-wavenet, google-neural2",
+            id="unknown-engine",
+        ),
+        pytest.param(
+            "{name: ‸Polly.Lucia-Neural, language: es-ES, engine: polly-standard}",
+            "a polly-standard voice for es-ES is named Polly.<Name>, not 'Polly.Lucia-Neural'",
+            id="neural-name-for-a-standard-voice",
+        ),
+        pytest.param(
+            "{name: ‸Google.es-MX-Standard-A, language: es-ES, engine: google-standard}",
+            "a google-standard voice for es-ES is named Google.es-ES-Standard-<letter>, "
+            "not 'Google.es-MX-Standard-A'",
+            id="google-name-of-another-language",
+        ),
+        pytest.param(
+            "{name: Polly.Lucia, language: ‸es_ES, engine: polly-standard}",
+            "'es_ES' is not a language tag like es-ES (language, then region: Twilio's "
+            "<Say language>)",
+            id="underscore-tag",
+        ),
+        pytest.param(
+            "{name: ‸Polly.Joanna, language: es-ES, engine: polly-standard}",
+            "voice 'Polly.Joanna' speaks en-US, not es-ES",
+            id="a-built-in-voice-of-another-language",
+        ),
+    ],
+)
+def test_a_voice_the_rules_add_is_checked_where_it_is_written(
+    tmp_path: Path, voice: str, message: str
+) -> None:
+    rules_file, prompts = copy_project(tmp_path)
+    [(line, column)] = edit(rules_file, (LANGUAGES_END, f"{LANGUAGES_END}voices:\n  - {voice}\n"))
+    assert bundle_problems(rules_file, prompts) == [f"{rules_file}:{line}:{column}: {message}"]
+
+
+def test_a_catalog_may_name_a_voice_the_rules_add(tmp_path: Path) -> None:
+    rules_file, prompts = copy_project(tmp_path)
+    # Amazon's Austrian German voice Hannah is not shipped: a catalog naming it is refused until
+    # the rules add it.
+    edit(prompts / "de-DE.yaml", ("voice: Polly.Vicki ", "voice: Polly.Hannah-Neural "))
+    edit(prompts / "de-DE.yaml", ("say_language: de-DE", "say_language: de-AT"))
+    assert "no voice in the voice table speaks 'de-AT'" in bundle_problems(rules_file, prompts)[0]
+    added = "voices:\n  - {name: Polly.Hannah-Neural, language: de-AT, engine: polly-neural}\n"
+    edit(rules_file, (LANGUAGES_END, LANGUAGES_END + added))
+    bundle = load_bundle(rules_file, prompts)
+    assert bundle.prompts.catalog("de-DE").voice == "Polly.Hannah-Neural"

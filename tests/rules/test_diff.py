@@ -28,7 +28,7 @@ from ivr.rules.diff import (
     describe_prompt_changes,
     describe_rules_changes,
 )
-from ivr.rules.schema import DateOverride, HolidayCalendar, Rules, Target
+from ivr.rules.schema import DateOverride, HolidayCalendar, Rules, RulesVoice, Target
 from tests.support import PROMPTS, RULES, copy_project, edit
 
 Edits = tuple[tuple[str, str], ...]
@@ -616,6 +616,7 @@ EXAMPLES: dict[type, object] = {
     Target: Target(voicemail=True),
     HolidayCalendar: HolidayCalendar(country="DE"),
     DateOverride: DateOverride(date=date(2026, 12, 28)),
+    RulesVoice: RulesVoice(name="Polly.Lucia", language="es-ES", engine="polly-standard"),
 }
 """A value for a setting of these types where the shipped rules leave it out."""
 

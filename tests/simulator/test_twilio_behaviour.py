@@ -15,7 +15,7 @@ from ivr.simulator.engine import (
     speaking_seconds,
 )
 from ivr.simulator.twiml import TwimlError, parse_twiml
-from ivr.voices import voice_problem
+from ivr.voices import BUILT_IN
 from tests.simulator.test_engine import START, Page, Pages, call_with
 
 MUSIC = "http://music.test/strings.mp3"
@@ -289,10 +289,10 @@ def test_a_voice_that_does_not_speak_its_language_is_refused() -> None:
     """Twilio's <Say> page: "Using an invalid combination of voice and language may result in error
     and <Say> instruction failure." (https://www.twilio.com/docs/voice/twiml/say)"""
     twiml = '<Response><Say voice="Polly.Zhiyu" language="de-DE">Hallo</Say></Response>'
-    call, _, _ = call_with({"/start": twiml}, voice_problem=voice_problem)
+    call, _, _ = call_with({"/start": twiml}, voice_problem=BUILT_IN.problem)
     assert call.errors and "Polly.Zhiyu" in call.errors[0]
     fine = '<Response><Say voice="Polly.Vicki" language="de-DE">Hallo</Say></Response>'
-    call, _, _ = call_with({"/start": fine}, voice_problem=voice_problem)
+    call, _, _ = call_with({"/start": fine}, voice_problem=BUILT_IN.problem)
     assert call.errors == []
 
 

@@ -60,7 +60,7 @@ REJECTED_KEY: Final = "ivr:{journal}:rejected"
 """Entries no writer can apply (unreadable, or refused by the database), kept for an operator."""
 NEWER_KEY: Final = "ivr:{journal}:v%d"
 """Records waiting for a process that reads this version (`newer_key`): a newer release wrote them
-and an older writer met them (docs/upgrading.md). Same hash tag: `hold` is a MULTI."""
+and an older writer met them (docs/operators/upgrading.md). Same hash tag: `hold` is a MULTI."""
 NEWER_VERSIONS_KEY: Final = "ivr:{journal}:versions"
 """The set of versions that have a `NEWER_KEY` stream, for `/healthz` and `/metrics`."""
 LEGACY_KEYS: Final = (("ivr:journal", STREAM_KEY), ("ivr:journal:rejected", REJECTED_KEY))

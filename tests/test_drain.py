@@ -1,4 +1,4 @@
-"""Stopping an instance drops nothing (`ivr.drain`, docs/draining.md): real `ivr serve` and `ivr
+"""Stopping an instance drops nothing (`ivr.drain`, docs/operators/draining.md): real `ivr serve` and `ivr
 worker` processes, signalled as an orchestrator signals them, on one database and one Redis.
 
 - SIGTERM to `ivr serve`: `/healthz` says "draining" at once while webhooks are still answered for

@@ -229,7 +229,7 @@ NOT_RUN = {
     ),
     "docker compose up -d --build": (
         "needs a container engine that can run containers, which the machines these tests run on "
-        "do not have (docs/deploying.md says what was tried); tests/deploy/ checks compose.yaml, "
+        "do not have (docs/operators/deploying.md says what was tried); tests/deploy/ checks compose.yaml, "
         "the image's entrypoint and the compose nginx config with real processes"
     ),
     "curl -s localhost:8080/healthz": "asks the compose line of the command above",
@@ -246,7 +246,7 @@ NOT_RUN = {
     ".venv/bin/python -m pytest -q tests/browser": "the browser tests, which this suite runs",
     'ivr simulate --url https://ivr.example.com --keys "2,6,1,h"': "an example host on the internet",
     "ivr simulate --load scenarios/waits/*.yaml": (
-        "about 70 s, and exits 1 while steady.yaml misses its MAE target (docs/waits.md); "
+        "about 70 s, and exits 1 while steady.yaml misses its MAE target (docs/qa/waits.md); "
         "test_the_load_glob_takes_only_scenarios checks what the glob takes, "
         "tests/simulator/test_load.py the load runs"
     ),
@@ -256,7 +256,7 @@ NOT_RUN = {
     "ivr simulate --load scenarios/waits/peak.yaml --estimator formula": (
         "15 s; tests/simulator/test_load.py runs --estimator formula on a shorter scenario"
     ),
-    ".venv/bin/python -m bench.waits": "about 10 minutes, and it rewrites docs/waits.md",
+    ".venv/bin/python -m bench.waits": "about 10 minutes, and it rewrites docs/qa/waits.md",
     ".venv/bin/python -m bench.erlang_check": (
         "6 to 7 minutes of Erlang runs; tests/simulator/test_load.py checks each file is its model"
     ),

@@ -8,9 +8,9 @@ loses nothing: the bytes are the kernel's. A thread of the process (`ivr-journal
 
 The stream is what writers read: shared by every instance, so any writer on any host drains it; its
 consumer group hands each entry to one writer at a time and gives entries a dead writer took to another
-(`RECLAIM_AFTER_MS`). With AOF (`appendfsync everysec`, see the README) Redis keeps the backlog across
-its own restarts while PostgreSQL is away. While Redis is unreachable the spool simply grows; a writer
-in the same process may write it straight to the database meanwhile.
+(`RECLAIM_AFTER_MS`). With AOF (`appendfsync everysec`, see docs/operators/production.md) Redis keeps
+the backlog across its own restarts while PostgreSQL is away. While Redis is unreachable the spool
+simply grows; a writer in the same process may write it straight to the database meanwhile.
 
 When a spool write fails (a full disk: ENOSPC, EFBIG, EIO, a write cut short) the bytes it left are cut
 off the file again, so the next record starts on a line of its own, and the spool says why it is not

@@ -2,7 +2,7 @@
 
 gunicorn imports this in each worker (do not use --preload): the worker's threads start here. Logging
 is configured as `ivr serve` configures it (`IVR_LOG_FORMAT`). Put it behind a buffering proxy, as
-the README's Production section says: `ivr serve` is the documented way to run it.
+docs/operators/production.md says: `ivr serve` is the documented way to run it.
 """
 
 from ivr import logs

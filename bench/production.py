@@ -1,9 +1,9 @@
-"""What README "Production" runs, read from the README itself: the benchmark starts exactly that.
+"""What docs/operators/production.md runs, read from the page itself: the benchmark starts exactly that.
 
-The section's first `sh` block holds the web command (`IVR_WRITER=off ivr serve --no-migrate ...
+The page's first `sh` block holds the web command (`IVR_WRITER=off ivr serve --no-migrate ...
 --workers 4 --threads 8`) and `ivr worker`; its text asks for Redis with `appendonly yes` and
 `appendfsync everysec`. The benchmark parses the block rather than keeping its own copy, so that an
-edit of the README changes what is measured (and tests/bench/test_production.py fails when the
+edit of the page changes what is measured (and tests/bench/test_production.py fails when the
 block can no longer be read).
 """
 
@@ -15,14 +15,14 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-README = Path(__file__).resolve().parent.parent / "README.md"
-SECTION = "## Production"
+PAGE = Path(__file__).resolve().parent.parent / "docs" / "operators" / "production.md"
+"""The operators' Production page (it was the README's "Production" section)."""
 
 GUNICORN_TIMEOUT_SECONDS = 20
 """What `ivr serve` sets (ivr/cli.py `_run_gunicorn`); the floor gets the same."""
 
 REDIS_PERSISTENCE = ("appendonly yes", "appendfsync everysec")
-"""The Redis settings README "Production" asks for, as `redis-server` options."""
+"""The Redis settings the Production page asks for, as `redis-server` options."""
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class ServeCommand:
         """The value of `--name` (raises KeyError when the command does not give it)."""
         flag = f"--{name}"
         if flag not in self.arguments:
-            raise KeyError(f"README's production command has no {flag}")
+            raise KeyError(f"the production command has no {flag}")
         return self.arguments[self.arguments.index(flag) + 1]
 
     @property
@@ -50,14 +50,14 @@ class ServeCommand:
         return int(self.option("threads"))
 
     def argv(self, port: int) -> list[str]:
-        """The command as this checkout runs it, on `port` instead of the README's (`ivr` is
+        """The command as this checkout runs it, on `port` instead of the page's (`ivr` is
         `python -m ivr.cli`, so that the `ivr` of this working tree is the one measured)."""
         arguments = list(self.arguments)
         arguments[arguments.index("--port") + 1] = str(port)
         return [sys.executable, "-m", "ivr.cli", *arguments]
 
     def shown(self) -> str:
-        """The command as the README writes it."""
+        """The command as the page writes it."""
         prefix = " ".join(f"{k}={v}" for k, v in self.env.items())
         return f"{prefix} ivr {' '.join(self.arguments)}".strip()
 
@@ -77,17 +77,17 @@ class ServeCommand:
 
 
 def production_section(text: str) -> str:
-    """The README's "Production" section, up to the next heading of its level."""
-    start = text.index(f"\n{SECTION}\n")
-    end = text.find("\n## ", start + len(SECTION) + 2)
-    return text[start : end if end != -1 else len(text)]
+    """The Production page up to its first `##` section: its commands and the rules that go with
+    them."""
+    end = text.find("\n## ")
+    return text[: end if end != -1 else len(text)]
 
 
 def production_block(text: str) -> list[str]:
     """The lines of the section's first `sh` block, comments left out."""
     match = re.search(r"```sh\n(.*?)```", production_section(text), re.DOTALL)
     if match is None:
-        raise ValueError("README's Production section has no ```sh block")
+        raise ValueError("the Production page has no ```sh block")
     lines = []
     for line in match.group(1).splitlines():
         words = shlex.split(line, comments=True)
@@ -106,7 +106,7 @@ def serve_command(text: str) -> ServeCommand:
             env[name] = value
         if words[:2] == ["ivr", "serve"]:
             return ServeCommand(env, words[1:])
-    raise ValueError("README's Production block has no `ivr serve` line")
+    raise ValueError("the Production page's block has no `ivr serve` line")
 
 
 def worker_command(text: str) -> list[str]:
@@ -115,7 +115,7 @@ def worker_command(text: str) -> list[str]:
         words = shlex.split(line)
         if words[:2] == ["ivr", "worker"]:
             return words[1:]
-    raise ValueError("README's Production block has no `ivr worker` line")
+    raise ValueError("the Production page's block has no `ivr worker` line")
 
 
 def redis_settings_named(text: str) -> list[str]:
@@ -134,6 +134,6 @@ def redis_options() -> list[str]:
 
 
 def read() -> tuple[ServeCommand, list[str]]:
-    """The web command and the worker's arguments of this checkout's README."""
-    text = README.read_text(encoding="utf-8")
+    """The web command and the worker's arguments of this checkout's Production page."""
+    text = PAGE.read_text(encoding="utf-8")
     return serve_command(text), worker_command(text)

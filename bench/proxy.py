@@ -1,5 +1,4 @@
-"""A private nginx in front of the benchmark's app instances, as README "Several instances behind
-nginx" configures it.
+"""A private nginx in front of the benchmark's app instances, as docs/operators/instances.md configures it.
 
 Its configuration, PID file, logs and temp paths live in a folder of the run (never the machine's
 nginx, which is not touched). It listens on one port for the whole run, so that the instances'
@@ -46,8 +45,9 @@ def nginx_binary() -> str:
 
 
 def config_text(folder: Path, port: int, upstreams: list[int]) -> str:
-    """The nginx.conf: README's proxy settings (no TLS), round-robin over `upstreams`, all paths in
-    `folder`, one worker process, an access log naming the upstream of each request."""
+    """The nginx.conf: docs/operators/instances.md's proxy settings (no TLS), round-robin over
+    `upstreams`, all paths in `folder`, one worker process, an access log naming the upstream of
+    each request."""
     if not upstreams:
         raise ValueError("nginx needs at least one upstream")
     upstream_lines = "\n".join(

@@ -178,7 +178,7 @@ def instances_lines(results: dict[str, Any]) -> list[str]:
         "",
         f"Each instance: gunicorn {' '.join(section['gunicorn_per_instance'])}; one `ivr worker` "
         f"for all; nginx with worker_processes {section.get('nginx', {}).get('worker_processes', 1)}, "
-        "no upstream keep-alive (README's configuration). "
+        "no upstream keep-alive (docs/operators/instances.md's configuration). "
         "Cells: figure (×ratio to the floor); latencies in ms over all webhooks.",
         "",
         "| phase | configuration | p50 | p99 | requests/s | errors | complete tickets / calls "

@@ -1,8 +1,8 @@
 """The rolling restart: `python -m bench.run --rolling-restart` (see bench/README.md).
 
-Two instances of the app as README "Production" runs them (`ivr serve`, `IVR_WRITER=off`, and one
-`ivr worker`), our nginx in front of both (bench/proxy.py: README's upstream block), and the
-benchmark's 100 concurrent calls through nginx while each instance in turn is restarted as an
+Two instances of the app as docs/operators/production.md runs them (`ivr serve`, `IVR_WRITER=off`, and one
+`ivr worker`), our nginx in front of both (bench/proxy.py: docs/operators/instances.md's upstream
+block), and the benchmark's 100 concurrent calls through nginx while each instance in turn is restarted as an
 orchestrator does it: SIGTERM to its master, wait for it to exit, start it again on the same port,
 wait until its /healthz answers 200 and nginx passes it webhooks again (after `fail_timeout`), then
 the next one. It reports every failed webhook (the first few reasons), how many calls' tickets are
@@ -35,7 +35,7 @@ def restart(
     process: subprocess.Popen[bytes], port: int, env: dict[str, str], log: Path
 ) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
     """SIGTERM `process` (an `ivr serve` master), wait for its exit, start it again on `port` with
-    README "Production"'s command; the new process and the timings."""
+    docs/operators/production.md's command; the new process and the timings."""
     signalled = time.monotonic()
     process.terminate()
     status = process.wait(EXIT_BOUND_SECONDS)

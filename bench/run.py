@@ -1,8 +1,8 @@
 """The benchmark: `python -m bench.run [--quick] [--only http|scale|micro] [--instances 2]` (see
 bench/README.md).
 
-Starts its own redis-server (with README "Production"'s AOF settings) and a PostgreSQL database of
-its own name, the app with README "Production"'s own command (read from the README: `IVR_WRITER=off
+Starts its own redis-server (with docs/operators/production.md's AOF settings) and a PostgreSQL database of
+its own name, the app with docs/operators/production.md's own command (read from that page: `IVR_WRITER=off
 ivr serve --no-migrate ... --workers 4 --threads 8` and one `ivr worker`) and the floor app
 (bench/floor.py) under gunicorn with the same workers and threads, places whole signed calls
 against both, interleaved, then the scale cases (bench/scale.py: 1,000 agents, 50 lines, and on
@@ -97,7 +97,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=int,
         choices=(1, 2),
         default=1,
-        help="2: also one instance behind nginx and two instances behind nginx (see README)",
+        help="2: also one instance and two instances behind nginx (docs/developers/benchmark.md)",
     )
     parser.add_argument(
         "--rolling-restart",
@@ -178,7 +178,7 @@ def scale_cases(args: argparse.Namespace) -> list[str]:
 
 def instance_env(env: dict[str, str], number: int) -> dict[str, str]:
     """The settings of instance `number` (1, 2, ...): the same stores, secret, token and public URL
-    for all (README "Give every instance the same settings"), a spool folder of its own (as on its
+    for all (docs/operators/instances.md), a spool folder of its own (as on its
     own host), and `IVR_WRITER=off` (the tickets are written by the one `ivr worker`)."""
     spool = env["IVR_SPOOL_DIR"] if number == 1 else f"{env['IVR_SPOOL_DIR']}-{number}"
     return {**env, "IVR_WRITER": "off", "IVR_SPOOL_DIR": spool}
@@ -192,7 +192,7 @@ def instance_log(log: Path, number: int) -> Path:
 def launch_app(
     port: int, env: dict[str, str], log: Path, more_ports: Sequence[int] = ()
 ) -> list[subprocess.Popen[bytes]]:
-    """Start the service with README "Production"'s own commands (read from the README, only the
+    """Start the service with docs/operators/production.md's own commands (read from that page, only the
     port changed); returns every process it started: one `ivr serve` (gunicorn's master and its
     web workers) per port, `port` first, then `more_ports` (each a further instance, same
     settings), and last the one `ivr worker` writing the tickets."""
@@ -534,7 +534,7 @@ class Bench:
             print(f"could not drop {servers.name_of(self.database_url)}: {exc}", file=sys.stderr)
 
     def start_stores(self) -> str:
-        """Our redis-server (AOF as README "Production") and a database of our own, at the newest
+        """Our redis-server (AOF as docs/operators/production.md) and a database of our own, at the newest
         schema."""
         self.redis.start()
         self.database_url = servers.create_database()
@@ -544,7 +544,7 @@ class Bench:
     def app_env(
         self, database_url: str, public_url: str, rules: Path | None = None, *, proxies: str = ""
     ) -> dict[str, str]:
-        """The settings every process of the app gets (README "Production"'s variables)."""
+        """The settings every process of the app gets (docs/operators/production.md's variables)."""
         settings = {
             "DATABASE_URL": database_url,
             "REDIS_URL": self.redis.url(0),
@@ -552,7 +552,7 @@ class Bench:
             "IVR_SECRET": self.secret,
             "PUBLIC_BASE_URL": public_url,
             # Anchored: every process (both instances' gunicorn workers, the ivr worker) keeps the
-            # same time, whenever it started (README, "Several instances behind nginx").
+            # same time, whenever it started (docs/operators/instances.md).
             "IVR_CLOCK": f"{CLOCK}@{self.anchor.isoformat()}",
             "IVR_SPOOL_DIR": str(self.work / "spool"),
         }
@@ -560,7 +560,7 @@ class Bench:
         # restart sets the production default back.
         settings["IVR_DRAIN_SECONDS"] = "0"
         if proxies:
-            settings["IVR_TRUSTED_PROXIES"] = proxies  # README: behind nginx on this host
+            settings["IVR_TRUSTED_PROXIES"] = proxies  # nginx on this host (instances.md)
         if rules is not None:
             settings["ROUTING_RULES"] = str(rules)
         return servers.clean_env(**settings)
@@ -574,7 +574,8 @@ class Bench:
             self.nginx = proxy.Nginx(self.work / "nginx", servers.free_port())
         public = self.nginx.url if self.nginx is not None else None
         # With a proxy, PUBLIC_BASE_URL is its address, also for requests that reach instance 1
-        # directly (README: "the safer choice when the instances can also be reached without nginx").
+        # directly (docs/operators/instances.md: "the safer choice when the instances can also be
+        # reached without nginx").
         app = Target("app", servers.free_port(), self.token, public)
         env = self.app_env(database_url, app.base_url, proxies="127.0.0.1" if two else "")
         more_ports = [servers.free_port()] if two else []
@@ -615,7 +616,7 @@ class Bench:
         return [app, *proxied, floor]
 
     def rolling_restart(self, database_url: str) -> dict[str, Any]:
-        """bench/rolling.py: two instances and the ivr worker as README "Production" runs them,
+        """bench/rolling.py: two instances and the ivr worker as docs/operators/production.md runs them,
         nginx in front, `--rolling-calls` calls while each instance is restarted in turn."""
         self.nginx = proxy.Nginx(self.work / "nginx", servers.free_port())
         ports = [servers.free_port(), servers.free_port()]
@@ -806,7 +807,7 @@ class Bench:
     def start_app(
         self, rules: Path | None, log: Path
     ) -> tuple[Target, list[subprocess.Popen[bytes]]]:
-        """An app of its own (README "Production"'s commands) with `rules`, for one scale run."""
+        """An app of its own (docs/operators/production.md's commands) with `rules`, for one scale run."""
         assert self.database_url is not None
         target = Target("app", servers.free_port(), self.token)
         env = self.app_env(self.database_url, target.base_url, rules)

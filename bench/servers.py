@@ -82,7 +82,7 @@ def wait_until_ok(url: str, process: subprocess.Popen[bytes], timeout: float = 3
 
 class RedisServer:
     """Our own redis-server on a free port. Without `persistence`, none (`--save ''
-    --appendonly no`); with it, those options (the benchmark passes README "Production"'s AOF
+    --appendonly no`); with it, those options (the benchmark passes docs/operators/production.md's AOF
     settings) and its files in `directory`."""
 
     def __init__(self, persistence: list[str] | None = None, directory: Path | None = None) -> None:
@@ -194,7 +194,7 @@ def gunicorn(
     app: str, port: int, env: dict[str, str], log: Path, settings: list[str]
 ) -> subprocess.Popen[bytes]:
     """`gunicorn <settings> --bind 127.0.0.1:PORT <app>` from the project root (the floor, with
-    the settings of README "Production"'s `ivr serve`)."""
+    the settings of docs/operators/production.md's `ivr serve`)."""
     command = [sys.executable, "-m", "gunicorn", *settings]
     command += ["--bind", f"127.0.0.1:{port}", app]
     with log.open("ab") as out:

@@ -10,7 +10,7 @@ three are compared on the same callers. The five original scenarios run a second
 `position_only_down: false`, to show what that rule prevents. It writes
 
 - `bench/results/waits.json`: the figures per scenario and position group, and the targets;
-- `docs/waits.md`: the tables, the targets of issue 21 and what the figures say;
+- `docs/qa/waits.md`: the tables, the targets of issue 21 and what the figures say;
 - `docs/waits.png`: estimate against actual wait per estimator, and the MAE ratio by position.
 
 The yardstick (`bench.waits_models`): on scenarios of the Erlang kind, the least possible MAE
@@ -52,7 +52,7 @@ from ivr.waits import WaitEstimate, formula_estimate, line_estimate
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "scenarios" / "waits"
 RESULTS = ROOT / "bench" / "results" / "waits.json"
-REPORT = ROOT / "docs" / "waits.md"
+REPORT = ROOT / "docs" / "qa" / "waits.md"
 PLOT = ROOT / "docs" / "waits.png"
 RULES, PROMPTS = ROOT / "routing_rules.yaml", ROOT / "voice_prompts"
 ESTIMATORS = ("live", "legacy", "formula")
@@ -611,7 +611,7 @@ def report(
         ],
         "",
         *reading(runs, figures, checks),
-        "![estimate against wait, and MAE ratio by position](waits.png)",
+        "![estimate against wait, and MAE ratio by position](../waits.png)",
         "",
         "Top: each dot is one round with every agent busy (the median told against the wait that",
         "followed); on the diagonal the wait was exactly as told. Bottom: live's MAE over the",

@@ -1,7 +1,7 @@
 #!/bin/sh
 # The image's entrypoint: the first argument picks the role, the rest goes to it.
 # Each role `exec`s its command, so the service replaces this shell and gets SIGTERM itself.
-# Settings come from the environment only (README, "Settings"; docs/deploying.md).
+# Settings come from the environment only (docs/operators/settings.md; docs/operators/deploying.md).
 set -eu
 
 usage() {

@@ -42,7 +42,7 @@ def env_file(twilio_auth_token: str | None, now: datetime) -> str:
     return f"""\
 # The secrets of one ivr line, made by deploy/make_env.py at {now:%Y-%m-%d %H:%M} UTC.
 # Keep this file out of the repository (.gitignore and .dockerignore leave it out) and readable by
-# you only. Every ivr container of compose.yaml gets these settings (README, "Settings").
+# you only. Every ivr container of compose.yaml gets these settings (docs/operators/settings.md).
 {token_line}
 # Seals the call state in webhook URLs; to rotate it, set NEW,OLD for a few hours, then NEW.
 IVR_SECRET={fresh_secret()}

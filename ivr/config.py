@@ -118,7 +118,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Build settings from environment variables (see README, "Settings")."""
+        """Build settings from environment variables (see docs/operators/settings.md)."""
         env = os.environ if env is None else env
         clock_start = clock_anchor = None
         if env.get("IVR_CLOCK"):

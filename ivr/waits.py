@@ -95,7 +95,7 @@ that free up first in each future. Urgent callers joining at random may need mor
 that; those come from the agents kept, played on (later than they could be: rare, and on the long
 side)."""
 NARROWING = 0.25
-"""`formula` only: its range narrows as position ** -NARROWING (docs/waits.md)."""
+"""`formula` only: its range narrows as position ** -NARROWING (docs/qa/waits.md)."""
 
 
 @dataclass(frozen=True)
@@ -396,7 +396,7 @@ def sharing_agents(
     added, weighted by their share: `faster_arrivals` then counts those who go ahead. Their usual
     rate at this hour, not the last hour's: a burst there is counted while its callers wait
     (`waiting_elsewhere`), and when it ends is not known; projecting it forward told the callers
-    of the emergency scenario minutes too much once it was over (docs/waits.md)."""
+    of the emergency scenario minutes too much once it was over (docs/qa/waits.md)."""
     arrivals = dict(history.arrivals_per_second) if history is not None else {}
     added = False
     for other, share in shares.items():

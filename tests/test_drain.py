@@ -1,4 +1,4 @@
-"""Stopping an instance drops nothing (`ivr.drain`, docs/draining.md): real `ivr serve` and `ivr
+"""Stopping an instance drops nothing (`ivr.drain`, docs/operators/draining.md): real `ivr serve` and `ivr
 worker` processes, signalled as an orchestrator signals them, on one database and one Redis.
 
 - SIGTERM to `ivr serve`: `/healthz` says "draining" at once while webhooks are still answered for
@@ -331,7 +331,8 @@ def _serves(nginx: Nginx | None, port: int, since: int) -> bool:
 # response header" passes the request to the next server, but "normally, requests with a
 # non-idempotent method (POST, LOCK, PATCH) are not passed to the next server if a request has been
 # sent to an upstream server". A refused connection sent nothing, so a webhook (a POST) refused by a
-# stopped instance goes to the other one: the test's nginx keeps that default, as README's does.
+# stopped instance goes to the other one: the test's nginx keeps that default, as
+# docs/operators/instances.md's does.
 
 
 def test_a_rolling_restart_under_load_fails_no_webhook_and_completes_every_ticket(
@@ -350,7 +351,7 @@ def test_a_rolling_restart_under_load_fails_no_webhook_and_completes_every_ticke
                 instances.append(Instance.start(envs[name], tmp_path / f"{name}.log", workers=2))
             for instance in instances:
                 instance.wait_ready()
-            # README's upstream block, with a shorter fail_timeout to keep the test short.
+            # docs/operators/instances.md's upstream block, with a shorter fail_timeout for a short test.
             nginx = Nginx(
                 tmp_path / "nginx",
                 [instance.port for instance in instances],

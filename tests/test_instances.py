@@ -212,7 +212,7 @@ def test_a_slow_client_flood_keeps_no_caller_waiting_behind_the_proxy(site: Site
         with pytest.raises(OSError):  # a timeout: nobody reads the request
             urllib.request.urlopen(f"http://127.0.0.1:{instance.port}/healthz", timeout=2)
         assert time.monotonic() - started >= 2
-    # What operators run (README, Production): nginx buffers whole requests before passing them on.
+    # What operators run (docs/operators/production.md): nginx buffers whole requests before passing them on.
     with SlowClients(site.nginx.port, count=100) as flood:
         time.sleep(1.5)  # every slow request is under way
         waits = []

@@ -1,11 +1,13 @@
-"""Every shell command in the README runs as written, or this file says why it is not run.
+"""Every shell command in the README and the docs runs as written, or this file says why it is not run.
 
-The commands are read from the README's code blocks: fenced blocks marked `sh` (every fenced block
-must name its language, so that a command cannot hide in an unmarked one) and indented blocks. A
-command is a line of a block, with its comment left out. Each is either run here as written, in a
-copy of the project with an `instance/` of its own and `ivr` on PATH (as the README's
-`export PATH=...` line puts it), or listed in `NOT_RUN` with the reason; one that is neither, or an
-entry no longer in the README, fails `test_every_readme_command_is_run_or_listed_with_a_reason`.
+The commands are read from the code blocks of README.md and of every page under docs/: fenced blocks
+marked `sh` (every fenced block must name its language, so that a command cannot hide in an unmarked
+one) and indented blocks. A command is a line of a block (with the lines it continues with a `\\`),
+with its comment left out; one that several pages give is run, or listed, once. Each is either run
+here as written, in a copy of the project with an `instance/` of its own and `ivr` on PATH (as the
+`export PATH=...` line of docs/operators/production.md puts it), or listed in `NOT_RUN` with the
+reason; one that is neither, or an entry no longer in the README or the docs, fails
+`test_every_readme_command_is_run_or_listed_with_a_reason`.
 
 Three liberties, each said where it is taken: `localhost:5000`, the port of `ivr serve --dev`, and
 8099, that of `ivr exchange serve`, are other free ports (the machine may run something on them), the
@@ -39,12 +41,17 @@ from tests.instances import answers, stop_group
 from tests.support import ROOT
 
 README = ROOT / "README.md"
+PAGES = [README, *sorted((ROOT / "docs").rglob("*.md"))]
+"""The README, then every page of the docs: where commands are read from."""
 CI_SCRIPT = ROOT / ".ci" / "run"
 SHELL = {"sh", "bash", "shell", "console"}
 """Fenced blocks of commands; every other fenced block must name what it holds instead."""
 NOT_COMMANDS = {"text", "nginx", "yaml"}
+DIRECTIVES = {"{toctree}"}
+"""The docs site's own blocks (MyST directives): a table of contents, no command."""
 EXPORT_PATH = 'export PATH="$PWD/.venv/bin:$PATH"'
-"""The README's line that puts `ivr` on PATH; every shell this file starts begins with it."""
+"""The line (docs/operators/production.md) that puts `ivr` on PATH; every shell this file starts
+begins with it."""
 DEV_PORT = "5000"
 """The port of `ivr serve --dev` that the README's requests name."""
 EXCHANGE_PORT = "8099"
@@ -82,6 +89,8 @@ def code_blocks(text: str) -> list[tuple[int, str, list[str]]]:
             if marker:
                 blocks.append(fence)
                 fence = None
+            elif fence[2] and fence[2][-1].endswith("\\"):  # a command continued
+                fence[2][-1] = fence[2][-1][:-1].rstrip() + " " + line.strip()
             else:
                 fence[2].append(line.strip())
             continue
@@ -112,12 +121,14 @@ def without_comment(line: str) -> str:
 
 
 def readme_commands() -> list[str]:
-    """Every command of the README's shell blocks, as written (without its comment)."""
-    commands = []
-    for _, language, lines in code_blocks(README.read_text(encoding="utf-8")):
-        if language in SHELL:
-            commands += [c for c in map(without_comment, lines) if c]
-    return commands
+    """Every command of the shell blocks of the README and the docs pages, as written (without its
+    comment), each once, in the order of `PAGES`."""
+    commands: dict[str, None] = {}
+    for page in PAGES:
+        for _, language, lines in code_blocks(page.read_text(encoding="utf-8")):
+            if language in SHELL:
+                commands.update(dict.fromkeys(c for c in map(without_comment, lines) if c))
+    return list(commands)
 
 
 # --- what is run, and what is not ---------------------------------------------------------------
@@ -200,6 +211,19 @@ INSTALL = (
     ".ci/run installs the same way, test_every_install_command_names_the_same_uv checks the uv "
     "version, and the development server it ends with runs in test_the_development_server_commands"
 )
+VERSION_12 = (
+    "needs a line whose database holds a version 12; tests/rules/test_versions.py and "
+    "tests/simulator/test_versions.py run show, diff, rollback and --rules-version on stored versions"
+)
+PAGER = (
+    "asks a line on the internet with an account of its own; tests/admin/test_rules_versions.py "
+    "starts and ends incidents over HTTP Basic at /admin/api/incident"
+)
+NO_ENGINE = (
+    "needs a container engine that can run containers, which the machines these tests run on do "
+    "not have (docs/operators/deploying.md says what was tried); tests/deploy/ checks the image"
+)
+NO_CLUSTER = "needs a Kubernetes cluster; tests/deploy/test_manifests.py validates the manifests"
 NOT_RUN = {
     "python3 -m venv .venv && .venv/bin/pip install -q uv==0.13.9 && .venv/bin/uv sync -q "
     "--locked --inexact --extra dev && .venv/bin/ivr serve --dev": INSTALL,
@@ -229,8 +253,8 @@ NOT_RUN = {
     ),
     "docker compose up -d --build": (
         "needs a container engine that can run containers, which the machines these tests run on "
-        "do not have (docs/deploying.md says what was tried); tests/deploy/ checks compose.yaml, "
-        "the image's entrypoint and the compose nginx config with real processes"
+        "do not have (docs/operators/deploying.md says what was tried); tests/deploy/ checks "
+        "compose.yaml, the image's entrypoint and the compose nginx config with real processes"
     ),
     "curl -s localhost:8080/healthz": "asks the compose line of the command above",
     "IVR_WRITER=off ivr serve --no-migrate --host 127.0.0.1 --port 8000 --workers 4 --threads 8": (
@@ -246,7 +270,7 @@ NOT_RUN = {
     ".venv/bin/python -m pytest -q tests/browser": "the browser tests, which this suite runs",
     'ivr simulate --url https://ivr.example.com --keys "2,6,1,h"': "an example host on the internet",
     "ivr simulate --load scenarios/waits/*.yaml": (
-        "about 70 s, and exits 1 while steady.yaml misses its MAE target (docs/waits.md); "
+        "about 70 s, and exits 1 while steady.yaml misses its MAE target (docs/qa/waits.md); "
         "test_the_load_glob_takes_only_scenarios checks what the glob takes, "
         "tests/simulator/test_load.py the load runs"
     ),
@@ -256,7 +280,7 @@ NOT_RUN = {
     "ivr simulate --load scenarios/waits/peak.yaml --estimator formula": (
         "15 s; tests/simulator/test_load.py runs --estimator formula on a shorter scenario"
     ),
-    ".venv/bin/python -m bench.waits": "about 10 minutes, and it rewrites docs/waits.md",
+    ".venv/bin/python -m bench.waits": "about 10 minutes, and it rewrites docs/qa/waits.md",
     ".venv/bin/python -m bench.erlang_check": (
         "6 to 7 minutes of Erlang runs; tests/simulator/test_load.py checks each file is its model"
     ),
@@ -271,21 +295,68 @@ NOT_RUN = {
     ".venv/bin/uv lock --upgrade && .venv/bin/uv sync --locked --inexact --extra dev": (
         "takes new releases from PyPI into uv.lock, a maintainer's step"
     ),
+    # docs/developers/tests.md
+    ".venv/bin/python -m pytest": "this suite itself",
+    ".venv/bin/python -m sphinx -W --keep-going -n -q docs build/docs": (
+        "tests/test_docs.py builds the site with the same options"
+    ),
+    # docs/admins/releasing.md: the walk-through of a line whose history holds version 12
+    "ivr rules show 12": VERSION_12,
+    "ivr rules diff 12 live": VERSION_12,
+    "ivr rules rollback 12": VERSION_12,
+    "ivr simulate --rules-version 12 --explore": VERSION_12,
+    "ivr check my_edit.yaml": (
+        "my_edit.yaml is the admin's own edit; tests/test_cli.py runs ivr check on rules files"
+    ),
+    'ivr rules publish --draft my_edit.yaml --note "new funds menu"': (
+        "the admin's own edit; test_the_release_commands stages my_edit.yaml as a draft, "
+        "tests/rules/test_versions.py publishes with a note"
+    ),
+    'ivr simulate --draft --keys "2,2,1"': (
+        "needs a staged draft; test_the_release_commands simulates one with --draft, "
+        "tests/simulator/test_versions.py these keys' kind"
+    ),
+    'ivr incident start --issues withdrawal,deposit --eta "2026-12-07 18:00 UTC" '
+    "[--languages de-DE,fr-FR]": (
+        "a synopsis ([...] is optional), not a command; test_the_release_commands starts one"
+    ),
+    "ivr incident status": (
+        "tests/rules/test_versions.py::test_an_incident_is_started_and_ended_from_the_command_line"
+    ),
+    "curl -u pager:PASSWORD -H 'Content-Type: application/json' -d '{\"issues\": "
+    '["withdrawal"], "eta": "2026-12-07 18:00 UTC"}\' '
+    "https://ivr.example.com/admin/api/incident": PAGER,
+    "curl -u pager:PASSWORD -X DELETE https://ivr.example.com/admin/api/incident": PAGER,
+    # docs/operators/deploying.md
+    "docker build -f Containerfile -t ivr .": NO_ENGINE,
+    "podman build --format docker -f Containerfile -t ivr .": NO_ENGINE,
+    "docker compose run --rm app1 ivr admins set-password ada": NO_ENGINE,
+    "docker compose run --rm app1 ivr agents set-pin emma": NO_ENGINE,
+    "kubectl kustomize deploy/k8s/overlays/production": (
+        "tests/deploy/test_manifests.py renders the overlay with kubectl kustomize and validates it"
+    ),
+    "kubectl create namespace ivr-production": NO_CLUSTER,
+    "kubectl -n ivr-production create secret generic ivr-secrets --from-env-file=secrets.env": (
+        NO_CLUSTER
+    ),
+    "kubectl -n ivr-production create secret generic ivr-credentials "
+    "--from-file=admins.json=instance/admins.json "
+    "--from-file=agent_pins.json=instance/agent_pins.json": NO_CLUSTER,
+    "kubectl apply -k deploy/k8s/overlays/production": NO_CLUSTER,
 }
 """Each command not run here, and why."""
 
 
 def test_every_readme_command_is_run_or_listed_with_a_reason() -> None:
     commands = readme_commands()
-    assert len(commands) == len(set(commands)), "a command appears twice: list it once"
     unknown = [c for c in commands if c not in RUN and c not in NOT_RUN]
     assert not unknown, (
-        "README commands neither run by tests/test_readme.py nor in its NOT_RUN:\n"
+        "README and docs commands neither run by tests/test_readme.py nor in its NOT_RUN:\n"
         + ("\n".join(unknown))
     )
     gone = sorted((RUN.keys() | NOT_RUN.keys()) - set(commands))
-    assert not gone, "listed in tests/test_readme.py but no longer in the README:\n" + "\n".join(
-        gone
+    assert not gone, (
+        "listed in tests/test_readme.py but no longer in the README or docs:\n" + "\n".join(gone)
     )
     assert not RUN.keys() & NOT_RUN.keys()
     assert all(NOT_RUN.values())
@@ -294,15 +365,20 @@ def test_every_readme_command_is_run_or_listed_with_a_reason() -> None:
 
 def test_every_fenced_block_names_its_language() -> None:
     unnamed = [
-        number
-        for number, language, _ in code_blocks(README.read_text(encoding="utf-8"))
-        if language not in SHELL | NOT_COMMANDS
+        f"{page.relative_to(ROOT)}:{number}"
+        for page in PAGES
+        for number, language, _ in code_blocks(page.read_text(encoding="utf-8"))
+        if language not in SHELL | NOT_COMMANDS | DIRECTIVES
     ]
-    assert not unnamed, f"README.md lines {unnamed}: mark the block ```sh or ```text"
+    assert not unnamed, f"{unnamed}: mark the block ```sh or ```text"
 
 
 def test_every_install_command_names_the_same_uv() -> None:
-    readme = re.findall(r"pip install -q uv==([0-9.]+)", README.read_text(encoding="utf-8"))
+    readme = [
+        version
+        for page in PAGES
+        for version in re.findall(r"pip install -q uv==([0-9.]+)", page.read_text(encoding="utf-8"))
+    ]
     ci = re.findall(r"pip install --quiet uv==([0-9.]+)", CI_SCRIPT.read_text(encoding="utf-8"))
     assert len(readme) == 3 and len(ci) == 1
     assert set(readme) == set(ci), f"README installs uv {set(readme)}, .ci/run uv {set(ci)}"

@@ -4,7 +4,7 @@ The previous tagged release is extracted from the repository (`git archive`) and
 Python as this commit, each behind one nginx that hands every webhook to either (round-robin), so
 each call in flight meets both releases. Callers must not notice, every ticket must come out whole
 and right, and nothing may land in the rejected stream: both write only what the other reads
-(docs/upgrading.md). Then the previous release's writer meets a record a newer release wrote
+(docs/operators/upgrading.md). Then the previous release's writer meets a record a newer release wrote
 with a name it does not know: it rejects it, and this commit's writer takes it out of the rejected
 stream again, to wait for the release that reads it.
 """

@@ -4,7 +4,7 @@
 
 Every utterance of `bench/speech/corpus/<set>/<language>.yaml` (format: the comment at the top of
 each file and the README) goes through the shipped rules' router at menu `main`, as `/voice/input`
-would send it, and the figures per language and set go to `docs/speech.md` and the terminal:
+would send it, and the figures per language and set go to `docs/qa/speech.md` and the terminal:
 
 - leaf accuracy: on-topic utterances whose route reaches their issue (a route the line first asks
   about counts: the caller presses 1);
@@ -36,7 +36,7 @@ from ivr.speech.router import Route, Utterance, reachable
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT / "bench" / "speech" / "corpus"
-REPORT = ROOT / "docs" / "speech.md"
+REPORT = ROOT / "docs" / "qa" / "speech.md"
 RULES, PROMPTS = ROOT / "routing_rules.yaml", ROOT / "voice_prompts"
 SETS = ("heldout", "tune")
 """Held-out first: the figures we hold ourselves to."""

@@ -1,6 +1,6 @@
 """`python -m bench.speech`: run the speech corpora through the shipped router, write the report.
 
-    .venv/bin/python -m bench.speech [--set heldout] [--out docs/speech.md] [--corpus DIR]
+    .venv/bin/python -m bench.speech [--set heldout] [--out docs/qa/speech.md] [--corpus DIR]
 
 Exits 2 when a corpus file does not follow the format or names an issue the rules do not have;
 a target missed does not change the exit status (the figures are reported, not asserted).
@@ -57,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--set", choices=SETS, action="append", help="only this set (may be repeated)"
     )
-    parser.add_argument("--out", type=Path, default=REPORT, help="the report (docs/speech.md)")
+    parser.add_argument("--out", type=Path, default=REPORT, help="the report (docs/qa/speech.md)")
     parser.add_argument("--corpus", type=Path, default=CORPUS, help="folder of <set>/<lang>.yaml")
     parser.add_argument("--rules", type=Path, default=RULES, help=argparse.SUPPRESS)
     parser.add_argument("--prompts", type=Path, default=PROMPTS, help=argparse.SUPPRESS)

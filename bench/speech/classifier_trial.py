@@ -8,7 +8,7 @@ A naive Bayes classifier over character 2-5 grams and the router's words is trai
 checkout's tune set WITHOUT the round-2 utterances, and tested on them together with that router:
 where the router understood nothing or only an area, the classifier's issue is taken when its
 probability is at least `--low` (the line would ask once below `--high`). Without `--low`, the
-router alone. Figures in docs/speech.md ("What next").
+router alone. Figures in docs/qa/speech.md ("What next").
 """
 
 from __future__ import annotations

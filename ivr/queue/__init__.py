@@ -21,7 +21,7 @@ Data model:
   still finds the entry of a call whose deadline passed. An entry or agent hash a newer release
   wrote carries `v` above `keys.ENTRY_READS_UP_TO` (absent = 1): this code leaves it alone (it
   is not claimed, released or rewritten; a script on it replies `NEWER` and the client raises
-  `NewerEntry`), except that the sweep drops a lapsed one (docs/upgrading.md).
+  `NewerEntry`), except that the sweep drops a lapsed one (docs/operators/upgrading.md).
 * `deadlines_key()` — ZSET: call SID -> heartbeat deadline (ms), for every waiting or assigned
   call. A call is live while its deadline >= now (the app's clock). Joins, heartbeats and claims
   move it to now + `heartbeat_seconds` with ZADD GT, so it never shortens the longer deadline of

@@ -38,10 +38,10 @@ reads. A hash carries its version in a field `v` only when it is above 1 (absent
 writes `v` today, so the previous release reads everything this one writes. Bump it, and write `v`
 only on the hashes that need it, when a hash gains a field whose absence means something else or
 a value gains a new meaning: an older process then leaves such a hash to a newer one (see
-scripts.py's `newer` and docs/upgrading.md). An additive field an older reader ignores needs no
+scripts.py's `newer` and docs/operators/upgrading.md). An additive field an older reader ignores needs no
 bump. The deadlines zset, the lines' zsets and the fields of an entry the sweep reads (`queue_key`,
 `agent`, `queue`, `language`, `priority`, `enqueued_ms`) are a contract every version keeps, so that
-any release's sweep may drop a lapsed call (docs/upgrading.md)."""
+any release's sweep may drop a lapsed call (docs/operators/upgrading.md)."""
 
 HistoryKind = Literal["wait", "talk", "connect"]
 """What a history list holds: how long answered callers waited, conversations lasted, or agents

@@ -235,7 +235,7 @@ end
 -- (not yet connected) is released, its entry and deadline go. Returns {call SID, queue,
 -- language, priority, position, size, enqueued_ms, released agent, callback number}, where
 -- position is 0 (and the line's fields '') when it held no place, and the agent '' when none.
--- Version-agnostic (docs/upgrading.md's contract: the deadlines, an entry's queue_key and agent),
+-- Version-agnostic (docs/operators/upgrading.md's contract: the deadlines, an entry's queue_key and agent),
 -- so that any release drops a lapsed call; an agent a newer release wrote is left to a newer
 -- process, which releases it once it finds its caller's entry gone.
 local function drop_call(sid)

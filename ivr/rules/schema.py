@@ -364,7 +364,7 @@ class Queue(Frozen):
     narrowest range that holds for 80% of callers."""
     wait_range: tuple[float, float] = (0.4, 1.6)
     """`formula`: factors of the estimate for the low and high ends of what is said to a caller
-    next in line; further back the range narrows as position ** -0.25 (docs/waits.md)."""
+    next in line; further back the range narrows as position ** -0.25 (docs/qa/waits.md)."""
     position_only_down: bool = True
     """Never announce a higher position than the one this caller last heard; say instead that
     urgent calls are being served first (Asterisk's announce-position-only-up). The wait said is

@@ -8,9 +8,9 @@ loses nothing: the bytes are the kernel's. A thread of the process (`ivr-journal
 
 The stream is what writers read: shared by every instance, so any writer on any host drains it; its
 consumer group hands each entry to one writer at a time and gives entries a dead writer took to another
-(`RECLAIM_AFTER_MS`). With AOF (`appendfsync everysec`, see the README) Redis keeps the backlog across
-its own restarts while PostgreSQL is away. While Redis is unreachable the spool simply grows; a writer
-in the same process may write it straight to the database meanwhile.
+(`RECLAIM_AFTER_MS`). With AOF (`appendfsync everysec`, see docs/operators/production.md) Redis keeps
+the backlog across its own restarts while PostgreSQL is away. While Redis is unreachable the spool
+simply grows; a writer in the same process may write it straight to the database meanwhile.
 
 When a spool write fails (a full disk: ENOSPC, EFBIG, EIO, a write cut short) the bytes it left are cut
 off the file again, so the next record starts on a line of its own, and the spool says why it is not
@@ -62,7 +62,7 @@ REJECTED_KEY: Final = "ivr:{journal}:rejected"
 """Entries no writer can apply (unreadable, or refused by the database), kept for an operator."""
 NEWER_KEY: Final = "ivr:{journal}:v%d"
 """Records waiting for a process that reads this version (`newer_key`): a newer release wrote them
-and an older writer met them (docs/upgrading.md). Same hash tag: `hold` is a MULTI."""
+and an older writer met them (docs/operators/upgrading.md). Same hash tag: `hold` is a MULTI."""
 NEWER_VERSIONS_KEY: Final = "ivr:{journal}:versions"
 """The set of versions that have a `NEWER_KEY` stream, for `/healthz` and `/metrics`."""
 LEGACY_KEYS: Final = (("ivr:journal", STREAM_KEY), ("ivr:journal:rejected", REJECTED_KEY))

@@ -27,7 +27,7 @@ today). Bump `READS_UP_TO`, and write the new version only for the records that 
 record gains something an older reader would misread if it took it for version 1: a field whose
 absence means something else, a new meaning for an existing one. A new ticket field, event name or
 outcome needs no bump: an older reader holds a record naming one for a newer process
-(`NewerRecord`), which reads it. See docs/upgrading.md."""
+(`NewerRecord`), which reads it. See docs/operators/upgrading.md."""
 
 READS_UP_TO = 1
 """The highest record version this code reads; a record above it waits for a newer process."""

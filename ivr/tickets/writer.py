@@ -10,7 +10,7 @@ call whose records retention pruned (`ivr.tickets.retention`): its ticket is fin
 
 During a rolling upgrade a writer meets records a newer release wrote that it cannot read: it leaves
 them for a newer process (`JournalStream.hold`), and reads those left for a version it reads, along
-with the records an older release set aside that it can read now (`_recover`; docs/upgrading.md).
+with the records an older release set aside that it can read now (`_recover`; docs/operators/upgrading.md).
 """
 
 from __future__ import annotations

@@ -188,7 +188,7 @@ def _records_of(
                 record = JournalRecord.from_json(body)
             except NewerRecord as exc:
                 # A newer release applied it: this ticket is folded without it until a newer
-                # writer folds the call again (docs/upgrading.md).
+                # writer folds the call again (docs/operators/upgrading.md).
                 log.warning(
                     "stored journal record %s of a newer release skipped: %s", record_id, exc
                 )

@@ -2,7 +2,7 @@
 (`Containerfile`, `.dockerignore`, `compose.yaml`, `deploy/make_env.py`), and the compose line's
 nginx config (`deploy/nginx/ivr.conf`) in front of two `serve` instances, with a call through it.
 
-No container runtime can run containers here (docs/deploying.md says what was tried), so the
+No container runtime can run containers here (docs/operators/deploying.md says what was tried), so the
 compose file itself is checked as YAML, not run."""
 
 from __future__ import annotations

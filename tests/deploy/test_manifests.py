@@ -3,7 +3,7 @@ offline (`kubernetes-validate`), the production overlay as `kubectl kustomize` r
 settings an operator relies on: probes, the drain, the security context, where the service writes.
 
 No cluster runs here: these checks and checkov's (`deploy/checks/run`, in CI) are what the manifests
-have been through (docs/deploying.md, "What was run here and what was only validated, and why")."""
+have been through (docs/operators/deploying.md, "What was run here and what was only validated, and why")."""
 
 from __future__ import annotations
 

@@ -280,7 +280,7 @@ def test_a_scenario_with_a_mistake_is_refused_naming_the_key(tmp_path: Path) -> 
 
 
 def test_every_shipped_scenario_loads_and_names_agents_of_its_rules() -> None:
-    files = sorted(WAITS.glob("*.yaml"))  # what the README's --load scenarios/waits/*.yaml takes
+    files = sorted(WAITS.glob("*.yaml"))  # what --load scenarios/waits/*.yaml takes
     names = {f.stem for f in files}
     assert names == {
         "steady",

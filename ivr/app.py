@@ -102,7 +102,8 @@ def create_app(
             )
             return response
 
-    from ivr import agents, fallback, health, metrics, webhooks
+    from ivr import agents, fallback, metrics, webhooks
+    from ivr.web import health
 
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(fallback.bp)

@@ -69,9 +69,9 @@ from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
 
 from ivr.exchange.client import OPERATIONS, RESULTS, HttpExchange, OnCall, Operation, Result
-from ivr.health import _wall_now  # the clock /healthz ages the stream with
 from ivr.proxies import is_loopback
 from ivr.services import services
+from ivr.web.health import _wall_now  # the clock /healthz ages the stream with
 
 if TYPE_CHECKING:
     from ivr.services import Services

@@ -102,8 +102,9 @@ def create_app(
             )
             return response
 
-    from ivr import agents, fallback, metrics, webhooks
-    from ivr.web import health
+    from ivr import agents, fallback, webhooks
+    from ivr.metrics import install as install_metrics
+    from ivr.web import health, metrics
 
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(fallback.bp)
@@ -111,7 +112,7 @@ def create_app(
     app.register_blueprint(agents.api_bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
-    metrics.install(app, s)  # its registry, the webhook timing hooks, the store error counts
+    install_metrics(app, s)  # its registry, the webhook timing hooks, the store error counts
     _serve_admin(app, s.settings)
     return app
 

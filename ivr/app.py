@@ -102,11 +102,11 @@ def create_app(
             )
             return response
 
-    from ivr import agents, fallback, webhooks
+    from ivr import agents, fallback
     from ivr.metrics import install as install_metrics
-    from ivr.web import health, metrics
+    from ivr.web import health, metrics, voice
 
-    app.register_blueprint(webhooks.bp)
+    app.register_blueprint(voice.bp)
     app.register_blueprint(fallback.bp)
     app.register_blueprint(agents.line_bp)
     app.register_blueprint(agents.api_bp)

@@ -139,7 +139,7 @@ def recorded() -> Response:
 
 
 def _journal_voicemail() -> None:
-    from ivr.webhooks import SID, fingerprint
+    from ivr.web.voice import SID, fingerprint
 
     try:
         sid = request.form.get("CallSid", "")

@@ -48,7 +48,7 @@ from ivr.tickets.changes import FINAL_STATUSES
 from ivr.tickets.references import LONGEST
 from ivr.twiml import NOTICE, Seal, render
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("ivr.webhooks")  # the name its log lines have always carried
 bp = Blueprint("voice", __name__, url_prefix="/voice")
 
 SID = re.compile(r"^[A-Za-z0-9]{2,64}$")

@@ -102,9 +102,9 @@ def create_app(
             )
             return response
 
-    from ivr import agents, fallback
+    from ivr import fallback
     from ivr.metrics import install as install_metrics
-    from ivr.web import health, metrics, voice
+    from ivr.web import agents, health, metrics, voice
 
     app.register_blueprint(voice.bp)
     app.register_blueprint(fallback.bp)

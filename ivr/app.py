@@ -102,9 +102,8 @@ def create_app(
             )
             return response
 
-    from ivr import fallback
     from ivr.metrics import install as install_metrics
-    from ivr.web import agents, health, metrics, voice
+    from ivr.web import agents, fallback, health, metrics, voice
 
     app.register_blueprint(voice.bp)
     app.register_blueprint(fallback.bp)

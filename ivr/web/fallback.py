@@ -23,7 +23,7 @@ from ivr.services import services
 from ivr.switchboard import Call
 from ivr.tickets.changes import Outcome, TicketChange
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("ivr.fallback")  # the name its log lines have always carried
 bp = Blueprint("fallback", __name__, url_prefix="/voice/fallback")
 bp.before_request(refuse_unsigned)
 

@@ -117,9 +117,9 @@ def create_app(
 
 
 def _serve_admin(app: Flask, settings: Settings) -> None:
-    """The admin dashboard (`ivr.admin`): its blueprint, and Flask's signed session cookie keyed
+    """The admin dashboard (`ivr.web.admin`): its blueprint, and Flask's signed session cookie keyed
     with a key derived from the server key, sent to /admin only, never to scripts or other sites."""
-    from ivr.admin import auth, views
+    from ivr.web.admin import auth, views
 
     app.secret_key = auth.session_key(settings.state_secrets[0])
     app.session_interface = _CookieSessions()

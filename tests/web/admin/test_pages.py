@@ -187,7 +187,7 @@ def test_a_caller_let_go_for_silence_is_found_by_its_outcome_and_exported(
 def test_tickets_are_paged(
     app: Flask, admin: FlaskClient, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("ivr.admin.views.PAGE_SIZE", 2)
+    monkeypatch.setattr("ivr.web.admin.views.PAGE_SIZE", 2)
     for i in range(3):
         phone = wait_in_security_queue(app, caller=f"+1202555013{i}")
         clock.advance(10)

@@ -27,7 +27,7 @@ from ivr.services import services
 from ivr.switchboard import Call
 from ivr.throttle import check_secret
 from ivr.twiml import render, state_url
-from ivr.web.voice import admitted, answer, arrive, current_flow, twiml
+from ivr.web.inbound import admitted, answer, arrive, current_flow, twiml
 
 ASK_FOR_PIN = "give the agent id and PIN with HTTP Basic auth"
 

@@ -17,7 +17,7 @@ from ivr.flow import Flow
 from ivr.incidents import Incident
 from ivr.services import services
 from ivr.switchboard import Call
-from ivr.web import voice
+from ivr.web import inbound, voice
 from tests.admin_support import create_admin, login
 from tests.support import Phone, reference_in
 from tests.test_spoken_calls import speak
@@ -331,14 +331,15 @@ def test_today_counts_the_callers_who_heard_an_incident_notice_and_the_calls_it_
 ) -> None:
     outage = Incident(7, frozenset({"withdrawal"}))
 
-    live = voice.current_flow
+    live = inbound.current_flow
 
     def with_incident(call: Call | None = None) -> Flow:
         flow = live(call)
         flow.incident = outage
         return flow
 
-    monkeypatch.setattr(voice, "current_flow", with_incident)
+    monkeypatch.setattr(inbound, "current_flow", with_incident)  # the webhooks at a step
+    monkeypatch.setattr(voice, "current_flow", with_incident)  # the first webhook
     html = admin.get("/admin/today").get_data(as_text=True)
     assert speech_figure(html, "incident-heard") == "0"
     assert speech_figure(html, "incident-saved") == "–"

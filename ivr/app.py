@@ -102,23 +102,24 @@ def create_app(
             )
             return response
 
-    from ivr import agents, fallback, health, metrics, webhooks
+    from ivr.metrics import install as install_metrics
+    from ivr.web import agents, fallback, health, metrics, voice
 
-    app.register_blueprint(webhooks.bp)
+    app.register_blueprint(voice.bp)
     app.register_blueprint(fallback.bp)
     app.register_blueprint(agents.line_bp)
     app.register_blueprint(agents.api_bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
-    metrics.install(app, s)  # its registry, the webhook timing hooks, the store error counts
+    install_metrics(app, s)  # its registry, the webhook timing hooks, the store error counts
     _serve_admin(app, s.settings)
     return app
 
 
 def _serve_admin(app: Flask, settings: Settings) -> None:
-    """The admin dashboard (`ivr.admin`): its blueprint, and Flask's signed session cookie keyed
+    """The admin dashboard (`ivr.web.admin`): its blueprint, and Flask's signed session cookie keyed
     with a key derived from the server key, sent to /admin only, never to scripts or other sites."""
-    from ivr.admin import auth, views
+    from ivr.web.admin import auth, views
 
     app.secret_key = auth.session_key(settings.state_secrets[0])
     app.session_interface = _CookieSessions()

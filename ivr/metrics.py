@@ -1,4 +1,5 @@
-"""`GET /metrics`: Prometheus metrics for operators, through the official client (`prometheus_client`).
+"""Prometheus metrics for operators, through the official client (`prometheus_client`); `GET /metrics`
+(`ivr.web.metrics`) serves them.
 
 Each app has its own `CollectorRegistry` (never the process-wide default), so that many apps in one
 process (the tests, the simulator) do not share or clash over series.
@@ -36,13 +37,11 @@ here later needs a `multiprocess_mode` (say "livesum", "max", "mostrecent"). Wha
   exchange does not know; error, timeout, refused: no answer; breaker_open: not asked), and the time
   of each request made. Only with `IVR_EXCHANGE_URL` set; counted as they happen, in every process.
 
-`/metrics` is not a webhook (no Twilio signature) but it is not public: with `IVR_METRICS_TOKEN` it
-asks for `Authorization: Bearer <token>`; without it, it answers loopback addresses only.
+`/metrics` is not a webhook (no Twilio signature) but it is not public (`ivr.web.metrics`).
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
 import os
 import sys
@@ -53,9 +52,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from flask import Blueprint, Flask, Response, current_app, g, request
+from flask import Flask, Response, current_app, g, request
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -63,20 +61,15 @@ from prometheus_client import (
     values,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.exposition import generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
 
 from ivr.clock import wall_now  # the clock /healthz ages the stream with too
 from ivr.exchange.client import OPERATIONS, RESULTS, HttpExchange, OnCall, Operation, Result
-from ivr.proxies import is_loopback
-from ivr.services import services
 
 if TYPE_CHECKING:
     from ivr.services import Services
-
-bp = Blueprint("metrics", __name__)
 
 KINDS: dict[str, str] = {
     "voice.incoming": "incoming",
@@ -372,26 +365,3 @@ def _queue(s: Services) -> Iterator[Metric]:
     yield waiting
     yield line_agents
     yield agents
-
-
-@bp.get("/metrics")
-def metrics() -> Response:
-    """The Prometheus text format; 401 without the right token, 403 off loopback without one."""
-    token = services().settings.metrics_token
-    if token is not None:
-        given = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-            return Response(
-                "a bearer token is required\n",
-                401,
-                {"WWW-Authenticate": 'Bearer realm="metrics"'},
-                mimetype="text/plain",
-            )
-    elif not is_loopback(request.remote_addr):
-        return Response(
-            "metrics answer loopback only (set IVR_METRICS_TOKEN to scrape from elsewhere)\n",
-            403,
-            mimetype="text/plain",
-        )
-    m: Metrics = current_app.extensions["ivr_metrics"]
-    return Response(generate_latest(m.registry), 200, {"Content-Type": CONTENT_TYPE_LATEST})

@@ -53,7 +53,7 @@ class Call:
     number: str | None
     called: str | None
     token: str
-    """The request's fingerprint (`webhooks.arrive`): the same for Twilio's retries of one webhook
+    """The request's fingerprint (`ivr.web.inbound.arrive`): the same for Twilio's retries of one webhook
     and for any replay of it, so what it journals counts once."""
     ticket_sid: str = ""
     """Whose ticket and place this is: a callback we placed carries the original call's sid."""
@@ -72,7 +72,7 @@ class Call:
     """The rules version the call hears until it ends (`LiveRules.for_call`): carried in its URLs."""
     hands_back: bool = False
     """This webhook answers the caller's call and may still hand it back to the proxy
-    (`webhooks.HAND_BACKS`): a queue entry or agent a newer release wrote raises `NewerEntry` out
+    (`ivr.web.inbound.HAND_BACKS`): a queue entry or agent a newer release wrote raises `NewerEntry` out
     of the switchboard, before anything is journaled, instead of going on as when Redis is away."""
 
     @property

@@ -37,7 +37,7 @@ from ivr.queue import (
     scripts,
 )
 from ivr.queue.keys import ENTRY_READS_UP_TO
-from ivr.webhooks import HAND_BACKS
+from ivr.web.inbound import HAND_BACKS
 from tests.support import Phone, ticket_of
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

@@ -39,8 +39,8 @@ from tests.support import (
     spoken,
     ticket_of,
 )
-from tests.test_health import build
 from tests.tickets.test_journal import unreachable_redis
+from tests.web.test_health import build
 
 pytestmark = pytest.mark.usefixtures("agent_pins")
 

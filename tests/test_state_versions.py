@@ -15,7 +15,7 @@ from xml.etree import ElementTree as ET
 from flask.testing import FlaskClient
 
 from ivr.flow import STATE_READS_UP_TO, STEPS, CallState, newer_state
-from ivr.webhooks import HAND_BACKS
+from ivr.web.inbound import HAND_BACKS
 from tests.support import new_call_sid, parse, sealed, signed_post, spoken
 
 NEWER = "/voice/input?step=menu&language=en-US&menu=main&tries=0&sv=2"

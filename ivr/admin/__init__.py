@@ -1,5 +1,4 @@
-"""The admin dashboard under /admin: live queues, today's figures, tickets, rules; behind a login.
+"""The admin dashboard's accounts: `accounts` the password file, `cli` the `ivr admins` command.
 
-`views.bp` is the blueprint; `auth` the session, CSRF and login throttle; `accounts` the password
-file; `figures` and `chart` what the pages show; `cli` the `ivr admins` command.
+The dashboard itself, its pages and its login, is a view: `ivr.web.admin`.
 """

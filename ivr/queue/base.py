@@ -49,7 +49,7 @@ class NewerEntry(RedisError):
     """A caller's entry or an agent's hash that a newer release wrote (`keys.ENTRY_READS_UP_TO`):
     the script left it as it was and changed nothing. A `RedisError`, so that code that goes on
     without the queue when Redis is away goes on the same way here; a webhook answering the
-    caller's call hands the call back to the proxy instead (`ivr.webhooks`)."""
+    caller's call hands the call back to the proxy instead (`ivr.web.inbound`)."""
 
 
 @dataclass(frozen=True)

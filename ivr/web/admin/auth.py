@@ -41,7 +41,7 @@ SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 MAX_SESSION_HOURS: Final = 12
 """The longest a session lasts, however busy: a copied cookie is not good for longer."""
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("ivr.admin.auth")  # the name its log lines have always carried
 
 
 def session_key(server_key: str) -> bytes:

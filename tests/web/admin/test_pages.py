@@ -12,12 +12,12 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from ivr import webhooks
 from ivr.clock import FrozenClock
 from ivr.flow import Flow
 from ivr.incidents import Incident
 from ivr.services import services
 from ivr.switchboard import Call
+from ivr.web import inbound, voice
 from tests.admin_support import create_admin, login
 from tests.support import Phone, reference_in
 from tests.test_spoken_calls import speak
@@ -215,7 +215,7 @@ def test_a_caller_let_go_for_silence_is_found_by_its_outcome_and_exported(
 def test_tickets_are_paged(
     app: Flask, admin: FlaskClient, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("ivr.admin.views.PAGE_SIZE", 2)
+    monkeypatch.setattr("ivr.web.admin.views.PAGE_SIZE", 2)
     for i in range(3):
         phone = wait_in_security_queue(app, caller=f"+1202555013{i}")
         clock.advance(10)
@@ -359,14 +359,15 @@ def test_today_counts_the_callers_who_heard_an_incident_notice_and_the_calls_it_
 ) -> None:
     outage = Incident(7, frozenset({"withdrawal"}))
 
-    live = webhooks.current_flow
+    live = inbound.current_flow
 
     def with_incident(call: Call | None = None) -> Flow:
         flow = live(call)
         flow.incident = outage
         return flow
 
-    monkeypatch.setattr(webhooks, "current_flow", with_incident)
+    monkeypatch.setattr(inbound, "current_flow", with_incident)  # the webhooks at a step
+    monkeypatch.setattr(voice, "current_flow", with_incident)  # the first webhook
     html = admin.get("/admin/today").get_data(as_text=True)
     assert speech_figure(html, "incident-heard") == "0"
     assert speech_figure(html, "incident-saved") == "–"

@@ -318,7 +318,7 @@ def test_recorded_prompt_replaces_the_spoken_text(app_factory: object, tmp_path:
     import shutil
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     prompts = Path(str(tmp_path)) / "voice_prompts"
     shutil.copytree(root / "voice_prompts", prompts)
     (prompts / "audio" / "en-US").mkdir(parents=True)

@@ -15,12 +15,10 @@ call whose final status came is never queued again.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Literal
-from xml.sax.saxutils import escape
 
 from flask import Blueprint, Response, abort, request, send_from_directory
 from redis.exceptions import RedisError
@@ -32,49 +30,45 @@ from ivr.flow import (
     ASKED_CALLBACK,
     LOCK_NOW,
     Caller,
-    CallState,
     Decision,
     Flow,
     KnownCaller,
-    newer_state,
 )
 from ivr.queue import NewerEntry
-from ivr.security import refuse_unsigned, signed_content
+from ivr.security import refuse_unsigned
 from ivr.services import services
-from ivr.signing import CALLBACK_CODE_DIGITS, SEAL_MAX_AGE, SEAL_PARAM
 from ivr.speech import Utterance
 from ivr.switchboard import Call, carried
 from ivr.tickets.changes import FINAL_STATUSES
-from ivr.tickets.references import LONGEST
-from ivr.twiml import NOTICE, Seal, render
+from ivr.twiml import render
+from ivr.web.inbound import (
+    SID,
+    Sealed,
+    admitted,
+    answer,
+    arrive,
+    at_step,
+    current_flow,
+    hand_back,
+    recording_fields,
+    respond,
+    seconds,
+    twiml,
+    unseal,
+)
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("ivr.webhooks")  # the name its log lines have always carried
 bp = Blueprint("voice", __name__, url_prefix="/voice")
 
-SID = re.compile(r"^[A-Za-z0-9]{2,64}$")
+COUNTRY = re.compile(r"^[A-Z]{2}$")
+"""An ISO country code, as Twilio's `FromCountry` gives it."""
 PHONE = re.compile(r"^\+[1-9][0-9]{6,15}$")
 """A caller ID the exchange can be asked about (E.164)."""
 CODE = re.compile(r"^[0-9]{6}$")
 GREET_WAITS_SECONDS = 0.6
 """How long the greeting waits for the exchange's lookup (started a second earlier, at most 1.5 s)."""
-REFERENCE = re.compile(rf"^[1-9][0-9]{{6,{LONGEST - 1}}}$")
-CALLBACK_CODE = re.compile(rf"^[0-9]{{{CALLBACK_CODE_DIGITS}}}$")
-NOTICE_ID = re.compile(r"^[1-9][0-9]{0,17}$")
-"""An incident id a URL carries (`Caller.notice`)."""
-COUNTRY = re.compile(r"^[A-Z]{2}$")
-"""An ISO country code, as Twilio's `FromCountry` gives it."""
-RULES_VERSION = re.compile(r"^[1-9][0-9]{0,8}$")
 _AUDIO_FILE = re.compile(r"^[a-z][a-z0-9_]*\.(mp3|wav)$")
 HANG_UP = "<Response><Hangup/></Response>"
-HAND_BACKS = 4
-"""How many times a webhook whose URL state a newer release wrote is handed back to the proxy
-(`_hand_back`) before this code answers it as a state it cannot read: the call starts over."""
-HAND_BACK = "hb"
-"""The URL parameter counting a call's hand-backs, last before the seal."""
-_HAND_BACK_TAIL = re.compile(rf"&{HAND_BACK}=[0-9]+$")
-_NO_HAND_BACK = frozenset({"voice.status", "voice.whisper"})
-"""Webhooks whose answer Twilio does not follow as the caller's call (a status callback) or that
-play on the agent's leg: they read what they can of the URL, as before."""
 
 
 @bp.before_request
@@ -92,94 +86,12 @@ def apologise(error: Exception) -> Response:
         return Response(f"{error.description}\n", error.code or 400, mimetype="text/plain")
     log.exception("webhook %s failed; sending the caller to the operator queue", request.path)
     sid = request.form.get("CallSid", "")
-    sealed = _sealed(sid, request.form.get("ParentCallSid", "")) if SID.match(sid) else _Sealed()
+    sealed = unseal(sid, request.form.get("ParentCallSid", "")) if SID.match(sid) else Sealed()
     version, bundle = services().rules.for_call(sealed.rules_version)
     flow = Flow(bundle, services().clock.now())
     carry = carried(sealed.reference, sealed.notice, version)
     language = sealed.state.language if sealed.state else None
     return twiml(render(flow.apology(language), flow.prompts, carry))
-
-
-@dataclass(frozen=True)
-class _Sealed:
-    """What a webhook's URL carries, once its seal is checked: all None when it is not ours."""
-
-    state: CallState | None = None
-    reference: str | None = None
-    origin: str | None = None
-    callback_code: str | None = None
-    """On the first webhook of a callback we placed: the code it opens with."""
-    notice: int | None = None
-    """The incident notice the call heard (`Caller.notice`)."""
-    rules_version: int | None = None
-    """The rules version the call started with (`LiveRules.for_call`)."""
-    newer: bool = False
-    """The state was written by a newer release: this code does not read it (`state` is None)."""
-
-
-def _sealed(sid: str, parent: str) -> _Sealed:
-    """The URL's state, ticket reference, origin and callback code, if this service sealed the URL
-    for this call.
-
-    The call the URL was sealed for is `origin` when the URL names one (a callback we placed),
-    else the caller's call: `ParentCallSid` on the agent's leg (the whisper), else `CallSid`."""
-    if not request.query_string:
-        return _Sealed()
-    origin = request.args.get("origin") or None
-    if origin is not None and not SID.match(origin):
-        origin = None
-    owner = origin or (parent if SID.match(parent) else sid)
-    url = f"{request.path}?{request.query_string.decode('latin-1')}"
-    now = services().clock.now().timestamp()
-    if not services().signer.is_sealed(url, owner, now):
-        log.warning(
-            "%s for call %s: its URL state was not issued by this service for this call (forged, "
-            "replayed after %d h or from another call); starting the call over",
-            request.path,
-            sid,
-            SEAL_MAX_AGE // 3600,
-        )
-        return _Sealed()
-    reference = request.args.get("ref", "")
-    code = request.args.get("code", "")
-    notice = request.args.get(NOTICE, "")
-    version = request.args.get("rv", "")
-    newer = newer_state(request.args)
-    return _Sealed(
-        None if newer else CallState.from_params(request.args),
-        reference if REFERENCE.match(reference) else None,
-        origin,
-        code if origin is not None and CALLBACK_CODE.match(code) else None,
-        notice=int(notice) if NOTICE_ID.match(notice) else None,
-        rules_version=int(version) if RULES_VERSION.match(version) else None,
-        newer=newer,
-    )
-
-
-def _hand_backs_given() -> int:
-    """How many times this webhook was handed back already (its URL's `hb=`)."""
-    given = request.args.get(HAND_BACK, "")
-    return int(given) if given.isdigit() else 0
-
-
-def _hand_back(owner: str, what: str = "URL state") -> Response | None:
-    """For a webhook whose URL state (or queue entry: `what`) a newer release wrote: a short pause,
-    then the same webhook again (resealed, its hand-backs counted), which the proxy may give to a
-    newer instance during a rolling upgrade. None once `HAND_BACKS` were given: the call starts
-    over, as for any state this code cannot read, and the caller is never dropped."""
-    url = f"{request.path}?{request.query_string.decode('latin-1')}"
-    head = url.rpartition(f"&{SEAL_PARAM}=")[0]
-    given = _hand_backs_given()
-    if given >= HAND_BACKS:
-        log.warning(
-            "%s: %s of a newer release after %d hand-backs: starting over", url, what, given
-        )
-        return None
-    head = f"{_HAND_BACK_TAIL.sub('', head)}&{HAND_BACK}={given + 1}"
-    now = services().clock.now().timestamp()
-    again = services().signer.seal(head, owner, now)
-    log.info("%s: %s of a newer release; handing the call back to the proxy", request.path, what)
-    return twiml(f'<Response><Pause length="1"/><Redirect>{escape(again)}</Redirect></Response>')
 
 
 @bp.errorhandler(NewerEntry)
@@ -189,112 +101,9 @@ def hand_back_newer_entry(error: NewerEntry) -> Response:
     instance. `arrive` lets this happen only while hand-backs are left, on a URL sealed for the
     call."""
     sid = request.form.get("CallSid", "")
-    sealed = _sealed(sid, "")
-    again = _hand_back(sealed.origin or sid, "queue entry")
+    sealed = unseal(sid, "")
+    again = hand_back(sealed.origin or sid, "queue entry")
     return again if again is not None else apologise(error)
-
-
-def arrive(*, numbered: bool = True, agent_leg: bool = False) -> tuple[Call, CallState | None]:
-    """The call's fields and ticket and the state its URL carries, or a 400 when Twilio's
-    `CallSid` is missing or malformed.
-
-    The state, the ticket reference and the original call (`origin`, on a callback we placed:
-    its ticket and place are that call's) count only when this service sealed the URL for this
-    call; otherwise the state is None and the call starts over. With `numbered` (webhooks that
-    answer the caller), a call without a reference (its first webhook, or one whose URL is not
-    ours) is given one here, from the numbers this process holds. `agent_leg`: the request comes
-    on the agent's leg of a `<Dial>` (the whisper), whose caller is `ParentCallSid`."""
-    sid = request.form.get("CallSid", "")
-    if not SID.match(sid):
-        abort(400, description="missing or malformed CallSid")
-    parent = request.form.get("ParentCallSid", "") if agent_leg else ""
-    sealed = _sealed(sid, parent)
-    if sealed.newer and request.endpoint not in _NO_HAND_BACK:
-        again = _hand_back(sealed.origin or (parent if SID.match(parent) else sid))
-        if again is not None:
-            abort(again)
-    number = request.form.get("From", "").strip()[:32] or None
-    called = request.form.get("To", "").strip()[:32] or None
-    reference = sealed.reference
-    if reference is None and numbered:
-        reference = services().switchboard.reference_for(sid, services().references.take)
-    owner = sealed.origin or (parent if SID.match(parent) else sid)
-    rules = services().rules
-    if sealed.state is not None or sealed.rules_version is not None:
-        version = rules.for_call(sealed.rules_version or _pinned(owner, sealed.state))[0]
-    else:  # a new call (or one whose URL is not ours): the live version, or a tester's draft
-        version = rules.for_new_call(called if sealed.origin is not None else number)[0]
-    # A queue entry of a newer release: handed back as a newer URL state is, while hand-backs are
-    # left, only on the caller's own call and a URL sealed for it (`hand_back_newer_entry`).
-    hands_back = (
-        request.endpoint not in _NO_HAND_BACK
-        and sealed.state is not None
-        and _hand_backs_given() < HAND_BACKS
-    )
-    call = Call(
-        sid,
-        number,
-        called,
-        fingerprint(),
-        ticket_sid=owner,
-        reference=reference,
-        new_reference=reference is not None and sealed.reference is None,
-        called_back=sealed.origin is not None,
-        callback_code=sealed.callback_code,
-        notice=sealed.notice,
-        rules_version=version,
-        hands_back=hands_back,
-    )
-    return call, sealed.state
-
-
-def _pinned(owner: str, state: CallState | None) -> int | None:
-    """The version a queued call started with, when its URL does not say (the URL an agent's
-    turn moved it to); None when unknown, and the live version serves it."""
-    if state is None or state.step != "hold":
-        return None
-    try:
-        return services().queue.pinned_rules_version(owner)
-    except RedisError:
-        return None
-
-
-def fingerprint() -> str:
-    """The same for Twilio's retries of a webhook and for any replay of it (also one whose form was
-    changed without changing its signature), different for every other request: the URL (whose
-    seal holds the second it was issued) and what the signature covers of the form."""
-    digest = hashlib.sha256(request.path.encode())
-    digest.update(b"?" + request.query_string + b"\n")
-    digest.update(signed_content(request.form).encode())
-    return digest.hexdigest()[:32]
-
-
-def seal_for(call: Call) -> Seal:
-    """Seals the URLs of an answer to `call`: each for the call that will request it."""
-    signer, now = services().signer, services().clock.now().timestamp()
-    return lambda url, state: signer.seal_of(url, state.origin or call.sid, now)
-
-
-def twiml(body: str) -> Response:
-    return Response(body, 200, mimetype="text/xml")
-
-
-def current_flow(call: Call | None = None) -> Flow:
-    """The flow of `call`'s rules version (the one it started with); without a call, the live one."""
-    rules = services().rules
-    bundle = rules.for_call(call.rules_version)[1] if call is not None else rules.get()
-    return Flow(bundle, services().clock.now(), rules.incident())
-
-
-def _respond(call: Call, decision: Decision, flow: Flow, *, always: bool = False) -> Response:
-    """Apply what the flow decided, answer with TwiML."""
-    services().switchboard.apply(call, decision, always=always)
-    return answer(call, decision, flow)
-
-
-def answer(call: Call, decision: Decision, flow: Flow) -> Response:
-    """The TwiML of a decision, its URLs carrying the call's context and sealed for it."""
-    return twiml(render(decision, flow.prompts, call.carry(), seal_for(call)))
 
 
 def _caller(call: Call) -> Caller:
@@ -322,23 +131,6 @@ def _country(call: Call) -> str | None:
     return country if COUNTRY.match(country) else None
 
 
-def admitted(flow: Flow, state: CallState | None, *steps: str) -> CallState | None:
-    """The state, when it fits the current rules and is one of `steps` (this webhook's)."""
-    admitted = flow.admit(state)
-    return admitted if admitted is not None and admitted.step in steps else None
-
-
-def at_step(*steps: str) -> tuple[Call, Flow, CallState]:
-    """This webhook's call, flow and state, when its URL's state is one of `steps`; otherwise the
-    request is answered at once with where such a call goes (`Flow.restart`)."""
-    call, given = arrive()
-    flow = current_flow(call)
-    state = admitted(flow, given, *steps)
-    if state is None:
-        abort(_respond(call, flow.restart(given), flow))
-    return call, flow, state
-
-
 @bp.post("/incoming")
 def incoming() -> Response:
     """The number's Voice URL: a new call. With an exchange hook, the exchange is asked who is
@@ -350,7 +142,7 @@ def incoming() -> Response:
     if look_up:
         known.look_up(call.sid, call.number)
     caller = Caller(call.number, call.reference or "", country=_country(call))
-    return _respond(call, flow.answer(caller, look_up=look_up), flow, always=True)
+    return respond(call, flow.answer(caller, look_up=look_up), flow, always=True)
 
 
 @bp.post("/greet")
@@ -358,7 +150,7 @@ def greet() -> Response:
     """After the second of silence: the greeting, in a known caller's own language."""
     call, flow, _ = at_step("greet")
     known = services().known.wait(call.owner, GREET_WAITS_SECONDS)
-    return _respond(call, flow.greet(Caller(call.number, call.reference or "", known)), flow)
+    return respond(call, flow.greet(Caller(call.number, call.reference or "", known)), flow)
 
 
 # --- lock my account now ---------------------------------------------------------------------------
@@ -374,7 +166,7 @@ def lock_offer() -> Response:
     sent: Verification | Literal["throttled"] | None = None
     if digits == LOCK_NOW and caller.known is not None:
         sent = _send_code(call, caller.known)
-    return _respond(call, flow.lock_offered(state, digits, caller, sent), flow)
+    return respond(call, flow.lock_offered(state, digits, caller, sent), flow)
 
 
 @bp.post("/lock/code")
@@ -389,7 +181,7 @@ def lock_code() -> Response:
     if decision.ticket.verified is not None:
         services().known.verified(call.owner, decision.ticket.verified)
         _forgive(call, _caller(call).known)
-    return _respond(call, decision, flow)
+    return respond(call, decision, flow)
 
 
 @bp.post("/lock/account")
@@ -408,7 +200,7 @@ def lock_account() -> Response:
                 services().known.locked(call.owner, services().clock.now())
         else:  # Twilio's retry, or a replay: the account was locked (or not) by the first
             locked = caller.known.locked_at is not None
-    return _respond(call, flow.account_locked(state, caller, locked), flow)
+    return respond(call, flow.account_locked(state, caller, locked), flow)
 
 
 def _send_code(call: Call, known: KnownCaller) -> Verification | Literal["throttled"] | None:
@@ -445,7 +237,7 @@ def keypress() -> Response:
     a menu that listens, and the one question after words it was unsure of."""
     call, flow, state = at_step("language", "menu", "closed", "survey", "confirm")
     decision = flow.on_input(state, request.form.get("Digits"), _caller(call), _said())
-    return _respond(call, decision, flow)
+    return respond(call, decision, flow)
 
 
 SAID_MAX = 1000
@@ -473,7 +265,7 @@ def incident() -> Response:
     call, flow, state = at_step("incident")
     can_call_back = services().telephony.enabled
     decision = flow.incident_notice(state, request.form.get("Digits"), _caller(call), can_call_back)
-    return _respond(call, decision, flow)
+    return respond(call, decision, flow)
 
 
 @bp.post("/hold")
@@ -504,7 +296,7 @@ def hold() -> Response:
     if call.callback_code is not None:
         # A callback we placed was answered: it proves itself before anyone speaks.
         decision = flow.open_callback(decision, state, _caller(call))
-    return _respond(call, decision, flow)
+    return respond(call, decision, flow)
 
 
 @bp.post("/whisper")
@@ -535,21 +327,20 @@ def agent_done() -> Response:
     answered = request.form.get("DialCallStatus") == "completed"
     if board.first_time(call):
         if answered:
-            talk = _seconds(request.form.get("DialCallDuration")) or 0
+            talk = seconds(request.form.get("DialCallDuration")) or 0
             by_caller = request.form.get("CallStatus") == "completed"
             board.conversation_ended(call, state.agent, state, talk, by_caller)
         else:
             board.not_answered(call, state.agent, state)
-    return _respond(call, flow.after_agent(state, answered), flow)
+    return respond(call, flow.after_agent(state, answered), flow)
 
 
 @bp.post("/recording")
 def recording() -> Response:
     """A voicemail finished recording."""
     call, flow, state = at_step("voicemail")
-    url = request.form.get("RecordingUrl", "").strip()[:500] or None
-    seconds = _seconds(request.form.get("RecordingDuration")) or 0
-    return _respond(call, flow.recorded(state, url, seconds, _caller(call)), flow)
+    url, duration = recording_fields()
+    return respond(call, flow.recorded(state, url, duration, _caller(call)), flow)
 
 
 @bp.post("/status")
@@ -565,18 +356,8 @@ def status() -> Response:
         # ringing / in-progress: make sure the call has its ticket
         board.apply(call, Decision(()), always=True)
         return Response(status=204)
-    board.end(call, call_status, _seconds(request.form.get("CallDuration")))
+    board.end(call, call_status, seconds(request.form.get("CallDuration")))
     return Response(status=204)
-
-
-def _seconds(value: str | None) -> int | None:
-    """A duration Twilio sent, or None when it is missing or not one we can use: nobody talks
-    for four months."""
-    try:
-        seconds = int(value or "")
-    except ValueError:
-        return None
-    return seconds if 0 <= seconds <= 10**7 else None
 
 
 @bp.get("/audio/<language>/<name>")

@@ -27,14 +27,14 @@ from ivr.services import services
 from ivr.switchboard import Call
 from ivr.throttle import check_secret
 from ivr.twiml import render, state_url
-from ivr.webhooks import admitted, answer, arrive, current_flow, twiml
+from ivr.web.inbound import admitted, answer, arrive, current_flow, twiml
 
 ASK_FOR_PIN = "give the agent id and PIN with HTTP Basic auth"
 
 line_bp = Blueprint("agent_line", __name__, url_prefix="/agent")
 api_bp = Blueprint("agent_api", __name__, url_prefix="/api")
 line_bp.before_request(refuse_unsigned)
-log = logging.getLogger(__name__)
+log = logging.getLogger("ivr.agents")  # the name its log lines have always carried
 
 
 def check_pin(source: str, agent_id: str | None, pin: str, rules: Rules) -> tuple[PinCheck, float]:

@@ -31,9 +31,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import BadRequest
 
-from ivr.admin import auth, figures, releases
 from ivr.admin.accounts import AdminFileError
-from ivr.admin.chart import bar_chart
 from ivr.rules.cli import incident_json
 from ivr.rules.loader import RulesError
 from ivr.rules.release import (
@@ -49,6 +47,8 @@ from ivr.services import services
 from ivr.tickets import listing
 from ivr.tickets.changes import Outcome
 from ivr.tickets.reads import find_by_reference
+from ivr.web.admin import auth, figures, releases
+from ivr.web.admin.chart import bar_chart
 
 bp = Blueprint(
     "admin",
@@ -70,7 +70,7 @@ BASIC_AUTH_ENDPOINTS: Final = frozenset(
 request instead of logging in: no browser session is involved, so no CSRF token either."""
 DATABASE_AWAY: Final = "The rules history cannot be read now: the database is away."
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("ivr.admin.views")  # the name its log lines have always carried
 
 SECURITY_HEADERS: Final = {
     "Content-Security-Policy": (

@@ -22,8 +22,9 @@ from ivr.security import refuse_unsigned
 from ivr.services import services
 from ivr.switchboard import Call
 from ivr.tickets.changes import Outcome, TicketChange
+from ivr.web.inbound import SID, caller_ids, fingerprint, recording_fields
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("ivr.fallback")  # the name its log lines have always carried
 bp = Blueprint("fallback", __name__, url_prefix="/voice/fallback")
 bp.before_request(refuse_unsigned)
 
@@ -139,16 +140,12 @@ def recorded() -> Response:
 
 
 def _journal_voicemail() -> None:
-    from ivr.webhooks import SID, fingerprint
-
     try:
         sid = request.form.get("CallSid", "")
-        url = request.form.get("RecordingUrl", "").strip()[:500] or None
-        seconds = int(request.form.get("RecordingDuration", "0") or 0)
-        if not SID.match(sid) or not url or not 0 < seconds <= 10**7:
+        url, seconds = recording_fields()
+        if not SID.match(sid) or not url or not seconds:
             return
-        number = request.form.get("From", "").strip()[:32] or None
-        called = request.form.get("To", "").strip()[:32] or None
+        number, called = caller_ids()
         call = Call(sid, number, called, fingerprint(), ticket_sid=sid)
         change = TicketChange(
             outcome=Outcome.VOICEMAIL, recording_url=url, recording_duration=seconds

@@ -11,13 +11,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from functools import wraps
 from typing import Concatenate, Literal, ParamSpec, get_args
 
 import pytz
 
 from ivr import hours
+from ivr.clock import epoch_ms
 from ivr.eta import country_zone, spoken_eta
 from ivr.exchange.contract import Verification
 from ivr.incidents import Incident
@@ -58,7 +59,6 @@ STEPS: tuple[Step, ...] = get_args(Step)
 OPERATOR, REPEAT, BACK = "0", "*", "#"
 SPOKEN = "said"
 """The menu path's step for words said at a menu (`main:said`), as `main:2` is for a key."""
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_SINCE_MS = 10**13
 """Arrival times in ms since the epoch stay below this (the queue's score needs it; year 2286)."""
 OFFER_VOICEMAIL, OFFER_CALLBACK, OFFER_OTHER_LANGUAGE = "1", "2", "3"
@@ -1570,11 +1570,6 @@ def _noted(decision: Decision, heard: TicketChange, led_to: str) -> Decision:
         said_checked=said.said_checked,
     )
     return replace(decision, ticket=merged)
-
-
-def epoch_ms(instant: datetime) -> int:
-    """Milliseconds since the Unix epoch of an aware instant."""
-    return (instant - _EPOCH) // timedelta(milliseconds=1)
 
 
 def _clean(digits: str | None) -> str | None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from ivr.clock import epoch_ms
 from ivr.flow import (
     Caller,
     CallState,
@@ -25,7 +26,6 @@ from ivr.flow import (
     Record,
     Say,
     TextMessage,
-    epoch_ms,
 )
 from ivr.rules.check import Bundle, load_bundle
 from ivr.tickets.changes import Outcome, QueueEvent

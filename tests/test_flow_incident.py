@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from ivr.clock import epoch_ms
 from ivr.flow import (
     ASKED_CALLBACK,
     Caller,
@@ -21,7 +22,6 @@ from ivr.flow import (
     HoldInfo,
     QueueRequest,
     Say,
-    epoch_ms,
 )
 from ivr.incidents import Incident
 from ivr.rules.check import Bundle, load_bundle

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from ivr.flow import CallState, Decision, Flow, Gather, Say
-from ivr.prompts import Prompts
 from ivr.rules.check import Bundle, load_bundle
+from ivr.rules.prompts import Prompts
 from ivr.speech import Utterance
 from tests.support import write_rules
 from tests.test_flow import MONDAY_AFTERNOON, US_CALLER, heard, listening_at, menu

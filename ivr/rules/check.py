@@ -15,8 +15,14 @@ from pathlib import Path
 
 from ivr.audio import clip_seconds, is_remote, spoken_length
 from ivr.language_id import wrong_language
-from ivr.prompts import GLOBAL_PLACEHOLDERS, SYSTEM_PROMPTS, Prompts, load_prompts, placeholders
 from ivr.rules.loader import Location, Problem, RulesError, Source, load_rules
+from ivr.rules.prompts import (
+    GLOBAL_PLACEHOLDERS,
+    SYSTEM_PROMPTS,
+    Prompts,
+    load_prompts,
+    placeholders,
+)
 from ivr.rules.schema import Queue, Rules, Target
 from ivr.rules.secrets import asked_secret, problem_text
 from ivr.rules.speech_check import check_speech

@@ -45,7 +45,7 @@ import pytz
 
 from ivr.hours import status
 from ivr.language_id import wrong_language
-from ivr.prompts import OPERATOR_PHRASES, Prompts
+from ivr.rules.prompts import OPERATOR_PHRASES, Prompts
 from ivr.rules.schema import Rules
 from ivr.rules.secrets import asked_secret, problem_text
 from ivr.signing import SEAL_PARAM, Signer

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from ivr.prompts import load_prompts
 from ivr.rules.check import (
     Bundle,
     check_prompts,
@@ -19,6 +18,7 @@ from ivr.rules.check import (
     load_bundle,
 )
 from ivr.rules.loader import Problem, RulesError, load_rules
+from ivr.rules.prompts import load_prompts
 from tests.support import ROOT, copy_project, edit
 
 # Lines and columns must come out the same from both YAML parsers.

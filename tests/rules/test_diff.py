@@ -19,7 +19,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from ivr.prompts import Prompts
 from ivr.rules.check import Bundle, load_bundle
 from ivr.rules.diff import (
     DESTINATIONS,
@@ -28,6 +27,7 @@ from ivr.rules.diff import (
     describe_prompt_changes,
     describe_rules_changes,
 )
+from ivr.rules.prompts import Prompts
 from ivr.rules.schema import DateOverride, HolidayCalendar, Rules, Target
 from tests.support import PROMPTS, RULES, copy_project, edit
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from ivr.prompts import SYSTEM_PROMPTS, Prompts, load_prompts, placeholders
+from ivr.rules.prompts import SYSTEM_PROMPTS, Prompts, load_prompts, placeholders
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PROMPTS = ROOT / "voice_prompts"
 LANGUAGES = ("zh-CN", "en-US", "fr-FR", "de-DE")
 

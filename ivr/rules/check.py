@@ -15,12 +15,11 @@ from pathlib import Path
 
 from ivr.audio import clip_seconds, is_remote, spoken_length
 from ivr.language_id import wrong_language
-from ivr.rules.loader import Location, Problem, RulesError, Source, load_rules
+from ivr.rules.loader import Location, Problem, RulesError, Source, load_prompts, load_rules
 from ivr.rules.prompts import (
     GLOBAL_PLACEHOLDERS,
     SYSTEM_PROMPTS,
     Prompts,
-    load_prompts,
     placeholders,
 )
 from ivr.rules.schema import Queue, Rules, Target

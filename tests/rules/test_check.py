@@ -17,8 +17,7 @@ from ivr.rules.check import (
     check_silence_limit,
     load_bundle,
 )
-from ivr.rules.loader import Problem, RulesError, load_rules
-from ivr.rules.prompts import load_prompts
+from ivr.rules.loader import Problem, RulesError, load_prompts, load_rules
 from tests.support import ROOT, copy_project, edit
 
 # Lines and columns must come out the same from both YAML parsers.

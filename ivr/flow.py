@@ -22,7 +22,7 @@ from ivr.clock import epoch_ms
 from ivr.eta import country_zone, spoken_eta
 from ivr.exchange.contract import Verification
 from ivr.incidents import Incident
-from ivr.rules.check import Bundle
+from ivr.rules.bundle import Bundle
 from ivr.rules.schema import Menu, Option, Queue, Rules, Target
 from ivr.speech import Utterance
 from ivr.tickets.changes import (

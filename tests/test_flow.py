@@ -27,7 +27,8 @@ from ivr.flow import (
     Say,
     TextMessage,
 )
-from ivr.rules.check import Bundle, load_bundle
+from ivr.rules.bundle import Bundle
+from ivr.rules.check import load_bundle
 from ivr.tickets.changes import Outcome, QueueEvent
 from ivr.waits import WaitEstimate
 from tests.support import prompt_texts, write_rules

@@ -24,7 +24,8 @@ from ivr.flow import (
     Say,
 )
 from ivr.incidents import Incident
-from ivr.rules.check import Bundle, load_bundle
+from ivr.rules.bundle import Bundle
+from ivr.rules.check import load_bundle
 from ivr.tickets.changes import Outcome, QueueEvent, TicketChange
 from ivr.tickets.projection import TicketFields, project
 from ivr.tickets.records import JournalRecord

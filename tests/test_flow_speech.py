@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from ivr.flow import CallState, Decision, Flow, Gather, Say
-from ivr.rules.check import Bundle, load_bundle
+from ivr.rules.bundle import Bundle
+from ivr.rules.check import load_bundle
 from ivr.rules.prompts import Prompts
 from ivr.speech import Utterance
 from tests.support import write_rules

@@ -29,7 +29,8 @@ from ivr.flow import (
     KnownCaller,
     Pause,
 )
-from ivr.rules.check import Bundle, load_bundle
+from ivr.rules.bundle import Bundle
+from ivr.rules.check import load_bundle
 from ivr.tickets.listing import timeline
 from tests.conftest import AGENT_PINS
 from tests.exchange.support import SECRET as EXCHANGE_SECRET

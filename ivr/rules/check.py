@@ -10,11 +10,11 @@ import gc
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from ivr.audio import clip_seconds, is_remote, spoken_length
 from ivr.language_id import wrong_language
+from ivr.rules.bundle import Bundle
 from ivr.rules.loader import Location, Problem, RulesError, Source, load_prompts, load_rules
 from ivr.rules.prompts import (
     GLOBAL_PLACEHOLDERS,
@@ -25,7 +25,6 @@ from ivr.rules.prompts import (
 from ivr.rules.schema import Queue, Rules, Target
 from ivr.rules.secrets import asked_secret, problem_text
 from ivr.rules.speech_check import check_speech
-from ivr.speech.router import Router
 from ivr.voices import voice_problem
 
 SYSTEM_PLACEHOLDERS: dict[str, frozenset[str]] = {
@@ -54,21 +53,6 @@ SYSTEM_PLACEHOLDERS: dict[str, frozenset[str]] = {
     "incident_option_callback": frozenset({"key"}),
 }
 """Placeholders the service fills in for its own prompts; each must appear in every translation."""
-
-
-@dataclass(frozen=True)
-class Bundle:
-    """Rules plus the prompt catalogs they speak with: everything the call flow needs."""
-
-    rules: Rules
-    prompts: Prompts
-    warnings: tuple[Problem, ...] = ()
-    """What `ivr check` prints as `warning:` lines; the rules run anyway."""
-    router: Router = field(init=False, repr=False, compare=False)
-    """Where speech at the listening menus leads, built once for this version (`ivr.speech`)."""
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "router", Router(self.rules, self.prompts))
 
 
 def _targets(rules: Rules) -> Iterator[tuple[Location, Target]]:

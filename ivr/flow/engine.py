@@ -1,10 +1,5 @@
-"""The call flow: given the rules, where the caller is, what they pressed and the time, decide what next.
-
-Pure: no Flask, Redis or SQL here. Every function returns a `Decision`: what the caller hears and may
-press (rendered to TwiML by `twiml.py`), what to record on the ticket, and whether to join or leave a
-hold queue (done by the views through the services). Where the caller is travels in the webhook URLs as
-a `CallState`, so any app instance can take the next step of any call, and a restart loses nothing.
-"""
+"""The engine of the call flow: given the rules, where the caller is, what they pressed (or said) and
+the time, decide what happens next (a `Decision`)."""
 
 from __future__ import annotations
 

@@ -4,23 +4,18 @@ Pure: no Flask, Redis or SQL here. Every function returns a `Decision`: what the
 press (rendered to TwiML by `twiml.py`), what to record on the ticket, and whether to join or leave a
 hold queue (done by the views through the services). Where the caller is travels in the webhook URLs as
 a `CallState`, so any app instance can take the next step of any call, and a restart loses nothing.
+
+The package in three: `state` (where the caller is, as the webhook URLs carry it: security input,
+checked field by field), `decisions` (what the engine returns) and `engine` (`Flow`, which decides).
 """
 
-from ivr.flow.engine import (
-    ASKED_CALLBACK,
-    CODE_DIGITS,
-    CODE_TRIES,
-    LOCK_NOW,
+from ivr.flow.decisions import (
     Action,
-    Caller,
     Decision,
     Dial,
-    Flow,
     Gather,
     GoTo,
     Hangup,
-    HoldInfo,
-    KnownCaller,
     Listen,
     Music,
     Pause,
@@ -29,6 +24,16 @@ from ivr.flow.engine import (
     Say,
     Speech,
     TextMessage,
+)
+from ivr.flow.engine import (
+    ASKED_CALLBACK,
+    CODE_DIGITS,
+    CODE_TRIES,
+    LOCK_NOW,
+    Caller,
+    Flow,
+    HoldInfo,
+    KnownCaller,
 )
 from ivr.flow.state import (
     STATE_READS_UP_TO,

@@ -13,10 +13,10 @@ from ivr.rules.bundle import Bundle
 from ivr.rules.check import load_bundle
 from ivr.rules.prompts import Prompts
 from ivr.speech import Utterance
+from tests.flow.test_engine import MONDAY_AFTERNOON, US_CALLER, heard, listening_at, menu
 from tests.support import write_rules
-from tests.test_flow import MONDAY_AFTERNOON, US_CALLER, heard, listening_at, menu
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 WITHDRAWAL_NEVER_ARRIVED = {
     "en-US": "my withdrawal never arrived",
     "zh-CN": "我的提现一直没有到账",

@@ -33,7 +33,7 @@ from ivr.tickets.changes import Outcome, QueueEvent
 from ivr.waits import WaitEstimate
 from tests.support import prompt_texts, write_rules
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MONDAY_AFTERNOON = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)  # New York 10:00, Berlin 16:00
 SATURDAY = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)
 MAINTENANCE = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)

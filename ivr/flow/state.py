@@ -35,11 +35,12 @@ STEPS: tuple[Step, ...] = get_args(Step)
 
 MAX_SINCE_MS = 10**13
 """Arrival times in ms since the epoch stay below this (the queue's score needs it; year 2286)."""
-_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 """An id the exchange made (a verification), as the contract allows it."""
-_CHOICE = re.compile(r"^[1-9]{1,8}$")
-"""Keys that lead from a menu to an option of it or of its sub-menus (`CallState.choice`)."""
+_CHOICE = re.compile(r"[1-9]{1,8}")
+"""Keys that lead from a menu to an option of it or of its sub-menus (`CallState.choice`). The three
+patterns are matched whole (`fullmatch`: a `$` would let a trailing newline through)."""
 
 STATE_VERSION = "sv"
 """The URL parameter of a state's version, written only above 1 (none is, today)."""
@@ -53,7 +54,7 @@ def newer_state(params: Mapping[str, str]) -> bool:
     """Whether a URL's state (sealed by this service, so by some release of it) was written by a
     newer release: its version is above ours, or it names a step this code does not know."""
     version = params.get(STATE_VERSION, "")
-    if version.isdigit() and int(version) > STATE_READS_UP_TO:
+    if _digits(version) and int(version) > STATE_READS_UP_TO:
         return True
     return "step" in params and params["step"] not in STEPS
 
@@ -112,20 +113,20 @@ class CallState:
         values: dict[str, str | None] = {}
         for name in ("language", "menu", "queue", "agent", "origin", "stage"):
             value = params.get(name) or None
-            if value is not None and not _NAME.match(value):
+            if value is not None and not _NAME.fullmatch(value):
                 return None
             values[name] = value
         verification = params.get("verification") or None
-        if verification is not None and not _ID.match(verification):
+        if verification is not None and not _ID.fullmatch(verification):
             return None
         values["verification"] = verification
         choice = params.get("choice") or None
-        if choice is not None and not _CHOICE.match(choice):
+        if choice is not None and not _CHOICE.fullmatch(choice):
             return None
         values["choice"] = choice
         try:
-            tries = int(params.get("tries") or 0)
-            priority = int(params["priority"]) if params.get("priority") else None
+            tries = _number(params.get("tries")) or 0
+            priority = _number(params.get("priority"))
             since = _instant(params.get("since"))
             silent_since = _instant(params.get("silent_since"))
         except ValueError:
@@ -164,14 +165,28 @@ _OPTIONAL_PARAMS = (
 """`CallState` fields a URL carries only when they are set."""
 
 
-def _instant(text: str | None) -> int | None:
-    """An instant a URL carries (ms since the epoch), None when absent; ValueError when it is not
-    one: digits only (no sign, no spaces), below `MAX_SINCE_MS`."""
+def _digits(text: str) -> bool:
+    """Whether `text` is a number as `str(int)` writes it: ASCII digits only (`isdigit` alone also
+    takes "²" and "١", which `int` then refuses or reads)."""
+    return text.isascii() and text.isdigit()
+
+
+def _number(text: str | None) -> int | None:
+    """A count a URL carries, None when absent; ValueError when it is not digits only (no sign, no
+    spaces, no underscores, no other script's digits, which `int` would all take)."""
     if not text:
         return None
-    if not (text.isascii() and text.isdigit()):
-        raise ValueError(f"not an instant: {text!r}")
-    value = int(text)
+    if not _digits(text):
+        raise ValueError(f"not a number: {text!r}")
+    return int(text)
+
+
+def _instant(text: str | None) -> int | None:
+    """An instant a URL carries (ms since the epoch), None when absent; ValueError when it is not
+    one: digits only (`_number`), below `MAX_SINCE_MS`."""
+    value = _number(text)
+    if value is None:
+        return None
     if value >= MAX_SINCE_MS:
         raise ValueError(f"instant out of range: {text!r}")
     return value
@@ -196,7 +211,7 @@ class Heard:
     def decode(cls, text: str) -> Heard | None:
         """The value of `encode`, or None when it is not one (4 fields of at most 5 digits)."""
         parts = text.split(":")
-        if len(parts) != 4 or not all(len(p) <= 5 and (p == "" or p.isdigit()) for p in parts):
+        if len(parts) != 4 or not all(len(p) <= 5 and (p == "" or _digits(p)) for p in parts):
             return None
         announced, at, low, high = (int(p) if p else None for p in parts)
         return cls(announced, at, low, high)

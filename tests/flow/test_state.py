@@ -163,6 +163,32 @@ def test_a_forged_or_garbled_heard_value_is_not_our_state() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "loose",
+    [
+        {"tries": "+1"},
+        {"tries": " 1"},
+        {"tries": "1_0"},
+        {"tries": "١"},  # an Arabic-Indic digit: int() reads it as 1
+        {"priority": "+5"},
+        {"priority": "5 "},
+        {"language": "en-US\n"},  # a trailing newline, which a `$` pattern lets through
+        {"menu": "funds\n"},
+        {"verification": "v1\n"},
+        {"choice": "22\n"},
+    ],
+)
+def test_a_value_python_would_read_but_this_code_never_writes_is_refused(
+    loose: dict[str, str],
+) -> None:
+    assert CallState.from_params({**WRITTEN, **loose}) is None
+
+
+@pytest.mark.parametrize("heard", ["²:3:3:10", "3:3:3:١٠"])
+def test_other_scripts_digits_in_heard_are_refused_not_a_crash(heard: str) -> None:
+    assert CallState.from_params({**WRITTEN, "heard": heard}) is None
+
+
 # --- a state a newer release wrote ---------------------------------------------------------------
 
 
@@ -171,7 +197,7 @@ def test_a_higher_version_is_a_newer_releases_state(version: str) -> None:
     assert newer_state({**WRITTEN, "sv": version})
 
 
-@pytest.mark.parametrize("version", ["", "1", "0", "x", "-2", " 2", "+2"])
+@pytest.mark.parametrize("version", ["", "1", "0", "x", "-2", " 2", "+2", "²", "２"])
 def test_a_version_this_code_reads_or_no_number_at_all_is_not_newer(version: str) -> None:
     """Only a plain number above ours hands the call back; anything else is read as this code's
     own (and then stands or falls on its fields)."""

@@ -108,7 +108,7 @@ LABELS = {
 }
 
 OPERATOR_KEY = "0"
-"""The key for a person in every menu (`ivr.flow.OPERATOR`): where `operator` phrases must lead."""
+"""The key for a person in every menu (`ivr.flow.engine.OPERATOR`): where `operator` phrases must lead."""
 OFF_TOPIC = {
     "zh": "明天天气怎么样",
     "en": "what is the weather like tomorrow",

@@ -40,7 +40,7 @@ DEFAULT_ROUTE: Route = ("2", "2", "1")
 """English, funds, deposit: the line every phase's callers queue in unless told otherwise."""
 
 POSITION_PROMPTS = ("queue_position", "queue_next", "many_ahead", "queue_urgent_first")
-"""The prompts a hold answer tells the caller their place with (ivr/flow.py `hold`)."""
+"""The prompts a hold answer tells the caller their place with (ivr/flow/engine.py `Flow.hold`)."""
 
 KINDS = ("incoming", "language", "menu", "join", "hold", "status")
 """The webhook kinds reported: `join` is the sub-menu key that queues the caller (the menu

@@ -26,7 +26,8 @@ from unittest import mock
 from ivr.clock import SystemClock
 from ivr.rules import live as live_module
 from ivr.rules import loader
-from ivr.rules.check import Bundle, load_bundle
+from ivr.rules.bundle import Bundle
+from ivr.rules.check import load_bundle
 from ivr.rules.live import LiveRules
 from tests.rules.big_rules import write_big_rules
 

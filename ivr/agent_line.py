@@ -1,6 +1,6 @@
 """The agent line: agents call it, type their extension and PIN, and log in or out.
 
-Pure like `flow.py`: it decides, the view (`agents.py`) checks a typed PIN (the PIN store, throttled
+Pure like `ivr.flow`: it decides, the view (`agents.py`) checks a typed PIN (the PIN store, throttled
 per calling number), applies the login or logout in Redis and asks `confirm` for what to say about it.
 
 A caller ID can be spoofed, so a stranger can have the agent's own number throttled with wrong PINs.

@@ -43,7 +43,7 @@ from datetime import datetime, timedelta
 from redis.exceptions import RedisError
 
 from ivr import hours
-from ivr.flow import epoch_ms
+from ivr.clock import epoch_ms
 from ivr.rules.schema import Rules
 from ivr.services import Services
 from ivr.tickets import reads as tickets

@@ -10,6 +10,8 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
 
 class Clock(Protocol):
     def now(self) -> datetime:
@@ -59,6 +61,11 @@ def _utc(instant: datetime) -> datetime:
     if instant.tzinfo is None:
         raise ValueError("the clock needs an aware datetime (with a UTC offset)")
     return instant.astimezone(UTC)
+
+
+def epoch_ms(instant: datetime) -> int:
+    """Milliseconds since the Unix epoch of an aware instant (how URLs and the queue carry time)."""
+    return (instant - _EPOCH) // timedelta(milliseconds=1)
 
 
 def clock_from(start: datetime | None, at: datetime | None = None) -> Clock:

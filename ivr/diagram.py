@@ -24,7 +24,7 @@ from typing import Any
 import graphviz  # type: ignore[import-untyped]  # the package ships no type hints
 
 from ivr.audio import spoken_length
-from ivr.rules.check import Bundle
+from ivr.rules.bundle import Bundle
 from ivr.rules.schema import WEEKDAYS, Option, Rules, Target, Team, TimeRange
 
 DEBIAN_PACKAGE = "graphviz"

@@ -14,7 +14,8 @@ import pytz
 from babel import Locale
 from babel.dates import get_timezone_name, tokenize_pattern
 
-from ivr.hours import BUILT_IN_WORDS, DateWords, spoken_opening
+from ivr.hours import spoken_opening
+from ivr.rules.prompts import BUILT_IN_WORDS, DateWords
 
 _SAID_ZONE_NAMES = {("zh", "Asia/Shanghai"): "北京时间"}
 """Names callers say themselves where CLDR's differ: in Chinese, China's time is "Beijing time"

@@ -25,9 +25,10 @@ from babel.dates import (
     untokenize_pattern,
 )
 
+from ivr.rules.prompts import BUILT_IN_WORDS, DateWords
 from ivr.rules.schema import Team, TimeRange
 
-# Team is re-exported so callers can annotate with `hours.Team` without importing the schema.
+# Team and DateWords are re-exported so callers can annotate with `hours.Team` without importing the schema.
 __all__ = [
     "DateWords",
     "DayHours",
@@ -57,21 +58,6 @@ _AT_TIME = {"en": "{1} 'at' {0}", "de": "{1} 'um' {0}", "fr": "{1} 'à' {0}", "z
 # CLDR's own word) needs none, so the preposition belongs to the words, not to the prompt.
 _ON_DATE = {"en": "on {0}", "de": "am {0}", "fr": "le {0}", "zh": "{0}"}
 _DATE_WORDS_EXAMPLE = {"at_time": "{day} at {time}", "on_date": "on {date}"}
-
-
-@dataclass(frozen=True)
-class DateWords:
-    """How a language's sentences lead into a day and a time where the built-in words (`_AT_TIME`,
-    `_ON_DATE`) have none: a catalog's `dates:`, so that a new language needs no code."""
-
-    at_time: str = ""
-    """A day and a time: "{day} a las {time}" ("mañana a las 8:00")."""
-    on_date: str = ""
-    """A date further than tomorrow, as a sentence leads into it: "el {date}"."""
-
-
-BUILT_IN_WORDS = DateWords()
-"""No words of a catalog's own: the built-in ones (or CLDR's plain glue)."""
 
 
 def missing_date_words(locale: str, words: DateWords) -> dict[str, str]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from ivr.flow import epoch_ms
+from ivr.clock import epoch_ms
 from ivr.services import Services
 from ivr.tickets import reads as tickets
 

@@ -20,8 +20,8 @@ from urllib.parse import urlencode
 
 from redis.exceptions import RedisError
 
-from ivr.clock import Clock
-from ivr.flow import CallState, Decision, HoldInfo, TextMessage, epoch_ms
+from ivr.clock import Clock, epoch_ms
+from ivr.flow import CallState, Decision, HoldInfo, TextMessage
 from ivr.queue import AgentStatus, Assignment, CallQueue, HangUp, LineLoad, NewerEntry, Place
 from ivr.rules.schema import Queue, Rules
 from ivr.signing import Signer

@@ -35,7 +35,7 @@ from ivr.flow import (
     Speech,
 )
 from ivr.flow import Gather as FlowGather
-from ivr.prompts import Prompts
+from ivr.rules.prompts import Prompts
 from ivr.signing import SEAL_PARAM
 
 Seal = Callable[[str, CallState], str]

@@ -6,9 +6,10 @@ import pytest
 
 from ivr.agent_line import AgentLine, PinCheck
 from ivr.flow import CallState, Flow, Gather, Hangup
-from ivr.rules.check import Bundle, load_bundle
+from ivr.rules.bundle import Bundle
+from ivr.rules.check import load_bundle
 from tests.conftest import MONDAY_AFTERNOON, ROOT
-from tests.test_flow import heard, listening_at
+from tests.flow.test_engine import heard, listening_at
 
 
 @pytest.fixture(scope="module")

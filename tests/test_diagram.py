@@ -13,7 +13,8 @@ import pytest
 
 from ivr.cli import main
 from ivr.diagram import DiagramUnavailable, diagram_dot, diagram_png, diagram_svg, short_hours
-from ivr.rules.check import Bundle, load_bundle
+from ivr.rules.bundle import Bundle
+from ivr.rules.check import load_bundle
 from ivr.rules.schema import Team
 from tests.support import PROMPTS, RULES, write_rules
 

@@ -29,11 +29,13 @@ from ivr.flow import (
     KnownCaller,
     Pause,
 )
-from ivr.rules.check import Bundle, load_bundle
+from ivr.rules.bundle import Bundle
+from ivr.rules.check import load_bundle
 from ivr.tickets.listing import timeline
 from tests.conftest import AGENT_PINS
 from tests.exchange.support import SECRET as EXCHANGE_SECRET
 from tests.exchange.support import ServedReference
+from tests.flow.test_engine import ROOT, flow_at, heard, listening_at, texts
 from tests.support import (
     FakeExchange,
     Phone,
@@ -46,7 +48,6 @@ from tests.support import (
     ticket_of,
     write_rules,
 )
-from tests.test_flow import ROOT, flow_at, heard, listening_at, texts
 
 NIGHT = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)  # 03:00 UTC: every team but security is closed
 KNOWN = KnownCaller("acct-4711", language="de-DE")

@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from ivr import twiml
+from ivr.clock import epoch_ms
 from ivr.flow import (
     Caller,
     CallState,
@@ -21,7 +22,6 @@ from ivr.flow import (
     HoldInfo,
     Pause,
     Say,
-    epoch_ms,
 )
 from ivr.rules.check import load_bundle
 from ivr.twiml import render

@@ -10,19 +10,24 @@ import gc
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
 from ivr.audio import clip_seconds, is_remote, spoken_length
-from ivr.hours import BUILT_IN_WORDS, missing_date_words
+from ivr.hours import missing_date_words
 from ivr.language_id import wrong_language
-from ivr.prompts import GLOBAL_PLACEHOLDERS, SYSTEM_PROMPTS, Prompts, load_prompts, placeholders
-from ivr.rules.loader import Location, Problem, RulesError, Source, load_rules
+from ivr.rules.bundle import Bundle
+from ivr.rules.loader import Location, Problem, RulesError, Source, load_prompts, load_rules
+from ivr.rules.prompts import (
+    BUILT_IN_WORDS,
+    GLOBAL_PLACEHOLDERS,
+    SYSTEM_PROMPTS,
+    Prompts,
+    placeholders,
+)
 from ivr.rules.schema import Queue, Rules, Target
 from ivr.rules.secrets import asked_secret, problem_text
 from ivr.rules.speech_check import check_speech
-from ivr.speech.router import Router
 from ivr.voices import BUILT_IN, Engine, Voice, VoiceTable, entry_problems
 
 SYSTEM_PLACEHOLDERS: dict[str, frozenset[str]] = {
@@ -51,21 +56,6 @@ SYSTEM_PLACEHOLDERS: dict[str, frozenset[str]] = {
     "incident_option_callback": frozenset({"key"}),
 }
 """Placeholders the service fills in for its own prompts; each must appear in every translation."""
-
-
-@dataclass(frozen=True)
-class Bundle:
-    """Rules plus the prompt catalogs they speak with: everything the call flow needs."""
-
-    rules: Rules
-    prompts: Prompts
-    warnings: tuple[Problem, ...] = ()
-    """What `ivr check` prints as `warning:` lines; the rules run anyway."""
-    router: Router = field(init=False, repr=False, compare=False)
-    """Where speech at the listening menus leads, built once for this version (`ivr.speech`)."""
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "router", Router(self.rules, self.prompts))
 
 
 def _targets(rules: Rules) -> Iterator[tuple[Location, Target]]:
@@ -293,7 +283,7 @@ def check_secrets(prompts: Prompts, prompt_sources: dict[str, Source]) -> list[P
 
 def check_date_words(prompts: Prompts, prompt_sources: dict[str, Source]) -> list[Problem]:
     """Warnings: catalogs of a language the service has no words for to lead into a day and a
-    time (`hours.DateWords`), that do not give theirs in `dates:`."""
+    time (`rules.prompts.DateWords`), that do not give theirs in `dates:`."""
     warnings: list[Problem] = []
     for language, catalog in prompts.catalogs.items():
         try:

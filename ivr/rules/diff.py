@@ -27,8 +27,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from ivr.prompts import Catalog, Prompts
-from ivr.rules.check import Bundle
+from ivr.rules.bundle import Bundle
+from ivr.rules.prompts import Catalog, Prompts
 from ivr.rules.schema import (
     Agent,
     Announcement,

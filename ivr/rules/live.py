@@ -34,7 +34,8 @@ from typing import TYPE_CHECKING
 
 from ivr.clock import Clock
 from ivr.incidents import Incident
-from ivr.rules.check import Bundle, load_bundle
+from ivr.rules.bundle import Bundle
+from ivr.rules.check import load_bundle
 from ivr.rules.loader import Problem, RulesError
 from ivr.rules.schema import Rules
 from ivr.signing import SEAL_MAX_AGE

@@ -1,4 +1,5 @@
-"""Read `routing_rules.yaml` into `Rules`, keeping the line and column of every value for error messages.
+"""Read `routing_rules.yaml` into `Rules`, and the prompt catalogs into `Prompts`, keeping the line and
+column of every value for error messages.
 
 PyYAML's composer gives us a node tree with positions; we turn it into plain Python data ourselves (so a
 duplicated key is an error instead of silently winning) and remember where each path came from. Pydantic
@@ -11,6 +12,7 @@ nodes and positions some ten times faster than the pure-Python parser, which sta
 from __future__ import annotations
 
 import difflib
+import string
 import types
 import typing
 from dataclasses import dataclass, field
@@ -20,6 +22,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from ivr.rules.prompts import Catalog, DateWords, Prompts, placeholders
 from ivr.rules.schema import PIN_IN_RULES, Rules, ValueAt
 
 Location = tuple[str | int, ...]
@@ -312,6 +315,147 @@ def parse_rules(source: Source) -> Rules:
             text = f"{where}: {message}" if where else message
             problems.append(source.problem(loc, text, at_key=about_key))
         raise RulesError(problems) from exc
+
+
+AUDIO_SUFFIXES = (".mp3", ".wav")
+"""The recordings a catalog's audio directory may hold."""
+
+
+def _read_catalog(path: Path, audio_root: Path) -> tuple[Catalog, Source]:
+    source = read_yaml(path)
+    data = source.data
+    problems: list[Problem] = []
+    if not isinstance(data, dict):
+        raise RulesError([source.problem((), "a prompt catalog must be a mapping")])
+    for required in ("language", "name", "say_language", "voice", "locale", "prompts"):
+        if required not in data:
+            problems.append(source.problem((), f"missing required setting {required!r}"))
+    texts = data.get("prompts")
+    if "prompts" in data and not isinstance(texts, dict):
+        problems.append(source.problem(("prompts",), "'prompts' must map prompt ids to texts"))
+    if problems:
+        raise RulesError(problems)
+    assert isinstance(texts, dict)
+    for prompt_id, text in texts.items():
+        if not isinstance(text, str) or not text.strip():
+            problems.append(source.problem(("prompts", prompt_id), "a prompt needs a text"))
+            continue
+        try:
+            fields = [name for _, name, _, _ in string.Formatter().parse(text) if name is not None]
+        except ValueError as exc:
+            problems.append(source.problem(("prompts", prompt_id), f"bad placeholder: {exc}"))
+            continue
+        for name in fields:
+            if not name.isidentifier():
+                problems.append(
+                    source.problem(
+                        ("prompts", prompt_id),
+                        f"placeholder {{{name}}} must be a name like {{brand}}; "
+                        "write {{ and }} for literal braces",
+                    )
+                )
+    phrases = _read_phrases(source, data.get("phrases"), problems)
+    dates = _read_dates(source, data.get("dates"), problems)
+    speech_language = data.get("speech_language", "")
+    if not isinstance(speech_language, str):
+        problems.append(source.problem(("speech_language",), "must be a language tag like en-US"))
+    if path.stem != data["language"]:
+        problems.append(
+            source.problem(
+                ("language",), f"file {path.name} declares language {data['language']!r}"
+            )
+        )
+    if problems:
+        raise RulesError(problems)
+    audio_dir = audio_root / str(data["language"])
+    audio = {}
+    if audio_dir.is_dir():
+        for file in sorted(audio_dir.iterdir()):
+            if file.suffix in AUDIO_SUFFIXES and file.stem in texts:
+                audio[file.stem] = file.name
+    catalog = Catalog(
+        language=str(data["language"]),
+        name=str(data["name"]),
+        say_language=str(data["say_language"]),
+        voice=str(data["voice"]),
+        locale=str(data["locale"]),
+        texts={str(k): str(v) for k, v in texts.items()},
+        audio=audio,
+        speech_language=str(speech_language),
+        phrases=phrases,
+        dates=dates,
+    )
+    return catalog, source
+
+
+_DATE_PLACEHOLDERS = {"at_time": frozenset({"day", "time"}), "on_date": frozenset({"date"})}
+
+
+def _read_dates(source: Source, value: object, problems: list[Problem]) -> DateWords:
+    """A catalog's `dates:` (`at_time: "{day} a las {time}"`, `on_date: "el {date}"`)."""
+    if value is None:
+        return DateWords()
+    if not isinstance(value, dict):
+        problems.append(source.problem(("dates",), "'dates' must map at_time and on_date to texts"))
+        return DateWords()
+    found: dict[str, str] = {}
+    for key, text in value.items():
+        names = _DATE_PLACEHOLDERS.get(str(key))
+        if names is None:
+            problems.append(source.problem(("dates", key), "only at_time and on_date go here"))
+        elif not isinstance(text, str) or placeholders(text) != names:
+            wanted = " and ".join(f"{{{name}}}" for name in sorted(names))
+            problems.append(source.problem(("dates", key), f"a text with {wanted} and no other"))
+        else:
+            found[str(key)] = text
+    return DateWords(**found)
+
+
+def _read_phrases(
+    source: Source, value: object, problems: list[Problem]
+) -> dict[str, tuple[str, ...]]:
+    """A catalog's `phrases`: label prompt id (or `operator`) -> the phrases callers say for it."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        problems.append(source.problem(("phrases",), "'phrases' must map option labels to lists"))
+        return {}
+    phrases: dict[str, tuple[str, ...]] = {}
+    for key, items in value.items():
+        if not isinstance(items, list) or not items:
+            problems.append(source.problem(("phrases", key), "give a list of phrases"))
+            continue
+        kept = []
+        for index, item in enumerate(items):
+            if not isinstance(item, str | int | float) or not str(item).strip():
+                problems.append(source.problem(("phrases", key, index), "a phrase needs words"))
+                continue
+            kept.append(str(item).strip())
+        phrases[str(key)] = tuple(kept)
+    return phrases
+
+
+def load_prompts(
+    directory: Path | str, languages: tuple[str, ...]
+) -> tuple[Prompts, dict[str, Source]]:
+    """Load the catalog of each language; a missing or malformed catalog is a `RulesError`."""
+    directory = Path(directory)
+    audio_root = directory / "audio"
+    catalogs: dict[str, Catalog] = {}
+    sources: dict[str, Source] = {}
+    problems: list[Problem] = []
+    for language in languages:
+        path = directory / f"{language}.yaml"
+        if not path.exists():
+            problems.append(Problem(str(path), 1, 1, f"no prompt catalog for language {language}"))
+            continue
+        try:
+            catalogs[language], sources[language] = _read_catalog(path, audio_root)
+        except RulesError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise RulesError(problems)
+    return Prompts(catalogs=catalogs, audio_root=audio_root), sources
 
 
 def load_rules(path: Path | str) -> tuple[Rules, Source]:

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ivr.language_id import base_language
-from ivr.prompts import AGENT_LINE_PROMPTS
+from ivr.rules.prompts import AGENT_LINE_PROMPTS
 
 Secret = Literal["password", "PIN", "one-time code", "private key", "seed phrase"]
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import difflib
 
-from ivr.prompts import OPERATOR_PHRASES, Catalog, Prompts
 from ivr.rules.loader import Location, Problem, Source
+from ivr.rules.prompts import OPERATOR_PHRASES, Catalog, Prompts
 from ivr.rules.schema import Rules
 from ivr.speech.router import HINT_CHARACTERS, HINTS_MAX, hint_text, reachable
 from ivr.speech.words import is_chinese, words

@@ -33,7 +33,8 @@ from sqlalchemy.orm import Mapped, Session, defer, mapped_column
 
 from ivr.db import Base, Database
 from ivr.incidents import Incident
-from ivr.rules.check import Bundle, load_bundle
+from ivr.rules.bundle import Bundle
+from ivr.rules.check import load_bundle
 from ivr.rules.loader import Problem, RulesError
 
 Kind = Literal["file", "publish", "rollback", "draft", "promote"]

@@ -45,7 +45,7 @@ import pytz
 
 from ivr.hours import status
 from ivr.language_id import wrong_language
-from ivr.prompts import OPERATOR_PHRASES, Prompts
+from ivr.rules.prompts import OPERATOR_PHRASES, Prompts
 from ivr.rules.schema import Rules
 from ivr.rules.secrets import asked_secret, problem_text
 from ivr.signing import SEAL_PARAM, Signer
@@ -108,7 +108,7 @@ LABELS = {
 }
 
 OPERATOR_KEY = "0"
-"""The key for a person in every menu (`ivr.flow.OPERATOR`): where `operator` phrases must lead."""
+"""The key for a person in every menu (`ivr.flow.engine.OPERATOR`): where `operator` phrases must lead."""
 OFF_TOPIC = {
     "zh": "明天天气怎么样",
     "en": "what is the weather like tomorrow",

@@ -74,7 +74,8 @@ from typing import Any, TextIO
 
 import yaml
 
-from ivr.rules.check import Bundle, load_bundle
+from ivr.rules.bundle import Bundle
+from ivr.rules.check import load_bundle
 from ivr.rules.loader import RulesError
 from ivr.simulator.caller import Press, ScriptedCaller, ScriptError, Step, Utter, parse_script
 from ivr.simulator.engine import (

@@ -35,7 +35,8 @@ from ivr.credentials import PinStore
 from ivr.db import Database
 from ivr.exchange.reference import ReferenceExchange
 from ivr.queue import connect
-from ivr.rules.check import Bundle, voice_table
+from ivr.rules.bundle import Bundle
+from ivr.rules.check import voice_table
 from ivr.rules.schema import Rules
 from ivr.simulator.engine import (
     AgentBehaviour,

@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING
 
 from rapidfuzz import fuzz, process
 
-from ivr.prompts import OPERATOR_PHRASES, Prompts
+from ivr.rules.prompts import OPERATOR_PHRASES, Prompts
 from ivr.speech.words import CJK, COIN, is_chinese, stem, words
 
 if TYPE_CHECKING:

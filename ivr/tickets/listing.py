@@ -304,7 +304,7 @@ def _record_entries(
 
 
 _SPOKEN = "said"
-"""The key of a menu path step for words said at a menu (`ivr.flow.SPOKEN`): "main:said"."""
+"""The key of a menu path step for words said at a menu (`ivr.flow.engine.SPOKEN`): "main:said"."""
 
 
 def _said_to_words(said_to: str) -> str:

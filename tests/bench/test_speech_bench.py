@@ -28,7 +28,8 @@ from bench.speech import (
     table,
 )
 from bench.speech.__main__ import main
-from ivr.rules.check import Bundle, load_bundle
+from ivr.rules.bundle import Bundle
+from ivr.rules.check import load_bundle
 from ivr.speech.router import Route, Utterance
 
 

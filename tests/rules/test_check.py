@@ -10,15 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from ivr.prompts import load_prompts
-from ivr.rules.check import (
-    Bundle,
-    check_prompts,
-    check_references,
-    check_silence_limit,
-    load_bundle,
-)
-from ivr.rules.loader import Problem, RulesError, load_rules
+from ivr.rules.bundle import Bundle
+from ivr.rules.check import check_prompts, check_references, check_silence_limit, load_bundle
+from ivr.rules.loader import Problem, RulesError, load_prompts, load_rules
 from tests.support import ROOT, copy_project, edit
 
 # Lines and columns must come out the same from both YAML parsers.

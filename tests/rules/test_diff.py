@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from ivr.prompts import Prompts
-from ivr.rules.check import Bundle, load_bundle
+from ivr.rules.bundle import Bundle
+from ivr.rules.check import load_bundle
 from ivr.rules.diff import (
     DESTINATIONS,
     TEXT_LIMIT,
@@ -28,6 +28,7 @@ from ivr.rules.diff import (
     describe_prompt_changes,
     describe_rules_changes,
 )
+from ivr.rules.prompts import Prompts
 from ivr.rules.schema import DateOverride, HolidayCalendar, Rules, RulesVoice, Target
 from tests.support import PROMPTS, RULES, copy_project, edit
 

@@ -19,7 +19,8 @@ from flask import Flask
 
 from ivr.clock import FrozenClock
 from ivr.rules import live as live_module
-from ivr.rules.check import Bundle, load_bundle
+from ivr.rules.bundle import Bundle
+from ivr.rules.check import load_bundle
 from ivr.rules.live import LiveRules
 from ivr.rules.loader import RulesError
 from tests.rules.big_rules import write_big_rules

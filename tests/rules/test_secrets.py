@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from ivr.prompts import AGENT_LINE_PROMPTS, load_prompts
 from ivr.rules.check import check_secrets, load_bundle
-from ivr.rules.loader import RulesError, load_rules
+from ivr.rules.loader import RulesError, load_prompts, load_rules
+from ivr.rules.prompts import AGENT_LINE_PROMPTS
 from ivr.rules.secrets import WORDS, asked_secret
 from tests.support import PROMPTS, RULES, copy_project, edit, prompt_texts, run_ivr
 

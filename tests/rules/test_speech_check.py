@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from ivr.rules.check import Bundle, load_bundle
+from ivr.rules.bundle import Bundle
+from ivr.rules.check import load_bundle
 from tests.rules.test_check import bundle_problems
 from tests.support import PROMPTS, RULES, edit
 

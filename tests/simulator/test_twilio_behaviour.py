@@ -417,7 +417,7 @@ def test_a_key_first_at_a_listening_gather_posts_digits_without_speech_result() 
     """With input "dtmf speech" the caller may press or speak ("speech, digits pressed on the
     keypad, or both", Twilio's <Gather> page). Our model, not a quoted sentence: what comes first
     ends the Gather; a key first is posted as Digits with no SpeechResult, and words after it are
-    for the next menu. The line lets a key win either way (tests/test_flow_speech.py)."""
+    for the next menu. The line lets a key win either way (tests/flow/test_speech.py)."""
     pages = {"/start": LISTENING, "/menu": KEYS_ONLY}
     call, app = speaking(pages, "2,s", Utter("mon retrait"))
     first = app.posted("/menu")[0]

@@ -9,7 +9,7 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from ivr import flow
 from ivr.flow import CallState, Decision
-from ivr.prompts import load_prompts
+from ivr.rules.loader import load_prompts
 from ivr.simulator.twiml import MAX_TWIML_BYTES, TwimlError, Verb, gather_input, parse_twiml
 from ivr.twiml import render
 from tests.support import PROMPTS

@@ -6,7 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from ivr.rules.check import Bundle, load_bundle
+from ivr.rules.bundle import Bundle
+from ivr.rules.check import load_bundle
 from ivr.speech import NOWHERE, Route, Router, Utterance
 from ivr.speech.router import HINT_CHARACTERS, HINTS_MAX
 from tests.support import PROMPTS, RULES

@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 
 from ivr.flow import CallState, Decision, Flow, Gather, Say
-from ivr.prompts import Prompts
-from ivr.rules.check import Bundle, load_bundle
+from ivr.rules.bundle import Bundle
+from ivr.rules.check import load_bundle
+from ivr.rules.prompts import Prompts
 from ivr.speech import Utterance
+from tests.flow.test_engine import MONDAY_AFTERNOON, US_CALLER, heard, listening_at, menu
 from tests.support import write_rules
-from tests.test_flow import MONDAY_AFTERNOON, US_CALLER, heard, listening_at, menu
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 WITHDRAWAL_NEVER_ARRIVED = {
     "en-US": "my withdrawal never arrived",
     "zh-CN": "我的提现一直没有到账",

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from ivr.prompts import SYSTEM_PROMPTS, Prompts, load_prompts, placeholders
+from ivr.rules.loader import load_prompts
+from ivr.rules.prompts import SYSTEM_PROMPTS, Prompts, placeholders
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PROMPTS = ROOT / "voice_prompts"
 LANGUAGES = ("zh-CN", "en-US", "fr-FR", "de-DE")
 

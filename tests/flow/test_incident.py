@@ -1,6 +1,6 @@
 """The incident notice in the call flow: who hears it, in what words, and what each key does.
 
-Tables of (caller, where they are, what they press) -> what happens, as in test_flow.py; the ticket a
+Tables of (caller, where they are, what they press) -> what happens, as in test_engine.py; the ticket a
 caller ends with is folded from the decisions' changes as the writer folds the journal."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from ivr.clock import epoch_ms
 from ivr.flow import (
     ASKED_CALLBACK,
     Caller,
@@ -21,14 +22,14 @@ from ivr.flow import (
     HoldInfo,
     QueueRequest,
     Say,
-    epoch_ms,
 )
 from ivr.incidents import Incident
-from ivr.rules.check import Bundle, load_bundle
+from ivr.rules.bundle import Bundle
+from ivr.rules.check import load_bundle
 from ivr.tickets.changes import Outcome, QueueEvent, TicketChange
 from ivr.tickets.projection import TicketFields, project
 from ivr.tickets.records import JournalRecord
-from tests.test_flow import MONDAY_AFTERNOON, ROOT, SATURDAY
+from tests.flow.test_engine import MONDAY_AFTERNOON, ROOT, SATURDAY
 
 MONDAY_MORNING_IN_CHINA = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)  # Shanghai 11:00
 ETA = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)  # `--eta "2026-11-23 18:00 UTC"`

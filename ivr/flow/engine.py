@@ -1,27 +1,39 @@
-"""The call flow: given the rules, where the caller is, what they pressed and the time, decide what next.
-
-Pure: no Flask, Redis or SQL here. Every function returns a `Decision`: what the caller hears and may
-press (rendered to TwiML by `twiml.py`), what to record on the ticket, and whether to join or leave a
-hold queue (done by the views through the services). Where the caller is travels in the webhook URLs as
-a `CallState`, so any app instance can take the next step of any call, and a restart loses nothing.
-"""
+"""The engine of the call flow: given the rules, where the caller is, what they pressed (or said) and
+the time, decide what happens next (a `Decision`)."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
 from functools import wraps
-from typing import Concatenate, Literal, ParamSpec, get_args
+from typing import Concatenate, Literal, ParamSpec
 
 import pytz
 
 from ivr import hours
+from ivr.clock import epoch_ms
 from ivr.eta import country_zone, spoken_eta
 from ivr.exchange.contract import Verification
+from ivr.flow.decisions import (
+    Decision,
+    Dial,
+    Gather,
+    GoTo,
+    Hangup,
+    Listen,
+    Music,
+    Pause,
+    QueueRequest,
+    Record,
+    Say,
+    Speech,
+    TextMessage,
+)
+from ivr.flow.state import CallState, Heard, Step
 from ivr.incidents import Incident
-from ivr.rules.check import Bundle
+from ivr.rules.bundle import Bundle
 from ivr.rules.schema import Menu, Option, Queue, Rules, Target
 from ivr.speech import Utterance
 from ivr.tickets.changes import (
@@ -36,31 +48,9 @@ from ivr.tickets.changes import (
 )
 from ivr.waits import Spoken, WaitEstimate, say_minutes, spoken_wait
 
-Step = Literal[
-    "language",
-    "menu",
-    "closed",
-    "hold",
-    "voicemail",
-    "agent",
-    "whisper",
-    "survey",
-    "agent_line",
-    "greet",
-    "lock_offer",
-    "lock_code",
-    "lock",
-    "confirm",
-    "incident",
-]
-STEPS: tuple[Step, ...] = get_args(Step)
-
 OPERATOR, REPEAT, BACK = "0", "*", "#"
 SPOKEN = "said"
 """The menu path's step for words said at a menu (`main:said`), as `main:2` is for a key."""
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-MAX_SINCE_MS = 10**13
-"""Arrival times in ms since the epoch stay below this (the queue's score needs it; year 2286)."""
 OFFER_VOICEMAIL, OFFER_CALLBACK, OFFER_OTHER_LANGUAGE = "1", "2", "3"
 SURVEY_ASKS = 2
 """How many times the caller hears the satisfaction question at most (silence or a wrong key
@@ -96,10 +86,6 @@ LOOKUP_SECONDS = 1
 """The silence a caller hears while the exchange is asked who they are (`Flow.answer`)."""
 _STAGES = ("extension", "pin", "options", "callback", "callback_pin")
 _PHONE = re.compile(r"^\+?[1-9]\d{6,15}$")
-_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
-_CHOICE = re.compile(r"^[1-9]{1,8}$")
-"""Keys that lead from a menu to an option of it or of its sub-menus (`CallState.choice`)."""
 CONFIRM_YES, CONFIRM_MENU = "1", "2"
 """At the one question after an unsure speech match: follow it, or hear the keypad menu."""
 KEEP_WAITING, CALL_ME_BACK = "1", "2"
@@ -108,291 +94,6 @@ called back (the hold callback, `on_hold_key`)."""
 ASKED_CALLBACK = "callback"
 """The `stage` of a hold state whose first round is the hold callback key, pressed at the
 incident notice (the hold webhook takes it as that key: `webhooks.hold`)."""
-"""An id the exchange made (a verification), as the contract allows it."""
-
-
-STATE_VERSION = "sv"
-"""The URL parameter of a state's version, written only above 1 (none is, today)."""
-STATE_READS_UP_TO = 1
-"""The highest URL state version this code reads. Bump it, and have `to_params` write `sv` for the
-states that need it, when a state gains what an older release would misread: a new step, a new
-parameter whose absence means something else, a new meaning for a value (docs/operators/upgrading.md)."""
-
-
-def newer_state(params: Mapping[str, str]) -> bool:
-    """Whether a URL's state (sealed by this service, so by some release of it) was written by a
-    newer release: its version is above ours, or it names a step this code does not know."""
-    version = params.get(STATE_VERSION, "")
-    if version.isdigit() and int(version) > STATE_READS_UP_TO:
-        return True
-    return "step" in params and params["step"] not in STEPS
-
-
-@dataclass(frozen=True)
-class CallState:
-    """Where a caller is in the flow. Carried in webhook URLs (see `to_params` / `from_params`)."""
-
-    step: Step
-    language: str | None = None
-    menu: str | None = None
-    queue: str | None = None
-    priority: int | None = None
-    tries: int = 0
-    """Failed attempts in this menu; in `hold`, how many updates the caller has heard."""
-    agent: str | None = None
-    """In `agent`, `whisper` and `survey`: the agent the caller was connected to; on the agent line:
-    the agent who typed their extension."""
-    origin: str | None = None
-    """On a callback we placed: the CallSid of the original call, whose ticket and place this is."""
-    stage: str | None = None
-    """On the agent line: extension, pin or options; callback and callback_pin on the call the line
-    placed to an agent's registered phone (`ivr.agent_line`). While a known caller keys a code and
-    locks their account: where the code went ("app" or "sms"; at the lock step: verified by it)."""
-    since: int | None = None
-    """From the queue on: when the caller joined it (ms since the epoch). Carried so that a caller
-    whom Redis lost (a restart without persistence) gets back their place in the order."""
-    heard: Heard | None = None
-    """While holding: the position and wait this caller was last told (`Queue.position_only_down`)."""
-    silent_since: int | None = None
-    """When the caller last pressed a key (or the call, a hold round or a conversation began), in
-    ms since the epoch: how long they have been silent (`Defaults.silence_limit`). What a webhook
-    brings; what goes out is the decision's (`Decision.silent_since`), whatever a state says."""
-    verification: str | None = None
-    """While a known caller keys the code the exchange sent: the exchange's id of that verification."""
-    choice: str | None = None
-    """In `confirm`: the keys that lead from `menu` to where the caller's words pointed ("22":
-    funds, then withdrawal), followed when they press 1."""
-
-    def to_params(self) -> dict[str, str]:
-        params = {"step": self.step, "tries": str(self.tries)}
-        if self.heard is not None:
-            params["heard"] = self.heard.encode()
-        for name in _OPTIONAL_PARAMS:
-            value = getattr(self, name)
-            if value is not None:
-                params[name] = str(value)
-        return params
-
-    @classmethod
-    def from_params(cls, params: Mapping[str, str]) -> CallState | None:
-        """The state in a webhook's query string, or None when it is missing or not ours."""
-        step = params.get("step")
-        if step not in STEPS:
-            return None
-        values: dict[str, str | None] = {}
-        for name in ("language", "menu", "queue", "agent", "origin", "stage"):
-            value = params.get(name) or None
-            if value is not None and not _NAME.match(value):
-                return None
-            values[name] = value
-        verification = params.get("verification") or None
-        if verification is not None and not _ID.match(verification):
-            return None
-        values["verification"] = verification
-        choice = params.get("choice") or None
-        if choice is not None and not _CHOICE.match(choice):
-            return None
-        values["choice"] = choice
-        try:
-            tries = int(params.get("tries") or 0)
-            priority = int(params["priority"]) if params.get("priority") else None
-            since = _instant(params.get("since"))
-            silent_since = _instant(params.get("silent_since"))
-        except ValueError:
-            return None
-        if not 0 <= tries <= 10_000 or not (priority is None or 0 <= priority <= 100):
-            return None
-        heard = None
-        if params.get("heard"):
-            heard = Heard.decode(params["heard"])
-            if heard is None:
-                return None
-        return cls(
-            step=step,
-            tries=tries,
-            priority=priority,
-            since=since,
-            heard=heard,
-            silent_since=silent_since,
-            **values,
-        )
-
-
-_OPTIONAL_PARAMS = (
-    "language",
-    "menu",
-    "queue",
-    "priority",
-    "agent",
-    "origin",
-    "stage",
-    "since",
-    "silent_since",
-    "verification",
-    "choice",
-)
-"""`CallState` fields a URL carries only when they are set."""
-
-
-def _instant(text: str | None) -> int | None:
-    """An instant a URL carries (ms since the epoch), None when absent; ValueError when it is not
-    one: digits only (no sign, no spaces), below `MAX_SINCE_MS`."""
-    if not text:
-        return None
-    if not (text.isascii() and text.isdigit()):
-        raise ValueError(f"not an instant: {text!r}")
-    value = int(text)
-    if value >= MAX_SINCE_MS:
-        raise ValueError(f"instant out of range: {text!r}")
-    return value
-
-
-@dataclass(frozen=True)
-class Heard:
-    """What a holding caller was last told: the position announced, the position they were at
-    then (an urgent caller may have gone ahead since), and the wait said, in minutes."""
-
-    announced: int | None = None
-    at: int | None = None
-    low: int | None = None
-    high: int | None = None
-
-    def encode(self) -> str:
-        return ":".join(
-            "" if v is None else str(v) for v in (self.announced, self.at, self.low, self.high)
-        )
-
-    @classmethod
-    def decode(cls, text: str) -> Heard | None:
-        """The value of `encode`, or None when it is not one (4 fields of at most 5 digits)."""
-        parts = text.split(":")
-        if len(parts) != 4 or not all(len(p) <= 5 and (p == "" or p.isdigit()) for p in parts):
-            return None
-        announced, at, low, high = (int(p) if p else None for p in parts)
-        return cls(announced, at, low, high)
-
-
-@dataclass(frozen=True)
-class Say:
-    """One prompt, as text in a language; `audio` names a recording that replaces the text."""
-
-    text: str
-    language: str
-    prompt: str
-    audio: str | None = None
-
-
-@dataclass(frozen=True)
-class Pause:
-    seconds: int
-
-
-@dataclass(frozen=True)
-class Music:
-    url: str
-
-
-Speech = Say | Pause | Music
-
-
-@dataclass(frozen=True)
-class Gather:
-    """Speak while listening for one key; the key (or silence) is sent to the webhook of `then`."""
-
-    speech: tuple[Speech, ...]
-    then: CallState
-    timeout: int
-    several_digits: bool = False
-    """Collect digits until # (extensions, PINs) instead of a single key."""
-    num_digits: int | None = None
-    """With `several_digits`: stop at this many, without waiting for # (a one-time code)."""
-    listen: Listen | None = None
-    """Take speech too (a menu that listens): what was said goes to `then` as `SpeechResult`."""
-
-
-@dataclass(frozen=True)
-class Listen:
-    """How Twilio listens at a menu that listens: for which language, expecting which phrases."""
-
-    language: str
-    """Twilio's speech recognition language (`Catalog.listen_language`)."""
-    hints: str
-    """Twilio's `hints`: the phrases of the options a caller can reach from the menu."""
-
-
-@dataclass(frozen=True)
-class GoTo:
-    """Continue with the webhook of `state` (a TwiML redirect)."""
-
-    state: CallState
-
-
-@dataclass(frozen=True)
-class Record:
-    """Record a voicemail; the recording is sent to the webhook of `then`."""
-
-    then: CallState
-    max_seconds: int
-
-
-@dataclass(frozen=True)
-class Hangup:
-    pass
-
-
-@dataclass(frozen=True)
-class Dial:
-    """Connect the caller to an agent's phone or Twilio Client; the outcome goes to `then`.
-
-    The agent first hears the `whisper` webhook (who is calling), which is also how we learn that
-    the agent answered."""
-
-    phone: str | None
-    client: str | None
-    then: CallState
-    whisper: CallState
-    timeout: int = 20
-
-
-Action = Say | Pause | Music | Gather | GoTo | Record | Hangup | Dial
-
-
-@dataclass(frozen=True)
-class QueueRequest:
-    queue: str
-    language: str
-    priority: int
-    since: int
-    """Arrival in the queue, ms since the epoch (kept if the caller already has a place)."""
-
-
-@dataclass(frozen=True)
-class TextMessage:
-    """A text (SMS) to the caller with their ticket number (`Rules.sms_reference`). Sent on a
-    thread of its own (`ivr.texts`): the call never waits for it, and a failed send changes nothing."""
-
-    to: str
-    body: str
-
-
-@dataclass(frozen=True)
-class Decision:
-    actions: tuple[Action, ...]
-    ticket: TicketChange = field(default_factory=TicketChange)
-    join: QueueRequest | None = None
-    leave: bool = False
-    """Take the caller out of their queue (they chose voicemail, or the queue could not take them)."""
-    callback_number: str | None = None
-    """Keep the caller's place and call this number back when it comes up."""
-    text: TextMessage | None = None
-    """Text the caller this (once per call; see `Switchboard.apply`)."""
-    silent_since: int | None = None
-    """The caller's silence clock (`CallState.silent_since`), carried on by every webhook URL of
-    this decision (None: by none, and the next silence starts it). Kept apart from the states so
-    that callers at the same place still hear the same document (`twiml.render`)."""
-    notice: int | None = None
-    """The incident notice this decision plays (its id): from here on every webhook URL of the
-    call carries it (`Caller.notice`), so that the caller is not asked again in this call."""
 
 
 @dataclass(frozen=True)
@@ -1572,11 +1273,6 @@ def _noted(decision: Decision, heard: TicketChange, led_to: str) -> Decision:
         said_checked=said.said_checked,
     )
     return replace(decision, ticket=merged)
-
-
-def epoch_ms(instant: datetime) -> int:
-    """Milliseconds since the Unix epoch of an aware instant."""
-    return (instant - _EPOCH) // timedelta(milliseconds=1)
 
 
 def _clean(digits: str | None) -> str | None:

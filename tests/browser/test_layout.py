@@ -5,6 +5,7 @@ With IVR_SCREENSHOTS=1 the phone walk saves each page as docs/screenshots/<name>
 
 from __future__ import annotations
 
+import pytest
 from playwright.sync_api import Page, expect
 
 from ivr.db import Database
@@ -152,3 +153,32 @@ def test_the_diagram_is_drawn_at_a_readable_size_on_the_rules_page_and_its_own(
         assert sideways_overflow(admin_page) == [], size
     admin_page.set_viewport_size({"width": 1280, "height": 800})
     screenshot(admin_page, "rules-diagram")
+
+
+def diagram_width(page: Page) -> float:
+    width: float = page.evaluate(
+        """() => document.querySelector("#diagram svg").getBoundingClientRect().width"""
+    )
+    return width
+
+
+def test_the_diagram_zooms_out_to_fit_its_box_and_back_to_full_size(
+    admin_page: Page, screenshot: Screenshot
+) -> None:
+    admin_page.goto("/admin/rules/diagram?language=en-US")
+    expect(admin_page.locator("#diagram-scale")).to_have_text("100 %")
+    full = diagram_width(admin_page)
+    box = admin_page.locator("#diagram").evaluate("(box) => box.clientWidth")
+    assert full > box, "the shipped rules' diagram is wider than the box at full size"
+
+    admin_page.get_by_role("button", name="Fit the whole diagram in the box").click()
+    assert diagram_width(admin_page) <= box
+    fitted = diagram_width(admin_page)
+    admin_page.get_by_role("button", name="Zoom in").click()
+    assert diagram_width(admin_page) == pytest.approx(fitted * 1.25, rel=0.02)
+    screenshot(admin_page, "rules-diagram-fit")
+
+    admin_page.get_by_role("button", name="Full size").click()
+    expect(admin_page.locator("#diagram-scale")).to_have_text("100 %")
+    assert diagram_width(admin_page) == pytest.approx(full, rel=0.01)
+    assert smallest_label_px(admin_page) >= READABLE_PX

@@ -69,8 +69,9 @@ reads that agent (the background reads a bounded share of the roster every secon
 `audit(cursor, count)` is a bounded background pass (ZSCAN) that removes members with no entry,
 naming another line, or assigned.
 
-The scripts build other callers' entry keys and the agents' keys from prefixes passed in ARGV, so
-they suit a single Redis (or a replicated primary), not Redis Cluster.
+The scripts build other callers' entry keys and the agents' keys from prefixes passed in ARGV. On
+Redis Cluster that is allowed because every key they build carries the `{ivr}` hash tag, so all of
+them live in one hash slot (see `ivr.queue.keys`); a single Redis, Sentinel or Cluster all serve.
 """
 
 from __future__ import annotations

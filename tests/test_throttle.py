@@ -10,12 +10,23 @@ import pytest
 from flask import Flask
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from ivr.credentials import FREE_CHECKS
 from ivr.queue import CallQueue
 from ivr.services import Services
-from ivr.throttle import MAX_CONCURRENT_CHECKS, SecretCheck, check_secret
+from ivr.throttle import (
+    DELAYS,
+    FREE_CHECKS,
+    MAX_CONCURRENT_CHECKS,
+    SecretCheck,
+    check_secret,
+    client_source,
+    delay_after,
+    most_checks,
+    phone_source,
+)
 from tests.admin_support import ADMIN_PASSWORD, ADMIN_USER, create_admin, csrf_of
 from tests.conftest import AGENT_PINS
+
+DAY = 24 * 3600
 
 
 class Hash:
@@ -117,3 +128,34 @@ def test_the_admin_login_answers_503_at_once_while_the_checks_are_taken(
     response = client.post("/admin/login", data=form)
     assert response.status_code == 503
     assert "Too many logins at once" in response.get_data(as_text=True)
+
+
+def test_waits_grow_from_a_minute_to_an_hour_after_a_few_free_tries() -> None:
+    assert [delay_after(n) for n in range(1, 13)] == [
+        *(0, 0, 0, 0),
+        *(60, 120, 240, 480, 960, 1920),
+        *(3600, 3600),
+    ]
+    assert tuple(delay_after(n) for n in range(1, 12)) == DELAYS
+
+
+def test_one_source_gets_33_pin_checks_on_its_first_day_and_24_a_day_after() -> None:
+    # Eleven checks in the first 63 minutes (5 at once, then after 1+2+4+8+16+32 minutes), then one
+    # an hour: 22 more before the day is over (the last at 23 h 03 min).
+    assert sum(DELAYS[:10]) == 63 * 60
+    assert most_checks(DAY) == 11 + (DAY - 63 * 60 - 1) // 3600 == 33
+    assert most_checks(2 * DAY) - most_checks(DAY) == 24
+    # Trying every 6-digit PIN takes one source 114 years (57 on average).
+    year = most_checks(365 * DAY)
+    assert year == 8769
+    assert 10**6 // year == 114
+
+
+def test_sources_are_numbers_and_addresses_an_ipv6_client_counts_as_its_network() -> None:
+    assert phone_source("+4930000000104") == "phone:+4930000000104"
+    assert phone_source(None) == "phone:anonymous"
+    assert client_source("203.0.113.9") == "http:203.0.113.9"
+    assert client_source("::ffff:203.0.113.9") == "http:203.0.113.9"
+    assert client_source("2001:db8:1:2:aaaa::1") == client_source("2001:db8:1:2:bbbb::9")
+    assert client_source("2001:db8:1:2::1") == "http:2001:db8:1:2::/64"
+    assert client_source(None) == "http:unknown"

@@ -51,7 +51,7 @@ Data model:
   refreshed on write.
 * `pin_checks_key(source)` — HASH (count, last_ms, next_ms) of the PIN checks from one calling
   number or client address since its last right PIN, for the growing waits between them
-  (`ivr.credentials`); per source, never per agent. TTL the window plus the longest wait.
+  (`ivr.throttle`); per source, never per agent. TTL the window plus the longest wait.
 * `call_reference_key(call_sid)` — STRING: the ticket reference the call was given first, so a
   retried first webhook on any instance keeps it. TTL 8 hours.
 * `ended_session_key(session_id)` — STRING: an admin session that was logged out (its cookie opens

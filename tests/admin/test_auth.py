@@ -16,7 +16,7 @@ from ivr.admin.accounts import AdminStore
 from ivr.admin.views import OPEN_ENDPOINTS
 from ivr.cli import main
 from ivr.clock import FrozenClock
-from ivr.credentials import FREE_CHECKS
+from ivr.throttle import FREE_CHECKS
 from tests.admin_support import ADMIN_PASSWORD, ADMIN_USER, create_admin, csrf_of, login
 from tests.support import STATE_SECRET
 

@@ -19,7 +19,7 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 SECTION = "## Production"
 
 GUNICORN_TIMEOUT_SECONDS = 20
-"""What `ivr serve` sets (ivr/cli.py `_run_gunicorn`); the floor gets the same."""
+"""What `ivr serve` sets (ivr/cli/serve.py `_run_gunicorn`); the floor gets the same."""
 
 REDIS_PERSISTENCE = ("appendonly yes", "appendfsync everysec")
 """The Redis settings README "Production" asks for, as `redis-server` options."""

@@ -19,7 +19,7 @@ PAGE = Path(__file__).resolve().parent.parent / "docs" / "operators" / "producti
 """The operators' Production page (it was the README's "Production" section)."""
 
 GUNICORN_TIMEOUT_SECONDS = 20
-"""What `ivr serve` sets (ivr/cli.py `_run_gunicorn`); the floor gets the same."""
+"""What `ivr serve` sets (ivr/cli/serve.py `_run_gunicorn`); the floor gets the same."""
 
 REDIS_PERSISTENCE = ("appendonly yes", "appendfsync everysec")
 """The Redis settings the Production page asks for, as `redis-server` options."""

@@ -1,19 +1,16 @@
-"""The agents' PINs: salted argon2 hashes in a file that is never committed, and how guessing is slowed.
+"""The agents' PINs: salted argon2 hashes in a file that is never committed, and which PINs are refused.
 
 The rules file names agents, never their secrets. `ivr agents set-pin` writes the PIN file
 (`IVR_AGENT_PINS`, JSON: `{"agents": {"emma": "$argon2id$..."}}`) atomically, readable by its owner
 only; a running server notices the new file at its next PIN check (by its mtime and inode), so a
 PIN set or changed takes effect without a restart.
 
-Guessing is throttled per source, the calling number on the agent line or the client address on the
-HTTP API, never per agent: a stranger's wrong PINs slow down that stranger, not the agent they aim
-at. The schedule (`delay_after`) is pure and lives here; the counting is in Redis
-(`CallQueue.start_pin_check`), shared by every instance; `ivr.throttle` puts every check through it.
+How guessing is slowed (per source, never per agent; refused while Redis is away) is not decided
+here: every PIN check goes through `ivr.throttle`, which owns that policy for every secret.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import re
 import threading
@@ -32,13 +29,6 @@ MIN_PIN_DIGITS: Final = 6
 MAX_PIN_DIGITS: Final = 12
 _PIN: Final = re.compile(rf"[0-9]{{{MIN_PIN_DIGITS},{MAX_PIN_DIGITS}}}")
 
-FREE_CHECKS: Final = 5
-"""PIN checks a source gets without waiting (a typo or two, twice over)."""
-FIRST_DELAY_SECONDS: Final = 60
-MAX_DELAY_SECONDS: Final = 3600
-WINDOW_SECONDS: Final = 24 * 3600
-"""A source's count is forgotten after this long without a PIN check from it (or at a right PIN)."""
-
 log = logging.getLogger(__name__)
 
 
@@ -52,61 +42,6 @@ def pin_problem(pin: str) -> str | None:
     if steps in ({1}, {9}):
         return "that PIN is a run of digits (like 123456 or 654321): it is guessed first"
     return None
-
-
-def delay_after(checks: int) -> int:
-    """Seconds a source must wait after its `checks`-th PIN check in a row that was not right.
-
-    The first `FREE_CHECKS` cost nothing; from then on the wait doubles, from a minute up to an hour.
-    """
-    if checks < FREE_CHECKS:
-        return 0
-    return min(FIRST_DELAY_SECONDS << (checks - FREE_CHECKS), MAX_DELAY_SECONDS)
-
-
-def _schedule() -> tuple[int, ...]:
-    delays = [delay_after(1)]
-    while delays[-1] < MAX_DELAY_SECONDS:
-        delays.append(delay_after(len(delays) + 1))
-    return tuple(delays)
-
-
-PIN_DELAYS: Final = _schedule()
-"""`delay_after(1)`, `delay_after(2)`, ... up to the first capped one, which repeats from then on."""
-
-
-def most_checks(seconds: int) -> int:
-    """The most PIN checks one source can have in `seconds`, guessing as fast as it is let."""
-    checks, at = 0, 0
-    while at < seconds:
-        checks += 1
-        at += delay_after(checks)
-    return checks
-
-
-def phone_source(number: str | None) -> str:
-    """Whom to throttle for a PIN typed on the agent line: the calling number."""
-    return f"phone:{number or 'anonymous'}"
-
-
-def callback_source(agent_id: str) -> str:
-    """Whom to throttle for a PIN typed on a call the agent line placed to the agent's own phone:
-    that agent's phone (no caller ID can claim to be it)."""
-    return f"agent-phone:{agent_id}"
-
-
-def client_source(address: str | None) -> str:
-    """Whom to throttle for a PIN sent to the HTTP API: the client's address, or the /64 network of
-    an IPv6 address (one subscriber usually holds all of it)."""
-    try:
-        ip = ipaddress.ip_address(address or "")
-    except ValueError:
-        return f"http:{address or 'unknown'}"
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return f"http:{ip.ipv4_mapped}"
-        return f"http:{ipaddress.IPv6Network((ip, 64), strict=False)}"
-    return f"http:{ip}"
 
 
 class PinFileError(HashFileError):

@@ -18,10 +18,11 @@ from werkzeug.test import TestResponse
 
 from ivr.cli import main
 from ivr.clock import FrozenClock
-from ivr.credentials import PinStore, most_checks
+from ivr.credentials import PinStore
 from ivr.db import Database
 from ivr.queue import CallQueue
 from ivr.services import services
+from ivr.throttle import most_checks
 from ivr.tickets.events import events_of, line_histories, queue_stats
 from tests.conftest import AGENT_PINS, MONDAY_AFTERNOON
 from tests.support import (

@@ -1,4 +1,4 @@
-"""The agents' PINs: what the PIN file holds, which PINs are refused, and how long guessing takes."""
+"""The agents' PINs: what the PIN file holds and which PINs are refused."""
 
 from __future__ import annotations
 
@@ -11,16 +11,7 @@ from pathlib import Path
 import pytest
 from argon2 import PasswordHasher, profiles
 
-from ivr.credentials import (
-    PIN_DELAYS,
-    PinFileError,
-    PinStore,
-    client_source,
-    delay_after,
-    most_checks,
-    phone_source,
-    pin_problem,
-)
+from ivr.credentials import PinFileError, PinStore, pin_problem
 
 DAY = 24 * 3600
 CHEAP = PasswordHasher.from_parameters(profiles.CHEAPEST)
@@ -103,34 +94,3 @@ def test_short_and_guessable_pins_are_refused(store: PinStore, pin: str, problem
 @pytest.mark.parametrize("pin", ["730152", "480613", "918273645501"])
 def test_a_pin_of_six_to_twelve_unpatterned_digits_is_accepted(pin: str) -> None:
     assert pin_problem(pin) is None
-
-
-def test_waits_grow_from_a_minute_to_an_hour_after_a_few_free_tries() -> None:
-    assert [delay_after(n) for n in range(1, 13)] == [
-        *(0, 0, 0, 0),
-        *(60, 120, 240, 480, 960, 1920),
-        *(3600, 3600),
-    ]
-    assert tuple(delay_after(n) for n in range(1, 12)) == PIN_DELAYS
-
-
-def test_one_source_gets_33_pin_checks_on_its_first_day_and_24_a_day_after() -> None:
-    # Eleven checks in the first 63 minutes (5 at once, then after 1+2+4+8+16+32 minutes), then one
-    # an hour: 22 more before the day is over (the last at 23 h 03 min).
-    assert sum(PIN_DELAYS[:10]) == 63 * 60
-    assert most_checks(DAY) == 11 + (DAY - 63 * 60 - 1) // 3600 == 33
-    assert most_checks(2 * DAY) - most_checks(DAY) == 24
-    # Trying every 6-digit PIN takes one source 114 years (57 on average).
-    year = most_checks(365 * DAY)
-    assert year == 8769
-    assert 10**6 // year == 114
-
-
-def test_sources_are_numbers_and_addresses_an_ipv6_client_counts_as_its_network() -> None:
-    assert phone_source("+4930000000104") == "phone:+4930000000104"
-    assert phone_source(None) == "phone:anonymous"
-    assert client_source("203.0.113.9") == "http:203.0.113.9"
-    assert client_source("::ffff:203.0.113.9") == "http:203.0.113.9"
-    assert client_source("2001:db8:1:2:aaaa::1") == client_source("2001:db8:1:2:bbbb::9")
-    assert client_source("2001:db8:1:2::1") == "http:2001:db8:1:2::/64"
-    assert client_source(None) == "http:unknown"

@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from ivr import create_app
-from ivr.cli import METRICS_DIR_ENV, prepare_metrics_dir
+from ivr.cli.serve import METRICS_DIR_ENV, prepare_metrics_dir
 from ivr.config import Settings
 from ivr.db import Database
 from ivr.metrics import Metrics

@@ -1072,7 +1072,7 @@ def test_every_per_call_and_agent_key_expires(
 # --- the PIN throttle ------------------------------------------------------------------------------
 
 PIN_SCHEDULE = (0, 0, 60, 120)
-"""Two free checks, then a minute, then two minutes from then on (the app's is in ivr.credentials)."""
+"""Two free checks, then a minute, then two minutes from then on (the app's is in ivr.throttle)."""
 
 
 def test_pin_checks_from_one_source_wait_longer_and_longer_others_not_at_all(

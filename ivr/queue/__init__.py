@@ -51,7 +51,7 @@ Data model:
   refreshed on write.
 * `pin_checks_key(source)` — HASH (count, last_ms, next_ms) of the PIN checks from one calling
   number or client address since its last right PIN, for the growing waits between them
-  (`ivr.credentials`); per source, never per agent. TTL the window plus the longest wait.
+  (`ivr.throttle`); per source, never per agent. TTL the window plus the longest wait.
 * `call_reference_key(call_sid)` — STRING: the ticket reference the call was given first, so a
   retried first webhook on any instance keeps it. TTL 8 hours.
 * `ended_session_key(session_id)` — STRING: an admin session that was logged out (its cookie opens
@@ -69,8 +69,9 @@ reads that agent (the background reads a bounded share of the roster every secon
 `audit(cursor, count)` is a bounded background pass (ZSCAN) that removes members with no entry,
 naming another line, or assigned.
 
-The scripts build other callers' entry keys and the agents' keys from prefixes passed in ARGV, so
-they suit a single Redis (or a replicated primary), not Redis Cluster.
+The scripts build other callers' entry keys and the agents' keys from prefixes passed in ARGV. On
+Redis Cluster that is allowed because every key they build carries the `{ivr}` hash tag, so all of
+them live in one hash slot (see `ivr.queue.keys`); a single Redis, Sentinel or Cluster all serve.
 """
 
 from __future__ import annotations

@@ -15,8 +15,10 @@ Reading agents by id (`AGENT_STATUSES`) is for the dashboard, the metrics and th
 settling, a bounded number at a time.
 
 The scripts build other calls' and agents' key names from the prefixes and suffixes in the
-context, so they suit a single Redis (or a replicated primary), not Redis Cluster. `now` always
-comes from the app's clock (ARGV[1]), never from Redis TIME: tests and the simulator move time.
+context; every such name starts with `KEY_PREFIX` and its `{ivr}` hash tag, so a script's keys are
+all in one hash slot and the scripts run on Redis Cluster as on a single Redis (`ivr.queue.keys`).
+`now` always comes from the app's clock (ARGV[1]), never from Redis TIME: tests and the simulator
+move time.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 Each simulated call is a generator that yields how many seconds it waits (a prompt being spoken, a
 menu's time-out, hold music, a conversation); a `Simulator` runs any number of calls in one virtual
 timeline, in time order, and sets the app's clock to it in in-process mode. A REST request from the
-app (move a call, place a callback) reaches the simulator through `SimulatedRest`, the `twilio`
-library's HTTP client interface, and wakes the call it concerns at once, as Twilio would.
+app (move a call, place a callback) reaches the simulator through `ivr.simulator.rest.TwilioRest`,
+the `twilio` library's HTTP client interface, and wakes the call it concerns at once, as Twilio would.
 
 What each verb does follows Twilio's documented behaviour; where a response is one Twilio would
 refuse (not TwiML, a wrong verb or attribute, too large, too slow, an HTTP error), the call ends with
@@ -18,7 +18,6 @@ import heapq
 import inspect
 import itertools
 import json
-import logging
 import re
 import secrets
 from collections.abc import Callable, Generator, Mapping
@@ -26,9 +25,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit
-
-from twilio.http import HttpClient
-from twilio.http.response import Response as TwilioResponse
 
 from ivr.clock import FrozenClock
 from ivr.simulator.caller import (
@@ -1202,49 +1198,3 @@ class Simulator:
         seq = next(self._seq)
         self._due[sid] = seq
         heapq.heappush(self._heap, (when, seq, sid))
-
-
-class SimulatedRest(HttpClient):  # type: ignore[misc]
-    """Twilio's REST API for the app under test, at the `twilio` library's HTTP client interface:
-    a call update moves the simulated call, a call create places a simulated outbound call, and a
-    message create (a text to the caller, sent from a thread of the app's own) is only recorded."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.getLogger(__name__), is_async=False)
-        self.simulator: Simulator | None = None
-        self.requests: list[tuple[str, str, dict[str, str]]] = []
-
-    def request(
-        self,
-        method: str,
-        uri: str,
-        params: dict[str, object] | None = None,
-        data: dict[str, object] | None = None,
-        headers: dict[str, str] | None = None,
-        auth: tuple[str, str] | None = None,
-        timeout: float | None = None,
-        allow_redirects: bool = False,
-    ) -> TwilioResponse:
-        form = {str(k): str(v) for k, v in (data or {}).items()}
-        self.requests.append((method, uri, form))
-        sim = self.simulator
-        not_found = TwilioResponse(404, json.dumps({"code": 20404, "message": "not found"}))
-        if sim is None or method != "POST":
-            return not_found
-        if uri.endswith("/Messages.json"):
-            # Twilio's Messages resource: a message created without a Messaging Service starts
-            # "queued". Nothing of the simulation changes: the text arrives on the caller's phone.
-            body = {"sid": "SM" + secrets.token_hex(16), "status": "queued", "to": form["To"]}
-            return TwilioResponse(201, json.dumps(body))
-        if uri.endswith("/Calls.json"):
-            sid = sim.place_outbound(
-                form["To"], form["From"], form["Url"], form.get("StatusCallback")
-            )
-            body = {"sid": sid, "status": "queued", "to": form["To"], "from": form["From"]}
-            return TwilioResponse(201, json.dumps(body))
-        match = re.search(r"/Calls/(CA\w+)\.json$", uri)
-        if match and "Url" in form and sim.redirect(match[1], form["Url"]):
-            return TwilioResponse(200, json.dumps({"sid": match[1], "status": "in-progress"}))
-        return TwilioResponse(
-            404, json.dumps({"code": 21220, "message": "Call is not in-progress. Cannot redirect."})
-        )

@@ -42,11 +42,11 @@ from ivr.simulator.engine import (
     AgentBehaviour,
     Record,
     Reply,
-    SimulatedRest,
     SimulationError,
     Simulator,
 )
 from ivr.simulator.exchange import ExchangeSetup, codes_for, simulated_exchange
+from ivr.simulator.rest import TwilioRest
 
 SIMULATED_BASE_URL = "http://ivr.simulator"
 SIMULATED_TOKEN = "simulator-auth-token"
@@ -256,7 +256,7 @@ def in_process(
     try:
         database.upgrade()
         clock = FrozenClock(at)
-        twilio = SimulatedRest()
+        twilio = TwilioRest()
         hook, reference = simulated_exchange(exchange, clock) if exchange else (None, None)
         settings = Settings(
             database_url=str(database.url),
@@ -309,7 +309,7 @@ def in_process(
                 retries=retries,
                 status_delay=status_delay,
             )
-            twilio.simulator = simulator
+            twilio.network = simulator
             for agent_id in agents:
                 if agent_id not in bundle.rules.agents:
                     raise SimulationError(f"no agent {agent_id!r} in the rules")

@@ -3,7 +3,7 @@
 The API authenticates each request with HTTP Basic auth: the agent id as user name, the PIN as
 password (`curl -u emma -XPOST https://HOST/api/agents/emma/login` asks for it). Serve it over HTTPS
 only. Both check the PIN against the PIN store (`ivr agents set-pin`), throttled per source: the
-calling number on the line, the client address on the API (`ivr.credentials`). Development mode skips
+calling number on the line, the client address on the API (`ivr.throttle`). Development mode skips
 Twilio's signature check only, never the PIN.
 """
 
@@ -19,13 +19,12 @@ from redis.exceptions import RedisError
 from werkzeug.exceptions import ServiceUnavailable, TooManyRequests
 
 from ivr.agent_line import AgentAction, AgentLine, AgentStatus, PinCheck
-from ivr.credentials import callback_source, client_source, phone_source
 from ivr.flow import CallState
 from ivr.rules.schema import Agent, Rules
 from ivr.security import refuse_unsigned
 from ivr.services import services
 from ivr.switchboard import Call
-from ivr.throttle import check_secret
+from ivr.throttle import callback_source, check_secret, client_source, phone_source
 from ivr.twiml import render, state_url
 from ivr.web.inbound import admitted, answer, arrive, current_flow, twiml
 

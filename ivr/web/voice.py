@@ -21,10 +21,8 @@ from dataclasses import replace
 from typing import Literal
 
 from flask import Blueprint, Response, abort, request, send_from_directory
-from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException
 
-from ivr.credentials import PIN_DELAYS, WINDOW_SECONDS
 from ivr.exchange.contract import Verification
 from ivr.flow import (
     ASKED_CALLBACK,
@@ -39,6 +37,7 @@ from ivr.security import refuse_unsigned
 from ivr.services import services
 from ivr.speech import Utterance
 from ivr.switchboard import Call, carried
+from ivr.throttle import forgive, verification_sources, wait_before
 from ivr.tickets.changes import FINAL_STATUSES
 from ivr.twiml import render
 from ivr.web.inbound import (
@@ -205,14 +204,11 @@ def lock_account() -> Response:
 
 def _send_code(call: Call, known: KnownCaller) -> Verification | Literal["throttled"] | None:
     """Ask the exchange for a code, unless this account or number asked too often lately."""
-    queue = services().queue
-    sources = [f"verify-account:{known.account}", f"verify-number:{call.number or 'anonymous'}"]
-    try:
-        waits = [queue.start_pin_check(source, PIN_DELAYS, WINDOW_SECONDS) for source in sources]
-    except RedisError:
+    wait = wait_before(services().queue, *verification_sources(known.account, call.number))
+    if wait is None:
         log.warning("verification for call %s not throttled: Redis is away; not sent", call.sid)
         return None
-    if any(wait > 0 for wait in waits):
+    if wait > 0:
         return "throttled"
     return services().exchange.start_verification(known.account, call.owner)
 
@@ -221,13 +217,8 @@ def _forgive(call: Call, known: KnownCaller | None) -> None:
     """A right code: the account's and the number's counts of codes start afresh."""
     if known is None:
         return
-    for source in (
-        f"verify-account:{known.account}",
-        f"verify-number:{call.number or 'anonymous'}",
-    ):
-        try:
-            services().queue.pin_right(source)
-        except RedisError:
+    for source in verification_sources(known.account, call.number):
+        if not forgive(services().queue, source):
             log.warning("could not reset the verification count of %s", source)
 
 

@@ -30,9 +30,8 @@ from flask import request, session
 from redis.exceptions import RedisError
 
 from ivr.admin.accounts import AdminFileError, AdminStore
-from ivr.credentials import client_source
 from ivr.services import services
-from ivr.throttle import SecretCheck, check_secret
+from ivr.throttle import SecretCheck, admin_source, check_secret
 
 SESSION_KEY_LABEL: Final = b"ivr admin session cookie v1"
 CSRF_FIELD: Final = "csrf"
@@ -138,5 +137,5 @@ def check_password(user: str, password: str) -> SecretCheck:
     """Whether `password` is `user`'s, checked through `ivr.throttle` for this client address;
     `AdminFileError` when the accounts file cannot be read."""
     store = AdminStore(services().settings.admins)
-    source = f"admin:{client_source(request.remote_addr)}"
+    source = admin_source(request.remote_addr)
     return check_secret(services().queue, source, lambda: store.verify(user, password))

@@ -15,7 +15,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from ivr.admin.accounts import AdminStore
 from ivr.cli import main
 from ivr.clock import FrozenClock
-from ivr.credentials import FREE_CHECKS
+from ivr.throttle import FREE_CHECKS
 from ivr.web.admin.views import OPEN_ENDPOINTS
 from tests.admin_support import ADMIN_PASSWORD, ADMIN_USER, create_admin, csrf_of, login
 from tests.support import STATE_SECRET

@@ -16,6 +16,7 @@ from flask.testing import FlaskClient
 from ivr.clock import FrozenClock
 from ivr.db import Database
 from ivr.exchange.contract import Account, Verification
+from ivr.exchange.hook import KnownCaller
 from ivr.exchange.reference import EmbeddedExchange
 from ivr.flow import (
     CODE_DIGITS,
@@ -26,7 +27,6 @@ from ivr.flow import (
     Flow,
     Gather,
     GoTo,
-    KnownCaller,
     Pause,
 )
 from ivr.rules.bundle import Bundle

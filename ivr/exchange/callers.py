@@ -23,8 +23,7 @@ from typing import Final
 from redis.exceptions import RedisError
 
 from ivr.exchange.contract import Account
-from ivr.exchange.hook import Exchange
-from ivr.flow import KnownCaller
+from ivr.exchange.hook import Exchange, KnownCaller
 from ivr.queue import CallQueue
 
 log = logging.getLogger(__name__)

@@ -2,11 +2,14 @@
 
 Every method answers at once or within the hook's deadline, and never raises: `None` means "the
 exchange did not answer" (unset, down, slow, refusing our signature, answering nonsense, or its
-circuit breaker open), and the call goes on as if there were no hook.
+circuit breaker open), and the call goes on as if there were no hook. `KnownCaller` is what
+the call flow is told of a caller the exchange knows.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from ivr.exchange.contract import Account, Verification
@@ -51,3 +54,17 @@ class NoExchange:
 
     def lock(self, account: str, call: str, reference: str, verified: bool) -> bool | None:
         return None
+
+
+@dataclass(frozen=True)
+class KnownCaller:
+    """A caller the exchange knows (`Exchange.lookup`): what its lookup said, and what this call did."""
+
+    account: str
+    """The exchange's opaque id of the account: recorded on the ticket, never spoken."""
+    language: str | None = None
+    vip: bool = False
+    verified: str | None = None
+    """How the caller proved who they are in this call ("app" or "sms"), once they did."""
+    locked_at: datetime | None = None
+    """When the exchange locked the account at this caller's request."""

@@ -33,7 +33,6 @@ from ivr.flow.engine import (
     Caller,
     Flow,
     HoldInfo,
-    KnownCaller,
 )
 from ivr.flow.state import (
     STATE_READS_UP_TO,
@@ -62,7 +61,6 @@ __all__ = [
     "Hangup",
     "Heard",
     "HoldInfo",
-    "KnownCaller",
     "Listen",
     "Music",
     "Pause",

@@ -16,6 +16,7 @@ from ivr import hours
 from ivr.clock import epoch_ms
 from ivr.eta import country_zone, spoken_eta
 from ivr.exchange.contract import Verification
+from ivr.exchange.hook import KnownCaller
 from ivr.flow.decisions import (
     Decision,
     Dial,
@@ -112,20 +113,6 @@ class HoldInfo:
     rejoined: bool = False
     """The caller's place had to be rebuilt this round (Redis lost it): the others may not be
     back yet, so the position is not worth announcing until the next round."""
-
-
-@dataclass(frozen=True)
-class KnownCaller:
-    """A caller the exchange knows (`ivr.exchange`): what its lookup said, and what this call did."""
-
-    account: str
-    """The exchange's opaque id of the account: recorded on the ticket, never spoken."""
-    language: str | None = None
-    vip: bool = False
-    verified: str | None = None
-    """How the caller proved who they are in this call ("app" or "sms"), once they did."""
-    locked_at: datetime | None = None
-    """When the exchange locked the account at this caller's request."""
 
 
 @dataclass(frozen=True)

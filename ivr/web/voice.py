@@ -24,13 +24,13 @@ from flask import Blueprint, Response, abort, request, send_from_directory
 from werkzeug.exceptions import HTTPException
 
 from ivr.exchange.contract import Verification
+from ivr.exchange.hook import KnownCaller
 from ivr.flow import (
     ASKED_CALLBACK,
     LOCK_NOW,
     Caller,
     Decision,
     Flow,
-    KnownCaller,
 )
 from ivr.queue import NewerEntry
 from ivr.security import refuse_unsigned

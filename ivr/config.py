@@ -14,7 +14,6 @@ from urllib.parse import urlsplit
 from ivr.clock import parse_instant
 from ivr.proxies import Network, parse_networks
 from ivr.queue.client import url_problem as redis_url_problem
-from ivr.tickets.journal import MEMORY_RECORDS
 
 DEFAULT_DATABASE_URL = "sqlite:///instance/ivr.sqlite3"
 EMBEDDED_REDIS = "embedded://"
@@ -38,6 +37,9 @@ NO_EXCHANGE_SECRET = (
     "IVR_EXCHANGE_SECRET is not set: the exchange hook's requests are signed with it "
     "(the same value on the exchange's side)"
 )
+MEMORY_RECORDS = 10_000
+"""How many ticket records a process holds in memory while neither the spool nor Redis takes them
+(the default of `IVR_JOURNAL_MEMORY_RECORDS`): about 10 MB, some hours of a busy line's records."""
 MAX_MEMORY_RECORDS = 1_000_000
 """`IVR_JOURNAL_MEMORY_RECORDS` at most: about a gigabyte of memory."""
 DEFAULT_RETENTION_DAYS = 30

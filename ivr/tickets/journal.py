@@ -49,6 +49,7 @@ from typing import Any, Final, Literal
 import redis
 from redis.exceptions import RedisError, ResponseError
 
+from ivr.config import MEMORY_RECORDS
 from ivr.tickets.records import READS_UP_TO, BadRecord, JournalRecord, NewerRecord
 
 # The name JOURNAL-LOST lines and the journal's warnings have always been logged under (log filters,
@@ -80,9 +81,6 @@ _REJECTED_SPOOL: Final = "rejected.txt"
 _PROBE_BYTES: Final = 4096
 """What a spool whose last write failed writes (and cuts off again) to find out whether the disk
 takes writes again: a block's worth, as a record may need a new block."""
-MEMORY_RECORDS: Final = 10_000
-"""How many records a process holds in memory while neither the spool nor Redis takes them (the
-default of `IVR_JOURNAL_MEMORY_RECORDS`): about 10 MB, some hours of a busy line's records."""
 LOST_MARK: Final = "JOURNAL-LOST"
 """Precedes the record's JSON in the log line of a record nothing could keep (`ivr journal replay`)."""
 

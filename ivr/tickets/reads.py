@@ -81,6 +81,32 @@ class CallbackRequest:
     """The code the caller was given (the callback opens with it); None on older tickets."""
 
 
+def _callback_request(
+    ticket: Ticket,
+    asked_at: datetime,
+    *,
+    queued_at: datetime | None = None,
+    tries: tuple[CallbackTry, ...] = (),
+    given_up: bool = False,
+) -> CallbackRequest:
+    """The callback `ticket` asks for (its queue, language and callback number are set)."""
+    assert ticket.queue and ticket.language and ticket.callback_number
+    return CallbackRequest(
+        call_sid=ticket.call_sid,
+        reference=ticket.reference,
+        queue=ticket.queue,
+        language=ticket.language,
+        priority=ticket.priority if ticket.priority is not None else 0,
+        number=ticket.callback_number,
+        our_number=ticket.called,
+        asked_at=asked_at,
+        queued_at=queued_at,
+        tries=tries,
+        given_up=given_up,
+        callback_code=ticket.callback_code,
+    )
+
+
 def pending_callbacks(session: Session, *, since: datetime) -> list[CallbackRequest]:
     """Callbacks asked for since `since` (from the hold queue) that nobody has placed yet."""
     asked = (
@@ -110,20 +136,7 @@ def pending_callbacks(session: Session, *, since: datetime) -> list[CallbackRequ
     for ticket, asked_at in rows:
         if not (ticket.queue and ticket.language and ticket.queued_at and ticket.callback_number):
             continue
-        found.append(
-            CallbackRequest(
-                call_sid=ticket.call_sid,
-                reference=ticket.reference,
-                queue=ticket.queue,
-                language=ticket.language,
-                priority=ticket.priority if ticket.priority is not None else 0,
-                queued_at=ticket.queued_at,
-                number=ticket.callback_number,
-                our_number=ticket.called,
-                asked_at=asked_at,
-                callback_code=ticket.callback_code,
-            )
-        )
+        found.append(_callback_request(ticket, asked_at, queued_at=ticket.queued_at))
     return found
 
 
@@ -196,21 +209,13 @@ def after_hours_callbacks(session: Session, *, since: datetime) -> list[Callback
             asked.update(_callbacks_asked(session, batch))
     requests = []
     for ticket in found:
-        assert ticket.queue and ticket.language and ticket.callback_number
         history = events[ticket.call_sid]
         requests.append(
-            CallbackRequest(
-                call_sid=ticket.call_sid,
-                reference=ticket.reference,
-                queue=ticket.queue,
-                language=ticket.language,
-                priority=ticket.priority if ticket.priority is not None else 0,
-                number=ticket.callback_number,
-                our_number=ticket.called,
-                asked_at=asked.get(ticket.call_sid, ticket.arrived_at),
+            _callback_request(
+                ticket,
+                asked.get(ticket.call_sid, ticket.arrived_at),
                 tries=_callback_tries(history),
                 given_up=any(e.event == QueueEvent.CALLBACKGIVEUP for e in history),
-                callback_code=ticket.callback_code,
             )
         )
     return sorted(requests, key=lambda r: (r.asked_at, r.call_sid))

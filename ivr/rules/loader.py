@@ -441,7 +441,8 @@ def _read_secret_words(
             )
     for key in _SECRET_WORD_KEYS:
         if key not in value:
-            problems.append(source.problem(where, f"missing {key!r} (a list of words)"))
+            message = f"missing {key!r} (a list of words)"
+            problems.append(source.problem(where, message, at_key=True))
     secrets: list[tuple[str, tuple[str, ...]]] = []
     named = value.get("secrets")
     if "secrets" in value and not isinstance(named, dict):

@@ -26,7 +26,7 @@ from ivr.rules.prompts import (
     placeholders,
 )
 from ivr.rules.schema import Queue, Rules, Target
-from ivr.rules.secrets import asked_secret, problem_text
+from ivr.rules.secrets import asked_secret, has_words, problem_text
 from ivr.rules.speech_check import check_speech
 from ivr.voices import BUILT_IN, Engine, Voice, VoiceTable, entry_problems
 
@@ -274,11 +274,27 @@ def check_secrets(prompts: Prompts, prompt_sources: dict[str, Source]) -> list[P
     problems: list[Problem] = []
     for language, catalog in prompts.catalogs.items():
         for prompt_id, text in catalog.texts.items():
-            asked = asked_secret(text, language, prompt_id)
+            asked = asked_secret(text, language, prompt_id, catalog.secret_words)
             if asked is not None:
                 where: Location = ("prompts", prompt_id)
                 problems.append(prompt_sources[language].problem(where, problem_text(asked)))
     return problems
+
+
+def check_secret_words(prompts: Prompts, prompt_sources: dict[str, Source]) -> list[Problem]:
+    """Warnings: catalogs of a language the service has no words for to tell a prompt that asks
+    for a secret (`ivr.rules.secrets`), that do not give theirs in `secret_words:`."""
+    return [
+        prompt_sources[language].warning(
+            ("language",),
+            f"no words of {language} to tell a prompt that asks for a secret: add secret_words: "
+            "{secrets: {password: [...], PIN: [...], one-time code: [...], private key: [...], "
+            "seed phrase: [...]}, asks: [...], never: [...], no: [...]} in this language, or its "
+            "prompts are checked with English, Chinese, French and German words only",
+        )
+        for language, catalog in prompts.catalogs.items()
+        if catalog.secret_words is None and not has_words(language)
+    ]
 
 
 def check_date_words(prompts: Prompts, prompt_sources: dict[str, Source]) -> list[Problem]:
@@ -456,6 +472,7 @@ def _load_bundle(rules_path: Path | str, prompts_dir: Path | str) -> Bundle:
     warnings = check_audio(rules, source, prompts)
     warnings += check_languages(rules, prompts, prompt_sources)
     warnings += check_date_words(prompts, prompt_sources)
+    warnings += check_secret_words(prompts, prompt_sources)
     warnings += [p for p in speech if p.severity == "warning"]
     if problems:
         # The warnings go along: an admin fixing the errors should see them too.

@@ -22,8 +22,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from ivr.rules.prompts import Catalog, DateWords, Prompts, placeholders
+from ivr.rules.prompts import Catalog, DateWords, Prompts, SecretWords, placeholders
 from ivr.rules.schema import PIN_IN_RULES, Rules, ValueAt
+from ivr.rules.secrets import SECRETS
 
 Location = tuple[str | int, ...]
 
@@ -356,6 +357,7 @@ def _read_catalog(path: Path, audio_root: Path) -> tuple[Catalog, Source]:
                 )
     phrases = _read_phrases(source, data.get("phrases"), problems)
     dates = _read_dates(source, data.get("dates"), problems)
+    secret_words = _read_secret_words(source, data.get("secret_words"), problems)
     speech_language = data.get("speech_language", "")
     if not isinstance(speech_language, str):
         problems.append(source.problem(("speech_language",), "must be a language tag like en-US"))
@@ -384,6 +386,7 @@ def _read_catalog(path: Path, audio_root: Path) -> tuple[Catalog, Source]:
         speech_language=str(speech_language),
         phrases=phrases,
         dates=dates,
+        secret_words=secret_words,
     )
     return catalog, source
 
@@ -409,6 +412,96 @@ def _read_dates(source: Source, value: object, problems: list[Problem]) -> DateW
         else:
             found[str(key)] = text
     return DateWords(**found)
+
+
+_SECRET_WORD_KEYS = ("secrets", "asks", "never", "no")
+
+
+def _read_secret_words(
+    source: Source, value: object, problems: list[Problem]
+) -> SecretWords | None:
+    """A catalog's `secret_words:` (`secrets: {password: [contraseña]}`, `asks: [introduzca]`,
+    `never: [nunca]`, `no: ["no"]`): every key is needed, so that a notice naming a secret to say
+    we never ask for it is read as the service reads it in the built-in languages."""
+    if value is None:
+        return None
+    where: Location = ("secret_words",)
+    if not isinstance(value, dict):
+        problems.append(
+            source.problem(where, "'secret_words' must map secrets, asks, never and no to words")
+        )
+        return None
+    before = len(problems)
+    for key in value:
+        if key not in _SECRET_WORD_KEYS:
+            problems.append(
+                source.problem(
+                    (*where, key), "only secrets, asks, never and no go here", at_key=True
+                )
+            )
+    for key in _SECRET_WORD_KEYS:
+        if key not in value:
+            message = f"missing {key!r} (a list of words)"
+            problems.append(source.problem(where, message, at_key=True))
+    secrets: list[tuple[str, tuple[str, ...]]] = []
+    named = value.get("secrets")
+    if "secrets" in value and not isinstance(named, dict):
+        problems.append(
+            source.problem(
+                (*where, "secrets"),
+                f"'secrets' must map each secret ({', '.join(SECRETS)}) to its names",
+            )
+        )
+    elif isinstance(named, dict):
+        for secret, items in named.items():
+            if secret not in SECRETS:
+                near = difflib.get_close_matches(str(secret), SECRETS, n=1, cutoff=0.6)
+                hint = f": did you mean {near[0]!r}?" if near else ""
+                problems.append(
+                    source.problem(
+                        (*where, "secrets", secret),
+                        f"unknown secret {secret!r}{hint} (the secrets: {', '.join(SECRETS)})",
+                        at_key=True,
+                    )
+                )
+                continue
+            secrets.append(
+                (secret, _secret_word_list(source, (*where, "secrets", secret), items, problems))
+            )
+    lists = {
+        key: _secret_word_list(source, (*where, key), value[key], problems)
+        for key in _SECRET_WORD_KEYS[1:]
+        if key in value
+    }
+    if len(problems) > before:
+        return None
+    return SecretWords(
+        secrets=tuple(secrets), asks=lists["asks"], never=lists["never"], no=lists["no"]
+    )
+
+
+def _secret_word_list(
+    source: Source, loc: Location, items: object, problems: list[Problem]
+) -> tuple[str, ...]:
+    if not isinstance(items, list) or not items:
+        problems.append(source.problem(loc, "give a list of words"))
+        return ()
+    words = []
+    for index, item in enumerate(items):
+        if isinstance(item, bool):
+            message = f'YAML reads this word as {str(item).lower()}: write it in quotes ("no")'
+        elif not isinstance(item, str) or not item.strip("* "):
+            message = "a word needs letters"
+        elif any(
+            "*" in part.rstrip("*") or part.startswith("*") or part.endswith("**")
+            for part in item.split()
+        ):
+            message = "'*' (any ending) may only end a word, once"
+        else:
+            words.append(" ".join(item.split()))
+            continue
+        problems.append(source.problem((*loc, index), message))
+    return tuple(words)
 
 
 def _read_phrases(

@@ -130,6 +130,23 @@ BUILT_IN_WORDS = DateWords()
 
 
 @dataclass(frozen=True)
+class SecretWords:
+    """The words that tell, in a catalog's language, that a prompt asks for a secret: a catalog's
+    `secret_words:`, so that a language the service has no word lists for (`ivr.rules.secrets`)
+    is checked in its own words. Plain words, matched whole and in any case; a `*` ending a
+    word stands for any ending ("introduzc*", "código* de verificación")."""
+
+    secrets: tuple[tuple[str, tuple[str, ...]], ...]
+    """Each secret (password, PIN, one-time code, private key, seed phrase) and its names."""
+    asks: tuple[str, ...]
+    """Words that ask for something: "introduzca", "diga", "cuál es"."""
+    never: tuple[str, ...]
+    """Words that negate every ask of their sentence: "nunca", "jamás"."""
+    no: tuple[str, ...]
+    """Words that negate the asks of their clause (between commas) only: "no"."""
+
+
+@dataclass(frozen=True)
 class Catalog:
     """The prompts of one language and how Twilio should speak them."""
 
@@ -150,6 +167,9 @@ class Catalog:
     dates: DateWords = BUILT_IN_WORDS
     """How sentences lead into a day and a time, for a language the service has no words for
     (`DateWords`; `ivr check` says when a catalog needs them)."""
+    secret_words: SecretWords | None = None
+    """The words that tell a prompt asks for a secret, for a language the service has no word
+    lists for (`SecretWords`; `ivr check` says when a catalog needs them)."""
 
     @property
     def listen_language(self) -> str:

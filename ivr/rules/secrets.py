@@ -30,12 +30,14 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from functools import cache
+from typing import Literal, get_args
 
 from ivr.language_id import base_language
-from ivr.rules.prompts import AGENT_LINE_PROMPTS
+from ivr.rules.prompts import AGENT_LINE_PROMPTS, SecretWords
 
 Secret = Literal["password", "PIN", "one-time code", "private key", "seed phrase"]
+SECRETS: tuple[Secret, ...] = get_args(Secret)
 
 _I = re.IGNORECASE
 
@@ -219,10 +221,13 @@ class Asked:
     sentence: str
 
 
-def asked_secret(text: str, language: str, prompt: str | None = None) -> Asked | None:
+def asked_secret(
+    text: str, language: str, prompt: str | None = None, catalog_words: SecretWords | None = None
+) -> Asked | None:
     """The first secret `text` (in `language`) asks the listener for; None when it asks for none.
-    `prompt`: the prompt id, for what it asks for on purpose (`KEYED_BY_DESIGN`)."""
-    lists = _lists(language)
+    `prompt`: the prompt id, for what it asks for on purpose (`KEYED_BY_DESIGN`); `catalog_words`:
+    the catalog's own words for its language (`secret_words:`)."""
+    lists = _lists(language, catalog_words)
     allowed = KEYED_BY_DESIGN.get(prompt or "", frozenset())
     for sentence in _SENTENCE_END.split(text):
         for words in lists:
@@ -235,9 +240,64 @@ def asked_secret(text: str, language: str, prompt: str | None = None) -> Asked |
     return None
 
 
-def _lists(language: str) -> tuple[Words, ...]:
+def _lists(language: str, catalog_words: SecretWords | None) -> tuple[Words, ...]:
+    if catalog_words is not None:
+        return (_with_catalog_words(language, catalog_words),)
     own = WORDS.get(base_language(language))
     return (own,) if own is not None else tuple(WORDS.values())
+
+
+def has_words(language: str) -> bool:
+    """Whether the service has built-in word lists for `language`."""
+    return base_language(language) in WORDS
+
+
+@cache
+def _with_catalog_words(language: str, words: SecretWords) -> Words:
+    """The built-in list of `language` with a catalog's words added; for a language with none,
+    the catalog's words with every list's secrets (the loanwords)."""
+    own = WORDS.get(base_language(language))
+    bases = (own,) if own is not None else tuple(WORDS.values())
+    named = dict(words.secrets)
+    secrets = {
+        secret: tuple(p for base in bases for p in base.secrets.get(secret, ()))
+        + ((_any_of(named[secret]),) if secret in named else ())
+        for secret in SECRETS
+    }
+    asks = _any_of(words.asks)
+    if own is None:
+        return Words(secrets, (asks,), _any_of(words.never), _any_of(words.no))
+    return Words(
+        secrets,
+        (*own.asks, asks),
+        re.compile(f"{own.never.pattern}|{_any_of(words.never).pattern}", _I),
+        re.compile(f"{own.no.pattern}|{_any_of(words.no).pattern}", _I),
+    )
+
+
+_UNSPACED = re.compile(
+    r"[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]"
+)
+"""Scripts written without spaces between words (Thai, Lao, Myanmar, Khmer, kana, Han): a word
+of theirs is found inside a longer run of letters."""
+
+
+def _any_of(words: tuple[str, ...]) -> re.Pattern[str]:
+    """One pattern for a catalog's plain words: whole words in any case, `*` for any ending of a word."""
+    return re.compile("|".join(_word_pattern(word) for word in words), _I)
+
+
+def _word_pattern(word: str) -> str:
+    parts = word.split()
+    pattern = r"\s+".join(
+        re.escape(part.rstrip("*")) + (r"\w*" if part.endswith("*") else "") for part in parts
+    )
+    first, last = parts[0][0], parts[-1]
+    if first.isalnum() and not _UNSPACED.match(first):
+        pattern = r"(?<!\w)" + pattern
+    if last[-1].isalnum() and not _UNSPACED.match(last[-1]):
+        pattern += r"(?!\w)"
+    return pattern
 
 
 def _named(text: str, words: Words, allowed: frozenset[Secret]) -> Secret | None:

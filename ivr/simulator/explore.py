@@ -671,6 +671,12 @@ class _Walker:
         """Where keys pressed at a listening state land (`_landing_by_keys`)."""
         self._last: SimulatedCall | None = None
         self.bundle = session.app.extensions["ivr"].rules.get()
+        self._secret_words = {
+            catalog.say_language: catalog.secret_words
+            for catalog in self.bundle.prompts.catalogs.values()
+            if catalog.secret_words is not None
+        }
+        """A catalog's own words for a secret, by the language its <Say> is spoken in."""
 
     # --- walking ---
 
@@ -965,7 +971,7 @@ class _Walker:
             return
         found = self.matcher.identify(text) if self.matcher else None
         prompt = found[0] if found else None
-        asked = asked_secret(text, spoken_in, prompt)
+        asked = asked_secret(text, spoken_in, prompt, self._secret_words.get(spoken_in))
         if asked is None:
             return
         named = f"prompt {prompt} " if prompt else ""

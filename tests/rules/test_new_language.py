@@ -15,10 +15,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from flask import Flask
 
 from ivr.clock import FrozenClock
 from ivr.rules.check import load_bundle
+from ivr.rules.loader import load_prompts
+from ivr.rules.prompts import Catalog
+from ivr.rules.secrets import asked_secret
 from tests.rules.test_check import bundle_problems
 from tests.support import Phone, copy_project, edit, run_ivr
 
@@ -165,3 +169,113 @@ def test_date_words_with_the_wrong_placeholder_are_an_error_at_them(tmp_path: Pa
     assert bundle_problems(rules, prompts) == [
         f"{catalog}:{line}:{column}: a text with {{date}} and no other"
     ]
+
+
+def test_a_spanish_prompt_that_asks_for_a_password_is_an_error_at_its_line(tmp_path: Path) -> None:
+    # "Introduzca" and "contraseña" are the catalog's own words (`secret_words:`): the built-in
+    # English, Chinese, French and German lists know neither.
+    rules, prompts = spanish_project(tmp_path)
+    catalog = prompts / "es-ES.yaml"
+    main_intro = spanish_catalog().texts["main_intro"]
+    [(line, column)] = edit(
+        catalog,
+        (
+            f'  main_intro: "{main_intro}"',
+            f'  main_intro: ‸"{main_intro} Introduzca su contraseña y pulse almohadilla."',
+        ),
+    )
+    assert bundle_problems(rules, prompts) == [
+        f'{catalog}:{line}:{column}: asks the caller for a password ("Introduzca su contraseña y '
+        'pulse almohadilla."): no prompt may ask for a password, a one-time code other than the '
+        "exchange's, a private key, a seed phrase or a PIN; to warn callers, say that we never ask "
+        "for it (never, niemals, jamais, 绝不)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("Si no recuerda su contraseña, díganos su frase semilla.", "seed phrase"),
+        ("¿Cuál es su clave privada?", "private key"),
+        ("Tenga a mano su código de verificación.", "one-time code"),
+        ("Introduzca su PIN.", "PIN"),  # a loanword the catalog need not list
+    ],
+)
+def test_a_spanish_request_for_a_secret_is_found(text: str, secret: str) -> None:
+    words = spanish_catalog().secret_words
+    asked = asked_secret(text, "es-ES", catalog_words=words)
+    assert asked is not None and asked.secret == secret
+
+
+def test_the_spanish_anti_fraud_notice_names_the_secrets_and_passes() -> None:
+    catalog = spanish_catalog()
+    for prompt in ("anti_fraud", "hold_comfort_safety", "answer_official_channels"):
+        text = catalog.texts[prompt]
+        assert "contraseña" in text and "nunca" in text
+        assert asked_secret(text, "es-ES", prompt, catalog.secret_words) is None, text
+    # Without its "nunca", the notice asks.
+    asking = catalog.texts["anti_fraud"].replace("nunca le pedirá", "le pedirá")
+    assert asked_secret(asking, "es-ES", "anti_fraud", catalog.secret_words) is not None
+    # A menu option that only names a secret asks for nothing.
+    opt_login = catalog.texts["opt_login"]
+    assert asked_secret(opt_login, "es-ES", "opt_login", catalog.secret_words) is None
+
+
+def test_a_language_with_no_words_for_secrets_is_told_which_to_add(tmp_path: Path) -> None:
+    rules, prompts = spanish_project(tmp_path)
+    catalog = prompts / "es-ES.yaml"
+    text = catalog.read_text(encoding="utf-8")
+    start, end = text.index("secret_words:\n"), text.index("# What callers say")
+    catalog.write_text(text[:start] + text[end:], encoding="utf-8")
+    [(line, column)] = edit(catalog, ("\nlanguage: es-ES", "\nlanguage: ‸es-ES"))
+    assert [str(warning) for warning in load_bundle(rules, prompts).warnings] == [
+        f"{catalog}:{line}:{column}: warning: no words of es-ES to tell a prompt that asks for a "
+        "secret: add secret_words: {secrets: {password: [...], PIN: [...], one-time code: [...], "
+        "private key: [...], seed phrase: [...]}, asks: [...], never: [...], no: [...]} in this "
+        "language, or its prompts are checked with English, Chinese, French and German words only"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "message"),
+    [
+        (
+            '  no: ["no", nadie',
+            "  no: [‸no, nadie",
+            'YAML reads this word as false: write it in quotes ("no")',
+        ),
+        (
+            "    password: [contraseña*,",
+            "    ‸pasword: [contraseña*,",
+            "unknown secret 'pasword': did you mean 'password'? (the secrets: password, PIN, "
+            "one-time code, private key, seed phrase)",
+        ),
+        (
+            "    PIN: [PIN, PINs,",
+            '    PIN: [PIN, ‸"co*digo PIN", PINs,',
+            "'*' (any ending) may only end a word, once",
+        ),
+        (
+            "secret_words:\n  secrets:",
+            "‸secret_words:\n  secrets:",
+            "missing 'never' (a list of words)",
+        ),
+        ("  asks: [", "  ‸asked: [", "only secrets, asks, never and no go here"),
+    ],
+)
+def test_malformed_secret_words_are_an_error_at_them(
+    tmp_path: Path, before: str, after: str, message: str
+) -> None:
+    rules, prompts = spanish_project(tmp_path)
+    catalog = prompts / "es-ES.yaml"
+    if message.startswith("missing 'never'"):
+        edit(catalog, ("  never: [nunca, jamás, en ningún caso, bajo ningún concepto]\n", ""))
+    [(line, column)] = edit(catalog, (before, after))
+    problems = bundle_problems(rules, prompts)
+    assert f"{catalog}:{line}:{column}: {message}" in problems, problems
+
+
+def spanish_catalog() -> Catalog:
+    """The Spanish test catalog, as the service reads it."""
+    prompts, _ = load_prompts(SPANISH.parent, ("es-ES",))
+    return prompts.catalog("es-ES")

@@ -228,10 +228,15 @@ class Phone:
             self.follow()
         return rounds
 
-    def hang_up(self, status: str = "completed", duration: int = 42) -> Any:
-        """The caller hangs up: the call is over for Twilio, which then posts its status."""
+    def gone(self) -> None:
+        """The caller hangs up: the call is over for Twilio (a move of it is refused, 21220), which
+        posts its status callback a moment later (`hang_up`)."""
         if self.network is not None:
             self.network.in_progress.discard(self.sid)
+
+    def hang_up(self, status: str = "completed", duration: int = 42) -> Any:
+        """The caller hangs up, and Twilio's status callback says so."""
+        self.gone()
         response = signed_post(
             self.client,
             "/voice/status",

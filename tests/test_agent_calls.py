@@ -6,6 +6,7 @@ does, to move a call that is not in progress)."""
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -23,7 +24,7 @@ from ivr.credentials import PinStore
 from ivr.db import Database
 from ivr.queue import CallQueue
 from ivr.services import services
-from ivr.simulator.rest import RestRequest, TwilioRest
+from ivr.simulator.rest import Kind, RestRequest, TwilioRest
 from ivr.throttle import most_checks
 from ivr.tickets.events import events_of, line_histories, queue_stats
 from tests.conftest import AGENT_PINS, MONDAY_AFTERNOON
@@ -334,6 +335,47 @@ def test_a_caller_who_hangs_up_before_the_agent_answers_frees_the_agent(
     call.hang_up()
     with client.application.app_context():
         assert services().queue.agent_status("emma") == "available"
+
+
+def test_a_move_twilio_refuses_for_a_caller_just_gone_frees_the_agent_once_the_status_comes(
+    client: FlaskClient, rest: TwilioRest, database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The caller hangs up just as an agent is handed them, before Twilio's status callback
+    arrives: Twilio refuses the move (21220, "Calls that have completed cannot be ... redirected",
+    twilio.com/docs/api/errors/21220). The agent is free again once the status comes, for the
+    caller behind, and the ticket says the caller abandoned."""
+    call = phone(client)
+    queue_for_funds(call, "2")
+    behind = phone(client, "+14155550199")
+    queue_for_funds(behind, "2")
+    call.gone()
+    with caplog.at_level(logging.ERROR, logger="ivr.telephony"):
+        log_in(client, "emma", AGENT_PINS["emma"])
+    [refused] = rest.redirects()
+    assert refused.call_sid == call.sid
+    assert f"could not redirect call {call.sid}" in caplog.text
+    assert "Call is not in-progress. Cannot redirect." in caplog.text  # Twilio's 21220
+
+    call.hang_up()
+    [_, moved] = rest.redirects()  # emma is handed the caller behind, who is still there
+    assert moved.call_sid == behind.sid
+    behind.redirected_to(moved.path)
+    assert behind.twiml is not None and behind.twiml.find("Dial/Client") is not None
+    assert ticket_of(database, call.sid).outcome == "abandoned"
+
+
+def test_a_caller_whose_move_twilio_fails_is_connected_by_the_next_hold_round(
+    client: FlaskClient, rest: TwilioRest
+) -> None:
+    """Twilio's REST API fails (HTTP 500) when an agent is handed the caller: the caller, still
+    holding, is not lost; the next round of hold music ends in the agent's ring."""
+    call = phone(client)
+    queue_for_funds(call, "2")
+    rest.fail(Kind.MOVE)
+    log_in(client, "emma", AGENT_PINS["emma"])
+    assert len(rest.redirects()) == 1
+    call.wait_silently()
+    assert call.twiml is not None and call.twiml.find("Dial/Client") is not None
 
 
 def test_a_caller_who_hangs_up_while_being_connected_abandoned_the_line(

@@ -25,7 +25,8 @@ from ivr.clock import FrozenClock
 from ivr.config import Settings
 from ivr.db import Database, normalise_url
 from ivr.queue import connect
-from tests.support import PUBLIC, REST_ACCOUNT_SID, FakeTwilioRest
+from ivr.simulator.rest import TwilioRest
+from tests.support import PUBLIC, REST_ACCOUNT_SID, twilio_rest
 from tests.topologies import TOPOLOGY_URLS, Cluster, SentinelSetup, running
 
 if TYPE_CHECKING:
@@ -235,13 +236,15 @@ def client(app: Flask) -> FlaskClient:
 
 
 @pytest.fixture
-def rest() -> FakeTwilioRest:
-    """Twilio's REST API, faked at the `twilio` library's HTTP client: records every request."""
-    return FakeTwilioRest()
+def rest() -> TwilioRest:
+    """Twilio's REST API, faked at the `twilio` library's HTTP client: records every request and
+    answers as Twilio does (a move of a call not in progress: 21220); `tests.support.Phone` tells
+    it which calls are."""
+    return twilio_rest()
 
 
 @pytest.fixture
-def rest_app(app_factory: Callable[..., Flask], rest: FakeTwilioRest) -> Flask:
+def rest_app(app_factory: Callable[..., Flask], rest: TwilioRest) -> Flask:
     """The app with Twilio REST credentials, so that it moves callers to agents and places
     callbacks itself (a module that wants it for `client` sets `app = rest_app`)."""
     return app_factory(

@@ -1,26 +1,23 @@
 """Helpers shared by the tests.
 
-A tiny Twilio stand-in for webhook tests that signs requests and follows the TwiML it gets back; the
-tickets a call leaves behind; and copies of the shipped rules and prompt catalogs with edits, where `‸`
-in replacement text marks the position a problem must point at.
+A tiny Twilio stand-in for webhook tests that signs requests and follows the TwiML it gets back, and
+tells Twilio's REST API fake (`ivr.simulator.rest.TwilioRest`, over `Calls`) which calls are in
+progress; the tickets a call leaves behind; and copies of the shipped rules and prompt catalogs with
+edits, where `‸` in replacement text marks the position a problem must point at.
 """
 
 from __future__ import annotations
 
 import fcntl
 import itertools
-import json
-import logging
 import os
 import pty
-import re
 import select
 import shutil
 import struct
 import subprocess
 import sys
 import termios
-import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -31,14 +28,15 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import yaml
+from flask import Flask
 from flask.testing import FlaskClient
-from twilio.http import HttpClient
-from twilio.http.response import Response as TwilioResponse
 from twilio.request_validator import RequestValidator
 from werkzeug.test import TestResponse
 
 from ivr.db import Database
 from ivr.exchange.contract import Account, Verification
+from ivr.simulator.rest import TwilioRest
+from ivr.telephony import TwilioTelephony
 from ivr.tickets.changes import TicketChange
 from ivr.tickets.models import Ticket
 from ivr.tickets.reads import get_ticket
@@ -101,85 +99,42 @@ def spoken(element: ET.Element) -> list[str]:
     return [say.text or "" for say in element.iter("Say")]
 
 
-@dataclass(frozen=True)
-class RestRequest:
-    method: str
-    url: str
-    data: dict[str, str]
-
-    @property
-    def path(self) -> str:
-        """The webhook path (with query) of a `Url` parameter, as our app sees it."""
-        parts = urlsplit(self.data["Url"])
-        return parts.path + (f"?{parts.query}" if parts.query else "")
-
-
-class FakeTwilioRest(HttpClient):  # type: ignore[misc]
-    """Twilio's REST API at the `twilio` library's HTTP client interface: answers like Twilio for
-    the requests we make (create a call, update a call, send a text) and records every request.
-
-    Texts, as Twilio's Messages resource page (twilio.com/docs/messaging/api/message-resource)
-    says: "Twilio creates a Message when ... You create a Message resource (i.e., send an outbound
-    message) via the REST API", with a POST to /2010-04-01/Accounts/{AccountSid}/Messages.json;
-    and as "Outbound Message Status in Status Callbacks" says, "When you create a Message resource
-    for an outbound message, it is created with an initial status value": for a "Message created
-    without a Messaging Service: queued"."""
+class Calls:
+    """The calls of a webhook test as Twilio knows them (`ivr.simulator.rest.PhoneNetwork`), so that
+    `TwilioRest` answers a move as Twilio does: a caller's call is in progress from its first
+    webhook (`Phone` dials) until its hang-up status callback (`Phone.hang_up`); a call the app
+    places exists once created."""
 
     def __init__(self) -> None:
-        super().__init__(logging.getLogger("fake-twilio-rest"), is_async=False)
-        self.requests: list[RestRequest] = []
-        self.fail = False
-        self.texts_wait: threading.Event | None = None
-        """When set, a text is answered only once the event is set (a slow Twilio); bounded."""
+        self.in_progress: set[str] = set()
+        self.moved: list[tuple[str, str]] = []
+        """(call sid, URL) of every move Twilio made."""
 
-    def request(
-        self,
-        method: str,
-        uri: str,
-        params: dict[str, object] | None = None,
-        data: dict[str, object] | None = None,
-        headers: dict[str, str] | None = None,
-        auth: tuple[str, str] | None = None,
-        timeout: float | None = None,
-        allow_redirects: bool = False,
-    ) -> TwilioResponse:
-        form = {str(k): str(v) for k, v in (data or {}).items()}
-        self.requests.append(RestRequest(method, uri, form))
-        if method == "POST" and uri.endswith("/Messages.json") and self.texts_wait is not None:
-            self.texts_wait.wait(timeout=30)
-        if self.fail:
-            return TwilioResponse(500, json.dumps({"code": 20500, "message": "internal error"}))
-        if method == "POST" and uri.endswith("/Messages.json"):
-            body = {
-                "sid": f"SM{next(_sids):032x}",
-                "status": "queued",
-                "direction": "outbound-api",
-                "to": form["To"],
-                "from": form["From"],
-                "body": form["Body"],
-            }
-            return TwilioResponse(201, json.dumps(body))
-        if method == "POST" and uri.endswith("/Calls.json"):
-            body = {
-                "sid": new_call_sid(),
-                "status": "queued",
-                "to": form["To"],
-                "from": form["From"],
-            }
-            return TwilioResponse(201, json.dumps(body))
-        match = re.search(r"/Calls/(CA[0-9a-f]+)\.json$", uri)
-        if method == "POST" and match:
-            return TwilioResponse(200, json.dumps({"sid": match[1], "status": "in-progress"}))
-        return TwilioResponse(404, json.dumps({"code": 20404, "message": "not found"}))
+    def place_outbound(self, to: str, from_: str, url: str, status_url: str | None) -> str:
+        sid = new_call_sid()
+        self.in_progress.add(sid)
+        return sid
 
-    def redirects(self) -> list[RestRequest]:
-        return [r for r in self.requests if re.search(r"/Calls/CA[0-9a-f]+\.json$", r.url)]
+    def redirect(self, sid: str, url: str) -> bool:
+        if sid not in self.in_progress:
+            return False
+        self.moved.append((sid, url))
+        return True
 
-    def placed_calls(self) -> list[RestRequest]:
-        return [r for r in self.requests if r.url.endswith("/Calls.json")]
 
-    def texts(self) -> list[RestRequest]:
-        return [r for r in self.requests if r.url.endswith("/Messages.json")]
+def twilio_rest() -> TwilioRest:
+    """Twilio's REST API for a test app, over the test's own `Calls`."""
+    return TwilioRest(Calls())
+
+
+def calls_of(app: Flask) -> Calls | None:
+    """The `Calls` behind `app`, when its Twilio REST API is a `TwilioRest` over them."""
+    telephony = getattr(app.extensions.get("ivr"), "telephony", None)
+    if not isinstance(telephony, TwilioTelephony):
+        return None
+    rest = telephony._client.http_client  # the HTTP client the test gave `create_app`
+    network = rest.network if isinstance(rest, TwilioRest) else None
+    return network if isinstance(network, Calls) else None
 
 
 @dataclass
@@ -195,6 +150,13 @@ class Phone:
     base_url: str = BASE_URL
     country: str | None = None
     """Twilio's `FromCountry` of the caller (ISO code), sent with every webhook when set."""
+    network: Calls | None = None
+    """Where Twilio keeps the call in progress; by default the `Calls` of the client's app."""
+
+    def __post_init__(self) -> None:
+        app = getattr(self.client, "application", None)  # None: a wrapper of a test client
+        if self.network is None and app is not None:
+            self.network = calls_of(app)
 
     def form(self, **extra: str) -> dict[str, str]:
         country = {"FromCountry": self.country} if self.country else {}
@@ -210,6 +172,8 @@ class Phone:
         }
 
     def _post(self, url: str, **extra: str) -> ET.Element:
+        if self.network is not None:
+            self.network.in_progress.add(self.sid)
         form = self.form(**extra)
         self.twiml = parse(signed_post(self.client, url, form, base_url=self.base_url))
         self.heard += spoken(self.twiml)
@@ -264,7 +228,15 @@ class Phone:
             self.follow()
         return rounds
 
+    def gone(self) -> None:
+        """The caller hangs up: the call is over for Twilio (a move of it is refused, 21220), which
+        posts its status callback a moment later (`hang_up`)."""
+        if self.network is not None:
+            self.network.in_progress.discard(self.sid)
+
     def hang_up(self, status: str = "completed", duration: int = 42) -> Any:
+        """The caller hangs up, and Twilio's status callback says so."""
+        self.gone()
         response = signed_post(
             self.client,
             "/voice/status",

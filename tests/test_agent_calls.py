@@ -1,10 +1,12 @@
 """Callers reach a human: whole calls through holding to an agent, callbacks that keep the place,
 agents logging in and out, with every Twilio REST call checked through the `twilio` library's own
-HTTP client interface (a recording fake)."""
+HTTP client interface (`ivr.simulator.rest.TwilioRest`, which records them and refuses, as Twilio
+does, to move a call that is not in progress)."""
 
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -22,15 +24,14 @@ from ivr.credentials import PinStore
 from ivr.db import Database
 from ivr.queue import CallQueue
 from ivr.services import services
+from ivr.simulator.rest import Kind, RestRequest, TwilioRest
 from ivr.throttle import most_checks
 from ivr.tickets.events import events_of, line_histories, queue_stats
 from tests.conftest import AGENT_PINS, MONDAY_AFTERNOON
 from tests.support import (
     PUBLIC,
     RULES,
-    FakeTwilioRest,
     Phone,
-    RestRequest,
     new_call_sid,
     prompt_texts,
     signed_post,
@@ -101,7 +102,7 @@ def conversation_ends(call: Phone, seconds: int, by: str = "agent") -> None:
 def test_a_call_from_the_menu_through_holding_to_an_agent_and_a_score(
     client: FlaskClient,
     database: Database,
-    rest: FakeTwilioRest,
+    rest: TwilioRest,
     clock: FrozenClock,
     language: str,
     key: str,
@@ -163,7 +164,7 @@ def test_without_rest_credentials_the_next_hold_round_connects(
 
 
 def test_the_agent_gets_the_highest_priority_longest_waiting_caller(
-    client: FlaskClient, rest: FakeTwilioRest, clock: FrozenClock
+    client: FlaskClient, rest: TwilioRest, clock: FrozenClock
 ) -> None:
     first = phone(client, "+14155550001")
     queue_for_funds(first, "2")  # funds, priority 30
@@ -179,7 +180,7 @@ def test_the_agent_gets_the_highest_priority_longest_waiting_caller(
 
 
 def test_an_agent_who_does_not_answer_is_logged_out_and_the_caller_keeps_the_front(
-    client: FlaskClient, rest: FakeTwilioRest, database: Database
+    client: FlaskClient, rest: TwilioRest, database: Database
 ) -> None:
     call = phone(client)
     queue_for_funds(call, "2")
@@ -201,7 +202,7 @@ def test_an_agent_who_does_not_answer_is_logged_out_and_the_caller_keeps_the_fro
 
 
 def test_callback_keeps_the_place_and_the_service_calls_back_when_it_comes_up(
-    client: FlaskClient, rest: FakeTwilioRest, database: Database, clock: FrozenClock
+    client: FlaskClient, rest: TwilioRest, database: Database, clock: FrozenClock
 ) -> None:
     first = phone(client, "+14155550001")
     queue_for_funds(first, "2")
@@ -244,7 +245,7 @@ def callback_code_in(url: str) -> str:
 
 
 def a_callback_asked_and_placed(
-    client: FlaskClient, rest: FakeTwilioRest, clock: FrozenClock, language_key: str = "2"
+    client: FlaskClient, rest: TwilioRest, clock: FrozenClock, language_key: str = "2"
 ) -> tuple[Phone, RestRequest]:
     """A caller holds for withdrawals, asks to be called back and hangs up; an agent logs in and
     the service calls them back. The caller's call, and the call placed."""
@@ -259,7 +260,7 @@ def a_callback_asked_and_placed(
 
 
 def test_a_callback_opens_with_the_code_the_caller_was_given_before_the_agent_is_rung(
-    client: FlaskClient, rest: FakeTwilioRest, database: Database, clock: FrozenClock
+    client: FlaskClient, rest: TwilioRest, database: Database, clock: FrozenClock
 ) -> None:
     words = prompt_texts("en-US")
     waiting, placed = a_callback_asked_and_placed(client, rest, clock)
@@ -288,7 +289,7 @@ def test_a_callback_opens_with_the_code_the_caller_was_given_before_the_agent_is
 
 
 def test_the_opening_is_said_once_not_again_when_the_agent_does_not_answer(
-    client: FlaskClient, rest: FakeTwilioRest, clock: FrozenClock
+    client: FlaskClient, rest: TwilioRest, clock: FrozenClock
 ) -> None:
     _, placed = a_callback_asked_and_placed(client, rest, clock)
     callback = Phone(client, caller="+18005550199", called="+14155550002", base_url=PUBLIC)
@@ -305,7 +306,7 @@ def test_the_opening_is_said_once_not_again_when_the_agent_does_not_answer(
 
 
 def test_a_callback_asked_for_again_on_the_callback_calls_the_caller_not_our_own_number(
-    client: FlaskClient, rest: FakeTwilioRest, database: Database, clock: FrozenClock
+    client: FlaskClient, rest: TwilioRest, database: Database, clock: FrozenClock
 ) -> None:
     # On a call we placed, Twilio's From is our number and To the caller's.
     waiting, placed = a_callback_asked_and_placed(client, rest, clock)
@@ -326,7 +327,7 @@ def test_a_callback_asked_for_again_on_the_callback_calls_the_caller_not_our_own
 
 
 def test_a_caller_who_hangs_up_before_the_agent_answers_frees_the_agent(
-    client: FlaskClient, rest: FakeTwilioRest
+    client: FlaskClient, rest: TwilioRest
 ) -> None:
     call = phone(client)
     queue_for_funds(call, "2")
@@ -336,8 +337,49 @@ def test_a_caller_who_hangs_up_before_the_agent_answers_frees_the_agent(
         assert services().queue.agent_status("emma") == "available"
 
 
+def test_a_move_twilio_refuses_for_a_caller_just_gone_frees_the_agent_once_the_status_comes(
+    client: FlaskClient, rest: TwilioRest, database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The caller hangs up just as an agent is handed them, before Twilio's status callback
+    arrives: Twilio refuses the move (21220, "Calls that have completed cannot be ... redirected",
+    twilio.com/docs/api/errors/21220). The agent is free again once the status comes, for the
+    caller behind, and the ticket says the caller abandoned."""
+    call = phone(client)
+    queue_for_funds(call, "2")
+    behind = phone(client, "+14155550199")
+    queue_for_funds(behind, "2")
+    call.gone()
+    with caplog.at_level(logging.ERROR, logger="ivr.telephony"):
+        log_in(client, "emma", AGENT_PINS["emma"])
+    [refused] = rest.redirects()
+    assert refused.call_sid == call.sid
+    assert f"could not redirect call {call.sid}" in caplog.text
+    assert "Call is not in-progress. Cannot redirect." in caplog.text  # Twilio's 21220
+
+    call.hang_up()
+    [_, moved] = rest.redirects()  # emma is handed the caller behind, who is still there
+    assert moved.call_sid == behind.sid
+    behind.redirected_to(moved.path)
+    assert behind.twiml is not None and behind.twiml.find("Dial/Client") is not None
+    assert ticket_of(database, call.sid).outcome == "abandoned"
+
+
+def test_a_caller_whose_move_twilio_fails_is_connected_by_the_next_hold_round(
+    client: FlaskClient, rest: TwilioRest
+) -> None:
+    """Twilio's REST API fails (HTTP 500) when an agent is handed the caller: the caller, still
+    holding, is not lost; the next round of hold music ends in the agent's ring."""
+    call = phone(client)
+    queue_for_funds(call, "2")
+    rest.fail(Kind.MOVE)
+    log_in(client, "emma", AGENT_PINS["emma"])
+    assert len(rest.redirects()) == 1
+    call.wait_silently()
+    assert call.twiml is not None and call.twiml.find("Dial/Client") is not None
+
+
 def test_a_caller_who_hangs_up_while_being_connected_abandoned_the_line(
-    client: FlaskClient, rest: FakeTwilioRest, database: Database, clock: FrozenClock
+    client: FlaskClient, rest: TwilioRest, database: Database, clock: FrozenClock
 ) -> None:
     """Twilio's call statuses (twilio.com/help/faq/voice/what-do-the-call-statuses-mean):
     "After an answered call ends it has a completed status": the caller's own call (answered
@@ -371,7 +413,7 @@ def test_a_caller_who_hangs_up_while_being_connected_abandoned_the_line(
 
 
 def test_a_callback_nobody_answers_is_no_abandonment(
-    client: FlaskClient, rest: FakeTwilioRest, database: Database, clock: FrozenClock
+    client: FlaskClient, rest: TwilioRest, database: Database, clock: FrozenClock
 ) -> None:
     """Twilio's call statuses (twilio.com/help/faq/voice/what-do-the-call-statuses-mean):
     "no-answer: Twilio dialed the number but no one answered before the Timeout value elapsed";
@@ -395,7 +437,7 @@ def test_a_callback_nobody_answers_is_no_abandonment(
 
 
 def test_the_line_remembers_how_long_agents_take_to_answer_callers_who_hold(
-    client: FlaskClient, rest: FakeTwilioRest, clock: FrozenClock
+    client: FlaskClient, rest: TwilioRest, clock: FrozenClock
 ) -> None:
     call = phone(client)
     queue_for_funds(call, "2")
@@ -417,7 +459,7 @@ def test_the_line_remembers_how_long_agents_take_to_answer_callers_who_hold(
 
 
 def test_a_callback_answered_adds_nothing_to_the_connect_history(
-    client: FlaskClient, rest: FakeTwilioRest, clock: FrozenClock
+    client: FlaskClient, rest: TwilioRest, clock: FrozenClock
 ) -> None:
     _, placed = a_callback_asked_and_placed(client, rest, clock)
     clock.advance(9)  # the caller's phone rings
@@ -431,7 +473,7 @@ def test_a_callback_answered_adds_nothing_to_the_connect_history(
 
 
 def test_queue_events_give_the_queues_statistics(
-    client: FlaskClient, rest: FakeTwilioRest, database: Database, clock: FrozenClock
+    client: FlaskClient, rest: TwilioRest, database: Database, clock: FrozenClock
 ) -> None:
     answered = phone(client, "+14155550001")
     queue_for_funds(answered, "2")
@@ -668,7 +710,7 @@ def throttle_from(client: FlaskClient, number: str) -> None:
 
 
 def test_a_spoofed_caller_id_does_not_lock_the_agent_out_the_line_calls_her_phone_back(
-    client: FlaskClient, rest: FakeTwilioRest, clock: FrozenClock
+    client: FlaskClient, rest: TwilioRest, clock: FrozenClock
 ) -> None:
     words = prompt_texts("en-US")
     throttle_from(client, ANNAS_PHONE)
@@ -694,7 +736,7 @@ def test_a_spoofed_caller_id_does_not_lock_the_agent_out_the_line_calls_her_phon
 
 
 def test_a_call_placed_to_the_agent_asks_for_her_pin_only_so_often(
-    client: FlaskClient, rest: FakeTwilioRest
+    client: FlaskClient, rest: TwilioRest
 ) -> None:
     throttle_from(client, ANNAS_PHONE)
     line_login(client, ANNAS_PHONE, "104", "000000")
@@ -710,7 +752,7 @@ def test_a_call_placed_to_the_agent_asks_for_her_pin_only_so_often(
 
 
 def test_a_throttled_number_that_is_not_the_agents_own_gets_no_call(
-    client: FlaskClient, rest: FakeTwilioRest
+    client: FlaskClient, rest: TwilioRest
 ) -> None:
     throttle_from(client, "+14155550123")
     line = line_login(client, "+14155550123", "104", AGENT_PINS["anna"])

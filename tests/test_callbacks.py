@@ -10,7 +10,6 @@ parameter value elapsed", and it is the final status the StatusCallback of the p
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,6 +26,7 @@ from ivr.cli import main
 from ivr.clock import FrozenClock
 from ivr.db import Database
 from ivr.services import Services
+from ivr.simulator.rest import Kind, RestRequest, TwilioRest
 from ivr.switchboard import Call
 from ivr.tickets.changes import Outcome, QueueEvent
 from ivr.tickets.events import events_of
@@ -35,13 +35,12 @@ from ivr.tickets.records import CallEnd
 from tests.conftest import AGENT_PINS
 from tests.support import (
     PUBLIC,
-    FakeTwilioRest,
     Phone,
-    RestRequest,
     journal_record,
     new_call_sid,
     signed_post,
     ticket_of,
+    twilio_rest,
     write_records,
     write_rules,
 )
@@ -114,7 +113,7 @@ def not_answered(client: FlaskClient, placed: RestRequest, status: str = "no-ans
     assert response.status_code in (200, 204), response.get_data(as_text=True)
 
 
-def called(rest: FakeTwilioRest) -> list[str]:
+def called(rest: TwilioRest) -> list[str]:
     return [r.data["To"] for r in rest.placed_calls()]
 
 
@@ -127,7 +126,7 @@ def story(database: Database, sid: str) -> list[str]:
 
 
 def test_a_request_at_23_is_not_called_at_23_30_and_is_called_once_the_team_opens_and_an_agent_is_free(
-    client: FlaskClient, rest: FakeTwilioRest, database: Database, clock: FrozenClock
+    client: FlaskClient, rest: TwilioRest, database: Database, clock: FrozenClock
 ) -> None:
     s = services_of(client.application)
     clock.set(MONDAY_23_NY)
@@ -175,7 +174,7 @@ def test_a_request_at_23_is_not_called_at_23_30_and_is_called_once_the_team_open
 
 
 def test_the_callback_the_next_morning_opens_with_the_code_told_the_night_before(
-    client: FlaskClient, rest: FakeTwilioRest, database: Database, clock: FrozenClock
+    client: FlaskClient, rest: TwilioRest, database: Database, clock: FrozenClock
 ) -> None:
     s = services_of(client.application)
     clock.set(MONDAY_23_NY)
@@ -208,7 +207,7 @@ def test_the_callback_the_next_morning_opens_with_the_code_told_the_night_before
 
 
 def test_requests_are_called_back_in_the_order_they_were_asked(
-    client: FlaskClient, rest: FakeTwilioRest, database: Database, clock: FrozenClock
+    client: FlaskClient, rest: TwilioRest, database: Database, clock: FrozenClock
 ) -> None:
     s = services_of(client.application)
     later = asked_after_hours(database, "+14155550002", MONDAY_23_NY)
@@ -225,7 +224,7 @@ def test_requests_are_called_back_in_the_order_they_were_asked(
 
 
 def test_an_unanswered_callback_is_tried_again_after_the_retry_minutes_and_only_in_hours(
-    client: FlaskClient, rest: FakeTwilioRest, database: Database, clock: FrozenClock
+    client: FlaskClient, rest: TwilioRest, database: Database, clock: FrozenClock
 ) -> None:
     s = services_of(client.application)
     asked_after_hours(database, "+14155550001", MONDAY_23_NY)
@@ -251,7 +250,7 @@ def test_an_unanswered_callback_is_tried_again_after_the_retry_minutes_and_only_
 
 def test_after_the_configured_tries_it_stops_and_the_ticket_says_so(
     client: FlaskClient,
-    rest: FakeTwilioRest,
+    rest: TwilioRest,
     database: Database,
     clock: FrozenClock,
     capsys: pytest.CaptureFixture[str],
@@ -284,7 +283,7 @@ def test_after_the_configured_tries_it_stops_and_the_ticket_says_so(
 
 
 def test_a_request_older_than_the_keep_window_is_given_up_uncalled(
-    client: FlaskClient, rest: FakeTwilioRest, database: Database, clock: FrozenClock
+    client: FlaskClient, rest: TwilioRest, database: Database, clock: FrozenClock
 ) -> None:
     s = services_of(client.application)
     sid = asked_after_hours(database, "+14155550001", MONDAY_23_NY - timedelta(days=3))
@@ -299,12 +298,12 @@ def test_a_request_older_than_the_keep_window_is_given_up_uncalled(
 
 def test_two_processes_running_the_round_at_the_same_moment_place_one_call(
     app_factory: Callable[..., Flask],
-    rest: FakeTwilioRest,
+    rest: TwilioRest,
     database: Database,
     clock: FrozenClock,
     tmp_path: Path,
 ) -> None:
-    other_rest = FakeTwilioRest()
+    other_rest = twilio_rest()
     credentials = {"twilio_account_sid": "AC" + "1" * 32, "public_base_url": PUBLIC}
     one = services_of(app_factory(twilio_http_client=rest, **credentials))
     two = services_of(
@@ -330,7 +329,7 @@ def test_two_processes_running_the_round_at_the_same_moment_place_one_call(
 
 def test_a_redis_error_skips_the_round_and_the_next_round_calls(
     client: FlaskClient,
-    rest: FakeTwilioRest,
+    rest: TwilioRest,
     database: Database,
     clock: FrozenClock,
     monkeypatch: pytest.MonkeyPatch,
@@ -357,7 +356,7 @@ def test_a_redis_error_skips_the_round_and_the_next_round_calls(
 
 
 def test_a_place_nobody_reached_before_closing_is_not_called_after_closing(
-    client: FlaskClient, rest: FakeTwilioRest, database: Database, clock: FrozenClock
+    client: FlaskClient, rest: TwilioRest, database: Database, clock: FrozenClock
 ) -> None:
     s = services_of(client.application)
     sid = asked_after_hours(database, "+14155550001", MONDAY_23_NY)
@@ -403,7 +402,7 @@ def test_callback_settings_out_of_range_are_refused_by_ivr_check(
 
 def test_the_background_threads_of_every_process_run_the_round(
     client: FlaskClient,
-    rest: FakeTwilioRest,
+    rest: TwilioRest,
     database: Database,
     clock: FrozenClock,
     monkeypatch: pytest.MonkeyPatch,
@@ -416,9 +415,7 @@ def test_the_background_threads_of_every_process_run_the_round(
     threads = background.Background(s, writer=False)
     threads.ensure_started()
     try:
-        deadline = time.monotonic() + 10
-        while not rest.placed_calls() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        rest.wait_for(Kind.PLACE, timeout=10)
     finally:
         threads.stop()
     assert called(rest) == ["+14155550001"]

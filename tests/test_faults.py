@@ -37,6 +37,7 @@ from ivr.config import Settings
 from ivr.db import Database
 from ivr.queue import connect
 from ivr.services import Services
+from ivr.simulator.rest import TwilioRest
 from ivr.tickets.changes import Outcome, QueueEvent
 from ivr.tickets.events import events_of
 from ivr.tickets.models import Ticket
@@ -61,9 +62,10 @@ from tests.support import (
     AUTH_TOKEN,
     REST_ACCOUNT_SID,
     STATE_SECRET,
-    FakeTwilioRest,
     Phone,
+    calls_of,
     reference_in,
+    twilio_rest,
 )
 from tests.test_metrics import scrape, value
 
@@ -102,7 +104,7 @@ class Line:
     database: Database
     """The test database itself, as the tests read it (never through the faults)."""
     clock: FrozenClock
-    rest: FakeTwilioRest
+    rest: TwilioRest
     phones: list[Phone] = field(default_factory=list)
 
     @property
@@ -112,7 +114,8 @@ class Line:
 
     def call_to_queue(self) -> Phone:
         """A caller who picks English, funds, deposit, and hears the first hold round."""
-        phone = Phone(self.client)  # type: ignore[arg-type]  # posts like a FlaskClient
+        # posts like a FlaskClient; its calls are known to this line's Twilio
+        phone = Phone(self.client, network=calls_of(self.app))  # type: ignore[arg-type]
         self.phones.append(phone)
         phone.dial()
         for key in ("2", "2", "1"):
@@ -155,7 +158,7 @@ def running_line(database: Database, tmp_path: Path, spool: Path) -> Iterator[Li
     redis_server.start()
     proxy = FaultProxy(("127.0.0.1", redis_server.port))
     clock = FrozenClock(MONDAY_AFTERNOON)
-    rest = FakeTwilioRest()
+    rest = twilio_rest()
     settings = Settings(
         database_url="unused://",
         twilio_auth_token=AUTH_TOKEN,

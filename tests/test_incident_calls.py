@@ -17,13 +17,13 @@ from flask.testing import FlaskClient
 
 from ivr.db import Database
 from ivr.services import services
+from ivr.simulator.rest import TwilioRest
 from ivr.tickets.events import events_of
 from tests.admin_support import ADMIN_PASSWORD, ADMIN_USER, create_admin, login
 from tests.conftest import MONDAY_AFTERNOON
 from tests.support import (
     PUBLIC,
     REST_ACCOUNT_SID,
-    FakeTwilioRest,
     Phone,
     prompt_texts,
     ticket_of,
@@ -138,7 +138,7 @@ def test_a_login_caller_queues_without_the_notice(client: FlaskClient, database:
 
 
 def test_an_incident_started_on_one_instance_is_heard_on_the_other_within_5_s_and_counted(
-    app_factory: Callable[..., Flask], rest: FakeTwilioRest, database: Database
+    app_factory: Callable[..., Flask], rest: TwilioRest, database: Database
 ) -> None:
     """A paging system starts the notice on instance A; a German caller on instance B hears it in
     German, with the ETA in Berlin's time, and hangs up after it: A's Today page counts both."""

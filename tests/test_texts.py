@@ -1,8 +1,8 @@
 """The ticket number by text: once per call, in the caller's language, from the number they called,
 on a thread of its own, so that a slow or failing Twilio Messaging never delays or changes the call.
 
-Twilio is faked at the `twilio` library's HTTP client (`tests.support.FakeTwilioRest`, which quotes
-the Messages resource it models).
+Twilio is faked at the `twilio` library's HTTP client (`ivr.simulator.rest.TwilioRest`, which
+quotes the Messages resource it models).
 """
 
 from __future__ import annotations
@@ -21,16 +21,17 @@ from twilio.http.response import Response as TwilioResponse
 from ivr import texts as texts_module
 from ivr.db import Database
 from ivr.services import Services
+from ivr.simulator.rest import Kind, TwilioRest
 from ivr.telephony import TwilioTelephony
 from ivr.texts import Texts
 from tests.support import (
     AUTH_TOKEN,
     PUBLIC,
     REST_ACCOUNT_SID,
-    FakeTwilioRest,
     Phone,
     prompt_texts,
     ticket_of,
+    twilio_rest,
     write_rules,
 )
 
@@ -70,7 +71,7 @@ def holding(client: FlaskClient) -> Phone:
 
 
 def test_a_caller_who_asks_for_a_callback_gets_the_ticket_number_and_code_by_text_once(
-    client: FlaskClient, rest: FakeTwilioRest, database: Database
+    client: FlaskClient, rest: TwilioRest, database: Database
 ) -> None:
     call = holding(client)
     assert call.twiml is not None
@@ -94,10 +95,10 @@ def test_a_caller_who_asks_for_a_callback_gets_the_ticket_number_and_code_by_tex
 
 
 def test_a_failed_text_changes_nothing_on_the_call(
-    client: FlaskClient, rest: FakeTwilioRest, database: Database, caplog: pytest.LogCaptureFixture
+    client: FlaskClient, rest: TwilioRest, database: Database, caplog: pytest.LogCaptureFixture
 ) -> None:
     call = holding(client)
-    rest.fail = True  # Twilio answers 500 to everything from now on
+    rest.fail()  # Twilio answers 500 to everything from now on
     with caplog.at_level(logging.ERROR, logger="ivr.telephony"):
         call.press("2")
         assert sent(client).drain(SETTLE)
@@ -110,22 +111,22 @@ def test_a_failed_text_changes_nothing_on_the_call(
 
 
 def test_a_slow_twilio_does_not_hold_up_the_call(
-    client: FlaskClient, rest: FakeTwilioRest, database: Database
+    client: FlaskClient, rest: TwilioRest, database: Database
 ) -> None:
     call = holding(client)
-    rest.texts_wait = threading.Event()  # Twilio answers texts only when the test says so
+    answer = rest.hold(Kind.TEXT)  # Twilio answers texts only when the test says so
     try:
         call.press("2")  # answered while the text is still on its way
         assert "You keep your place in line" in call.last_heard()
         assert not sent(client).drain(0)
     finally:
-        rest.texts_wait.set()
+        answer.set()
     assert sent(client).drain(SETTLE)
     assert len(rest.texts()) == 1
 
 
 def test_without_the_switch_nobody_is_texted(
-    app_factory: Callable[..., Flask], rest: FakeTwilioRest, tmp_path: Path
+    app_factory: Callable[..., Flask], rest: TwilioRest, tmp_path: Path
 ) -> None:
     rules, _ = write_rules(tmp_path, ("sms_reference: true", "sms_reference: false"))
     app = app_factory(
@@ -143,7 +144,7 @@ def test_without_the_switch_nobody_is_texted(
 # --- the texting thread ---------------------------------------------------------------------------
 
 
-class Flaky(FakeTwilioRest):
+class Flaky(TwilioRest):
     """Twilio's API behind a network that drops the first request (the HTTP client raises)."""
 
     def __init__(self) -> None:
@@ -157,7 +158,7 @@ class Flaky(FakeTwilioRest):
         return super().request(method, uri, **kwargs)  # type: ignore[arg-type]
 
 
-def telephony(http: FakeTwilioRest) -> TwilioTelephony:
+def telephony(http: TwilioRest) -> TwilioTelephony:
     return TwilioTelephony(REST_ACCOUNT_SID, AUTH_TOKEN, PUBLIC, http_client=http)
 
 
@@ -175,19 +176,17 @@ def test_the_thread_outlives_a_failing_http_client(caplog: pytest.LogCaptureFixt
 def test_texts_beyond_the_waiting_limit_are_dropped_and_logged(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    http = FakeTwilioRest()
-    http.texts_wait = threading.Event()
+    http = twilio_rest()
+    answer = http.hold(Kind.TEXT)
     texts = Texts(telephony(http), max_waiting=1)
     try:
         texts.send(CALLER, OUR_NUMBER, "being sent")
-        deadline = time.monotonic() + SETTLE
-        while not http.texts() and time.monotonic() < deadline:  # the thread took it
-            time.sleep(0.01)
+        assert http.wait_for(Kind.TEXT, SETTLE)  # the thread took it
         with caplog.at_level(logging.WARNING, logger="ivr.texts"):
             texts.send(CALLER, OUR_NUMBER, "waiting")
             texts.send(CALLER, OUR_NUMBER, "one too many")
     finally:
-        http.texts_wait.set()
+        answer.set()
     assert texts.drain(SETTLE)
     assert [r.data["Body"] for r in http.texts()] == ["being sent", "waiting"]
     assert "the text to +14155550100 is dropped" in caplog.text
@@ -197,7 +196,7 @@ def test_a_thread_that_ended_idle_is_started_again_by_the_next_text(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(texts_module, "IDLE_SECONDS", 0.05)
-    http = FakeTwilioRest()
+    http = twilio_rest()
     texts = Texts(telephony(http))
     texts.send(CALLER, OUR_NUMBER, "before")
     assert texts.drain(SETTLE)
@@ -216,7 +215,7 @@ def test_no_thread_to_be_had_drops_the_text_and_nothing_else(
     def refuse(self: threading.Thread) -> None:
         raise RuntimeError("can't start new thread")
 
-    http = FakeTwilioRest()
+    http = twilio_rest()
     texts = Texts(telephony(http))
     monkeypatch.setattr(threading.Thread, "start", refuse)
     with caplog.at_level(logging.ERROR, logger="ivr.texts"):

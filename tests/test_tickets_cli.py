@@ -17,9 +17,10 @@ from flask.testing import FlaskClient
 from ivr.cli import main
 from ivr.clock import FrozenClock
 from ivr.db import Database
+from ivr.simulator.rest import TwilioRest
 from ivr.tickets.models import Ticket
 from ivr.tickets.records import CallEnd
-from tests.support import FakeTwilioRest, journal_record, ticket_of, write_records
+from tests.support import journal_record, ticket_of, write_records
 from tests.tickets.test_listing import (  # the calls of the listing tests
     AMERICAN,
     FRENCH,
@@ -150,7 +151,7 @@ def test_export_json_to_stdout_filtered_with_full_numbers(
 
 def test_show_prints_the_fields_and_the_whole_timeline_of_an_answered_call(
     client: FlaskClient,
-    rest: FakeTwilioRest,
+    rest: TwilioRest,
     clock: FrozenClock,
     database: Database,
     capsys: pytest.CaptureFixture[str],

@@ -26,10 +26,10 @@ from ivr.rules.live import LiveRules
 from ivr.rules.loader import RulesError
 from ivr.rules.store import RulesStore, Sources, StoreError
 from ivr.services import Services
+from ivr.simulator.rest import TwilioRest
 from tests.support import (
     PUBLIC,
     REST_ACCOUNT_SID,
-    FakeTwilioRest,
     Phone,
     apply_edits,
     copy_project,
@@ -500,7 +500,7 @@ def test_a_caller_an_agents_turn_moves_keeps_their_version_when_the_queue_was_re
     app_factory: Callable[..., Flask],
     project: tuple[Path, Path],
     store: RulesStore,
-    rest: FakeTwilioRest,
+    rest: TwilioRest,
     tmp_path: Path,
 ) -> None:
     """The URL an agent's turn moves a caller to is built without the caller's own URL (no

@@ -14,6 +14,7 @@ from flask.testing import FlaskClient
 
 from ivr.clock import FrozenClock
 from ivr.db import Database
+from ivr.simulator.rest import TwilioRest
 from ivr.tickets.listing import (
     TicketFilter,
     count_tickets,
@@ -27,7 +28,7 @@ from ivr.tickets.listing import (
 )
 from ivr.tickets.models import Ticket
 from tests.conftest import AGENT_PINS
-from tests.support import PUBLIC, FakeTwilioRest, Phone, new_call_sid, signed_post, ticket_of
+from tests.support import PUBLIC, Phone, new_call_sid, signed_post, ticket_of
 
 GERMAN = "+4915112345678"
 AMERICAN = "+14155550100"
@@ -87,7 +88,7 @@ def voicemail_call(
 
 
 def answered_call(
-    client: FlaskClient, rest: FakeTwilioRest, clock: FrozenClock, caller: str = GERMAN
+    client: FlaskClient, rest: TwilioRest, clock: FrozenClock, caller: str = GERMAN
 ) -> Phone:
     """German withdrawal; Anna logs in after 75 s, talks 240 s; the caller scores 4 of 5."""
     phone = Phone(client, caller=caller, base_url=PUBLIC)
@@ -251,7 +252,7 @@ def test_a_masked_number_shows_only_its_country_code_and_last_digits(
 
 
 def test_the_timeline_of_an_answered_call_tells_it_from_the_menu_to_the_survey(
-    client: FlaskClient, rest: FakeTwilioRest, clock: FrozenClock, database: Database
+    client: FlaskClient, rest: TwilioRest, clock: FrozenClock, database: Database
 ) -> None:
     clock.set(MONDAY_15)
     ticket = ticket_of(database, answered_call(client, rest, clock).sid)

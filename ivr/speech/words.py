@@ -1,11 +1,12 @@
 """What a caller said, as the words the router compares: one language's rules for text that speech
 recognition returns (no punctuation, any case, inflected, Chinese without spaces).
 
-- English, French and German words are cut to their stem with the Snowball stemmers
-  (`snowballstemmer`, the stemmers of the Snowball project: maintained, pure Python, no model to
-  download): "withdrawals", "withdrawing" and "withdraw" all become "withdraw"; "retraits" becomes
-  "retrait"; "Auszahlungen" becomes "auszahl". Accents are dropped after stemming, so "dépôt" and
-  "depot" meet.
+- Words are cut to their stem with the Snowball stemmers (`snowballstemmer`, the stemmers of the
+  Snowball project: maintained, pure Python, no model to download), in every language Snowball
+  stems (English, French and German, and Spanish, Italian, Portuguese, Dutch, Russian... for a
+  language the rules add): "withdrawals", "withdrawing" and "withdraw" all become "withdraw";
+  "retraits" becomes "retrait"; "Auszahlungen" becomes "auszahl"; "retiros" becomes "retir".
+  Accents are dropped after stemming, so "dépôt" and "depot" meet.
 - Chinese is compared by how it sounds: each character becomes its pinyin syllable without tones
   (`pypinyin`), so that a homophone recognition writes ("体现" for "提现", both "ti xian") still
   matches. Letters and digits inside Chinese text ("USDT", "2FA") stay words.
@@ -28,7 +29,22 @@ from functools import cache, lru_cache
 import snowballstemmer
 from pypinyin import lazy_pinyin
 
-_STEMMERS = {"en": "english", "fr": "french", "de": "german"}
+_SNOWBALL = {
+    "ar": "arabic", "hy": "armenian", "eu": "basque", "ca": "catalan", "cs": "czech",
+    "da": "danish", "nl": "dutch", "en": "english", "eo": "esperanto", "et": "estonian",
+    "fi": "finnish", "fr": "french", "de": "german", "el": "greek", "hi": "hindi",
+    "hu": "hungarian", "id": "indonesian", "ga": "irish", "it": "italian", "lt": "lithuanian",
+    "ne": "nepali", "no": "norwegian", "nb": "norwegian", "nn": "norwegian", "fa": "persian",
+    "pl": "polish", "pt": "portuguese", "ro": "romanian", "ru": "russian", "sr": "serbian",
+    "st": "sesotho", "es": "spanish", "sv": "swedish", "ta": "tamil", "tr": "turkish",
+    "yi": "yiddish",
+}  # fmt: skip
+"""ISO 639-1 code -> the Snowball stemmer of that language."""
+_STEMMERS = {
+    code: name for code, name in _SNOWBALL.items() if name in set(snowballstemmer.algorithms())
+}
+"""The languages whose words are stemmed: every one Snowball stems, so that a language added by
+the rules (docs/admins/voices.md) is stemmed too."""
 CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _SPELLED = re.compile(r"\b(?:[a-z0-9] ){1,}[a-z0-9]\b")
@@ -96,8 +112,9 @@ def _latin_words(text: str, base: str) -> list[str]:
 
 @lru_cache(maxsize=65536)
 def stem(word: str, base: str) -> str:
-    """`word` (lower case) cut to its stem in the language `base` ("en", "fr", "de"), without
-    accents; a word in another language or script is only stripped of its accents."""
+    """`word` (lower case) cut to its stem in the language `base` ("en", "es", ...), without
+    accents; a word in a language Snowball does not stem, or in another script, is only stripped
+    of its accents."""
     algorithm = _STEMMERS.get(base)
     if algorithm is not None and word.isalpha():
         with _STEMMING:  # a Snowball stemmer keeps its word in itself while it works

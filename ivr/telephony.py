@@ -68,6 +68,13 @@ class TwilioTelephony:
         self._client = Client(account_sid, auth_token, http_client=http_client)
         self._base = public_base_url.rstrip("/")
 
+    @property
+    def http_client(self) -> HttpClient:
+        """The HTTP client the `twilio` library sends through: its own, or the fake a test or the
+        simulator gave (`ivr.simulator.rest.TwilioRest`)."""
+        client: HttpClient = self._client.http_client
+        return client
+
     def redirect(self, call_sid: str, path: str) -> bool:
         try:
             self._client.calls(call_sid).update(url=self._base + path, method="POST")

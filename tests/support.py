@@ -132,7 +132,7 @@ def calls_of(app: Flask) -> Calls | None:
     telephony = getattr(app.extensions.get("ivr"), "telephony", None)
     if not isinstance(telephony, TwilioTelephony):
         return None
-    rest = telephony._client.http_client  # the HTTP client the test gave `create_app`
+    rest = telephony.http_client  # the HTTP client the test gave `create_app`
     network = rest.network if isinstance(rest, TwilioRest) else None
     return network if isinstance(network, Calls) else None
 

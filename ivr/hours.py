@@ -28,9 +28,8 @@ from babel.dates import (
 from ivr.rules.prompts import BUILT_IN_WORDS, DateWords
 from ivr.rules.schema import Team, TimeRange
 
-# Team and DateWords are re-exported so callers can annotate with `hours.Team` without importing the schema.
+# Team is re-exported so callers can annotate with `hours.Team` without importing the schema.
 __all__ = [
-    "DateWords",
     "DayHours",
     "Status",
     "Team",

@@ -22,7 +22,7 @@ from ivr.security import refuse_unsigned
 from ivr.services import services
 from ivr.switchboard import Call
 from ivr.tickets.changes import Outcome, TicketChange
-from ivr.web.inbound import SID, caller_ids, fingerprint, recording_fields
+from ivr.web.inbound import SID, caller_ids, fingerprint, recording_fields, twiml
 
 log = logging.getLogger("ivr.fallback")  # the name its log lines have always carried
 bp = Blueprint("fallback", __name__, url_prefix="/voice/fallback")
@@ -90,10 +90,6 @@ def _voicemail(response: VoiceResponse, voice: _Voice) -> None:
     response.hangup()
 
 
-def _twiml(response: VoiceResponse) -> Response:
-    return Response(str(response), 200, mimetype="text/xml")
-
-
 @bp.post("")
 def fallback() -> Response:
     """The Fallback URL: an apology, then the operator line or a voicemail."""
@@ -111,7 +107,7 @@ def fallback() -> Response:
         dial.number(operator)
     else:
         _voicemail(response, voice)
-    return _twiml(response)
+    return twiml(str(response))
 
 
 @bp.post("/dialled")
@@ -124,7 +120,7 @@ def dialled() -> Response:
         response.hangup()
     else:
         _voicemail(response, voice)
-    return _twiml(response)
+    return twiml(str(response))
 
 
 @bp.post("/recorded")
@@ -136,7 +132,7 @@ def recorded() -> Response:
     voice.say(response, "voicemail_saved")
     voice.say(response, "goodbye")
     response.hangup()
-    return _twiml(response)
+    return twiml(str(response))
 
 
 def _journal_voicemail() -> None:
